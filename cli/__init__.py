@@ -1,0 +1,1 @@
+"""The `rankkit` command line (installed as the package rankkit.cli)."""

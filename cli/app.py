@@ -1,0 +1,29 @@
+"""The `rankkit` Typer app: thin commands over the library."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from rankkit.cli import index
+from rankkit.cli.evaluate import evaluate
+from rankkit.cli.quickstart import quickstart
+from rankkit.cli.search import search
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+app.add_typer(index.app, name="index")
+app.command()(search)
+app.command("eval")(evaluate)
+app.command()(quickstart)
+
+
+def main() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    app()

@@ -1,0 +1,29 @@
+"""`rankkit quickstart`: index, search and evaluate end to end on the embedded defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from rankkit.cli.errors import friendly_errors
+
+
+@friendly_errors
+def quickstart(
+    data: Optional[Path] = typer.Option(None, help="Collection folder (collection.tsv, queries.tsv, qrels.txt); "
+                                                   "default: the bundled sample."),
+    out: Path = typer.Option(Path("quickstart-output"), help="Where indexes, runs and the report go."),
+    model: str = typer.Option("default", help="Dense model; default the packaged all-MiniLM-L6-v2."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+) -> None:
+    """Build BM25 and dense indexes, search with BM25, dense and hybrid, and evaluate."""
+    from rankkit.eval.report import summary_table
+    from rankkit.quickstart import QuickstartConfig, run_quickstart
+
+    config = QuickstartConfig(data=str(data) if data else None, out=str(out), model=model, device=device)
+    evaluations = run_quickstart(config)
+    Console().print(summary_table(list(evaluations), list(evaluations.values())))
+    print(f"indexes, runs and report.json are in {out}")

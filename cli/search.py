@@ -1,0 +1,50 @@
+"""`rankkit search`: one query to a table, or a queries file to a TREC run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rankkit.cli.errors import friendly_errors
+from rankkit.errors import RankkitError
+
+
+@friendly_errors
+def search(
+    index: List[Path] = typer.Option(..., "--index", "-i", help="Index folder; give two or more for hybrid (RRF)."),
+    query: Optional[str] = typer.Option(None, "--query", "-q", help="One query, answered as a table."),
+    queries: Optional[str] = typer.Option(None, help="Queries file (TSV or TREC topics) or irds:<id>."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write (with --queries)."),
+    k: int = typer.Option(10, "--k", "-k", help="Hits per query."),
+    tag: str = typer.Option("rankkit", help="Run tag (last column of the TREC run)."),
+    weight: Optional[List[float]] = typer.Option(None, help="Hybrid: one RRF weight per --index."),
+    model: Optional[str] = typer.Option(None, help="Dense: query model; default the one in the index manifest."),
+    k1: Optional[float] = typer.Option(None, help="BM25 k1 (default 0.9)."),
+    b: Optional[float] = typer.Option(None, help="BM25 b (default 0.4)."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+) -> None:
+    """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
+    from rankkit.data.queries import read_queries
+    from rankkit.data.runs import write_run
+    from rankkit.retrieve import open_retriever
+
+    if (query is None) == (queries is None):
+        raise RankkitError("give exactly one of --query TEXT or --queries FILE")
+    if queries is not None and output is None:
+        raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
+    retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device)
+    if query is not None:
+        table = Table(title=f"{retriever.name}: {query}")
+        for column in ("rank", "docid", "score"):
+            table.add_column(column, justify="right" if column != "docid" else "left")
+        for rank, hit in enumerate(retriever.search(query, k), start=1):
+            table.add_row(str(rank), hit.docid, f"{hit.score:.4f}")
+        Console().print(table)
+        return
+    run = retriever.batch_search(read_queries(queries), k)
+    write_run(run, output, tag=tag)
+    print(f"wrote {sum(len(h) for h in run.values())} hits for {len(run)} queries to {output}")

@@ -1,0 +1,50 @@
+"""A test collection folder in the ../shared/data layout: collection.tsv, queries.tsv, qrels.txt."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rankkit.errors import RankkitError
+
+SAMPLE_DIR = Path(__file__).parent / "sample"
+COLLECTION_FILES = ("collection.tsv", "queries.tsv", "qrels.txt")
+
+
+@dataclass(frozen=True)
+class CollectionPaths:
+    root: Path
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "collection.tsv"
+
+    @property
+    def queries(self) -> Path:
+        return self.root / "queries.tsv"
+
+    @property
+    def qrels(self) -> Path:
+        return self.root / "qrels.txt"
+
+    @property
+    def name(self) -> str:
+        return self.root.name if self.root != SAMPLE_DIR else "sample"
+
+
+def collection(root: str | Path | None = None) -> CollectionPaths:
+    """The collection in `root` (the bundled sample when None), checked for its three files."""
+    paths = CollectionPaths(Path(root) if root is not None else SAMPLE_DIR)
+    missing = [name for name in COLLECTION_FILES if not (paths.root / name).is_file()]
+    if missing:
+        raise RankkitError(f"{paths.root}: missing {', '.join(missing)}. Fix: give a folder holding "
+                           "collection.tsv (docid<TAB>text), queries.tsv (qid<TAB>text) and qrels.txt (TREC qrels)")
+    return paths
+
+
+def shared_data_root() -> Path:
+    """Where the shared collections live: $RANKKIT_DATA, else ../shared/data beside the checkout."""
+    if os.environ.get("RANKKIT_DATA"):
+        return Path(os.environ["RANKKIT_DATA"])
+    return Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -1,0 +1,126 @@
+"""Corpora: MS MARCO TSV (id, text), pyserini JSONL (id, contents) and BEIR JSONL (_id, title, text).
+
+Corpora are streamed document by document, so an 8.8M-passage file is never held as a dict.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Literal
+
+from rankkit.data import irds
+from rankkit.data.files import atomic_write, iter_lines
+from rankkit.errors import RankkitError, file_error
+
+CorpusFormat = Literal["tsv", "pyserini", "beir"]
+CORPUS_FORMATS: tuple[str, ...] = ("tsv", "pyserini", "beir")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    docid: str
+    text: str
+    title: str = ""
+
+    @property
+    def contents(self) -> str:
+        """Title and text as one string, the form both BM25 and encoders index."""
+        return f"{self.title} {self.text}" if self.title else self.text
+
+
+def detect_corpus_format(path: str | Path) -> CorpusFormat:
+    """Guess the format from the extension and, for JSONL, the keys of the first record."""
+    path = Path(path)
+    suffixes = [s for s in path.suffixes if s != ".gz"]
+    if suffixes and suffixes[-1] in (".tsv", ".txt"):
+        return "tsv"
+    if suffixes and suffixes[-1] in (".jsonl", ".json"):
+        for number, line in iter_lines(path):
+            record = _parse_json(path, number, line)
+            if "_id" in record:
+                return "beir"
+            if "id" in record and "contents" in record:
+                return "pyserini"
+            raise file_error(path, number, f"JSONL record has keys {sorted(record)}",
+                             "use pyserini JSONL {id, contents} or BEIR JSONL {_id, title, text}")
+        raise file_error(path, None, "file is empty", "give a corpus with at least one document")
+    raise file_error(path, None, f"cannot tell the corpus format from the name {path.name!r}",
+                     "name it .tsv or .jsonl, or pass --format tsv|pyserini|beir")
+
+
+def _parse_json(path: Path, number: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise file_error(path, number, f"invalid JSON ({exc.msg})", "write one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise file_error(path, number, "JSON line is not an object", "write one JSON object per line")
+    return record
+
+
+def _string_field(path: Path, number: int, record: dict, key: str, required: bool = True) -> str:
+    value = record.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, (str, int)) or (required and str(value) == ""):
+        raise file_error(path, number, f"field {key!r} is missing or not a string",
+                         f"give every record a non-empty {key!r}")
+    return str(value)
+
+
+def _parse_document(path: Path, number: int, line: str, fmt: CorpusFormat) -> Document:
+    if fmt == "tsv":
+        docid, sep, text = line.partition("\t")
+        if not sep or not docid.strip():
+            raise file_error(path, number, "expected 'docid<TAB>text'",
+                             "separate the id from the text with a tab")
+        return Document(docid.strip(), text)
+    record = _parse_json(path, number, line)
+    if fmt == "pyserini":
+        return Document(_string_field(path, number, record, "id"),
+                        _string_field(path, number, record, "contents", required=False))
+    return Document(_string_field(path, number, record, "_id"),
+                    _string_field(path, number, record, "text", required=False),
+                    _string_field(path, number, record, "title", required=False))
+
+
+def read_corpus(path: str | Path, fmt: CorpusFormat | None = None) -> Iterator[Document]:
+    """Stream the documents of a corpus file (or `irds:<id>`); duplicate ids are an error."""
+    if irds.is_irds(path):
+        yield from (Document(docid, text, title) for docid, title, text in irds.iter_docs(str(path)))
+        return
+    path = Path(path)
+    fmt = fmt or detect_corpus_format(path)
+    if fmt not in CORPUS_FORMATS:
+        raise RankkitError(f"unknown corpus format {fmt!r}. Fix: use one of {', '.join(CORPUS_FORMATS)}")
+    first_line: dict[str, int] = {}
+    for number, line in iter_lines(path):
+        doc = _parse_document(path, number, line, fmt)
+        if doc.docid in first_line:
+            raise file_error(path, number, f"duplicate docid {doc.docid!r} (first on line {first_line[doc.docid]})",
+                             "give every document a unique id")
+        first_line[doc.docid] = number
+        yield doc
+
+
+def write_corpus(docs: Iterable[Document], path: str | Path, fmt: CorpusFormat = "tsv") -> int:
+    """Write documents atomically in the given format; returns the number written."""
+    count = 0
+    with atomic_write(path) as out:
+        for doc in docs:
+            if fmt == "tsv":
+                if "\t" in doc.docid or "\n" in doc.contents or "\t" in doc.contents:
+                    raise RankkitError(f"document {doc.docid!r} has a tab or newline, which TSV cannot hold. "
+                                       "Fix: write it as pyserini or beir JSONL")
+                out.write(f"{doc.docid}\t{doc.contents}\n")
+            elif fmt == "pyserini":
+                out.write(json.dumps({"id": doc.docid, "contents": doc.contents}, ensure_ascii=False) + "\n")
+            elif fmt == "beir":
+                out.write(json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text},
+                                     ensure_ascii=False) + "\n")
+            else:
+                raise RankkitError(f"unknown corpus format {fmt!r}. Fix: use one of {', '.join(CORPUS_FORMATS)}")
+            count += 1
+    return count

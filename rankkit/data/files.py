@@ -1,0 +1,91 @@
+"""File plumbing shared by every reader and writer: line iteration with line numbers, atomic
+writes (temporary path, then rename) and checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from rankkit.errors import RankkitError, file_error
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if not path.exists():
+        raise RankkitError(f"{path}: no such file. Fix: check the path (relative paths start at {Path.cwd()})")
+    if path.is_dir():
+        raise RankkitError(f"{path}: is a folder, a file was expected. Fix: name the file inside it")
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for each non-blank line, decoded as UTF-8.
+
+    Lines are split on '\\n' only (MS MARCO passages contain U+0085, which str.splitlines would
+    treat as a line break); a trailing '\\r' is dropped. Reads lazily, so 8.8M-line files stream.
+    """
+    path = Path(path)
+    with _open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise file_error(path, number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                                 "re-encode the file as UTF-8") from None
+            line = line.rstrip("\n").rstrip("\r")
+            if line.strip():
+                yield number, line
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "\n") as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,52 @@
+"""TREC qrels: 'qid iteration docid grade' with graded (integer) relevance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from rankkit.data import irds
+from rankkit.data.files import atomic_write, iter_lines
+from rankkit.errors import file_error
+
+Qrels = dict[str, dict[str, int]]
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """Read qrels as {qid: {docid: grade}} (or from `irds:<id>`); a repeated (qid, docid) is an error."""
+    if irds.is_irds(path):
+        return irds.qrels(str(path))
+    path = Path(path)
+    qrels: Qrels = {}
+    for number, line in iter_lines(path):
+        fields = line.split()
+        if len(fields) != 4:
+            raise file_error(path, number, f"expected 4 fields 'qid 0 docid grade', found {len(fields)}",
+                             "write TREC qrels, one judgment per line")
+        qid, _, docid, grade_text = fields
+        try:
+            grade = int(grade_text)
+        except ValueError:
+            raise file_error(path, number, f"grade {grade_text!r} is not an integer",
+                             "use integer grades (0 = not relevant)") from None
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise file_error(path, number, f"docid {docid!r} judged twice for query {qid!r}",
+                             "keep one judgment per (query, document)")
+        judged[docid] = grade
+    if not qrels:
+        raise file_error(path, None, "no judgments found", "give a qrels file with at least one line")
+    return qrels
+
+
+def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> None:
+    """Write qrels in TREC format, atomically."""
+    with atomic_write(path) as out:
+        for qid, judged in qrels.items():
+            for docid, grade in judged.items():
+                out.write(f"{qid} 0 {docid} {int(grade)}\n")
+
+
+def relevant(qrels: Qrels, min_grade: int = 1) -> dict[str, set[str]]:
+    """Per query, the documents judged at least min_grade."""
+    return {qid: {d for d, g in judged.items() if g >= min_grade} for qid, judged in qrels.items()}

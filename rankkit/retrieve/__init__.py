@@ -1,0 +1,28 @@
+"""Retrievers sharing one protocol (search / batch_search -> Run): BM25, dense, hybrid fusion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from rankkit.index.manifest import Manifest
+from rankkit.retrieve.base import Retriever
+from rankkit.retrieve.hybrid import HybridRetriever, rrf_fuse
+
+__all__ = ["HybridRetriever", "Retriever", "open_retriever", "rrf_fuse"]
+
+
+def open_retriever(folders: Sequence[str | Path], model: str | None = None, weights: Sequence[float] | None = None,
+                   k1: float | None = None, b: float | None = None, device: str | None = None) -> Retriever:
+    """One retriever for one index folder (its manifest says BM25 or dense), a hybrid for several."""
+    from rankkit.retrieve.bm25 import DEFAULT_B, DEFAULT_K1, BM25Retriever
+    from rankkit.retrieve.dense import DenseRetriever
+
+    retrievers: list[Retriever] = []
+    for folder in folders:
+        if Manifest.read(folder).kind == "bm25":
+            retrievers.append(BM25Retriever(folder, k1=k1 if k1 is not None else DEFAULT_K1,
+                                            b=b if b is not None else DEFAULT_B))
+        else:
+            retrievers.append(DenseRetriever.from_folder(folder, model=model, device=device))
+    return retrievers[0] if len(retrievers) == 1 else HybridRetriever(retrievers, weights)

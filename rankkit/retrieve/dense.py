@@ -1,0 +1,52 @@
+"""Dense retrieval: encode queries with the index's own model, search the FAISS index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from rankkit.data.runs import Hit, Run
+from rankkit.encode.biencoder import BiEncoder
+from rankkit.errors import RankkitError
+from rankkit.index.dense import DenseIndex
+from rankkit.retrieve.base import check_k, check_query
+
+
+def check_model_matches(index: DenseIndex, encoder: BiEncoder) -> None:
+    """Refuse a query model other than the one that built the index."""
+    built = index.manifest
+    if encoder.dimension != built.dimension or encoder.fingerprint != built.model_fingerprint:
+        raise RankkitError(
+            f"{index.folder} was built with model {built.model!r} (dimension {built.dimension}, fingerprint "
+            f"{built.model_fingerprint}), but the query model is {encoder.name!r} (dimension {encoder.dimension}, "
+            f"fingerprint {encoder.fingerprint}). Fix: search with --model {built.model}, or rebuild the index "
+            f"with the query model")
+
+
+class DenseRetriever:
+    """Search a dense index; the query model defaults to the one named in its manifest."""
+
+    def __init__(self, index: DenseIndex, encoder: BiEncoder, batch_size: int = 256):
+        check_model_matches(index, encoder)
+        self.index, self.encoder, self.batch_size = index, encoder, batch_size
+        self.name = f"dense:{index.folder.name}"
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, model: str | None = None, device: str | None = None,
+                    search_params: dict[str, int] | None = None) -> "DenseRetriever":
+        index = DenseIndex(folder, search_params)
+        return cls(index, BiEncoder(model or index.manifest.model, device=device))
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        return self.index.search(self.encoder.encode([check_query(query)]), check_k(k))[0]
+
+    def batch_search(self, queries: Mapping[str, str], k: int = 10) -> Run:
+        check_k(k)
+        qids = list(queries)
+        texts = [check_query(queries[qid]) for qid in qids]
+        run: Run = {}
+        for start in range(0, len(qids), self.batch_size):
+            vectors = self.encoder.encode(texts[start:start + self.batch_size])
+            for qid, hits in zip(qids[start:start + self.batch_size], self.index.search(vectors, k)):
+                run[qid] = hits
+        return run
