@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from rankkit.encode.batching import length_sorted_batches
 from rankkit.encode.device import choose_device
@@ -19,11 +20,16 @@ DEFAULT_MAX_LENGTH = 512
 
 
 def load_transformer(model_dir: Path) -> torch.nn.Module:
-    """AutoModel without BERT's unused pooler head where the architecture allows dropping it."""
+    """AutoModel without BERT's unused pooler head where the architecture allows dropping it
+    (transformers' load report about the skipped pooler weights is silenced: it is expected)."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         return AutoModel.from_pretrained(model_dir, add_pooling_layer=False)
     except TypeError:
         return AutoModel.from_pretrained(model_dir)
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 class BiEncoder:

@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny randomly initialised models (seconds, not minutes) and paths to data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rankkit.data.collection import SAMPLE_DIR, shared_data_root
+from rankkit.encode.models import resolve_model_dir
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def make_tiny_model(folder: Path, hidden: int = 32, seed: int = 0, pooling: str = "mean",
+                    normalize: bool = True) -> Path:
+    """Save a 2-layer BERT with random weights, MiniLM's tokenizer and sentence-transformers
+    pooling files into `folder`; loads in transformers and sentence-transformers."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("default"))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+        "word_embedding_dimension": hidden, "pooling_mode_mean_tokens": pooling == "mean",
+        "pooling_mode_cls_token": pooling == "cls", "pooling_mode_max_tokens": pooling == "max"}))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny random bi-encoder folder (hidden size 32, mean pooling, normalised)."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model(tmp_path_factory) -> Path:
+    """A second tiny model with different weights and dimension (for mismatch tests)."""
+    return make_tiny_model(tmp_path_factory.mktemp("other-tiny-model"), hidden=48, seed=1)
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The bundled sample collection folder."""
+    return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (or $RANKKIT_DATA); tests that need it skip with a reason when absent."""
+    root = shared_data_root()
+    if not (root / "dl19" / "collection.tsv").is_file():
+        pytest.skip(f"shared data not found at {root}; set RANKKIT_DATA to the data folder")
+    return root
