@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -9,7 +10,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
-from transformers.utils import logging as hf_logging
 
 from rankkit.encode.batching import length_sorted_batches
 from rankkit.encode.device import choose_device
@@ -19,17 +19,23 @@ from rankkit.encode.pooling import pool, read_pooling_config
 DEFAULT_MAX_LENGTH = 512
 
 
-def load_transformer(model_dir: Path) -> torch.nn.Module:
-    """AutoModel without BERT's unused pooler head where the architecture allows dropping it
-    (transformers' load report about the skipped pooler weights is silenced: it is expected)."""
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        return AutoModel.from_pretrained(model_dir, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_pretrained(model_dir)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+def save_sentence_transformers_folder(encoder: "BiEncoder", folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder.model.save_pretrained(folder)
+    encoder.tokenizer.save_pretrained(folder)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if encoder.pooling.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    flags = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token",
+             "max": "pooling_mode_max_tokens", "lasttoken": "pooling_mode_lasttoken"}
+    pooling = {"word_embedding_dimension": encoder.dimension, **{key: mode == encoder.pooling.mode
+                                                                 for mode, key in flags.items()}}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": encoder.max_length,
+                                                                  "do_lower_case": False}))
 
 
 class BiEncoder:
@@ -49,7 +55,7 @@ class BiEncoder:
         self.device = choose_device(device)
         self.pooling = read_pooling_config(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = load_transformer(self.model_dir).to(self.device).eval()
+        self.model = AutoModel.from_pretrained(self.model_dir).to(self.device).eval()
         limit = max_length or self.pooling.max_length or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens = max_tokens
@@ -65,6 +71,24 @@ class BiEncoder:
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.model_dir)
         return self._fingerprint
+
+    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Padded model inputs for `texts` on the encoder's device."""
+        batch = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                               return_tensors="pt", return_token_type_ids=False)
+        return {name: tensor.to(self.device) for name, tensor in batch.items()}
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embeddings of one batch with gradients, for training; pooled and normalised as in encode."""
+        inputs = self.tokenize(texts)
+        hidden = self.model(**inputs).last_hidden_state
+        vectors = pool(hidden, inputs["attention_mask"], self.pooling.mode)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.pooling.normalize else vectors
+
+    def save(self, folder: str | Path) -> None:
+        """Save as a sentence-transformers folder (also a transformers one): weights, tokenizer,
+        modules.json, pooling config and max length."""
+        save_sentence_transformers_folder(self, Path(folder))
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], show_progress: bool = False, desc: str = "encoding") -> np.ndarray:

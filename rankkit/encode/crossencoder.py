@@ -1,0 +1,71 @@
+"""Cross-encoder: scores (query, passage) pairs with one transformer and a scalar head.
+
+Starts from any transformers checkpoint: a folder without a classification head (a bi-encoder,
+a plain BERT) gets a new, randomly initialised scoring head. Saved folders load in
+sentence-transformers' CrossEncoder and transformers' AutoModelForSequenceClassification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from rankkit.encode.batching import length_sorted_batches
+from rankkit.encode.device import choose_device
+from rankkit.encode.models import model_display_name, resolve_model_dir
+from rankkit.encode.pooling import read_pooling_config
+
+DEFAULT_MAX_LENGTH = 256
+
+
+class CrossEncoder:
+    def __init__(self, model: str | Path = "default", device: str | None = None, max_length: int | None = None,
+                 max_tokens: int = 4096, max_batch_size: int = 64):
+        self.name = model_display_name(model)
+        self.model_dir = resolve_model_dir(model)
+        self.device = choose_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, num_labels=1)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        self.model.to(self.device).eval()
+        limit = max_length or read_pooling_config(self.model_dir).max_length or DEFAULT_MAX_LENGTH
+        self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
+        self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
+
+    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> torch.Tensor:
+        """Scores of one batch of pairs with gradients, for training: shape [len(queries)]."""
+        inputs = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length,
+                                padding=True, return_tensors="pt")
+        inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
+        return self.model(**inputs).logits.squeeze(-1)
+
+    @torch.inference_mode()
+    def score(self, pairs: Sequence[tuple[str, str]], show_progress: bool = False) -> np.ndarray:
+        """Scores (logits) of (query, passage) pairs, batched by similar length, in input order."""
+        out = np.zeros(len(pairs), dtype=np.float32)
+        if not pairs:
+            return out
+        lengths = [len(q) + len(p) for q, p in pairs]  # characters: a cheap proxy to sort by
+        budget = self.max_tokens * 4  # about 4 characters per token
+        with tqdm(total=len(pairs), desc="scoring pairs", disable=not show_progress) as progress:
+            for batch in length_sorted_batches(lengths, budget, self.max_batch_size):
+                scores = self.logits([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
+                out[batch] = scores.float().cpu().numpy()
+                progress.update(len(batch))
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)

@@ -1,0 +1,46 @@
+"""Fine-tune a bi-encoder on a MinedSet with InfoNCE over in-batch and mined negatives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from rankkit.encode.biencoder import BiEncoder
+from rankkit.mining.minedset import MinedSet
+from rankkit.train.config import TrainConfig
+from rankkit.train.dev import DevSet
+from rankkit.train.examples import Group, batches, check_texts, epoch_groups
+from rankkit.train.losses import info_nce_loss
+from rankkit.train.loop import fit
+
+
+class BiEncoderTask:
+    def __init__(self, encoder: BiEncoder, temperature: float):
+        self.encoder, self.temperature = encoder, temperature
+        self.module, self.device = encoder.model, encoder.device
+
+    def loss(self, batch: list[Group]) -> torch.Tensor:
+        queries = self.encoder.embed([g.query for g in batch])
+        positives = self.encoder.embed([g.positive for g in batch])
+        negatives = [text for g in batch for text in g.negatives]
+        mined = self.encoder.embed(negatives) if negatives else None
+        return info_nce_loss(queries, positives, mined, self.temperature)
+
+    def save(self, folder: Path) -> None:
+        self.encoder.save(folder)
+
+    def score_pairs(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
+        return (self.encoder.encode(queries) * self.encoder.encode(passages)).sum(axis=1)
+
+
+def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
+                    temperature: float = 0.05, dev: DevSet | None = None) -> Path:
+    """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
+    check_texts(mined, doc_texts)
+    task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature)
+    evaluate = dev.evaluator(task.score_pairs) if dev else None
+    return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
+                                           config.batch_size), config, evaluate)

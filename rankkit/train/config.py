@@ -1,0 +1,28 @@
+"""Training configuration shared by the trainers (written beside the trained model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    output: str  # folder: model/, checkpoints/, train_log.jsonl, config.json
+    model: str = "default"  # starting checkpoint: folder or hub id
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    batch_size: int = 8  # queries per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    negatives: int = 4  # mined negatives per query
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1  # share of steps with a linear warm-up, then linear decay to 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
+    eval_every: int = 0  # optimizer steps between dev evaluations; 0 = only at the end
+    device: str | None = None
+    amp: bool = True  # mixed precision, on CUDA only
+    max_length: int | None = None
+    plot: bool = False  # write training_curves.png at the end
+    overwrite: bool = False  # start afresh, deleting what config.output holds
