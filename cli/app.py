@@ -8,8 +8,11 @@ import typer
 
 from rankkit.cli import index
 from rankkit.cli.evaluate import evaluate
+from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
+from rankkit.cli.rerank import rerank
 from rankkit.cli.search import search
+from rankkit.cli.train import train
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -19,6 +22,9 @@ app.add_typer(index.app, name="index")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)
+app.command()(mine)
+app.command()(train)
+app.command()(rerank)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Collection, Iterable, Iterator, Literal
 
 from rankkit.data import irds
 from rankkit.data.files import atomic_write, iter_lines
@@ -94,7 +94,7 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None) -> Iterator[D
     path = Path(path)
     fmt = fmt or detect_corpus_format(path)
     if fmt not in CORPUS_FORMATS:
-        raise RankkitError(f"unknown corpus format {fmt!r}. Fix: use one of {', '.join(CORPUS_FORMATS)}")
+        raise file_error(path, None, f"unknown corpus format {fmt!r}", f"use one of {', '.join(CORPUS_FORMATS)}")
     first_line: dict[str, int] = {}
     for number, line in iter_lines(path):
         doc = _parse_document(path, number, line, fmt)
@@ -103,15 +103,26 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None) -> Iterator[D
                              "give every document a unique id")
         first_line[doc.docid] = number
         yield doc
+    if not first_line:
+        raise file_error(path, None, "file is empty", "give a corpus with at least one document")
+
+
+def read_doc_texts(path: str | Path, fmt: CorpusFormat | None = None,
+                   docids: Collection[str] | None = None) -> dict[str, str]:
+    """{docid: contents} for the documents in `docids` (all when None), streamed from the corpus."""
+    wanted = set(docids) if docids is not None else None
+    return {doc.docid: doc.contents for doc in read_corpus(path, fmt) if wanted is None or doc.docid in wanted}
 
 
 def write_corpus(docs: Iterable[Document], path: str | Path, fmt: CorpusFormat = "tsv") -> int:
     """Write documents atomically in the given format; returns the number written."""
+    if fmt not in CORPUS_FORMATS:
+        raise file_error(path, None, f"unknown corpus format {fmt!r}", f"use one of {', '.join(CORPUS_FORMATS)}")
     count = 0
     with atomic_write(path) as out:
         for doc in docs:
             if fmt == "tsv":
-                if "\t" in doc.docid or "\n" in doc.contents or "\t" in doc.contents:
+                if "\t" in doc.docid or "\n" in doc.docid or "\n" in doc.contents or "\t" in doc.contents:
                     raise RankkitError(f"document {doc.docid!r} has a tab or newline, which TSV cannot hold. "
                                        "Fix: write it as pyserini or beir JSONL")
                 out.write(f"{doc.docid}\t{doc.contents}\n")

@@ -1,0 +1,54 @@
+"""`rankkit mine`: queries + qrels + candidates -> MinedSet (JSONL) and its statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from rankkit.cli.errors import friendly_errors
+
+
+@friendly_errors
+def mine(
+    queries: str = typer.Option(..., help="Queries file (TSV or TREC topics)."),
+    qrels: str = typer.Option(..., help="Qrels: the labeled positives."),
+    corpus: str = typer.Option(..., help="Corpus file (texts for duplicate checks and training)."),
+    output: Path = typer.Option(..., "--output", "-o", help="MinedSet JSONL to write (stats beside it)."),
+    index: Optional[List[str]] = typer.Option(None, "--index", "-i", help="Index folder to mine from (repeatable)."),
+    run: Optional[List[str]] = typer.Option(None, help="Existing TREC run to mine from (repeatable)."),
+    depth: int = typer.Option(200, help="Candidates retrieved per query from each index."),
+    min_rank: int = typer.Option(1, help="Window: first rank kept."),
+    max_rank: int = typer.Option(200, help="Window: last rank kept."),
+    count: int = typer.Option(8, help="Negatives kept per query."),
+    sampling: str = typer.Option("top", help="How the count is filled: top, random or simans."),
+    simans_a: float = typer.Option(1.0, help="SimANS: sharpness a in exp(-a (s_neg - s_pos - b)^2)."),
+    simans_b: float = typer.Option(0.0, help="SimANS: offset b."),
+    margin: Optional[float] = typer.Option(None, help="Drop candidates scoring within this margin of the positive."),
+    relative_margin: bool = typer.Option(False, help="Margin as a share of |positive score|."),
+    score_field: str = typer.Option("score", help="Scores for margin and SimANS: score or teacher_score."),
+    teacher: Optional[str] = typer.Option(None, help="Cross-encoder folder that scores candidates."),
+    denoise_threshold: Optional[float] = typer.Option(None, help="RocketQA: drop teacher scores >= this."),
+    adaptive_k: Optional[float] = typer.Option(None, help="ATSS: drop teacher scores > mean + k * std."),
+    self_adversarial_run: Optional[str] = typer.Option(None, help="Run of an earlier checkpoint: keep what it ranks high."),
+    self_adversarial_depth: int = typer.Option(50, help="Self-adversarial: its top ranks that count as high."),
+    full_qrels: Optional[str] = typer.Option(None, help="Complete judgments: report the false-negative rate."),
+    seed: int = typer.Option(0, help="Seed for every random choice."),
+    min_grade: int = typer.Option(1, help="Grades at or above this are positives."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+) -> None:
+    """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
+    from rankkit.mining.recipe import MiningRecipe, run_mining
+
+    recipe = MiningRecipe(
+        queries=queries, qrels=qrels, corpus=corpus, output=str(output), indexes=tuple(index or ()),
+        runs=tuple(run or ()), depth=depth, min_rank=min_rank, max_rank=max_rank, count=count, sampling=sampling,
+        simans_a=simans_a, simans_b=simans_b, margin=margin, relative_margin=relative_margin,
+        score_field=score_field, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
+        self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
+        full_qrels=full_qrels, seed=seed, min_grade=min_grade, device=device)
+    mined = run_mining(recipe)
+    print(json.dumps(mined.stats, indent=2))
+    print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")

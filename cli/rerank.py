@@ -1,0 +1,36 @@
+"""`rankkit rerank`: rescore a TREC run's top documents with a cross-encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from rankkit.cli.errors import friendly_errors
+
+
+@friendly_errors
+def rerank(
+    run: str = typer.Option(..., help="TREC run to rerank."),
+    queries: str = typer.Option(..., help="Queries file of the run."),
+    corpus: str = typer.Option(..., help="Corpus the run was retrieved from."),
+    model: str = typer.Option(..., help="Cross-encoder folder (e.g. one trained by `rankkit train reranker`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Reranked TREC run to write."),
+    depth: int = typer.Option(100, help="Rerank this many top hits per query."),
+    tag: str = typer.Option("rerank", help="Run tag."),
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+) -> None:
+    """Rerank a run with a cross-encoder, writing a TREC run."""
+    from rankkit.data.corpus import read_doc_texts
+    from rankkit.data.queries import read_queries
+    from rankkit.data.runs import read_run, write_run
+    from rankkit.encode.crossencoder import CrossEncoder
+    from rankkit.retrieve.rerank import rerank_run
+
+    candidates = read_run(run)
+    needed = {h.docid for hits in candidates.values() for h in hits[:depth]}
+    reranked = rerank_run(candidates, read_queries(queries), read_doc_texts(corpus, docids=needed),
+                          CrossEncoder(model, device=device), depth, show_progress=True)
+    write_run(reranked, output, tag=tag)
+    print(f"wrote the reranked run to {output}")

@@ -1,0 +1,141 @@
+"""A mining run as one configuration: where candidates come from, which strategies, in which
+order. `rankkit mine` fills a MiningRecipe from its options and calls run_mining."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rankkit.data.corpus import read_doc_texts
+from rankkit.data.files import atomic_write
+from rankkit.data.qrels import read_qrels
+from rankkit.data.queries import read_queries
+from rankkit.data.runs import read_run
+from rankkit.errors import RankkitError
+from rankkit.mining.candidates import Candidates, candidates_from_retriever, candidates_from_run, merge_candidates
+from rankkit.mining.mine import MiningConfig, false_negative_rate, mine
+from rankkit.mining.minedset import MinedSet
+from rankkit.mining.strategies import (AdaptiveThreshold, MarginFilter, RandomN, RankWindow, SelfAdversarial,
+                                       SimANS, Strategy, TeacherDenoise, TopN)
+
+
+@dataclass(frozen=True)
+class MiningRecipe:
+    """Strategies apply in this order: window, teacher denoise, adaptive threshold, margin,
+    self-adversarial, then the count (top, random or simans)."""
+
+    queries: str
+    qrels: str
+    corpus: str
+    output: str
+    indexes: tuple[str, ...] = ()  # retrievers to mine from (BM25 / dense index folders)
+    runs: tuple[str, ...] = ()  # or existing TREC runs
+    depth: int = 200  # candidates retrieved per query
+    min_rank: int = 1
+    max_rank: int = 200
+    count: int = 8  # negatives kept per query
+    sampling: str = "top"  # top | random | simans
+    simans_a: float = 1.0
+    simans_b: float = 0.0
+    margin: float | None = None  # drop candidates scoring within this margin of the positive
+    relative_margin: bool = False
+    score_field: str = "score"  # score | teacher_score, for margin and simans
+    teacher: str | None = None  # cross-encoder folder: scores candidates (teacher_score)
+    denoise_threshold: float | None = None
+    adaptive_k: float | None = None  # drop teacher scores above mean + k * std
+    self_adversarial_run: str | None = None
+    self_adversarial_depth: int = 50
+    full_qrels: str | None = None  # complete judgments: report the false-negative rate
+    seed: int = 0
+    min_grade: int = 1
+    device: str | None = None
+
+    def strategies(self) -> list[Strategy]:
+        field = self.score_field
+        if field not in ("score", "teacher_score"):
+            raise RankkitError(f"unknown score field {field!r}. Fix: use score or teacher_score")
+        needs_teacher = (self.denoise_threshold is not None or self.adaptive_k is not None
+                         or field == "teacher_score")
+        if needs_teacher and self.teacher is None:
+            raise RankkitError("teacher-based strategies need scores from a teacher. Fix: pass --teacher MODEL")
+        steps: list[Strategy] = [RankWindow(self.min_rank, self.max_rank)]
+        if self.denoise_threshold is not None:
+            steps.append(TeacherDenoise(self.denoise_threshold))
+        if self.adaptive_k is not None:
+            steps.append(AdaptiveThreshold(self.adaptive_k))
+        if self.margin is not None:
+            steps.append(MarginFilter(self.margin, self.relative_margin, field))  # type: ignore[arg-type]
+        if self.self_adversarial_run is not None:
+            steps.append(SelfAdversarial.from_run(read_run(self.self_adversarial_run), self.self_adversarial_depth))
+        samplers = {"top": lambda: TopN(self.count), "random": lambda: RandomN(self.count),
+                    "simans": lambda: SimANS(self.count, self.simans_a, self.simans_b, field)}  # type: ignore[arg-type]
+        if self.sampling not in samplers:
+            raise RankkitError(f"unknown sampling {self.sampling!r}. Fix: use top, random or simans")
+        steps.append(samplers[self.sampling]())
+        return steps
+
+
+def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidates, dict]:
+    from rankkit.retrieve import open_retriever
+
+    if not recipe.indexes and not recipe.runs:
+        raise RankkitError("no candidate source. Fix: pass --index FOLDER or --run RUN_FILE")
+    if recipe.max_rank > recipe.depth and recipe.indexes:
+        raise RankkitError(f"the window ends at rank {recipe.max_rank} but only {recipe.depth} candidates are "
+                           f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
+    sources, encoders = [], {}
+    for folder in recipe.indexes:
+        retriever = open_retriever([folder], device=recipe.device)
+        sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
+        if hasattr(retriever, "encoder"):
+            encoders[retriever.name] = retriever.encoder
+    sources += [candidates_from_run(read_run(path), Path(path).name) for path in recipe.runs]
+    return merge_candidates(*sources), encoders
+
+
+def run_mining(recipe: MiningRecipe) -> MinedSet:
+    """Read the inputs, gather candidates, score them with the teacher if any, mine, report the
+    false-negative rate when full qrels are given, and write the MinedSet to recipe.output."""
+    strategies = recipe.strategies()
+    queries, qrels = read_queries(recipe.queries), read_qrels(recipe.qrels)
+    candidates, encoders = _candidates(recipe, queries)
+    needed = {c.docid for found in candidates.values() for c in found} | {d for j in qrels.values() for d in j}
+    doc_texts = read_doc_texts(recipe.corpus, docids=needed)
+    positive_scores = None
+    if encoders and len(recipe.indexes) == 1 and not recipe.runs:
+        # a dense source scores positives exactly, even those it did not retrieve
+        encoder = next(iter(encoders.values()))
+        positive_scores = dense_positive_scores(encoder, queries, qrels, doc_texts, recipe.min_grade)
+    positive_teacher = None
+    if recipe.teacher is not None:
+        from rankkit.encode.crossencoder import CrossEncoder
+        from rankkit.mining.teacher import add_teacher_scores
+
+        positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts,
+                                              CrossEncoder(recipe.teacher, device=recipe.device), recipe.min_grade)
+    mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
+                 doc_texts, positive_scores, positive_teacher)
+    mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}
+    if recipe.full_qrels is not None:
+        mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels))
+    mined.write(recipe.output)
+    with atomic_write(Path(recipe.output).with_suffix(".stats.json")) as out:
+        json.dump(mined.stats, out, indent=2)
+    return mined
+
+
+def dense_positive_scores(encoder, queries: dict[str, str], qrels: dict, doc_texts: dict[str, str],
+                          min_grade: int) -> dict[str, float]:
+    """Each query's best positive score under a bi-encoder (dot product of normalised embeddings)."""
+    pairs = [(qid, d) for qid in queries for d, g in qrels.get(qid, {}).items() if g >= min_grade and d in doc_texts]
+    if not pairs:
+        return {}
+    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs])
+    d_vectors = encoder.encode([doc_texts[d] for _, d in pairs])
+    best: dict[str, float] = {}
+    for (qid, _), score in zip(pairs, np.sum(q_vectors * d_vectors, axis=1)):
+        best[qid] = max(best.get(qid, float("-inf")), float(score))
+    return best
