@@ -18,16 +18,16 @@ from rankkit.train.loop import fit
 
 
 class BiEncoderTask:
-    def __init__(self, encoder: BiEncoder, temperature: float):
+    def __init__(self, encoder: BiEncoder, temperature: float, lr: float):
         self.encoder, self.temperature = encoder, temperature
-        self.module, self.device = encoder.model, encoder.device
+        self.parts, self.learning_rates, self.device = {"model": encoder.model}, {"model": lr}, encoder.device
 
-    def loss(self, batch: list[Group]) -> torch.Tensor:
+    def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
         queries = self.encoder.embed([g.query for g in batch])
         positives = self.encoder.embed([g.positive for g in batch])
         negatives = [text for g in batch for text in g.negatives]
         mined = self.encoder.embed(negatives) if negatives else None
-        return info_nce_loss(queries, positives, mined, self.temperature)
+        return {"model": info_nce_loss(queries, positives, mined, self.temperature)}
 
     def save(self, folder: Path) -> None:
         self.encoder.save(folder)
@@ -40,7 +40,8 @@ def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: Train
                     temperature: float = 0.05, dev: DevSet | None = None) -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
     check_texts(mined, doc_texts)
-    task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature)
+    task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature,
+                         config.lr)
     evaluate = dev.evaluator(task.score_pairs) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate)

@@ -1,5 +1,9 @@
 """The training loop every trainer shares: gradient accumulation, warm-up + linear decay,
-clipping, mixed precision on CUDA, checkpoints with exact resume, dev evaluation, JSONL log."""
+clipping, mixed precision on CUDA, checkpoints with exact resume, dev evaluation, JSONL log.
+
+A task trains one or more parts (CET trains two models at once), each with its own optimizer,
+schedule and clipping; the parts' losses are summed for one backward pass, so a part's loss may
+use another part's scores only detached."""
 
 from __future__ import annotations
 
@@ -25,12 +29,14 @@ CHECKPOINTS = "checkpoints"
 
 
 class Task(Protocol):
-    """What a trainer gives the loop: the module to optimise, its loss on a batch, a saver."""
+    """What a trainer gives the loop: the parts to optimise (name -> module) with their learning
+    rates, the loss of each part on a batch, and a saver."""
 
-    module: torch.nn.Module
+    parts: dict[str, torch.nn.Module]
+    learning_rates: dict[str, float]
     device: torch.device
 
-    def loss(self, batch: list[Group]) -> torch.Tensor: ...
+    def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]: ...
 
     def save(self, folder: Path) -> None: ...
 
@@ -54,15 +60,34 @@ def _autocast(task: Task, enabled: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _adamw(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norms (parameters with one dimension)."""
+    decay = [p for p in module.parameters() if p.ndim > 1]
+    no_decay = [p for p in module.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
+def _first(task: Task) -> str:
+    return next(iter(task.parts))
+
+
+def _set_mode(task: Task, train: bool) -> None:
+    for part in task.parts.values():
+        part.train(train)
+
+
 def _latest_checkpoint(output: Path) -> Path | None:
     found = sorted((output / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     return found[-1] if found else None
 
 
-def _save_checkpoint(output: Path, step: int, task: Task, optimizer, scheduler, scaler) -> None:
+def _save_checkpoint(output: Path, step: int, task: Task, optimizers: dict, schedulers: dict, scaler) -> None:
     with atomic_dir(output / CHECKPOINTS / f"step-{step}", overwrite=True) as folder:
-        torch.save({"step": step, "module": task.module.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+        torch.save({"step": step, "parts": {name: part.state_dict() for name, part in task.parts.items()},
+                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                    "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+                    "scaler": scaler.state_dict(),
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                    folder / "state.pt")
@@ -71,14 +96,15 @@ def _save_checkpoint(output: Path, step: int, task: Task, optimizer, scheduler, 
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(output: Path, task: Task, optimizer, scheduler, scaler) -> int:
+def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler) -> int:
     checkpoint = _latest_checkpoint(output)
     if checkpoint is None:
         return 0
     state = torch.load(checkpoint / "state.pt", map_location=task.device, weights_only=False)
-    task.module.load_state_dict(state["module"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    for name, part in task.parts.items():
+        part.load_state_dict(state["parts"][name])
+        optimizers[name].load_state_dict(state["optimizers"][name])
+        schedulers[name].load_state_dict(state["schedulers"][name])
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"]:
@@ -107,14 +133,13 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
                            "Fix: mine with a wider window or fewer filters")
     total_steps = config.max_steps or math.ceil(config.epochs * per_epoch / config.grad_accum)
     torch.manual_seed(config.seed)
-    decay = [p for n, p in task.module.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in task.module.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(total_steps, config.warmup_ratio))
+    optimizers = {name: _adamw(part, task.learning_rates[name], config.weight_decay)
+                  for name, part in task.parts.items()}
+    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(o, warmup_linear_decay(total_steps, config.warmup_ratio))
+                  for name, o in optimizers.items()}
     use_scaler = config.amp and task.device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    step = _resume(output, task, optimizer, scheduler, scaler)
+    step = _resume(output, task, optimizers, schedulers, scaler)
     with atomic_write(output / "config.json") as out:
         json.dump(asdict(config), out, indent=2)
 
@@ -127,48 +152,52 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
             index = (epoch + 1) * per_epoch
 
     stream = micro_batches(step * config.grad_accum)
-    task.module.train()
+    _set_mode(task, train=True)
     progress = tqdm(total=total_steps, initial=step, desc="training", unit="step")
     log = open(output / LOG_FILE, "a", encoding="utf-8")
     try:
         while step < total_steps:
-            started, loss_sum, groups = time.perf_counter(), 0.0, 0
+            started, groups = time.perf_counter(), 0
+            part_losses = dict.fromkeys(task.parts, 0.0)
             for _ in range(config.grad_accum):
                 batch = next(stream)
                 with _autocast(task, config.amp):
-                    loss = task.loss(batch) / config.grad_accum
-                scaler.scale(loss).backward()
-                loss_sum += float(loss.detach())
+                    losses = task.loss(batch)
+                scaler.scale(sum(losses.values()) / config.grad_accum).backward()
+                for name, loss in losses.items():
+                    part_losses[name] += float(loss.detach()) / config.grad_accum
                 groups += len(batch)
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(task.module.parameters(), config.max_grad_norm)
-            scaler.step(optimizer)
+            record = {"step": step + 1, "loss": sum(part_losses.values()), "lr": schedulers[_first(task)].get_last_lr()[0]}
+            for name, optimizer in optimizers.items():
+                scaler.unscale_(optimizer)
+                norm = torch.nn.utils.clip_grad_norm_(task.parts[name].parameters(), config.max_grad_norm)
+                record["grad_norm" if len(task.parts) == 1 else f"grad_norm_{name}"] = float(norm)
+                scaler.step(optimizer)
+                optimizer.zero_grad(set_to_none=True)
+                schedulers[name].step()
             scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
+            if len(task.parts) > 1:
+                record.update({f"loss_{name}": value for name, value in part_losses.items()})
             step += 1
-            seconds = time.perf_counter() - started
-            record = {"step": step, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm),
-                      "groups_per_s": groups / seconds}
+            record["groups_per_s"] = groups / (time.perf_counter() - started)
             if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
-                task.module.eval()
+                _set_mode(task, train=False)
                 record["dev"] = evaluate()
-                task.module.train()
+                _set_mode(task, train=True)
             log.write(json.dumps(record) + "\n")
             log.flush()
             progress.update(1)
-            progress.set_postfix(loss=f"{loss_sum:.4f}")
+            progress.set_postfix(loss=f"{record['loss']:.4f}")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
-                _save_checkpoint(output, step, task, optimizer, scheduler, scaler)
+                _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
     except KeyboardInterrupt:
-        _save_checkpoint(output, step, task, optimizer, scheduler, scaler)
+        _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
         raise RankkitError(f"training interrupted at step {step}; a checkpoint was saved. "
                            "Fix: run the same command again to resume") from None
     finally:
         log.close()
         progress.close()
-    task.module.eval()
+    _set_mode(task, train=False)
     with atomic_dir(output / "model", overwrite=True) as folder:
         task.save(folder)
     shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)

@@ -30,19 +30,19 @@ def group_scores(model: CrossEncoder, batch: list[Group]) -> torch.Tensor:
 
 
 class RerankerTask:
-    def __init__(self, model: CrossEncoder, loss: RerankerLoss):
+    def __init__(self, model: CrossEncoder, loss: RerankerLoss, lr: float):
         if loss not in ("softmax", "bce"):
             raise RankkitError(f"unknown reranker loss {loss!r}. Fix: use softmax or bce")
         self.model, self.loss_name = model, loss
-        self.module, self.device = model.model, model.device
+        self.parts, self.learning_rates, self.device = {"model": model.model}, {"model": lr}, model.device
 
-    def loss(self, batch: list[Group]) -> torch.Tensor:
+    def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
         scores = group_scores(self.model, batch)
         if self.loss_name == "softmax":
-            return softmax_cross_entropy_loss(scores)
+            return {"model": softmax_cross_entropy_loss(scores)}
         labels = torch.zeros_like(scores)
         labels[:, 0] = 1.0
-        return pointwise_bce_loss(scores, labels)
+        return {"model": pointwise_bce_loss(scores, labels)}
 
     def save(self, folder: Path) -> None:
         self.model.save(folder)
@@ -56,7 +56,7 @@ def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainC
     """Fine-tune a cross-encoder from config.model (a new scoring head when it has none); returns
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
     check_texts(mined, doc_texts)
-    task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss)
+    task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss, config.lr)
     evaluate = dev.evaluator(task.score_pairs) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate)
