@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -30,16 +31,21 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     treat as a line break); a trailing '\\r' is dropped. Reads lazily, so 8.8M-line files stream.
     """
     path = Path(path)
+    number = 0
     with _open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise file_error(path, number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                                 "re-encode the file as UTF-8") from None
-            line = line.rstrip("\n").rstrip("\r")
-            if line.strip():
-                yield number, line
+        try:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise file_error(path, number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                                     "re-encode the file as UTF-8") from None
+                line = line.rstrip("\n").rstrip("\r")
+                if line.strip():
+                    yield number, line
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise file_error(path, number + 1, f"not a valid gzip file ({exc})",
+                             "re-compress it with gzip, or drop the .gz suffix if it is plain text") from None
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from pathlib import Path
 from typing import Mapping
@@ -11,8 +13,8 @@ from rankkit.data.files import atomic_write, iter_lines
 from rankkit.errors import file_error
 
 _TOPIC = re.compile(r"<top>(.*?)</top>", re.S)
-_NUM = re.compile(r"<num>\s*(?:Number:)?\s*(\S+)")
-_TITLE = re.compile(r"<title>\s*(?:Topic:)?\s*(.*?)\s*(?=<desc>|<narr>|</top>|<title>|$)", re.S)
+_NUM = re.compile(r"<num>\s*(?:Number:)?\s*([^\s<]+)")
+_TITLE = re.compile(r"<title>\s*(?:Topic:)?\s*(.*?)\s*(?=</title>|<desc>|<narr>|</top>|<title>|$)", re.S)
 
 
 def _add(queries: dict[str, str], path: Path, line: int | None, qid: str, text: str) -> None:
@@ -24,14 +26,24 @@ def _add(queries: dict[str, str], path: Path, line: int | None, qid: str, text: 
 
 
 def _read_trec_topics(path: Path) -> dict[str, str]:
-    content = "\n".join(line for _, line in iter_lines(path))
+    numbered = list(iter_lines(path))
+    content = "\n".join(line for _, line in numbered)
+    starts = list(itertools.accumulate((len(line) + 1 for _, line in numbered), initial=0))
+
+    def line_at(offset: int) -> int:  # the file's line number of a character offset in `content`
+        return numbered[bisect.bisect_right(starts, offset) - 1][0]
+
     queries: dict[str, str] = {}
-    for block in _TOPIC.findall(content):
+    for match in _TOPIC.finditer(content):
+        block = match.group(1)
         num, title = _NUM.search(block), _TITLE.search(block)
         if not num or not title:
-            raise file_error(path, None, f"topic without <num> or <title>: {block.strip()[:60]!r}",
+            raise file_error(path, line_at(match.start()), f"topic without <num> or <title>: {block.strip()[:60]!r}",
                              "give every <top> a <num> and a <title>")
-        _add(queries, path, None, num.group(1), title.group(1))
+        _add(queries, path, line_at(match.start(1) + num.start()), num.group(1), title.group(1))
+    if not queries:
+        raise file_error(path, numbered[0][0], "no complete <top> ... </top> topic found",
+                         "close every topic with </top>")
     return queries
 
 

@@ -27,7 +27,9 @@ def read_pooling_config(model_dir: Path) -> PoolingConfig:
     pooling_path = next((m["path"] for m in modules if m.get("type", "").endswith("Pooling")), "1_Pooling")
     pooling = read_json(model_dir / pooling_path / "config.json") or {}
     flags = {"mean": "pooling_mode_mean_tokens", "cls": "pooling_mode_cls_token",
-             "max": "pooling_mode_max_tokens", "lasttoken": "pooling_mode_lasttoken"}
+             "max": "pooling_mode_max_tokens", "lasttoken": "pooling_mode_lasttoken",
+             # sentence-transformers modes rankkit does not implement: named so they are refused, not ignored
+             "weightedmean": "pooling_mode_weightedmean_tokens", "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens"}
     chosen = [mode for mode, key in flags.items() if pooling.get(key)]
     if pooling.get("pooling_mode"):
         chosen = [pooling["pooling_mode"]]
