@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from rankkit.cli import index
+from rankkit.cli import cet, index
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
@@ -19,6 +19,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(index.app, name="index")
+app.add_typer(cet.app, name="cet")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)

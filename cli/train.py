@@ -15,11 +15,13 @@ from rankkit.errors import RankkitError
 class Kind(str, Enum):
     biencoder = "biencoder"
     reranker = "reranker"
+    cet = "cet"
 
 
 @friendly_errors
 def train(
-    kind: Kind = typer.Argument(..., help="biencoder (InfoNCE) or reranker (cross-encoder)."),
+    kind: Kind = typer.Argument(..., help="biencoder (InfoNCE), reranker (cross-encoder) or cet (relevance + "
+                                          "selection models, coupled)."),
     mined: Path = typer.Option(..., help="MinedSet written by `rankkit mine`."),
     corpus: str = typer.Option(..., help="Corpus the MinedSet was mined from (passage texts)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder: model/, train_log.jsonl, config.json."),
@@ -32,8 +34,13 @@ def train(
     lr: float = typer.Option(2e-5, help="Peak learning rate."),
     warmup_ratio: float = typer.Option(0.1, help="Share of steps warming up, then linear decay."),
     max_grad_norm: float = typer.Option(1.0, help="Gradient clipping."),
-    temperature: float = typer.Option(0.05, help="Bi-encoder: InfoNCE temperature."),
+    temperature: float = typer.Option(0.05, help="Bi-encoder (and CET bi-encoder relevance): score temperature."),
     loss: str = typer.Option("softmax", help="Reranker: softmax (listwise/pairwise CE) or bce (pointwise)."),
+    relevance: str = typer.Option("cross-encoder", help="CET: relevance model, cross-encoder or bi-encoder."),
+    selection: str = typer.Option("provenance", help="CET: selection model, provenance (light) or cross-encoder."),
+    debias_ratio: float = typer.Option(2.0, help="CET: T in the pair weight 1 / (1 - sigmoid(s_neg / T))."),
+    selection_model: Optional[str] = typer.Option(None, help="CET: cross-encoder selection model's start."),
+    selection_lr: Optional[float] = typer.Option(None, help="CET: selection model learning rate."),
     seed: int = typer.Option(0),
     checkpoint_every: int = typer.Option(0, help="Steps between checkpoints (resume by rerunning)."),
     eval_every: int = typer.Option(0, help="Steps between dev evaluations (needs the --dev-* options)."),
@@ -51,6 +58,7 @@ def train(
     from rankkit.data.runs import read_run
     from rankkit.mining.minedset import MinedSet
     from rankkit.train import DevSet, TrainConfig, train_biencoder, train_reranker
+    from rankkit.train.cet import CETConfig, train_cet
 
     config = TrainConfig(output=str(output), model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
                          grad_accum=grad_accum, negatives=negatives, lr=lr, warmup_ratio=warmup_ratio,
@@ -67,6 +75,10 @@ def train(
     dev = DevSet(read_queries(dev_queries), read_qrels(dev_qrels), dev_candidates, doc_texts) if dev_run else None
     if kind is Kind.biencoder:
         folder = train_biencoder(mined_set, doc_texts, config, temperature=temperature, dev=dev)
-    else:
+    elif kind is Kind.reranker:
         folder = train_reranker(mined_set, doc_texts, config, loss=loss, dev=dev)  # type: ignore[arg-type]
+    else:
+        cet = CETConfig(relevance=relevance, selection=selection, temperature=debias_ratio,  # type: ignore[arg-type]
+                        selection_model=selection_model, selection_lr=selection_lr, bi_temperature=temperature)
+        folder = train_cet(mined_set, doc_texts, config, cet, dev=dev)
     print(f"saved the trained {kind.value} to {folder}")

@@ -14,9 +14,9 @@ class Candidate:
     """One retrieved document for one query, and where it came from."""
 
     docid: str
-    source: str  # the retriever or run that found it
-    rank: int  # 1-based rank in that source
-    score: float  # the source's score
+    source: str = ""  # the retriever or run that found it
+    rank: int | None = None  # 1-based rank in that source (None: not recorded)
+    score: float | None = None  # the source's score (None: not recorded)
     teacher_score: float | None = None  # a cross-encoder's score, when a teacher scored it
     strategy: str = ""  # the strategies that kept it, filled in by mine()
 

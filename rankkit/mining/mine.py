@@ -76,6 +76,7 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
             positive_teacher_scores.get(qid) if positive_teacher_scores
             else _best([c.teacher_score for c in found if c.docid in positives]),
             rng)
+        provenance = {c.docid: c for c in found if c.docid in positives}
         kept = [c for c in found if c.docid not in positives]
         counts["positives_dropped"] += len(found) - len(kept)
         if doc_texts is not None:
@@ -93,7 +94,7 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
             continue
         chain = ">".join(s.name for s in strategies)
         negatives = [Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, chain) for c in kept]
-        mined.append(MinedQuery(qid, queries[qid], positives, negatives))
+        mined.append(MinedQuery(qid, queries[qid], positives, negatives, provenance))
     return MinedSet(mined, {"seed": config.seed, "min_grade": config.min_grade,
                             "strategies": [repr(s) for s in strategies]},
                     summarise(mined, counts, dropped, before))

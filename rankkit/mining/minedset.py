@@ -2,9 +2,10 @@
 
 File format (JSONL, written atomically by `rankkit mine`, read by every trainer): the first line
 is {"_meta": {"format": "rankkit-minedset", "version": 1, "config": {...}, "stats": {...}}}; each
-following line is one query:
+following line is one query ("retrieved" is a positive's own provenance, null when no source found it):
     {"qid": str, "query": str,
-     "positives": [{"docid": str, "grade": int}, ...],
+     "positives": [{"docid": str, "grade": int, "retrieved": null | {"source": str, "rank": int,
+                    "score": float, "teacher_score": float | null}}, ...],
      "negatives": [{"docid": str, "source": str, "rank": int, "score": float,
                     "teacher_score": float | null, "strategy": str}, ...]}
 """
@@ -30,6 +31,14 @@ class MinedQuery:
     query: str
     positives: dict[str, int]  # docid -> grade
     negatives: list[Candidate]
+    positive_provenance: dict[str, Candidate] = field(default_factory=dict)  # positives a source retrieved
+
+
+def _provenance(candidate: Candidate | None) -> dict | None:
+    if candidate is None:
+        return None
+    return {"source": candidate.source, "rank": candidate.rank, "score": candidate.score,
+            "teacher_score": candidate.teacher_score}
 
 
 @dataclass
@@ -37,6 +46,7 @@ class MinedSet:
     queries: list[MinedQuery]
     config: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    positive_provenance_recorded: bool = True  # False for files from miners that did not record it
 
     def write(self, path: str | Path) -> None:
         with atomic_write(path) as out:
@@ -45,7 +55,8 @@ class MinedSet:
             for q in self.queries:
                 out.write(json.dumps({
                     "qid": q.qid, "query": q.query,
-                    "positives": [{"docid": d, "grade": g} for d, g in q.positives.items()],
+                    "positives": [{"docid": d, "grade": g, "retrieved": _provenance(q.positive_provenance.get(d))}
+                                  for d, g in q.positives.items()],
                     "negatives": [asdict(c) for c in q.negatives]}, ensure_ascii=False) + "\n")
 
     @classmethod
@@ -61,9 +72,13 @@ class MinedSet:
                         raise KeyError("format")
                     mined.config, mined.stats = meta.get("config", {}), meta.get("stats", {})
                     continue
+                positives = record["positives"]
                 mined.queries.append(MinedQuery(
-                    record["qid"], record["query"], {p["docid"]: int(p["grade"]) for p in record["positives"]},
-                    [Candidate(**n) for n in record["negatives"]]))
+                    record["qid"], record["query"], {p["docid"]: int(p["grade"]) for p in positives},
+                    [Candidate(**n) for n in record["negatives"]],
+                    {p["docid"]: Candidate(p["docid"], strategy="positive", **p["retrieved"])
+                     for p in positives if p.get("retrieved")}))
+                mined.positive_provenance_recorded &= all("retrieved" in p for p in positives)
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise file_error(path, number, f"not a MinedSet record ({type(exc).__name__}: {exc})",
                                  "give a file written by `rankkit mine`") from None

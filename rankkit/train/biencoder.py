@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
-import numpy as np
 import torch
 
 from rankkit.encode.biencoder import BiEncoder
@@ -15,11 +14,13 @@ from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
 from rankkit.train.losses import info_nce_loss
 from rankkit.train.loop import fit
+from rankkit.train.scorers import BiEncoderScorer
 
 
 class BiEncoderTask:
     def __init__(self, encoder: BiEncoder, temperature: float, lr: float):
         self.encoder, self.temperature = encoder, temperature
+        self.scorer = BiEncoderScorer(encoder, temperature)
         self.parts, self.learning_rates, self.device = {"model": encoder.model}, {"model": lr}, encoder.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
@@ -32,9 +33,6 @@ class BiEncoderTask:
     def save(self, folder: Path) -> None:
         self.encoder.save(folder)
 
-    def score_pairs(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-        return (self.encoder.encode(queries) * self.encoder.encode(passages)).sum(axis=1)
-
 
 def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
                     temperature: float = 0.05, dev: DevSet | None = None) -> Path:
@@ -42,6 +40,6 @@ def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: Train
     check_texts(mined, doc_texts)
     task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature,
                          config.lr)
-    evaluate = dev.evaluator(task.score_pairs) if dev else None
+    evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate)

@@ -20,6 +20,7 @@ class Group:
     qid: str
     query: str
     positive: str  # text
+    positive_id: str
     negatives: tuple[str, ...]  # texts
     negative_ids: tuple[str, ...]
 
@@ -48,7 +49,7 @@ def epoch_groups(mined: MinedSet, doc_texts: Mapping[str, str], negatives: int, 
         positive = top_positives[rng.integers(len(top_positives))]
         picks = rng.choice(len(q.negatives), size=negatives, replace=len(q.negatives) < negatives)
         chosen = [q.negatives[i].docid for i in picks]
-        groups.append(Group(q.qid, q.query, doc_texts[positive], tuple(doc_texts[d] for d in chosen), tuple(chosen)))
+        groups.append(Group(q.qid, q.query, doc_texts[positive], positive, tuple(doc_texts[d] for d in chosen), tuple(chosen)))
     return groups
 
 

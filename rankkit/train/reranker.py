@@ -4,9 +4,8 @@ negative) or pointwise BCE."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Mapping, Sequence
+from typing import Literal, Mapping
 
-import numpy as np
 import torch
 
 from rankkit.encode.crossencoder import CrossEncoder
@@ -17,27 +16,20 @@ from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
 from rankkit.train.losses import pointwise_bce_loss, softmax_cross_entropy_loss
 from rankkit.train.loop import fit
+from rankkit.train.scorers import CrossEncoderScorer
 
 RerankerLoss = Literal["softmax", "bce"]
-
-
-def group_scores(model: CrossEncoder, batch: list[Group]) -> torch.Tensor:
-    """[B, 1 + n] scores: each group's positive in column 0, then its negatives."""
-    width = 1 + len(batch[0].negatives)
-    queries = [g.query for g in batch for _ in range(width)]
-    passages = [text for g in batch for text in (g.positive, *g.negatives)]
-    return model.logits(queries, passages).view(len(batch), width)
 
 
 class RerankerTask:
     def __init__(self, model: CrossEncoder, loss: RerankerLoss, lr: float):
         if loss not in ("softmax", "bce"):
             raise RankkitError(f"unknown reranker loss {loss!r}. Fix: use softmax or bce")
-        self.model, self.loss_name = model, loss
+        self.model, self.loss_name, self.scorer = model, loss, CrossEncoderScorer(model)
         self.parts, self.learning_rates, self.device = {"model": model.model}, {"model": lr}, model.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
-        scores = group_scores(self.model, batch)
+        scores = self.scorer.group_scores(batch)
         if self.loss_name == "softmax":
             return {"model": softmax_cross_entropy_loss(scores)}
         labels = torch.zeros_like(scores)
@@ -47,8 +39,6 @@ class RerankerTask:
     def save(self, folder: Path) -> None:
         self.model.save(folder)
 
-    def score_pairs(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-        return self.model.score(list(zip(queries, passages)))
 
 
 def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
@@ -57,6 +47,6 @@ def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainC
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
     check_texts(mined, doc_texts)
     task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss, config.lr)
-    evaluate = dev.evaluator(task.score_pairs) if dev else None
+    evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate)

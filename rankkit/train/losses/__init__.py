@@ -1,7 +1,9 @@
 """Training losses, one per file: pure functions of tensors."""
 
+from rankkit.train.losses.cet import cet_pair_weights, weighted_pairwise_softmax_loss
 from rankkit.train.losses.info_nce import info_nce_loss
 from rankkit.train.losses.pointwise_bce import pointwise_bce_loss
 from rankkit.train.losses.softmax_cross_entropy import softmax_cross_entropy_loss
 
-__all__ = ["info_nce_loss", "pointwise_bce_loss", "softmax_cross_entropy_loss"]
+__all__ = ["cet_pair_weights", "info_nce_loss", "pointwise_bce_loss", "softmax_cross_entropy_loss",
+           "weighted_pairwise_softmax_loss"]
