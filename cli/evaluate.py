@@ -29,7 +29,7 @@ def evaluate(
     from rankkit.eval.report import comparison_table, per_query_table, summary_table, to_json
 
     if len(paths) < 2:
-        raise RankkitError("give at least one run and the qrels: rankkit eval RUN [RUN ...] QRELS")
+        raise RankkitError("give at least one run and the qrels. Fix: rankkit eval RUN [RUN ...] QRELS")
     *run_paths, qrels_path = paths
     measures = resolve_measures(preset if preset or measure else "msmarco", measure or [])
     qrels = read_qrels(qrels_path)

@@ -33,7 +33,8 @@ def search(
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
-        raise RankkitError("give exactly one of --query TEXT or --queries FILE")
+        raise RankkitError("give exactly one of --query TEXT or --queries FILE. "
+                           "Fix: pass --query 'some text' for one query, or --queries FILE -o RUN_FILE for many")
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
     retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device)

@@ -42,8 +42,11 @@ def resolve_model_dir(name: str | Path) -> Path:
 
 
 def model_display_name(name: str | Path) -> str:
-    """The name recorded in manifests: the canonical default name, or what the user passed."""
-    return DEFAULT_MODEL if str(name) in _DEFAULT_ALIASES else str(name)
+    """The name recorded in manifests: the canonical default name, a local folder's absolute path
+    (so the index can be searched from any directory), or the hub id as given."""
+    if str(name) in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    return str(Path(name).resolve()) if Path(name).is_dir() else str(name)
 
 
 def model_fingerprint(model_dir: Path) -> str:

@@ -45,8 +45,14 @@ def resolve_measures(preset: str | None, names: Sequence[str] = ()) -> list[ir_m
     parsed = []
     for name in wanted:
         try:
-            parsed.append(ir_measures.parse_measure(name))
-        except (ValueError, NameError, TypeError, AttributeError):
+            measure = ir_measures.parse_measure(name)
+            str(measure)  # an unknown parameter, e.g. P(foo=1)@5, fails only here (KeyError)
+            # a cutoff below 1 aborts the whole process inside pytrec_eval (a C assertion)
+            cutoff = measure.params.get("cutoff")
+            if cutoff is not None and (not isinstance(cutoff, int) or cutoff < 1):
+                raise ValueError(f"cutoff {cutoff!r}")
+            parsed.append(measure)
+        except (ValueError, NameError, TypeError, AttributeError, KeyError):
             raise RankkitError(f"unknown measure {name!r}. Fix: use an ir-measures name such as nDCG@10, "
                                "RR@10, AP(rel=2), R@1000, P@5") from None
     return list(dict.fromkeys(parsed))

@@ -101,7 +101,9 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
     with atomic_dir(out, overwrite=overwrite) as folder:
         if embeddings_from is not None:
             source = Manifest.read(embeddings_from)
-            if source.corpus.sha256 != corpus_info.sha256:
+            # ir_datasets corpora carry no checksum: there the dataset id must match
+            if (source.corpus.sha256, source.corpus.sha256 or source.corpus.path) != \
+                    (corpus_info.sha256, corpus_info.sha256 or corpus_info.path):
                 raise RankkitError(f"{embeddings_from}: its embeddings were computed on {source.corpus.path}, "
                                    f"which differs from {corpus}. Fix: pass the same corpus, or drop --embeddings-from")
             vectors = load_embeddings(embeddings_from)

@@ -21,5 +21,8 @@ def to_search_device(index: faiss.Index) -> faiss.Index:
 
 
 def to_cpu(index: faiss.Index) -> faiss.Index:
-    """A CPU copy of a GPU index (for writing to disk); CPU indexes are returned as they are."""
-    return faiss.index_gpu_to_cpu(index) if "Gpu" in type(index).__name__ else index
+    """A CPU copy of a GPU index (single GPU, or replicas over several) for writing to disk; CPU
+    indexes are returned as they are."""
+    if gpu_count() == 0 or not any(tag in type(index).__name__ for tag in ("Gpu", "Replicas", "Shards")):
+        return index
+    return faiss.index_gpu_to_cpu(index)

@@ -27,6 +27,8 @@ class CorpusInfo:
         if str(path).startswith("irds:"):
             return cls(str(path), fmt, sha256="", size_bytes=0)
         path = Path(path).resolve()
+        if not path.is_file():
+            raise RankkitError(f"{path}: no such corpus file. Fix: check the path, or pass irds:<dataset id>")
         return cls(str(path), fmt, sha256_file(path), path.stat().st_size)
 
 

@@ -6,12 +6,22 @@ from pathlib import Path
 from typing import Mapping
 
 from rankkit.data.runs import Hit, Run
+from rankkit.errors import RankkitError
 from rankkit.index.bm25 import open_lucene_searcher
 from rankkit.retrieve.base import check_k, check_query
 
 # pyserini's MS MARCO passage baselines
 DEFAULT_K1 = 0.9
 DEFAULT_B = 0.4
+
+
+def _too_many_terms(exc: Exception, qid: str | None = None) -> RankkitError | None:
+    """Lucene's limit of 1024 clauses per query, as a rankkit error (None for other failures)."""
+    if "TooManyClauses" not in str(exc):
+        return None
+    which = f"query {qid}" if qid is not None else "the query"
+    return RankkitError(f"{which} has more distinct terms than Lucene allows in one BM25 query (1024). "
+                        "Fix: shorten the query")
 
 
 class BM25Retriever:
@@ -21,11 +31,24 @@ class BM25Retriever:
         self.name = f"bm25:{Path(folder).name}"
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        return [Hit(h.docid, float(h.score)) for h in self.searcher.search(check_query(query), check_k(k))]
+        query, k = check_query(query), check_k(k)
+        try:
+            found = self.searcher.search(query, k)
+        except Exception as exc:  # jnius.JavaException
+            raise _too_many_terms(exc) or exc from None
+        return [Hit(h.docid, float(h.score)) for h in found]
 
     def batch_search(self, queries: Mapping[str, str], k: int = 10) -> Run:
         check_k(k)
         qids = list(queries)
         texts = [check_query(queries[qid]) for qid in qids]
-        found = self.searcher.batch_search(texts, qids, k, threads=self.threads)
+        try:
+            found = self.searcher.batch_search(texts, qids, k, threads=self.threads)
+        except Exception as exc:  # jnius.JavaException; in a batch, Lucene's own reason is lost: find it
+            for qid, text in zip(qids, texts):
+                try:
+                    self.searcher.search(text, 1)
+                except Exception as single:
+                    raise _too_many_terms(single, qid) or exc from None
+            raise
         return {qid: [Hit(h.docid, float(h.score)) for h in found.get(qid, [])] for qid in qids}
