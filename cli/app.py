@@ -12,6 +12,7 @@ from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
 from rankkit.cli.rerank import rerank
 from rankkit.cli.search import search
+from rankkit.cli.serve import query, serve
 from rankkit.cli.train import train
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -26,6 +27,8 @@ app.command()(quickstart)
 app.command()(mine)
 app.command()(train)
 app.command()(rerank)
+app.command()(serve)
+app.command()(query)
 
 
 def main() -> None:

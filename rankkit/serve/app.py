@@ -1,0 +1,312 @@
+"""The HTTP API (FastAPI): /search, /search/batch, /rerank, /health, /metrics, the search page.
+
+Every error is JSON {"error": {"code", "message", "fix"}}; the server never crashes on a
+request; requests beyond capacity get 503 with Retry-After at once."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rankkit.data.runs import Hit
+from rankkit.errors import RankkitError
+from rankkit.serve.batcher import MicroBatcher, Overloaded
+from rankkit.serve.engine import SearchEngine, ServeConfig
+from rankkit.serve.metrics import Metrics
+from rankkit.serve.page import SEARCH_PAGE
+from rankkit.serve.schemas import (BatchSearchRequest, BatchSearchResponse, ErrorResponse, RerankedPassage,
+                                   RerankRequest, RerankResponse, SearchHit, SearchRequest, SearchResponse)
+
+log = logging.getLogger("rankkit.serve")
+PUBLIC_PATHS = {"/health", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+ENDPOINTS = {"/search", "/search/batch", "/rerank", "/health", "/metrics", "/"}
+RETRY_AFTER_S = "1"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, fix: str):
+        self.status, self.code, self.message, self.fix = status, code, message, fix
+
+
+def error_response(status: int, code: str, message: str, fix: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, "fix": fix}}, status, headers=headers)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """ASGI middleware: API key, body size limit, and metrics of every request."""
+
+    def __init__(self, app: Any, config: ServeConfig, metrics: Metrics):
+        self.app, self.config, self.metrics = app, config, metrics
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status, path = time.perf_counter(), [500], scope["path"]
+        response_started = [False]
+
+        async def send_and_record(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0], response_started[0] = message["status"], True
+            await send(message)
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            if self.config.api_key and path not in PUBLIC_PATHS:
+                given = headers.get("x-api-key", "")
+                if not hmac.compare_digest(given.encode(), self.config.api_key.encode()):
+                    return await error_response(401, "unauthorized", "missing or wrong API key",
+                                                "send the key in the X-API-Key header")(scope, receive, send_and_record)
+            if scope["method"] == "POST" and "json" not in headers.get("content-type", ""):
+                return await error_response(415, "not_json", "the body must be JSON",
+                                            "send the header Content-Type: application/json"
+                                            )(scope, receive, send_and_record)
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.config.max_body_bytes:
+                return await self._too_large(scope, receive, send_and_record)
+            received = [0]
+
+            async def limited_receive() -> dict:
+                message = await receive()
+                if message["type"] == "http.request":
+                    received[0] += len(message.get("body", b""))
+                    if received[0] > self.config.max_body_bytes:
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_and_record)
+            except _BodyTooLarge:
+                if not response_started[0]:
+                    await self._too_large(scope, receive, send_and_record)
+        finally:
+            self.metrics.observe(path if path in ENDPOINTS else "other", status[0], time.perf_counter() - started)
+
+    async def _too_large(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await error_response(413, "body_too_large", f"request body over {self.config.max_body_bytes} bytes",
+                             "send a smaller body (fewer queries or passages)")(scope, receive, send)
+
+
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    kind, where = first.get("type", ""), ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    if kind == "json_invalid":
+        return error_response(400, "malformed_json", f"the body is not valid JSON ({first.get('msg')})",
+                              'send a JSON object, e.g. {"query": "what is bm25", "k": 10}')
+    if kind == "extra_forbidden":
+        return error_response(422, "unknown_field", f"unknown field {where!r}",
+                              "remove it; see /docs for the fields each endpoint takes")
+    if kind == "missing":
+        return error_response(422, "missing_field", f"field {where!r} is required", "add it; see /docs")
+    if kind == "literal_error" and where.endswith("mode"):
+        return error_response(422, "unknown_mode", f"unknown mode {first.get('input')!r}",
+                              "use one of bm25, dense, hybrid")
+    return error_response(422, "invalid_field", f"{where or 'body'}: {first.get('msg')}",
+                          "send the field with the type /docs shows")
+
+
+class Server:
+    """The engine (loaded in the background), its batchers and metrics."""
+
+    def __init__(self, config: ServeConfig, engine: SearchEngine | None = None):
+        self.config, self.engine, self.metrics = config, engine, Metrics()
+        self.load_error: str | None = None
+        self.batchers: dict[str, MicroBatcher] = {}
+
+    def start(self, engine: SearchEngine) -> None:
+        wait = self.config.batch_wait_ms / 1000
+        work = {"dense": (engine.dense, engine.dense_batch), "bm25": (engine.bm25, engine.bm25_batch),
+                "rerank": (engine.reranker, engine.rerank_batch)}
+        for name, (loaded, process) in work.items():
+            if loaded is not None:
+                batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, wait,
+                                       self.config.max_queue, self.metrics.observe_batch)
+                batcher.start()
+                self.batchers[name] = batcher
+        self.engine = engine
+
+    def ready_engine(self) -> SearchEngine:
+        if self.engine is None:
+            raise ApiError(503, "loading", "indexes and models are still loading" if not self.load_error
+                           else f"loading failed: {self.load_error}", "retry once GET /health says ready")
+        return self.engine
+
+    async def submit(self, work: str, item: Any) -> Any:
+        try:
+            return await self.batchers[work].submit(item)
+        except Overloaded:
+            raise ApiError(503, "overloaded", "the server is at capacity", "retry after the Retry-After delay")
+        finally:
+            self.metrics.queue_depth = sum(b.depth for b in self.batchers.values())
+
+    def check_query(self, query: str) -> str:
+        text = " ".join(query.split())
+        if not text:
+            raise ApiError(422, "empty_query", "the query is empty or whitespace", "send some query text")
+        if len(text) > self.config.max_query_chars:
+            raise ApiError(422, "query_too_long", f"the query has {len(text)} characters, over the limit "
+                           f"{self.config.max_query_chars}", "send a shorter query")
+        return text
+
+    def check_k(self, k: int, name: str = "k") -> None:
+        if not 1 <= k <= self.config.max_k:
+            raise ApiError(422, f"invalid_{name}", f"{name}={k} is out of range",
+                           f"use 1 <= {name} <= {self.config.max_k}")
+
+    def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
+        mode = mode or engine.modes[0]
+        if mode not in engine.modes:
+            raise ApiError(400, "mode_unavailable", f"mode {mode!r} needs an index this server did not load "
+                           f"(available: {', '.join(engine.modes)})",
+                           "use an available mode, or start the server with --index and --bm25-index")
+        return mode
+
+    async def search(self, request: SearchRequest) -> SearchResponse:
+        engine = self.ready_engine()
+        query = self.check_query(request.query)
+        self.check_k(request.k)
+        mode = self.choose_mode(engine, request.mode)
+        if request.rerank:
+            self.check_k(request.rerank_depth, "rerank_depth")
+            if engine.reranker is None:
+                raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
+            if not engine.doc_texts:
+                raise ApiError(400, "no_texts", "reranking needs passage texts, which are not loaded",
+                               "start the server with the index's corpus file in place and texts on")
+        depth = max(request.k, request.rerank_depth if request.rerank else 0)
+        if mode == "hybrid":
+            pool = max(depth, self.config.hybrid_depth)
+            dense, bm25 = await asyncio.gather(self.submit("dense", (query, pool)), self.submit("bm25", (query, pool)))
+            hits: list[Hit] = engine.fuse(dense, bm25, depth)
+        else:
+            hits = await self.submit(mode, (query, depth))
+        if request.rerank:
+            top = hits[:request.rerank_depth]
+            scores = await self.submit("rerank", (query, [engine.doc_texts.get(h.docid, "") for h in top]))
+            reranked = sorted((Hit(h.docid, s) for h, s in zip(top, scores)), key=lambda h: -h.score)
+            hits = reranked + hits[request.rerank_depth:]
+        return SearchResponse(query=query, mode=mode, reranked=request.rerank, hits=[
+            SearchHit(docid=h.docid, score=h.score, rank=rank,
+                      text=engine.doc_texts.get(h.docid) if request.text else None)
+            for rank, h in enumerate(hits[:request.k], start=1)])
+
+
+def create_app(config: ServeConfig, engine: SearchEngine | None = None,
+               load: Callable[[ServeConfig], SearchEngine] = SearchEngine) -> FastAPI:
+    """The app; without `engine`, indexes and models load in the background after start-up and
+    /health says 'loading' until they are ready."""
+    server = Server(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async def load_in_background() -> None:
+            try:
+                server.start(engine or await asyncio.get_running_loop().run_in_executor(None, load, config))
+            except Exception as exc:  # reported by /health; the process stays up to say why
+                server.load_error = str(exc)
+                log.exception("loading failed")
+
+        loading = asyncio.create_task(load_in_background())
+        yield
+        loading.cancel()
+        for batcher in server.batchers.values():
+            await batcher.stop()
+        if server.engine is not None:
+            server.engine.close()
+
+    app = FastAPI(title="rankkit", version="0.1.0", lifespan=lifespan,
+                  description="Search BM25, dense and hybrid indexes; rerank with a cross-encoder.",
+                  responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
+                             503: {"model": ErrorResponse}})
+    app.state.server = server
+    app.add_middleware(Guard, config=config, metrics=server.metrics)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_S} if exc.status == 503 else None
+        return error_response(exc.status, exc.code, exc.message, exc.fix, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        fixes = {404: "see /docs for the endpoints", 405: "see /docs for each endpoint's method",
+                 400: "send a UTF-8 JSON body"}
+        return error_response(exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, "see /docs"))
+
+    @app.exception_handler(RankkitError)
+    async def rankkit_error(request: Request, exc: RankkitError) -> JSONResponse:
+        message, _, fix = str(exc).partition(" Fix: ")
+        return error_response(400, "bad_request", message, fix or "see /docs")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal", f"unexpected {type(exc).__name__}", "report it with the request")
+
+    @app.post("/search", response_model=SearchResponse)
+    async def search(request: SearchRequest) -> SearchResponse:
+        """Search one query (dense queries arriving together are encoded and searched together)."""
+        return await server.search(request)
+
+    @app.post("/search/batch", response_model=BatchSearchResponse)
+    async def search_batch(request: BatchSearchRequest) -> BatchSearchResponse:
+        """Search many queries at once."""
+        if not 1 <= len(request.queries) <= config.max_batch_queries:
+            raise ApiError(422, "invalid_batch", f"{len(request.queries)} queries in the batch",
+                           f"send 1 to {config.max_batch_queries} queries")
+        results = await asyncio.gather(*(server.search(SearchRequest(query=q, k=request.k, mode=request.mode,
+                                                                      text=request.text)) for q in request.queries))
+        return BatchSearchResponse(results=list(results))
+
+    @app.post("/rerank", response_model=RerankResponse)
+    async def rerank(request: RerankRequest) -> RerankResponse:
+        """Score and sort the given passages for the query with the cross-encoder."""
+        engine = server.ready_engine()
+        query = server.check_query(request.query)
+        if engine.reranker is None:
+            raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
+        if not 1 <= len(request.passages) <= config.max_passages:
+            raise ApiError(422, "invalid_passages", f"{len(request.passages)} passages",
+                           f"send 1 to {config.max_passages} passages")
+        scores = await server.submit("rerank", (query, [p.text for p in request.passages]))
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        return RerankResponse(query=query, passages=[
+            RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
+            for rank, i in enumerate(order, start=1)])
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """Ready (200) once every index and model is loaded; 503 while loading or after a failure."""
+        if server.engine is None:
+            status = "failed" if server.load_error else "loading"
+            return JSONResponse({"status": status, "error": server.load_error}, 503,
+                                headers={"Retry-After": RETRY_AFTER_S})
+        engine = server.engine
+        return JSONResponse({"status": "ready", "modes": engine.modes, "reranker": engine.reranker is not None,
+                             "documents": len(engine.doc_texts) or None})
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus text format."""
+        return PlainTextResponse(server.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(SEARCH_PAGE)
+
+    return app

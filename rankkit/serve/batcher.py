@@ -1,0 +1,77 @@
+"""Micro-batching: concurrent requests wait a few milliseconds so one worker thread can encode
+and search them together; a bounded queue refuses work beyond capacity instead of piling it up."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import Any, Callable, Sequence
+
+
+class Overloaded(Exception):
+    """The queue is full: the caller should answer 503 with Retry-After."""
+
+
+class MicroBatcher:
+    """Collect items for up to `max_wait_s` after the first one (or until `max_batch`), then run
+    `process(items) -> results` for all of them in one worker thread."""
+
+    def __init__(self, process: Callable[[Sequence[Any]], Sequence[Any]], executor: concurrent.futures.Executor,
+                 max_batch: int = 32, max_wait_s: float = 0.003, max_queue: int = 256,
+                 on_batch: Callable[[int], None] | None = None):
+        self.process, self.executor = process, executor
+        self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
+        self.on_batch = on_batch
+        self.queue: asyncio.Queue | None = None
+        self.worker: asyncio.Task | None = None
+
+    @property
+    def depth(self) -> int:
+        return self.queue.qsize() if self.queue is not None else 0
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            await asyncio.gather(self.worker, return_exceptions=True)
+
+    async def submit(self, item: Any) -> Any:
+        assert self.queue is not None, "start() the batcher first"
+        if self.queue.qsize() >= self.max_queue:
+            raise Overloaded
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        await self.queue.put((item, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + self.max_wait_s
+            while len(batch) < self.max_batch:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except asyncio.TimeoutError:
+                    break
+            live = [(item, future) for item, future in batch if not future.cancelled()]
+            if not live:
+                continue
+            if self.on_batch:
+                self.on_batch(len(live))
+            try:
+                results = await loop.run_in_executor(self.executor, self.process, [item for item, _ in live])
+            except Exception as exc:  # the whole batch failed: each request gets the error
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(live, results):
+                if not future.done():
+                    future.set_result(result)

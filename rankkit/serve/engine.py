@@ -1,0 +1,110 @@
+"""The search engine behind the HTTP API: the loaded indexes and models, and the work each
+endpoint needs, done in worker threads (one per kind of work), micro-batched."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from rankkit.data.corpus import read_doc_texts
+from rankkit.data.runs import Hit
+from rankkit.errors import RankkitError
+from rankkit.index.manifest import Manifest
+from rankkit.retrieve.hybrid import rrf_fuse
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    index: str | None = None  # dense index folder
+    bm25_index: str | None = None
+    reranker: str | None = None  # cross-encoder folder
+    model: str | None = None  # dense query model; default: the one in the index manifest
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None  # when set, every endpoint but /health needs the X-API-Key header
+    max_k: int = 1000
+    max_query_chars: int = 1000
+    max_batch_queries: int = 64
+    max_passages: int = 256
+    max_body_bytes: int = 1_000_000
+    batch_wait_ms: float = 3.0
+    batch_max: int = 32
+    max_queue: int = 256  # queries waiting per worker before the server answers 503
+    hybrid_depth: int = 100
+    texts: bool = True  # load passage texts from the indexes' corpus files to return them
+    device: str | None = None
+
+
+class SearchEngine:
+    """Loads what the config names; every method runs in a worker thread, never in the event loop."""
+
+    def __init__(self, config: ServeConfig):
+        if config.index is None and config.bm25_index is None:
+            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+        self.config = config
+        self.dense = self.bm25 = self.reranker = None
+        # one thread per kind of work: pyserini's JVM and torch each stay on one thread
+        self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
+                          for name in ("dense", "bm25", "rerank")}
+        if config.index is not None:
+            from rankkit.retrieve.dense import DenseRetriever
+
+            self.dense = self.executors["dense"].submit(
+                DenseRetriever.from_folder, config.index, config.model, config.device).result()
+        if config.bm25_index is not None:
+            from rankkit.retrieve.bm25 import BM25Retriever
+
+            self.bm25 = self.executors["bm25"].submit(BM25Retriever, config.bm25_index).result()
+        if config.reranker is not None:
+            from rankkit.encode.crossencoder import CrossEncoder
+
+            self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device).result()
+        self.doc_texts = self._load_texts() if config.texts else {}
+
+    def _load_texts(self) -> dict[str, str]:
+        texts: dict[str, str] = {}
+        for folder in (self.config.index, self.config.bm25_index):
+            if folder is None:
+                continue
+            corpus = Manifest.read(folder).corpus
+            if Path(corpus.path).is_file() and not texts:
+                texts = read_doc_texts(corpus.path, corpus.format)  # type: ignore[arg-type]
+        return texts
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for m, ok in (("dense", self.dense), ("bm25", self.bm25),
+                                ("hybrid", self.dense and self.bm25)) if ok]
+
+    def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
+        """One encode and one FAISS search for a micro-batch of (query, k)."""
+        assert self.dense is not None
+        vectors = self.dense.encoder.encode([q for q, _ in items])
+        found = self.dense.index.search(vectors, max(k for _, k in items))
+        return [hits[:k] for hits, (_, k) in zip(found, items)]
+
+    def bm25_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
+        assert self.bm25 is not None
+        depth = max(k for _, k in items)
+        run = self.bm25.batch_search({str(i): q for i, (q, _) in enumerate(items)}, depth)
+        return [run[str(i)][:k] for i, (_, k) in enumerate(items)]
+
+    def rerank_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
+        assert self.reranker is not None
+        pairs = [(query, passage) for query, passages in items for passage in passages]
+        scores = self.reranker.score(pairs).tolist()
+        out, start = [], 0
+        for _, passages in items:
+            out.append(scores[start:start + len(passages)])
+            start += len(passages)
+        return out
+
+    @staticmethod
+    def fuse(dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
+        return rrf_fuse([dense, bm25], [1.0, 1.0], k)
+
+    def close(self) -> None:
+        for executor in self.executors.values():
+            executor.shutdown(wait=True)

@@ -1,0 +1,79 @@
+"""Request and response bodies of the HTTP API. Unknown fields are refused (extra='forbid')."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["bm25", "dense", "hybrid"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(Strict):
+    query: str = Field(description="The query text.")
+    k: int = Field(10, description="Hits to return.")
+    mode: Mode | None = Field(None, description="bm25, dense or hybrid; default: dense when loaded, else bm25.")
+    rerank: bool = Field(False, description="Rerank the top rerank_depth hits with the cross-encoder.")
+    rerank_depth: int = Field(50, description="How many hits to rerank.")
+    text: bool = Field(False, description="Include passage texts.")
+
+
+class BatchSearchRequest(Strict):
+    queries: list[str] = Field(description="Query texts.")
+    k: int = 10
+    mode: Mode | None = None
+    text: bool = False
+
+
+class Passage(Strict):
+    id: str | None = None
+    text: str
+
+
+class RerankRequest(Strict):
+    query: str
+    passages: list[Passage]
+
+
+class SearchHit(BaseModel):
+    docid: str
+    score: float
+    rank: int
+    text: str | None = None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    reranked: bool
+    hits: list[SearchHit]
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse]
+
+
+class RerankedPassage(BaseModel):
+    id: str | None
+    score: float
+    rank: int
+    index: int  # position in the request
+
+
+class RerankResponse(BaseModel):
+    query: str
+    passages: list[RerankedPassage]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fix: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
