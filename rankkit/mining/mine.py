@@ -76,7 +76,8 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
             positive_teacher_scores.get(qid) if positive_teacher_scores
             else _best([c.teacher_score for c in found if c.docid in positives]),
             rng)
-        provenance = {c.docid: c for c in found if c.docid in positives}
+        provenance = {c.docid: Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, "positive")
+                      for c in found if c.docid in positives}
         kept = [c for c in found if c.docid not in positives]
         counts["positives_dropped"] += len(found) - len(kept)
         if doc_texts is not None:

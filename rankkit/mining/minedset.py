@@ -79,7 +79,7 @@ class MinedSet:
                     {p["docid"]: Candidate(p["docid"], strategy="positive", **p["retrieved"])
                      for p in positives if p.get("retrieved")}))
                 mined.positive_provenance_recorded &= all("retrieved" in p for p in positives)
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise file_error(path, number, f"not a MinedSet record ({type(exc).__name__}: {exc})",
                                  "give a file written by `rankkit mine`") from None
         return mined

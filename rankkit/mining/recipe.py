@@ -120,7 +120,8 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
                  doc_texts, positive_scores, positive_teacher)
     mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}
     if recipe.full_qrels is not None:
-        mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels))
+        mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels),
+                                                                 recipe.min_grade)
     mined.write(recipe.output)
     with atomic_write(Path(recipe.output).with_suffix(".stats.json")) as out:
         json.dump(mined.stats, out, indent=2)
