@@ -35,7 +35,8 @@ def train(
     warmup_ratio: float = typer.Option(0.1, help="Share of steps warming up, then linear decay."),
     max_grad_norm: float = typer.Option(1.0, help="Gradient clipping."),
     temperature: float = typer.Option(0.05, help="Bi-encoder (and CET bi-encoder relevance): score temperature."),
-    loss: str = typer.Option("softmax", help="Reranker: softmax (listwise/pairwise CE) or bce (pointwise)."),
+    loss: Optional[str] = typer.Option(None, help="Bi-encoder: infonce (default) or pairwise. Reranker: softmax "
+                                                  "(default; listwise/pairwise CE) or bce (pointwise)."),
     relevance: str = typer.Option("cross-encoder", help="CET: relevance model, cross-encoder or bi-encoder."),
     selection: str = typer.Option("provenance", help="CET: selection model, provenance (light) or cross-encoder."),
     debias_ratio: float = typer.Option(2.0, help="CET: T in the pair weight 1 / (1 - sigmoid(s_neg / T))."),
@@ -74,9 +75,10 @@ def train(
     doc_texts = read_doc_texts(corpus, docids=needed)
     dev = DevSet(read_queries(dev_queries), read_qrels(dev_qrels), dev_candidates, doc_texts) if dev_run else None
     if kind is Kind.biencoder:
-        folder = train_biencoder(mined_set, doc_texts, config, temperature=temperature, dev=dev)
+        folder = train_biencoder(mined_set, doc_texts, config, temperature=temperature, dev=dev,
+                                 loss=loss or "infonce")  # type: ignore[arg-type]
     elif kind is Kind.reranker:
-        folder = train_reranker(mined_set, doc_texts, config, loss=loss, dev=dev)  # type: ignore[arg-type]
+        folder = train_reranker(mined_set, doc_texts, config, loss=loss or "softmax", dev=dev)  # type: ignore[arg-type]
     else:
         cet = CETConfig(relevance=relevance, selection=selection, temperature=debias_ratio,  # type: ignore[arg-type]
                         selection_model=selection_model, selection_lr=selection_lr, bi_temperature=temperature)

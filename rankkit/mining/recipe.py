@@ -115,7 +115,7 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
         from rankkit.mining.teacher import add_teacher_scores
 
         positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts,
-                                              CrossEncoder(recipe.teacher, device=recipe.device), recipe.min_grade)
+                                              CrossEncoder(recipe.teacher, device=recipe.device).score, recipe.min_grade)
     mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
                  doc_texts, positive_scores, positive_teacher)
     mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}

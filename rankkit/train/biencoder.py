@@ -1,29 +1,39 @@
-"""Fine-tune a bi-encoder on a MinedSet with InfoNCE over in-batch and mined negatives."""
+"""Fine-tune a bi-encoder on a MinedSet: InfoNCE over in-batch and mined negatives, or the
+pairwise softmax loss CET uses (without its weights), for like-for-like comparisons with CET."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping
 
 import torch
 
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
-from rankkit.train.losses import info_nce_loss
+from rankkit.train.losses import info_nce_loss, weighted_pairwise_softmax_loss
 from rankkit.train.loop import fit
 from rankkit.train.scorers import BiEncoderScorer
 
 
+BiEncoderLoss = Literal["infonce", "pairwise"]
+
+
 class BiEncoderTask:
-    def __init__(self, encoder: BiEncoder, temperature: float, lr: float):
-        self.encoder, self.temperature = encoder, temperature
+    def __init__(self, encoder: BiEncoder, temperature: float, lr: float, loss: BiEncoderLoss = "infonce"):
+        if loss not in ("infonce", "pairwise"):
+            raise RankkitError(f"unknown bi-encoder loss {loss!r}. Fix: use infonce or pairwise")
+        self.encoder, self.temperature, self.loss_name = encoder, temperature, loss
         self.scorer = BiEncoderScorer(encoder, temperature)
         self.parts, self.learning_rates, self.device = {"model": encoder.model}, {"model": lr}, encoder.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
+        if self.loss_name == "pairwise":
+            scores = self.scorer.group_scores(batch)
+            return {"model": weighted_pairwise_softmax_loss(scores[:, 0], scores[:, 1:])}
         queries = self.encoder.embed([g.query for g in batch])
         positives = self.encoder.embed([g.positive for g in batch])
         negatives = [text for g in batch for text in g.negatives]
@@ -35,11 +45,11 @@ class BiEncoderTask:
 
 
 def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
-                    temperature: float = 0.05, dev: DevSet | None = None) -> Path:
+                    temperature: float = 0.05, dev: DevSet | None = None, loss: BiEncoderLoss = "infonce") -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
     check_texts(mined, doc_texts)
     task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature,
-                         config.lr)
+                         config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate)
