@@ -7,6 +7,7 @@ sentence-transformers' CrossEncoder and transformers' AutoModelForSequenceClassi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -69,3 +70,5 @@ class CrossEncoder:
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
+        # the max length it was trained with, read back by CrossEncoder (and sentence-transformers)
+        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_length}))

@@ -82,14 +82,19 @@ def _latest_checkpoint(output: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _save_checkpoint(output: Path, step: int, task: Task, optimizers: dict, schedulers: dict, scaler) -> None:
+def _rng_state() -> dict:
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _save_checkpoint(output: Path, step: int, task: Task, optimizers: dict, schedulers: dict, scaler,
+                     rng: dict | None = None) -> None:
+    """rng: the random state as it was when `step` ended (default: now)."""
     with atomic_dir(output / CHECKPOINTS / f"step-{step}", overwrite=True) as folder:
         torch.save({"step": step, "parts": {name: part.state_dict() for name, part in task.parts.items()},
                     "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
                     "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-                    "scaler": scaler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                    "scaler": scaler.state_dict(), **(rng or _rng_state())},
                    folder / "state.pt")
     for old in (output / CHECKPOINTS).glob("step-*"):  # keep only the newest
         if old.name != f"step-{step}":
@@ -155,6 +160,10 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
     _set_mode(task, train=True)
     progress = tqdm(total=total_steps, initial=step, desc="training", unit="step")
     log = open(output / LOG_FILE, "a", encoding="utf-8")
+    # the random state when the last whole step ended: a Ctrl-C mid-step (after the dropout of a
+    # partial step drew from it) must checkpoint this one, or the resumed run would not be exact
+    rng_at_step = _rng_state()
+    unlogged: dict | None = None  # a finished step's record not yet in the log (Ctrl-C during its dev evaluation)
     try:
         while step < total_steps:
             started, groups = time.perf_counter(), 0
@@ -179,6 +188,7 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
             if len(task.parts) > 1:
                 record.update({f"loss_{name}": value for name, value in part_losses.items()})
             step += 1
+            rng_at_step, unlogged = _rng_state(), record
             record["groups_per_s"] = groups / (time.perf_counter() - started)
             if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
                 _set_mode(task, train=False)
@@ -186,12 +196,15 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
                 _set_mode(task, train=True)
             log.write(json.dumps(record) + "\n")
             log.flush()
+            unlogged = None
             progress.update(1)
             progress.set_postfix(loss=f"{record['loss']:.4f}")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                 _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
     except KeyboardInterrupt:
-        _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
+        if unlogged is not None:
+            log.write(json.dumps(unlogged) + "\n")
+        _save_checkpoint(output, step, task, optimizers, schedulers, scaler, rng_at_step)
         raise RankkitError(f"training interrupted at step {step}; a checkpoint was saved. "
                            "Fix: run the same command again to resume") from None
     finally:

@@ -46,6 +46,7 @@ def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainC
     """Fine-tune a cross-encoder from config.model (a new scoring head when it has none); returns
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
     check_texts(mined, doc_texts)
+    torch.manual_seed(config.seed)  # a new scoring head's initial weights: the same seed gives the same model
     task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss, config.lr)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),

@@ -55,6 +55,8 @@ def score_suspects(mined: MinedSet, doc_texts: Mapping[str, str], relevance: Gro
     """Every mined negative with its false-negative probability, most suspect first."""
     suspects = []
     for q in mined.queries:
+        if not q.negatives:  # nothing to suspect (training leaves such queries out too)
+            continue
         docids = [c.docid for c in q.negatives]
         texts = [doc_texts[d] for d in docids]
         queries = [q.query] * len(docids)
