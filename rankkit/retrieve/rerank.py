@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from rankkit.data.runs import Hit, Run
 from rankkit.encode.crossencoder import CrossEncoder
@@ -26,12 +26,15 @@ def rerank_run(run: Run, queries: Mapping[str, str], doc_texts: Mapping[str, str
             pairs.append((queries[qid], doc_texts[hit.docid]))
             owners.append((qid, hit.docid))
     scores = model.score(pairs, show_progress=show_progress)
-    reranked: Run = {qid: [] for qid in run}
+    rescored: Run = {qid: [] for qid in run}
     for (qid, docid), score in zip(owners, scores):
-        reranked[qid].append(Hit(docid, float(score)))
-    for qid, hits in run.items():
-        top = sorted(reranked[qid], key=lambda h: -h.score)
-        floor = min((h.score for h in top), default=0.0)
-        tail = [Hit(h.docid, floor - rank) for rank, h in enumerate(hits[depth:], start=1)]
-        reranked[qid] = top + tail
-    return reranked
+        rescored[qid].append(Hit(docid, float(score)))
+    return {qid: splice_reranked(rescored[qid], hits[depth:]) for qid, hits in run.items()}
+
+
+def splice_reranked(rescored: list[Hit], tail: Sequence[Hit]) -> list[Hit]:
+    """The rescored hits best first, then the tail in its order with scores shifted below the
+    lowest rescored one, so scores fall along the whole list."""
+    top = sorted(rescored, key=lambda h: -h.score)
+    floor = min((h.score for h in top), default=0.0)
+    return top + [Hit(h.docid, floor - rank) for rank, h in enumerate(tail, start=1)]

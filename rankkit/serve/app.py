@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
+from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
 from rankkit.serve.engine import SearchEngine, ServeConfig
 from rankkit.serve.metrics import Metrics
@@ -41,10 +42,6 @@ def error_response(status: int, code: str, message: str, fix: str, headers: dict
     return JSONResponse({"error": {"code": code, "message": message, "fix": fix}}, status, headers=headers)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class Guard:
     """ASGI middleware: API key, body size limit, and metrics of every request."""
 
@@ -55,11 +52,10 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status, path = time.perf_counter(), [500], scope["path"]
-        response_started = [False]
 
         async def send_and_record(message: dict) -> None:
             if message["type"] == "http.response.start":
-                status[0], response_started[0] = message["status"], True
+                status[0] = message["status"]
             await send(message)
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -76,21 +72,28 @@ class Guard:
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.config.max_body_bytes:
                 return await self._too_large(scope, receive, send_and_record)
-            received = [0]
-
-            async def limited_receive() -> dict:
+            # read the (small) body here, so that a chunked body over the limit gets 413 too:
+            # raised from inside the app, FastAPI would turn the overflow into a 400
+            chunks, size, more = [], 0, True
+            while more:
                 message = await receive()
-                if message["type"] == "http.request":
-                    received[0] += len(message.get("body", b""))
-                    if received[0] > self.config.max_body_bytes:
-                        raise _BodyTooLarge
-                return message
+                if message["type"] != "http.request":  # the client went away
+                    status[0] = 499
+                    return
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.config.max_body_bytes:
+                    return await self._too_large(scope, receive, send_and_record)
+                more = message.get("more_body", False)
+            body, replayed = b"".join(chunks), [False]
 
-            try:
-                await self.app(scope, limited_receive, send_and_record)
-            except _BodyTooLarge:
-                if not response_started[0]:
-                    await self._too_large(scope, receive, send_and_record)
+            async def replay_receive() -> dict:
+                if not replayed[0]:
+                    replayed[0] = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay_receive, send_and_record)
         finally:
             self.metrics.observe(path if path in ENDPOINTS else "other", status[0], time.perf_counter() - started)
 
@@ -108,6 +111,9 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
     if kind == "extra_forbidden":
         return error_response(422, "unknown_field", f"unknown field {where!r}",
                               "remove it; see /docs for the fields each endpoint takes")
+    if kind == "missing" and not where:
+        return error_response(422, "missing_body", "the request has no body",
+                              'send a JSON object, e.g. {"query": "what is bm25", "k": 10}')
     if kind == "missing":
         return error_response(422, "missing_field", f"field {where!r} is required", "add it; see /docs")
     if kind == "literal_error" and where.endswith("mode"):
@@ -195,8 +201,7 @@ class Server:
         if request.rerank:
             top = hits[:request.rerank_depth]
             scores = await self.submit("rerank", (query, [engine.doc_texts.get(h.docid, "") for h in top]))
-            reranked = sorted((Hit(h.docid, s) for h, s in zip(top, scores)), key=lambda h: -h.score)
-            hits = reranked + hits[request.rerank_depth:]
+            hits = splice_reranked([Hit(h.docid, s) for h, s in zip(top, scores)], hits[request.rerank_depth:])
         return SearchResponse(query=query, mode=mode, reranked=request.rerank, hits=[
             SearchHit(docid=h.docid, score=h.score, rank=rank,
                       text=engine.doc_texts.get(h.docid) if request.text else None)
@@ -246,7 +251,9 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         fixes = {404: "see /docs for the endpoints", 405: "see /docs for each endpoint's method",
                  400: "send a UTF-8 JSON body"}
-        return error_response(exc.status_code, "http_error", str(exc.detail), fixes.get(exc.status_code, "see /docs"))
+        codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
+        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
+                              fixes.get(exc.status_code, "see /docs"))
 
     @app.exception_handler(RankkitError)
     async def rankkit_error(request: Request, exc: RankkitError) -> JSONResponse:

@@ -1,0 +1,560 @@
+"""The HTTP API through real connections: `python -m rankkit.cli serve` runs as a subprocess on
+a free port (dense index of the sample with the tiny model, BM25 index, tiny cross-encoder), and
+the tests talk to it with httpx, the library Client and `rankkit query`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+httpx = pytest.importorskip("httpx", reason="serving needs the serve extra (httpx)")
+pytest.importorskip("fastapi", reason="serving needs the serve extra (fastapi)")
+pytest.importorskip("uvicorn", reason="serving needs the serve extra (uvicorn)")
+pytest.importorskip("pyserini", reason="the BM25 index needs the bm25 extra (pyserini)")
+
+from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
+from rankkit.errors import RankkitError  # noqa: E402
+from rankkit.serve import Client  # noqa: E402
+
+KEY = "testkey"
+AUTH = {"X-API-Key": KEY}
+READY_TIMEOUT_S = 60
+SKY = "why is the sky blue"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200"}
+    env.pop("RANKKIT_API_KEY", None)
+    return subprocess.run([sys.executable, "-m", "rankkit.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+class ServerProcess:
+    """`python -m rankkit.cli serve ARGS --port P` in the background, its output in a log file."""
+
+    def __init__(self, args: list[str], log: Path):
+        self.port, self.log = free_port(), log
+        self.url = f"http://127.0.0.1:{self.port}"
+        # one OpenMP thread: three servers share the CPUs, and spinning OpenMP workers slow torch down
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env.pop("RANKKIT_API_KEY", None)
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "serve", *args,
+                                             "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT,
+                                            env=env)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                response = httpx.get(self.url + "/health", timeout=2)
+                if response.status_code == 200 and response.json()["status"] == "ready":
+                    return self
+                assert response.status_code == 503 and response.json()["status"] == "loading", response.text
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server not ready after {timeout} s:\n{self.output()}")
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory, tiny_model):
+    """Three servers of the sample, started as soon as their indexes exist so that start-ups
+    overlap: `main` (dense index with the tiny model, BM25 index, tiny cross-encoder, API key);
+    `small` (dense only, --max-queue 1 --batch-max 1, a small body limit, no key); `doomed`
+    (dense + BM25, for the shutdown test)."""
+    from rankkit.encode import BiEncoder
+    from rankkit.encode.crossencoder import CrossEncoder
+    from rankkit.index.bm25 import build_bm25_index
+    from rankkit.index.dense import build_dense_index
+
+    root = tmp_path_factory.mktemp("serve")
+    corpus = SAMPLE_DIR / "collection.tsv"
+    dense, bm25, reranker = root / "dense", root / "bm25", root / "reranker"
+    started: dict[str, ServerProcess] = {}
+    try:
+        build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
+        started["small"] = ServerProcess(["--index", str(dense), "--max-queue", "1", "--batch-max", "1",
+                                          "--max-body-bytes", "4096"], root / "small.log")
+        build_bm25_index(corpus, bm25)
+        CrossEncoder(tiny_model, device="cpu").save(reranker)
+        started["main"] = ServerProcess(["--index", str(dense), "--bm25-index", str(bm25), "--reranker",
+                                         str(reranker), "--api-key", KEY], root / "main.log")
+        started["doomed"] = ServerProcess(["--index", str(dense), "--bm25-index", str(bm25)], root / "doomed.log")
+        for server in started.values():
+            server.wait_ready()
+        yield started
+    finally:
+        for server in started.values():
+            server.terminate()
+        for server in started.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def main_server(servers) -> ServerProcess:
+    return servers["main"]
+
+
+@pytest.fixture()
+def http(main_server):
+    with httpx.Client(base_url=main_server.url, headers=AUTH, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def collection() -> dict[str, str]:
+    with open(SAMPLE_DIR / "collection.tsv", newline="", encoding="utf-8") as f:
+        return {row[0]: row[1] for row in csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)}
+
+
+@pytest.fixture(scope="module")
+def sky_relevant() -> set[str]:
+    """q13 ('why is the sky blue') docids judged 2 or 3 in the sample qrels."""
+    rows = [line.split() for line in (SAMPLE_DIR / "qrels.txt").read_text().splitlines() if line.strip()]
+    return {docid for qid, _, docid, grade in rows if qid == "q13" and int(grade) >= 2}
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fix"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"].strip() and body["error"]["fix"].strip(), body
+    return body["error"]
+
+
+def request_counts(metrics_text: str) -> dict[tuple[str, str], int]:
+    return {(e, s): int(n) for e, s, n in
+            re.findall(r'^rankkit_requests_total\{endpoint="([^"]+)",status="(\d+)"\} (\d+)$', metrics_text, re.M)}
+
+
+# ---- endpoints -------------------------------------------------------------------------------
+
+def test_health_needs_no_key(main_server):
+    response = httpx.get(main_server.url + "/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "modes": ["dense", "bm25", "hybrid"], "reranker": True,
+                               "documents": 80}
+
+
+@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+def test_search_each_mode(http, mode, collection):
+    response = http.post("/search", json={"query": SKY, "k": 7, "mode": mode})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["query"], body["mode"], body["reranked"]) == (SKY, mode, False)
+    hits = body["hits"]
+    assert [h["rank"] for h in hits] == list(range(1, 8))
+    assert len({h["docid"] for h in hits}) == 7 and all(h["docid"] in collection for h in hits)
+    assert all(h["text"] is None for h in hits)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_bm25_finds_the_sky_passages(http, sky_relevant):
+    hits = http.post("/search", json={"query": SKY, "k": 3, "mode": "bm25"}).json()["hits"]
+    assert {h["docid"] for h in hits} & sky_relevant
+
+
+def test_default_mode_is_dense_and_query_is_normalised(http):
+    body = http.post("/search", json={"query": "  why is\tthe sky\n blue ", "k": 2}).json()
+    assert (body["mode"], body["query"]) == ("dense", SKY)
+
+
+def test_search_with_text_returns_passage_text(http, collection):
+    hits = http.post("/search", json={"query": SKY, "k": 5, "mode": "hybrid", "text": True}).json()["hits"]
+    assert len(hits) == 5
+    assert all(h["text"] == collection[h["docid"]] for h in hits)
+
+
+def test_rerank_in_search_reorders_the_first_stage_by_cross_encoder_score(http, collection):
+    first = http.post("/search", json={"query": SKY, "k": 5, "mode": "bm25"}).json()["hits"]
+    body = http.post("/search", json={"query": SKY, "k": 5, "mode": "bm25", "rerank": True,
+                                      "rerank_depth": 5, "text": True}).json()
+    assert body["reranked"] is True
+    hits = body["hits"]
+    assert {h["docid"] for h in hits} == {h["docid"] for h in first}
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
+    # the same scores as /rerank gives for those passages
+    direct = http.post("/rerank", json={"query": SKY, "passages": [
+        {"id": h["docid"], "text": collection[h["docid"]]} for h in first]}).json()["passages"]
+    assert {p["id"]: p["score"] for p in direct} == pytest.approx({h["docid"]: h["score"] for h in hits}, rel=1e-4)
+
+
+def test_rerank_shallower_than_k_keeps_scores_falling(http):
+    first = http.post("/search", json={"query": SKY, "k": 8, "mode": "bm25"}).json()["hits"]
+    hits = http.post("/search", json={"query": SKY, "k": 8, "mode": "bm25", "rerank": True,
+                                      "rerank_depth": 3}).json()["hits"]
+    assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
+    # below the reranked top 3, the first-stage order stays
+    assert [h["docid"] for h in hits[3:]] == [h["docid"] for h in first[3:]]
+
+
+def test_search_batch_matches_single_searches(http):
+    queries = [SKY, "how do stars form", "what is bm25"]
+    response = http.post("/search/batch", json={"queries": queries, "k": 4, "mode": "hybrid"})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["query"] for r in results] == queries
+    assert all(r["mode"] == "hybrid" and len(r["hits"]) == 4 for r in results)
+    for query, result in zip(queries, results):
+        single = http.post("/search", json={"query": query, "k": 4, "mode": "hybrid"}).json()
+        assert [h["docid"] for h in result["hits"]] == [h["docid"] for h in single["hits"]]
+
+
+def test_rerank_sorts_by_score_and_keeps_request_positions(http, collection):
+    passages = [{"id": docid, "text": collection[docid]} for docid in ("s001", "s061", "s030", "s062")]
+    passages.append({"text": "an id-less passage about the blue colour of the daytime sky"})
+    response = http.post("/rerank", json={"query": SKY, "passages": passages})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["query"] == SKY
+    ranked = body["passages"]
+    assert [p["rank"] for p in ranked] == [1, 2, 3, 4, 5]
+    assert [p["score"] for p in ranked] == sorted((p["score"] for p in ranked), reverse=True)
+    assert sorted(p["index"] for p in ranked) == [0, 1, 2, 3, 4]
+    assert all(p["id"] == passages[p["index"]].get("id") for p in ranked)
+
+
+def test_docs_and_openapi_need_no_key(main_server):
+    docs = httpx.get(main_server.url + "/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    spec = httpx.get(main_server.url + "/openapi.json")
+    assert spec.status_code == 200
+    assert {"/search", "/search/batch", "/rerank", "/health", "/metrics"} <= set(spec.json()["paths"])
+
+
+def test_search_page(main_server):
+    response = httpx.get(main_server.url + "/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert '<input id="query"' in response.text and '<select id="mode"' in response.text
+    assert 'fetch("/search"' in response.text
+
+
+def test_metrics_count_requests_by_status_with_latency_buckets(http):
+    before = request_counts(http.get("/metrics").text)
+    assert http.post("/search", json={"query": SKY, "k": 2}).status_code == 200
+    assert http.post("/search", json={"query": SKY, "k": 2, "mode": "bm25"}).status_code == 200
+    assert http.post("/search", json={"query": " ", "k": 2}).status_code == 422
+    assert http.post("/search", json={"query": SKY}, headers={"X-API-Key": "nope"}).status_code == 401
+    assert http.post("/search", content=b"x" * 2_000_000,
+                     headers={"content-type": "application/json"}).status_code == 413
+    assert http.post("/rerank", json={"query": SKY, "passages": [{"text": "blue"}]}).status_code == 200
+    response = http.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    after = request_counts(text)
+    delta = {key: after.get(key, 0) - before.get(key, 0) for key in set(after) | set(before)}
+    assert {key: n for key, n in delta.items() if n} == {
+        ("/search", "200"): 2, ("/search", "422"): 1, ("/search", "401"): 1, ("/search", "413"): 1,
+        ("/rerank", "200"): 1, ("/metrics", "200"): 1}
+    assert "# TYPE rankkit_requests_total counter" in text
+    assert "# TYPE rankkit_request_seconds histogram" in text
+    assert re.search(r'^rankkit_errors_total\{endpoint="/search"\} [1-9]\d*$', text, re.M)
+    buckets = re.findall(r'^rankkit_request_seconds_bucket\{endpoint="/search",le="([^"]+)"\} (\d+)$', text, re.M)
+    assert [le for le, _ in buckets][-1] == "+Inf" and len(buckets) >= 5
+    counts = [int(n) for _, n in buckets]
+    assert counts == sorted(counts) and counts[-1] >= 5  # cumulative
+    assert re.search(r'^rankkit_request_seconds_count\{endpoint="/search"\} \d+$', text, re.M)
+    assert re.search(r"^rankkit_queue_depth \d+$", text, re.M)
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+JSON = {"content-type": "application/json"}
+BAD_REQUESTS = {
+    "empty query": ("/search", {"query": ""}, 422, "empty_query"),
+    "whitespace query": ("/search", {"query": " \t\n "}, 422, "empty_query"),
+    "k zero": ("/search", {"query": SKY, "k": 0}, 422, "invalid_k"),
+    "k negative": ("/search", {"query": SKY, "k": -3}, 422, "invalid_k"),
+    "k over max_k": ("/search", {"query": SKY, "k": 1001}, 422, "invalid_k"),
+    "k not a number": ("/search", {"query": SKY, "k": "ten"}, 422, "invalid_field"),
+    "rerank_depth zero": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 0}, 422,
+                          "invalid_rerank_depth"),
+    "unknown mode": ("/search", {"query": SKY, "mode": "sparse"}, 422, "unknown_mode"),
+    "unknown field": ("/search", {"query": SKY, "top_k": 3}, 422, "unknown_field"),
+    "missing field": ("/search", {"k": 3}, 422, "missing_field"),
+    "query too long": ("/search", {"query": "sky " * 300}, 422, "query_too_long"),
+    "not an object": ("/search", ["why is the sky blue"], 422, "invalid_field"),
+    "batch too many": ("/search/batch", {"queries": ["sky"] * 65}, 422, "invalid_batch"),
+    "batch empty": ("/search/batch", {"queries": []}, 422, "invalid_batch"),
+    "batch bad query": ("/search/batch", {"queries": [SKY, "  "]}, 422, "empty_query"),
+    "batch unknown mode": ("/search/batch", {"queries": [SKY], "mode": "fuzzy"}, 422, "unknown_mode"),
+    "rerank no passages": ("/rerank", {"query": SKY, "passages": []}, 422, "invalid_passages"),
+    "rerank empty query": ("/rerank", {"query": "", "passages": [{"text": "blue"}]}, 422, "empty_query"),
+    "rerank passage without text": ("/rerank", {"query": SKY, "passages": [{"id": "a"}]}, 422, "missing_field"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_json_requests(http, case):
+    path, body, status, code = BAD_REQUESTS[case]
+    assert_error(http.post(path, json=body), status, code)
+
+
+def test_query_too_long_says_the_limit(http):
+    error = assert_error(http.post("/search", json={"query": "x" * 1001}), 422, "query_too_long")
+    assert "1001" in error["message"] and "1000" in error["message"]
+
+
+def test_invalid_utf8(http):
+    error = assert_error(http.post("/search", content=b'{"query": "sky \xff\xfe blue"}', headers=JSON),
+                         400, "invalid_body")
+    assert "UTF-8" in error["fix"]
+
+
+def test_malformed_json(http):
+    assert_error(http.post("/search", content=b'{"query": "sky', headers=JSON), 400, "malformed_json")
+
+
+def test_empty_body(http):
+    # regression: said "field '' is required"
+    error = assert_error(http.post("/search", content=b"", headers=JSON), 422, "missing_body")
+    assert "''" not in error["message"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_non_json_content_type(http, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    response = http.post("/search", content=b'{"query": "sky"}', headers=headers)
+    assert_error(response, 415, "not_json")
+
+
+def test_body_over_the_default_limit(http):
+    big = b'{"query": "' + b"a" * 2_000_000 + b'"}'
+    assert_error(http.post("/search", content=big, headers=JSON), 413, "body_too_large")
+
+
+def test_chunked_body_over_the_limit_is_413_too(http):
+    # regression: without a Content-Length the overflow surfaced as 400 "error parsing the body"
+    def chunks():
+        yield b'{"query": "'
+        for _ in range(20):
+            yield b"a" * 100_000
+        yield b'"}'
+
+    assert_error(http.post("/search", content=chunks(), headers=JSON), 413, "body_too_large")
+
+
+def test_chunked_body_under_the_limit_works(http):
+    def chunks():
+        yield b'{"query": "why is the'
+        yield b' sky blue", "k": 3}'
+
+    response = http.post("/search", content=chunks(), headers=JSON)
+    assert response.status_code == 200 and len(response.json()["hits"]) == 3
+
+
+def test_max_body_bytes_flag(servers):
+    url = servers["small"].url
+    assert_error(httpx.post(url + "/search", json={"query": "sky " * 1200}), 413, "body_too_large")
+    assert httpx.post(url + "/search", json={"query": SKY, "k": 1}).status_code == 200
+
+
+def test_unknown_path_and_wrong_method(http):
+    assert_error(http.get("/nowhere"), 404, "not_found")
+    assert_error(http.get("/search"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("path", ["/search", "/search/batch", "/rerank", "/metrics"])
+@pytest.mark.parametrize("key", [None, "wrong", ""])
+def test_api_key_required(main_server, path, key):
+    headers = {"X-API-Key": key} if key is not None else {}
+    url = main_server.url + path
+    if path == "/metrics":
+        response = httpx.get(url, headers=headers)
+    else:
+        response = httpx.post(url, json={"query": SKY, "queries": [SKY]}, headers=headers)
+    error = assert_error(response, 401, "unauthorized")
+    assert "X-API-Key" in error["fix"]
+
+
+def test_keyless_server_needs_no_key(servers):
+    assert httpx.get(servers["small"].url + "/metrics").status_code == 200
+
+
+def test_mode_not_loaded(servers):
+    error = assert_error(httpx.post(servers["small"].url + "/search", json={"query": SKY, "mode": "bm25"}),
+                         400, "mode_unavailable")
+    assert "--bm25-index" in error["fix"]
+    assert_error(httpx.post(servers["small"].url + "/rerank", json={"query": SKY, "passages": [{"text": "x"}]}),
+                 400, "no_reranker")
+
+
+# ---- overload and shutdown -------------------------------------------------------------------
+
+def test_overload_answers_503_at_once_and_recovers(servers):
+    url = servers["small"].url
+    query = " ".join(["why is the sky blue and what makes sunsets red"] * 6)
+
+    async def storm() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            # open the connections first, so the searches arrive together
+            await asyncio.gather(*(client.get("/health") for _ in range(40)))
+            return await asyncio.gather(*(client.post("/search", json={"query": query, "k": 10, "mode": "dense"})
+                                          for _ in range(40)))
+
+    responses = asyncio.run(storm())
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 503}, statuses
+    assert 200 in statuses and 503 in statuses, statuses
+    for response in responses:
+        if response.status_code == 503:
+            assert response.headers["Retry-After"] == "1"
+            assert_error(response, 503, "overloaded")
+            assert response.elapsed.total_seconds() < 1.0, response.elapsed  # refused at once, not queued
+        else:
+            assert len(response.json()["hits"]) == 10
+    assert httpx.get(url + "/health").json()["status"] == "ready"
+    assert httpx.post(url + "/search", json={"query": SKY, "k": 2}).status_code == 200
+    counts = request_counts(httpx.get(url + "/metrics").text)
+    assert counts[("/search", "503")] == statuses.count(503)
+
+
+def test_sigterm_lets_the_in_flight_request_finish_and_exits_0(servers):
+    # regression: with BM25 loaded, pyserini's JVM took SIGTERM and exited at once with 143;
+    # without it, uvicorn re-raised SIGTERM after the graceful shutdown (status -15)
+    server = servers["doomed"]
+    first_part_sent, finish = threading.Event(), threading.Event()
+    result: dict = {}
+
+    def body():
+        yield b'{"queries": ["why is the sky blue", "how do stars form"],'
+        first_part_sent.set()
+        finish.wait(30)
+        yield b' "k": 3, "mode": "hybrid", "text": true}'
+
+    def send() -> None:
+        try:
+            result["response"] = httpx.post(server.url + "/search/batch", content=body(), headers=JSON, timeout=60)
+        except Exception as exc:  # reported by the assertions below
+            result["error"] = exc
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert first_part_sent.wait(30)
+    time.sleep(0.3)  # the server has the request's head: the request is in flight
+    server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # shutting down: no new connections
+        try:
+            httpx.get(server.url + "/health", timeout=1)
+        except httpx.TransportError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the server kept accepting connections after SIGTERM")
+    assert server.process.poll() is None, "the server exited with a request in flight"
+    finish.set()
+    sender.join(60)
+    assert "error" not in result, result.get("error")
+    response = result["response"]
+    assert response.status_code == 200, response.text
+    assert [len(r["hits"]) for r in response.json()["results"]] == [3, 3]
+    assert all(h["text"] for r in response.json()["results"] for h in r["hits"])
+    assert server.process.wait(30) == 0, server.output()
+    assert "Shutting down" in server.output()
+
+
+# ---- the library client and `rankkit query` -------------------------------------------------
+
+def test_client(main_server):
+    with Client(main_server.url, api_key=KEY) as client:
+        assert client.health()["status"] == "ready"
+        answer = client.search(SKY, k=3, mode="bm25", text=True)
+        assert answer["mode"] == "bm25" and len(answer["hits"]) == 3 and all(h["text"] for h in answer["hits"])
+        reranked = client.search(SKY, k=3, rerank=True)
+        assert reranked["reranked"] is True
+        batch = client.search_batch([SKY, "how do stars form"], k=2, mode="dense")
+        assert [len(r["hits"]) for r in batch["results"]] == [2, 2]
+        scored = client.rerank(SKY, ["the sky is blue because of Rayleigh scattering", "bananas"])
+        assert [p["rank"] for p in scored["passages"]] == [1, 2]
+        assert 'rankkit_requests_total{endpoint="/search",status="200"}' in client.metrics()
+
+
+def test_client_error_carries_message_and_fix(main_server):
+    with Client(main_server.url, api_key=KEY) as client:
+        with pytest.raises(RankkitError) as raised:
+            client.search("   ")
+    message = str(raised.value)
+    assert "422" in message and "the query is empty or whitespace" in message and "Fix: send some query text" in message
+    with Client(main_server.url, api_key="wrong") as client:
+        with pytest.raises(RankkitError, match=r"401: missing or wrong API key\. Fix: send the key in the X-API-Key"):
+            client.search(SKY)
+
+
+def test_client_with_nothing_listening():
+    url = f"http://127.0.0.1:{free_port()}"
+    with Client(url, timeout=5) as client:
+        with pytest.raises(RankkitError, match=r"cannot reach .*Fix: start the server with `rankkit serve`"):
+            client.health()
+
+
+def test_rankkit_query_prints_a_table(main_server):
+    done = run_cli("query", SKY, "--url", main_server.url, "--api-key", KEY, "--k", "3", "--mode", "bm25")
+    assert done.returncode == 0, done.stderr
+    assert "bm25: why is the sky blue" in done.stdout
+    assert "docid" in done.stdout and re.search(r"\bs0\d\d\b", done.stdout)
+
+
+def test_rankkit_query_errors_cleanly(main_server):
+    done = run_cli("query", SKY, "--url", main_server.url)  # no key
+    assert done.returncode == 2
+    assert "error:" in done.stderr and "Fix" in done.stderr and "X-API-Key" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+# ---- `rankkit serve` start-up errors -------------------------------------------------------
+
+def test_serve_missing_index_folder(tmp_path):
+    done = run_cli("serve", "--index", str(tmp_path / "no-such-index"), "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "error:" in done.stderr and "Fix" in done.stderr and "no-such-index" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_serve_with_neither_index():
+    done = run_cli("serve", "--port", str(free_port()))
+    assert done.returncode == 2
+    assert "error:" in done.stderr and "Fix" in done.stderr and "--index" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
