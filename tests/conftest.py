@@ -40,6 +40,39 @@ def make_tiny_model(folder: Path, hidden: int = 32, seed: int = 0, pooling: str 
     return folder
 
 
+def make_spread_model(folder: Path) -> Path:
+    """The tiny model with its transformer weights scaled up (and a wide init for a new scoring
+    head), so that a randomly initialised cross-encoder scores passages far apart instead of within
+    float noise of each other: rankings compare robustly."""
+    import torch
+    from transformers import BertModel
+
+    make_tiny_model(folder)
+    model = BertModel.from_pretrained(folder)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.ndim > 1 and "embeddings" not in name:
+                parameter.mul_(5.0)
+    model.config.initializer_range = 1.0
+    model.save_pretrained(folder)
+    return folder
+
+
+def assert_file_error(excinfo: pytest.ExceptionInfo, path: Path, line: int | None, *fragments: str) -> None:
+    """The error names the file (and line), says how to fix it, and contains every fragment."""
+    message = str(excinfo.value)
+    where = f"{path}:{line}" if line is not None else str(path)
+    assert where in message, message
+    assert "Fix:" in message, message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def temp_leftovers(folder: Path) -> list[str]:
+    """Temporary files an atomic write left behind (there should be none)."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random bi-encoder folder (hidden size 32, mean pooling, normalised)."""

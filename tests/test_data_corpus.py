@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import assert_file_error, temp_leftovers
 
 from rankkit.data.corpus import Document, detect_corpus_format, read_corpus, write_corpus
 from rankkit.errors import RankkitError
@@ -29,19 +30,6 @@ def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
 
 
-def assert_error(excinfo: pytest.ExceptionInfo, path: Path, line: int | None, *fragments: str) -> None:
-    message = str(excinfo.value)
-    where = f"{path}:{line}" if line is not None else str(path)
-    assert where in message, message
-    assert "Fix:" in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
-
-
 # --- round trips ---------------------------------------------------------------------------------
 
 
@@ -57,7 +45,7 @@ def test_tsv_round_trip_keeps_ids_and_joins_title_into_text(tmp_path):
     assert [d.docid for d in back] == ["d1", "d2", "7"]
     assert [d.contents for d in back] == [d.contents for d in DOCS]
     assert all(d.title == "" for d in back)  # TSV has no title column
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
 
 
 def test_pyserini_round_trip(tmp_path):
@@ -133,7 +121,7 @@ def test_detect_unknown_extension_names_the_file_and_the_fix(tmp_path):
     path = write_text(tmp_path / "corpus.xml", "<doc/>")
     with pytest.raises(RankkitError) as excinfo:
         detect_corpus_format(path)
-    assert_error(excinfo, path, None, "corpus.xml", "--format")
+    assert_file_error(excinfo, path, None, "corpus.xml", "--format")
 
 
 def test_explicit_format_overrides_the_extension(tmp_path):
@@ -156,7 +144,7 @@ def test_file_named_gz_that_is_not_gzip_is_a_rankkit_error(tmp_path):
     path = write_text(tmp_path / "collection.tsv.gz", "1\tplain text\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 1, "gzip")
+    assert_file_error(excinfo, path, 1, "gzip")
 
 
 def test_truncated_gzip_is_a_rankkit_error(tmp_path):
@@ -192,7 +180,7 @@ def test_blank_lines_are_skipped_but_line_numbers_count_them(tmp_path):
     path = write_text(tmp_path / "c.tsv", "1\tone\n\n   \n2\ttwo\nbroken\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 5)
+    assert_file_error(excinfo, path, 5)
 
 
 # --- streaming -----------------------------------------------------------------------------------
@@ -223,28 +211,28 @@ def test_tsv_missing_tab(tmp_path):
     path = write_text(tmp_path / "c.tsv", "1\tok\n2 no tab\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "tab")
+    assert_file_error(excinfo, path, 2, "tab")
 
 
 def test_tsv_empty_docid(tmp_path):
     path = write_text(tmp_path / "c.tsv", "\tno id\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 1)
+    assert_file_error(excinfo, path, 1)
 
 
 def test_bad_json(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"id": "1", "contents": "ok"}\n{"id": "2", "contents": \n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "invalid JSON")
+    assert_file_error(excinfo, path, 2, "invalid JSON")
 
 
 def test_bad_json_on_the_first_line_fails_detection(tmp_path):
     path = write_text(tmp_path / "c.jsonl", "{not json}\n")
     with pytest.raises(RankkitError) as excinfo:
         detect_corpus_format(path)
-    assert_error(excinfo, path, 1, "invalid JSON")
+    assert_file_error(excinfo, path, 1, "invalid JSON")
 
 
 @pytest.mark.parametrize("line", ['["1", "text"]', '"just a string"', "42", "null"])
@@ -252,35 +240,35 @@ def test_json_not_an_object(tmp_path, line):
     path = write_text(tmp_path / "c.jsonl", '{"id": "1", "contents": "ok"}\n' + line + "\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "not an object")
+    assert_file_error(excinfo, path, 2, "not an object")
 
 
 def test_pyserini_missing_id_field(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"id": "1", "contents": "ok"}\n{"contents": "no id"}\n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "'id'")
+    assert_file_error(excinfo, path, 2, "'id'")
 
 
 def test_pyserini_empty_id_field(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"id": "", "contents": "x"}\n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path, "pyserini"))
-    assert_error(excinfo, path, 1, "'id'")
+    assert_file_error(excinfo, path, 1, "'id'")
 
 
 def test_beir_missing_id_field(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"_id": "1", "text": "ok"}\n{"title": "t", "text": "no id"}\n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "'_id'")
+    assert_file_error(excinfo, path, 2, "'_id'")
 
 
 def test_non_string_text_field(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"_id": "1", "text": ["a", "list"]}\n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 1, "'text'")
+    assert_file_error(excinfo, path, 1, "'text'")
 
 
 @pytest.mark.parametrize("record", ['{"docid": "1", "body": "x"}', '{"id": "1", "text": "x"}', "{}"])
@@ -288,14 +276,14 @@ def test_jsonl_with_wrong_keys(tmp_path, record):
     path = write_text(tmp_path / "c.jsonl", record + "\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 1, "keys", "pyserini", "BEIR")
+    assert_file_error(excinfo, path, 1, "keys", "pyserini", "BEIR")
 
 
 def test_invalid_utf8(tmp_path):
     path = write_bytes(tmp_path / "c.tsv", b"1\tok\n2\tcaf\xe9 latin-1\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "UTF-8")
+    assert_file_error(excinfo, path, 2, "UTF-8")
 
 
 @pytest.mark.parametrize("name, content", [
@@ -306,14 +294,14 @@ def test_duplicate_docid_names_both_lines(tmp_path, name, content):
     path = write_text(tmp_path / name, content)
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 4, "duplicate docid 'a'", "first on line 1")
+    assert_file_error(excinfo, path, 4, "duplicate docid 'a'", "first on line 1")
 
 
 def test_duplicate_docid_counts_numeric_json_ids_as_strings(tmp_path):
     path = write_text(tmp_path / "c.jsonl", '{"_id": 1, "text": "a"}\n{"_id": "1", "text": "b"}\n')
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, 2, "duplicate docid '1'", "first on line 1")
+    assert_file_error(excinfo, path, 2, "duplicate docid '1'", "first on line 1")
 
 
 @pytest.mark.parametrize("name, content", [
@@ -329,14 +317,14 @@ def test_empty_file(tmp_path, name, content):
         write_text(path, content)
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, None, "empty")
+    assert_file_error(excinfo, path, None, "empty")
 
 
 def test_unknown_format_names_the_file(tmp_path):
     path = write_text(tmp_path / "c.tsv", "1\tx\n")
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path, "xml"))  # type: ignore[arg-type]
-    assert_error(excinfo, path, None, "'xml'", "tsv, pyserini, beir")
+    assert_file_error(excinfo, path, None, "'xml'", "tsv, pyserini, beir")
 
 
 def test_write_unknown_format_writes_nothing(tmp_path):
@@ -347,7 +335,7 @@ def test_write_unknown_format_writes_nothing(tmp_path):
             write_corpus(docs, path, "xml")  # type: ignore[arg-type]
         assert "'xml'" in str(excinfo.value) and "Fix:" in str(excinfo.value)
         assert not path.exists()
-        assert leftovers(tmp_path) == []
+        assert temp_leftovers(tmp_path) == []
 
 
 def test_folder_instead_of_a_file(tmp_path):
@@ -355,17 +343,17 @@ def test_folder_instead_of_a_file(tmp_path):
     folder.mkdir()
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(folder))
-    assert_error(excinfo, folder, None, "folder")
+    assert_file_error(excinfo, folder, None, "folder")
 
 
 def test_missing_file(tmp_path):
     path = tmp_path / "nope.tsv"
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
-    assert_error(excinfo, path, None, "no such file")
+    assert_file_error(excinfo, path, None, "no such file")
     with pytest.raises(RankkitError) as excinfo:
         detect_corpus_format(tmp_path / "nope.jsonl")
-    assert_error(excinfo, tmp_path / "nope.jsonl", None, "no such file")
+    assert_file_error(excinfo, tmp_path / "nope.jsonl", None, "no such file")
 
 
 # --- atomic writes -------------------------------------------------------------------------------
@@ -378,7 +366,7 @@ def test_write_tsv_with_tab_in_text_fails_and_leaves_no_file(tmp_path):
         write_corpus(docs, path, "tsv")
     assert "'2'" in str(excinfo.value) and "Fix:" in str(excinfo.value)
     assert not path.exists()
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -391,7 +379,7 @@ def test_write_tsv_refuses_what_tsv_cannot_hold_and_keeps_the_old_file(tmp_path,
     with pytest.raises(RankkitError):
         write_corpus([Document("ok", "good"), bad], path, "tsv")
     assert path.read_bytes() == before
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
 
 
 def test_writer_failing_midway_in_the_input_leaves_no_file(tmp_path):
@@ -404,7 +392,7 @@ def test_writer_failing_midway_in_the_input_leaves_no_file(tmp_path):
     with pytest.raises(RuntimeError, match="source broke"):
         write_corpus(docs(), path, "beir")
     assert not path.exists()
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
 
 
 def test_write_overwrites_and_creates_parent_folders(tmp_path):
@@ -412,7 +400,7 @@ def test_write_overwrites_and_creates_parent_folders(tmp_path):
     write_corpus(DOCS[:1], path)
     write_corpus(DOCS[1:], path)
     assert [d.docid for d in read_corpus(path)] == ["d2", "7"]
-    assert leftovers(path.parent) == []
+    assert temp_leftovers(path.parent) == []
 
 
 def test_write_accepts_a_generator_and_counts(tmp_path):

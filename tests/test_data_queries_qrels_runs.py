@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import assert_file_error, temp_leftovers
 
 from rankkit.data.corpus import read_corpus
 from rankkit.data.qrels import read_qrels, relevant, write_qrels
@@ -19,19 +20,6 @@ from rankkit.errors import RankkitError
 def write(path: Path, text: str) -> Path:
     path.write_bytes(text.encode("utf-8"))
     return path
-
-
-def assert_error(excinfo: pytest.ExceptionInfo, path: Path, line: int | None, *fragments: str) -> None:
-    message = str(excinfo.value)
-    where = f"{path}:{line}" if line is not None else f"{path}:"
-    assert where in message, message
-    assert "Fix:" in message, message
-    for fragment in fragments:
-        assert fragment in message, message
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -53,7 +41,7 @@ def test_queries_write_read_round_trip(tmp_path):
     write_queries(queries, path)
     assert path.read_text(encoding="utf-8") == "1\twhat is a fox\nq-2\tmany spaces and tab\n3\tnewline inside\n"
     assert read_queries(path) == {"1": "what is a fox", "q-2": "many spaces and tab", "3": "newline inside"}
-    assert leftovers(path.parent) == []
+    assert temp_leftovers(path.parent) == []
 
 
 TOPICS = """<top>
@@ -102,7 +90,7 @@ def test_trec_topic_duplicate_qid_names_its_line(tmp_path):
                                            "<top>\n<num> Number: 1\n<title> again\n</top>\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 7, "duplicate qid '1'")
+    assert_file_error(excinfo, path, 7, "duplicate qid '1'")
 
 
 def test_trec_topic_empty_title_names_its_line(tmp_path):
@@ -110,7 +98,7 @@ def test_trec_topic_empty_title_names_its_line(tmp_path):
                                            "<top>\n<num> Number: 2\n<title>\n<desc> Description:\nsome desc\n</top>\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 6, "query '2' has empty text")
+    assert_file_error(excinfo, path, 6, "query '2' has empty text")
 
 
 def test_trec_topic_without_num_names_its_line(tmp_path):
@@ -118,7 +106,7 @@ def test_trec_topic_without_num_names_its_line(tmp_path):
                                            "<top>\n<title> no number\n</top>\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 5, "<num>")
+    assert_file_error(excinfo, path, 5, "<num>")
 
 
 def test_trec_topic_never_closed(tmp_path):
@@ -126,28 +114,28 @@ def test_trec_topic_never_closed(tmp_path):
     path = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> never closed\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 1, "</top>")
+    assert_file_error(excinfo, path, 1, "</top>")
 
 
 def test_queries_empty_text(tmp_path):
     path = write(tmp_path / "queries.tsv", "1\tfine\n2\t   \n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 2, "query '2' has empty text")
+    assert_file_error(excinfo, path, 2, "query '2' has empty text")
 
 
 def test_queries_duplicate_qid(tmp_path):
     path = write(tmp_path / "queries.tsv", "1\tfirst\n2\tsecond\n1\tagain\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 3, "duplicate qid '1'")
+    assert_file_error(excinfo, path, 3, "duplicate qid '1'")
 
 
 def test_queries_missing_tab(tmp_path):
     path = write(tmp_path / "queries.tsv", "1\tfine\n2 no tab\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 2, "tab")
+    assert_file_error(excinfo, path, 2, "tab")
 
 
 def test_queries_invalid_utf8(tmp_path):
@@ -155,7 +143,7 @@ def test_queries_invalid_utf8(tmp_path):
     path.write_bytes(b"1\tfine\n\n3\t\xff\xfe\n")
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
-    assert_error(excinfo, path, 3, "UTF-8")
+    assert_file_error(excinfo, path, 3, "UTF-8")
 
 
 def test_queries_empty_file(tmp_path):
@@ -179,7 +167,7 @@ def test_qrels_write_read_round_trip(tmp_path):
     write_qrels(qrels, path)
     assert path.read_text() == "q1 0 a 3\nq1 0 b 0\nq1 0 c 1\nq2 0 a 2\n"
     assert read_qrels(path) == qrels
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("bad, count", [("1 0 d2", 3), ("1 0 d2 1 extra", 5), ("1", 1)])
@@ -187,7 +175,7 @@ def test_qrels_wrong_field_count(tmp_path, bad, count):
     path = write(tmp_path / "qrels.txt", f"1 0 d1 1\n{bad}\n")
     with pytest.raises(RankkitError) as excinfo:
         read_qrels(path)
-    assert_error(excinfo, path, 2, "expected 4 fields", f"found {count}")
+    assert_file_error(excinfo, path, 2, "expected 4 fields", f"found {count}")
 
 
 @pytest.mark.parametrize("grade", ["1.5", "high", "nan"])
@@ -195,14 +183,14 @@ def test_qrels_non_integer_grade(tmp_path, grade):
     path = write(tmp_path / "qrels.txt", f"1 0 d1 1\n\n1 0 d2 {grade}\n")
     with pytest.raises(RankkitError) as excinfo:
         read_qrels(path)
-    assert_error(excinfo, path, 3, f"grade {grade!r} is not an integer")
+    assert_file_error(excinfo, path, 3, f"grade {grade!r} is not an integer")
 
 
 def test_qrels_duplicate_judgment(tmp_path):
     path = write(tmp_path / "qrels.txt", "1 0 d1 1\n2 0 d1 0\n1 0 d1 2\n")
     with pytest.raises(RankkitError) as excinfo:
         read_qrels(path)
-    assert_error(excinfo, path, 3, "'d1' judged twice for query '1'")
+    assert_file_error(excinfo, path, 3, "'d1' judged twice for query '1'")
 
 
 def test_qrels_empty_file(tmp_path):
@@ -249,7 +237,7 @@ def test_run_write_read_round_trip(tmp_path):
     ]
     assert read_run(path) == {"q1": [Hit("high", 2.0), Hit("mid", 1.25), Hit("low", 0.5)],
                               "q2": [Hit("only", -1.0)]}
-    assert leftovers(path.parent) == []
+    assert temp_leftovers(path.parent) == []
 
 
 def test_run_default_tag(tmp_path):
@@ -265,7 +253,7 @@ def test_run_bad_tag_writes_nothing(tmp_path, tag):
         write_run({"1": [Hit("d", 1.0)]}, path, tag=tag)
     assert "tag" in str(excinfo.value) and "Fix:" in str(excinfo.value)
     assert not path.exists()
-    assert leftovers(tmp_path) == []
+    assert temp_leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("bad, count", [("1 Q0 b 2 1.0", 5), ("1 Q0 b 2 1.0 tag extra", 7), ("1 b 1.0", 3)])
@@ -273,7 +261,7 @@ def test_run_wrong_field_count(tmp_path, bad, count):
     path = write(tmp_path / "run.trec", f"1 Q0 a 1 2.0 t\n\n{bad}\n")
     with pytest.raises(RankkitError) as excinfo:
         read_run(path)
-    assert_error(excinfo, path, 3, "expected 6 fields", f"found {count}")
+    assert_file_error(excinfo, path, 3, "expected 6 fields", f"found {count}")
 
 
 @pytest.mark.parametrize("score", ["high", "1,5", "--1"])
@@ -281,14 +269,14 @@ def test_run_non_numeric_score(tmp_path, score):
     path = write(tmp_path / "run.trec", f"1 Q0 a 1 2.0 t\n1 Q0 b 2 {score} t\n")
     with pytest.raises(RankkitError) as excinfo:
         read_run(path)
-    assert_error(excinfo, path, 2, f"score {score!r} is not a number")
+    assert_file_error(excinfo, path, 2, f"score {score!r} is not a number")
 
 
 def test_run_duplicate_docid_for_a_query_names_both_lines(tmp_path):
     path = write(tmp_path / "run.trec", "1 Q0 a 1 2.0 t\n2 Q0 a 1 2.0 t\n1 Q0 b 2 1.0 t\n1 Q0 a 3 0.5 t\n")
     with pytest.raises(RankkitError) as excinfo:
         read_run(path)
-    assert_error(excinfo, path, 4, "'a' appears twice for query '1'", "first on line 1")
+    assert_file_error(excinfo, path, 4, "'a' appears twice for query '1'", "first on line 1")
 
 
 def test_run_empty_file(tmp_path):

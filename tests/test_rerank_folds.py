@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_spread_model
 import torch
 from typer.testing import CliRunner
 
@@ -17,25 +18,6 @@ from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.errors import RankkitError
 from rankkit.eval.folds import kfold_queries
 from rankkit.retrieve.rerank import rerank_run
-
-
-def make_spread_model(folder: Path) -> Path:
-    """The conftest tiny model with its transformer weights scaled up (and a wide init for a new
-    scoring head), so that a randomly initialised cross-encoder scores passages far apart instead
-    of within float noise of each other: rankings compare robustly."""
-    from transformers import BertModel
-
-    from conftest import make_tiny_model
-
-    make_tiny_model(folder)
-    model = BertModel.from_pretrained(folder)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.ndim > 1 and "embeddings" not in name:
-                parameter.mul_(5.0)
-    model.config.initializer_range = 1.0
-    model.save_pretrained(folder)
-    return folder
 
 
 class TableModel:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_spread_model
 import torch
 
 from rankkit.data.corpus import read_doc_texts
@@ -84,25 +85,6 @@ def assert_same_log(a: list[dict], b: list[dict]) -> None:
         for key in ("loss", "lr", "grad_norm"):
             assert x[key] == pytest.approx(y[key], abs=1e-6), (x["step"], key)
         assert ("dev" in x) == ("dev" in y)
-
-
-def make_spread_model(folder: Path) -> Path:
-    """The conftest tiny model with its transformer weights scaled up (and a wide init for a new
-    scoring head), so that a randomly initialised cross-encoder scores passages far apart instead
-    of within float noise of each other: rankings compare robustly."""
-    from transformers import BertModel
-
-    from conftest import make_tiny_model
-
-    make_tiny_model(folder)
-    model = BertModel.from_pretrained(folder)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if parameter.ndim > 1 and "embeddings" not in name:
-                parameter.mul_(5.0)
-    model.config.initializer_range = 1.0
-    model.save_pretrained(folder)
-    return folder
 
 
 def fail_at_call(monkeypatch, task_class, call: int, error: type[BaseException], after_forward: bool = False
@@ -284,8 +266,10 @@ def test_saved_reranker_loads_in_sentence_transformers_and_transformers(trained_
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
-        inputs = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second", max_length=128,
-                           padding=True, return_tensors="pt")
+        # the saved tokenizer carries the max length the reranker was trained with (64 for the tiny model)
+        assert tokenizer.model_max_length == 64
+        inputs = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
+                           max_length=tokenizer.model_max_length, padding=True, return_tensors="pt")
         logits = model(**inputs).logits.squeeze(-1).numpy()
     assert np.allclose(logits, ours, atol=1e-4)
     assert np.diff(np.sort(ours)).min() > 1e-4  # a real ranking, not near-ties

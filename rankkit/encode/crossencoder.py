@@ -7,7 +7,6 @@ sentence-transformers' CrossEncoder and transformers' AutoModelForSequenceClassi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -39,7 +38,8 @@ class CrossEncoder:
         finally:
             hf_logging.set_verbosity(verbosity)
         self.model.to(self.device).eval()
-        limit = max_length or read_pooling_config(self.model_dir).max_length or DEFAULT_MAX_LENGTH
+        saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
+        limit = max_length or read_pooling_config(self.model_dir).max_length or saved or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
 
@@ -69,6 +69,6 @@ class CrossEncoder:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(folder)
+        # the max length it was trained with, read back by rankkit, sentence-transformers and transformers
+        self.tokenizer.model_max_length = self.max_length
         self.tokenizer.save_pretrained(folder)
-        # the max length it was trained with, read back by CrossEncoder (and sentence-transformers)
-        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": self.max_length}))
