@@ -266,8 +266,8 @@ def test_saved_reranker_loads_in_sentence_transformers_and_transformers(trained_
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
-        # the saved tokenizer carries the max length the reranker was trained with (64 for the tiny model)
-        assert tokenizer.model_max_length == 64
+        # the saved tokenizer carries the max length the reranker was trained with (config(): 32)
+        assert tokenizer.model_max_length == 32
         inputs = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
                            max_length=tokenizer.model_max_length, padding=True, return_tensors="pt")
         logits = model(**inputs).logits.squeeze(-1).numpy()
