@@ -416,3 +416,21 @@ def test_tsv_round_trip_of_the_bundled_sample(sample_dir, tmp_path):
     for fmt, name in (("tsv", "s.tsv"), ("pyserini", "s.jsonl"), ("beir", "b.jsonl")):
         write_corpus(docs, tmp_path / name, fmt)
         assert [(d.docid, d.contents) for d in read_corpus(tmp_path / name)] == [(d.docid, d.contents) for d in docs]
+
+
+def test_atomic_writes_give_files_and_folders_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from rankkit.data.files import atomic_dir, atomic_write
+
+    mask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "file.txt") as out:
+            out.write("x")
+        with atomic_dir(tmp_path / "folder") as folder:
+            (folder / "inside").write_text("y")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "file.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
