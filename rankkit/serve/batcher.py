@@ -53,6 +53,9 @@ class MicroBatcher:
             batch = [await self.queue.get()]
             deadline = loop.time() + self.max_wait_s
             while len(batch) < self.max_batch:
+                if not self.queue.empty():  # already waiting: take it even past the deadline (a busy
+                    batch.append(self.queue.get_nowait())  # event loop must not shrink batches to 1)
+                    continue
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
