@@ -1,0 +1,194 @@
+"""Pooling-bias benchmark for CET (issue 4): does correcting false negatives help?
+
+On collections with complete judgments we simulate shallow pooling as MS MARCO has it: the
+observed positives of a query are the relevant documents found in BM25's top-`pool` list, at
+most `m` per query; every other document is unlabeled. Bi-encoders fine-tuned from MiniLM with
+negatives from
+  (a) BM25, (b) the dense retriever (naive), (c) dense + teacher denoising, (d) dense + CET
+are tested on held-out query folds against the FULL judgments (nDCG@10, R@100), with a paired
+t-test against (b). The false-negative rate of the negatives of (a) and (b) is reported too.
+
+All four conditions use the same relevance model, pairwise softmax loss, steps and seeds; (d)
+adds CET's weights with the light provenance selection model. (c)'s teacher is the fold's
+condition-(a) model: it scores the dense candidates and those it scores at or above the positive
+are dropped (RocketQA-style denoising with the only teacher these labels can train).
+
+    python benchmarks/pooling_bias.py --quick      # two small collections, a few minutes
+    python benchmarks/pooling_bias.py              # every collection (about an hour of CPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common import save_result  # type: ignore[import-not-found]
+from rankkit.data import collection, read_doc_texts, read_qrels, read_queries, shared_data_root
+from rankkit.data.qrels import Qrels
+from rankkit.data.runs import Run
+from rankkit.encode.biencoder import BiEncoder
+from rankkit.eval import evaluate, paired_compare, resolve_measures
+from rankkit.eval.folds import kfold_queries
+from rankkit.index.bm25 import build_bm25_index
+from rankkit.index.dense import DenseIndex, build_dense_index
+from rankkit.mining import MarginFilter, MinedSet, RankWindow, TopN, candidates_from_run, false_negative_rate, mine
+from rankkit.mining.mine import MiningConfig
+from rankkit.mining.teacher import add_teacher_scores
+from rankkit.retrieve.bm25 import BM25Retriever
+from rankkit.retrieve.dense import DenseRetriever
+from rankkit.train.biencoder import train_biencoder
+from rankkit.train.cet import CETConfig, train_cet
+from rankkit.train.config import TrainConfig
+
+FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
+QUICK = ("adi", "medline")
+CONDITIONS = ("a: bm25 negatives", "b: dense negatives", "c: dense + denoise", "d: dense + CET")
+
+
+def shallow_labels(bm25_run: Run, full: Qrels, pool: int, m: int, min_grade: int) -> Qrels:
+    """Observed positives: relevant documents in BM25's top `pool`, the best-ranked m per query."""
+    observed: Qrels = {}
+    for qid, hits in bm25_run.items():
+        found = [h.docid for h in hits[:pool] if full.get(qid, {}).get(h.docid, 0) >= min_grade]
+        if found:
+            observed[qid] = {d: full[qid][d] for d in found[:m]}
+    return observed
+
+
+def dense_run_of(model: str | Path, corpus: Path, queries: dict[str, str], work: Path, depth: int) -> Run:
+    encoder = BiEncoder(model)
+    folder = work / "dense-index"
+    build_dense_index(corpus, folder, encoder, overwrite=True)
+    run = DenseRetriever(DenseIndex(folder), encoder).batch_search(queries, depth)
+    shutil.rmtree(folder, ignore_errors=True)
+    return run
+
+
+def bi_encoder_teacher(model_dir: Path):
+    encoder = BiEncoder(model_dir)
+
+    def score(pairs):
+        return (encoder.encode([q for q, _ in pairs]) * encoder.encode([p for _, p in pairs])).sum(axis=1)
+
+    return score
+
+
+def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict], list[dict], dict]:
+    paths = collection(shared_data_root() / name)
+    queries, full = read_queries(paths.queries), read_qrels(paths.qrels)
+    min_grade = 2 if name == "dl19" else 1  # DL convention: grade >= 2 is relevant for binary measures
+    doc_texts = read_doc_texts(paths.corpus)
+    judged = sorted(q for q in queries if any(g >= min_grade for g in full.get(q, {}).values()))
+    queries = {q: queries[q] for q in judged}
+    bm25_dir = work / f"{name}-bm25"
+    build_bm25_index(paths.corpus, bm25_dir, overwrite=True)
+    bm25_run = BM25Retriever(bm25_dir).batch_search(queries, args.depth)
+    dense_run = dense_run_of("default", paths.corpus, queries, work, args.depth)
+    observed = shallow_labels(bm25_run, full, args.pool, args.m, min_grade)
+    measures = resolve_measures(None, ["nDCG@10", f"R(rel={min_grade})@100"])
+    per_condition_runs: dict[str, Run] = {c: {} for c in ("BM25", "MiniLM untrained", *CONDITIONS)}
+    fn_rows = []
+    for fold, (train_q, test_q) in enumerate(kfold_queries(judged, args.folds, args.seed)):
+        train_queries = {q: queries[q] for q in train_q if q in observed}
+        test_queries = {q: queries[q] for q in test_q}
+        window = [RankWindow(1, args.window), TopN(args.count)]
+        mining = MiningConfig(seed=args.seed, min_grade=1)
+        mined_a = mine(train_queries, observed, candidates_from_run(bm25_run, "bm25"), window, mining, doc_texts)
+        mined_b = mine(train_queries, observed, candidates_from_run(dense_run, "dense"), window, mining, doc_texts)
+        for label, mined in (("a: bm25", mined_a), ("b: dense", mined_b)):
+            rates = false_negative_rate(mined, full, min_grade)
+            fn_rows.append({"collection": name, "fold": fold, "negatives": label,
+                            **{band: round(v, 4) for band, v in next(iter(rates.values())).items()}})
+
+        def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:
+            config = TrainConfig(output=str(work / f"{name}-{fold}-{tag}"), model="default", epochs=args.epochs,
+                                 batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
+                                 seed=args.seed, overwrite=True)
+            if cet:
+                model_dir = train_cet(mined, doc_texts, config, CETConfig(relevance="bi-encoder",
+                                                                          selection="provenance",
+                                                                          temperature=args.debias_ratio))
+                return model_dir / "relevance"
+            return train_biencoder(mined, doc_texts, config, loss="pairwise")
+
+        model_a = train(mined_a, "a")
+        candidates_c = candidates_from_run(dense_run, "dense")
+        teacher_best = add_teacher_scores({q: candidates_c[q] for q in train_queries}, train_queries, observed,
+                                          doc_texts, bi_encoder_teacher(model_a))
+        mined_c = mine(train_queries, observed, candidates_c,
+                       [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
+                       mining, doc_texts, positive_teacher_scores=teacher_best)
+        models = {CONDITIONS[0]: model_a, CONDITIONS[1]: train(mined_b, "b"), CONDITIONS[2]: train(mined_c, "c"),
+                  CONDITIONS[3]: train(mined_b, "d", cet=True)}
+        per_condition_runs["BM25"].update({q: bm25_run[q] for q in test_queries})
+        per_condition_runs["MiniLM untrained"].update({q: dense_run[q] for q in test_queries})
+        for condition, model_dir in models.items():
+            per_condition_runs[condition].update(dense_run_of(model_dir, paths.corpus, test_queries, work, 100))
+        print(f"{name} fold {fold}: done", flush=True)
+    evaluations = {c: evaluate(run, {q: full[q] for q in run}, measures) for c, run in per_condition_runs.items()}
+    rows = []
+    baseline = evaluations[CONDITIONS[1]]
+    for condition, ev in evaluations.items():
+        row = {"collection": name, "system": condition, "queries": len(ev.per_query[ev.measures[0]])}
+        for m in ev.measures:
+            row[m] = round(ev.aggregate[m], 4)
+        for m in ev.measures:
+            if condition != CONDITIONS[1]:
+                p = paired_compare(m, CONDITIONS[1], baseline, condition, ev).p_value
+                row[f"p vs b, {m}"] = None if np.isnan(p) else round(p, 4)
+        rows.append(row)
+    info = {"collection": name, "queries": len(judged), "with observed positive": len(observed),
+            "documents": len(doc_texts)}
+    return rows, fn_rows, info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}, one epoch")
+    parser.add_argument("--collections", nargs="*", default=None)
+    parser.add_argument("--pool", type=int, default=10, help="BM25 pool depth that the labels come from")
+    parser.add_argument("--m", type=int, default=1, help="observed positives per query (1 mimics MS MARCO)")
+    parser.add_argument("--depth", type=int, default=100, help="candidates retrieved per query")
+    parser.add_argument("--window", type=int, default=30, help="negatives come from ranks 1..window")
+    parser.add_argument("--count", type=int, default=10, help="negatives kept per query in the MinedSet")
+    parser.add_argument("--negatives", type=int, default=3, help="negatives per query per step")
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--debias-ratio", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.quick:
+        args.epochs = 1
+    names = args.collections or (QUICK if args.quick else FULL)
+    torch.set_num_threads(2)
+    started, cpu_started = time.time(), time.process_time()
+    rows, fn_rows, infos = [], [], []
+    with tempfile.TemporaryDirectory(prefix="rankkit-pooling-") as tmp:
+        for name in names:
+            collection_rows, collection_fn, info = run_collection(name, args, Path(tmp))
+            rows += collection_rows
+            fn_rows += collection_fn
+            infos.append(info)
+    params = {k: v for k, v in vars(args).items()}
+    params["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+    save_result("pooling_bias_quick" if args.quick else "pooling_bias", rows,
+                title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET (held-out folds, full qrels)",
+                params=params, started=started,
+                extra_tables={"False-negative rate of the mined negatives (full qrels)": fn_rows,
+                              "Collections": infos},
+                notes=["Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
+                       "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
+                       "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
+                       "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped."])
+
+
+if __name__ == "__main__":
+    main()
