@@ -132,12 +132,15 @@ class Server:
         self.batchers: dict[str, MicroBatcher] = {}
 
     def start(self, engine: SearchEngine) -> None:
-        wait = self.config.batch_wait_ms / 1000
+        # only dense encoding gains from waiting for company; BM25 and rerank batch what queued
+        # while their worker was busy (measured in benchmarks/results/serve_load.md: a 3 ms wait
+        # tripled BM25's 1-client latency and lowered its 16-client throughput)
+        waits = {"dense": self.config.batch_wait_ms / 1000, "bm25": 0.0, "rerank": 0.0}
         work = {"dense": (engine.dense, engine.dense_batch), "bm25": (engine.bm25, engine.bm25_batch),
                 "rerank": (engine.reranker, engine.rerank_batch)}
         for name, (loaded, process) in work.items():
             if loaded is not None:
-                batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, wait,
+                batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, waits[name],
                                        self.config.max_queue, self.metrics.observe_batch)
                 batcher.start()
                 self.batchers[name] = batcher
