@@ -138,6 +138,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def code_version() -> str:
+    """The commit the servers run, and whether rankkit/ or cli/ differ from it."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=REPO_ROOT, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "rankkit", "cli"], capture_output=True, text=True,
+                               cwd=REPO_ROOT, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return rev + (" + uncommitted changes in rankkit/ or cli/" if dirty else "")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -707,8 +719,9 @@ def main() -> None:
         "call = dense_batch / bm25_batch of one (query, 10) (hybrid: both with depth 100, then fuse, one after "
         "the other; the server runs the two at once on two worker threads).",
         (f"'{variant}': the same server with --batch-wait-ms {args.variant_wait_ms:g} instead of 3, to see how "
-         "much of the 1-client overhead is the micro-batch wait; with it, batches still form from the queries "
-         "that queue while the worker is busy." if variant else "no --batch-wait-ms variant (--no-variant)."),
+         "much of the 1-client overhead is the micro-batch wait (see `rankkit serve --help` for which workers "
+         "the flag applies to in the code measured); with no wait, batches still form from the queries that "
+         "queue while the worker is busy." if variant else "no --batch-wait-ms variant (--no-variant)."),
         "overload clients resend at once after a 503 (they ignore Retry-After): a worst case for the event "
         "loop, which answers every refused request.",
         "mean_batch = delta rankkit_batched_queries_total / delta rankkit_batches_total over the level; both "
@@ -731,7 +744,8 @@ def main() -> None:
               "paired_seconds": paired_seconds, "timeout_s": args.timeout, "queries": len(queries),
               "overload": f"{args.overload_clients} clients, --max-queue {args.overload_max_queue}, "
                           f"{args.overload_seconds} s",
-              "client": args.client, "variant_wait_ms": args.variant_wait_ms, "variant_levels": args.variant_levels,
+              "code": code_version(), "client": args.client, "variant_wait_ms": args.variant_wait_ms,
+              "variant_levels": args.variant_levels,
               "omp_threads": args.omp_threads,
               "wait_load": args.wait_load, "load_wait": quiet, **index_info}
     columns = ["server", "mode", "clients", "seconds", "requests", "ok", "qps", "p50_ms", "p95_ms", "p99_ms",
