@@ -22,9 +22,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
 
-from common import dl19_dir, median, save_result  # noqa: E402
+from common import dl19_dir, median, save_result, quiet_torch  # noqa: E402
 from rankkit.data.corpus import read_corpus  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.encode.biencoder import BiEncoder  # noqa: E402
@@ -96,9 +95,7 @@ def time_case(encoders: dict, calls: list[list[str]], reps: int, offset: int = 0
 def main() -> None:
     args = parse_args()
     started = time.time()
-    torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_torch(args.threads)
     from sentence_transformers import SentenceTransformer
 
     data = dl19_dir()

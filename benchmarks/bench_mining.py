@@ -37,9 +37,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, median, save_result  # noqa: E402
+from common import REPO_ROOT, dl19_dir, median, save_result, quiet_torch  # noqa: E402
 from rankkit.data.corpus import read_corpus, write_corpus  # noqa: E402
 from rankkit.data.qrels import read_qrels  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
@@ -84,9 +83,7 @@ def timed(fn):
 def main() -> None:
     args = parse_args()
     started = time.time()
-    torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_torch(args.threads)
     from datasets import Dataset
     from datasets.utils.logging import disable_progress_bar
     from sentence_transformers import SentenceTransformer

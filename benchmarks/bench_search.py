@@ -25,9 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, percentile, save_result  # noqa: E402
+from common import REPO_ROOT, dl19_dir, percentile, save_result, quiet_torch  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.encode.biencoder import BiEncoder  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
@@ -131,9 +130,7 @@ def same_hits(a, b) -> bool:
 def main() -> None:
     args = parse_args()
     started = time.time()
-    torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_torch(args.threads)
     data = dl19_dir()
     corpus = data / "collection.tsv"
     queries = read_queries(data / "queries.tsv")

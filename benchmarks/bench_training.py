@@ -46,9 +46,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, median, save_result  # noqa: E402
+from common import REPO_ROOT, dl19_dir, median, save_result, quiet_torch  # noqa: E402
 from rankkit.data.collection import shared_data_root  # noqa: E402
 from rankkit.data.corpus import read_doc_texts  # noqa: E402
 from rankkit.data.qrels import read_qrels  # noqa: E402
@@ -471,9 +470,7 @@ def _natural(qid: str):
 def main() -> None:
     args = parse_args()
     started = time.time()
-    torch.set_num_threads(args.threads)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet_torch(args.threads)
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()

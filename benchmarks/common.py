@@ -162,3 +162,13 @@ def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None 
     print(text)
     print(f"saved {json_path} and {json_path.with_suffix('.md')}")
     return json_path
+
+
+def quiet_torch(threads: int) -> None:
+    """Pin torch to `threads` and silence transformers' logging and progress bars."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(threads)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
