@@ -66,6 +66,10 @@ def parse_args() -> argparse.Namespace:
                         help="scratch folder for the index and ST's embedding cache (git-ignored work/)")
     parser.add_argument("--max-docs", type=int, default=None,
                         help="smoke tests only: the first N passages plus every positive, not the whole collection")
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="with --e2e-reps 0: keep the index folder in --work when its manifest matches the corpus "
+                             "and model, instead of rebuilding it (untimed either way)")
+    parser.add_argument("--note", action="append", default=[], help="a note to add to the results (repeatable)")
     parser.add_argument("--name", default="mining", help="results name (benchmarks/results/NAME.json|md)")
     return parser.parse_args()
 
@@ -197,7 +201,8 @@ def main() -> None:
                 print(f"  {system}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
             step += 1
     else:  # untimed: rankkit's index and ST's corpus-embedding cache for case (b)
-        build_dense_index(corpus_path, index_dir, rk, DenseBuildConfig(factory="Flat"), overwrite=True)
+        if not (args.reuse_index and index_matches(index_dir, corpus_path, rk)):
+            build_dense_index(corpus_path, index_dir, rk, DenseBuildConfig(factory="Flat"), overwrite=True)
         st_end_to_end()
     print(f"(b) corpus already encoded: {args.reps} repetitions per system, ABBA ...", flush=True)
     fns = {"rankkit": rk_mine_from_index, "sentence-transformers": st_mine_from_cache}
@@ -274,6 +279,7 @@ def main() -> None:
         "once) + candidates_from_run + mine; ST mine_hard_negatives with both its corpus and query embeddings "
         "cached (it still hashes and de-duplicates the corpus, loads the .npy files and builds a FAISS index).",
         *overlap_notes,
+        *args.note,
     ]
     params = {"e2e_reps": args.e2e_reps, "reps": args.reps, "max_rank": args.max_rank, "count": args.count,
               "min_grade": args.min_grade, "threads": args.threads, "model": args.model,
@@ -282,6 +288,17 @@ def main() -> None:
     save_result(args.name, rows, title="Mining throughput: rankkit vs sentence-transformers mine_hard_negatives (dl19)",
                 params=params, notes=notes, extra_tables={"Overlap of the mined negatives": overlap_rows},
                 started=started)
+
+
+def index_matches(folder: Path, corpus_path: Path, encoder: BiEncoder) -> bool:
+    from rankkit.index.manifest import CorpusInfo, Manifest
+
+    try:
+        manifest = Manifest.read(folder)
+    except Exception:
+        return False
+    return (manifest.index_type == "Flat" and manifest.model_fingerprint == encoder.fingerprint
+            and manifest.corpus.sha256 == CorpusInfo.of(corpus_path, "tsv").sha256)
 
 
 def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_text, first_docid, canonical,

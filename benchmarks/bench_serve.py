@@ -2,6 +2,7 @@
 micro-batch sizes under 1..64 concurrent clients, against the same work done in-process.
 
     .venv/bin/python benchmarks/bench_serve.py                # recorded run (T=15 s per level)
+    .venv/bin/python benchmarks/bench_serve.py --omp-threads 1 --name serve_load-omp1
     .venv/bin/python benchmarks/bench_serve.py --seconds 3 --wait-load 0 --name serve_load-smoke
 
 What it does, all in one run:
@@ -14,16 +15,19 @@ What it does, all in one run:
      with the same ServeConfig; waits for GET /health == ready.
   4. checks that the server's top-10 docids equal the in-process engine's for all 43 queries and
      every mode.
-  5. 1 client, paired: for each mode, alternates (ABBA) an in-process call (dense_batch /
-     bm25_batch of one query, both plus fuse for hybrid, like the server) with the same query
-     over HTTP (sync httpx.Client, keep-alive) for --seconds; p50 of each -> the HTTP overhead.
+  5. 1 client, paired: for each mode, each round runs the same query three ways, order rotated
+     over all permutations: in-process (dense_batch / bm25_batch of one query; hybrid: both at
+     depth 100, then fuse), over HTTP with http.client (lean, keep-alive) and with httpx.Client,
+     for --paired-seconds; p50 of each -> the HTTP overhead.
   6. load levels: for each mode and each of --levels concurrent clients, --seconds of closed-loop
-     load (asyncio + httpx.AsyncClient, connection limit = clients, each client sends the next
-     of the 43 queries round-robin, POST /search k=10). Every loop stops by itself: no request
-     starts after the deadline and each has a --timeout. Records QPS, p50/p95/p99, non-2xx by
-     status, exceptions (dropped connections, timeouts), /metrics deltas of
-     rankkit_batches_total / rankkit_batched_queries_total (mean micro-batch size) and the CPU
-     seconds used by the server and by this (client) process.
+     load (each client on its own keep-alive connection, written on bare asyncio streams, or one
+     shared httpx.AsyncClient with --client httpx; the 43 queries round-robin, POST /search k=10;
+     also BM25 with text=true at --text-levels). Every loop stops by itself: no request starts
+     after the deadline and each has a --timeout. Records QPS, p50/p95/p99, non-2xx by status,
+     exceptions (dropped connections, timeouts), /metrics deltas of rankkit_batches_total /
+     rankkit_batched_queries_total (mean micro-batch size) and the CPU seconds used by the server
+     and by this (client) process. Then the same for a server with --batch-wait-ms
+     --variant-wait-ms (0) at --variant-levels (1,16).
   7. overload: a second server with --max-queue 8 hit by --overload-clients dense clients for
      --overload-seconds: 503 count and latency, any other 5xx, dropped connections; then /health
      and one normal query must still answer.
@@ -519,7 +523,13 @@ def pyserini_stock_check(work_dir: Path) -> str:
     return last[-1] if last else f"exit {done.returncode}"
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    print(f"bench_serve: got signal {signum}: stopping the servers and exiting", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)  # unwinds through the `finally` blocks that stop the servers
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     args = parse_args()
     started = time.time()
     levels = [int(x) for x in args.levels.split(",") if x]

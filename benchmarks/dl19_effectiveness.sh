@@ -6,6 +6,7 @@
 #
 #   benchmarks/dl19_effectiveness.sh
 #   RANKKIT_DATA=/path/to/data WORK=/tmp/somewhere benchmarks/dl19_effectiveness.sh
+#   REUSE=1 benchmarks/dl19_effectiveness.sh   # keep indexes already built in $WORK by an earlier run
 #
 # Indexes and runs go to $WORK (default /tmp/rankkit-dl19), not into the repository.
 set -euo pipefail
@@ -36,8 +37,22 @@ step() {  # run a command, echo it, and log it (arguments kept apart, for exact 
   printf '%s\t%s\n' "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }')" "$*" >> "$LOG"
 }
 
-step "$RANKKIT" index build "$DATA/collection.tsv" --kind bm25 --out-dir "$WORK/indexes" --name dl19-bm25 --overwrite
-step "$RANKKIT" index build "$DATA/collection.tsv" --kind dense --out-dir "$WORK/indexes" --name dl19-dense --overwrite
+build() {  # step, unless REUSE=1 and the index folder $1 is already there (logged as reused, with its date)
+  local folder="$1" created IFS=$'\x1f'
+  shift
+  if [[ "${REUSE:-0}" == 1 && -f "$folder/manifest.json" ]]; then
+    created=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["created"])' "$folder/manifest.json")
+    echo "reusing $folder (built $created)" >&2
+    printf 'reused, built %s\t%s\n' "$created" "$*" >> "$LOG"
+  else
+    step "$@"
+  fi
+}
+
+build "$WORK/indexes/dl19-bm25" \
+  "$RANKKIT" index build "$DATA/collection.tsv" --kind bm25 --out-dir "$WORK/indexes" --name dl19-bm25 --overwrite
+build "$WORK/indexes/dl19-dense" \
+  "$RANKKIT" index build "$DATA/collection.tsv" --kind dense --out-dir "$WORK/indexes" --name dl19-dense --overwrite
 
 step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --queries "$DATA/queries.tsv" -k "$K" \
   --tag bm25 -o "$WORK/runs/bm25.trec"
@@ -83,7 +98,8 @@ parts = [
 if comparisons:
     parts += ["## Paired comparisons against the first run (t-test over queries)", "", markdown_table(comparisons), ""]
 parts += ["## Commands", "", "Run from the repository root (wall seconds per step on the left):", "", "```bash"]
-parts += [f"# {seconds} s\n{cmd}" for seconds, cmd in steps]
+parts += [f"# {seconds}" + (" s" if seconds[:1].isdigit() else " (REUSE=1: index kept from an earlier run)")
+          + f"\n{cmd}" for seconds, cmd in steps]
 parts += ["```", "", f"Raw figures (per query too): `{short(json_path)}`.", ""]
 with atomic_write(md_path) as out:
     out.write("\n".join(parts))
