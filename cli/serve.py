@@ -26,7 +26,9 @@ def serve(
     max_query_chars: int = typer.Option(1000),
     max_batch_queries: int = typer.Option(64),
     max_body_bytes: int = typer.Option(1_000_000),
-    batch_wait_ms: float = typer.Option(3.0, help="Longest wait to fill a dense micro-batch."),
+    batch_wait_ms: float = typer.Option(
+        3.0, help="Longest wait to fill a dense micro-batch; it ends early once as many queries as were "
+                  "recently in flight have arrived."),
     batch_max: int = typer.Option(32, help="Largest micro-batch."),
     max_queue: int = typer.Option(256, help="Waiting queries per worker before answering 503."),
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),

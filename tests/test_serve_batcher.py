@@ -41,3 +41,46 @@ def test_busy_event_loop_still_batches_what_is_queued():
     assert asyncio.run(main()) == [i * 10 for i in range(64)]
     assert sum(sizes) == 64
     assert sizes == [32, 32]  # before the fix: 32 batches of 2
+
+
+def run_clients(clients: int, requests_each: int, max_wait_s: float) -> tuple[list[int], float]:
+    """`clients` coroutines each send `requests_each` requests one after another; returns the batch
+    sizes and the seconds it all took."""
+    sizes: list[int] = []
+
+    def process(items):
+        time.sleep(0.002)
+        return [item * 10 for item in items]
+
+    async def main() -> float:
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        batcher = MicroBatcher(process, executor, max_batch=32, max_wait_s=max_wait_s, on_batch=sizes.append)
+        batcher.start()
+
+        async def client(c: int) -> None:
+            for i in range(requests_each):
+                assert await batcher.submit(c * 1000 + i) == (c * 1000 + i) * 10
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(client(c) for c in range(clients)))
+            return time.perf_counter() - started
+        finally:
+            await batcher.stop()
+            executor.shutdown()
+
+    seconds = asyncio.run(main())
+    return sizes, seconds
+
+
+def test_lone_client_never_waits_for_company():
+    sizes, seconds = run_clients(clients=1, requests_each=10, max_wait_s=0.5)
+    assert sizes == [1] * 10
+    assert seconds < 0.5  # a fixed wait would take 10 x 0.5 s
+
+
+def test_concurrent_clients_are_batched_and_the_wait_ends_when_all_have_asked():
+    sizes, seconds = run_clients(clients=4, requests_each=10, max_wait_s=0.5)
+    assert sum(sizes) == 40
+    assert sizes[-5:] == [4] * 5  # settles on one batch per round of the 4 clients
+    assert seconds < 2.0  # waits end as soon as the 4th client asks, not at the 0.5 s deadline

@@ -1,5 +1,10 @@
 """Micro-batching: concurrent requests wait a few milliseconds so one worker thread can encode
-and search them together; a bounded queue refuses work beyond capacity instead of piling it up."""
+and search them together; a bounded queue refuses work beyond capacity instead of piling it up.
+
+The wait adapts to the traffic: a batch waits only for as many requests as were in the server
+at once (queued or being processed) since the previous batch started. A lone client is served at
+once, with no added latency; with N concurrent clients a batch waits until the N clients whose
+answers just went out have asked again, or until the deadline, whichever comes first."""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ class Overloaded(Exception):
 
 
 class MicroBatcher:
-    """Collect items for up to `max_wait_s` after the first one (or until `max_batch`), then run
-    `process(items) -> results` for all of them in one worker thread."""
+    """Collect items after the first one until the batch holds as many as were in flight at once
+    since the previous batch started (or `max_batch`, or `max_wait_s` has passed), then run
+    `process(items) -> results` for all of them in one worker thread. Items already queued always
+    join, up to `max_batch`."""
 
     def __init__(self, process: Callable[[Sequence[Any]], Sequence[Any]], executor: concurrent.futures.Executor,
                  max_batch: int = 32, max_wait_s: float = 0.003, max_queue: int = 256,
@@ -24,6 +31,8 @@ class MicroBatcher:
         self.on_batch = on_batch
         self.queue: asyncio.Queue | None = None
         self.worker: asyncio.Task | None = None
+        self.in_flight = 0  # submitted and not yet answered
+        self.peak_in_flight = 0  # the most in flight at once since the current batch started
 
     @property
     def depth(self) -> int:
@@ -43,8 +52,13 @@ class MicroBatcher:
         if self.queue.qsize() >= self.max_queue:
             raise Overloaded
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        await self.queue.put((item, future))
-        return await future
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            await self.queue.put((item, future))
+            return await future
+        finally:
+            self.in_flight -= 1
 
     async def _run(self) -> None:
         assert self.queue is not None
@@ -52,12 +66,13 @@ class MicroBatcher:
         while True:
             batch = [await self.queue.get()]
             deadline = loop.time() + self.max_wait_s
+            expected, self.peak_in_flight = self.peak_in_flight, self.in_flight
             while len(batch) < self.max_batch:
                 if not self.queue.empty():  # already waiting: take it even past the deadline (a busy
                     batch.append(self.queue.get_nowait())  # event loop must not shrink batches to 1)
                     continue
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if len(batch) >= expected or remaining <= 0:
                     break
                 try:
                     batch.append(await asyncio.wait_for(self.queue.get(), remaining))
