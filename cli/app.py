@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import typer
 
@@ -31,8 +32,16 @@ app.command()(serve)
 app.command()(query)
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C does: half-written outputs,
+    kept under temporary names until complete, are removed on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     from transformers.utils import logging as hf_logging
+
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # `rankkit serve` replaces it with uvicorn's
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

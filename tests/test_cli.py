@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import read_run
 from rankkit.index.manifest import Manifest
+from conftest import temp_leftovers
 
 pytest.importorskip("pyserini", reason="the CLI tests build a BM25 index too (bm25 extra)")
 
@@ -368,3 +371,25 @@ def test_quickstart_with_the_default_model(tmp_path):
     assert report["dense"]["nDCG@10"] > 0.5
     assert report["hybrid"]["nDCG@10"] > 0.5
     assert Manifest.read(out / "indexes" / "sample-dense").model == "all-MiniLM-L6-v2"
+
+
+def test_sigterm_during_index_build_leaves_no_temporary_folder(tmp_path, tiny_model):
+    # regression: SIGTERM killed the build without unwinding, leaving `.NAME.*.tmp` behind
+    corpus = tmp_path / "big.tsv"
+    corpus.write_text("".join(f"d{i}\tpassage number {i} about topic {i % 97} and more words\n"
+                              for i in range(200_000)), encoding="utf-8")
+    out = tmp_path / "indexes"
+    process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "index", "build", str(corpus), "--model",
+                                str(tiny_model), "--out-dir", str(out), "--device", "cpu"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and temp_leftovers(out)):  # the build has started writing
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "the build never started writing"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        process.kill()
+    assert temp_leftovers(out) == [] and not (out / "big-dense").exists()
