@@ -48,6 +48,11 @@ from rankkit.train.config import TrainConfig
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
 QUICK = ("adi", "medline")
+NOTES = ["Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
+         "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
+         "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
+         "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped.",
+         "(d) CET: relevance bi-encoder + provenance selection model, debias ratio T as in the parameters."]
 CONDITIONS = ("a: bm25 negatives", "b: dense negatives", "c: dense + denoise", "d: dense + CET")
 
 
@@ -61,8 +66,9 @@ def shallow_labels(bm25_run: Run, full: Qrels, pool: int, m: int, min_grade: int
     return observed
 
 
-def dense_run_of(model: str | Path, corpus: Path, queries: dict[str, str], work: Path, depth: int) -> Run:
-    encoder = BiEncoder(model)
+def dense_run_of(model: str | Path, corpus: Path, queries: dict[str, str], work: Path, depth: int,
+                 max_length: int) -> Run:
+    encoder = BiEncoder(model, max_length=max_length)
     folder = work / "dense-index"
     build_dense_index(corpus, folder, encoder, overwrite=True)
     run = DenseRetriever(DenseIndex(folder), encoder).batch_search(queries, depth)
@@ -70,8 +76,8 @@ def dense_run_of(model: str | Path, corpus: Path, queries: dict[str, str], work:
     return run
 
 
-def bi_encoder_teacher(model_dir: Path):
-    encoder = BiEncoder(model_dir)
+def bi_encoder_teacher(model_dir: Path, max_length: int):
+    encoder = BiEncoder(model_dir, max_length=max_length)
 
     def score(pairs):
         return (encoder.encode([q for q, _ in pairs]) * encoder.encode([p for _, p in pairs])).sum(axis=1)
@@ -80,6 +86,7 @@ def bi_encoder_teacher(model_dir: Path):
 
 
 def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict], list[dict], dict]:
+    started, cpu_started = time.time(), time.process_time()
     paths = collection(shared_data_root() / name)
     queries, full = read_queries(paths.queries), read_qrels(paths.qrels)
     min_grade = 2 if name == "dl19" else 1  # DL convention: grade >= 2 is relevant for binary measures
@@ -89,7 +96,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
     bm25_dir = work / f"{name}-bm25"
     build_bm25_index(paths.corpus, bm25_dir, overwrite=True)
     bm25_run = BM25Retriever(bm25_dir).batch_search(queries, args.depth)
-    dense_run = dense_run_of("default", paths.corpus, queries, work, args.depth)
+    dense_run = dense_run_of("default", paths.corpus, queries, work, args.depth, args.max_length)
     observed = shallow_labels(bm25_run, full, args.pool, args.m, min_grade)
     measures = resolve_measures(None, ["nDCG@10", f"R(rel={min_grade})@100"])
     per_condition_runs: dict[str, Run] = {c: {} for c in ("BM25", "MiniLM untrained", *CONDITIONS)}
@@ -109,7 +116,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
         def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:
             config = TrainConfig(output=str(work / f"{name}-{fold}-{tag}"), model="default", epochs=args.epochs,
                                  batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
-                                 seed=args.seed, overwrite=True)
+                                 seed=args.seed, max_length=args.max_length, overwrite=True)
             if cet:
                 model_dir = train_cet(mined, doc_texts, config, CETConfig(relevance="bi-encoder",
                                                                           selection="provenance",
@@ -120,7 +127,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
         model_a = train(mined_a, "a")
         candidates_c = candidates_from_run(dense_run, "dense")
         teacher_best = add_teacher_scores({q: candidates_c[q] for q in train_queries}, train_queries, observed,
-                                          doc_texts, bi_encoder_teacher(model_a))
+                                          doc_texts, bi_encoder_teacher(model_a, args.max_length))
         mined_c = mine(train_queries, observed, candidates_c,
                        [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
                        mining, doc_texts, positive_teacher_scores=teacher_best)
@@ -129,7 +136,8 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
         per_condition_runs["BM25"].update({q: bm25_run[q] for q in test_queries})
         per_condition_runs["MiniLM untrained"].update({q: dense_run[q] for q in test_queries})
         for condition, model_dir in models.items():
-            per_condition_runs[condition].update(dense_run_of(model_dir, paths.corpus, test_queries, work, 100))
+            per_condition_runs[condition].update(dense_run_of(model_dir, paths.corpus, test_queries, work, 100,
+                                                                 args.max_length))
         print(f"{name} fold {fold}: done", flush=True)
     evaluations = {c: evaluate(run, {q: full[q] for q in run}, measures) for c, run in per_condition_runs.items()}
     rows = []
@@ -144,7 +152,8 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                 row[f"p vs b, {m}"] = None if np.isnan(p) else round(p, 4)
         rows.append(row)
     info = {"collection": name, "queries": len(judged), "with observed positive": len(observed),
-            "documents": len(doc_texts)}
+            "documents": len(doc_texts), "wall s": round(time.time() - started),
+            "CPU s": round(time.process_time() - cpu_started)}
     return rows, fn_rows, info
 
 
@@ -162,7 +171,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-5)
-    parser.add_argument("--debias-ratio", type=float, default=2.0)
+    parser.add_argument("--max-length", type=int, default=128, help="token limit for training and encoding")
+    # the relevance model is a bi-encoder: its scores are cosine / 0.05, in [-20, 20]; with T = 2,
+    # 1 + exp(s / T) reaches e^10 and a few pairs swamp each batch. T = 10 (the authors' script)
+    # keeps the weights in about [1, 8].
+    parser.add_argument("--debias-ratio", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -172,23 +185,21 @@ def main() -> None:
     started, cpu_started = time.time(), time.process_time()
     rows, fn_rows, infos = [], [], []
     with tempfile.TemporaryDirectory(prefix="rankkit-pooling-") as tmp:
-        for name in names:
+        for done, name in enumerate(names, 1):
             collection_rows, collection_fn, info = run_collection(name, args, Path(tmp))
             rows += collection_rows
             fn_rows += collection_fn
             infos.append(info)
-    params = {k: v for k, v in vars(args).items()}
-    params["cpu_seconds"] = round(time.process_time() - cpu_started, 1)
-    save_result("pooling_bias_quick" if args.quick else "pooling_bias", rows,
-                title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET (held-out folds, full qrels)",
-                params=params, started=started,
-                extra_tables={"False-negative rate of the mined negatives (full qrels)": fn_rows,
-                              "Collections": infos},
-                notes=["Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
-                       "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
-                       "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
-                       "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped."])
-
+            # saved after every collection: a run stopped part-way keeps what it finished
+            params = {**vars(args), "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                      "collections done": f"{done} of {len(names)}"}
+            save_result("pooling_bias_quick" if args.quick else "pooling_bias", rows,
+                        title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET "
+                              "(held-out folds, full qrels)",
+                        params=params, started=started,
+                        extra_tables={"False-negative rate of the mined negatives (full qrels)": fn_rows,
+                                      "Collections": infos},
+                        notes=NOTES)
 
 if __name__ == "__main__":
     main()
