@@ -42,6 +42,8 @@ class BM25Retriever:
         check_k(k)
         qids = list(queries)
         texts = [check_query(queries[qid]) for qid in qids]
+        if len(qids) == 1:  # Anserini's batch search starts a thread pool per call: slower for one query
+            return {qids[0]: self.search(texts[0], k)}
         try:
             found = self.searcher.batch_search(texts, qids, k, threads=self.threads)
         except Exception as exc:  # jnius.JavaException; in a batch, Lucene's own reason is lost: find it
