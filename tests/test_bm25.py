@@ -77,6 +77,8 @@ def test_batch_search_equals_search(bm25, queries):
         single = bm25.search(text, 10)
         assert [h.docid for h in run[qid]] == [h.docid for h in single], qid
         assert [h.score for h in run[qid]] == pytest.approx([h.score for h in single])
+    qid, text = next(iter(queries.items()))  # a batch of one takes the single-query path
+    assert bm25.batch_search({qid: text}, 10) == {qid: bm25.search(text, 10)}
 
 
 def test_query_without_matching_terms(bm25):
@@ -168,4 +170,6 @@ def test_query_with_too_many_terms(bm25):
     with pytest.raises(RankkitError, match="query q2 has more distinct terms") as info:
         bm25.batch_search({"q1": "how do stars form", "q2": long_query}, 10)
     assert "Fix:" in str(info.value)
+    with pytest.raises(RankkitError, match="Fix: shorten the query"):  # a batch of one
+        bm25.batch_search({"q2": long_query}, 10)
     assert bm25.search("how do stars form", 3)  # the searcher still works afterwards
