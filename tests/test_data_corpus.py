@@ -434,3 +434,16 @@ def test_atomic_writes_give_files_and_folders_the_usual_permissions(tmp_path):
         os.umask(mask)
     assert stat.S_IMODE((tmp_path / "file.txt").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+
+
+def test_reading_the_umask_does_not_change_it():
+    import os
+
+    from rankkit.data.files import _umask
+
+    mask = os.umask(0o027)
+    try:
+        assert _umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still set, as read
+    finally:
+        os.umask(mask)

@@ -49,6 +49,12 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
 
 
 def _umask() -> int:
+    """The process umask. Linux reports it in /proc without changing it; os.umask can only read it
+    by setting it, which briefly gives files that other threads create at that moment mode 0o777."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask
