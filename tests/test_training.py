@@ -8,6 +8,7 @@ import json
 import math
 import re
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,41 @@ def test_epochs_set_the_number_of_steps_and_wrap_around(tmp_path):
     fit(task, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), batch_size=4, grad_accum=2, epochs=2))
     assert [r["step"] for r in log_of(tmp_path)] == [1, 2, 3]
     assert seen == [g.qid for g in groups] * 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_right_after_an_optimizer_step_is_held_until_the_step_is_counted(tmp_path, monkeypatch, signum):
+    # regression: an interrupt between the optimizer step and the step counter checkpointed weights
+    # one step ahead of the count, and the resumed run applied that step twice
+    vectors, groups = _linear_groups()
+    cfg = dict(batch_size=2, max_steps=4, warmup_ratio=0.0)
+    whole = LinearTask(vectors)
+    fit(whole, lambda epoch: batches(groups, 2), TrainConfig(output=str(tmp_path / "whole"), **cfg))
+
+    stopped, updates, original = LinearTask(vectors), [], torch.optim.AdamW.step
+
+    def update_then_interrupt(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        updates.append(1)
+        if len(updates) == 2:
+            signal.raise_signal(signum)  # arrives just after step 2's update
+        return result
+
+    def exit_on_sigterm(signum, frame):  # what the rankkit CLI installs
+        raise SystemExit(128 + signum)
+
+    output = str(tmp_path / "stopped")
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.optim.AdamW, "step", update_then_interrupt)
+        previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
+        try:
+            with pytest.raises(RankkitError, match="interrupted at step 2"):
+                fit(stopped, lambda epoch: batches(groups, 2), TrainConfig(output=output, **cfg))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    fit(stopped, lambda epoch: batches(groups, 2), TrainConfig(output=output, **cfg))
+    assert torch.allclose(stopped.module.weight, whole.module.weight, atol=1e-6)
+    assert [r["step"] for r in log_of(output)] == [1, 2, 3, 4]
 
 
 def test_ctrl_c_during_dev_evaluation_resumes_with_every_step_logged(tmp_path):

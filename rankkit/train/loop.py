@@ -11,6 +11,8 @@ import contextlib
 import json
 import math
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -122,6 +124,28 @@ def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler
     return int(state["step"])
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends, then deliver them.
+
+    Between the optimizer steps and the step counter, an interrupt would checkpoint weights one
+    step ahead of the count and the resumed run would apply that step twice. Signal handlers can
+    only be set in the main thread; elsewhere the block runs unguarded."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in held[:1]:
+            signal.raise_signal(signum)
+
+
 def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: TrainConfig,
         evaluate: Callable[[], dict[str, float]] | None = None) -> Path:
     """Train until config.max_steps (or config.epochs), resuming from the newest checkpoint in
@@ -177,18 +201,19 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
                     part_losses[name] += float(loss.detach()) / config.grad_accum
                 groups += len(batch)
             record = {"step": step + 1, "loss": sum(part_losses.values()), "lr": schedulers[_first(task)].get_last_lr()[0]}
-            for name, optimizer in optimizers.items():
-                scaler.unscale_(optimizer)
-                norm = torch.nn.utils.clip_grad_norm_(task.parts[name].parameters(), config.max_grad_norm)
-                record["grad_norm" if len(task.parts) == 1 else f"grad_norm_{name}"] = float(norm)
-                scaler.step(optimizer)
-                optimizer.zero_grad(set_to_none=True)
-                schedulers[name].step()
-            scaler.update()
-            if len(task.parts) > 1:
-                record.update({f"loss_{name}": value for name, value in part_losses.items()})
-            step += 1
-            rng_at_step, unlogged = _rng_state(), record
+            with _interrupts_held():  # weights, schedules and step count change together
+                for name, optimizer in optimizers.items():
+                    scaler.unscale_(optimizer)
+                    norm = torch.nn.utils.clip_grad_norm_(task.parts[name].parameters(), config.max_grad_norm)
+                    record["grad_norm" if len(task.parts) == 1 else f"grad_norm_{name}"] = float(norm)
+                    scaler.step(optimizer)
+                    optimizer.zero_grad(set_to_none=True)
+                    schedulers[name].step()
+                scaler.update()
+                if len(task.parts) > 1:
+                    record.update({f"loss_{name}": value for name, value in part_losses.items()})
+                step += 1
+                rng_at_step, unlogged = _rng_state(), record
             record["groups_per_s"] = groups / (time.perf_counter() - started)
             if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
                 _set_mode(task, train=False)
@@ -201,7 +226,7 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
             progress.set_postfix(loss=f"{record['loss']:.4f}")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
                 _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM, which the CLI turns into SystemExit
         if unlogged is not None:
             log.write(json.dumps(unlogged) + "\n")
         _save_checkpoint(output, step, task, optimizers, schedulers, scaler, rng_at_step)
