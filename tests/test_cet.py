@@ -116,7 +116,7 @@ def test_cet_with_huge_temperature_is_plain_pairwise_training_times_two():
 
 
 def test_cet_temperature_must_be_positive():
-    with pytest.raises(RankkitError, match="temperature"):
+    with pytest.raises(RankkitError, match="debias ratio.*Fix: pass e.g. --debias-ratio 2"):
         CETTask(FixedScorer(RELEVANCE), FixedScorer(SELECTION), 0.0, 0.1, 0.1)
 
 
@@ -427,3 +427,13 @@ def test_cli_cet_without_provenance_exits_2(tmp_path, tiny_model, shallow, sampl
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "error:" in result.stderr and "negatives[].rank" in result.stderr and "re-mine" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cli_debias_ratio_zero_names_the_flag(tmp_path, tiny_model, shallow, sample_dir):
+    _, _, _, _, folder = shallow
+    result = CliRunner().invoke(app, ["train", "cet", "--mined", str(folder / "mined.jsonl"), "--corpus",
+                                      str(sample_dir / "collection.tsv"), "--output", str(tmp_path / "o"),
+                                      "--model", str(tiny_model), "--max-steps", "1", "--device", "cpu",
+                                      "--debias-ratio", "0"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "--debias-ratio" in result.stderr and "Traceback" not in result.output

@@ -47,7 +47,7 @@ class CETTask:
     def __init__(self, relevance: GroupScorer, selection: GroupScorer, temperature: float,
                  relevance_lr: float, selection_lr: float):
         if temperature <= 0:
-            raise RankkitError(f"CET temperature {temperature} must be positive. Fix: pass e.g. --temperature 2")
+            raise RankkitError(f"CET debias ratio T={temperature} must be positive. Fix: pass e.g. --debias-ratio 2")
         self.relevance, self.selection, self.temperature = relevance, selection, temperature
         self.parts = {"relevance": relevance.module, "selection": selection.module}
         self.learning_rates = {"relevance": relevance_lr, "selection": selection_lr}
