@@ -207,25 +207,21 @@ def test_read_corpus_does_not_open_the_file_before_iteration(tmp_path):
 # --- malformed input -----------------------------------------------------------------------------
 
 
-def test_tsv_missing_tab(tmp_path):
-    path = write_text(tmp_path / "c.tsv", "1\tok\n2 no tab\n")
+@pytest.mark.parametrize("name, content, fmt, line, fragments", [
+    ("c.tsv", "1\tok\n2 no tab\n", None, 2, ("tab",)),
+    ("c.tsv", "\tno id\n", None, 1, ()),
+    ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"id": "2", "contents": \n', None, 2, ("invalid JSON",)),
+    ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"contents": "no id"}\n', None, 2, ("'id'",)),
+    ("c.jsonl", '{"id": "", "contents": "x"}\n', "pyserini", 1, ("'id'",)),
+    ("c.jsonl", '{"_id": "1", "text": "ok"}\n{"title": "t", "text": "no id"}\n', None, 2, ("'_id'",)),
+    ("c.jsonl", '{"_id": "1", "text": ["a", "list"]}\n', None, 1, ("'text'",)),
+], ids=["tsv-missing-tab", "tsv-empty-docid", "bad-json", "pyserini-missing-id", "pyserini-empty-id",
+        "beir-missing-id", "non-string-text"])
+def test_malformed_corpus_names_file_and_line(tmp_path, name, content, fmt, line, fragments):
+    path = write_text(tmp_path / name, content)
     with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 2, "tab")
-
-
-def test_tsv_empty_docid(tmp_path):
-    path = write_text(tmp_path / "c.tsv", "\tno id\n")
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 1)
-
-
-def test_bad_json(tmp_path):
-    path = write_text(tmp_path / "c.jsonl", '{"id": "1", "contents": "ok"}\n{"id": "2", "contents": \n')
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 2, "invalid JSON")
+        list(read_corpus(path, fmt) if fmt else read_corpus(path))
+    assert_file_error(excinfo, path, line, *fragments)
 
 
 def test_bad_json_on_the_first_line_fails_detection(tmp_path):
@@ -241,34 +237,6 @@ def test_json_not_an_object(tmp_path, line):
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
     assert_file_error(excinfo, path, 2, "not an object")
-
-
-def test_pyserini_missing_id_field(tmp_path):
-    path = write_text(tmp_path / "c.jsonl", '{"id": "1", "contents": "ok"}\n{"contents": "no id"}\n')
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 2, "'id'")
-
-
-def test_pyserini_empty_id_field(tmp_path):
-    path = write_text(tmp_path / "c.jsonl", '{"id": "", "contents": "x"}\n')
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path, "pyserini"))
-    assert_file_error(excinfo, path, 1, "'id'")
-
-
-def test_beir_missing_id_field(tmp_path):
-    path = write_text(tmp_path / "c.jsonl", '{"_id": "1", "text": "ok"}\n{"title": "t", "text": "no id"}\n')
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 2, "'_id'")
-
-
-def test_non_string_text_field(tmp_path):
-    path = write_text(tmp_path / "c.jsonl", '{"_id": "1", "text": ["a", "list"]}\n')
-    with pytest.raises(RankkitError) as excinfo:
-        list(read_corpus(path))
-    assert_file_error(excinfo, path, 1, "'text'")
 
 
 @pytest.mark.parametrize("record", ['{"docid": "1", "body": "x"}', '{"id": "1", "text": "x"}', "{}"])
