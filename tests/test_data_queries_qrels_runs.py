@@ -170,29 +170,6 @@ def test_qrels_write_read_round_trip(tmp_path):
     assert temp_leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("bad, count", [("1 0 d2", 3), ("1 0 d2 1 extra", 5), ("1", 1)])
-def test_qrels_wrong_field_count(tmp_path, bad, count):
-    path = write(tmp_path / "qrels.txt", f"1 0 d1 1\n{bad}\n")
-    with pytest.raises(RankkitError) as excinfo:
-        read_qrels(path)
-    assert_file_error(excinfo, path, 2, "expected 4 fields", f"found {count}")
-
-
-@pytest.mark.parametrize("grade", ["1.5", "high", "nan"])
-def test_qrels_non_integer_grade(tmp_path, grade):
-    path = write(tmp_path / "qrels.txt", f"1 0 d1 1\n\n1 0 d2 {grade}\n")
-    with pytest.raises(RankkitError) as excinfo:
-        read_qrels(path)
-    assert_file_error(excinfo, path, 3, f"grade {grade!r} is not an integer")
-
-
-def test_qrels_duplicate_judgment(tmp_path):
-    path = write(tmp_path / "qrels.txt", "1 0 d1 1\n2 0 d1 0\n1 0 d1 2\n")
-    with pytest.raises(RankkitError) as excinfo:
-        read_qrels(path)
-    assert_file_error(excinfo, path, 3, "'d1' judged twice for query '1'")
-
-
 def test_qrels_empty_file(tmp_path):
     path = write(tmp_path / "qrels.txt", "\n")
     with pytest.raises(RankkitError) as excinfo:
@@ -256,27 +233,28 @@ def test_run_bad_tag_writes_nothing(tmp_path, tag):
     assert temp_leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("bad, count", [("1 Q0 b 2 1.0", 5), ("1 Q0 b 2 1.0 tag extra", 7), ("1 b 1.0", 3)])
-def test_run_wrong_field_count(tmp_path, bad, count):
-    path = write(tmp_path / "run.trec", f"1 Q0 a 1 2.0 t\n\n{bad}\n")
+MALFORMED_LINES = [  # reader, file content, line named, fragments of the message
+    (read_qrels, "1 0 d1 1\n1 0 d2\n", 2, ("expected 4 fields", "found 3")),
+    (read_qrels, "1 0 d1 1\n1 0 d2 1 extra\n", 2, ("expected 4 fields", "found 5")),
+    (read_qrels, "1 0 d1 1\n1\n", 2, ("expected 4 fields", "found 1")),
+    *[(read_qrels, f"1 0 d1 1\n\n1 0 d2 {grade}\n", 3, (f"grade {grade!r} is not an integer",))
+      for grade in ("1.5", "high", "nan")],
+    (read_qrels, "1 0 d1 1\n2 0 d1 0\n1 0 d1 2\n", 3, ("'d1' judged twice for query '1'",)),
+    *[(read_run, f"1 Q0 a 1 2.0 t\n\n{bad}\n", 3, ("expected 6 fields", f"found {count}"))
+      for bad, count in (("1 Q0 b 2 1.0", 5), ("1 Q0 b 2 1.0 tag extra", 7), ("1 b 1.0", 3))],
+    *[(read_run, f"1 Q0 a 1 2.0 t\n1 Q0 b 2 {score} t\n", 2, (f"score {score!r} is not a number",))
+      for score in ("high", "1,5", "--1")],
+    (read_run, "1 Q0 a 1 2.0 t\n2 Q0 a 1 2.0 t\n1 Q0 b 2 1.0 t\n1 Q0 a 3 0.5 t\n", 4,
+     ("'a' appears twice for query '1'", "first on line 1")),
+]
+
+
+@pytest.mark.parametrize("reader, content, line, fragments", MALFORMED_LINES)
+def test_malformed_qrels_and_run_lines_name_file_and_line(tmp_path, reader, content, line, fragments):
+    path = write(tmp_path / "input.txt", content)
     with pytest.raises(RankkitError) as excinfo:
-        read_run(path)
-    assert_file_error(excinfo, path, 3, "expected 6 fields", f"found {count}")
-
-
-@pytest.mark.parametrize("score", ["high", "1,5", "--1"])
-def test_run_non_numeric_score(tmp_path, score):
-    path = write(tmp_path / "run.trec", f"1 Q0 a 1 2.0 t\n1 Q0 b 2 {score} t\n")
-    with pytest.raises(RankkitError) as excinfo:
-        read_run(path)
-    assert_file_error(excinfo, path, 2, f"score {score!r} is not a number")
-
-
-def test_run_duplicate_docid_for_a_query_names_both_lines(tmp_path):
-    path = write(tmp_path / "run.trec", "1 Q0 a 1 2.0 t\n2 Q0 a 1 2.0 t\n1 Q0 b 2 1.0 t\n1 Q0 a 3 0.5 t\n")
-    with pytest.raises(RankkitError) as excinfo:
-        read_run(path)
-    assert_file_error(excinfo, path, 4, "'a' appears twice for query '1'", "first on line 1")
+        reader(path)
+    assert_file_error(excinfo, path, line, *fragments)
 
 
 def test_run_empty_file(tmp_path):
