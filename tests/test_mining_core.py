@@ -11,7 +11,7 @@ from rankkit.data.runs import Hit, read_run
 from rankkit.errors import RankkitError
 from rankkit.mining import (Candidate, MarginFilter, MinedQuery, MinedSet, MiningConfig, RandomN, RankWindow,
                             TopN, candidates_from_retriever, candidates_from_run, false_negative_rate,
-                            merge_candidates, mine)
+                            merge_candidates, mine, with_pooling_provenance)
 from rankkit.mining.mine import rank_bin
 
 
@@ -81,6 +81,19 @@ def test_negatives_keep_provenance_and_strategy_chain():
                                           Candidate("n2", "bm25", 2, 11.0, None, "window>top")]
     assert candidates["q1"][0].strategy == ""  # the input candidates are not modified
     assert mined.config["strategies"] == [repr(RankWindow(1, 10)), repr(TopN(5))]
+
+
+def test_pooling_provenance_replaces_the_mining_retrievers():
+    mined = mine({"q1": "q"}, {"q1": {"p1": 1, "p2": 1}},
+                 {"q1": [Candidate("n1", "dense", 1, 0.9, 0.5), Candidate("p1", "dense", 2, 0.8),
+                         Candidate("n2", "dense", 3, 0.7)]}, [RankWindow(1, 10)])
+    pool = {"q1": [Hit("p1", 12.0), Hit("n2", 11.0), Hit("x", 9.5)]}  # n1 beyond BM25's depth, p2 never found
+    q = with_pooling_provenance(mined, pool, "bm25").queries[0]
+    assert q.negatives == [Candidate("n1", "bm25", 4, 9.5, 0.5, "window"),
+                           Candidate("n2", "bm25", 2, 11.0, None, "window")]
+    assert q.positive_provenance == {"p1": Candidate("p1", "bm25", 1, 12.0, None, "positive")}
+    assert q.positives == {"p1": 1, "p2": 1}
+    assert mined.queries[0].negatives[0].source == "dense"  # the input is not modified
 
 
 # ---- positive scores for margin -------------------------------------------------------------------------------
