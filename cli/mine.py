@@ -35,6 +35,9 @@ def mine(
     self_adversarial_run: Optional[str] = typer.Option(None, help="Run of an earlier checkpoint: keep what it ranks high."),
     self_adversarial_depth: int = typer.Option(50, help="Self-adversarial: its top ranks that count as high."),
     full_qrels: Optional[str] = typer.Option(None, help="Complete judgments: report the false-negative rate."),
+    pooling_run: Optional[str] = typer.Option(
+        None, help="TREC run of the retriever whose pool was judged: record every document's rank and score in "
+                   "it as provenance (for CET's provenance selection model)."),
     seed: int = typer.Option(0, help="Seed for every random choice."),
     min_grade: int = typer.Option(1, help="Grades at or above this are positives."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
@@ -48,7 +51,7 @@ def mine(
         simans_a=simans_a, simans_b=simans_b, margin=margin, relative_margin=relative_margin,
         score_field=score_field, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
-        full_qrels=full_qrels, seed=seed, min_grade=min_grade, device=device)
+        full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device)
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
     print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")

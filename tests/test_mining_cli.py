@@ -17,7 +17,7 @@ from rankkit.cli.app import app
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels, write_qrels
 from rankkit.data.queries import read_queries
-from rankkit.data.runs import Hit, write_run
+from rankkit.data.runs import Hit, read_run, write_run
 from rankkit.encode import BiEncoder
 from rankkit.index.dense import build_dense_index
 from rankkit.mining import MinedSet
@@ -263,3 +263,20 @@ def test_window_deeper_than_retrieval(sample, dense_index, tmp_path):
 
 def test_missing_run_file(sample, tmp_path):
     fails(*common(sample), "--run", tmp_path / "nope.run", "--output", tmp_path / "m.jsonl", expect="nope.run")
+
+
+def test_pooling_run_gives_the_provenance(sample, dense_index, run_file, tmp_path):
+    output = tmp_path / "mined.jsonl"
+    ok(*common(sample), "--index", dense_index, "--output", output, "--count", 5, "--max-rank", 30, "--depth", 30,
+       "--pooling-run", run_file, "--full-qrels", sample["qrels"])
+    mined, stats = read_output(output)
+    assert set(stats["false_negative_rate"]) == {"dense:sample-dense"}  # measured per mining source
+    pool = {qid: {h.docid: (rank, h.score) for rank, h in enumerate(hits, 1)}
+            for qid, hits in read_run(run_file).items()}
+    for q in mined.queries:
+        for c in q.negatives:
+            assert c.source == "bm25.run"
+            assert (c.rank, c.score) == pool[q.qid].get(c.docid, (31, min(s for _, s in pool[q.qid].values())))
+        assert {d: (c.rank, c.score) for d, c in q.positive_provenance.items()} == {
+            d: pool[q.qid][d] for d in q.positives if d in pool[q.qid]}
+    assert mined.config["provenance_from"] == "bm25.run"

@@ -18,6 +18,7 @@ from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_retriever, candidates_from_run, merge_candidates
 from rankkit.mining.mine import MiningConfig, false_negative_rate, mine
 from rankkit.mining.minedset import MinedSet
+from rankkit.mining.pooling import with_pooling_provenance
 from rankkit.mining.strategies import (AdaptiveThreshold, MarginFilter, RandomN, RankWindow, SelfAdversarial,
                                        SimANS, Strategy, TeacherDenoise, TopN)
 
@@ -49,6 +50,7 @@ class MiningRecipe:
     self_adversarial_run: str | None = None
     self_adversarial_depth: int = 50
     full_qrels: str | None = None  # complete judgments: report the false-negative rate
+    pooling_run: str | None = None  # run whose pool was judged: provenance for CET's selection model
     seed: int = 0
     min_grade: int = 1
     device: str | None = None
@@ -122,6 +124,8 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     if recipe.full_qrels is not None:
         mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels),
                                                                  recipe.min_grade)
+    if recipe.pooling_run is not None:  # after the rate, which is per mining source
+        mined = with_pooling_provenance(mined, read_run(recipe.pooling_run), Path(recipe.pooling_run).name)
     mined.write(recipe.output)
     with atomic_write(Path(recipe.output).with_suffix(".stats.json")) as out:
         json.dump(mined.stats, out, indent=2)
