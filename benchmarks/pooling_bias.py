@@ -37,7 +37,8 @@ from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.eval.folds import kfold_queries
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseIndex, build_dense_index
-from rankkit.mining import MarginFilter, MinedSet, RankWindow, TopN, candidates_from_run, false_negative_rate, mine
+from rankkit.mining import (MarginFilter, MinedSet, RankWindow, TopN, candidates_from_run, false_negative_rate, mine,
+                            with_pooling_provenance)
 from rankkit.mining.mine import MiningConfig
 from rankkit.mining.teacher import add_teacher_scores
 from rankkit.retrieve.bm25 import BM25Retriever
@@ -45,6 +46,7 @@ from rankkit.retrieve.dense import DenseRetriever
 from rankkit.train.biencoder import train_biencoder
 from rankkit.train.cet import CETConfig, train_cet
 from rankkit.train.config import TrainConfig
+from rankkit.train.selection import ProvenanceScorer
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
 QUICK = ("adi", "medline")
@@ -52,7 +54,9 @@ NOTES = ["Labels: relevant documents in BM25's top `pool`, at most `m` per query
          "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
          "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
          "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped.",
-         "(d) CET: relevance bi-encoder + provenance selection model, debias ratio T as in the parameters."]
+         "(d) CET: relevance bi-encoder + provenance selection model (an MLP over each document's rank and score "
+         "in BM25's top-`depth`, the pooling retriever: with_pooling_provenance), debias ratio T and selection lr "
+         "as in the parameters; same negatives as (b)."]
 CONDITIONS = ("a: bm25 negatives", "b: dense negatives", "c: dense + denoise", "d: dense + CET")
 
 
@@ -85,7 +89,27 @@ def bi_encoder_teacher(model_dir: Path, max_length: int):
     return score
 
 
-def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict], list[dict], dict]:
+def cet_weights(name: str, fold: int, selection_dir: Path, mined: MinedSet, full: Qrels, min_grade: int,
+                temperature: float) -> dict:
+    """The weights CET's trained selection model gives the relevance model's pairs, for the
+    negatives that are in fact relevant (false negatives) and the rest: CET should weigh the
+    former less."""
+    selection = ProvenanceScorer.load(selection_dir, mined)
+    by_kind: dict[bool, list[float]] = {True: [], False: []}
+    for q in mined.queries:
+        docids = [c.docid for c in q.negatives]
+        weights = 1.0 + np.exp(selection.score_documents(q.qid, [], docids, []) / temperature)
+        for docid, weight in zip(docids, weights):
+            by_kind[full.get(q.qid, {}).get(docid, 0) >= min_grade].append(float(weight))
+    every = by_kind[True] + by_kind[False]
+    return {"collection": name, "fold": fold, "false negatives": len(by_kind[True]),
+            "true negatives": len(by_kind[False]),
+            "mean weight, false negatives": round(float(np.mean(by_kind[True])), 3) if by_kind[True] else None,
+            "mean weight, true negatives": round(float(np.mean(by_kind[False])), 3) if by_kind[False] else None,
+            "min weight": round(min(every), 3), "max weight": round(max(every), 3)}
+
+
+def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict], list[dict], list[dict], dict]:
     started, cpu_started = time.time(), time.process_time()
     paths = collection(shared_data_root() / name)
     queries, full = read_queries(paths.queries), read_qrels(paths.qrels)
@@ -100,7 +124,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
     observed = shallow_labels(bm25_run, full, args.pool, args.m, min_grade)
     measures = resolve_measures(None, ["nDCG@10", f"R(rel={min_grade})@100"])
     per_condition_runs: dict[str, Run] = {c: {} for c in ("BM25", "MiniLM untrained", *CONDITIONS)}
-    fn_rows = []
+    fn_rows, weight_rows = [], []
     for fold, (train_q, test_q) in enumerate(kfold_queries(judged, args.folds, args.seed)):
         train_queries = {q: queries[q] for q in train_q if q in observed}
         test_queries = {q: queries[q] for q in test_q}
@@ -108,6 +132,8 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
         mining = MiningConfig(seed=args.seed, min_grade=1)
         mined_a = mine(train_queries, observed, candidates_from_run(bm25_run, "bm25"), window, mining, doc_texts)
         mined_b = mine(train_queries, observed, candidates_from_run(dense_run, "dense"), window, mining, doc_texts)
+        # (d): (b)'s negatives; its selection model sees where each stood in BM25's ranking, the pool
+        mined_d = with_pooling_provenance(mined_b, bm25_run, "bm25")
         for label, mined in (("a: bm25", mined_a), ("b: dense", mined_b)):
             rates = false_negative_rate(mined, full, min_grade)
             fn_rows.append({"collection": name, "fold": fold, "negatives": label,
@@ -118,9 +144,9 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                                  batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
                                  seed=args.seed, max_length=args.max_length, overwrite=True)
             if cet:
-                model_dir = train_cet(mined, doc_texts, config, CETConfig(relevance="bi-encoder",
-                                                                          selection="provenance",
-                                                                          temperature=args.debias_ratio))
+                model_dir = train_cet(mined, doc_texts, config,
+                                      CETConfig(relevance="bi-encoder", selection="provenance",
+                                                temperature=args.debias_ratio, selection_lr=args.selection_lr))
                 return model_dir / "relevance"
             return train_biencoder(mined, doc_texts, config, loss="pairwise")
 
@@ -132,7 +158,9 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                        [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
                        mining, doc_texts, positive_teacher_scores=teacher_best)
         models = {CONDITIONS[0]: model_a, CONDITIONS[1]: train(mined_b, "b"), CONDITIONS[2]: train(mined_c, "c"),
-                  CONDITIONS[3]: train(mined_b, "d", cet=True)}
+                  CONDITIONS[3]: train(mined_d, "d", cet=True)}
+        weight_rows.append(cet_weights(name, fold, models[CONDITIONS[3]].parent / "selection", mined_d, full,
+                                       min_grade, args.debias_ratio))
         per_condition_runs["BM25"].update({q: bm25_run[q] for q in test_queries})
         per_condition_runs["MiniLM untrained"].update({q: dense_run[q] for q in test_queries})
         for condition, model_dir in models.items():
@@ -154,7 +182,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
     info = {"collection": name, "queries": len(judged), "with observed positive": len(observed),
             "documents": len(doc_texts), "wall s": round(time.time() - started),
             "CPU s": round(time.process_time() - cpu_started)}
-    return rows, fn_rows, info
+    return rows, fn_rows, weight_rows, info
 
 
 def main() -> None:
@@ -172,10 +200,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="queries per step (small: more updates per CPU-second)")
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128, help="token limit for training and encoding")
-    # the relevance model is a bi-encoder: its scores are cosine / 0.05, in [-20, 20]; with T = 2,
-    # 1 + exp(s / T) reaches e^10 and a few pairs swamp each batch. T = 10 (the authors' script)
-    # keeps the weights in about [1, 8].
-    parser.add_argument("--debias-ratio", type=float, default=10.0)
+    # T = 2, the issue's default: the relevance model's weights, 1 + exp(s_sel / T), spread over
+    # [1, ~10] once the provenance MLP's scores spread over a few units. The selection model's own
+    # weights come from the bi-encoder's scores (cosine / 0.05, up to 20): up to e^10, which only
+    # makes it learn mostly from the pairs the relevance model finds hardest.
+    parser.add_argument("--debias-ratio", type=float, default=2.0)
+    parser.add_argument("--selection-lr", type=float, default=5e-2,
+                        help="the provenance MLP's learning rate (it must move within a few dozen steps)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -183,12 +214,13 @@ def main() -> None:
     names = args.collections or (QUICK if args.quick else FULL)
     torch.set_num_threads(2)
     started, cpu_started = time.time(), time.process_time()
-    rows, fn_rows, infos = [], [], []
+    rows, fn_rows, weight_rows, infos = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="rankkit-pooling-") as tmp:
         for done, name in enumerate(names, 1):
-            collection_rows, collection_fn, info = run_collection(name, args, Path(tmp))
+            collection_rows, collection_fn, collection_weights, info = run_collection(name, args, Path(tmp))
             rows += collection_rows
             fn_rows += collection_fn
+            weight_rows += collection_weights
             infos.append(info)
             # saved after every collection: a run stopped part-way keeps what it finished
             params = {**vars(args), "cpu_seconds": round(time.process_time() - cpu_started, 1),
@@ -198,6 +230,8 @@ def main() -> None:
                               "(held-out folds, full qrels)",
                         params=params, started=started,
                         extra_tables={"False-negative rate of the mined negatives (full qrels)": fn_rows,
+                                      "CET: the trained selection model's pair weights, false vs true negatives "
+                                      "(full qrels)": weight_rows,
                                       "Collections": infos},
                         notes=NOTES)
 
