@@ -378,18 +378,19 @@ def test_sigterm_during_index_build_leaves_no_temporary_folder(tmp_path, tiny_mo
     corpus = tmp_path / "big.tsv"
     corpus.write_text("".join(f"d{i}\tpassage number {i} about topic {i % 97} and more words\n"
                               for i in range(200_000)), encoding="utf-8")
-    out = tmp_path / "indexes"
-    process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "index", "build", str(corpus), "--model",
-                                str(tiny_model), "--out-dir", str(out), "--device", "cpu"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    out, log = tmp_path / "indexes", tmp_path / "stderr.txt"
+    with open(log, "wb") as stderr:  # a file, not a pipe: an unread pipe fills up and blocks the build
+        process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "index", "build", str(corpus), "--model",
+                                    str(tiny_model), "--out-dir", str(out), "--device", "cpu"],
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 120
         while not (out.exists() and temp_leftovers(out)):  # the build has started writing
-            assert process.poll() is None, process.stderr.read().decode()
+            assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the build never started writing"
             time.sleep(0.05)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM, log.read_text()[-2000:]
     finally:
         process.kill()
     assert temp_leftovers(out) == [] and not (out / "big-dense").exists()
