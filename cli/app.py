@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+from types import FrameType
 
 import typer
 
@@ -32,9 +34,17 @@ app.command()(serve)
 app.command()(query)
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (a scheduler's or `kill`'s stop) unwinds like Ctrl-C does: half-written outputs,
-    kept under temporary names until complete, are removed on the way out."""
+    kept under temporary names until complete, are removed on the way out.
+
+    Python prints and drops an exception raised while it runs a __del__ method (it happened in
+    the regex module's, mid-build), so there the signal is sent again a moment later instead."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            threading.Timer(0.01, os.kill, (os.getpid(), signum)).start()
+            return
+        frame = frame.f_back
     raise SystemExit(128 + signum)
 
 
