@@ -12,6 +12,7 @@ import typer
 from rich import print as rprint
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 from rankkit.index.manifest import Manifest
 
 app = typer.Typer(help="Build and inspect indexes.", no_args_is_help=True)
@@ -41,6 +42,7 @@ def build(
     save_embeddings: bool = typer.Option(False, help="Dense: keep embeddings.f32 to build other index types later."),
     embeddings_from: Optional[Path] = typer.Option(None, help="Dense: reuse the embeddings saved in this index."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
     threads: int = typer.Option(2, help="BM25: indexing threads."),
     overwrite: bool = typer.Option(False, help="Replace an existing index of the same name."),
 ) -> None:
@@ -56,7 +58,7 @@ def build(
         from rankkit.encode.biencoder import BiEncoder
         from rankkit.index.dense import DenseBuildConfig, build_dense_index
 
-        encoder = None if embeddings_from else BiEncoder(model, device=device)
+        encoder = None if embeddings_from else BiEncoder(model, device=device, precision=precision.value)
         config = DenseBuildConfig(factory=factory, save_embeddings=save_embeddings)
         manifest = build_dense_index(corpus, out, encoder, config, corpus_format, embeddings_from, overwrite)
     rprint(f"built {manifest.kind} index [bold]{out}[/] with {manifest.count} documents ({manifest.index_type})")

@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 
 
 @friendly_errors
@@ -41,6 +42,7 @@ def mine(
     seed: int = typer.Option(0, help="Seed for every random choice."),
     min_grade: int = typer.Option(1, help="Grades at or above this are positives."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
 ) -> None:
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
@@ -51,7 +53,8 @@ def mine(
         simans_a=simans_a, simans_b=simans_b, margin=margin, relative_margin=relative_margin,
         score_field=score_field, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
-        full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device)
+        full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device,
+        precision=precision.value)
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
     print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 
 
 @friendly_errors
@@ -20,6 +21,7 @@ def rerank(
     depth: int = typer.Option(100, help="Rerank this many top hits per query."),
     tag: str = typer.Option("rerank", help="Run tag."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
 ) -> None:
     """Rerank a run with a cross-encoder, writing a TREC run."""
     from rankkit.data.corpus import read_doc_texts
@@ -31,6 +33,7 @@ def rerank(
     candidates = read_run(run)
     needed = {h.docid for hits in candidates.values() for h in hits[:depth]}
     reranked = rerank_run(candidates, read_queries(queries), read_doc_texts(corpus, docids=needed),
-                          CrossEncoder(model, device=device), depth, show_progress=True)
+                          CrossEncoder(model, device=device, precision=precision.value), depth,
+                          show_progress=True)
     write_run(reranked, output, tag=tag)
     print(f"wrote the reranked run to {output}")

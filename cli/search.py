@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 from rankkit.errors import RankkitError
 
 
@@ -26,6 +27,7 @@ def search(
     k1: Optional[float] = typer.Option(None, help="BM25 k1 (default 0.9)."),
     b: Optional[float] = typer.Option(None, help="BM25 b (default 0.4)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
 ) -> None:
     """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
     from rankkit.data.queries import read_queries
@@ -37,7 +39,8 @@ def search(
                            "Fix: pass --query 'some text' for one query, or --queries FILE -o RUN_FILE for many")
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
-    retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device)
+    retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device,
+                                precision=precision.value)
     if query is not None:
         table = Table(title=f"{retriever.name}: {query}")
         for column in ("rank", "docid", "score"):

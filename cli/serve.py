@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 from rankkit.errors import RankkitError
 
 
@@ -33,8 +34,11 @@ def serve(
     max_queue: int = typer.Option(256, help="Waiting queries per worker before answering 503."),
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
 ) -> None:
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
+    from rankkit.encode.device import choose_device
+    from rankkit.encode.precision import inference_dtype
     from rankkit.index.manifest import Manifest
     from rankkit.serve.engine import ServeConfig
     from rankkit.serve.server import run
@@ -44,11 +48,12 @@ def serve(
             Manifest.read(folder)  # fail fast, before binding the port
     if index is None and bm25_index is None:
         raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+    inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
     run(ServeConfig(index=str(index) if index else None, bm25_index=str(bm25_index) if bm25_index else None,
                     reranker=reranker, model=model, host=host, port=port, api_key=api_key, max_k=max_k,
                     max_query_chars=max_query_chars, max_batch_queries=max_batch_queries,
                     max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms, batch_max=batch_max,
-                    max_queue=max_queue, texts=texts, device=device))
+                    max_queue=max_queue, texts=texts, device=device, precision=precision.value))
 
 
 @friendly_errors

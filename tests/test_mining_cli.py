@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -19,6 +20,7 @@ from rankkit.data.qrels import read_qrels, write_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, read_run, write_run
 from rankkit.encode import BiEncoder
+from rankkit.encode.precision import bf16_supported
 from rankkit.index.dense import build_dense_index
 from rankkit.mining import MinedSet
 
@@ -280,3 +282,20 @@ def test_pooling_run_gives_the_provenance(sample, dense_index, run_file, tmp_pat
         assert {d: (c.rank, c.score) for d, c in q.positive_provenance.items()} == {
             d: pool[q.qid][d] for d in q.positives if d in pool[q.qid]}
     assert mined.config["provenance_from"] == "bm25.run"
+
+
+@pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16")
+def test_bf16_mining_scores_match_fp32(sample, dense_index, tiny_model, tmp_path):
+    mined = {}
+    for precision in ("fp32", "bf16"):
+        output = tmp_path / f"{precision}.jsonl"
+        ok(*common(sample), "--index", dense_index, "--output", output, "--depth", 20, "--max-rank", 20,
+           "--count", 4, "--teacher", tiny_model, "--device", "cpu", "--precision", precision)
+        mined[precision] = read_output(output)[0]
+    assert mined["bf16"].config["precision"] == "bf16"
+    fp32 = {(q.qid, c.docid): c for q in mined["fp32"].queries for c in q.negatives}
+    shared = [(key, c) for q in mined["bf16"].queries for c in q.negatives if (key := (q.qid, c.docid)) in fp32]
+    assert len(shared) >= len(fp32) // 2  # near-ties may swap at the count cut, most negatives stay
+    for key, candidate in shared:
+        assert candidate.score == pytest.approx(fp32[key].score, abs=0.02)
+        assert candidate.teacher_score == pytest.approx(fp32[key].teacher_score, abs=0.05)

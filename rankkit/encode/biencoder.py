@@ -15,6 +15,7 @@ from rankkit.encode.batching import length_sorted_batches
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
 from rankkit.encode.pooling import pool, read_pooling_config
+from rankkit.encode.precision import inference_dtype
 
 DEFAULT_MAX_LENGTH = 512
 
@@ -46,16 +47,21 @@ class BiEncoder:
         device: 'auto' (cuda when present), 'cpu' or 'cuda[:N]'.
         max_length: token limit; defaults to the model's max_seq_length.
         max_tokens: token budget of one batch (rows x padded length).
+        precision: 'fp32', or 'bf16' for encoding only (see rankkit.encode.precision); an encoder
+            that will be trained stays fp32.
     """
 
     def __init__(self, model: str | Path = "default", device: str | None = None,
-                 max_length: int | None = None, max_tokens: int = 2048, max_batch_size: int = 64):
+                 max_length: int | None = None, max_tokens: int = 2048, max_batch_size: int = 64,
+                 precision: str = "fp32"):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
         self.pooling = read_pooling_config(self.model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        self.model = AutoModel.from_pretrained(self.model_dir).to(self.device).eval()
+        self.precision = precision
+        dtype = inference_dtype(precision, self.device)
+        self.model = AutoModel.from_pretrained(self.model_dir).to(self.device, dtype).eval()
         limit = max_length or self.pooling.max_length or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens = max_tokens
@@ -110,8 +116,8 @@ class BiEncoder:
                     mask[row, : lengths[index]] = 1
                 ids_t = torch.from_numpy(ids).to(self.device)
                 mask_t = torch.from_numpy(mask).to(self.device)
-                hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state
-                vectors = pool(hidden, mask_t, self.pooling.mode).float()
+                hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
+                vectors = pool(hidden, mask_t, self.pooling.mode)
                 if self.pooling.normalize:
                     vectors = torch.nn.functional.normalize(vectors, dim=-1)
                 out[batch] = vectors.cpu().numpy()

@@ -20,16 +20,22 @@ from rankkit.encode.batching import length_sorted_batches
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, resolve_model_dir
 from rankkit.encode.pooling import read_pooling_config
+from rankkit.encode.precision import inference_dtype
 
 DEFAULT_MAX_LENGTH = 256
 
 
 class CrossEncoder:
+    """`precision` 'bf16' is for scoring only (see rankkit.encode.precision); a cross-encoder that
+    will be trained stays 'fp32'."""
+
     def __init__(self, model: str | Path = "default", device: str | None = None, max_length: int | None = None,
-                 max_tokens: int = 4096, max_batch_size: int = 64):
+                 max_tokens: int = 4096, max_batch_size: int = 64, precision: str = "fp32"):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
+        self.precision = precision
+        dtype = inference_dtype(precision, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
@@ -37,7 +43,7 @@ class CrossEncoder:
             self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, num_labels=1)
         finally:
             hf_logging.set_verbosity(verbosity)
-        self.model.to(self.device).eval()
+        self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
         limit = max_length or read_pooling_config(self.model_dir).max_length or saved or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))

@@ -112,6 +112,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
                 shutil.copyfile(Path(embeddings_from) / EMBEDDINGS_FILE, folder / EMBEDDINGS_FILE)
             model = dict(model=source.model, model_fingerprint=source.model_fingerprint, dimension=source.dimension,
                          pooling=source.pooling, normalized=source.normalized, max_length=source.max_length)
+            precision = source.settings.get("precision", "fp32")
         else:
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
@@ -124,13 +125,14 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
                          pooling=encoder.pooling.mode, normalized=encoder.pooling.normalize,
                          max_length=encoder.max_length)
+            precision = encoder.precision
         index = _make_faiss_index(vectors, config.factory, config.seed)
         faiss.write_index(index, str(folder / INDEX_FILE))
         del vectors
         if not config.save_embeddings:
             (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
         manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory,
-                            metric="ip", settings={"seed": config.seed}, **model)
+                            metric="ip", settings={"seed": config.seed, "precision": precision}, **model)
         manifest.write(folder)
     return manifest
 

@@ -54,6 +54,7 @@ class MiningRecipe:
     seed: int = 0
     min_grade: int = 1
     device: str | None = None
+    precision: str = "fp32"  # dense query encoder and teacher: fp32 | bf16
 
     def strategies(self) -> list[Strategy]:
         field = self.score_field
@@ -90,7 +91,7 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
                            f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
     sources, encoders = [], {}
     for folder in recipe.indexes:
-        retriever = open_retriever([folder], device=recipe.device)
+        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision)
         sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
         if hasattr(retriever, "encoder"):
             encoders[retriever.name] = retriever.encoder
@@ -117,7 +118,8 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
         from rankkit.mining.teacher import add_teacher_scores
 
         positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts,
-                                              CrossEncoder(recipe.teacher, device=recipe.device).score, recipe.min_grade)
+                                              CrossEncoder(recipe.teacher, device=recipe.device,
+                                                                           precision=recipe.precision).score, recipe.min_grade)
     mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
                  doc_texts, positive_scores, positive_teacher)
     mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}

@@ -33,9 +33,9 @@ class DenseRetriever:
 
     @classmethod
     def from_folder(cls, folder: str | Path, model: str | None = None, device: str | None = None,
-                    search_params: dict[str, int] | None = None) -> "DenseRetriever":
+                    search_params: dict[str, int] | None = None, precision: str = "fp32") -> "DenseRetriever":
         index = DenseIndex(folder, search_params)
-        return cls(index, BiEncoder(model or index.manifest.model, device=device))
+        return cls(index, BiEncoder(model or index.manifest.model, device=device, precision=precision))
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         return self.index.search(self.encoder.encode([check_query(query)]), check_k(k))[0]

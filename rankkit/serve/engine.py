@@ -35,6 +35,7 @@ class ServeConfig:
     hybrid_depth: int = 100
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
+    precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
 
 
 class SearchEngine:
@@ -52,7 +53,7 @@ class SearchEngine:
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, config.index, config.model, config.device).result()
+                DenseRetriever.from_folder, config.index, config.model, config.device, None, config.precision).result()
         if config.bm25_index is not None:
             from rankkit.retrieve.bm25 import BM25Retriever
 
@@ -60,7 +61,8 @@ class SearchEngine:
         if config.reranker is not None:
             from rankkit.encode.crossencoder import CrossEncoder
 
-            self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device).result()
+            self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device,
+                                                             precision=config.precision).result()
         self.doc_texts = self._load_texts() if config.texts else {}
 
     def _load_texts(self) -> dict[str, str]:
