@@ -19,6 +19,8 @@ measures how far the negatives agree and why they differ.
 
     .venv/bin/python benchmarks/bench_mining.py                 # 2 end-to-end + 5 mining repetitions
     .venv/bin/python benchmarks/bench_mining.py --e2e-reps 0    # only case (b) (builds the index once)
+    .venv/bin/python benchmarks/bench_mining.py --precision bf16 --name mining-bf16   # rankkit in bf16
+    .venv/bin/python benchmarks/bench_mining.py --precision bf16 --st-precision bf16 --name mining-bf16-both
 """
 
 from __future__ import annotations
@@ -61,6 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=8, help="negatives per query (default 8, sampling 'top')")
     parser.add_argument("--min-grade", type=int, default=2, help="qrels grade of a positive (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both systems (default 2)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="rankkit's model precision (BiEncoder precision=; default fp32)")
+    parser.add_argument("--st-precision", choices=["fp32", "bf16"], default="fp32",
+                        help="sentence-transformers' model precision (model cast with .to(); default fp32)")
     parser.add_argument("--model", default="default", help="model (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--work", default=str(REPO_ROOT / "work" / "bench-mining"),
                         help="scratch folder for the index and ST's embedding cache (git-ignored work/)")
@@ -131,8 +137,10 @@ def main() -> None:
         raise SystemExit("two dl19 queries share a text: ST would merge them")
 
     model_dir = resolve_model_dir(args.model)
-    rk = BiEncoder(args.model, device="cpu")
+    rk = BiEncoder(args.model, device="cpu", precision=args.precision)
     st = SentenceTransformer(str(model_dir), device="cpu")
+    if args.st_precision == "bf16":
+        st.to(torch.bfloat16)
     if st.max_seq_length != rk.max_length:
         raise SystemExit(f"max length differs: sentence-transformers {st.max_seq_length}, rankkit {rk.max_length}")
     strategies = [RankWindow(1, args.max_rank), TopN(args.count)]
@@ -260,7 +268,8 @@ def main() -> None:
                                                     canonical, doc_texts, args, strategies, rk)
     notes = [
         f"Same model folder for both ({model_dir}), same {len(docs):,} dl19 passages, same {n} queries; torch threads "
-        f"{args.threads}; TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM')}.",
+        f"{args.threads}; TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM')}; model precision: "
+        f"rankkit {args.precision}, ST {args.st_precision}.",
         f"Window: rankkit RankWindow(1, {args.max_rank}) + TopN({args.count}) on the dense top-{args.max_rank}; ST "
         f"range_min=0, range_max={args.max_rank}, num_negatives={args.count}, sampling_strategy='top', no margin, "
         f"use_faiss={use_faiss}, batch_size={ST_BATCH_SIZE}, output_format='n-tuple'.",
@@ -283,9 +292,13 @@ def main() -> None:
     ]
     params = {"e2e_reps": args.e2e_reps, "reps": args.reps, "max_rank": args.max_rank, "count": args.count,
               "min_grade": args.min_grade, "threads": args.threads, "model": args.model,
+              "precision": args.precision, "st_precision": args.st_precision,
               "st_batch_size": ST_BATCH_SIZE, "use_faiss": use_faiss,
               "rankkit_max_tokens": rk.max_tokens, "rankkit_max_batch_size": rk.max_batch_size}
-    save_result(args.name, rows, title="Mining throughput: rankkit vs sentence-transformers mine_hard_negatives (dl19)",
+    title = "Mining throughput: rankkit vs sentence-transformers mine_hard_negatives (dl19)"
+    if (args.precision, args.st_precision) != ("fp32", "fp32"):
+        title += f", rankkit {args.precision} vs ST {args.st_precision}"
+    save_result(args.name, rows, title=title,
                 params=params, notes=notes, extra_tables={"Overlap of the mined negatives": overlap_rows},
                 started=started)
 
@@ -298,6 +311,7 @@ def index_matches(folder: Path, corpus_path: Path, encoder: BiEncoder) -> bool:
     except Exception:
         return False
     return (manifest.index_type == "Flat" and manifest.model_fingerprint == encoder.fingerprint
+            and manifest.settings.get("precision", "fp32") == encoder.precision
             and manifest.corpus.sha256 == CorpusInfo.of(corpus_path, "tsv").sha256)
 
 
@@ -337,11 +351,13 @@ def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_
     st_only_single = [(q, d) for q in qids for d in st_negatives.get(q, []) if d not in set(rk_single.get(q, []))]
     shared_diffs = [abs(rk_scores[q][d] - s) for q in qids for d, s in zip(st_negatives.get(q, []), st_scores.get(q, []))
                     if d in rk_scores.get(q, {})]
-    # near ties: rankkit scores of consecutive candidates closer than 1e-5 around the cut
+    # near ties: rankkit scores of consecutive candidates closer than tie_eps around the cut (bf16
+    # vectors are about 1e-3 off in score, fp32 ones about 1e-7)
+    tie_eps = 1e-5 if (args.precision, args.st_precision) == ("fp32", "fp32") else 2e-3
     ties = 0
     for q in qids:
         hits = [c for c in candidates[q] if c.docid not in single[q]]
-        if len(hits) > args.count and abs(hits[args.count - 1].score - hits[args.count].score) < 1e-5:
+        if len(hits) > args.count and abs(hits[args.count - 1].score - hits[args.count].score) < tie_eps:
             ties += 1
     duplicate_texts = sum(1 for d, c in canonical.items() if d != c)
     rows = [
@@ -362,8 +378,8 @@ def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_
         f"dense ranks {min(mean_rank_st_only, default=0)}-{max(mean_rank_st_only, default=0)}).",
         f"Told the same single positive, rankkit and ST differ in {len(st_only_single)} negatives over "
         f"{len(qids)} queries; max |score difference| on shared negatives {max(shared_diffs, default=0):.2g} "
-        f"(rankkit vs ST embeddings of the same text, different batching/padding); queries with a near-tie "
-        f"(< 1e-5) at the rank-{args.count} cut: {ties}.",
+        f"(rankkit vs ST embeddings of the same text, different batching/padding, rankkit {args.precision} vs ST "
+        f"{args.st_precision}); queries with a near-tie (< {tie_eps:g}) at the rank-{args.count} cut: {ties}.",
         f"Documents with identical text count as one document (ST de-duplicates its corpus and returns texts, "
         f"mapped back to the first docid with that text); the dl19 collection has {duplicate_texts} such duplicates.",
     ]

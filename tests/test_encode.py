@@ -56,6 +56,17 @@ def test_reversed_input_gives_reversed_output(encoder):
     np.testing.assert_allclose(forward[::-1], backward, atol=1e-5)
 
 
+def test_embed_matches_encode_across_length_sorted_chunks_and_keeps_gradients(encoder):
+    # the fixture's budget splits TEXTS into several chunks; rows must come back in input order
+    vectors = encoder.embed(TEXTS)
+    np.testing.assert_allclose(vectors.detach().numpy(), encoder.encode(TEXTS), atol=1e-5)
+    vectors[3].sum().backward()  # the empty text's row: its gradient reaches the weights
+    grads = [p.grad for p in encoder.model.parameters() if p.grad is not None]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads)
+    encoder.model.zero_grad(set_to_none=True)
+    assert encoder.embed([]).shape == (0, 32)
+
+
 def test_empty_list(encoder):
     vectors = encoder.encode([])
     assert vectors.shape == (0, 32)

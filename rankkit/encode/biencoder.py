@@ -78,18 +78,20 @@ class BiEncoder:
             self._fingerprint = model_fingerprint(self.model_dir)
         return self._fingerprint
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Padded model inputs for `texts` on the encoder's device."""
-        batch = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
-                               return_tensors="pt", return_token_type_ids=False)
-        return {name: tensor.to(self.device) for name, tensor in batch.items()}
-
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Embeddings of one batch with gradients, for training; pooled and normalised as in encode."""
-        inputs = self.tokenize(texts)
-        hidden = self.model(**inputs).last_hidden_state
-        vectors = pool(hidden, inputs["attention_mask"], self.pooling.mode)
-        return torch.nn.functional.normalize(vectors, dim=-1) if self.pooling.normalize else vectors
+        """Embeddings of `texts` with gradients, for training; pooled and normalised as in encode,
+        and computed in the same length-sorted chunks, so a short text is never padded to the
+        longest of a training batch."""
+        if not texts:
+            return torch.zeros((0, self.dimension), device=self.device)
+        token_ids, lengths = self._token_ids(texts)
+        chunks, order = [], []
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            chunks.append(self._forward(token_ids, lengths, batch))
+            order.extend(batch)
+        position = torch.empty(len(order), dtype=torch.long)
+        position[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(chunks)[position.to(self.device)]
 
     def save(self, folder: str | Path) -> None:
         """Save as a sentence-transformers folder (also a transformers one): weights, tokenizer,
@@ -102,24 +104,27 @@ class BiEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        lengths = [len(ids) for ids in token_ids]
-        pad_id = self.tokenizer.pad_token_id or 0
+        token_ids, lengths = self._token_ids(texts)
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as progress:
             for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-                width = lengths[batch[0]]
-                ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for row, index in enumerate(batch):
-                    ids[row, : lengths[index]] = token_ids[index]
-                    mask[row, : lengths[index]] = 1
-                ids_t = torch.from_numpy(ids).to(self.device)
-                mask_t = torch.from_numpy(mask).to(self.device)
-                hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
-                vectors = pool(hidden, mask_t, self.pooling.mode)
-                if self.pooling.normalize:
-                    vectors = torch.nn.functional.normalize(vectors, dim=-1)
-                out[batch] = vectors.cpu().numpy()
+                out[batch] = self._forward(token_ids, lengths, batch).cpu().numpy()
                 progress.update(len(batch))
         return out
+
+    def _token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        return token_ids, [len(ids) for ids in token_ids]
+
+    def _forward(self, token_ids: list[list[int]], lengths: list[int], batch: list[int]) -> torch.Tensor:
+        """Pooled (and normalised) float32 vectors of the texts `batch` indexes, longest first."""
+        width = lengths[batch[0]]
+        ids = np.full((len(batch), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, index in enumerate(batch):
+            ids[row, : lengths[index]] = token_ids[index]
+            mask[row, : lengths[index]] = 1
+        ids_t, mask_t = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
+        hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
+        vectors = pool(hidden, mask_t, self.pooling.mode)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.pooling.normalize else vectors
