@@ -322,9 +322,11 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
         f"CPU (no bf16), max length {args.max_length}, torch threads {args.threads}. A step = batch fetch + "
         "tokenisation + forward + backward + clip + optimizer; ratio = ST s/step / rankkit s/step (> 1: rankkit "
         "faster). Step-1 losses differ by dropout randomness only.",
-        "How each computes: rankkit's bi-encoder embeds queries, positives and all negatives in three padded "
-        "batches; ST embeds each column (anchor, positive, negative_1..n) separately. rankkit's cross-encoder scores "
-        "all batch x (1 + n) pairs in one padded forward pass; ST's MNRL runs one forward pass per column.",
+        "How each computes: rankkit's bi-encoder embeds the queries, the positives and all negatives of a batch "
+        "as three lists, each in length-sorted chunks within a 2,048-token budget (padding only to the longest "
+        "text of a chunk); ST embeds each column (anchor, positive, negative_1..n) as one batch padded to its "
+        "longest text. rankkit's cross-encoder scores all batch x (1 + n) pairs in length-sorted chunks within a "
+        "4,096-token budget; ST's MNRL runs one padded forward pass per column.",
     ]
     return rows, notes
 

@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from rankkit.encode import BiEncoder, model_fingerprint, resolve_model_dir
 from rankkit.errors import RankkitError
@@ -151,3 +152,18 @@ def test_default_model_agrees_with_sentence_transformers():
     stars, bread = encoder.encode(["how do stars form", "how does yeast make bread rise"])
     passage = encoder.encode(["Stellar birth begins inside cold, dense clouds of molecular hydrogen and dust."])[0]
     assert float(stars @ passage) > float(bread @ passage)  # a trained model, unlike the tiny ones
+
+
+def test_cross_encoder_logits_in_chunks_match_one_padded_batch(tiny_model):
+    from rankkit.encode.crossencoder import CrossEncoder
+
+    queries = ["why is the sky blue"] * len(TEXTS)
+    chunked = CrossEncoder(tiny_model, device="cpu", max_tokens=64, max_batch_size=3)
+    whole = chunked.tokenizer(queries, TEXTS, truncation="only_second", max_length=chunked.max_length,
+                              padding=True, return_tensors="pt")
+    expected = chunked.model(**whole).logits.squeeze(-1)
+    logits = chunked.logits(queries, TEXTS)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    logits.sum().backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in chunked.model.parameters())
+    assert chunked.logits([], []).shape == (0,)

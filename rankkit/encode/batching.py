@@ -20,3 +20,12 @@ def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_siz
         batch.append(index)
     if batch:
         yield batch
+
+
+def inverse_order(order: Sequence[int]) -> list[int]:
+    """Where each input landed: rows computed in `order` (a permutation of the inputs) are put back
+    in input order by indexing them with the result."""
+    position = [0] * len(order)
+    for row, index in enumerate(order):
+        position[index] = row
+    return position

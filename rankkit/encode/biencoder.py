@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from rankkit.encode.batching import length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
 from rankkit.encode.pooling import pool, read_pooling_config
@@ -89,9 +89,7 @@ class BiEncoder:
         for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
             chunks.append(self._forward(token_ids, lengths, batch))
             order.extend(batch)
-        position = torch.empty(len(order), dtype=torch.long)
-        position[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(chunks)[position.to(self.device)]
+        return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
 
     def save(self, folder: str | Path) -> None:
         """Save as a sentence-transformers folder (also a transformers one): weights, tokenizer,

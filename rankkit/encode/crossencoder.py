@@ -8,7 +8,7 @@ sentence-transformers' CrossEncoder and transformers' AutoModelForSequenceClassi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from rankkit.encode.batching import length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, resolve_model_dir
 from rankkit.encode.pooling import read_pooling_config
@@ -50,11 +50,25 @@ class CrossEncoder:
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
 
     def logits(self, queries: Sequence[str], passages: Sequence[str]) -> torch.Tensor:
-        """Scores of one batch of pairs with gradients, for training: shape [len(queries)]."""
-        inputs = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length,
-                                padding=True, return_tensors="pt")
-        inputs = {name: tensor.to(self.device) for name, tensor in inputs.items()}
-        return self.model(**inputs).logits.squeeze(-1)
+        """Scores of pairs with gradients, for training: shape [len(queries)]. Computed in
+        length-sorted chunks within the token budget, so a short pair is never padded to the
+        longest pair of a training batch."""
+        if not queries:
+            return torch.zeros(0, device=self.device)
+        encoded = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length)
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        chunks, order = [], []
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            chunks.append(self.model(**self._padded(encoded, lengths, batch)).logits.squeeze(-1))
+            order.extend(batch)
+        return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
+
+    def _padded(self, encoded: Mapping[str, list[list[int]]], lengths: list[int], batch: list[int]) -> dict:
+        """Right-padded model inputs (ids, token types, mask) of the pairs `batch` indexes."""
+        width = max(lengths[i] for i in batch)
+        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
+        return {name: torch.tensor([values[i] + [pad.get(name, 0)] * (width - lengths[i]) for i in batch],
+                                   device=self.device) for name, values in encoded.items()}
 
     @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[str, str]], show_progress: bool = False) -> np.ndarray:
