@@ -2,7 +2,7 @@
 
 bf16 runs the transformer in bfloat16 (hidden states are pooled in float32 and vectors stay
 float32). On CPUs with AVX512-BF16 or AMX and on recent GPUs it is several times faster than fp32
-for small encoders (benchmarks/results/mining.md: 2.4x for MiniLM-L6 here) at a cosine of about
+for small encoders (benchmarks/results/precision.md: 2.44x for MiniLM-L6 here) at a cosine of about
 0.9999 to the fp32 vectors; rankings can differ where two scores nearly tie. Training always runs
 in fp32 (mixed precision on CUDA)."""
 
