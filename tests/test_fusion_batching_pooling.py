@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rankkit.data.runs import Hit
-from rankkit.encode.batching import length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches
 from rankkit.encode.pooling import PoolingConfig, pool, read_pooling_config
 from rankkit.errors import RankkitError
 from rankkit.retrieve.hybrid import DEFAULT_RRF_K, HybridRetriever, rrf_fuse
@@ -157,6 +157,14 @@ def test_batching_invariants_on_random_lengths(seed):
         padded = len(batch) * max(lengths[i] for i in batch)
         assert padded <= max_tokens or len(batch) == 1
 
+
+
+def test_inverse_order_puts_rows_back_in_input_order():
+    order = [2, 0, 3, 1]  # rows computed for inputs 2, 0, 3, 1
+    rows = ["row of 2", "row of 0", "row of 3", "row of 1"]
+    assert inverse_order(order) == [1, 3, 0, 2]
+    assert [rows[i] for i in inverse_order(order)] == ["row of 0", "row of 1", "row of 2", "row of 3"]
+    assert inverse_order([]) == []
 
 # --- pooling -------------------------------------------------------------------------------------
 
