@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rankkit.data.runs import Hit
-from rankkit.encode.batching import inverse_order, length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.pooling import PoolingConfig, pool, read_pooling_config
 from rankkit.errors import RankkitError
 from rankkit.retrieve.hybrid import DEFAULT_RRF_K, HybridRetriever, rrf_fuse
@@ -165,6 +165,18 @@ def test_inverse_order_puts_rows_back_in_input_order():
     assert inverse_order(order) == [1, 3, 0, 2]
     assert [rows[i] for i in inverse_order(order)] == ["row of 0", "row of 1", "row of 2", "row of 3"]
     assert inverse_order([]) == []
+
+
+def test_right_padded_pads_ids_and_token_types_and_builds_the_mask():
+    encoded = {"input_ids": [[5, 6], [7, 8, 9], [4]], "token_type_ids": [[0, 1], [0, 0, 1], [0]],
+               "attention_mask": [[1, 1], [1, 1, 1], [1]]}
+    inputs = right_padded(encoded, [1, 0, 2], pad_id=3, device=torch.device("cpu"))
+    assert inputs["input_ids"].tolist() == [[7, 8, 9], [5, 6, 3], [4, 3, 3]]
+    assert inputs["token_type_ids"].tolist() == [[0, 0, 1], [0, 1, 0], [0, 0, 0]]
+    assert inputs["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0], [1, 0, 0]]
+    without_mask = right_padded({"input_ids": encoded["input_ids"]}, [0, 2], pad_id=0, device=torch.device("cpu"))
+    assert set(without_mask) == {"input_ids", "attention_mask"}
+    assert without_mask["attention_mask"].tolist() == [[1, 1], [1, 0]]
 
 # --- pooling -------------------------------------------------------------------------------------
 

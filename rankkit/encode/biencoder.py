@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-from rankkit.encode.batching import inverse_order, length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
 from rankkit.encode.pooling import pool, read_pooling_config
@@ -84,10 +84,10 @@ class BiEncoder:
         longest of a training batch."""
         if not texts:
             return torch.zeros((0, self.dimension), device=self.device)
-        token_ids, lengths = self._token_ids(texts)
+        encoded, lengths = self._tokenize(texts)
         chunks, order = [], []
         for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-            chunks.append(self._forward(token_ids, lengths, batch))
+            chunks.append(self._forward(encoded, batch))
             order.extend(batch)
         return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
 
@@ -102,27 +102,22 @@ class BiEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        token_ids, lengths = self._token_ids(texts)
+        encoded, lengths = self._tokenize(texts)
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as progress:
             for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-                out[batch] = self._forward(token_ids, lengths, batch).cpu().numpy()
+                out[batch] = self._forward(encoded, batch).cpu().numpy()
                 progress.update(len(batch))
         return out
 
-    def _token_ids(self, texts: Sequence[str]) -> tuple[list[list[int]], list[int]]:
-        token_ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                                   return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        return token_ids, [len(ids) for ids in token_ids]
+    def _tokenize(self, texts: Sequence[str]) -> tuple[dict[str, list[list[int]]], list[int]]:
+        """Unpadded token ids of `texts`, and their lengths."""
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                 return_attention_mask=False, return_token_type_ids=False)
+        return dict(encoded), [len(ids) for ids in encoded["input_ids"]]
 
-    def _forward(self, token_ids: list[list[int]], lengths: list[int], batch: list[int]) -> torch.Tensor:
-        """Pooled (and normalised) float32 vectors of the texts `batch` indexes, longest first."""
-        width = lengths[batch[0]]
-        ids = np.full((len(batch), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
-        mask = np.zeros((len(batch), width), dtype=np.int64)
-        for row, index in enumerate(batch):
-            ids[row, : lengths[index]] = token_ids[index]
-            mask[row, : lengths[index]] = 1
-        ids_t, mask_t = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
-        hidden = self.model(input_ids=ids_t, attention_mask=mask_t).last_hidden_state.float()
-        vectors = pool(hidden, mask_t, self.pooling.mode)
+    def _forward(self, encoded: dict[str, list[list[int]]], batch: list[int]) -> torch.Tensor:
+        """Pooled (and normalised) float32 vectors of the texts `batch` indexes."""
+        inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
+        hidden = self.model(**inputs).last_hidden_state.float()
+        vectors = pool(hidden, inputs["attention_mask"], self.pooling.mode)
         return torch.nn.functional.normalize(vectors, dim=-1) if self.pooling.normalize else vectors

@@ -8,7 +8,7 @@ sentence-transformers' CrossEncoder and transformers' AutoModelForSequenceClassi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from rankkit.encode.batching import inverse_order, length_sorted_batches
+from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, resolve_model_dir
 from rankkit.encode.pooling import read_pooling_config
@@ -55,20 +55,15 @@ class CrossEncoder:
         longest pair of a training batch."""
         if not queries:
             return torch.zeros(0, device=self.device)
-        encoded = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length)
+        encoded = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length,
+                                 return_attention_mask=False)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         chunks, order = [], []
         for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-            chunks.append(self.model(**self._padded(encoded, lengths, batch)).logits.squeeze(-1))
+            inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
+            chunks.append(self.model(**inputs).logits.squeeze(-1))
             order.extend(batch)
         return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
-
-    def _padded(self, encoded: Mapping[str, list[list[int]]], lengths: list[int], batch: list[int]) -> dict:
-        """Right-padded model inputs (ids, token types, mask) of the pairs `batch` indexes."""
-        width = max(lengths[i] for i in batch)
-        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
-        return {name: torch.tensor([values[i] + [pad.get(name, 0)] * (width - lengths[i]) for i in batch],
-                                   device=self.device) for name, values in encoded.items()}
 
     @torch.inference_mode()
     def score(self, pairs: Sequence[tuple[str, str]], show_progress: bool = False) -> np.ndarray:

@@ -117,9 +117,8 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
         from rankkit.encode.crossencoder import CrossEncoder
         from rankkit.mining.teacher import add_teacher_scores
 
-        positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts,
-                                              CrossEncoder(recipe.teacher, device=recipe.device,
-                                                                           precision=recipe.precision).score, recipe.min_grade)
+        teacher = CrossEncoder(recipe.teacher, device=recipe.device, precision=recipe.precision)
+        positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts, teacher.score, recipe.min_grade)
     mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
                  doc_texts, positive_scores, positive_teacher)
     mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}

@@ -53,7 +53,7 @@ class SearchEngine:
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, config.index, config.model, config.device, None, config.precision).result()
+                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision).result()
         if config.bm25_index is not None:
             from rankkit.retrieve.bm25 import BM25Retriever
 
