@@ -43,8 +43,9 @@ def build(
     embeddings_from: Optional[Path] = typer.Option(None, help="Dense: reuse the embeddings saved in this index."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
-    threads: int = typer.Option(2, help="BM25: indexing threads."),
-    overwrite: bool = typer.Option(False, help="Replace an existing index of the same name."),
+    threads: int = typer.Option(2, min=1, help="BM25: indexing threads."),
+    overwrite: bool = typer.Option(False, help="Replace an existing index of the same name (only a folder rankkit "
+                                               "built; the old index stays until the new one is complete)."),
 ) -> None:
     """Build a BM25 or dense index folder (atomically: nothing is left half-written)."""
     stem = Path(corpus).stem if not corpus.startswith("irds:") else corpus[5:].replace("/", "-")
@@ -69,3 +70,17 @@ def build(
 def info(index: Path = typer.Argument(..., help="Index folder.")) -> None:
     """Print an index's manifest."""
     print(json.dumps(asdict(Manifest.read(index)), indent=2))
+
+
+@app.command()
+@friendly_errors
+def verify(index: Path = typer.Argument(..., help="Index folder.")) -> None:
+    """Check an index: every file's size and SHA-256 against its manifest, then open it and compare
+    document counts. A problem names the file; the fix is to rebuild."""
+    from rankkit.index.integrity import verify as verify_index
+
+    report = verify_index(index)
+    for note in report.notes:
+        rprint(f"[yellow]warning:[/] {note}")
+    checked = f"{report.files_checked} files, sizes and SHA-256" if report.checksums else "layout only"
+    rprint(f"ok: {report.kind} index {index} ({checked}; opened, document count matches)")

@@ -86,8 +86,9 @@ def _parse_document(path: Path, number: int, line: str, fmt: CorpusFormat) -> Do
                     _string_field(path, number, record, "title", required=False))
 
 
-def read_corpus(path: str | Path, fmt: CorpusFormat | None = None) -> Iterator[Document]:
-    """Stream the documents of a corpus file (or `irds:<id>`); duplicate ids are an error."""
+def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: bool = False) -> Iterator[Document]:
+    """Stream the documents of a corpus file (or `irds:<id>`); duplicate ids are an error, and so,
+    with `word_ids` (for indexes, whose hits go to TREC runs), are ids containing whitespace."""
     if irds.is_irds(path):
         yield from (Document(docid, text, title) for docid, title, text in irds.iter_docs(str(path)))
         return
@@ -98,6 +99,9 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None) -> Iterator[D
     first_line: dict[str, int] = {}
     for number, line in iter_lines(path):
         doc = _parse_document(path, number, line, fmt)
+        if word_ids and any(c.isspace() for c in doc.docid):
+            raise file_error(path, number, f"docid {doc.docid!r} contains whitespace, which TREC runs and qrels "
+                             "cannot hold", "give every document a single-word id (e.g. replace spaces by '_')")
         if doc.docid in first_line:
             raise file_error(path, number, f"duplicate docid {doc.docid!r} (first on line {first_line[doc.docid]})",
                              "give every document a unique id")

@@ -7,13 +7,16 @@ import contextlib
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from rankkit.errors import RankkitError, file_error
+
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -28,13 +31,17 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for each non-blank line, decoded as UTF-8.
 
     Lines are split on '\\n' only (MS MARCO passages contain U+0085, which str.splitlines would
-    treat as a line break); a trailing '\\r' is dropped. Reads lazily, so 8.8M-line files stream.
+    treat as a line break); a trailing '\\r' is dropped, and so is a UTF-8 byte-order mark at the
+    start of the file (spreadsheet exports write one; kept, it would join the first id).
+    Reads lazily, so 8.8M-line files stream.
     """
     path = Path(path)
     number = 0
     with _open_binary(path) as handle:
         try:
             for number, raw in enumerate(handle, start=1):
+                if number == 1 and raw.startswith(UTF8_BOM):
+                    raw = raw[len(UTF8_BOM):]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -64,6 +71,9 @@ def _umask() -> int:
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():
+        raise RankkitError(f"{path}: is a folder, so a file cannot be written there. "
+                           f"Fix: name a file, e.g. {path / 'out.txt'}, or another path")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -78,18 +88,68 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds."""
+def _temp_dir_pattern(name: str) -> re.Pattern[str]:
+    """Temporary folders atomic_dir makes for `name`: .NAME.<pid>.<random>.tmp (older rankkit
+    versions wrote .NAME.<random>.tmp, without the pid)."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[^.]+\.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
+    """Remove the temporary folders that killed runs (SIGKILL, power loss) left beside `path`:
+    those of processes no longer alive, and pid-less ones from older versions. Returns them."""
     path = Path(path)
-    if path.exists() and not overwrite:
+    if not path.parent.is_dir():
+        return []
+    pattern, removed = _temp_dir_pattern(path.name), []
+    for entry in path.parent.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match and entry.is_dir() and not (match.group(1) and _alive(int(match.group(1)))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[Path], bool] | None, what: str) -> None:
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise RankkitError(f"{path}: exists and is a file, not a folder. Fix: choose another name, or move the file")
+    if not overwrite:
         raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
+    if replaceable is not None and any(path.iterdir()) and not replaceable(path):
+        raise RankkitError(f"{path}: holds files that are not {what}, so --overwrite will not delete them. "
+                           "Fix: choose another name, or delete or move that folder yourself")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False, replaceable: Callable[[Path], bool] | None = None,
+               what: str = "rankkit output") -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds, so a
+    failed or interrupted run leaves the old `path` as it was.
+
+    An existing `path` is replaced only with `overwrite`, and, when `replaceable` is given, only
+    if it is empty or `replaceable(path)` says it is `what` (e.g. an index rankkit built): a
+    folder of other files is refused. Stale temporaries of killed runs for `path` are removed."""
+    path = Path(path)
+    _check_replaceable(path, overwrite, replaceable, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temp_dirs(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
         if path.exists():
+            _check_replaceable(path, overwrite, replaceable, what)  # it may have changed meanwhile
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)

@@ -7,9 +7,11 @@ from typing import Mapping
 
 from rankkit.data import irds
 from rankkit.data.files import atomic_write, iter_lines
+from rankkit.data.runs import check_word_ids
 from rankkit.errors import file_error
 
 Qrels = dict[str, dict[str, int]]
+GRADE_RANGE = (-2**31, 2**31 - 1)  # trec_eval and pytrec_eval hold grades in a C int
 
 
 def read_qrels(path: str | Path) -> Qrels:
@@ -29,6 +31,9 @@ def read_qrels(path: str | Path) -> Qrels:
         except ValueError:
             raise file_error(path, number, f"grade {grade_text!r} is not an integer",
                              "use integer grades (0 = not relevant)") from None
+        if not GRADE_RANGE[0] <= grade <= GRADE_RANGE[1]:
+            raise file_error(path, number, f"grade {grade_text} is too large for an integer grade",
+                             f"use grades between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
         judged = qrels.setdefault(qid, {})
         if docid in judged:
             raise file_error(path, number, f"docid {docid!r} judged twice for query {qid!r}",
@@ -40,10 +45,14 @@ def read_qrels(path: str | Path) -> Qrels:
 
 
 def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> None:
-    """Write qrels in TREC format, atomically."""
+    """Write qrels in TREC format, atomically; ids with whitespace, which the format cannot hold,
+    are refused."""
     with atomic_write(path) as out:
+        line = 0
         for qid, judged in qrels.items():
             for docid, grade in judged.items():
+                line += 1
+                check_word_ids(path, line, qid=qid, docid=docid)
                 out.write(f"{qid} 0 {docid} {int(grade)}\n")
 
 

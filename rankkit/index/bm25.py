@@ -9,7 +9,8 @@ from rankkit.data.corpus import CorpusFormat, detect_corpus_format, read_corpus
 from rankkit.data.files import atomic_dir
 from rankkit.errors import RankkitError
 from rankkit.index.java import configure_java
-from rankkit.index.manifest import CorpusInfo, Manifest
+from rankkit.index.integrity import check_count, check_sizes, index_error
+from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 
 LUCENE_DIR = "lucene"
 BATCH = 10_000
@@ -34,13 +35,13 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
     fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
     corpus_info = CorpusInfo.of(corpus, fmt)
     indexer_class = _pyserini("indexer")
-    with atomic_dir(out, overwrite=overwrite) as folder:
+    with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         lucene = folder / LUCENE_DIR
         indexer = indexer_class(args=["-index", str(lucene), "-storePositions", "-storeDocvectors", "-storeRaw"],
                                 threads=threads)
         count, batch = 0, []
         try:
-            for doc in read_corpus(corpus, fmt):
+            for doc in read_corpus(corpus, fmt, word_ids=True):
                 batch.append({"id": doc.docid, "contents": doc.contents})
                 if len(batch) == BATCH:
                     indexer.add_batch_dict(batch)
@@ -54,7 +55,7 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
             raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
         manifest = Manifest(kind="bm25", count=count, corpus=corpus_info, index_type="lucene",
                             settings={"analyzer": "anserini-default-english"})
-        manifest.write(folder)
+        manifest = manifest.write(folder)
     return manifest
 
 
@@ -63,6 +64,13 @@ def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> Any:
     manifest = Manifest.read(folder)
     if manifest.kind != "bm25":
         raise RankkitError(f"{folder}: a {manifest.kind} index, not a BM25 one. Fix: pass a BM25 index")
-    searcher = _pyserini("searcher")(str(Path(folder) / LUCENE_DIR))
+    check_sizes(folder, manifest)
+    searcher_class = _pyserini("searcher")
+    try:
+        searcher = searcher_class(str(Path(folder) / LUCENE_DIR))
+    except Exception as exc:  # jnius.JavaException: corrupt or missing segments
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise index_error(folder, manifest, LUCENE_DIR, f"Lucene cannot open it ({reason})") from None
+    check_count(folder, manifest, searcher.num_docs, "the Lucene index")
     searcher.set_bm25(float(k1), float(b))
     return searcher

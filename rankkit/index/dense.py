@@ -21,7 +21,8 @@ from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import to_cpu, to_search_device
-from rankkit.index.manifest import CorpusInfo, Manifest
+from rankkit.index.integrity import check_count, check_sizes, index_error
+from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 
 INDEX_FILE = "index.faiss"
 DOCIDS_FILE = "docids.txt"
@@ -65,6 +66,7 @@ def _encode_corpus(docs: Iterator[Document], encoder: BiEncoder, folder: Path, c
 def load_embeddings(folder: str | Path) -> np.ndarray:
     """The saved embeddings of an index, memory-mapped read-only."""
     manifest = Manifest.read(folder)
+    check_sizes(folder, manifest)
     path = Path(folder) / EMBEDDINGS_FILE
     if not path.is_file():
         raise RankkitError(f"{folder}: no saved embeddings. Fix: rebuild it with --save-embeddings")
@@ -98,7 +100,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
     dense index folder to `out` atomically. Returns its manifest."""
     fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
     corpus_info = CorpusInfo.of(corpus, fmt)
-    with atomic_dir(out, overwrite=overwrite) as folder:
+    with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         if embeddings_from is not None:
             source = Manifest.read(embeddings_from)
             # ir_datasets corpora carry no checksum: there the dataset id must match
@@ -117,7 +119,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
                                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
-            count = _encode_corpus(read_corpus(corpus, fmt), encoder, folder, config.chunk_size)
+            count = _encode_corpus(read_corpus(corpus, fmt, word_ids=True), encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
@@ -133,7 +135,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
         manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory,
                             metric="ip", settings={"seed": config.seed, "precision": precision}, **model)
-        manifest.write(folder)
+        manifest = manifest.write(folder)
     return manifest
 
 
@@ -145,17 +147,27 @@ class DenseIndex:
         self.manifest = Manifest.read(self.folder)
         if self.manifest.kind != "dense":
             raise RankkitError(f"{folder}: a {self.manifest.kind} index, not a dense one. Fix: pass a dense index")
-        index = faiss.read_index(str(self.folder / INDEX_FILE), faiss.IO_FLAG_READ_ONLY)
+        check_sizes(self.folder, self.manifest)
+        try:
+            index = faiss.read_index(str(self.folder / INDEX_FILE), faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise index_error(self.folder, self.manifest, INDEX_FILE, f"FAISS cannot read it ({reason})") from None
         for name, value in (search_params or {}).items():
             try:
                 faiss.ParameterSpace().set_index_parameter(index, name, value)
             except RuntimeError:
                 raise RankkitError(f"{folder}: {self.manifest.index_type} has no search parameter {name!r}. "
                                    "Fix: use efSearch for HNSW, nprobe for IVF") from None
+        check_count(self.folder, self.manifest, index.ntotal, INDEX_FILE)
+        try:
+            self.docids = (self.folder / DOCIDS_FILE).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise index_error(self.folder, self.manifest, DOCIDS_FILE, "not valid UTF-8") from None
+        if len(self.docids) != index.ntotal:
+            raise index_error(self.folder, self.manifest, DOCIDS_FILE,
+                              f"{len(self.docids)} docids for {index.ntotal} vectors")
         self.index = to_search_device(index)
-        self.docids = (self.folder / DOCIDS_FILE).read_text(encoding="utf-8").splitlines()
-        if len(self.docids) != self.index.ntotal:
-            raise RankkitError(f"{folder}: {len(self.docids)} docids for {self.index.ntotal} vectors. Fix: rebuild it")
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """The top-k hits for each query vector, best first."""

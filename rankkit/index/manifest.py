@@ -1,10 +1,11 @@
-"""manifest.json: what built an index (model, dimension, metric, type, corpus and its checksum)."""
+"""manifest.json: what built an index (model, dimension, metric, type, corpus and its checksum)
+and, since rankkit 0.2, the size and SHA-256 of every file of the index (see integrity.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +47,19 @@ class Manifest:
     normalized: bool | None = None
     max_length: int | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    # relative path -> {"size": bytes, "sha256": hex}; empty in manifests of older versions
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
     rankkit_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: Path) -> "Manifest":
+        """Write manifest.json into the finished index folder, recording the size and checksum of
+        every other file in it; returns the manifest as written."""
+        written = replace(self, files=file_records(folder))
         with atomic_write(folder / MANIFEST) as out:
-            json.dump(asdict(self), out, indent=2)
+            json.dump(asdict(written), out, indent=2)
             out.write("\n")
+        return written
 
     @classmethod
     def read(cls, folder: str | Path) -> "Manifest":
@@ -64,5 +71,21 @@ class Manifest:
             data = json.loads(path.read_text())
             data["corpus"] = CorpusInfo(**data["corpus"])
             return cls(**data)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise RankkitError(f"{path}: unreadable manifest ({exc}). Fix: rebuild the index") from None
+
+
+def file_records(folder: str | Path) -> dict[str, dict[str, Any]]:
+    """{relative path: {"size", "sha256"}} of every file under `folder` except the manifest."""
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
+
+
+def is_index_folder(folder: Path) -> bool:
+    """Whether `folder` is an index rankkit built (a readable manifest.json): what --overwrite may replace."""
+    try:
+        Manifest.read(folder)
+    except RankkitError:
+        return False
+    return True

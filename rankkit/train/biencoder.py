@@ -52,4 +52,5 @@ def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: Train
                          config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate)
+                                           config.batch_size), config, evaluate,
+               options={"trainer": "biencoder", "loss": loss, "temperature": temperature})

@@ -9,7 +9,7 @@ Selection: a cross-encoder as in the paper, or the light provenance model (model
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Mapping
 
@@ -99,7 +99,8 @@ def train_cet(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig
     task = CETTask(relevance, selection, cet.temperature, config.lr, selection_lr)
     evaluate = dev.evaluator(relevance.score_texts) if dev else None  # type: ignore[attr-defined]
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate)
+                                           config.batch_size), config, evaluate,
+               options={"trainer": "cet", **asdict(cet)})
 
 
 def false_negative_probability(relevance: np.ndarray, selection: np.ndarray, temperature: float) -> np.ndarray:

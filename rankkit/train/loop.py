@@ -28,6 +28,10 @@ from rankkit.train.examples import Group
 
 LOG_FILE = "train_log.jsonl"
 CHECKPOINTS = "checkpoints"
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.pt"
+# options that do not change the trained weights: a run may resume with other values of these
+NOT_RESUME_OPTIONS = frozenset({"output", "overwrite", "plot", "eval_every", "checkpoint_every", "device"})
 
 
 class Task(Protocol):
@@ -89,34 +93,82 @@ def _rng_state() -> dict:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
+def resume_options(config: TrainConfig, task_options: dict | None = None) -> dict:
+    """The options a checkpoint must share with the run that resumes it (JSON values)."""
+    options = {k: v for k, v in asdict(config).items() if k not in NOT_RESUME_OPTIONS}
+    return json.loads(json.dumps({**options, **(task_options or {})}))
+
+
+def is_training_output(folder: Path) -> bool:
+    """Whether `folder` is what `fit` writes (its config.json holds a TrainConfig): what
+    --overwrite may replace."""
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"output", "grad_accum", "negatives"} <= set(config)
+
+
 def _save_checkpoint(output: Path, step: int, task: Task, optimizers: dict, schedulers: dict, scaler,
-                     rng: dict | None = None) -> None:
-    """rng: the random state as it was when `step` ended (default: now)."""
+                     options: dict, rng: dict | None = None) -> None:
+    """rng: the random state as it was when `step` ended (default: now). Saved as tensors and
+    plain values only, so that it loads with torch.load(weights_only=True)."""
     with atomic_dir(output / CHECKPOINTS / f"step-{step}", overwrite=True) as folder:
-        torch.save({"step": step, "parts": {name: part.state_dict() for name, part in task.parts.items()},
+        torch.save({"step": step, "options": options,
+                    "parts": {name: part.state_dict() for name, part in task.parts.items()},
                     "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
                     "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
                     "scaler": scaler.state_dict(), **(rng or _rng_state())},
-                   folder / "state.pt")
+                   folder / STATE_FILE)
     for old in (output / CHECKPOINTS).glob("step-*"):  # keep only the newest
         if old.name != f"step-{step}":
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler) -> int:
+def _load_state(path: Path, device: torch.device) -> dict:
+    fix = f"rerun with --overwrite to start afresh (or delete {path.parent} and rerun)"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # truncated, garbage or unsafe pickles: torch raises many types
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise RankkitError(f"{path}: damaged checkpoint, it cannot be loaded ({reason}). Fix: {fix}") from None
+    if not isinstance(state, dict) or not {"step", "parts", "optimizers", "schedulers", "scaler"} <= set(state):
+        raise RankkitError(f"{path}: not a rankkit checkpoint. Fix: {fix}")
+    return state
+
+
+def _check_same_options(path: Path, saved: dict | None, options: dict) -> None:
+    if saved is None:
+        raise RankkitError(f"{path}: written by an older rankkit that did not record its options, so resuming "
+                           "it could silently mix two configurations. Fix: rerun with --overwrite to start afresh")
+    differ = sorted(k for k in {*saved, *options} if saved.get(k) != options.get(k))
+    if differ:
+        changes = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {options.get(k)!r} now" for k in differ)
+        raise RankkitError(f"{path}: the checkpoint was written with other options ({changes}). Fix: rerun with the "
+                           "checkpoint's options to resume, or pass --overwrite to start afresh")
+
+
+def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler, options: dict) -> int:
     checkpoint = _latest_checkpoint(output)
-    if checkpoint is None:
-        return 0
-    state = torch.load(checkpoint / "state.pt", map_location=task.device, weights_only=False)
-    for name, part in task.parts.items():
-        part.load_state_dict(state["parts"][name])
-        optimizers[name].load_state_dict(state["optimizers"][name])
-        schedulers[name].load_state_dict(state["schedulers"][name])
-    scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
     log = output / LOG_FILE
+    if checkpoint is None:
+        log.unlink(missing_ok=True)  # a fresh start: no earlier run's steps in the log
+        return 0
+    path = checkpoint / STATE_FILE
+    state = _load_state(path, task.device)
+    _check_same_options(path, state.get("options"), options)
+    try:
+        for name, part in task.parts.items():
+            part.load_state_dict(state["parts"][name])
+            optimizers[name].load_state_dict(state["optimizers"][name])
+            schedulers[name].load_state_dict(state["schedulers"][name])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise RankkitError(f"{path}: the checkpoint does not fit this model ({type(exc).__name__}: "
+                           f"{str(exc)[:200]}). Fix: rerun with --overwrite to start afresh") from None
     if log.exists():  # forget what was logged after the checkpoint: it will be redone
         kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= state["step"]]
         with atomic_write(log) as out:
@@ -147,15 +199,35 @@ def _interrupts_held() -> Iterator[None]:
 
 
 def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: TrainConfig,
-        evaluate: Callable[[], dict[str, float]] | None = None) -> Path:
-    """Train until config.max_steps (or config.epochs), resuming from the newest checkpoint in
-    config.output; returns the folder of the final model (config.output/model)."""
+        evaluate: Callable[[], dict[str, float]] | None = None, options: dict | None = None) -> Path:
+    """Train until config.max_steps (or config.epochs); returns the folder of the final model
+    (config.output/model). `options` are the trainer's own settings (loss, temperature, ...):
+    with the config, a checkpoint records them and refuses a resume with other values.
+
+    Without config.overwrite, the run resumes from the newest checkpoint in config.output (a
+    folder of anything but a rankkit training output is refused). With it, training runs in a
+    temporary folder that replaces config.output only once complete, so a failed run keeps the
+    old output; only a folder rankkit trained into is replaced."""
     output = Path(config.output)
+    options = resume_options(config, options)
     if config.overwrite:
-        shutil.rmtree(output, ignore_errors=True)
+        with atomic_dir(output, overwrite=True, replaceable=is_training_output,
+                        what="a rankkit training output (config.json)") as work:
+            _train(work, output, task, epoch_batches, config, evaluate, options)
+        return output / "model"
+    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not is_training_output(output))):
+        raise RankkitError(f"{output}: exists and is not a rankkit training output, so training will not write "
+                           "into it. Fix: pass another --output (a new or empty folder)")
     if (output / "model").exists() and _latest_checkpoint(output) is None:
         raise RankkitError(f"{output} already holds a trained model. Fix: pass another --output, or --overwrite")
     output.mkdir(parents=True, exist_ok=True)
+    _train(output, output, task, epoch_batches, config, evaluate, options)
+    return output / "model"
+
+
+def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int], list[list[Group]]],
+           config: TrainConfig, evaluate: Callable[[], dict[str, float]] | None, options: dict) -> None:
+    """Train in `output` (`final` itself, or the temporary folder that will become it)."""
     per_epoch = len(epoch_batches(0))
     if per_epoch == 0:
         raise RankkitError("no training groups: every query of the MinedSet lacks negatives. "
@@ -168,8 +240,8 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
                   for name, o in optimizers.items()}
     use_scaler = config.amp and task.device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    step = _resume(output, task, optimizers, schedulers, scaler)
-    with atomic_write(output / "config.json") as out:
+    step = _resume(output, task, optimizers, schedulers, scaler, options)
+    with atomic_write(output / CONFIG_FILE) as out:
         json.dump(asdict(config), out, indent=2)
 
     def micro_batches(start: int) -> Iterator[list[Group]]:
@@ -225,11 +297,14 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
             progress.update(1)
             progress.set_postfix(loss=f"{record['loss']:.4f}")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
-                _save_checkpoint(output, step, task, optimizers, schedulers, scaler)
+                _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options)
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM, which the CLI turns into SystemExit
+        if config.overwrite:  # the temporary folder goes; the previous output stays
+            raise RankkitError(f"training interrupted at step {step}; {final} was left as it was (--overwrite "
+                               "replaces it only when training completes). Fix: run the command again") from None
         if unlogged is not None:
             log.write(json.dumps(unlogged) + "\n")
-        _save_checkpoint(output, step, task, optimizers, schedulers, scaler, rng_at_step)
+        _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options, rng_at_step)
         raise RankkitError(f"training interrupted at step {step}; a checkpoint was saved. "
                            "Fix: run the same command again to resume") from None
     finally:
@@ -243,4 +318,3 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
         from rankkit.train.plot import plot_training_log
 
         plot_training_log(output / LOG_FILE, output / "training_curves.png")
-    return output / "model"

@@ -50,4 +50,5 @@ def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainC
     task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss, config.lr)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate)
+                                           config.batch_size), config, evaluate,
+               options={"trainer": "reranker", "loss": loss})

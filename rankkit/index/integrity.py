@@ -1,0 +1,100 @@
+"""Index integrity: each kind's required files, the sizes checked whenever an index opens (cheap),
+and `verify`, which also compares checksums and opens the index (`rankkit index verify`).
+
+Every problem names the file and says to rebuild: an index is derived data, rebuilt from its
+corpus, never repaired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rankkit.data.files import sha256_file
+from rankkit.errors import RankkitError
+from rankkit.index.manifest import Manifest
+
+REQUIRED_FILES = {"dense": ("index.faiss", "docids.txt"), "bm25": ("lucene",)}
+
+
+def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
+    """The fix for a damaged index: the build command that makes it again."""
+    folder = Path(folder)
+    command = (f"rankkit index build {manifest.corpus.path} --kind {manifest.kind} --out-dir {folder.parent} "
+               f"--name {folder.name} --overwrite")
+    if manifest.kind == "dense":
+        command += f" --factory {manifest.index_type} --model {manifest.model}"
+    return f"Fix: rebuild the index ({command})"
+
+
+def index_error(folder: str | Path, manifest: Manifest, file: str | None, problem: str) -> RankkitError:
+    where = Path(folder) / file if file else Path(folder)
+    return RankkitError(f"{where}: {problem}. {rebuild_fix(folder, manifest)}")
+
+
+def check_layout(folder: str | Path, manifest: Manifest) -> None:
+    """The files the manifest's kind needs are present (a dense manifest over a Lucene folder is caught)."""
+    folder = Path(folder)
+    if manifest.kind not in REQUIRED_FILES:
+        raise index_error(folder, manifest, "manifest.json", f"unknown index kind {manifest.kind!r}")
+    for name in REQUIRED_FILES[manifest.kind]:
+        if not (folder / name).exists():
+            others = [kind for kind, names in REQUIRED_FILES.items()
+                      if kind != manifest.kind and all((folder / n).exists() for n in names)]
+            hint = f" (the folder holds the files of a {others[0]} index)" if others else ""
+            raise index_error(folder, manifest, name, f"missing: the manifest says this is a {manifest.kind} "
+                              f"index, which needs it{hint}")
+
+
+def check_sizes(folder: str | Path, manifest: Manifest) -> None:
+    """Every file the manifest records exists with its recorded size (no checksums: cheap enough
+    for every open). Manifests of older versions record no files and pass."""
+    folder = Path(folder)
+    check_layout(folder, manifest)
+    for name, record in manifest.files.items():
+        path = folder / name
+        if not path.is_file():
+            raise index_error(folder, manifest, name, "missing (the manifest records it)")
+        size = path.stat().st_size
+        if size != record["size"]:
+            raise index_error(folder, manifest, name, f"{size:,} bytes, but {record['size']:,} when the index "
+                              "was built (truncated or replaced)")
+
+
+def check_count(folder: str | Path, manifest: Manifest, found: int, what: str) -> None:
+    if found != manifest.count:
+        raise index_error(folder, manifest, "manifest.json", f"the manifest says {manifest.count} documents, "
+                          f"but {what} holds {found}")
+
+
+@dataclass
+class VerifyReport:
+    folder: Path
+    kind: str
+    files_checked: int = 0
+    checksums: bool = False  # False: an older manifest without checksums
+    notes: list[str] = field(default_factory=list)
+
+
+def verify(folder: str | Path) -> VerifyReport:
+    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it and
+    compare its document count with the manifest's. Raises RankkitError on the first problem."""
+    folder = Path(folder)
+    manifest = Manifest.read(folder)
+    check_sizes(folder, manifest)
+    report = VerifyReport(folder, manifest.kind, files_checked=len(manifest.files), checksums=bool(manifest.files))
+    for name, record in manifest.files.items():
+        if sha256_file(folder / name) != record["sha256"]:
+            raise index_error(folder, manifest, name, "its SHA-256 differs from the one recorded at build time "
+                              "(the file was changed or damaged)")
+    if not manifest.files:
+        report.notes.append(f"the manifest (rankkit {manifest.rankkit_version}) records no checksums, so only the "
+                            "layout and opening were checked; rebuild the index to record them")
+    if manifest.kind == "dense":
+        from rankkit.index.dense import DenseIndex
+
+        DenseIndex(folder)  # reads the FAISS file and docids, checks both counts
+    else:
+        from rankkit.index.bm25 import open_lucene_searcher
+
+        open_lucene_searcher(folder, 0.9, 0.4)  # opens the Lucene segments, checks the count
+    return report
