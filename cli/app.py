@@ -9,14 +9,13 @@ from types import FrameType
 
 import typer
 
-from rankkit.cli import cet, index
+from rankkit.cli import cet, index, train
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
 from rankkit.cli.rerank import rerank
 from rankkit.cli.search import search
 from rankkit.cli.serve import query, serve
-from rankkit.cli.train import train
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -24,11 +23,11 @@ app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(index.app, name="index")
 app.add_typer(cet.app, name="cet")
+app.add_typer(train.app, name="train")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)
 app.command()(mine)
-app.command()(train)
 app.command()(rerank)
 app.command()(serve)
 app.command()(query)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import AT_LEAST_1
 
 app = typer.Typer(help="CET: false-negative estimates from trained relevance and selection models.",
                   no_args_is_help=True)
@@ -20,7 +21,7 @@ def suspects(
     corpus: str = typer.Option(..., help="Corpus of the MinedSet (passage texts)."),
     model: Path = typer.Option(..., help="CET model folder (the model/ that `rankkit train cet` wrote)."),
     output: Path = typer.Option(..., "--output", "-o", help="TSV of the top suspects, for annotation."),
-    top: int = typer.Option(100, help="How many suspects to write."),
+    top: int = typer.Option(100, callback=AT_LEAST_1, help="How many suspects to write."),
     full_qrels: Optional[str] = typer.Option(None, help="Complete judgments: report the suspects' precision."),
     min_grade: int = typer.Option(1, help="With --full-qrels: grades at or above this count as relevant."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),

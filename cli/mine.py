@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.errors import friendly_errors, stderr
+from rankkit.cli.options import AT_LEAST_1, FINITE, NON_NEGATIVE, PRECISION_HELP, Precision
+from rankkit.errors import RankkitError
+
+
+class Sampling(str, Enum):
+    top = "top"
+    random = "random"
+    simans = "simans"
+
+
+class ScoreField(str, Enum):
+    score = "score"
+    teacher_score = "teacher_score"
 
 
 @friendly_errors
@@ -20,21 +33,21 @@ def mine(
     output: Path = typer.Option(..., "--output", "-o", help="MinedSet JSONL to write (stats beside it)."),
     index: Optional[List[str]] = typer.Option(None, "--index", "-i", help="Index folder to mine from (repeatable)."),
     run: Optional[List[str]] = typer.Option(None, help="Existing TREC run to mine from (repeatable)."),
-    depth: int = typer.Option(200, help="Candidates retrieved per query from each index."),
-    min_rank: int = typer.Option(1, help="Window: first rank kept."),
-    max_rank: int = typer.Option(200, help="Window: last rank kept."),
-    count: int = typer.Option(8, help="Negatives kept per query."),
-    sampling: str = typer.Option("top", help="How the count is filled: top, random or simans."),
-    simans_a: float = typer.Option(1.0, help="SimANS: sharpness a in exp(-a (s_neg - s_pos - b)^2)."),
-    simans_b: float = typer.Option(0.0, help="SimANS: offset b."),
-    margin: Optional[float] = typer.Option(None, help="Drop candidates scoring within this margin of the positive."),
+    depth: int = typer.Option(200, callback=AT_LEAST_1, help="Candidates retrieved per query from each index."),
+    min_rank: int = typer.Option(1, callback=AT_LEAST_1, help="Window: first rank kept."),
+    max_rank: int = typer.Option(200, callback=AT_LEAST_1, help="Window: last rank kept."),
+    count: int = typer.Option(8, callback=AT_LEAST_1, help="Negatives kept per query."),
+    sampling: Sampling = typer.Option(Sampling.top, help="How the count is filled: top, random or simans."),
+    simans_a: float = typer.Option(1.0, callback=NON_NEGATIVE, help="SimANS: sharpness a in exp(-a (s_neg - s_pos - b)^2)."),
+    simans_b: float = typer.Option(0.0, callback=FINITE, help="SimANS: offset b."),
+    margin: Optional[float] = typer.Option(None, callback=FINITE, help="Drop candidates scoring within this margin of the positive."),
     relative_margin: bool = typer.Option(False, help="Margin as a share of |positive score|."),
-    score_field: str = typer.Option("score", help="Scores for margin and SimANS: score or teacher_score."),
+    score_field: ScoreField = typer.Option(ScoreField.score, help="Scores for margin and SimANS: score or teacher_score."),
     teacher: Optional[str] = typer.Option(None, help="Cross-encoder folder that scores candidates."),
-    denoise_threshold: Optional[float] = typer.Option(None, help="RocketQA: drop teacher scores >= this."),
-    adaptive_k: Optional[float] = typer.Option(None, help="ATSS: drop teacher scores > mean + k * std."),
+    denoise_threshold: Optional[float] = typer.Option(None, callback=FINITE, help="RocketQA: drop teacher scores >= this."),
+    adaptive_k: Optional[float] = typer.Option(None, callback=FINITE, help="ATSS: drop teacher scores > mean + k * std."),
     self_adversarial_run: Optional[str] = typer.Option(None, help="Run of an earlier checkpoint: keep what it ranks high."),
-    self_adversarial_depth: int = typer.Option(50, help="Self-adversarial: its top ranks that count as high."),
+    self_adversarial_depth: int = typer.Option(50, callback=AT_LEAST_1, help="Self-adversarial: its top ranks that count as high."),
     full_qrels: Optional[str] = typer.Option(None, help="Complete judgments: report the false-negative rate."),
     pooling_run: Optional[str] = typer.Option(
         None, help="TREC run of the retriever whose pool was judged: record every document's rank and score in "
@@ -47,14 +60,21 @@ def mine(
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
 
+    if min_rank > max_rank:
+        raise RankkitError(f"the window --min-rank {min_rank} --max-rank {max_rank} is empty. "
+                           "Fix: give --min-rank at most --max-rank")
     recipe = MiningRecipe(
         queries=queries, qrels=qrels, corpus=corpus, output=str(output), indexes=tuple(index or ()),
-        runs=tuple(run or ()), depth=depth, min_rank=min_rank, max_rank=max_rank, count=count, sampling=sampling,
+        runs=tuple(run or ()), depth=depth, min_rank=min_rank, max_rank=max_rank, count=count, sampling=sampling.value,
         simans_a=simans_a, simans_b=simans_b, margin=margin, relative_margin=relative_margin,
-        score_field=score_field, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
+        score_field=score_field.value, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
         full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device,
         precision=precision.value)
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
+    if mined.stats["queries_mined"] == 0 and mined.stats.get("window_beyond_depth"):
+        stderr.print(f"[yellow]warning:[/] no negatives: for {mined.stats['window_beyond_depth']} queries the window "
+                     f"starts (--min-rank {min_rank}) beyond the candidates' depth. Fix: a smaller --min-rank, or "
+                     "deeper candidates", highlight=False, soft_wrap=True)
     print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")

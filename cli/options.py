@@ -1,6 +1,11 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, and the one validator of numeric options."""
 
+import math
 from enum import Enum
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
 
 
 class Precision(str, Enum):
@@ -10,3 +15,42 @@ class Precision(str, Enum):
 
 PRECISION_HELP = ("Model precision for encoding/scoring: fp32, or bf16 (about 2.4x faster on CPUs with "
                   "AVX512-BF16/AMX and on recent GPUs; vectors within ~1e-4 cosine of fp32).")
+
+
+def number_check(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+                 high_open: bool = False, integer: bool = False) -> Callable[[Any], Any]:
+    """A Typer option callback that refuses, at parse time, values outside [low, high] (open ends
+    where asked) and any nan or inf, with the range in the message. Lists (repeated options) are
+    checked item by item; None (an absent optional value) passes."""
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    wanted = ("an integer" if integer else "a finite number") + (" " + " and ".join(bounds) if bounds else "")
+
+    def check(value: Any) -> Any:
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is None:
+                continue
+            below = low is not None and (item <= low if low_open else item < low)
+            above = high is not None and (item >= high if high_open else item > high)
+            if not math.isfinite(item) or below or above:
+                raise typer.BadParameter(f"{item:g} is out of range. Fix: pass {wanted}")
+        return value
+
+    return check
+
+
+AT_LEAST_1 = number_check(1, integer=True)
+AT_LEAST_0 = number_check(0, integer=True)
+POSITIVE = number_check(0, low_open=True)
+NON_NEGATIVE = number_check(0)
+FINITE = number_check()
+
+
+def stdout_console() -> Console:
+    """A console for tables on stdout: the terminal's width on a terminal; piped or redirected
+    (`rankkit eval ... | cat`), wide enough that run and measure names are never cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=10_000)

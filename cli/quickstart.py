@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import stdout_console
 
 
 @friendly_errors
@@ -25,5 +24,5 @@ def quickstart(
 
     config = QuickstartConfig(data=str(data) if data else None, out=str(out), model=model, device=device)
     evaluations = run_quickstart(config)
-    Console().print(summary_table(list(evaluations), list(evaluations.values())))
+    stdout_console().print(summary_table(list(evaluations), list(evaluations.values())))
     print(f"indexes, runs and report.json are in {out}")

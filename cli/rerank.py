@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import AT_LEAST_1, PRECISION_HELP, Precision
+from rankkit.errors import RankkitError
 
 
 @friendly_errors
@@ -18,10 +19,12 @@ def rerank(
     corpus: str = typer.Option(..., help="Corpus the run was retrieved from."),
     model: str = typer.Option(..., help="Cross-encoder folder (e.g. one trained by `rankkit train reranker`)."),
     output: Path = typer.Option(..., "--output", "-o", help="Reranked TREC run to write."),
-    depth: int = typer.Option(100, help="Rerank this many top hits per query."),
+    depth: int = typer.Option(100, callback=AT_LEAST_1, help="Rerank this many top hits per query."),
     tag: str = typer.Option("rerank", help="Run tag."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    allow_new_head: bool = typer.Option(False, help="Rerank even with a model that has no trained scoring head "
+                                                    "(a new random one: arbitrary scores)."),
 ) -> None:
     """Rerank a run with a cross-encoder, writing a TREC run."""
     from rankkit.data.corpus import read_doc_texts
@@ -30,10 +33,15 @@ def rerank(
     from rankkit.encode.crossencoder import CrossEncoder
     from rankkit.retrieve.rerank import rerank_run
 
+    cross_encoder = CrossEncoder(model, device=device, precision=precision.value)
+    if cross_encoder.new_head and not allow_new_head:
+        raise RankkitError(f"{model}: has no trained scoring head (it is not a cross-encoder), so a new random "
+                           "head would score the passages and the ranking would be arbitrary. Fix: train one with "
+                           "`rankkit train reranker --model MODEL`, pass a cross-encoder folder, or --allow-new-head")
     candidates = read_run(run)
     needed = {h.docid for hits in candidates.values() for h in hits[:depth]}
     reranked = rerank_run(candidates, read_queries(queries), read_doc_texts(corpus, docids=needed),
-                          CrossEncoder(model, device=device, precision=precision.value), depth,
+                          cross_encoder, depth,
                           show_progress=True)
     write_run(reranked, output, tag=tag)
     print(f"wrote the reranked run to {output}")

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, PRECISION_HELP, Precision, number_check, stdout_console
 from rankkit.errors import RankkitError
 
 
@@ -20,12 +19,12 @@ def search(
     query: Optional[str] = typer.Option(None, "--query", "-q", help="One query, answered as a table."),
     queries: Optional[str] = typer.Option(None, help="Queries file (TSV or TREC topics) or irds:<id>."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write (with --queries)."),
-    k: int = typer.Option(10, "--k", "-k", help="Hits per query."),
+    k: int = typer.Option(10, "--k", "-k", callback=AT_LEAST_1, help="Hits per query."),
     tag: str = typer.Option("rankkit", help="Run tag (last column of the TREC run)."),
-    weight: Optional[List[float]] = typer.Option(None, help="Hybrid: one RRF weight per --index."),
+    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE, help="Hybrid: one RRF weight per --index."),
     model: Optional[str] = typer.Option(None, help="Dense: query model; default the one in the index manifest."),
-    k1: Optional[float] = typer.Option(None, help="BM25 k1 (default 0.9)."),
-    b: Optional[float] = typer.Option(None, help="BM25 b (default 0.4)."),
+    k1: Optional[float] = typer.Option(None, callback=NON_NEGATIVE, help="BM25 k1 (default 0.9)."),
+    b: Optional[float] = typer.Option(None, callback=number_check(0, 1), help="BM25 b (default 0.4)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
 ) -> None:
@@ -47,7 +46,7 @@ def search(
             table.add_column(column, justify="right" if column != "docid" else "left")
         for rank, hit in enumerate(retriever.search(query, k), start=1):
             table.add_row(str(rank), hit.docid, f"{hit.score:.4f}")
-        Console().print(table)
+        stdout_console().print(table)
         return
     run = retriever.batch_search(read_queries(queries), k)
     write_run(run, output, tag=tag)

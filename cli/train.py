@@ -1,86 +1,203 @@
-"""`rankkit train biencoder|reranker`: fine-tune on a MinedSet."""
+"""`rankkit train biencoder|reranker|cet`: fine-tune on a MinedSet.
 
-from __future__ import annotations
+Each trainer is its own sub-command showing only its own options; what they share (inputs,
+output, schedule, checkpoints, dev evaluation) is one options set, TrainInputs, that
+`train_command` adds to each of them."""
 
+import functools
+import inspect
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, number_check
 from rankkit.errors import RankkitError
 
-
-class Kind(str, Enum):
-    biencoder = "biencoder"
-    reranker = "reranker"
-    cet = "cet"
+app = typer.Typer(help="Fine-tune a ranker on a MinedSet: one sub-command per trainer.", no_args_is_help=True)
 
 
+class BiEncoderLoss(str, Enum):
+    infonce = "infonce"
+    pairwise = "pairwise"
+
+
+class RerankerLoss(str, Enum):
+    softmax = "softmax"
+    bce = "bce"
+
+
+class Relevance(str, Enum):
+    cross_encoder = "cross-encoder"
+    bi_encoder = "bi-encoder"
+
+
+class Selection(str, Enum):
+    provenance = "provenance"
+    cross_encoder = "cross-encoder"
+
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """The options every trainer shares: what to train on, where to write, the schedule."""
+
+    mined: Path
+    corpus: str
+    output: Path
+    model: str
+    epochs: int
+    max_steps: Optional[int]
+    batch_size: int
+    grad_accum: int
+    negatives: int
+    lr: float
+    warmup_ratio: float
+    max_grad_norm: float
+    seed: int
+    checkpoint_every: int
+    eval_every: int
+    dev_queries: Optional[str]
+    dev_qrels: Optional[str]
+    dev_run: Optional[str]
+    plot: bool
+    device: Optional[str]
+    overwrite: bool
+
+    def config(self):
+        from rankkit.train import TrainConfig
+
+        return TrainConfig(output=str(self.output), model=self.model, epochs=self.epochs, max_steps=self.max_steps,
+                           batch_size=self.batch_size, grad_accum=self.grad_accum, negatives=self.negatives,
+                           lr=self.lr, warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
+                           seed=self.seed, checkpoint_every=self.checkpoint_every, eval_every=self.eval_every,
+                           device=self.device, plot=self.plot, overwrite=self.overwrite)
+
+    def load(self) -> tuple[Any, dict[str, str], Any]:
+        """The MinedSet, the texts of every document it (and the dev run) names, the dev set or None."""
+        from rankkit.data.corpus import read_doc_texts
+        from rankkit.data.qrels import read_qrels
+        from rankkit.data.queries import read_queries
+        from rankkit.data.runs import read_run
+        from rankkit.mining.minedset import MinedSet
+        from rankkit.train import DevSet
+
+        mined_set = MinedSet.read(self.mined)
+        dev_given = [self.dev_queries, self.dev_qrels, self.dev_run]
+        if any(dev_given) and not all(dev_given):
+            raise RankkitError("dev evaluation needs --dev-queries, --dev-qrels and --dev-run together. "
+                               "Fix: pass all three, or none")
+        dev_candidates = read_run(self.dev_run) if self.dev_run else {}
+        needed = ({d for q in mined_set.queries for d in (*q.positives, *(n.docid for n in q.negatives))}
+                  | {h.docid for hits in dev_candidates.values() for h in hits})
+        doc_texts = read_doc_texts(self.corpus, docids=needed)
+        dev = (DevSet(read_queries(self.dev_queries), read_qrels(self.dev_qrels), dev_candidates, doc_texts)
+               if self.dev_run else None)
+        return mined_set, doc_texts, dev
+
+
+_COMMON_OPTIONS: dict[str, Any] = {
+    "mined": typer.Option(..., help="MinedSet written by `rankkit mine`."),
+    "corpus": typer.Option(..., help="Corpus the MinedSet was mined from (passage texts)."),
+    "output": typer.Option(..., "--output", "-o", help="Folder: model/, train_log.jsonl, config.json."),
+    "model": typer.Option("default", help="Starting checkpoint (any encoder; rerankers get a new head)."),
+    "epochs": typer.Option(1, callback=AT_LEAST_1, help="Passes over the MinedSet (unless --max-steps)."),
+    "max_steps": typer.Option(None, callback=AT_LEAST_1, help="Stop after this many optimizer steps."),
+    "batch_size": typer.Option(8, callback=AT_LEAST_1, help="Queries per micro-batch."),
+    "grad_accum": typer.Option(1, callback=AT_LEAST_1, help="Micro-batches per optimizer step."),
+    "negatives": typer.Option(4, callback=AT_LEAST_1, help="Mined negatives per query."),
+    "lr": typer.Option(2e-5, callback=POSITIVE, help="Peak learning rate."),
+    "warmup_ratio": typer.Option(0.1, callback=number_check(0, 1, high_open=True),
+                                 help="Share of steps warming up, then linear decay."),
+    "max_grad_norm": typer.Option(1.0, callback=POSITIVE, help="Gradient clipping."),
+    "seed": typer.Option(0, help="Seed for every random choice."),
+    "checkpoint_every": typer.Option(0, callback=AT_LEAST_0, help="Steps between checkpoints (resume by "
+                                                                  "rerunning the same command)."),
+    "eval_every": typer.Option(0, callback=AT_LEAST_0, help="Steps between dev evaluations (needs --dev-*)."),
+    "dev_queries": typer.Option(None, help="Dev queries file."),
+    "dev_qrels": typer.Option(None, help="Dev qrels."),
+    "dev_run": typer.Option(None, help="Dev candidates to rerank (TREC run, e.g. BM25 top-100)."),
+    "plot": typer.Option(False, help="Write training_curves.png."),
+    "device": typer.Option(None, help="auto (default), cpu or cuda."),
+    "overwrite": typer.Option(False, help="Start afresh: train in a temporary folder that replaces --output (only "
+                                          "a folder rankkit trained into) once training completes."),
+}
+_COMMON_PARAMETERS = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=_COMMON_OPTIONS[f.name],
+                                        annotation=f.type) for f in fields(TrainInputs)]
+
+
+def train_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command(inputs: TrainInputs, **own_options)` the shared options on the command line:
+    Typer sees them followed by the command's own; they reach it gathered in one TrainInputs."""
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+    names = [p.name for p in _COMMON_PARAMETERS]
+
+    @functools.wraps(command)
+    def wrapper(**options: Any) -> None:
+        return command(TrainInputs(**{name: options.pop(name) for name in names}), **options)
+
+    parameters = [*_COMMON_PARAMETERS, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own)]
+    wrapper.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # Typer must read the signature above, not the command's
+    return wrapper
+
+
+@app.command()
 @friendly_errors
-def train(
-    kind: Kind = typer.Argument(..., help="biencoder (InfoNCE), reranker (cross-encoder) or cet (relevance + "
-                                          "selection models, coupled)."),
-    mined: Path = typer.Option(..., help="MinedSet written by `rankkit mine`."),
-    corpus: str = typer.Option(..., help="Corpus the MinedSet was mined from (passage texts)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder: model/, train_log.jsonl, config.json."),
-    model: str = typer.Option("default", help="Starting checkpoint (any encoder; rerankers get a new head)."),
-    epochs: int = typer.Option(1),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
-    batch_size: int = typer.Option(8, help="Queries per micro-batch."),
-    grad_accum: int = typer.Option(1, help="Micro-batches per optimizer step."),
-    negatives: int = typer.Option(4, help="Mined negatives per query."),
-    lr: float = typer.Option(2e-5, help="Peak learning rate."),
-    warmup_ratio: float = typer.Option(0.1, help="Share of steps warming up, then linear decay."),
-    max_grad_norm: float = typer.Option(1.0, help="Gradient clipping."),
-    temperature: float = typer.Option(0.05, help="Bi-encoder (and CET bi-encoder relevance): score temperature."),
-    loss: Optional[str] = typer.Option(None, help="Bi-encoder: infonce (default) or pairwise. Reranker: softmax "
-                                                  "(default; listwise/pairwise CE) or bce (pointwise)."),
-    relevance: str = typer.Option("cross-encoder", help="CET: relevance model, cross-encoder or bi-encoder."),
-    selection: str = typer.Option("provenance", help="CET: selection model, provenance (light) or cross-encoder."),
-    debias_ratio: float = typer.Option(2.0, help="CET: T in the pair weight 1 / (1 - sigmoid(s_neg / T))."),
-    selection_model: Optional[str] = typer.Option(None, help="CET: cross-encoder selection model's start."),
-    selection_lr: Optional[float] = typer.Option(None, help="CET: selection model learning rate."),
-    seed: int = typer.Option(0),
-    checkpoint_every: int = typer.Option(0, help="Steps between checkpoints (resume by rerunning)."),
-    eval_every: int = typer.Option(0, help="Steps between dev evaluations (needs the --dev-* options)."),
-    dev_queries: Optional[str] = typer.Option(None, help="Dev queries file."),
-    dev_qrels: Optional[str] = typer.Option(None, help="Dev qrels."),
-    dev_run: Optional[str] = typer.Option(None, help="Dev candidates to rerank (TREC run, e.g. BM25 top-100)."),
-    plot: bool = typer.Option(False, help="Write training_curves.png."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
-    overwrite: bool = typer.Option(False, help="Start afresh in --output."),
+@train_command
+def biencoder(
+    inputs: TrainInputs,
+    loss: BiEncoderLoss = typer.Option(BiEncoderLoss.infonce, help="infonce (in-batch and mined negatives) or "
+                                                                   "pairwise (CET's loss without its weights)."),
+    temperature: float = typer.Option(0.05, callback=POSITIVE, help="Score temperature (scores = cosine / T)."),
 ) -> None:
-    """Fine-tune a bi-encoder or a cross-encoder reranker on mined negatives."""
-    from rankkit.data.corpus import read_doc_texts
-    from rankkit.data.qrels import read_qrels
-    from rankkit.data.queries import read_queries
-    from rankkit.data.runs import read_run
-    from rankkit.mining.minedset import MinedSet
-    from rankkit.train import DevSet, TrainConfig, train_biencoder, train_reranker
+    """Fine-tune a bi-encoder (sentence-transformers model) on mined negatives."""
+    from rankkit.train import train_biencoder
+
+    mined_set, doc_texts, dev = inputs.load()
+    folder = train_biencoder(mined_set, doc_texts, inputs.config(), temperature=temperature, dev=dev,
+                             loss=loss.value)  # type: ignore[arg-type]
+    print(f"saved the trained biencoder to {folder}")
+
+
+@app.command()
+@friendly_errors
+@train_command
+def reranker(
+    inputs: TrainInputs,
+    loss: RerankerLoss = typer.Option(RerankerLoss.softmax, help="softmax (listwise; pairwise with one negative) "
+                                                                 "or bce (pointwise)."),
+) -> None:
+    """Fine-tune a cross-encoder reranker on mined negatives (a new scoring head when the model has none)."""
+    from rankkit.train import train_reranker
+
+    mined_set, doc_texts, dev = inputs.load()
+    folder = train_reranker(mined_set, doc_texts, inputs.config(), loss=loss.value, dev=dev)  # type: ignore[arg-type]
+    print(f"saved the trained reranker to {folder}")
+
+
+@app.command()
+@friendly_errors
+@train_command
+def cet(
+    inputs: TrainInputs,
+    relevance: Relevance = typer.Option(Relevance.cross_encoder, help="Relevance model (the ranker you keep)."),
+    selection: Selection = typer.Option(Selection.provenance, help="Selection model: provenance (a small MLP "
+                                                                   "over the pooling provenance) or cross-encoder."),
+    debias_ratio: float = typer.Option(2.0, callback=POSITIVE, help="T in the pair weight 1 / (1 - sigmoid(s_neg / T))."),
+    selection_model: Optional[str] = typer.Option(None, help="Cross-encoder selection model's start."),
+    selection_lr: Optional[float] = typer.Option(None, callback=POSITIVE, help="Selection model learning rate."),
+    temperature: float = typer.Option(0.05, callback=POSITIVE, help="Bi-encoder relevance: score temperature."),
+) -> None:
+    """Train a relevance and a selection model together (CET), correcting pooling bias."""
     from rankkit.train.cet import CETConfig, train_cet
 
-    config = TrainConfig(output=str(output), model=model, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                         grad_accum=grad_accum, negatives=negatives, lr=lr, warmup_ratio=warmup_ratio,
-                         max_grad_norm=max_grad_norm, seed=seed, checkpoint_every=checkpoint_every,
-                         eval_every=eval_every, device=device, plot=plot, overwrite=overwrite)
-    mined_set = MinedSet.read(mined)
-    dev_given = [dev_queries, dev_qrels, dev_run]
-    if any(dev_given) and not all(dev_given):
-        raise RankkitError("dev evaluation needs --dev-queries, --dev-qrels and --dev-run together")
-    dev_candidates = read_run(dev_run) if dev_run else {}
-    needed = ({d for q in mined_set.queries for d in (*q.positives, *(n.docid for n in q.negatives))}
-              | {h.docid for hits in dev_candidates.values() for h in hits})
-    doc_texts = read_doc_texts(corpus, docids=needed)
-    dev = DevSet(read_queries(dev_queries), read_qrels(dev_qrels), dev_candidates, doc_texts) if dev_run else None
-    if kind is Kind.biencoder:
-        folder = train_biencoder(mined_set, doc_texts, config, temperature=temperature, dev=dev,
-                                 loss=loss or "infonce")  # type: ignore[arg-type]
-    elif kind is Kind.reranker:
-        folder = train_reranker(mined_set, doc_texts, config, loss=loss or "softmax", dev=dev)  # type: ignore[arg-type]
-    else:
-        cet = CETConfig(relevance=relevance, selection=selection, temperature=debias_ratio,  # type: ignore[arg-type]
-                        selection_model=selection_model, selection_lr=selection_lr, bi_temperature=temperature)
-        folder = train_cet(mined_set, doc_texts, config, cet, dev=dev)
-    print(f"saved the trained {kind.value} to {folder}")
+    mined_set, doc_texts, dev = inputs.load()
+    config = CETConfig(relevance=relevance.value, selection=selection.value,  # type: ignore[arg-type]
+                       temperature=debias_ratio, selection_model=selection_model, selection_lr=selection_lr,
+                       bi_temperature=temperature)
+    folder = train_cet(mined_set, doc_texts, inputs.config(), config, dev=dev)
+    print(f"saved the trained cet to {folder}")

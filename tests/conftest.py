@@ -68,6 +68,22 @@ def assert_file_error(excinfo: pytest.ExceptionInfo, path: Path, line: int | Non
         assert fragment in message, message
 
 
+def usage_error(result, option: str, *fragments: str) -> str:
+    """A Typer/Click usage error caught at parse time: exit status 2, the option named, each
+    fragment present (the allowed range or choices), no traceback. Returns the message as one line
+    (the panel's borders and wrapping removed)."""
+    import re
+
+    assert result.exit_code == 2, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stderr).split())
+    assert f"Invalid value for '{option}'" in text, text
+    for fragment in fragments:
+        assert fragment in text, text
+    return text
+
+
 def temp_leftovers(folder: Path) -> list[str]:
     """Temporary files an atomic write left behind (there should be none)."""
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))

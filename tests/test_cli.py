@@ -20,7 +20,7 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import read_run
 from rankkit.index.manifest import Manifest
-from conftest import temp_leftovers
+from conftest import temp_leftovers, usage_error
 
 pytest.importorskip("pyserini", reason="the CLI tests build a BM25 index too (bm25 extra)")
 
@@ -223,7 +223,7 @@ def test_search_empty_query(bm25_index):
 
 
 def test_search_bad_k(bm25_index):
-    fails("search", "--index", bm25_index, "--query", "stars", "-k", "0", expect="k=0")
+    usage_error(invoke("search", "--index", bm25_index, "--query", "stars", "-k", "0"), "-k", "integer >= 1")
 
 
 def test_search_missing_queries_file(bm25_index, tmp_path):
@@ -296,7 +296,7 @@ def test_eval_unknown_measure(runs, qrels_file, measure):
 
 
 def test_eval_unknown_preset(runs, qrels_file):
-    fails("eval", runs[0], qrels_file, "--preset", "nope", expect="nope")
+    usage_error(invoke("eval", runs[0], qrels_file, "--preset", "nope"), "--preset", "'nope' is not one of")
 
 
 def test_eval_malformed_qrels_line(runs, qrels_file, tmp_path):

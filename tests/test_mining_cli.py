@@ -23,6 +23,7 @@ from rankkit.encode import BiEncoder
 from rankkit.encode.precision import bf16_supported
 from rankkit.index.dense import build_dense_index
 from rankkit.mining import MinedSet
+from conftest import usage_error
 
 runner = CliRunner()
 
@@ -248,13 +249,13 @@ def test_denoise_without_teacher(sample, run_file, tmp_path):
 
 
 def test_unknown_sampling(sample, run_file, tmp_path):
-    fails(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--sampling", "hardest",
-          expect="hardest")
+    usage_error(invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--sampling", "hardest"),
+                "--sampling", "'hardest' is not one of 'top', 'random', 'simans'")
 
 
 def test_unknown_score_field(sample, run_file, tmp_path):
-    fails(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--score-field", "logit",
-          expect="logit")
+    usage_error(invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--score-field", "logit"),
+                "--score-field", "'logit' is not one of")
 
 
 def test_window_deeper_than_retrieval(sample, dense_index, tmp_path):

@@ -40,9 +40,12 @@ class CrossEncoder:
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
         try:
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir, num_labels=1)
+            self.model, loading = AutoModelForSequenceClassification.from_pretrained(
+                self.model_dir, num_labels=1, output_loading_info=True)
         finally:
             hf_logging.set_verbosity(verbosity)
+        # weights the folder lacks, beyond a pooler some encoders omit: the scoring head is new and random
+        self.new_head = any("pooler" not in key for key in loading["missing_keys"])
         self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
         limit = max_length or read_pooling_config(self.model_dir).max_length or saved or DEFAULT_MAX_LENGTH

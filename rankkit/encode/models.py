@@ -12,6 +12,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _CONFIG_FILES = ("config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
+# a swapped vocabulary changes every token id, so the tokenizer is part of the model
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                    "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")
 
 
 def resolve_model_dir(name: str | Path) -> Path:
@@ -50,10 +53,10 @@ def model_display_name(name: str | Path) -> str:
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """SHA-256 over a model's configuration and weight files: equal fingerprints mean the same model,
-    wherever its folder lives."""
+    """SHA-256 over a model's configuration, tokenizer and weight files: equal fingerprints mean the
+    same model, wherever its folder lives."""
     digest = hashlib.sha256()
-    for name in (*_CONFIG_FILES, *_WEIGHT_FILES):
+    for name in (*_CONFIG_FILES, *_TOKENIZER_FILES, *_WEIGHT_FILES):
         file = model_dir / name
         if file.is_file():
             digest.update(name.encode())

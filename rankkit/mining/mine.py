@@ -11,7 +11,7 @@ import numpy as np
 from rankkit.data.qrels import Qrels
 from rankkit.mining.candidates import Candidate, Candidates
 from rankkit.mining.minedset import MinedQuery, MinedSet
-from rankkit.mining.strategies import QueryContext, Strategy
+from rankkit.mining.strategies import QueryContext, RankWindow, Strategy
 
 RANK_BINS = ((1, 10), (11, 50), (51, 200), (201, None))
 
@@ -76,6 +76,9 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
             positive_teacher_scores.get(qid) if positive_teacher_scores
             else _best([c.teacher_score for c in found if c.docid in positives]),
             rng)
+        deepest = max((c.rank for c in found), default=0)
+        if any(isinstance(s, RankWindow) and deepest < s.min_rank for s in strategies):
+            counts["window_beyond_depth"] += 1  # the window starts past the deepest candidate
         provenance = {c.docid: Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, "positive")
                       for c in found if c.docid in positives}
         kept = [c for c in found if c.docid not in positives]
@@ -114,7 +117,7 @@ def summarise(mined: Sequence[MinedQuery], counts: Counter, dropped: Counter, be
         **{key: counts.get(key, 0) for key in (
             "skipped_no_positive", "skipped_no_candidates", "skipped_empty_after_strategies",
             "qrels_queries_without_text", "unknown_docids_dropped", "positives_dropped",
-            "positive_duplicates_dropped")},
+            "positive_duplicates_dropped", "window_beyond_depth")},
     }
 
 

@@ -64,6 +64,11 @@ class MiningRecipe:
                          or field == "teacher_score")
         if needs_teacher and self.teacher is None:
             raise RankkitError("teacher-based strategies need scores from a teacher. Fix: pass --teacher MODEL")
+        if not 1 <= self.min_rank <= self.max_rank:
+            raise RankkitError(f"the rank window {self.min_rank}..{self.max_rank} is empty. "
+                               "Fix: give 1 <= --min-rank <= --max-rank")
+        if self.count < 1:
+            raise RankkitError(f"count {self.count}: at least one negative per query is needed. Fix: pass --count 1 or more")
         steps: list[Strategy] = [RankWindow(self.min_rank, self.max_rank)]
         if self.denoise_threshold is not None:
             steps.append(TeacherDenoise(self.denoise_threshold))

@@ -139,6 +139,9 @@ class SimANS:
         if positive is None or len(candidates) <= self.n:
             return list(candidates)
         scores = np.array([_value(c, self.field) for c in candidates])
+        if not (np.isfinite(scores).all() and math.isfinite(positive)):
+            raise RankkitError(f"query {ctx.qid}: SimANS needs finite {self.field}s, but some are nan or inf. "
+                               "Fix: mine from a run with finite scores, or use --sampling top or random")
         chosen = set(ctx.rng.choice(len(candidates), size=self.n, replace=False,
                                     p=self.weights(scores, positive)).tolist())
         return [c for i, c in enumerate(candidates) if i in chosen]
