@@ -32,6 +32,13 @@ class ServeConfig:
     batch_wait_ms: float = 3.0
     batch_max: int = 32
     max_queue: int = 256  # queries waiting per worker before the server answers 503
+    # connections (rankkit.serve.server): limits and timeouts a slow or hostile client meets
+    max_header_bytes: int = 16_384  # request line + headers (h11's max_incomplete_event_size)
+    max_headers: int = 100
+    client_timeout_s: float = 10.0  # to send the request line and headers, and again the body
+    keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
+    max_connections: int = 1024  # open connections + running requests; over it, 503 (uvicorn limit_concurrency)
+    graceful_timeout_s: float = 30.0  # on SIGTERM, in-flight work past this is cancelled (JSON 503)
     hybrid_depth: int = 100
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
@@ -108,5 +115,7 @@ class SearchEngine:
         return rrf_fuse([dense, bm25], [1.0, 1.0], k)
 
     def close(self) -> None:
+        """Stop the workers without waiting for a batch that is still running (at shutdown, the
+        requests past the grace period were already answered; see serve/server.py)."""
         for executor in self.executors.values():
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=False, cancel_futures=True)
