@@ -18,8 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
-from rankkit.encode.models import model_display_name, resolve_model_dir
-from rankkit.encode.pooling import read_pooling_config
+from rankkit.encode.models import model_display_name, read_json, resolve_model_dir
 from rankkit.encode.precision import inference_dtype
 
 DEFAULT_MAX_LENGTH = 256
@@ -45,7 +44,8 @@ class CrossEncoder:
             hf_logging.set_verbosity(verbosity)
         self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
-        limit = max_length or read_pooling_config(self.model_dir).max_length or saved or DEFAULT_MAX_LENGTH
+        configured = (read_json(self.model_dir / "sentence_bert_config.json") or {}).get("max_seq_length")
+        limit = max_length or configured or saved or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
 

@@ -123,7 +123,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
                                 shape=(count, encoder.dimension))
             model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
-                         pooling=encoder.pooling.mode, normalized=encoder.pooling.normalize,
+                         pooling=encoder.pooling_mode, normalized=encoder.normalized,
                          max_length=encoder.max_length)
             precision = encoder.precision
         index = _make_faiss_index(vectors, config.factory, config.seed)

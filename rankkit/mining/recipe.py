@@ -139,7 +139,7 @@ def dense_positive_scores(encoder, queries: dict[str, str], qrels: dict, doc_tex
     pairs = [(qid, d) for qid in queries for d, g in qrels.get(qid, {}).items() if g >= min_grade and d in doc_texts]
     if not pairs:
         return {}
-    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs])
+    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs], role="query")
     d_vectors = encoder.encode([doc_texts[d] for _, d in pairs])
     best: dict[str, float] = {}
     for (qid, _), score in zip(pairs, np.sum(q_vectors * d_vectors, axis=1)):

@@ -38,7 +38,7 @@ class DenseRetriever:
         return cls(index, BiEncoder(model or index.manifest.model, device=device, precision=precision))
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.index.search(self.encoder.encode([check_query(query)]), check_k(k))[0]
+        return self.index.search(self.encoder.encode([check_query(query)], role="query"), check_k(k))[0]
 
     def batch_search(self, queries: Mapping[str, str], k: int = 10) -> Run:
         check_k(k)
@@ -46,7 +46,7 @@ class DenseRetriever:
         texts = [check_query(queries[qid]) for qid in qids]
         run: Run = {}
         for start in range(0, len(qids), self.batch_size):
-            vectors = self.encoder.encode(texts[start:start + self.batch_size])
+            vectors = self.encoder.encode(texts[start:start + self.batch_size], role="query")
             for qid, hits in zip(qids[start:start + self.batch_size], self.index.search(vectors, k)):
                 run[qid] = hits
         return run

@@ -83,7 +83,7 @@ class SearchEngine:
     def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
         """One encode and one FAISS search for a micro-batch of (query, k)."""
         assert self.dense is not None
-        vectors = self.dense.encoder.encode([q for q, _ in items])
+        vectors = self.dense.encoder.encode([q for q, _ in items], role="query")
         found = self.dense.index.search(vectors, max(k for _, k in items))
         return [hits[:k] for hits, (_, k) in zip(found, items)]
 
