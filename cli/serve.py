@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import EF_SEARCH_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Precision
 from rankkit.errors import RankkitError
 
 
@@ -35,6 +35,9 @@ def serve(
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
+    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
+    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
 ) -> None:
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
@@ -53,7 +56,8 @@ def serve(
                     reranker=reranker, model=model, host=host, port=port, api_key=api_key, max_k=max_k,
                     max_query_chars=max_query_chars, max_batch_queries=max_batch_queries,
                     max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms, batch_max=batch_max,
-                    max_queue=max_queue, texts=texts, device=device, precision=precision.value))
+                    max_queue=max_queue, texts=texts, device=device, precision=precision.value,
+                    nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt))
 
 
 @friendly_errors

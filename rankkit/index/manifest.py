@@ -45,6 +45,8 @@ class Manifest:
     pooling: str | None = None
     normalized: bool | None = None
     max_length: int | None = None
+    query_model: str | None = None  # a two-tower model's query encoder (passages were encoded by `model`)
+    query_model_fingerprint: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     rankkit_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

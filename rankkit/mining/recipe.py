@@ -55,6 +55,9 @@ class MiningRecipe:
     min_grade: int = 1
     device: str | None = None
     precision: str = "fp32"  # dense query encoder and teacher: fp32 | bf16
+    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
+    ef_search: int | None = None
+    query_prompt: str | None = None  # dense query prompt (default: the model's)
 
     def strategies(self) -> list[Strategy]:
         field = self.score_field
@@ -82,6 +85,7 @@ class MiningRecipe:
 
 
 def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidates, dict]:
+    from rankkit.index.dense import search_params_of
     from rankkit.retrieve import open_retriever
 
     if not recipe.indexes and not recipe.runs:
@@ -91,7 +95,9 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
                            f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
     sources, encoders = [], {}
     for folder in recipe.indexes:
-        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision)
+        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision,
+                                   search_params=search_params_of(recipe.nprobe, recipe.ef_search),
+                                   query_prompt=recipe.query_prompt)
         sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
         if hasattr(retriever, "encoder"):
             encoders[retriever.name] = retriever.encoder
