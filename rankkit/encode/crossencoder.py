@@ -22,6 +22,7 @@ from rankkit.encode.models import model_display_name, read_json, resolve_model_d
 from rankkit.encode.precision import inference_dtype
 
 DEFAULT_MAX_LENGTH = 256
+IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
 
 
 class CrossEncoder:
@@ -81,8 +82,12 @@ class CrossEncoder:
         return out
 
     def save(self, folder: str | Path) -> None:
+        """Save as a transformers folder that sentence-transformers' CrossEncoder loads with an
+        identity activation, so its predict() returns these scores (raw logits), not their sigmoid."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        self.model.config.sentence_transformers = {"activation_fn": IDENTITY_ACTIVATION}  # read by ST >= 4
+        self.model.config.sbert_ce_default_activation_function = IDENTITY_ACTIVATION  # read by ST < 4
         self.model.save_pretrained(folder)
         # the max length it was trained with, read back by rankkit, sentence-transformers and transformers
         self.tokenizer.model_max_length = self.max_length
