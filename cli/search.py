@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, PRECISION_HELP, Precision, number_check, stdout_console
+from rankkit.cli.options import (AT_LEAST_1, EF_SEARCH_HELP, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP,
+                                 QUERY_PROMPT_HELP, Precision, number_check, stdout_console)
 from rankkit.errors import RankkitError
 
 
@@ -27,10 +28,14 @@ def search(
     b: Optional[float] = typer.Option(None, callback=number_check(0, 1), help="BM25 b (default 0.4)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
+    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
+    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
 ) -> None:
     """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
     from rankkit.data.queries import read_queries
     from rankkit.data.runs import write_run
+    from rankkit.index.dense import search_params_of
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
@@ -39,7 +44,8 @@ def search(
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
     retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device,
-                                precision=precision.value)
+                                precision=precision.value, search_params=search_params_of(nprobe, ef_search),
+                                query_prompt=query_prompt)
     if query is not None:
         table = Table(title=f"{retriever.name}: {query}")
         for column in ("rank", "docid", "score"):

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import EF_SEARCH_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Precision
 
 API_KEY_ENV = "RANKKIT_API_KEY"
 
@@ -55,6 +55,9 @@ def serve(
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
+    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
+    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
 ) -> None:
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
@@ -72,7 +75,8 @@ def serve(
                          batch_max=batch_max, max_queue=max_queue, max_header_bytes=max_header_bytes,
                          max_headers=max_headers, client_timeout_s=client_timeout, keep_alive_s=keep_alive_timeout,
                          max_connections=max_connections, graceful_timeout_s=graceful_timeout, texts=texts,
-                         device=device, precision=precision.value)
+                         device=device, precision=precision.value, nprobe=nprobe, ef_search=ef_search,
+                         query_prompt=query_prompt)
     check_startup(config)  # fail fast, before binding the port
     inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
     run(config)

@@ -43,6 +43,9 @@ class ServeConfig:
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
     precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
+    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
+    ef_search: int | None = None
+    query_prompt: str | None = None  # dense query prompt (default: the model's)
 
 
 class SearchEngine:
@@ -57,10 +60,13 @@ class SearchEngine:
         self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
                           for name in ("dense", "bm25", "rerank")}
         if config.index is not None:
+            from rankkit.index.dense import search_params_of
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision).result()
+                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision,
+                search_params=search_params_of(config.nprobe, config.ef_search),
+                query_prompt=config.query_prompt).result()
         if config.bm25_index is not None:
             from rankkit.retrieve.bm25 import BM25Retriever
 
@@ -90,7 +96,7 @@ class SearchEngine:
     def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
         """One encode and one FAISS search for a micro-batch of (query, k)."""
         assert self.dense is not None
-        vectors = self.dense.encoder.encode([q for q, _ in items])
+        vectors = self.dense.encoder.encode([q for q, _ in items], role="query")
         found = self.dense.index.search(vectors, max(k for _, k in items))
         return [hits[:k] for hits, (_, k) in zip(found, items)]
 
