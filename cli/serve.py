@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import (ALPHA_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP, FUSION_HELP, PRECISION_HELP, Fusion,
+                                 Precision, fusion_config)
 from rankkit.errors import RankkitError
 
 
@@ -35,6 +36,10 @@ def serve(
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
+    alpha: Optional[float] = typer.Option(None, help=ALPHA_HELP),
+    fusion_depth: Optional[int] = typer.Option(None, help=FUSION_DEPTH_HELP),
+    fusion_config_file: Optional[Path] = typer.Option(None, "--fusion-config", help=FUSION_CONFIG_HELP),
 ) -> None:
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
@@ -49,11 +54,13 @@ def serve(
     if index is None and bm25_index is None:
         raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
     inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
+    fusion_settings = fusion_config(fusion, alpha, fusion_depth, fusion_config_file)
     run(ServeConfig(index=str(index) if index else None, bm25_index=str(bm25_index) if bm25_index else None,
                     reranker=reranker, model=model, host=host, port=port, api_key=api_key, max_k=max_k,
                     max_query_chars=max_query_chars, max_batch_queries=max_batch_queries,
                     max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms, batch_max=batch_max,
-                    max_queue=max_queue, texts=texts, device=device, precision=precision.value))
+                    max_queue=max_queue, texts=texts, device=device, precision=precision.value,
+                    fusion=fusion_settings))
 
 
 @friendly_errors
