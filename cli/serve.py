@@ -11,7 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import EF_SEARCH_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Precision
+from rankkit.cli.options import (ALPHA_HELP, AT_LEAST_1, EF_SEARCH_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP,
+                                 FUSION_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Fusion, Precision,
+                                 fusion_config, number_check)
 
 API_KEY_ENV = "RANKKIT_API_KEY"
 
@@ -58,6 +60,10 @@ def serve(
     nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
     ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
     query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
+    fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
+    alpha: Optional[float] = typer.Option(None, callback=number_check(0, 1), help=ALPHA_HELP),
+    fusion_depth: Optional[int] = typer.Option(None, callback=AT_LEAST_1, help=FUSION_DEPTH_HELP),
+    fusion_config_file: Optional[Path] = typer.Option(None, "--fusion-config", help=FUSION_CONFIG_HELP),
 ) -> None:
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
@@ -76,7 +82,8 @@ def serve(
                          max_headers=max_headers, client_timeout_s=client_timeout, keep_alive_s=keep_alive_timeout,
                          max_connections=max_connections, graceful_timeout_s=graceful_timeout, texts=texts,
                          device=device, precision=precision.value, nprobe=nprobe, ef_search=ef_search,
-                         query_prompt=query_prompt)
+                         query_prompt=query_prompt,
+                         fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
     check_startup(config)  # fail fast, before binding the port
     inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
     run(config)

@@ -11,6 +11,7 @@ import torch
 from rankkit.data.runs import Hit
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.errors import RankkitError
+from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import DEFAULT_RRF_K, HybridRetriever, rrf_fuse
 
 # --- reciprocal rank fusion ----------------------------------------------------------------------
@@ -99,7 +100,7 @@ class FakeRetriever:
 
 def test_hybrid_retriever_fuses_its_retrievers():
     one, two = FakeRetriever("one", A), FakeRetriever("two", B)
-    hybrid = HybridRetriever([one, two], weights=[1.0, 0.5], depth=50)
+    hybrid = HybridRetriever([one, two], weights=[1.0, 0.5], config=FusionConfig(method="rrf", depth=50))
     assert hybrid.name == "hybrid:one+two"
     assert hybrid.search("q", k=2) == rrf_fuse([A, B], [1.0, 0.5], k=2)
     assert one.asked == [50] and two.asked == [50]

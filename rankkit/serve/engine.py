@@ -4,7 +4,7 @@ endpoint needs, done in worker threads (one per kind of work), micro-batched."""
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +12,7 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
-from rankkit.retrieve.hybrid import rrf_fuse
+from rankkit.retrieve.fusion import FusionConfig, fuse, fusion_weights
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,18 @@ class ServeConfig:
     keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
     max_connections: int = 1024  # open connections + running requests; over it, 503 (uvicorn limit_concurrency)
     graceful_timeout_s: float = 30.0  # on SIGTERM, in-flight work past this is cancelled (JSON 503)
-    hybrid_depth: int = 100
+    fusion: FusionConfig = field(default_factory=FusionConfig)  # hybrid: the same fusion as `rankkit search`
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
     precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
     nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
     ef_search: int | None = None
     query_prompt: str | None = None  # dense query prompt (default: the model's)
+
+    @property
+    def hybrid_depth(self) -> int:
+        """Hits each retriever contributes to a hybrid query (as in `rankkit search`)."""
+        return self.fusion.depth
 
 
 class SearchEngine:
@@ -116,9 +121,9 @@ class SearchEngine:
             start += len(passages)
         return out
 
-    @staticmethod
-    def fuse(dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
-        return rrf_fuse([dense, bm25], [1.0, 1.0], k)
+    def fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
+        fusion = self.config.fusion
+        return fuse([dense, bm25], fusion_weights(["dense", "bm25"], fusion), k, fusion)
 
     def close(self) -> None:
         """Stop the workers without waiting for a batch that is still running (at shutdown, the
