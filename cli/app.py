@@ -9,7 +9,7 @@ from types import FrameType
 
 import typer
 
-from rankkit.cli import cet, index
+from rankkit.cli import cet, index, sentiment
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
@@ -24,6 +24,7 @@ app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help
                   pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(index.app, name="index")
 app.add_typer(cet.app, name="cet")
+app.add_typer(sentiment.app, name="sentiment")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)
