@@ -3,12 +3,15 @@
 macro-F1, AUROC, AUPRC (with the positive prior), ECE, training CPU and wall time, and inference
 reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings).
 
-    flock /tmp/rankkit-cpu.lock .venv/bin/python benchmarks/sentiment.py --seeds 0 1 2 --epochs 3
+    flock /tmp/rankkit-cpu.lock .venv/bin/python benchmarks/sentiment.py --seeds 0 --epochs 3 --append
+    (then --seeds 1, then --seeds 2: each adds its runs to results/sentiment.json)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import sys
 import tempfile
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import quiet_torch, save_result  # noqa: E402
+from common import RESULTS_DIR, command_line, quiet_torch, save_result  # noqa: E402
 
 from rankkit.data.collection import shared_data_root  # noqa: E402
 from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
@@ -89,6 +92,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="sentiment")
     parser.add_argument("--neighbours", type=int, default=4, help="reviews whose mined neighbours are shown")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in results/NAME.json and add the missing (method, seed) ones")
     args = parser.parse_args()
     quiet_torch(args.threads)
     started = time.time()
@@ -97,18 +102,26 @@ def main() -> None:
     data = {"train": read_reviews(args.data / "train.csv"), "val": read_reviews(args.data / "val.csv"),
             "unlabeled": read_reviews(args.data / "unlabeled.csv", labelled=False)}
     notes = [data[s].summary() for s in data]
-    rows: list[dict] = []
-    extra: dict = {}
-    params = {"epochs": args.epochs, "seeds": args.seeds, "base_model": args.base_model, "threads": args.threads,
-              "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)"}
+    previous = RESULTS_DIR / f"{args.name}.json"
+    saved = json.loads(previous.read_text()) if args.append and previous.is_file() else {}
+    rows: list[dict] = saved.get("rows", [])
+    extra: dict = saved.get("extra_tables", {})
+    commands = saved.get("meta", {}).get("params", {}).get("commands", []) + [command_line()]
+    params = {"epochs": args.epochs, "base_model": args.base_model, "threads": args.threads,
+              "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)",
+              "commands": commands}
     with tempfile.TemporaryDirectory(prefix="rankkit-sentiment-") as scratch:
-        for method in args.methods:
-            for seed in args.seeds:
+        for seed in args.seeds:  # seeds outermost: a run cut short still has every method once
+            for method in args.methods:
+                if any(r["method"] == method and r["seed"] == seed for r in rows):
+                    continue
                 rows.append(run_one(method, seed, args.epochs, data, Path(scratch), args.base_model))
+                rows[-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
+                rows[-1]["command"] = len(commands)  # its number in params.commands
                 extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
                 save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
                             notes=notes, extra_tables=extra, started=started)
-    if args.neighbours:
+    if args.neighbours and not any(title.startswith("Mined") for title in extra):
         extra["Mined opposite-label neighbours (base model embeddings, epoch 0)"] = neighbours(
             data, args.base_model, args.neighbours, 3)
         save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,

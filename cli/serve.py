@@ -35,8 +35,9 @@ def serve(
     texts: bool = typer.Option(True, help="Load passage texts (needed for text in results and reranking)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    sentiment_model: Optional[Path] = typer.Option(None, help="Sentiment model folder: serves POST /sentiment."),
 ) -> None:
-    """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
+    """Serve indexes over HTTP: /search, /search/batch, /rerank, /sentiment, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
     from rankkit.encode.precision import inference_dtype
     from rankkit.index.manifest import Manifest
@@ -46,14 +47,20 @@ def serve(
     for folder in (index, bm25_index):
         if folder is not None:
             Manifest.read(folder)  # fail fast, before binding the port
-    if index is None and bm25_index is None:
-        raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+    if sentiment_model is not None:
+        from rankkit.sentiment.model import sentiment_model_folder
+
+        sentiment_model = sentiment_model_folder(sentiment_model)  # fail fast, before binding the port
+    if index is None and bm25_index is None and sentiment_model is None:
+        raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
+                           "(or --sentiment-model DIR)")
     inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
     run(ServeConfig(index=str(index) if index else None, bm25_index=str(bm25_index) if bm25_index else None,
                     reranker=reranker, model=model, host=host, port=port, api_key=api_key, max_k=max_k,
                     max_query_chars=max_query_chars, max_batch_queries=max_batch_queries,
                     max_body_bytes=max_body_bytes, batch_wait_ms=batch_wait_ms, batch_max=batch_max,
-                    max_queue=max_queue, texts=texts, device=device, precision=precision.value))
+                    max_queue=max_queue, texts=texts, device=device, precision=precision.value,
+                    sentiment_model=str(sentiment_model) if sentiment_model else None))
 
 
 @friendly_errors

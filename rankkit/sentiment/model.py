@@ -170,14 +170,20 @@ class TransformerSentiment:
         _write_meta(folder, "transformer", self.normalize, max_length=self.max_length, **extra)
 
 
-def load_sentiment_model(folder: str | Path, device: str | None = None, precision: str = "fp32") -> SentimentModel:
-    """The model a `rankkit sentiment train` folder holds (its model/ folder, or the run folder above it)."""
+def sentiment_model_folder(folder: str | Path) -> Path:
+    """The folder holding sentiment.json: `folder` itself or its model/ (a training run's folder)."""
     folder = Path(folder)
     if not (folder / META_FILE).is_file() and (folder / "model" / META_FILE).is_file():
         folder = folder / "model"
     if not (folder / META_FILE).is_file():
         raise RankkitError(f"{folder}: no {META_FILE}, so not a sentiment model folder. "
                            "Fix: pass the folder `rankkit sentiment train` wrote (or its model/ folder)")
+    return folder
+
+
+def load_sentiment_model(folder: str | Path, device: str | None = None, precision: str = "fp32") -> SentimentModel:
+    """The model a `rankkit sentiment train` folder holds (its model/ folder, or the run folder above it)."""
+    folder = sentiment_model_folder(folder)
     meta = json.loads((folder / META_FILE).read_text())
     if meta.get("format") != FORMAT or meta.get("kind") not in ("tfidf", "transformer"):
         raise RankkitError(f"{folder / META_FILE}: not a rankkit sentiment model description. "

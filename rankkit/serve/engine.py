@@ -13,6 +13,7 @@ from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
 from rankkit.retrieve.hybrid import rrf_fuse
+from rankkit.serve.sentiment import classify_batch, load_sentiment
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,21 @@ class ServeConfig:
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
     precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
+    sentiment_model: str | None = None  # folder from `rankkit sentiment train`: serves POST /sentiment
 
 
 class SearchEngine:
     """Loads what the config names; every method runs in a worker thread, never in the event loop."""
 
     def __init__(self, config: ServeConfig):
-        if config.index is None and config.bm25_index is None:
-            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+        if config.index is None and config.bm25_index is None and config.sentiment_model is None:
+            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
+                               "(or --sentiment-model DIR)")
         self.config = config
-        self.dense = self.bm25 = self.reranker = None
+        self.dense = self.bm25 = self.reranker = self.sentiment = None
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
         self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
-                          for name in ("dense", "bm25", "rerank")}
+                          for name in ("dense", "bm25", "rerank", "sentiment")}
         if config.index is not None:
             from rankkit.retrieve.dense import DenseRetriever
 
@@ -63,6 +66,8 @@ class SearchEngine:
 
             self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device,
                                                              precision=config.precision).result()
+        if config.sentiment_model is not None:
+            self.sentiment = self.executors["sentiment"].submit(load_sentiment, config).result()
         self.doc_texts = self._load_texts() if config.texts else {}
 
     def _load_texts(self) -> dict[str, str]:
@@ -102,6 +107,9 @@ class SearchEngine:
             out.append(scores[start:start + len(passages)])
             start += len(passages)
         return out
+
+    def sentiment_batch(self, texts: Sequence[str]) -> list[float]:
+        return classify_batch(self.sentiment, texts)
 
     @staticmethod
     def fuse(dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
