@@ -64,8 +64,9 @@ def serve(
     alpha: Optional[float] = typer.Option(None, callback=number_check(0, 1), help=ALPHA_HELP),
     fusion_depth: Optional[int] = typer.Option(None, callback=AT_LEAST_1, help=FUSION_DEPTH_HELP),
     fusion_config_file: Optional[Path] = typer.Option(None, "--fusion-config", help=FUSION_CONFIG_HELP),
+    sentiment_model: Optional[Path] = typer.Option(None, help="Sentiment model folder: serves POST /sentiment."),
 ) -> None:
-    """Serve indexes over HTTP: /search, /search/batch, /rerank, /health, /metrics, /docs, and a page at /."""
+    """Serve indexes over HTTP: /search, /search/batch, /rerank, /sentiment, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
     from rankkit.encode.precision import inference_dtype
     from rankkit.serve.engine import ServeConfig
@@ -74,6 +75,10 @@ def serve(
 
     if api_key is None and API_KEY_ENV in os.environ:  # click reads an empty variable as unset
         api_key = os.environ[API_KEY_ENV]
+    if sentiment_model is not None:
+        from rankkit.sentiment.model import sentiment_model_folder
+
+        sentiment_model = sentiment_model_folder(sentiment_model)  # fail fast, before binding the port
     config = ServeConfig(index=str(index) if index else None, bm25_index=str(bm25_index) if bm25_index else None,
                          reranker=reranker, model=model, host=host, port=port, api_key=api_key, max_k=max_k,
                          max_query_chars=max_query_chars, max_batch_queries=max_batch_queries,
@@ -83,7 +88,8 @@ def serve(
                          max_connections=max_connections, graceful_timeout_s=graceful_timeout, texts=texts,
                          device=device, precision=precision.value, nprobe=nprobe, ef_search=ef_search,
                          query_prompt=query_prompt,
-                         fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
+                         fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file),
+                         sentiment_model=str(sentiment_model) if sentiment_model else None)
     check_startup(config)  # fail fast, before binding the port
     inference_dtype(precision.value, choose_device(device))  # fail fast, before binding the port
     run(config)

@@ -27,6 +27,7 @@ from rankkit.serve.metrics import Metrics
 from rankkit.serve.docs import add_docs
 from rankkit.serve.openapi import document_api
 from rankkit.serve.page import PAGE_CSP, SEARCH_PAGE
+from rankkit.serve.sentiment import add_sentiment_route
 from rankkit.serve.schemas import (BatchSearchRequest, BatchSearchResponse, HealthResponse, RerankedPassage,
                                    RerankRequest, RerankResponse, SearchHit, SearchRequest, SearchResponse)
 from rankkit.serve.security import with_security_headers
@@ -35,7 +36,7 @@ from rankkit.serve.text import has_visible_text, normalise_query, unencodable
 log = logging.getLogger("rankkit.serve")
 PUBLIC_PATHS = {"/health", "/", "/docs", "/openapi.json"}
 PUBLIC_PREFIXES = ("/docs/",)  # the docs page's own assets
-ENDPOINTS = {"/search", "/search/batch", "/rerank", "/health", "/metrics", "/"}
+ENDPOINTS = {"/search", "/search/batch", "/rerank", "/sentiment", "/health", "/metrics", "/"}
 RETRY_AFTER_S = "1"
 
 
@@ -190,9 +191,11 @@ class Server:
         # only dense encoding gains from waiting for company; BM25 and rerank batch what queued
         # while their worker was busy (measured in benchmarks/results/serve_load.md: a 3 ms wait
         # tripled BM25's 1-client latency and lowered its 16-client throughput)
-        waits = {"dense": self.config.batch_wait_ms / 1000, "bm25": 0.0, "rerank": 0.0}
+        waits = {"dense": self.config.batch_wait_ms / 1000, "bm25": 0.0, "rerank": 0.0,
+                 "sentiment": self.config.batch_wait_ms / 1000}
         work = {"dense": (engine.dense, engine.dense_batch), "bm25": (engine.bm25, engine.bm25_batch),
-                "rerank": (engine.reranker, engine.rerank_batch)}
+                "rerank": (engine.reranker, engine.rerank_batch),
+                "sentiment": (engine.sentiment, engine.sentiment_batch)}
         for name, (loaded, process) in work.items():
             if loaded is not None:
                 batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, waits[name],
@@ -244,6 +247,8 @@ class Server:
         self.check_range(k, "k", self.config.max_k, "--max-k")
 
     def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
+        if not engine.modes:  # a server for /sentiment only
+            raise ApiError(400, "no_index", "this server loaded no index", "start it with --index and/or --bm25-index")
         mode = mode or engine.modes[0]
         if mode not in engine.modes:
             raise ApiError(400, "mode_unavailable", f"mode {mode!r} needs an index this server did not load "
@@ -379,6 +384,8 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
         return RerankResponse(query=query, passages=[
             RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
             for rank, i in enumerate(order, start=1)])
+
+    add_sentiment_route(app, server, config)
 
     @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:

@@ -50,6 +50,10 @@ class Client:
     def rerank(self, query: str, passages: Sequence[str]) -> dict:
         return self._call("POST", "/rerank", json={"query": query, "passages": [{"text": p} for p in passages]})
 
+    def sentiment(self, texts: str | Sequence[str]) -> dict:
+        """{"results": [{"label", "positive_probability", "index"}, ...]} for one review or several."""
+        return self._call("POST", "/sentiment", json={"texts": [texts] if isinstance(texts, str) else list(texts)})
+
     def metrics(self) -> str:
         return self._call("GET", "/metrics")
 

@@ -13,6 +13,7 @@ from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
 from rankkit.retrieve.fusion import FusionConfig, fuse, fusion_weights
+from rankkit.serve.sentiment import classify_batch, load_sentiment
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class ServeConfig:
     nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
     ef_search: int | None = None
     query_prompt: str | None = None  # dense query prompt (default: the model's)
+    sentiment_model: str | None = None  # folder from `rankkit sentiment train`: serves POST /sentiment
 
     @property
     def hybrid_depth(self) -> int:
@@ -57,13 +59,14 @@ class SearchEngine:
     """Loads what the config names; every method runs in a worker thread, never in the event loop."""
 
     def __init__(self, config: ServeConfig):
-        if config.index is None and config.bm25_index is None:
-            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+        if config.index is None and config.bm25_index is None and config.sentiment_model is None:
+            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
+                               "(or --sentiment-model DIR)")
         self.config = config
-        self.dense = self.bm25 = self.reranker = None
+        self.dense = self.bm25 = self.reranker = self.sentiment = None
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
         self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
-                          for name in ("dense", "bm25", "rerank")}
+                          for name in ("dense", "bm25", "rerank", "sentiment")}
         if config.index is not None:
             from rankkit.index.dense import search_params_of
             from rankkit.retrieve.dense import DenseRetriever
@@ -81,6 +84,8 @@ class SearchEngine:
 
             self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device,
                                                              precision=config.precision).result()
+        if config.sentiment_model is not None:
+            self.sentiment = self.executors["sentiment"].submit(load_sentiment, config).result()
         self.doc_texts = self._load_texts() if config.texts else {}
 
     def _load_texts(self) -> dict[str, str]:
@@ -124,6 +129,9 @@ class SearchEngine:
     def fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
         fusion = self.config.fusion
         return fuse([dense, bm25], fusion_weights(["dense", "bm25"], fusion), k, fusion)
+
+    def sentiment_batch(self, texts: Sequence[str]) -> list[float]:
+        return classify_batch(self.sentiment, texts)
 
     def close(self) -> None:
         """Stop the workers without waiting for a batch that is still running (at shutdown, the

@@ -38,8 +38,9 @@ def check_index(folder: str, kind: str) -> None:
 
 
 def check_startup(config: ServeConfig) -> None:
-    if config.index is None and config.bm25_index is None:
-        raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX")
+    if config.index is None and config.bm25_index is None and config.sentiment_model is None:
+        raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
+                           "(or --sentiment-model DIR)")
     check_api_key(config.api_key)
     if config.index is not None:
         check_index(config.index, "dense")

@@ -1,0 +1,132 @@
+"""Sentiment on the Banglish Daraz reviews: (a) tfidf, (b) transformer, (c) contrastive,
+(d) self-training, trained on train.csv and measured on val.csv, several seeds each: accuracy,
+macro-F1, AUROC, AUPRC (with the positive prior), ECE, training CPU and wall time, and inference
+reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings).
+
+    flock /tmp/rankkit-cpu.lock .venv/bin/python benchmarks/sentiment.py --seeds 0 --epochs 3 --append
+    (then --seeds 1, then --seeds 2: each adds its runs to results/sentiment.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, command_line, quiet_torch, save_result  # noqa: E402
+
+from rankkit.data.collection import shared_data_root  # noqa: E402
+from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
+from rankkit.sentiment.mining import mine_opposite_label  # noqa: E402
+from rankkit.sentiment.model import TransformerSentiment  # noqa: E402
+
+MEASURES = ("accuracy", "macro_f1", "auroc", "auprc", "ece")
+
+
+def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, base_model: str) -> dict:
+    config = SentimentConfig(output=str(scratch / f"{method}-{seed}"), method=method, seed=seed, epochs=epochs,
+                             base_model=base_model, device="cpu")
+    cpu, wall = time.process_time(), time.perf_counter()
+    folder = train_sentiment(data["train"].texts, data["train"].labels, config,
+                             unlabeled=data["unlabeled"].texts if method == "self-training" else ())
+    train_cpu, train_wall = time.process_time() - cpu, time.perf_counter() - wall
+    model = load_sentiment_model(folder, device="cpu")
+    val = data["val"]
+    cpu, wall = time.process_time(), time.perf_counter()
+    probability = model.predict_proba(val.texts)
+    infer_cpu, infer_wall = time.process_time() - cpu, time.perf_counter() - wall
+    measured = sentiment_metrics(val.labels, probability)
+    row = {"method": method, "seed": seed, "epochs": epochs if method != "tfidf" else None,
+           **{m: measured[m] for m in MEASURES}, "positive_prior": measured["positive_prior"],
+           "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1),
+           "infer_reviews_per_s": round(len(val.texts) / infer_wall, 1), "infer_cpu_s": round(infer_cpu, 2)}
+    print(row, flush=True)
+    return row
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and spread (sample std, and min-max) per method."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = [r for r in rows if r["method"] == method]
+        summary: dict = {"method": method, "seeds": len(group)}
+        for key in (*MEASURES, "train_cpu_s", "train_wall_s", "infer_reviews_per_s"):
+            values = [r[key] for r in group]
+            mean = statistics.fmean(values)
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[key] = f"{mean:.4f} ± {spread:.4f}" if key in MEASURES else f"{mean:.1f} ± {spread:.1f}"
+        summary["accuracy_min_max"] = f"{min(r['accuracy'] for r in group):.4f}-{max(r['accuracy'] for r in group):.4f}"
+        out.append(summary)
+    return out
+
+
+def neighbours(data: dict, base_model: str, count: int, n: int) -> list[dict]:
+    """The n nearest opposite-label training reviews of the first `count` training reviews."""
+    train = data["train"]
+    embeddings = TransformerSentiment(base_model, device="cpu").encode(train.texts)
+    mined = mine_opposite_label(embeddings, train.labels, train.texts, n)
+    names = ("negative", "positive")
+    rows = []
+    for query in mined.queries[:count]:
+        i = int(query.qid)
+        for c in query.negatives:
+            j = int(c.docid)
+            rows.append({"review": train.texts[i], "label": names[train.labels[i]], "neighbour": train.texts[j],
+                         "neighbour_label": names[train.labels[j]], "cosine": round(c.score, 3), "rank": c.rank})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=shared_data_root() / "banglish-daraz")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--base-model", default="default")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--name", default="sentiment")
+    parser.add_argument("--neighbours", type=int, default=4, help="reviews whose mined neighbours are shown")
+    parser.add_argument("--append", action="store_true",
+                        help="keep the runs already in results/NAME.json and add the missing (method, seed) ones")
+    args = parser.parse_args()
+    quiet_torch(args.threads)
+    started = time.time()
+    if not (args.data / "train.csv").is_file():
+        sys.exit(f"no Banglish data at {args.data}; set RANKKIT_DATA")
+    data = {"train": read_reviews(args.data / "train.csv"), "val": read_reviews(args.data / "val.csv"),
+            "unlabeled": read_reviews(args.data / "unlabeled.csv", labelled=False)}
+    notes = [data[s].summary() for s in data]
+    previous = RESULTS_DIR / f"{args.name}.json"
+    saved = json.loads(previous.read_text()) if args.append and previous.is_file() else {}
+    rows: list[dict] = saved.get("rows", [])
+    extra: dict = saved.get("extra_tables", {})
+    commands = saved.get("meta", {}).get("params", {}).get("commands", []) + [command_line()]
+    params = {"epochs": args.epochs, "base_model": args.base_model, "threads": args.threads,
+              "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)",
+              "commands": commands}
+    with tempfile.TemporaryDirectory(prefix="rankkit-sentiment-") as scratch:
+        for seed in args.seeds:  # seeds outermost: a run cut short still has every method once
+            for method in args.methods:
+                if any(r["method"] == method and r["seed"] == seed for r in rows):
+                    continue
+                rows.append(run_one(method, seed, args.epochs, data, Path(scratch), args.base_model))
+                rows[-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
+                rows[-1]["command"] = len(commands)  # its number in params.commands
+                extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
+                save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
+                            notes=notes, extra_tables=extra, started=started)
+    if args.neighbours and not any(title.startswith("Mined") for title in extra):
+        extra["Mined opposite-label neighbours (base model embeddings, epoch 0)"] = neighbours(
+            data, args.base_model, args.neighbours, 3)
+        save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
+                    notes=notes, extra_tables=extra, started=started)
+
+
+if __name__ == "__main__":
+    main()

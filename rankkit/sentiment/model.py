@@ -1,0 +1,194 @@
+"""Sentiment classifiers behind one interface: P(positive) for texts, and a folder to save.
+
+- `TfidfSentiment`: character n-gram TF-IDF and logistic regression (scikit-learn), seconds to fit.
+- `TransformerSentiment`: a transformers sequence classifier (two labels, negative and positive)
+  fine-tuned from an encoder checkpoint; its folder loads in transformers'
+  AutoModelForSequenceClassification. Its `encode` gives the mean-pooled, normalised last hidden
+  states, the embedding space in which opposite-label neighbours are mined.
+
+Every model folder holds sentiment.json: the kind, whether texts are normalised before they reach
+the model (prediction repeats the training choice), and the label names.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+
+from rankkit.data.files import atomic_write
+from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
+from rankkit.encode.device import choose_device
+from rankkit.encode.models import resolve_model_dir
+from rankkit.encode.pooling import pool
+from rankkit.encode.precision import inference_dtype
+from rankkit.errors import RankkitError
+from rankkit.sentiment.data import LABEL_NAMES
+from rankkit.sentiment.normalize import normalize_all
+
+META_FILE = "sentiment.json"
+FORMAT = "rankkit-sentiment"
+TFIDF_FILE = "tfidf.pkl"
+DEFAULT_MAX_LENGTH = 128
+
+
+class SentimentModel(Protocol):
+    normalize: bool
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+def _write_meta(folder: Path, kind: str, normalize: bool, **extra: object) -> None:
+    with atomic_write(folder / META_FILE) as out:
+        json.dump({"format": FORMAT, "kind": kind, "normalize": normalize, "labels": list(LABEL_NAMES), **extra},
+                  out, indent=2)
+
+
+class TfidfSentiment:
+    """Character n-grams within word boundaries (2-5 letters, sublinear TF, seen in at least two
+    reviews) fed to logistic regression whose regularisation is chosen by 5-fold cross-validation
+    on the training reviews alone. Character n-grams match spelling variants of romanised Bangla
+    ("valo", "bhalo", "valoo") by their shared pieces."""
+
+    def __init__(self, normalize: bool = True, seed: int = 0):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import GridSearchCV
+        from sklearn.pipeline import make_pipeline
+
+        self.normalize = normalize
+        self.pipeline = make_pipeline(
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, lowercase=False),
+            GridSearchCV(LogisticRegression(max_iter=2000, random_state=seed), {"C": list(np.logspace(-2, 3, 11))},
+                         cv=5, scoring="neg_log_loss"))
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "TfidfSentiment":
+        self.pipeline.fit(normalize_all(list(texts), self.normalize), np.asarray(labels))
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0)
+        return self.pipeline.predict_proba(normalize_all(list(texts), self.normalize))[:, 1]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / TFIDF_FILE, "wb") as out:
+            pickle.dump(self.pipeline, out)
+        _write_meta(folder, "tfidf", self.normalize)
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> "TfidfSentiment":
+        model = cls.__new__(cls)
+        model.normalize = bool(meta["normalize"])
+        with open(folder / TFIDF_FILE, "rb") as handle:  # a folder this library wrote: trusted like any pickle
+            model.pipeline = pickle.load(handle)
+        return model
+
+
+class TransformerSentiment:
+    """A two-label transformers sequence classifier with the batching of rankkit's encoders.
+
+    Args:
+        model: 'default' (the packaged all-MiniLM-L6-v2), a folder or a hub id: an encoder
+            checkpoint (a new classification head is initialised) or a saved classifier.
+        device: 'auto', 'cpu' or 'cuda[:N]'.
+        max_length: token limit (reviews are short; 128 keeps all but the longest whole).
+        precision: 'fp32', or 'bf16' for prediction only.
+    """
+
+    def __init__(self, model: str | Path = "default", device: str | None = None,
+                 max_length: int = DEFAULT_MAX_LENGTH, normalize: bool = True, precision: str = "fp32",
+                 max_tokens: int = 4096, max_batch_size: int = 64):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.model_dir = resolve_model_dir(model)
+        self.device = choose_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        labels = dict(enumerate(LABEL_NAMES))
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()})
+        self.model.to(self.device, inference_dtype(precision, self.device)).eval()
+        limit = getattr(self.model.config, "max_position_embeddings", max_length)
+        self.max_length = min(max_length, limit)
+        self.normalize, self.max_tokens, self.max_batch_size = normalize, max_tokens, max_batch_size
+
+    def _tokenize(self, texts: Sequence[str]) -> tuple[dict, list[int]]:
+        encoded = self.tokenizer(normalize_all(list(texts), self.normalize), truncation=True,
+                                 max_length=self.max_length, return_attention_mask=False)
+        return dict(encoded), [len(ids) for ids in encoded["input_ids"]]
+
+    def _run(self, encoded: dict, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
+        output = self.model(**inputs, output_hidden_states=True)
+        embeddings = pool(output.hidden_states[-1].float(), inputs["attention_mask"], "mean")
+        return output.logits.float(), torch.nn.functional.normalize(embeddings, dim=-1)
+
+    def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [n, 2] and normalised embeddings [n, hidden] of `texts`, with gradients, in input
+        order (computed in length-sorted chunks, so short reviews are not padded to long ones)."""
+        encoded, lengths = self._tokenize(texts)
+        logits, embeddings, order = [], [], []
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            chunk_logits, chunk_embeddings = self._run(encoded, batch)
+            logits.append(chunk_logits)
+            embeddings.append(chunk_embeddings)
+            order.extend(batch)
+        back = torch.tensor(inverse_order(order), device=self.device)
+        return torch.cat(logits)[back], torch.cat(embeddings)[back]
+
+    @torch.inference_mode()
+    def _outputs(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        training = self.model.training
+        self.model.eval()
+        try:
+            if not texts:
+                return np.zeros(0), np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+            logits, embeddings = self.forward(texts)
+            return torch.softmax(logits, -1)[:, 1].cpu().numpy(), embeddings.cpu().numpy().astype(np.float32)
+        finally:
+            self.model.train(training)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """P(positive) of each text (dropout off)."""
+        return self._outputs(texts)[0]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised mean-pooled embeddings [n, hidden] (float32, dropout off)."""
+        return self._outputs(texts)[1]
+
+    def save(self, folder: Path, **extra: object) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        _write_meta(folder, "transformer", self.normalize, max_length=self.max_length, **extra)
+
+
+def sentiment_model_folder(folder: str | Path) -> Path:
+    """The folder holding sentiment.json: `folder` itself or its model/ (a training run's folder)."""
+    folder = Path(folder)
+    if not (folder / META_FILE).is_file() and (folder / "model" / META_FILE).is_file():
+        folder = folder / "model"
+    if not (folder / META_FILE).is_file():
+        raise RankkitError(f"{folder}: no {META_FILE}, so not a sentiment model folder. "
+                           "Fix: pass the folder `rankkit sentiment train` wrote (or its model/ folder)")
+    return folder
+
+
+def load_sentiment_model(folder: str | Path, device: str | None = None, precision: str = "fp32") -> SentimentModel:
+    """The model a `rankkit sentiment train` folder holds (its model/ folder, or the run folder above it)."""
+    folder = sentiment_model_folder(folder)
+    meta = json.loads((folder / META_FILE).read_text())
+    if meta.get("format") != FORMAT or meta.get("kind") not in ("tfidf", "transformer"):
+        raise RankkitError(f"{folder / META_FILE}: not a rankkit sentiment model description. "
+                           "Fix: pass a folder written by `rankkit sentiment train`")
+    if meta["kind"] == "tfidf":
+        return TfidfSentiment.load(folder, meta)
+    return TransformerSentiment(folder, device=device, max_length=int(meta["max_length"]),
+                                normalize=bool(meta["normalize"]), precision=precision)

@@ -1,0 +1,76 @@
+"""POST /sentiment: P(positive) and a label for each review, from the model given to
+`rankkit serve --sentiment-model DIR`. Reviews from concurrent requests are classified together
+(micro-batched, as dense queries are); limits and errors are those of the other endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Sequence
+
+from pydantic import BaseModel, Field
+
+from rankkit.sentiment.data import LABEL_NAMES
+from rankkit.serve.schemas import Strict
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from rankkit.sentiment.model import SentimentModel
+    from rankkit.serve.app import Server
+    from rankkit.serve.engine import ServeConfig
+
+
+class SentimentRequest(Strict):
+    texts: list[str] = Field(description="Reviews to classify (1 to max_batch_queries).")
+
+
+class SentimentResult(BaseModel):
+    label: str  # negative | positive
+    positive_probability: float
+    index: int  # position in the request
+
+
+class SentimentResponse(BaseModel):
+    results: list[SentimentResult]
+
+
+def load_sentiment(config: "ServeConfig") -> "SentimentModel":
+    from rankkit.sentiment.model import load_sentiment_model
+
+    return load_sentiment_model(config.sentiment_model, config.device, config.precision)  # type: ignore[arg-type]
+
+
+def classify_batch(model: "SentimentModel", texts: Sequence[str]) -> list[float]:
+    """P(positive) of a micro-batch of reviews."""
+    return [float(p) for p in model.predict_proba(list(texts))]
+
+
+def add_sentiment_route(app: "FastAPI", server: "Server", config: "ServeConfig") -> None:
+    from rankkit.serve.app import ApiError
+
+    def check(texts: list[str]) -> list[str]:
+        if not 1 <= len(texts) <= config.max_batch_queries:
+            raise ApiError(422, "invalid_batch", f"{len(texts)} texts in the request",
+                           f"send 1 to {config.max_batch_queries} texts")
+        for position, text in enumerate(texts):
+            server.check_text(text, f"texts[{position}]")  # lone surrogates never join a batch
+        cleaned = [" ".join(t.split()) for t in texts]
+        for position, text in enumerate(cleaned):
+            if not text:
+                raise ApiError(422, "empty_text", f"texts[{position}] is empty or whitespace", "send review text")
+            if len(text) > config.max_query_chars:
+                raise ApiError(422, "text_too_long", f"texts[{position}] has {len(text)} characters, over the "
+                               f"limit {config.max_query_chars}", "send shorter reviews")
+        return cleaned
+
+    @app.post("/sentiment", response_model=SentimentResponse)
+    async def sentiment(request: SentimentRequest) -> SentimentResponse:
+        """Classify reviews as positive or negative, with P(positive)."""
+        engine = server.ready_engine()
+        if engine.sentiment is None:
+            raise ApiError(400, "no_sentiment_model", "this server has no sentiment model",
+                           "start it with --sentiment-model DIR")
+        texts = check(request.texts)
+        scores = await asyncio.gather(*(server.submit("sentiment", text) for text in texts))
+        return SentimentResponse(results=[SentimentResult(label=LABEL_NAMES[int(p >= 0.5)], positive_probability=p,
+                                                          index=i) for i, p in enumerate(scores)])

@@ -1,0 +1,69 @@
+"""`rankkit sentiment train|eval|predict` on the bundled sample reviews (TF-IDF: seconds); the
+sample's unusable rows are reported by line, and --strict refuses them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rankkit.cli.app import app
+
+SAMPLE = Path(__file__).resolve().parents[1] / "rankkit" / "sentiment" / "sample" / "reviews.csv"
+runner = CliRunner()
+
+
+def invoke(*args: str | Path):
+    return runner.invoke(app, ["sentiment", *map(str, args)])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("sentiment") / "run"
+    result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf", "-o", output,
+                    "--val", SAMPLE)
+    assert result.exit_code == 0, result.output
+    assert "31 usable rows; negative 16 (51.6%), positive 15 (48.4%); 2 rows left out" in result.output
+    assert "line 33: empty text; line 34: non-numeric rating 'five'" in result.output
+    assert "accuracy" in result.output and "positive prior 0.4839" in result.output
+    return output
+
+
+def test_train_writes_the_model_and_val_metrics(trained):
+    assert (trained / "model" / "sentiment.json").is_file()
+    assert json.loads((trained / "val_metrics.json").read_text())["count"] == 31
+
+
+def test_strict_makes_bad_rows_an_error(tmp_path):
+    result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf",
+                    "-o", tmp_path / "strict", "--strict")
+    assert result.exit_code == 2
+    assert f"{SAMPLE}:33: unusable row (empty text)" in result.stderr and "Fix:" in result.stderr
+    assert not (tmp_path / "strict").exists()
+
+
+def test_eval_writes_metrics_and_plots(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    result = invoke("eval", "--model", trained, "--data", SAMPLE, "--rating-column", "rating", "-o", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    measured = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert measured["left_out_rows"] == [{"line": 33, "reason": "empty text"},
+                                         {"line": 34, "reason": "non-numeric rating 'five'"}]
+    assert {"accuracy", "macro_f1", "auroc", "auprc", "positive_prior", "ece", "confusion_matrix"} <= set(measured)
+    assert sorted(p.name for p in (tmp_path / "e").glob("*.png")) == ["pr.png", "reliability.png", "roc.png"]
+
+
+def test_predict_writes_jsonl_with_lines(trained, tmp_path):
+    result = invoke("predict", "--model", trained, "-i", SAMPLE, "-o", tmp_path / "p.jsonl")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(rows) == 32 and rows[0]["line"] == 2  # the text column only: "valo jinis" (rating 'five') counts
+    assert {r["label"] for r in rows} == {"positive", "negative"}
+    assert "line 33: empty text" in result.stderr
+
+
+def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
+    result = invoke("predict", "--model", tmp_path, "-i", SAMPLE)
+    assert result.exit_code == 2 and "not a sentiment model folder" in result.stderr
