@@ -81,6 +81,13 @@ class DistillConfig:
     plot: bool = False
     overwrite: bool = False
 
+    def check(self) -> None:
+        """Refuse contradictory settings before any model is loaded."""
+        if self.candidates and self.index:
+            raise RankkitError("give --candidates or --index, not both. Fix: pass one candidate source")
+        if self.student_kind not in ("auto", "bi-encoder", "cross-encoder"):
+            raise RankkitError(f"unknown student kind {self.student_kind!r}. Fix: use auto, bi-encoder or cross-encoder")
+
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
                            batch_size=self.batch_size, negatives=self.hard_negatives + self.self_adversarial_negatives,
@@ -96,10 +103,8 @@ def student_scorer(config: DistillConfig) -> GroupScorer:
     if kind == "bi-encoder":
         return BiEncoderScorer(BiEncoder(config.student, device=config.device, max_length=config.max_length),
                                config.temperature)
-    if kind == "cross-encoder":
-        torch.manual_seed(config.seed)  # a new scoring head's initial weights
-        return CrossEncoderScorer(CrossEncoder(config.student, device=config.device, max_length=config.max_length))
-    raise RankkitError(f"unknown student kind {kind!r}. Fix: use auto, bi-encoder or cross-encoder")
+    torch.manual_seed(config.seed)  # a new scoring head's initial weights
+    return CrossEncoderScorer(CrossEncoder(config.student, device=config.device, max_length=config.max_length))
 
 
 def score_candidates(scorer: GroupScorer, queries: Mapping[str, str], candidates: Mapping[str, list[str]],
@@ -138,8 +143,6 @@ def dense_candidates(scorer: GroupScorer, queries: Mapping[str, str], doc_texts:
 
 def gather_candidates(config: DistillConfig, teacher, scorer: GroupScorer, queries: Mapping[str, str]) -> tuple[Candidates, dict[str, str]]:
     """Each query's candidates (top `depth`) and the texts of every document they name."""
-    if config.candidates and config.index:
-        raise RankkitError("give --candidates or --index, not both")
     if config.candidates or config.index or isinstance(teacher, RunTeacher):
         if config.index:
             from rankkit.retrieve import open_retriever
@@ -228,6 +231,7 @@ class Rounds:
 
 def distill(config: DistillConfig) -> Path:
     """Distil the teacher into the student; returns the student's model folder."""
+    config.check()
     queries = read_queries(config.queries)
     labelled = read_qrels(config.qrels) if config.qrels else {}
     scorer = student_scorer(config)
