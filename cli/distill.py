@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
+from rankkit.cli.options import PRECISION_HELP, Precision
 
 
 @friendly_errors
@@ -46,6 +47,7 @@ def distill(
     temperature: float = typer.Option(0.05, help="Bi-encoder student: scores are cosine / temperature."),
     teacher_scale: Optional[float] = typer.Option(None, help="Multiply teacher scores (default: 1 / temperature "
                                                              "for a bi-encoder teacher, else 1)."),
+    precision: Precision = typer.Option(Precision.fp32, help="Teacher model: " + PRECISION_HELP),
     batch_size: int = typer.Option(8, help="Queries per micro-batch."),
     lr: float = typer.Option(2e-5, help="Student's peak learning rate."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
@@ -70,7 +72,8 @@ def distill(
                                  self_adversarial_pool=max(self_adversarial_negatives, 1)),
         self_adversarial_rounds=self_adversarial_rounds, hard_negatives=hard_negatives,
         self_adversarial_negatives=self_adversarial_negatives, rounds=rounds, queries_per_round=queries_per_round,
-        temperature=temperature, teacher_scale=teacher_scale, batch_size=batch_size, lr=lr, max_steps=max_steps,
+        temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
+        batch_size=batch_size, lr=lr, max_steps=max_steps,
         seed=seed, device=device, plot=plot, overwrite=overwrite)
     folder = run_distill(config)
     print(f"saved the distilled student to {folder}")

@@ -71,6 +71,7 @@ class DistillConfig:
     queries_per_round: int = 256
     temperature: float = 0.05  # bi-encoder student: scores are cosine / temperature
     teacher_scale: float | None = None  # default: 1 / temperature for a bi-encoder teacher, else 1
+    teacher_precision: str = "fp32"  # fp32 | bf16, for scoring with a teacher model
     batch_size: int = 8
     lr: float = 2e-5
     discriminator_lr: float = 1e-3
@@ -235,7 +236,8 @@ def distill(config: DistillConfig) -> Path:
     queries = read_queries(config.queries)
     labelled = read_qrels(config.qrels) if config.qrels else {}
     scorer = student_scorer(config)
-    teacher = open_teacher(config.teacher, config.device, config.teacher_scale, bi_encoder_scale=1.0 / config.temperature)
+    teacher = open_teacher(config.teacher, config.device, config.teacher_scale, bi_encoder_scale=1.0 / config.temperature,
+                           precision=config.teacher_precision)
     candidates, doc_texts = gather_candidates(config, teacher, scorer, queries)
     if not candidates:
         raise RankkitError(f"no candidates for any query of {config.queries}. Fix: give candidates (--candidates, "
