@@ -10,6 +10,7 @@ from types import FrameType
 import typer
 
 from rankkit.cli import cet, index, sentiment, train, tune
+from rankkit.cli.distill import distill
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
@@ -30,6 +31,7 @@ app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)
 app.command()(mine)
+app.command()(distill)
 app.command()(rerank)
 app.command()(serve)
 app.command()(query)

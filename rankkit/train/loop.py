@@ -287,6 +287,7 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
                 step += 1
                 rng_at_step, unlogged = _rng_state(), record
             record["groups_per_s"] = groups / (time.perf_counter() - started)
+            record.update(getattr(task, "log_record", dict)())  # a task's own diagnostics (distillation)
             if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
                 _set_mode(task, train=False)
                 record["dev"] = evaluate()

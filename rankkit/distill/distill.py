@@ -1,0 +1,268 @@
+"""`rankkit distill`: teacher -> student, in rounds.
+
+1. Candidates per training query: a TREC run, an index, the teacher's own run, or the initial
+   student retrieving over the corpus on the fly (a bi-encoder student).
+2. The teacher scores every candidate once; self-consistency over Plackett-Luce samples picks the
+   positives; the mining core picks teacher-denoised hard negatives.
+3. Each round (an "epoch" of the shared training loop over `queries_per_round` queries) mines
+   self-adversarial negatives from the student as it was `self_adversarial_rounds` rounds back
+   (snapshots kept in OUTPUT/snapshots until no later round needs them), then trains.
+Output: OUTPUT/model (loads in sentence-transformers), train_log.jsonl, config.json, distill.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from rankkit.data.corpus import read_doc_texts
+from rankkit.data.files import atomic_write
+from rankkit.data.qrels import read_qrels
+from rankkit.data.queries import read_queries
+from rankkit.data.runs import Hit, read_run
+from rankkit.distill.discriminator import Discriminator
+from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
+from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
+                                       candidate_ids, self_adversarial_negatives)
+from rankkit.distill.task import DistillLoss, DistillTask, Mode
+from rankkit.distill.teacher import RunTeacher, model_kind, open_teacher
+from rankkit.errors import RankkitError
+from rankkit.mining.candidates import Candidates, candidates_from_run
+from rankkit.train.config import TrainConfig
+from rankkit.train.examples import batches
+from rankkit.train.loop import fit
+from rankkit.train.scorers import BiEncoderScorer, CrossEncoderScorer, GroupScorer
+
+DISTILL_FILE = "distill.json"
+SNAPSHOTS = "snapshots"
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str  # model folder / packaged name / hub id, or a TREC run file
+    queries: str
+    corpus: str
+    output: str
+    student: str = "default"
+    student_kind: str = "auto"  # auto | bi-encoder | cross-encoder
+    candidates: str | None = None  # TREC run of candidates per query
+    index: str | None = None  # or an index to retrieve them from
+    depth: int = 50  # candidates per query
+    qrels: str | None = None  # optional labels: labelled positives are never negatives
+    mode: Mode = "contrastive"
+    distill_loss: DistillLoss = "kl"
+    kl_temperature: float = 1.0
+    contrastive_weight: float = 1.0
+    distill_weight: float = 1.0
+    discriminator: bool = True
+    positives: PositiveConfig = field(default_factory=PositiveConfig)
+    negatives: NegativeConfig = field(default_factory=NegativeConfig)
+    self_adversarial_rounds: int = 5  # N: mine from the student of N rounds back
+    hard_negatives: int = 4  # per group
+    self_adversarial_negatives: int = 4  # per group
+    rounds: int = 6
+    queries_per_round: int = 256
+    temperature: float = 0.05  # bi-encoder student: scores are cosine / temperature
+    teacher_scale: float | None = None  # default: 1 / temperature for a bi-encoder teacher, else 1
+    teacher_precision: str = "fp32"  # fp32 | bf16, for scoring with a teacher model
+    batch_size: int = 8
+    lr: float = 2e-5
+    discriminator_lr: float = 1e-3
+    max_steps: int | None = None
+    seed: int = 0
+    device: str | None = None
+    max_length: int | None = None
+    plot: bool = False
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """Refuse contradictory settings before any model is loaded."""
+        if self.candidates and self.index:
+            raise RankkitError("give --candidates or --index, not both. Fix: pass one candidate source")
+        if self.student_kind not in ("auto", "bi-encoder", "cross-encoder"):
+            raise RankkitError(f"unknown student kind {self.student_kind!r}. Fix: use auto, bi-encoder or cross-encoder")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
+                           batch_size=self.batch_size, negatives=self.hard_negatives + self.self_adversarial_negatives,
+                           lr=self.lr, seed=self.seed, device=self.device, max_length=self.max_length,
+                           plot=self.plot, overwrite=self.overwrite)
+
+
+def student_scorer(config: DistillConfig) -> GroupScorer:
+    from rankkit.encode.biencoder import BiEncoder
+    from rankkit.encode.crossencoder import CrossEncoder
+
+    kind = model_kind(config.student) if config.student_kind == "auto" else config.student_kind
+    if kind == "bi-encoder":
+        return BiEncoderScorer(BiEncoder(config.student, device=config.device, max_length=config.max_length),
+                               config.temperature)
+    torch.manual_seed(config.seed)  # a new scoring head's initial weights
+    return CrossEncoderScorer(CrossEncoder(config.student, device=config.device, max_length=config.max_length))
+
+
+def score_candidates(scorer: GroupScorer, queries: Mapping[str, str], candidates: Mapping[str, list[str]],
+                     doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """A model's scores of each query's candidates; a bi-encoder encodes each document once."""
+    if isinstance(scorer, BiEncoderScorer):
+        docids = sorted({d for found in candidates.values() for d in found})
+        row = {d: i for i, d in enumerate(docids)}
+        vectors = scorer.encoder.encode([doc_texts[d] for d in docids])
+        qids = list(candidates)
+        query_vectors = scorer.encoder.encode([queries[q] for q in qids])
+        return {qid: vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i] / scorer.temperature
+                for i, qid in enumerate(qids)}
+    return {qid: scorer.score_texts([queries[qid]] * len(found), [doc_texts[d] for d in found])  # type: ignore[attr-defined]
+            for qid, found in candidates.items()}
+
+
+def dense_candidates(scorer: GroupScorer, queries: Mapping[str, str], doc_texts: Mapping[str, str],
+                     depth: int) -> Candidates:
+    """The student's top `depth` documents of the corpus per query (exact inner product)."""
+    if not isinstance(scorer, BiEncoderScorer):
+        raise RankkitError("a cross-encoder student cannot retrieve its own candidates. "
+                           "Fix: pass --candidates RUN or --index FOLDER")
+    docids = list(doc_texts)
+    vectors = scorer.encoder.encode([doc_texts[d] for d in docids], show_progress=True, desc="student: corpus")
+    qids = list(queries)
+    query_vectors = scorer.encoder.encode([queries[q] for q in qids])
+    run = {}
+    for start in range(0, len(qids), 256):
+        scores = query_vectors[start:start + 256] @ vectors.T
+        for qid, row in zip(qids[start:start + 256], scores):
+            top = np.argsort(-row, kind="stable")[:depth]
+            run[qid] = [(docids[i], float(row[i])) for i in top]
+    return candidates_from_run({q: [Hit(d, s) for d, s in hits] for q, hits in run.items()}, "student")
+
+
+def gather_candidates(config: DistillConfig, teacher, scorer: GroupScorer, queries: Mapping[str, str]) -> tuple[Candidates, dict[str, str]]:
+    """Each query's candidates (top `depth`) and the texts of every document they name."""
+    if config.candidates or config.index or isinstance(teacher, RunTeacher):
+        if config.index:
+            from rankkit.retrieve import open_retriever
+
+            retriever = open_retriever([config.index], device=config.device)
+            run, source = retriever.batch_search(queries, config.depth), retriever.name
+        elif config.candidates:
+            run, source = read_run(config.candidates), Path(config.candidates).name
+        else:
+            run, source = teacher.run, teacher.name
+        found = {qid: hits[:config.depth] for qid, hits in run.items() if qid in queries}
+        needed = {h.docid for hits in found.values() for h in hits}
+        return candidates_from_run(found, source), read_doc_texts(config.corpus, docids=needed)
+    doc_texts = read_doc_texts(config.corpus)
+    return dense_candidates(scorer, queries, doc_texts, config.depth), doc_texts
+
+
+class Rounds:
+    """The loop's epoch_batches: round r's groups over a seeded sample of queries, with
+    self-adversarial negatives mined from the student snapshot of round r - N."""
+
+    def __init__(self, config: DistillConfig, knowledge: dict[str, QueryKnowledge], scorer: GroupScorer,
+                 doc_texts: Mapping[str, str], labelled: dict):
+        self.config, self.knowledge, self.scorer, self.doc_texts, self.labelled = config, knowledge, scorer, doc_texts, labelled
+        self.qids = sorted(knowledge)
+        self.size = min(config.queries_per_round, len(self.qids))
+        self.snapshots = Path(config.output) / SNAPSHOTS
+        self._earlier: GroupScorer | None = None
+        self._cached: tuple[int, list[list[DistillGroup]]] | None = None
+        self.adversarial_found: dict[int, float] = {}  # round -> share of queries with self-adversarial negatives
+
+    def round_qids(self, round_: int) -> list[str]:
+        order = np.random.default_rng([self.config.seed, round_]).permutation(len(self.qids))[:self.size]
+        return [self.qids[i] for i in sorted(order)]
+
+    def _snapshot(self, round_: int) -> Path:
+        """The student's weights when round `round_` started (saved then, reused on resume)."""
+        path = self.snapshots / f"round-{round_}.pt"
+        if not path.is_file():
+            with atomic_write(path, "wb") as out:
+                torch.save(self.scorer.module.state_dict(), out)
+        return path
+
+    def _earlier_scorer(self, path: Path) -> GroupScorer:
+        if self._earlier is None:
+            self._earlier = copy.deepcopy(self.scorer)
+        self._earlier.module.load_state_dict(torch.load(path, map_location=self.scorer.device, weights_only=True))
+        self._earlier.module.eval()
+        return self._earlier
+
+    def adversarial(self, round_: int, qids: list[str]) -> dict[str, list[str]]:
+        config = self.config
+        if config.mode == "plain" or config.self_adversarial_negatives == 0:
+            return {}
+        self._snapshot(round_)
+        source_round = max(0, round_ - config.self_adversarial_rounds)
+        earlier = self._earlier_scorer(self._snapshot(source_round))
+        queries = {qid: self.knowledge[qid].query for qid in qids}
+        scores = score_candidates(earlier, queries, candidate_ids(self.knowledge, qids), self.doc_texts)
+        for old in self.snapshots.glob("round-*.pt"):  # no later (or resumed) round needs these
+            if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:
+                old.unlink()
+        found = self_adversarial_negatives(self.knowledge, scores, f"student-round-{source_round}", config.negatives,
+                                           self.labelled, config.seed + round_, self.doc_texts)
+        self.adversarial_found[round_] = len(found) / max(1, len(qids))
+        return found
+
+    def __call__(self, round_: int) -> list[list[DistillGroup]]:
+        if self._cached is not None and self._cached[0] == round_:
+            return self._cached[1]
+        config, qids = self.config, self.round_qids(round_)
+        adversarial = self.adversarial(round_, qids)
+        groups = []
+        for position, qid in enumerate(qids):
+            rng = np.random.default_rng([config.seed, round_, position])
+            k = self.knowledge[qid]
+            if config.mode == "plain":
+                groups.append(plain_group(k, self.doc_texts, config.hard_negatives + config.self_adversarial_negatives, rng))
+            else:
+                groups.append(contrastive_group(k, self.doc_texts, adversarial.get(qid, []), config.hard_negatives,
+                                                config.self_adversarial_negatives, rng))
+        order = np.random.default_rng([config.seed, round_, 1 << 30]).permutation(len(groups))
+        self._cached = (round_, batches([groups[i] for i in order], config.batch_size))
+        return self._cached[1]
+
+
+def distill(config: DistillConfig) -> Path:
+    """Distil the teacher into the student; returns the student's model folder."""
+    config.check()
+    queries = read_queries(config.queries)
+    labelled = read_qrels(config.qrels) if config.qrels else {}
+    scorer = student_scorer(config)
+    teacher = open_teacher(config.teacher, config.device, config.teacher_scale, bi_encoder_scale=1.0 / config.temperature,
+                           precision=config.teacher_precision)
+    candidates, doc_texts = gather_candidates(config, teacher, scorer, queries)
+    if not candidates:
+        raise RankkitError(f"no candidates for any query of {config.queries}. Fix: give candidates (--candidates, "
+                           "--index) for these queries")
+    teacher_scores = teacher.score(queries, {q: [c.docid for c in found] for q, found in candidates.items()}, doc_texts)
+    knowledge, stats = build_knowledge(queries, candidates, teacher_scores, config.positives, config.negatives,
+                                       labelled, config.seed, doc_texts)
+    if not knowledge:
+        raise RankkitError(f"no query kept a teacher positive and a hard negative ({stats}). Fix: give more candidates "
+                           "(--depth), a sharper teacher (lower --pl-temperature), a larger --top-m or a looser --denoise-z")
+    discriminator = None
+    if config.mode == "contrastive" and config.discriminator:
+        torch.manual_seed(config.seed)
+        discriminator = Discriminator()
+    task = DistillTask(scorer, config.lr, config.mode, config.distill_loss, config.kl_temperature,
+                       config.contrastive_weight, config.distill_weight, discriminator, config.discriminator_lr)
+    rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)
+    folder = fit(task, rounds, config.train_config())
+    output = Path(config.output)
+    shutil.rmtree(output / SNAPSHOTS, ignore_errors=True)
+    stats["rounds_with_self_adversarial"] = {str(r): share for r, share in sorted(rounds.adversarial_found.items())}
+    with atomic_write(output / DISTILL_FILE) as out:
+        json.dump({"config": asdict(config), "teacher": teacher.name, "knowledge": stats}, out, indent=2)
+    if config.plot and discriminator is not None:
+        from rankkit.distill.plot import plot_discriminator_weights
+
+        plot_discriminator_weights(output / "train_log.jsonl", output / "discriminator_weights.png")
+    return folder

@@ -1,0 +1,106 @@
+"""`rankkit distill` end to end through Typer's CliRunner on the bundled sample with tiny models:
+contrastive distillation (bi-encoder teacher and student), plain distillation (a TREC run teacher,
+a cross-encoder student), and user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rankkit.cli.app import app
+from rankkit.data.corpus import read_doc_texts
+from rankkit.data.queries import read_queries
+from rankkit.data.runs import Hit, write_run
+
+runner = CliRunner()
+SMALL = ["--rounds", "2", "--queries-per-round", "4", "--batch-size", "4", "--depth", "12", "--hard-pool", "6"]
+
+
+def invoke(*args):
+    return runner.invoke(app, ["distill", *[str(a) for a in args]])
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory, sample_dir) -> Path:
+    """A teacher run: 12 sample passages per query with seeded scores."""
+    rng = np.random.default_rng(0)
+    docids = sorted(read_doc_texts(sample_dir / "collection.tsv"))
+    run = {qid: [Hit(d, float(rng.normal() * 3)) for d in rng.choice(docids, size=12, replace=False)]
+           for qid in read_queries(sample_dir / "queries.tsv")}
+    path = tmp_path_factory.mktemp("teacher-run") / "teacher.trec"
+    write_run(run, path, tag="teacher")
+    return path
+
+
+def test_contrastive_distillation_end_to_end(tmp_path, sample_dir, tiny_model, other_tiny_model):
+    from sentence_transformers import SentenceTransformer
+
+    out = tmp_path / "distilled"
+    result = invoke("--teacher", other_tiny_model, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                    "--corpus", sample_dir / "collection.tsv", "-o", out, *SMALL, "--self-adversarial-rounds", "1",
+                    "--pl-temperature", "0.05", "--plot")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"saved the distilled student to {out / 'model'}" in result.output
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(records) == 2  # 2 rounds of 4 queries in batches of 4
+    for record in records:
+        assert {"loss_student", "loss_discriminator", "contrastive_loss", "distill_loss",
+                "discriminator_accuracy", "weight_hard"} <= set(record)
+    assert any("weight_self_adversarial" in r for r in records)
+    assert (out / "discriminator_weights.png").stat().st_size > 0 and (out / "training_curves.png").is_file()
+    summary = json.loads((out / "distill.json").read_text())
+    assert summary["knowledge"]["queries_used"] > 0 and summary["config"]["mode"] == "contrastive"
+    assert set(summary["knowledge"]["rounds_with_self_adversarial"]) == {"0", "1"}
+    assert not (out / "snapshots").exists() and not (out / "checkpoints").exists()
+    student, start = SentenceTransformer(str(out / "model"), device="cpu"), SentenceTransformer(str(tiny_model), device="cpu")
+    trained, initial = student.encode(["how do stars form"]), start.encode(["how do stars form"])
+    assert trained.shape == initial.shape and not np.allclose(trained, initial)
+
+
+def test_plain_distillation_from_a_run_into_a_cross_encoder(tmp_path, sample_dir, tiny_model, teacher_run):
+    from rankkit.encode.crossencoder import CrossEncoder
+
+    out = tmp_path / "plain"
+    result = invoke("--teacher", teacher_run, "--student", tiny_model, "--student-kind", "cross-encoder",
+                    "--queries", sample_dir / "queries.tsv", "--corpus", sample_dir / "collection.tsv", "-o", out,
+                    *SMALL, "--mode", "plain", "--distill-loss", "margin-mse")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert records and all("distill_loss" in r and "weight_hard" not in r and "contrastive_loss" not in r
+                           for r in records)
+    summary = json.loads((out / "distill.json").read_text())
+    assert summary["teacher"] == "teacher.trec" and summary["knowledge"]["rounds_with_self_adversarial"] == {}
+    scores = CrossEncoder(out / "model", device="cpu").score([("how do stars form", "stars form from gas")])
+    assert scores.shape == (1,) and np.isfinite(scores).all()
+
+
+def _fails(result, expect: str) -> None:
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    assert "error:" in result.stderr and "Fix" in result.stderr and expect in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_distill_refuses_two_candidate_sources(tmp_path, sample_dir, tiny_model, teacher_run):
+    _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                  "--corpus", sample_dir / "collection.tsv", "-o", tmp_path / "x", "--candidates", teacher_run,
+                  "--index", tmp_path), "not both")
+
+
+def test_distill_refuses_candidates_a_teacher_run_cannot_score(tmp_path, sample_dir, tiny_model, teacher_run):
+    other = tmp_path / "other.trec"
+    write_run({"q01": [Hit("no-such-doc-in-teacher", 1.0)]}, other)
+    (tmp_path / "corpus.tsv").write_text((sample_dir / "collection.tsv").read_text() + "no-such-doc-in-teacher\ttext\n")
+    _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                  "--corpus", tmp_path / "corpus.tsv", "-o", tmp_path / "x", "--candidates", other),
+           "has no score for document 'no-such-doc-in-teacher'")
+
+
+def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_model, teacher_run):
+    _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--student-kind", "ranker", "--queries",
+                  sample_dir / "queries.tsv", "--corpus", sample_dir / "collection.tsv", "-o", tmp_path / "x"),
+           "unknown student kind")
