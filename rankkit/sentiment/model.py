@@ -24,7 +24,6 @@ from rankkit.data.files import atomic_write
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import resolve_model_dir
-from rankkit.encode.pooling import pool
 from rankkit.encode.precision import inference_dtype
 from rankkit.errors import RankkitError
 from rankkit.sentiment.data import LABEL_NAMES
@@ -34,6 +33,14 @@ META_FILE = "sentiment.json"
 FORMAT = "rankkit-sentiment"
 TFIDF_FILE = "tfidf.pkl"
 DEFAULT_MAX_LENGTH = 128
+
+
+def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token embeddings over the attention mask, by sentence-transformers' own Pooling."""
+    from sentence_transformers.models import Pooling
+
+    features = {"token_embeddings": token_embeddings, "attention_mask": attention_mask}
+    return Pooling(token_embeddings.shape[-1], pooling_mode="mean")(features)["sentence_embedding"]
 
 
 class SentimentModel(Protocol):
@@ -127,7 +134,7 @@ class TransformerSentiment:
     def _run(self, encoded: dict, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
         output = self.model(**inputs, output_hidden_states=True)
-        embeddings = pool(output.hidden_states[-1].float(), inputs["attention_mask"], "mean")
+        embeddings = mean_pool(output.hidden_states[-1].float(), inputs["attention_mask"])
         return output.logits.float(), torch.nn.functional.normalize(embeddings, dim=-1)
 
     def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
