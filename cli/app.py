@@ -9,7 +9,7 @@ from types import FrameType
 
 import typer
 
-from rankkit.cli import cet, index, train
+from rankkit.cli import cet, index, train, tune
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
 from rankkit.cli.quickstart import quickstart
@@ -24,6 +24,7 @@ app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help
 app.add_typer(index.app, name="index")
 app.add_typer(cet.app, name="cet")
 app.add_typer(train.app, name="train")
+app.add_typer(tune.app, name="tune")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)

@@ -46,6 +46,11 @@ def build(
     threads: int = typer.Option(2, min=1, help="BM25: indexing threads."),
     overwrite: bool = typer.Option(False, help="Replace an existing index of the same name (only a folder rankkit "
                                                "built; the old index stays until the new one is complete)."),
+    passage_prompt: Optional[str] = typer.Option(
+        None, help="Dense: prompt prepended to passages (default: the model's own, from config_sentence_transformers.json)."),
+    query_model: Optional[str] = typer.Option(
+        None, help="Dense: a separate query encoder (two-tower, DPR / Tevatron style), recorded in the manifest and "
+                   "used by search, serve and mine."),
 ) -> None:
     """Build a BM25 or dense index folder (atomically: nothing is left half-written)."""
     stem = Path(corpus).stem if not corpus.startswith("irds:") else corpus[5:].replace("/", "-")
@@ -59,9 +64,12 @@ def build(
         from rankkit.encode.biencoder import BiEncoder
         from rankkit.index.dense import DenseBuildConfig, build_dense_index
 
-        encoder = None if embeddings_from else BiEncoder(model, device=device, precision=precision.value)
+        encoder = None if embeddings_from else BiEncoder(model, device=device, precision=precision.value,
+                                                         passage_prompt=passage_prompt)
+        query_encoder = BiEncoder(query_model, device=device) if query_model else None
         config = DenseBuildConfig(factory=factory, save_embeddings=save_embeddings)
-        manifest = build_dense_index(corpus, out, encoder, config, corpus_format, embeddings_from, overwrite)
+        manifest = build_dense_index(corpus, out, encoder, config, corpus_format, embeddings_from, overwrite,
+                                     query_encoder=query_encoder)
     rprint(f"built {manifest.kind} index [bold]{out}[/] with {manifest.count} documents ({manifest.index_type})")
 
 

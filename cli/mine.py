@@ -10,7 +10,8 @@ from typing import List, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors, stderr
-from rankkit.cli.options import AT_LEAST_1, FINITE, NON_NEGATIVE, PRECISION_HELP, Precision
+from rankkit.cli.options import (AT_LEAST_1, EF_SEARCH_HELP, FINITE, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP,
+                                 QUERY_PROMPT_HELP, Precision)
 from rankkit.errors import RankkitError
 
 
@@ -56,6 +57,9 @@ def mine(
     min_grade: int = typer.Option(1, help="Grades at or above this are positives."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
+    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
+    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
 ) -> None:
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
@@ -70,7 +74,7 @@ def mine(
         score_field=score_field.value, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
         full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device,
-        precision=precision.value)
+        precision=precision.value, nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt)
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
     if mined.stats["queries_mined"] == 0 and mined.stats.get("window_beyond_depth"):

@@ -7,22 +7,28 @@ from typing import Optional
 
 import typer
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import stdout_console
+from rankkit.cli.options import ALPHA_HELP, FUSION_HELP, Fusion, fusion_config, stdout_console
 
 
 @friendly_errors
 def quickstart(
-    data: Optional[Path] = typer.Option(None, help="Collection folder (collection.tsv, queries.tsv, qrels.txt); "
+    data: Optional[Path] = typer.Option(None, help="Collection folder (collection.tsv, queries.tsv, qrels.txt) or "
+                                                   "BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv); "
                                                    "default: the bundled sample."),
+    split: Optional[str] = typer.Option(None, help="BEIR folder: the qrels split to evaluate (default test, "
+                                                   "else the only one); its judged queries are searched."),
     out: Path = typer.Option(Path("quickstart-output"), help="Where indexes, runs and the report go."),
     model: str = typer.Option("default", help="Dense model; default the packaged all-MiniLM-L6-v2."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
+    alpha: Optional[float] = typer.Option(None, help=ALPHA_HELP),
 ) -> None:
     """Build BM25 and dense indexes, search with BM25, dense and hybrid, and evaluate."""
     from rankkit.eval.report import summary_table
     from rankkit.quickstart import QuickstartConfig, run_quickstart
 
-    config = QuickstartConfig(data=str(data) if data else None, out=str(out), model=model, device=device)
+    config = QuickstartConfig(data=str(data) if data else None, split=split, out=str(out), model=model, device=device,
+                              fusion=fusion_config(fusion, alpha, None, None))
     evaluations = run_quickstart(config)
     stdout_console().print(summary_table(list(evaluations), list(evaluations.values())))
     print(f"indexes, runs and report.json are in {out}")

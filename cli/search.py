@@ -9,28 +9,40 @@ import typer
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, PRECISION_HELP, Precision, number_check, stdout_console
+from rankkit.cli.options import (ALPHA_HELP, AT_LEAST_1, EF_SEARCH_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP,
+                                 FUSION_HELP, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Fusion,
+                                 Precision, fusion_config, number_check, stdout_console)
 from rankkit.errors import RankkitError
 
 
 @friendly_errors
 def search(
-    index: List[Path] = typer.Option(..., "--index", "-i", help="Index folder; give two or more for hybrid (RRF)."),
+    index: List[Path] = typer.Option(..., "--index", "-i", help="Index folder; give two or more for hybrid."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="One query, answered as a table."),
-    queries: Optional[str] = typer.Option(None, help="Queries file (TSV or TREC topics) or irds:<id>."),
+    queries: Optional[str] = typer.Option(None, help="Queries file (TSV, TREC topics or BEIR queries.jsonl) or "
+                                                     "irds:<id>."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write (with --queries)."),
     k: int = typer.Option(10, "--k", "-k", callback=AT_LEAST_1, help="Hits per query."),
     tag: str = typer.Option("rankkit", help="Run tag (last column of the TREC run)."),
-    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE, help="Hybrid: one RRF weight per --index."),
+    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE,
+                                                 help="Hybrid: one weight per --index (instead of --alpha)."),
+    fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
+    alpha: Optional[float] = typer.Option(None, callback=number_check(0, 1), help=ALPHA_HELP),
+    fusion_depth: Optional[int] = typer.Option(None, callback=AT_LEAST_1, help=FUSION_DEPTH_HELP),
+    fusion_config_file: Optional[Path] = typer.Option(None, "--fusion-config", help=FUSION_CONFIG_HELP),
     model: Optional[str] = typer.Option(None, help="Dense: query model; default the one in the index manifest."),
     k1: Optional[float] = typer.Option(None, callback=NON_NEGATIVE, help="BM25 k1 (default 0.9)."),
     b: Optional[float] = typer.Option(None, callback=number_check(0, 1), help="BM25 b (default 0.4)."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
+    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
+    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
 ) -> None:
     """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
     from rankkit.data.queries import read_queries
     from rankkit.data.runs import write_run
+    from rankkit.index.dense import search_params_of
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
@@ -39,7 +51,9 @@ def search(
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
     retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device,
-                                precision=precision.value)
+                               precision=precision.value, search_params=search_params_of(nprobe, ef_search),
+                               query_prompt=query_prompt,
+                               fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
     if query is not None:
         table = Table(title=f"{retriever.name}: {query}")
         for column in ("rank", "docid", "score"):

@@ -1,5 +1,6 @@
 """The main job end to end: BM25 and dense indexes, search, evaluation, on one collection folder
-(the bundled sample by default, or any folder in the ../shared/data layout)."""
+(the bundled sample by default, any folder in the ../shared/data layout, or a BEIR folder with
+one of its qrels splits)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rankkit.data.beir import queries_and_qrels
 from rankkit.data.collection import collection
 from rankkit.data.files import atomic_write
-from rankkit.data.qrels import read_qrels
-from rankkit.data.queries import read_queries
 from rankkit.data.runs import write_run
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
@@ -18,17 +18,20 @@ from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
+from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
 
 
 @dataclass(frozen=True)
 class QuickstartConfig:
     data: str | None = None  # collection folder; None = the bundled sample
+    split: str | None = None  # BEIR folders: the qrels split (default test, else the only one)
     out: str = "quickstart-output"
     model: str = "default"
     factory: str = "Flat"
     k: int = 1000
     device: str | None = None
+    fusion: FusionConfig = FusionConfig()  # how the hybrid run fuses BM25 and dense
 
 
 def quickstart_measures(max_grade: int) -> list[str]:
@@ -40,16 +43,16 @@ def quickstart_measures(max_grade: int) -> list[str]:
 def run_quickstart(config: QuickstartConfig) -> dict[str, Evaluation]:
     """Build both indexes, search every query with BM25, dense and hybrid, evaluate; writes
     indexes/, runs/, report.json and config.json under config.out. Returns the evaluations."""
-    paths = collection(config.data)
+    paths = collection(config.data, config.split)
     out = Path(config.out)
-    queries, qrels = read_queries(paths.queries), read_qrels(paths.qrels)
+    queries, qrels = queries_and_qrels(paths)
     bm25_dir, dense_dir = out / "indexes" / f"{paths.name}-bm25", out / "indexes" / f"{paths.name}-dense"
     build_bm25_index(paths.corpus, bm25_dir, overwrite=True)
     encoder = BiEncoder(config.model, device=config.device)
     build_dense_index(paths.corpus, dense_dir, encoder, DenseBuildConfig(factory=config.factory), overwrite=True)
     bm25 = BM25Retriever(bm25_dir)
     dense = DenseRetriever(DenseIndex(dense_dir), encoder)
-    systems = {"bm25": bm25, "dense": dense, "hybrid": HybridRetriever([bm25, dense])}
+    systems = {"bm25": bm25, "dense": dense, "hybrid": HybridRetriever([bm25, dense], config=config.fusion)}
     max_grade = max(g for judged in qrels.values() for g in judged.values())
     measures = resolve_measures(None, quickstart_measures(max_grade))
     evaluations = {}

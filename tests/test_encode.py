@@ -146,7 +146,7 @@ def test_default_model_agrees_with_sentence_transformers():
     assert encoder.name == DEFAULT_MODEL
     assert encoder.dimension == 384
     assert encoder.max_length == 256
-    assert (encoder.pooling.mode, encoder.pooling.normalize) == ("mean", True)
+    assert (encoder.pooling_mode, encoder.normalized) == ("mean", True)
     reference = SentenceTransformer(str(resolve_model_dir("default")), device="cpu").encode(TEXTS)
     np.testing.assert_allclose(encoder.encode(TEXTS), reference, atol=1e-5)
     stars, bread = encoder.encode(["how do stars form", "how does yeast make bread rise"])

@@ -1,18 +1,17 @@
-"""Reciprocal rank fusion, length-sorted dynamic batching and pooling, on hand-made inputs."""
+"""Reciprocal rank fusion and length-sorted dynamic batching, on hand-made inputs (pooling is
+sentence-transformers' own: tests/test_st_stack.py)."""
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 import torch
 
 from rankkit.data.runs import Hit
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
-from rankkit.encode.pooling import PoolingConfig, pool, read_pooling_config
 from rankkit.errors import RankkitError
+from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import DEFAULT_RRF_K, HybridRetriever, rrf_fuse
 
 # --- reciprocal rank fusion ----------------------------------------------------------------------
@@ -101,7 +100,7 @@ class FakeRetriever:
 
 def test_hybrid_retriever_fuses_its_retrievers():
     one, two = FakeRetriever("one", A), FakeRetriever("two", B)
-    hybrid = HybridRetriever([one, two], weights=[1.0, 0.5], depth=50)
+    hybrid = HybridRetriever([one, two], weights=[1.0, 0.5], config=FusionConfig(method="rrf", depth=50))
     assert hybrid.name == "hybrid:one+two"
     assert hybrid.search("q", k=2) == rrf_fuse([A, B], [1.0, 0.5], k=2)
     assert one.asked == [50] and two.asked == [50]
@@ -177,144 +176,3 @@ def test_right_padded_pads_ids_and_token_types_and_builds_the_mask():
     without_mask = right_padded({"input_ids": encoded["input_ids"]}, [0, 2], pad_id=0, device=torch.device("cpu"))
     assert set(without_mask) == {"input_ids", "attention_mask"}
     assert without_mask["attention_mask"].tolist() == [[1, 1], [1, 0]]
-
-# --- pooling -------------------------------------------------------------------------------------
-
-# batch of 3 rows, 3 tokens, dim 2; right-padded (mask 0 = padding)
-HIDDEN = torch.tensor([
-    [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],  # last token is padding, and larger than the kept ones
-    [[-1.0, 0.0], [2.0, -2.0], [7.0, 7.0]],  # no padding
-    [[-3.0, -1.0], [-2.0, -5.0], [0.0, 0.0]],  # all kept values negative, padding 0
-])
-MASK = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 1, 0]])
-
-
-def test_pool_mean_ignores_padding():
-    expected = torch.tensor([[2.0, 3.0], [8 / 3, 5 / 3], [-2.5, -3.0]])
-    torch.testing.assert_close(pool(HIDDEN, MASK, "mean"), expected)
-
-
-def test_pool_cls_takes_the_first_token():
-    torch.testing.assert_close(pool(HIDDEN, MASK, "cls"), torch.tensor([[1.0, 2.0], [-1.0, 0.0], [-3.0, -1.0]]))
-
-
-def test_pool_max_ignores_padding_even_when_values_are_negative():
-    # row 0: padding (5, 6) would win if not masked; row 2: padding 0 would beat (-2, -1)
-    torch.testing.assert_close(pool(HIDDEN, MASK, "max"), torch.tensor([[3.0, 4.0], [7.0, 7.0], [-2.0, -1.0]]))
-
-
-def test_pool_lasttoken_takes_the_last_kept_position():
-    torch.testing.assert_close(pool(HIDDEN, MASK, "lasttoken"), torch.tensor([[3.0, 4.0], [7.0, 7.0], [-2.0, -5.0]]))
-
-
-def test_pool_accepts_a_boolean_mask_and_half_precision():
-    out = pool(HIDDEN.to(torch.bfloat16), MASK.bool(), "max")
-    assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), torch.tensor([[3.0, 4.0], [7.0, 7.0], [-2.0, -1.0]]))
-    torch.testing.assert_close(pool(HIDDEN, MASK.bool(), "mean"), pool(HIDDEN, MASK, "mean"))
-
-
-def test_pool_mean_of_a_fully_masked_row_is_zero_not_nan():
-    out = pool(HIDDEN[:1], torch.zeros(1, 3, dtype=torch.long), "mean")
-    torch.testing.assert_close(out, torch.zeros(1, 2))
-
-
-def test_pool_unknown_mode():
-    with pytest.raises(ValueError, match="weightedmean"):
-        pool(HIDDEN, MASK, "weightedmean")
-
-
-# --- pooling config ------------------------------------------------------------------------------
-
-TRANSFORMER = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}
-NORMALIZE = {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
-
-
-def st_folder(root: Path, pooling: dict, normalize: bool, max_seq_length: int | None = None,
-              pooling_path: str = "1_Pooling") -> Path:
-    modules = [TRANSFORMER, {"idx": 1, "name": "1", "path": pooling_path,
-                             "type": "sentence_transformers.models.Pooling"}]
-    if normalize:
-        modules.append(NORMALIZE)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "modules.json").write_text(json.dumps(modules))
-    (root / pooling_path).mkdir()
-    flags = {"pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False, "pooling_mode_max_tokens": False,
-             "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
-             "pooling_mode_lasttoken": False}
-    (root / pooling_path / "config.json").write_text(json.dumps({"word_embedding_dimension": 8, **flags, **pooling}))
-    if max_seq_length is not None:
-        (root / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length,
-                                                                    "do_lower_case": False}))
-    return root
-
-
-def test_config_mean_with_normalize(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode_mean_tokens": True}, normalize=True, max_seq_length=256)
-    assert read_pooling_config(folder) == PoolingConfig(mode="mean", normalize=True, max_length=256)
-
-
-def test_config_cls_without_normalize(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode_cls_token": True}, normalize=False)
-    assert read_pooling_config(folder) == PoolingConfig(mode="cls", normalize=False, max_length=None)
-
-
-@pytest.mark.parametrize("key, mode", [("pooling_mode_max_tokens", "max"), ("pooling_mode_lasttoken", "lasttoken")])
-def test_config_other_supported_modes(tmp_path, key, mode):
-    folder = st_folder(tmp_path / "m", {key: True}, normalize=False, max_seq_length=128)
-    assert read_pooling_config(folder) == PoolingConfig(mode=mode, normalize=False, max_length=128)
-
-
-def test_config_pooling_folder_named_in_modules_json(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode_cls_token": True}, normalize=True, pooling_path="pool")
-    assert read_pooling_config(folder).mode == "cls"
-
-
-def test_config_pooling_mode_string(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode": "max"}, normalize=True)
-    assert read_pooling_config(folder).mode == "max"
-
-
-def test_config_combined_modes_are_refused(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": True},
-                       normalize=True)
-    with pytest.raises(RankkitError) as excinfo:
-        read_pooling_config(folder)
-    message = str(excinfo.value)
-    assert str(folder) in message and "combines" in message and "Fix:" in message
-
-
-@pytest.mark.parametrize("key", ["pooling_mode_weightedmean_tokens", "pooling_mode_mean_sqrt_len_tokens"])
-def test_config_unsupported_sentence_transformers_modes_are_refused(tmp_path, key):
-    # regression: these flags used to be ignored, so such a model was silently mean-pooled
-    folder = st_folder(tmp_path / "m", {key: True}, normalize=True)
-    with pytest.raises(RankkitError) as excinfo:
-        read_pooling_config(folder)
-    assert str(folder) in str(excinfo.value) and "unsupported" in str(excinfo.value) and "Fix:" in str(excinfo.value)
-
-
-def test_config_unknown_pooling_mode_string_is_refused(tmp_path):
-    folder = st_folder(tmp_path / "m", {"pooling_mode": "attention"}, normalize=True)
-    with pytest.raises(RankkitError) as excinfo:
-        read_pooling_config(folder)
-    assert "'attention'" in str(excinfo.value) and "Fix:" in str(excinfo.value)
-
-
-def test_config_plain_transformers_folder_is_mean(tmp_path):
-    folder = tmp_path / "plain"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 8}))
-    config = read_pooling_config(folder)
-    assert config.mode == "mean"
-    assert config.max_length is None
-
-
-def test_config_of_the_conftest_tiny_model_layout(tmp_path):
-    # the layout tests/conftest.py writes (pooling flags without the mean_sqrt/weightedmean keys)
-    (tmp_path / "1_Pooling").mkdir()
-    (tmp_path / "modules.json").write_text(json.dumps([TRANSFORMER, {"idx": 1, "name": "1", "path": "1_Pooling",
-                                                                     "type": "sentence_transformers.models.Pooling"}]))
-    (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": 32, "pooling_mode_mean_tokens": False, "pooling_mode_cls_token": False,
-        "pooling_mode_max_tokens": True}))
-    assert read_pooling_config(tmp_path) == PoolingConfig(mode="max", normalize=False, max_length=None)

@@ -13,6 +13,7 @@ from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
 from rankkit.retrieve import HybridRetriever, Retriever, open_retriever, rrf_fuse
+from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.base import MAX_K
 from rankkit.retrieve.dense import DenseRetriever
 
@@ -113,7 +114,7 @@ def test_rrf_fuse_ties_broken_by_docid():
 def test_hybrid_of_two_dense_indexes(indexes, encoder, dense):
     flat = DenseRetriever(DenseIndex(indexes[0]), encoder)
     hnsw = DenseRetriever(DenseIndex(indexes[1], search_params={"efSearch": 256}), encoder)
-    hybrid = HybridRetriever([flat, hnsw])
+    hybrid = HybridRetriever([flat, hnsw], config=FusionConfig(method="rrf"))
     assert hybrid.name == f"hybrid:{flat.name}+{hnsw.name}"
     fused = hybrid.search("how do stars form", 10)
     single = flat.search("how do stars form", 10)
@@ -124,7 +125,7 @@ def test_hybrid_of_two_dense_indexes(indexes, encoder, dense):
 
 def test_hybrid_weights_change_the_fusion(indexes, encoder):
     flat = DenseRetriever(DenseIndex(indexes[0]), encoder)
-    hybrid = HybridRetriever([flat, flat], weights=[0.5, 0.25], depth=20)
+    hybrid = HybridRetriever([flat, flat], weights=[0.5, 0.25], config=FusionConfig(method="rrf", depth=20))
     hits = hybrid.search("moon", 3)
     assert [h.score for h in hits] == pytest.approx([0.75 / 61, 0.75 / 62, 0.75 / 63])
 

@@ -5,7 +5,9 @@ the tests talk to it with httpx, the library Client and `rankkit query`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import json
 import os
 import re
 import signal
@@ -26,11 +28,14 @@ pytest.importorskip("pyserini", reason="the BM25 index needs the bm25 extra (pys
 from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.serve import Client  # noqa: E402
+from serve_fakes import GatedEngine  # noqa: E402
 
 KEY = "testkey"
 AUTH = {"X-API-Key": KEY}
 READY_TIMEOUT_S = 60
 SKY = "why is the sky blue"
+CLIENT_TIMEOUT_S = 1.0  # the `small` server's --client-timeout
+INDEXES: dict[str, Path] = {}  # the sample's indexes, filled by the `servers` fixture
 
 
 def free_port() -> int:
@@ -97,8 +102,8 @@ class ServerProcess:
 def servers(tmp_path_factory, tiny_model):
     """Three servers of the sample, started as soon as their indexes exist so that start-ups
     overlap: `main` (dense index with the tiny model, BM25 index, tiny cross-encoder, API key);
-    `small` (dense only, --max-queue 1 --batch-max 1, a small body limit, no key); `doomed`
-    (dense + BM25, for the shutdown test)."""
+    `small` (dense only, --max-queue 1 --batch-max 1, a small body limit, a 1 s --client-timeout,
+    no key); `doomed` (dense + BM25, for the shutdown test)."""
     from rankkit.encode import BiEncoder
     from rankkit.encode.crossencoder import CrossEncoder
     from rankkit.index.bm25 import build_bm25_index
@@ -107,11 +112,13 @@ def servers(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("serve")
     corpus = SAMPLE_DIR / "collection.tsv"
     dense, bm25, reranker = root / "dense", root / "bm25", root / "reranker"
+    INDEXES.update(dense=dense, bm25=bm25)
     started: dict[str, ServerProcess] = {}
     try:
         build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
         started["small"] = ServerProcess(["--index", str(dense), "--max-queue", "1", "--batch-max", "1",
-                                          "--max-body-bytes", "4096"], root / "small.log")
+                                          "--max-body-bytes", "4096", "--client-timeout", str(CLIENT_TIMEOUT_S)],
+                                         root / "small.log")
         build_bm25_index(corpus, bm25)
         CrossEncoder(tiny_model, device="cpu").save(reranker)
         started["main"] = ServerProcess(["--index", str(dense), "--bm25-index", str(bm25), "--reranker",
@@ -322,6 +329,25 @@ BAD_REQUESTS = {
     "rerank no passages": ("/rerank", {"query": SKY, "passages": []}, 422, "invalid_passages"),
     "rerank empty query": ("/rerank", {"query": "", "passages": [{"text": "blue"}]}, 422, "empty_query"),
     "rerank passage without text": ("/rerank", {"query": SKY, "passages": [{"id": "a"}]}, 422, "missing_field"),
+    # regressions (issue 13): lenient coercion answered these 200
+    "k a numeric string": ("/search", {"query": SKY, "k": "10"}, 422, "invalid_field"),
+    "k true": ("/search", {"query": SKY, "k": True}, 422, "invalid_field"),
+    "k a float": ("/search", {"query": SKY, "k": 3.0}, 422, "invalid_field"),
+    "rerank a string": ("/search", {"query": SKY, "rerank": "yes"}, 422, "invalid_field"),
+    "text a number": ("/search", {"query": SKY, "text": 1}, 422, "invalid_field"),
+    "batch k a string": ("/search/batch", {"queries": [SKY], "k": "3"}, 422, "invalid_field"),
+    "query a number": ("/search", {"query": 42}, 422, "invalid_field"),
+    # regression: rerank_depth was capped only at max k (1000 cross-encoder passes for one request)
+    "rerank_depth 1000": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 1000}, 422,
+                          "invalid_rerank_depth"),
+    "rerank_depth over max-passages": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 257}, 422,
+                                       "invalid_rerank_depth"),
+    "rerank too many passages": ("/rerank", {"query": SKY, "passages": [{"text": "x"}] * 257}, 422,
+                                 "invalid_passages"),
+    # regression: zero-width-only queries were searched (200 with hits)
+    "zero-width query": ("/search", {"query": "\u200b\u200b"}, 422, "empty_query"),
+    "invisible query": ("/search", {"query": " \u2060\ufeff\u200d "}, 422, "empty_query"),
+    "batch zero-width query": ("/search/batch", {"queries": [SKY, "\u200b"]}, 422, "empty_query"),
 }
 
 
@@ -329,6 +355,32 @@ BAD_REQUESTS = {
 def test_bad_json_requests(http, case):
     path, body, status, code = BAD_REQUESTS[case]
     assert_error(http.post(path, json=body), status, code)
+
+
+def test_rerank_depth_error_names_the_limit_and_flag(http):
+    error = assert_error(http.post("/search", json={"query": SKY, "rerank": True, "rerank_depth": 1000}),
+                         422, "invalid_rerank_depth")
+    assert "256" in error["fix"] and "--max-passages" in error["fix"]
+
+
+LONE_SURROGATE = rb"stars \ud800"  # valid JSON (an escape), but no UTF-8 text
+SURROGATE_BODIES = {
+    "dense": ("/search", b'{"query": "%s", "mode": "dense"}'),
+    "bm25": ("/search", b'{"query": "%s", "mode": "bm25"}'),
+    "hybrid": ("/search", b'{"query": "%s", "mode": "hybrid"}'),
+    "batch": ("/search/batch", b'{"queries": ["why is the sky blue", "%s"]}'),
+    "rerank query": ("/rerank", b'{"query": "%s", "passages": [{"text": "blue"}]}'),
+    "rerank passage": ("/rerank", b'{"query": "sky", "passages": [{"text": "blue"}, {"text": "%s"}]}'),
+}
+
+
+@pytest.mark.parametrize("case", list(SURROGATE_BODIES))
+def test_lone_surrogate_is_422_before_it_reaches_a_batch(http, case):
+    # regression: 500 "unexpected TypeError" (dense) / "UnicodeEncodeError" (bm25)
+    path, body = SURROGATE_BODIES[case]
+    error = assert_error(http.post(path, content=body.replace(b"%s", LONE_SURROGATE), headers=JSON),
+                         422, "invalid_text")
+    assert "surrogate" in error["message"] and "UTF-8" in error["fix"]
 
 
 def test_query_too_long_says_the_limit(http):
@@ -352,11 +404,18 @@ def test_empty_body(http):
     assert "''" not in error["message"]
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "text/plain; x=json", "application/jsonp", "application/json-seq"])
 def test_non_json_content_type(http, content_type):
     headers = {"content-type": content_type} if content_type else {}
     response = http.post("/search", content=b'{"query": "sky"}', headers=headers)
     assert_error(response, 415, "not_json")
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_json_media_type_with_parameters_or_capitals(http, content_type):
+    response = http.post("/search", content=b'{"query": "sky", "k": 1}', headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
 
 
 def test_body_over_the_default_limit(http):
@@ -392,7 +451,16 @@ def test_max_body_bytes_flag(servers):
 
 def test_unknown_path_and_wrong_method(http):
     assert_error(http.get("/nowhere"), 404, "not_found")
-    assert_error(http.get("/search"), 405, "method_not_allowed")
+    response = http.get("/search")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "POST"  # regression: 405 without Allow
+
+
+def test_post_to_health_is_405_not_415(main_server):
+    # regression: the JSON content-type check ran before routing, so POST /health got 415
+    response = httpx.post(main_server.url + "/health")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["Allow"] == "GET"
 
 
 @pytest.mark.parametrize("path", ["/search", "/search/batch", "/rerank", "/metrics"])
@@ -422,54 +490,41 @@ def test_mode_not_loaded(servers):
 
 # ---- overload and shutdown -------------------------------------------------------------------
 
-class GatedEngine:
-    """A dense-only engine whose searches block until `gate` opens, so a test decides when the
-    worker is busy; `entered` is set when a batch reaches the worker."""
+@contextlib.contextmanager
+def in_process_server(config_fields: dict, engine=None, load=None, wait_ready: bool = True):
+    """create_app under uvicorn in a thread of this process, configured as `rankkit serve`
+    configures it (rankkit.serve.server.uvicorn_config); yields its URL."""
+    import uvicorn
 
-    def __init__(self) -> None:
-        import concurrent.futures
+    from rankkit.serve.app import create_app
+    from rankkit.serve.engine import SearchEngine, ServeConfig
+    from rankkit.serve.server import uvicorn_config
 
-        from rankkit.data.runs import Hit
-
-        self.hit = Hit("d1", 1.0)
-        self.gate, self.entered = threading.Event(), threading.Event()
-        self.executors = {"dense": concurrent.futures.ThreadPoolExecutor(1)}
-        self.dense, self.bm25, self.reranker = object(), None, None
-        self.bm25_batch = self.rerank_batch = None
-        self.modes, self.doc_texts = ["dense"], {}
-
-    def dense_batch(self, items):
-        self.entered.set()
-        assert self.gate.wait(30), "the test never opened the gate"
-        return [[self.hit] for _ in items]
-
-    def close(self) -> None:
-        self.gate.set()
-        self.executors["dense"].shutdown(wait=True)
+    config = ServeConfig(**{"index": "gated", "port": free_port(), **config_fields})
+    app = create_app(config, engine=engine, load=load or SearchEngine)
+    server = uvicorn.Server(uvicorn_config(app, config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{config.port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not server.started or (wait_ready and httpx.get(url + "/health").json()["status"] != "ready"):
+        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        if engine is not None:
+            engine.gate.set()
+        server.should_exit = True
+        thread.join(30)
 
 
 @pytest.fixture
 def gated_server():
     """The app with a GatedEngine, --max-queue 1 --batch-max 1, under uvicorn in this process."""
-    import uvicorn
-
-    from rankkit.serve.app import create_app
-    from rankkit.serve.engine import ServeConfig
-
-    engine, port = GatedEngine(), free_port()
-    app = create_app(ServeConfig(index="gated", port=port, max_queue=1, batch_max=1), engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while not server.started or httpx.get(url + "/health").json()["status"] != "ready":
-        assert time.monotonic() < deadline and thread.is_alive(), "the in-process server did not start"
-        time.sleep(0.05)
-    yield url, engine
-    engine.gate.set()
-    server.should_exit = True
-    thread.join(30)
+    engine = GatedEngine()
+    with in_process_server({"max_queue": 1, "batch_max": 1}, engine) as url:
+        yield url, engine
 
 
 def test_overload_answers_503_at_once_and_recovers(gated_server):

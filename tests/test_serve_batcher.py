@@ -84,3 +84,31 @@ def test_concurrent_clients_are_batched_and_the_wait_ends_when_all_have_asked():
     assert sum(sizes) == 40
     assert sizes[-5:] == [4] * 5  # settles on one batch per round of the 4 clients
     assert seconds < 2.0  # waits end as soon as the 4th client asks, not at the 0.5 s deadline
+
+
+def test_one_poisoned_item_fails_only_itself():
+    # regression: one item that made the batch raise failed all 30 requests batched with it
+    sizes: list[int] = []
+
+    def process(items):
+        if "poison" in items:
+            raise UnicodeEncodeError("utf-8", "poison", 0, 1, "surrogates not allowed")
+        return [item.upper() for item in items]
+
+    async def main() -> list:
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        batcher = MicroBatcher(process, executor, max_batch=32, max_wait_s=0.05, on_batch=sizes.append)
+        batcher.start()
+        items = [f"q{i}" for i in range(29)]
+        items.insert(17, "poison")
+        try:
+            return await asyncio.gather(*(batcher.submit(item) for item in items), return_exceptions=True)
+        finally:
+            await batcher.stop()
+            executor.shutdown()
+
+    results = asyncio.run(main())
+    assert sizes == [30]  # they were batched together
+    assert isinstance(results[17], UnicodeEncodeError)
+    del results[17]
+    assert results == [f"Q{i}" for i in range(29)]

@@ -298,7 +298,8 @@ def test_saved_reranker_loads_in_sentence_transformers_and_transformers(trained_
     pairs = [(queries["q01"], docs[h.docid]) for h in run["q01"][:8]]
     ours = CrossEncoder(folder, device="cpu").score(pairs)
     theirs = STCrossEncoder(str(folder), device="cpu").predict(pairs)
-    assert list(np.argsort(-ours)) == list(np.argsort(-np.asarray(theirs)))
+    # regression: predict() applied a sigmoid, putting ST's scores on another scale than rankkit's
+    np.testing.assert_allclose(np.asarray(theirs), ours, atol=1e-5)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     with torch.no_grad():
@@ -417,6 +418,12 @@ def test_biencoder_trains_logs_and_loads_in_sentence_transformers(tmp_path, tiny
     assert np.allclose(np.linalg.norm(theirs, axis=1), 1.0, atol=1e-5)
     start = BiEncoder(tiny_model, device="cpu").encode(texts)
     assert not np.allclose(ours, start, atol=1e-6)  # training moved the embeddings
+    # regression: rankkit wrote old-style module names and no config_sentence_transformers.json
+    assert json.loads((folder / "config_sentence_transformers.json").read_text())["model_type"] == "SentenceTransformer"
+    assert [m["type"] for m in json.loads((folder / "modules.json").read_text())] == [
+        "sentence_transformers.base.modules.transformer.Transformer",
+        "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
+        "sentence_transformers.base.modules.normalize.Normalize"]
 
 
 def test_biencoder_losses_on_one_batch(tiny_model, sample):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rankkit.errors import RankkitError
+
+if TYPE_CHECKING:
+    from rankkit.data.beir import BeirPaths
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 COLLECTION_FILES = ("collection.tsv", "queries.tsv", "qrels.txt")
@@ -33,13 +37,19 @@ class CollectionPaths:
         return self.root.name if self.root != SAMPLE_DIR else "sample"
 
 
-def collection(root: str | Path | None = None) -> CollectionPaths:
-    """The collection in `root` (the bundled sample when None), checked for its three files."""
+def collection(root: str | Path | None = None, split: str | None = None) -> "CollectionPaths | BeirPaths":
+    """The collection in `root` (the bundled sample when None), checked for its three files; a
+    BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) with its split `split`."""
+    from rankkit.data.beir import beir_folder, is_beir_folder
+
+    if root is not None and is_beir_folder(root):
+        return beir_folder(root, split)
     paths = CollectionPaths(Path(root) if root is not None else SAMPLE_DIR)
     missing = [name for name in COLLECTION_FILES if not (paths.root / name).is_file()]
     if missing:
         raise RankkitError(f"{paths.root}: missing {', '.join(missing)}. Fix: give a folder holding "
-                           "collection.tsv (docid<TAB>text), queries.tsv (qid<TAB>text) and qrels.txt (TREC qrels)")
+                           "collection.tsv (docid<TAB>text), queries.tsv (qid<TAB>text) and qrels.txt (TREC qrels), "
+                           "or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
     return paths
 
 

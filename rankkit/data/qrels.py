@@ -15,10 +15,15 @@ GRADE_RANGE = (-2**31, 2**31 - 1)  # trec_eval and pytrec_eval hold grades in a 
 
 
 def read_qrels(path: str | Path) -> Qrels:
-    """Read qrels as {qid: {docid: grade}} (or from `irds:<id>`); a repeated (qid, docid) is an error."""
+    """Read qrels as {qid: {docid: grade}} from TREC qrels, a BEIR qrels TSV (3 tab-separated
+    columns after its header) or `irds:<id>`; a repeated (qid, docid) is an error."""
     if irds.is_irds(path):
         return irds.qrels(str(path))
     path = Path(path)
+    if _looks_like_beir(path):
+        from rankkit.data.beir import read_beir_qrels
+
+        return read_beir_qrels(path)
     qrels: Qrels = {}
     for number, line in iter_lines(path):
         fields = line.split()
@@ -42,6 +47,14 @@ def read_qrels(path: str | Path) -> Qrels:
     if not qrels:
         raise file_error(path, None, "no judgments found", "give a qrels file with at least one line")
     return qrels
+
+
+def _looks_like_beir(path: Path) -> bool:
+    """BEIR qrels: the first line has 3 tab-separated fields (its header, or a judgment when the
+    header is missing, which the BEIR reader then reports)."""
+    for _, line in iter_lines(path):
+        return len(line.split("\t")) == 3
+    return False
 
 
 def write_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> None:

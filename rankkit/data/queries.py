@@ -48,10 +48,15 @@ def _read_trec_topics(path: Path) -> dict[str, str]:
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
-    """Read queries as {qid: text} from a TSV, a TREC topic file (detected by '<top>') or `irds:<id>`."""
+    """Read queries as {qid: text} from a TSV, a TREC topic file (detected by '<top>'), a BEIR
+    queries.jsonl or `irds:<id>`."""
     if irds.is_irds(path):
         return irds.queries(str(path))
     path = Path(path)
+    if path.suffix == ".jsonl":
+        from rankkit.data.beir import read_beir_queries
+
+        return read_beir_queries(path)
     lines = iter_lines(path)
     first = next(lines, None)
     if first is None:

@@ -18,11 +18,11 @@ from transformers.utils import logging as hf_logging
 
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
-from rankkit.encode.models import model_display_name, resolve_model_dir
-from rankkit.encode.pooling import read_pooling_config
+from rankkit.encode.models import model_display_name, read_json, resolve_model_dir
 from rankkit.encode.precision import inference_dtype
 
 DEFAULT_MAX_LENGTH = 256
+IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
 
 
 class CrossEncoder:
@@ -48,7 +48,8 @@ class CrossEncoder:
         self.new_head = any("pooler" not in key for key in loading["missing_keys"])
         self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
-        limit = max_length or read_pooling_config(self.model_dir).max_length or saved or DEFAULT_MAX_LENGTH
+        configured = (read_json(self.model_dir / "sentence_bert_config.json") or {}).get("max_seq_length")
+        limit = max_length or configured or saved or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
 
@@ -84,8 +85,12 @@ class CrossEncoder:
         return out
 
     def save(self, folder: str | Path) -> None:
+        """Save as a transformers folder that sentence-transformers' CrossEncoder loads with an
+        identity activation, so its predict() returns these scores (raw logits), not their sigmoid."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        self.model.config.sentence_transformers = {"activation_fn": IDENTITY_ACTIVATION}  # read by ST >= 4
+        self.model.config.sbert_ce_default_activation_function = IDENTITY_ACTIVATION  # read by ST < 4
         self.model.save_pretrained(folder)
         # the max length it was trained with, read back by rankkit, sentence-transformers and transformers
         self.tokenizer.model_max_length = self.max_length

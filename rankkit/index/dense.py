@@ -8,6 +8,7 @@ built from the same embeddings without re-encoding.
 from __future__ import annotations
 
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +29,15 @@ INDEX_FILE = "index.faiss"
 DOCIDS_FILE = "docids.txt"
 EMBEDDINGS_FILE = "embeddings.f32"
 MAX_TRAINING_VECTORS = 100_000
+# the knob of each ANN family, as FAISS's ParameterSpace names it, with the CLI flag that sets it
+SEARCH_PARAMETERS = {"nprobe": "--nprobe", "efSearch": "--ef-search"}
+TUNING_TARGET_RECALL = 0.95
+TUNING_DEPTH = 100
+TUNING_QUERIES = 500
+
+
+class FewerHitsWarning(UserWarning):
+    """An approximate index returned fewer hits than asked for some queries."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,60 @@ def load_embeddings(folder: str | Path) -> np.ndarray:
     return np.memmap(path, dtype=np.float32, mode="r", shape=(manifest.count, manifest.dimension))
 
 
+def search_parameter(index: faiss.Index) -> str | None:
+    """The index's speed/recall knob: nprobe for IVF indexes, efSearch for HNSW, None for exact ones."""
+    try:
+        faiss.extract_index_ivf(index)
+        return "nprobe"
+    except RuntimeError:
+        pass
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+    return "efSearch" if hasattr(inner, "hnsw") else None
+
+
+def search_params_of(nprobe: int | None = None, ef_search: int | None = None) -> dict[str, int]:
+    """The search parameters a user set (--nprobe, --ef-search), by their FAISS names."""
+    return {name: value for name, value in (("nprobe", nprobe), ("efSearch", ef_search)) if value is not None}
+
+
+def set_search_params(index: faiss.Index, params: dict[str, int], where: str | Path) -> None:
+    """Set search parameters through FAISS's ParameterSpace (GpuParameterSpace for a GPU index)."""
+    space = faiss.GpuParameterSpace() if "Gpu" in type(index).__name__ else faiss.ParameterSpace()
+    for name, value in params.items():
+        try:
+            space.set_index_parameter(index, name, value)
+        except RuntimeError:
+            knob = search_parameter(index)
+            fix = f"use {SEARCH_PARAMETERS[knob]} for this index" if knob else "this index is exact: drop the option"
+            raise RankkitError(f"{where}: the index has no search parameter {name!r}. Fix: {fix}") from None
+
+
+def tune_search_params(index: faiss.Index, vectors: np.ndarray, seed: int, target: float = TUNING_TARGET_RECALL,
+                       depth: int = TUNING_DEPTH) -> dict[str, int]:
+    """The smallest nprobe / efSearch (powers of two) at which the index's top `depth` for sampled
+    corpus vectors, used as queries, holds at least `target` of the exact top `depth`; {} for exact
+    indexes. Recorded in the manifest as the default search setting."""
+    name = search_parameter(index)
+    if name is None:
+        return {}
+    rows = np.sort(np.random.default_rng(seed).permutation(len(vectors))[:TUNING_QUERIES])
+    queries = np.ascontiguousarray(vectors[rows])
+    depth = min(depth, len(vectors))
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    for start in range(0, len(vectors), 50_000):
+        exact.add(np.ascontiguousarray(vectors[start:start + 50_000]))
+    truth = exact.search(queries, depth)[1]
+    limit = faiss.extract_index_ivf(index).nlist if name == "nprobe" else 4096
+    value = 1 if name == "nprobe" else 16
+    while True:
+        set_search_params(index, {name: value}, "tuning")
+        found = index.search(queries, depth)[1]
+        recall = np.mean([len(np.intersect1d(f, t)) / depth for f, t in zip(found, truth)])
+        if recall >= target or value >= limit:
+            return {name: value}
+        value = min(2 * value, limit)
+
+
 def _make_faiss_index(vectors: np.ndarray, factory: str, seed: int) -> faiss.Index:
     count, dimension = vectors.shape
     try:
@@ -93,11 +157,25 @@ def _make_faiss_index(vectors: np.ndarray, factory: str, seed: int) -> faiss.Ind
     return to_cpu(index)
 
 
+def _query_model(encoder: BiEncoder, query_encoder: BiEncoder | None) -> dict:
+    """Manifest fields of a declared query tower, after checking it fits the passage tower."""
+    if query_encoder is None:
+        return {}
+    if query_encoder.dimension != encoder.dimension:
+        raise RankkitError(f"query model {query_encoder.name!r} gives {query_encoder.dimension} dimensions, the "
+                           f"passage model {encoder.name!r} {encoder.dimension}. Fix: pair towers of one dimension")
+    return dict(query_model=query_encoder.name, query_model_fingerprint=query_encoder.fingerprint)
+
+
 def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | None,
                       config: DenseBuildConfig = DenseBuildConfig(), fmt: CorpusFormat | None = None,
-                      embeddings_from: str | Path | None = None, overwrite: bool = False) -> Manifest:
+                      embeddings_from: str | Path | None = None, overwrite: bool = False,
+                      query_encoder: BiEncoder | None = None) -> Manifest:
     """Encode `corpus` (or reuse the embeddings saved in the index `embeddings_from`) and write a
-    dense index folder to `out` atomically. Returns its manifest."""
+    dense index folder to `out` atomically. Returns its manifest.
+
+    `query_encoder` declares a two-tower model (DPR / Tevatron style): queries are encoded by it,
+    passages by `encoder`; the manifest records both."""
     fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
     corpus_info = CorpusInfo.of(corpus, fmt)
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
@@ -113,8 +191,10 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             if config.save_embeddings:
                 shutil.copyfile(Path(embeddings_from) / EMBEDDINGS_FILE, folder / EMBEDDINGS_FILE)
             model = dict(model=source.model, model_fingerprint=source.model_fingerprint, dimension=source.dimension,
-                         pooling=source.pooling, normalized=source.normalized, max_length=source.max_length)
+                         pooling=source.pooling, normalized=source.normalized, max_length=source.max_length,
+                         query_model=source.query_model, query_model_fingerprint=source.query_model_fingerprint)
             precision = source.settings.get("precision", "fp32")
+            prompts = {key: source.settings[key] for key in ("passage_prompt",) if key in source.settings}
         else:
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
@@ -125,16 +205,19 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
                                 shape=(count, encoder.dimension))
             model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
-                         pooling=encoder.pooling.mode, normalized=encoder.pooling.normalize,
-                         max_length=encoder.max_length)
+                         pooling=encoder.pooling_mode, normalized=encoder.normalized,
+                         max_length=encoder.max_length, **_query_model(encoder, query_encoder))
             precision = encoder.precision
+            prompts = {"passage_prompt": encoder.prompts["passage"]}
         index = _make_faiss_index(vectors, config.factory, config.seed)
+        search_params = tune_search_params(index, vectors, config.seed)
         faiss.write_index(index, str(folder / INDEX_FILE))
         del vectors
         if not config.save_embeddings:
             (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
         manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory,
-                            metric="ip", settings={"seed": config.seed, "precision": precision}, **model)
+                            metric="ip", settings={"seed": config.seed, "precision": precision,
+                                                   "search_params": search_params, **prompts}, **model)
         manifest = manifest.write(folder)
     return manifest
 
@@ -153,12 +236,6 @@ class DenseIndex:
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise index_error(self.folder, self.manifest, INDEX_FILE, f"FAISS cannot read it ({reason})") from None
-        for name, value in (search_params or {}).items():
-            try:
-                faiss.ParameterSpace().set_index_parameter(index, name, value)
-            except RuntimeError:
-                raise RankkitError(f"{folder}: {self.manifest.index_type} has no search parameter {name!r}. "
-                                   "Fix: use efSearch for HNSW, nprobe for IVF") from None
         check_count(self.folder, self.manifest, index.ntotal, INDEX_FILE)
         try:
             self.docids = (self.folder / DOCIDS_FILE).read_text(encoding="utf-8").splitlines()
@@ -168,11 +245,23 @@ class DenseIndex:
             raise index_error(self.folder, self.manifest, DOCIDS_FILE,
                               f"{len(self.docids)} docids for {index.ntotal} vectors")
         self.index = to_search_device(index)
+        # the setting tuned at build time, overridden by the caller's
+        self.search_params = {**self.manifest.settings.get("search_params", {}), **(search_params or {})}
+        set_search_params(self.index, self.search_params, self.folder)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """The top-k hits for each query vector, best first."""
         k = min(k, self.index.ntotal)
         scores, rows = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        short = int((rows[:, -1] < 0).sum()) if len(rows) and k else 0  # FAISS pads a short list with -1
+        if short:
+            self._warn_short(short, len(rows), k, int((rows >= 0).sum(axis=1).min()))
         docids = self.docids  # plain Python lists: a third cheaper than numpy scalars per hit
         return [[Hit(docids[row], score) for score, row in zip(score_row, row_ids) if row >= 0]
                 for score_row, row_ids in zip(scores.tolist(), rows.tolist())]
+
+    def _warn_short(self, short: int, queries: int, k: int, fewest: int) -> None:
+        knob = search_parameter(faiss.downcast_index(self.index))
+        fix = f"raise {SEARCH_PARAMETERS[knob]} (now {self.search_params.get(knob, 'the FAISS default')})" if knob else "rebuild the index"
+        warnings.warn(f"{self.folder}: {short} of {queries} queries got fewer than the {k} hits asked for (fewest "
+                      f"{fewest}). Fix: {fix}", FewerHitsWarning, stacklevel=3)

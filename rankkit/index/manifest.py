@@ -46,6 +46,8 @@ class Manifest:
     pooling: str | None = None
     normalized: bool | None = None
     max_length: int | None = None
+    query_model: str | None = None  # a two-tower model's query encoder (passages were encoded by `model`)
+    query_model_fingerprint: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     # relative path -> {"size": bytes, "sha256": hex}; empty in manifests of older versions
     files: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -55,6 +55,9 @@ class MiningRecipe:
     min_grade: int = 1
     device: str | None = None
     precision: str = "fp32"  # dense query encoder and teacher: fp32 | bf16
+    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
+    ef_search: int | None = None
+    query_prompt: str | None = None  # dense query prompt (default: the model's)
 
     def strategies(self) -> list[Strategy]:
         field = self.score_field
@@ -87,6 +90,7 @@ class MiningRecipe:
 
 
 def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidates, dict]:
+    from rankkit.index.dense import search_params_of
     from rankkit.retrieve import open_retriever
 
     if not recipe.indexes and not recipe.runs:
@@ -96,7 +100,9 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
                            f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
     sources, encoders = [], {}
     for folder in recipe.indexes:
-        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision)
+        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision,
+                                   search_params=search_params_of(recipe.nprobe, recipe.ef_search),
+                                   query_prompt=recipe.query_prompt)
         sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
         if hasattr(retriever, "encoder"):
             encoders[retriever.name] = retriever.encoder
@@ -144,7 +150,7 @@ def dense_positive_scores(encoder, queries: dict[str, str], qrels: dict, doc_tex
     pairs = [(qid, d) for qid in queries for d, g in qrels.get(qid, {}).items() if g >= min_grade and d in doc_texts]
     if not pairs:
         return {}
-    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs])
+    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs], role="query")
     d_vectors = encoder.encode([doc_texts[d] for _, d in pairs])
     best: dict[str, float] = {}
     for (qid, _), score in zip(pairs, np.sum(q_vectors * d_vectors, axis=1)):

@@ -13,18 +13,21 @@ from rankkit.retrieve.base import check_k, check_query
 
 
 def check_model_matches(index: DenseIndex, encoder: BiEncoder) -> None:
-    """Refuse a query model other than the one that built the index."""
+    """Refuse a query model other than the one that built the index (or its declared query tower)."""
     built = index.manifest
-    if encoder.dimension != built.dimension or encoder.fingerprint != built.model_fingerprint:
+    expected_name = built.query_model or built.model
+    expected = built.query_model_fingerprint or built.model_fingerprint
+    if encoder.dimension != built.dimension or encoder.fingerprint != expected:
         raise RankkitError(
-            f"{index.folder} was built with model {built.model!r} (dimension {built.dimension}, fingerprint "
-            f"{built.model_fingerprint}), but the query model is {encoder.name!r} (dimension {encoder.dimension}, "
-            f"fingerprint {encoder.fingerprint}). Fix: search with --model {built.model}, or rebuild the index "
-            f"with the query model")
+            f"{index.folder} was built for query model {expected_name!r} (dimension {built.dimension}, fingerprint "
+            f"{expected}), but the query model is {encoder.name!r} (dimension {encoder.dimension}, "
+            f"fingerprint {encoder.fingerprint}). Fix: search with --model {expected_name}, or rebuild the index "
+            f"with the query model (--query-model declares a separate query encoder)")
 
 
 class DenseRetriever:
-    """Search a dense index; the query model defaults to the one named in its manifest."""
+    """Search a dense index; the query model defaults to the one named in its manifest (its query
+    tower when one was declared)."""
 
     def __init__(self, index: DenseIndex, encoder: BiEncoder, batch_size: int = 256):
         check_model_matches(index, encoder)
@@ -33,12 +36,14 @@ class DenseRetriever:
 
     @classmethod
     def from_folder(cls, folder: str | Path, model: str | None = None, device: str | None = None,
-                    search_params: dict[str, int] | None = None, precision: str = "fp32") -> "DenseRetriever":
+                    search_params: dict[str, int] | None = None, precision: str = "fp32",
+                    query_prompt: str | None = None) -> "DenseRetriever":
         index = DenseIndex(folder, search_params)
-        return cls(index, BiEncoder(model or index.manifest.model, device=device, precision=precision))
+        model = model or index.manifest.query_model or index.manifest.model
+        return cls(index, BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt))
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
-        return self.index.search(self.encoder.encode([check_query(query)]), check_k(k))[0]
+        return self.index.search(self.encoder.encode([check_query(query)], role="query"), check_k(k))[0]
 
     def batch_search(self, queries: Mapping[str, str], k: int = 10) -> Run:
         check_k(k)
@@ -46,7 +51,7 @@ class DenseRetriever:
         texts = [check_query(queries[qid]) for qid in qids]
         run: Run = {}
         for start in range(0, len(qids), self.batch_size):
-            vectors = self.encoder.encode(texts[start:start + self.batch_size])
+            vectors = self.encoder.encode(texts[start:start + self.batch_size], role="query")
             for qid, hits in zip(qids[start:start + self.batch_size], self.index.search(vectors, k)):
                 run[qid] = hits
         return run

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankkit.data.runs import Hit
@@ -23,12 +24,17 @@ from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
 from rankkit.serve.engine import SearchEngine, ServeConfig
 from rankkit.serve.metrics import Metrics
-from rankkit.serve.page import SEARCH_PAGE
-from rankkit.serve.schemas import (BatchSearchRequest, BatchSearchResponse, ErrorResponse, RerankedPassage,
+from rankkit.serve.docs import add_docs
+from rankkit.serve.openapi import document_api
+from rankkit.serve.page import PAGE_CSP, SEARCH_PAGE
+from rankkit.serve.schemas import (BatchSearchRequest, BatchSearchResponse, HealthResponse, RerankedPassage,
                                    RerankRequest, RerankResponse, SearchHit, SearchRequest, SearchResponse)
+from rankkit.serve.security import with_security_headers
+from rankkit.serve.text import has_visible_text, normalise_query, unencodable
 
 log = logging.getLogger("rankkit.serve")
-PUBLIC_PATHS = {"/health", "/", "/docs", "/openapi.json", "/docs/oauth2-redirect"}
+PUBLIC_PATHS = {"/health", "/", "/docs", "/openapi.json"}
+PUBLIC_PREFIXES = ("/docs/",)  # the docs page's own assets
 ENDPOINTS = {"/search", "/search/batch", "/rerank", "/health", "/metrics", "/"}
 RETRY_AFTER_S = "1"
 
@@ -42,50 +48,69 @@ def error_response(status: int, code: str, message: str, fix: str, headers: dict
     return JSONResponse({"error": {"code": code, "message": message, "fix": fix}}, status, headers=headers)
 
 
-class Guard:
-    """ASGI middleware: API key, body size limit, and metrics of every request."""
+def is_json_media_type(content_type: str) -> bool:
+    """`application/json`, with or without parameters (`; charset=utf-8`), in any letter case."""
+    return content_type.partition(";")[0].strip().lower() == "application/json"
 
-    def __init__(self, app: Any, config: ServeConfig, metrics: Metrics):
-        self.app, self.config, self.metrics = app, config, metrics
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+class Guard:
+    """ASGI middleware: header count, API key, JSON content type, body size and read timeout,
+    security headers on every response, metrics of every request, and the JSON 503 for work
+    cancelled at shutdown."""
+
+    def __init__(self, app: Any, config: ServeConfig, metrics: Metrics, json_paths: Callable[[], set[str]]):
+        self.app, self.config, self.metrics, self.json_paths = app, config, metrics, json_paths
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started, status, path = time.perf_counter(), [500], scope["path"]
+        response_started = [False]
 
         async def send_and_record(message: dict) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0], response_started[0] = message["status"], True
+                message = {**message, "headers": with_security_headers(message.get("headers", []))}
             await send(message)
 
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
-            if self.config.api_key and path not in PUBLIC_PATHS:
-                given = headers.get("x-api-key", "")
-                if not hmac.compare_digest(given.encode(), self.config.api_key.encode()):
-                    return await error_response(401, "unauthorized", "missing or wrong API key",
-                                                "send the key in the X-API-Key header")(scope, receive, send_and_record)
-            if scope["method"] == "POST" and "json" not in headers.get("content-type", ""):
+            await self._guarded(scope, receive, send_and_record, status)
+        except asyncio.CancelledError:
+            # uvicorn cancels requests still running when the shutdown grace period ends:
+            # answer them with the documented JSON error instead of its plain-text 500
+            if not response_started[0]:
+                await error_response(503, "shutting_down", "the server is shutting down and stopped this request",
+                                     "retry against a running server",
+                                     {"Retry-After": RETRY_AFTER_S, "Connection": "close"}
+                                     )(scope, receive, send_and_record)
+        finally:
+            self.metrics.observe(path if path in ENDPOINTS else "other", status[0], time.perf_counter() - started)
+
+    async def _guarded(self, scope: dict, receive: Callable, send: Callable, status: list[int]) -> None:
+        raw_headers, path = scope.get("headers", []), scope["path"]
+        if len(raw_headers) > self.config.max_headers:
+            return await error_response(431, "too_many_headers", f"{len(raw_headers)} request headers, over the "
+                                        f"limit {self.config.max_headers}", "send fewer headers"
+                                        )(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+        if self.config.api_key and not is_public(path):
+            given = headers.get("x-api-key", "")
+            if not hmac.compare_digest(given.encode("latin-1"), self.config.api_key.encode("ascii")):
+                return await error_response(401, "unauthorized", "missing or wrong API key",
+                                            "send the key in the X-API-Key header")(scope, receive, send)
+        if scope["method"] == "POST" and path in self.json_paths():
+            if not is_json_media_type(headers.get("content-type", "")):
                 return await error_response(415, "not_json", "the body must be JSON",
-                                            "send the header Content-Type: application/json"
-                                            )(scope, receive, send_and_record)
-            declared = headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.config.max_body_bytes:
-                return await self._too_large(scope, receive, send_and_record)
-            # read the (small) body here, so that a chunked body over the limit gets 413 too:
-            # raised from inside the app, FastAPI would turn the overflow into a 400
-            chunks, size, more = [], 0, True
-            while more:
-                message = await receive()
-                if message["type"] != "http.request":  # the client went away
-                    status[0] = 499
-                    return
-                chunks.append(message.get("body", b""))
-                size += len(chunks[-1])
-                if size > self.config.max_body_bytes:
-                    return await self._too_large(scope, receive, send_and_record)
-                more = message.get("more_body", False)
-            body, replayed = b"".join(chunks), [False]
+                                            "send the header Content-Type: application/json")(scope, receive, send)
+            body = await self._read_body(scope, receive, send, headers, status)
+            if body is None:
+                return
+
+            replayed = [False]
 
             async def replay_receive() -> dict:
                 if not replayed[0]:
@@ -93,9 +118,39 @@ class Guard:
                     return {"type": "http.request", "body": body, "more_body": False}
                 return await receive()
 
-            await self.app(scope, replay_receive, send_and_record)
-        finally:
-            self.metrics.observe(path if path in ENDPOINTS else "other", status[0], time.perf_counter() - started)
+            return await self.app(scope, replay_receive, send)
+        await self.app(scope, receive, send)
+
+    async def _read_body(self, scope: dict, receive: Callable, send: Callable, headers: dict[str, str],
+                         status: list[int]) -> bytes | None:
+        """The whole (small) body, read here so that a chunked body over the limit gets 413 too
+        (raised from inside the app, FastAPI would turn the overflow into a 400), and a body
+        trickled slower than --client-timeout gets 408; None when an error was answered."""
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.config.max_body_bytes:
+            await self._too_large(scope, receive, send)
+            return None
+        chunks, size, more = [], 0, True
+        deadline = asyncio.get_running_loop().time() + self.config.client_timeout_s
+        while more:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                await error_response(408, "request_timeout", f"the body did not arrive within "
+                                     f"{self.config.client_timeout_s:g} s", "send the whole request at once",
+                                     {"Connection": "close"})(scope, receive, send)
+                return None
+            if message["type"] != "http.request":  # the client went away
+                status[0] = 499
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.config.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return None
+            more = message.get("more_body", False)
+        return b"".join(chunks)
 
     async def _too_large(self, scope: dict, receive: Callable, send: Callable) -> None:
         await error_response(413, "body_too_large", f"request body over {self.config.max_body_bytes} bytes",
@@ -148,8 +203,10 @@ class Server:
 
     def ready_engine(self) -> SearchEngine:
         if self.engine is None:
+            # the reason is in the server's log: error messages name files, and this is public
             raise ApiError(503, "loading", "indexes and models are still loading" if not self.load_error
-                           else f"loading failed: {self.load_error}", "retry once GET /health says ready")
+                           else "loading failed (the reason is in the server's log)",
+                           "retry once GET /health says ready")
         return self.engine
 
     async def submit(self, work: str, item: Any) -> Any:
@@ -161,18 +218,30 @@ class Server:
             self.metrics.queue_depth = sum(b.depth for b in self.batchers.values())
 
     def check_query(self, query: str) -> str:
-        text = " ".join(query.split())
-        if not text:
-            raise ApiError(422, "empty_query", "the query is empty or whitespace", "send some query text")
-        if len(text) > self.config.max_query_chars:
-            raise ApiError(422, "query_too_long", f"the query has {len(text)} characters, over the limit "
+        """The normalised query; 422 for text that is empty, invisible, too long or not UTF-8, so
+        that it never joins a micro-batch."""
+        self.check_text(query, "query")
+        if not has_visible_text(query):
+            raise ApiError(422, "empty_query", "the query is empty or whitespace (or only invisible characters)",
+                           "send some query text")
+        if len(query) > self.config.max_query_chars:
+            raise ApiError(422, "query_too_long", f"the query has {len(query)} characters, over the limit "
                            f"{self.config.max_query_chars}", "send a shorter query")
-        return text
+        return normalise_query(query)
 
-    def check_k(self, k: int, name: str = "k") -> None:
-        if not 1 <= k <= self.config.max_k:
-            raise ApiError(422, f"invalid_{name}", f"{name}={k} is out of range",
-                           f"use 1 <= {name} <= {self.config.max_k}")
+    @staticmethod
+    def check_text(text: str, where: str) -> None:
+        problem = unencodable(text)
+        if problem:
+            raise ApiError(422, "invalid_text", f"{where}: {problem}", "send text that is valid UTF-8")
+
+    def check_range(self, value: int, name: str, high: int, flag: str) -> None:
+        if not 1 <= value <= high:
+            raise ApiError(422, f"invalid_{name}", f"{name}={value} is out of range",
+                           f"use 1 <= {name} <= {high} (the server's {flag})")
+
+    def check_k(self, k: int) -> None:
+        self.check_range(k, "k", self.config.max_k, "--max-k")
 
     def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
         mode = mode or engine.modes[0]
@@ -186,9 +255,10 @@ class Server:
         engine = self.ready_engine()
         query = self.check_query(request.query)
         self.check_k(request.k)
+        # capped like /rerank's passages: a deep rerank is that many cross-encoder passes
+        self.check_range(request.rerank_depth, "rerank_depth", self.config.max_passages, "--max-passages")
         mode = self.choose_mode(engine, request.mode)
         if request.rerank:
-            self.check_k(request.rerank_depth, "rerank_depth")
             if engine.reranker is None:
                 raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
             if not engine.doc_texts:
@@ -232,14 +302,21 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
         for batcher in server.batchers.values():
             await batcher.stop()
         if server.engine is not None:
-            server.engine.close()
+            server.engine.close()  # does not wait for a batch still running past the grace period
 
-    app = FastAPI(title="rankkit", version="0.1.0", lifespan=lifespan,
-                  description="Search BM25, dense and hybrid indexes; rerank with a cross-encoder.",
-                  responses={400: {"model": ErrorResponse}, 422: {"model": ErrorResponse},
-                             503: {"model": ErrorResponse}})
+    app = FastAPI(title="rankkit", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  description="Search BM25, dense and hybrid indexes; rerank with a cross-encoder.")
     app.state.server = server
-    app.add_middleware(Guard, config=config, metrics=server.metrics)
+    json_paths: set[str] = set()
+
+    def post_paths() -> set[str]:  # the routes exist only after create_app returns
+        if not json_paths:
+            json_paths.update(r.path for r in app.routes if isinstance(r, APIRoute) and "POST" in r.methods)
+        return json_paths
+
+    app.add_middleware(Guard, config=config, metrics=server.metrics, json_paths=post_paths)
+    add_docs(app)
+    document_api(app, config)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -256,7 +333,7 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
                  400: "send a UTF-8 JSON body"}
         codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
         return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
-                              fixes.get(exc.status_code, "see /docs"))
+                              fixes.get(exc.status_code, "see /docs"), exc.headers)  # 405 keeps its Allow
 
     @app.exception_handler(RankkitError)
     async def rankkit_error(request: Request, exc: RankkitError) -> JSONResponse:
@@ -279,6 +356,8 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
         if not 1 <= len(request.queries) <= config.max_batch_queries:
             raise ApiError(422, "invalid_batch", f"{len(request.queries)} queries in the batch",
                            f"send 1 to {config.max_batch_queries} queries")
+        for query in request.queries:  # every query is checked before any is searched
+            server.check_query(query)
         results = await asyncio.gather(*(server.search(SearchRequest(query=q, k=request.k, mode=request.mode,
                                                                       text=request.text)) for q in request.queries))
         return BatchSearchResponse(results=list(results))
@@ -292,20 +371,23 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
             raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
         if not 1 <= len(request.passages) <= config.max_passages:
             raise ApiError(422, "invalid_passages", f"{len(request.passages)} passages",
-                           f"send 1 to {config.max_passages} passages")
+                           f"send 1 to {config.max_passages} passages (the server's --max-passages)")
+        for i, passage in enumerate(request.passages):
+            server.check_text(passage.text, f"passages[{i}].text")
         scores = await server.submit("rerank", (query, [p.text for p in request.passages]))
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         return RerankResponse(query=query, passages=[
             RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
             for rank, i in enumerate(order, start=1)])
 
-    @app.get("/health")
+    @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
-        """Ready (200) once every index and model is loaded; 503 while loading or after a failure."""
+        """Ready (200) once every index and model is loaded; 503 while loading or after a failure
+        (public, so it names no files: the reason is in the server's log)."""
         if server.engine is None:
             status = "failed" if server.load_error else "loading"
-            return JSONResponse({"status": status, "error": server.load_error}, 503,
-                                headers={"Retry-After": RETRY_AFTER_S})
+            error = "loading failed; the reason is in the server's log" if server.load_error else None
+            return JSONResponse({"status": status, "error": error}, 503, headers={"Retry-After": RETRY_AFTER_S})
         engine = server.engine
         return JSONResponse({"status": "ready", "modes": engine.modes, "reranker": engine.reranker is not None,
                              "documents": len(engine.doc_texts) or None})
@@ -317,6 +399,6 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
-        return HTMLResponse(SEARCH_PAGE)
+        return HTMLResponse(SEARCH_PAGE, headers={"Content-Security-Policy": PAGE_CSP})
 
     return app

@@ -4,7 +4,9 @@ and search them together; a bounded queue refuses work beyond capacity instead o
 The wait adapts to the traffic: a batch waits only for as many requests as were in the server
 at once (queued or being processed) since the previous batch started. A lone client is served at
 once, with no added latency; with N concurrent clients a batch waits until the N clients whose
-answers just went out have asked again, or until the deadline, whichever comes first."""
+answers just went out have asked again, or until the deadline, whichever comes first.
+
+A batch that raises is run again item by item, so one bad item fails only its own request."""
 
 from __future__ import annotations
 
@@ -83,13 +85,29 @@ class MicroBatcher:
                 continue
             if self.on_batch:
                 self.on_batch(len(live))
-            try:
-                results = await loop.run_in_executor(self.executor, self.process, [item for item, _ in live])
-            except Exception as exc:  # the whole batch failed: each request gets the error
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), result in zip(live, results):
-                if not future.done():
-                    future.set_result(result)
+            await self._answer(live)
+
+    async def _answer(self, live: list[tuple[Any, asyncio.Future]]) -> None:
+        """Run the batch; if it raises, run each item alone so the error reaches only the items
+        that cause it (one poisoned query must not fail the 29 it was batched with)."""
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self.executor, self.process, [item for item, _ in live])
+        except Exception as exc:
+            if len(live) == 1:
+                _settle(live[0][1], exception=exc)
+                return
+            for one in live:
+                await self._answer([one])
+            return
+        for (_, future), result in zip(live, results):
+            _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future, result: Any = None, exception: BaseException | None = None) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(result)

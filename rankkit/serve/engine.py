@@ -4,7 +4,7 @@ endpoint needs, done in worker threads (one per kind of work), micro-batched."""
 from __future__ import annotations
 
 import concurrent.futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -12,7 +12,7 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
-from rankkit.retrieve.hybrid import rrf_fuse
+from rankkit.retrieve.fusion import FusionConfig, fuse, fusion_weights
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,25 @@ class ServeConfig:
     batch_wait_ms: float = 3.0
     batch_max: int = 32
     max_queue: int = 256  # queries waiting per worker before the server answers 503
-    hybrid_depth: int = 100
+    # connections (rankkit.serve.server): limits and timeouts a slow or hostile client meets
+    max_header_bytes: int = 16_384  # request line + headers (h11's max_incomplete_event_size)
+    max_headers: int = 100
+    client_timeout_s: float = 10.0  # to send the request line and headers, and again the body
+    keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
+    max_connections: int = 1024  # open connections + running requests; over it, 503 (uvicorn limit_concurrency)
+    graceful_timeout_s: float = 30.0  # on SIGTERM, in-flight work past this is cancelled (JSON 503)
+    fusion: FusionConfig = field(default_factory=FusionConfig)  # hybrid: the same fusion as `rankkit search`
     texts: bool = True  # load passage texts from the indexes' corpus files to return them
     device: str | None = None
     precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
+    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
+    ef_search: int | None = None
+    query_prompt: str | None = None  # dense query prompt (default: the model's)
+
+    @property
+    def hybrid_depth(self) -> int:
+        """Hits each retriever contributes to a hybrid query (as in `rankkit search`)."""
+        return self.fusion.depth
 
 
 class SearchEngine:
@@ -50,10 +65,13 @@ class SearchEngine:
         self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
                           for name in ("dense", "bm25", "rerank")}
         if config.index is not None:
+            from rankkit.index.dense import search_params_of
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision).result()
+                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision,
+                search_params=search_params_of(config.nprobe, config.ef_search),
+                query_prompt=config.query_prompt).result()
         if config.bm25_index is not None:
             from rankkit.retrieve.bm25 import BM25Retriever
 
@@ -83,7 +101,7 @@ class SearchEngine:
     def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
         """One encode and one FAISS search for a micro-batch of (query, k)."""
         assert self.dense is not None
-        vectors = self.dense.encoder.encode([q for q, _ in items])
+        vectors = self.dense.encoder.encode([q for q, _ in items], role="query")
         found = self.dense.index.search(vectors, max(k for _, k in items))
         return [hits[:k] for hits, (_, k) in zip(found, items)]
 
@@ -103,10 +121,12 @@ class SearchEngine:
             start += len(passages)
         return out
 
-    @staticmethod
-    def fuse(dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
-        return rrf_fuse([dense, bm25], [1.0, 1.0], k)
+    def fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
+        fusion = self.config.fusion
+        return fuse([dense, bm25], fusion_weights(["dense", "bm25"], fusion), k, fusion)
 
     def close(self) -> None:
+        """Stop the workers without waiting for a batch that is still running (at shutdown, the
+        requests past the grace period were already answered; see serve/server.py)."""
         for executor in self.executors.values():
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=False, cancel_futures=True)

@@ -1,4 +1,7 @@
-"""Request and response bodies of the HTTP API. Unknown fields are refused (extra='forbid')."""
+"""Request and response bodies of the HTTP API. Unknown fields are refused (extra='forbid') and
+types are strict: `k: "10"`, `k: true` and `rerank: "yes"` are 422, not coerced. The limits that
+depend on the server's flags (max k, query length, list sizes) are added to the OpenAPI schema
+by rankkit.serve.openapi."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ Mode = Literal["bm25", "dense", "hybrid"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SearchRequest(Strict):
@@ -18,7 +21,7 @@ class SearchRequest(Strict):
     k: int = Field(10, description="Hits to return.")
     mode: Mode | None = Field(None, description="bm25, dense or hybrid; default: dense when loaded, else bm25.")
     rerank: bool = Field(False, description="Rerank the top rerank_depth hits with the cross-encoder.")
-    rerank_depth: int = Field(50, description="How many hits to rerank.")
+    rerank_depth: int = Field(50, description="How many hits to rerank (at most the server's --max-passages).")
     text: bool = Field(False, description="Include passage texts.")
 
 
@@ -67,6 +70,14 @@ class RerankedPassage(BaseModel):
 class RerankResponse(BaseModel):
     query: str
     passages: list[RerankedPassage]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    modes: list[str] | None = None
+    reranker: bool | None = None
+    documents: int | None = None
+    error: str | None = None
 
 
 class ErrorDetail(BaseModel):

@@ -28,13 +28,13 @@ class BiEncoderTask:
             raise RankkitError(f"unknown bi-encoder loss {loss!r}. Fix: use infonce or pairwise")
         self.encoder, self.temperature, self.loss_name = encoder, temperature, loss
         self.scorer = BiEncoderScorer(encoder, temperature)
-        self.parts, self.learning_rates, self.device = {"model": encoder.model}, {"model": lr}, encoder.device
+        self.parts, self.learning_rates, self.device = {"model": encoder.stack}, {"model": lr}, encoder.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
         if self.loss_name == "pairwise":
             scores = self.scorer.group_scores(batch)
             return {"model": weighted_pairwise_softmax_loss(scores[:, 0], scores[:, 1:])}
-        queries = self.encoder.embed([g.query for g in batch])
+        queries = self.encoder.embed([g.query for g in batch], role="query")
         positives = self.encoder.embed([g.positive for g in batch])
         negatives = [text for g in batch for text in g.negatives]
         mined = self.encoder.embed(negatives) if negatives else None

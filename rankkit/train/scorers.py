@@ -60,17 +60,17 @@ class BiEncoderScorer:
 
     def __init__(self, encoder: BiEncoder, temperature: float = 0.05):
         self.encoder, self.temperature = encoder, temperature
-        self.module, self.device = encoder.model, encoder.device
+        self.module, self.device = encoder.stack, encoder.device  # the transformer and any Dense layers
 
     def group_scores(self, batch: list[Group]) -> torch.Tensor:
         width = 1 + len(batch[0].negatives)
-        queries = self.encoder.embed([g.query for g in batch])
+        queries = self.encoder.embed([g.query for g in batch], role="query")
         documents = self.encoder.embed([t for g in batch for t in (g.positive, *g.negatives)])
         documents = documents.view(len(batch), width, -1)
         return (queries.unsqueeze(1) * documents).sum(-1) / self.temperature
 
     def score_texts(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-        return (self.encoder.encode(queries) * self.encoder.encode(passages)).sum(axis=1) / self.temperature
+        return (self.encoder.encode(queries, role="query") * self.encoder.encode(passages)).sum(axis=1) / self.temperature
 
     def score_documents(self, qid: str, queries: Sequence[str], docids: Sequence[str],
                         passages: Sequence[str]) -> np.ndarray:

@@ -1,0 +1,252 @@
+"""BEIR's folder layout (Thakur et al., NeurIPS 2021 datasets track), read and written as BEIR does:
+
+    corpus.jsonl     {"_id", "title", "text", "metadata"} per line (read by rankkit.data.corpus)
+    queries.jsonl    {"_id", "text", "metadata"} per line
+    qrels/SPLIT.tsv  a header line 'query-id<TAB>corpus-id<TAB>score', then one judgment per line;
+                     BEIR writes CRLF line ends (Python's csv writer), both CRLF and LF are read
+
+The readers are strict where BEIR's loader is silent: a missing header, a wrong column count, a
+non-integer score, a repeated id or a judgment naming an unknown query or document is an error
+naming the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+
+from rankkit.data.corpus import Document, read_corpus
+from rankkit.data.files import atomic_dir, atomic_write, iter_lines
+from rankkit.data.qrels import Qrels
+from rankkit.errors import RankkitError, file_error
+
+if TYPE_CHECKING:
+    from rankkit.data.collection import CollectionPaths
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+BEIR_FILES = ("corpus.jsonl", "queries.jsonl")
+
+
+def _json_object(path: Path, number: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise file_error(path, number, f"invalid JSON ({exc.msg})", "write one JSON object per line") from None
+    if not isinstance(record, dict):
+        raise file_error(path, number, "JSON line is not an object", "write one JSON object per line")
+    return record
+
+
+def _id_field(path: Path, number: int, record: dict, key: str = "_id") -> str:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise file_error(path, number, f"field {key!r} is missing, empty or not a string",
+                         f"give every record a non-empty string {key!r}")
+    return str(value).strip()
+
+
+def read_beir_queries(path: str | Path) -> dict[str, str]:
+    """{qid: text} from a BEIR queries.jsonl; whitespace in texts collapsed, as the TSV reader does."""
+    path = Path(path)
+    queries: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, line in iter_lines(path):
+        record = _json_object(path, number, line)
+        qid = _id_field(path, number, record)
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise file_error(path, number, f"query {qid!r} has no text (field 'text' missing, empty or "
+                             "not a string)", "give every query a non-empty 'text'")
+        if qid in first_line:
+            raise file_error(path, number, f"duplicate query id {qid!r} (first on line {first_line[qid]})",
+                             "give every query a unique '_id'")
+        first_line[qid] = number
+        queries[qid] = " ".join(text.split())
+    if not queries:
+        raise file_error(path, None, "file is empty", "give at least one query")
+    return queries
+
+
+def is_beir_qrels(path: str | Path) -> bool:
+    """True when the file's first non-blank line is BEIR's qrels header."""
+    for _, line in iter_lines(path):
+        return tuple(field.strip() for field in line.split("\t")) == QRELS_HEADER
+    return False
+
+
+def _iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line number, qid, docid, score) for every judgment, after checking the header."""
+    lines = iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise file_error(path, None, "file is empty", "write the header 'query-id<TAB>corpus-id<TAB>score' "
+                         "and at least one judgment")
+    number, line = first
+    if tuple(field.strip() for field in line.split("\t")) != QRELS_HEADER:
+        raise file_error(path, number, f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {line[:60]!r}",
+                         "add BEIR's header line first (or give TREC qrels 'qid 0 docid grade' in a .txt file)")
+    for number, line in lines:
+        fields = [field.strip() for field in line.split("\t")]
+        if len(fields) != 3:
+            raise file_error(path, number, f"expected 3 tab-separated fields 'query-id corpus-id score', "
+                             f"found {len(fields)}", "write one judgment per line, fields separated by tabs")
+        qid, docid, score_text = fields
+        if not qid or not docid:
+            raise file_error(path, number, "empty query-id or corpus-id", "give both ids on every line")
+        if not _INTEGER.fullmatch(score_text):
+            raise file_error(path, number, f"score {score_text!r} is not an integer",
+                             "use integer scores (0 = not relevant)")
+        yield number, qid, docid, int(score_text)
+
+
+def read_beir_qrels(path: str | Path) -> Qrels:
+    """{qid: {docid: score}} from a BEIR qrels TSV; a repeated (qid, docid) is an error."""
+    path = Path(path)
+    qrels: Qrels = {}
+    for number, qid, docid, score in _iter_beir_qrels(path):
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise file_error(path, number, f"corpus-id {docid!r} judged twice for query {qid!r}",
+                             "keep one judgment per (query, document)")
+        judged[docid] = score
+    if not qrels:
+        raise file_error(path, None, "no judgments after the header", "give at least one judgment")
+    return qrels
+
+
+def check_qrels_ids(path: str | Path, queries: Mapping[str, str], docids: Iterable[str]) -> None:
+    """Every judgment in the BEIR qrels file names a known query and a known document."""
+    path, known = Path(path), set(docids)
+    for number, qid, docid, _ in _iter_beir_qrels(path):
+        if qid not in queries:
+            raise file_error(path, number, f"query-id {qid!r} is not in queries.jsonl",
+                             "judge only queries of the folder's queries.jsonl, or add the query")
+        if docid not in known:
+            raise file_error(path, number, f"corpus-id {docid!r} is not in corpus.jsonl",
+                             "judge only documents of the folder's corpus.jsonl, or add the document")
+
+
+def is_beir_folder(root: str | Path) -> bool:
+    root = Path(root)
+    return root.is_dir() and all((root / name).is_file() for name in BEIR_FILES) and (root / "qrels").is_dir()
+
+
+@dataclass(frozen=True)
+class BeirPaths:
+    """A BEIR folder and one of its qrels splits; the same properties as CollectionPaths."""
+
+    root: Path
+    split: str
+
+    @property
+    def corpus(self) -> Path:
+        return self.root / "corpus.jsonl"
+
+    @property
+    def queries(self) -> Path:
+        return self.root / "queries.jsonl"
+
+    @property
+    def qrels(self) -> Path:
+        return self.root / "qrels" / f"{self.split}.tsv"
+
+    @property
+    def name(self) -> str:
+        return f"{self.root.name}-{self.split}"
+
+
+def beir_splits(root: str | Path) -> list[str]:
+    return sorted(p.stem for p in (Path(root) / "qrels").glob("*.tsv"))
+
+
+def beir_folder(root: str | Path, split: str | None = None) -> BeirPaths:
+    """The BEIR folder `root` with split `split` (default: test, else the only split there is)."""
+    root = Path(root)
+    if not is_beir_folder(root):
+        raise RankkitError(f"{root}: not a BEIR folder. Fix: give a folder holding corpus.jsonl, queries.jsonl "
+                           "and qrels/SPLIT.tsv")
+    splits = beir_splits(root)
+    if split is None:
+        if "test" in splits or len(splits) != 1:
+            split = "test"
+        else:
+            split = splits[0]
+    if split not in splits:
+        raise RankkitError(f"{root}: no qrels/{split}.tsv (splits there: {', '.join(splits) or 'none'}). "
+                           f"Fix: pass --split with one of them")
+    return BeirPaths(root, split)
+
+
+def load_beir_split(paths: BeirPaths) -> tuple[dict[str, str], Qrels]:
+    """The split's judged queries and its qrels, with every judged id checked against the folder:
+    as BEIR's loader does, only queries the split judges are returned."""
+    queries, qrels = read_beir_queries(paths.queries), read_beir_qrels(paths.qrels)
+    check_qrels_ids(paths.qrels, queries, (doc.docid for doc in read_corpus(paths.corpus, "beir")))
+    return {qid: queries[qid] for qid in qrels}, qrels
+
+
+def _qrels_tsv(qrels: Mapping[str, Mapping[str, int]]) -> Iterator[str]:
+    yield "\t".join(QRELS_HEADER) + "\r\n"
+    for qid, judged in qrels.items():
+        _check_id("query", qid)
+        for docid, score in judged.items():
+            _check_id("document", docid)
+            yield f"{qid}\t{docid}\t{int(score)}\r\n"
+
+
+def write_beir_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -> None:
+    """A BEIR qrels TSV as BEIR writes it (header, CRLF), atomically."""
+    with atomic_write(path) as out:
+        out.writelines(_qrels_tsv(qrels))
+
+
+def _check_id(kind: str, identifier: str) -> None:
+    if not identifier.strip() or identifier != identifier.strip() or any(c in identifier for c in "\t\r\n"):
+        raise RankkitError(f"{kind} id {identifier!r} is empty or holds a tab or line break, which BEIR's qrels "
+                           "TSV cannot hold (or spaces around it, which readers strip). Fix: rename it")
+
+
+def write_beir_folder(out: str | Path, docs: Iterable[Document], queries: Mapping[str, str],
+                      splits: Mapping[str, Mapping[str, Mapping[str, int]]], overwrite: bool = False) -> Path:
+    """Write a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv per split) atomically:
+    the folder appears complete or not at all. Returns its path."""
+    with atomic_dir(out, overwrite=overwrite) as folder:
+        with open(folder / "corpus.jsonl", "w", encoding="utf-8", newline="\n") as handle:
+            for doc in docs:
+                _check_id("document", doc.docid)
+                handle.write(json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text, "metadata": {}},
+                                        ensure_ascii=False) + "\n")
+        with open(folder / "queries.jsonl", "w", encoding="utf-8", newline="\n") as handle:
+            for qid, text in queries.items():
+                _check_id("query", qid)
+                handle.write(json.dumps({"_id": qid, "text": text, "metadata": {}}, ensure_ascii=False) + "\n")
+        (folder / "qrels").mkdir()
+        for split, qrels in splits.items():
+            with open(folder / "qrels" / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
+                handle.writelines(_qrels_tsv(qrels))
+    return Path(out)
+
+
+def queries_and_qrels(paths: "BeirPaths | CollectionPaths") -> tuple[dict[str, str], Qrels]:
+    """The queries and qrels of a collection folder: a BEIR split's judged queries, or a
+    collection.tsv folder's queries.tsv and qrels.txt."""
+    if isinstance(paths, BeirPaths):
+        return load_beir_split(paths)
+    from rankkit.data.qrels import read_qrels
+    from rankkit.data.queries import read_queries
+
+    return read_queries(paths.queries), read_qrels(paths.qrels)
+
+
+def export_beir(paths: "CollectionPaths", out: str | Path, split: str = "test", overwrite: bool = False) -> Path:
+    """Write a collection folder (collection.tsv, queries.tsv, qrels.txt) in BEIR's layout, its
+    qrels as qrels/SPLIT.tsv; texts go to "text" (the TSV layout has no titles)."""
+    from rankkit.data.qrels import read_qrels
+    from rankkit.data.queries import read_queries
+
+    return write_beir_folder(out, read_corpus(paths.corpus), read_queries(paths.queries),
+                             {split: read_qrels(paths.qrels)}, overwrite=overwrite)

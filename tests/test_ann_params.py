@@ -1,0 +1,111 @@
+"""ANN search parameters: nprobe / efSearch tuned at build time and recorded in the manifest,
+overridable per search (library and CLI), set through FAISS's ParameterSpace, and a warning when a
+query gets fewer hits than asked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rankkit.cli.app import app
+from rankkit.encode import BiEncoder
+from rankkit.errors import RankkitError
+from rankkit.index.dense import (DenseBuildConfig, DenseIndex, FewerHitsWarning, build_dense_index,
+                                 search_parameter, search_params_of, tune_search_params)
+
+
+def clustered(n: int = 4000, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dim))
+    vectors = centres[rng.integers(0, 40, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall_at(index: faiss.Index, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    truth, found = exact.search(queries, k)[1], index.search(queries, k)[1]
+    return float(np.mean([len(np.intersect1d(f, t)) / k for f, t in zip(found, truth)]))
+
+
+@pytest.mark.parametrize("factory, name", [("IVF64,Flat", "nprobe"), ("HNSW8", "efSearch"), ("Flat", None)])
+def test_tuned_setting_reaches_the_target_recall_on_unseen_queries(factory, name):
+    vectors, queries = np.split(clustered(4200), [4000])  # held-out queries from the same clusters
+    index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    index.train(vectors)
+    index.add(vectors)
+    params = tune_search_params(index, vectors, seed=0)
+    assert search_parameter(index) == name
+    if name is None:
+        assert params == {}
+        return
+    assert set(params) == {name}
+    faiss.ParameterSpace().set_index_parameter(index, name, params[name])
+    assert recall_at(index, vectors, queries, 100) >= 0.93
+    if params[name] > 1:  # and the setting below it does not reach the target on the tuning queries
+        faiss.ParameterSpace().set_index_parameter(index, name, params[name] // 2)
+        assert recall_at(index, vectors, vectors[:500], 100) < 0.95 + 0.03
+
+
+@pytest.fixture(scope="module")
+def ivf_index(tmp_path_factory, sample_dir, tiny_model) -> Path:
+    # regression: IVF indexes were searched with FAISS's nprobe 1 whatever their size
+    out = tmp_path_factory.mktemp("ann") / "ivf"
+    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
+                      DenseBuildConfig(factory="IVF8,Flat"))
+    return out
+
+
+def test_build_records_the_tuned_nprobe_and_search_uses_it(ivf_index):
+    manifest = json.loads((ivf_index / "manifest.json").read_text())
+    nprobe = manifest["settings"]["search_params"]["nprobe"]
+    assert nprobe > 1
+    index = DenseIndex(ivf_index)
+    assert faiss.extract_index_ivf(index.index).nprobe == nprobe
+    assert faiss.extract_index_ivf(DenseIndex(ivf_index, {"nprobe": 3}).index).nprobe == 3
+
+
+def test_fewer_hits_than_asked_warns_with_the_fix(ivf_index, tiny_model):
+    index = DenseIndex(ivf_index, search_params_of(nprobe=1))
+    queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread"], role="query")
+    with pytest.warns(FewerHitsWarning, match="fewer than the 80 hits asked for.*--nprobe"):
+        hits = index.search(queries, 80)
+    assert min(len(h) for h in hits) < 80
+    with pytest.warns(FewerHitsWarning) as record:
+        index.search(queries, 80)
+    assert "queries got fewer" in str(record[0].message)
+
+
+def test_all_lists_probed_gives_every_hit_without_warning(ivf_index, tiny_model, recwarn):
+    queries = BiEncoder(tiny_model, device="cpu").encode(["stars"], role="query")
+    assert len(DenseIndex(ivf_index, {"nprobe": 8}).search(queries, 80)[0]) == 80
+    assert not [w for w in recwarn if issubclass(w.category, FewerHitsWarning)]
+
+
+def test_a_parameter_the_index_lacks_names_the_right_flag(ivf_index):
+    with pytest.raises(RankkitError, match=r"efSearch.*Fix: use --nprobe"):
+        DenseIndex(ivf_index, search_params_of(ef_search=64))
+
+
+def test_search_params_of_maps_flags_to_faiss_names():
+    assert search_params_of(nprobe=4, ef_search=None) == {"nprobe": 4}
+    assert search_params_of(ef_search=128) == {"efSearch": 128}
+    assert search_params_of() == {}
+
+
+def test_cli_search_with_nprobe(ivf_index, sample_dir, tiny_model, tmp_path):
+    runner = CliRunner()
+    run = tmp_path / "run.trec"
+    few = runner.invoke(app, ["search", "-i", str(ivf_index), "--queries", str(sample_dir / "queries.tsv"),
+                              "-o", str(run), "-k", "80", "--nprobe", "8"])
+    assert few.exit_code == 0, few.output
+    lines = run.read_text().splitlines()
+    queries = len((sample_dir / "queries.tsv").read_text().splitlines())
+    assert len(lines) == 80 * queries
+    bad = runner.invoke(app, ["search", "-i", str(ivf_index), "-q", "stars", "--ef-search", "64"])
+    assert bad.exit_code != 0 and "--nprobe" in bad.output

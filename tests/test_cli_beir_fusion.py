@@ -1,0 +1,140 @@
+"""BEIR folders and fusion through the CLI (Typer's CliRunner): quickstart --data BEIR --split,
+index build from corpus.jsonl, search --queries queries.jsonl with --fusion/--alpha/--fusion-config,
+eval against qrels/SPLIT.tsv, and `rankkit tune fusion`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rankkit.data.beir import export_beir
+from rankkit.data.collection import collection
+from rankkit.data.qrels import read_qrels
+from rankkit.data.runs import read_run
+from rankkit.retrieve.fusion import FusionConfig, normalised_fuse
+from test_cli import fails, ok
+
+pytest.importorskip("pyserini", reason="BM25 through pyserini (bm25 extra)")
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory) -> Path:
+    """The bundled sample written in BEIR's layout, with a dev split of four of its queries."""
+    out = export_beir(collection(), tmp_path_factory.mktemp("beir") / "sample-beir")
+    test = read_qrels(out / "qrels" / "test.tsv")
+    dev = {qid: test[qid] for qid in sorted(test)[:4]}
+    (out / "qrels" / "dev.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\n" + "".join(
+        f"{q}\t{d}\t{g}\r\n" for q, judged in dev.items() for d, g in judged.items()).encode())
+    return out
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory, beir, tiny_model) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("beir-indexes")
+    ok("index", "build", beir / "corpus.jsonl", "--kind", "bm25", "--name", "bm25", "--out-dir", out)
+    ok("index", "build", beir / "corpus.jsonl", "--model", tiny_model, "--name", "dense", "--out-dir", out,
+       "--device", "cpu")
+    return out / "bm25", out / "dense"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, beir, indexes) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("beir-runs")
+    bm25, dense = indexes
+    for name, index in (("bm25", bm25), ("dense", dense)):
+        ok("search", "-i", index, "--queries", beir / "queries.jsonl", "-o", folder / f"{name}.trec", "-k", "50",
+           "--device", "cpu", "--tag", name)
+    return folder / "dense.trec", folder / "bm25.trec"
+
+
+def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
+    out = tmp_path / "qs"
+    result = ok("quickstart", "--data", beir, "--split", "dev", "--model", tiny_model, "--out", out,
+                "--device", "cpu", "--fusion", "convex", "--alpha", "0.3")
+    assert "nDCG@10" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"bm25", "dense", "hybrid"}
+    for name in report:
+        assert set(read_run(out / "runs" / f"{name}.trec")) == set(read_qrels(beir / "qrels" / "dev.tsv"))
+    config = json.loads((out / "config.json").read_text())
+    assert (config["split"], config["fusion"]["method"], config["fusion"]["alpha"]) == ("dev", "convex", 0.3)
+    hybrid = read_run(out / "runs" / "hybrid.trec")
+    bm25, dense = read_run(out / "runs" / "bm25.trec"), read_run(out / "runs" / "dense.trec")
+    qid = next(iter(hybrid))
+    expected = normalised_fuse([bm25[qid], dense[qid]], [0.7, 0.3], 1000, "convex")
+    assert [h.docid for h in hybrid[qid]] == [h.docid for h in expected]
+
+
+def test_quickstart_unknown_split(tmp_path, beir):
+    fails("quickstart", "--data", beir, "--split", "train", "--out", tmp_path / "qs", expect="--split")
+
+
+def test_eval_against_beir_qrels(runs, beir):
+    result = ok("eval", runs[1], beir / "qrels" / "test.tsv", "-m", "nDCG@10")
+    assert "nDCG@10" in result.stdout
+
+
+def test_eval_headerless_beir_qrels_names_the_fix(runs, tmp_path):
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("q01\ts001\t1\n")
+    fails("eval", runs[1], qrels, expect="header")
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "convex", "zscore"])
+def test_search_fusion_flags(indexes, beir, tmp_path, fusion):
+    out = tmp_path / "hybrid.trec"
+    ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out, "-k", "10",
+       "--fusion", fusion, "--alpha", "0.25", "--fusion-depth", "50", "--device", "cpu")
+    run = read_run(out)
+    assert len(run) == 16 and all(len(hits) == 10 for hits in run.values())
+
+
+def test_search_alpha_moves_the_ranking_to_one_side(indexes, runs, beir, tmp_path):
+    dense_run, bm25_run = read_run(runs[0]), read_run(runs[1])
+    for alpha, side in (("1", dense_run), ("0", bm25_run)):
+        out = tmp_path / f"alpha{alpha}.trec"
+        ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out, "-k", "5",
+           "--fusion", "convex", "--alpha", alpha, "--fusion-depth", "50", "--device", "cpu")
+        fused = read_run(out)
+        agree = sum([h.docid for h in fused[q]][:3] == [h.docid for h in side[q]][:3] for q in fused)
+        assert agree >= len(fused) - 2  # only ties among a list's own scores may reorder
+
+
+def test_tune_fusion_from_runs_writes_what_search_reads(runs, beir, indexes, tmp_path):
+    config_path = tmp_path / "fusion.json"
+    result = ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
+                "--dense-run", runs[0], "--bm25-run", runs[1], "-o", config_path, "--depth", "50")
+    assert "best:" in result.stdout
+    written = json.loads(config_path.read_text())
+    assert written["tuned_on"]["judged_queries"] == 4
+    config = FusionConfig.read(config_path)
+    assert config.depth == 50
+    out = tmp_path / "tuned.trec"
+    ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out,
+       "--fusion-config", config_path, "--device", "cpu")
+    assert len(read_run(out)) == 16
+
+
+def test_tune_fusion_from_indexes(indexes, beir, tmp_path):
+    ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
+       "-i", indexes[0], "-i", indexes[1], "-o", tmp_path / "fusion.json", "--method", "convex", "--depth", "20",
+       "--device", "cpu")
+    assert FusionConfig.read(tmp_path / "fusion.json").method == "convex"
+
+
+def test_tune_fusion_errors(indexes, runs, beir, tmp_path):
+    dev = ("--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv")
+    fails("tune", "fusion", *dev, "-o", tmp_path / "f.json", expect="--index")
+    fails("tune", "fusion", *dev, "-i", indexes[0], "-i", indexes[0], expect="one dense and one BM25")
+    fails("tune", "fusion", *dev, "-i", indexes[0], "--dense-run", runs[0], expect="not both")
+
+
+def test_search_bad_alpha_and_bad_config(indexes, tmp_path):
+    fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--alpha", "2", "--device", "cpu",
+          expect="alpha")
+    bad = tmp_path / "fusion.json"
+    bad.write_text('{"method": "max"}')
+    fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--fusion-config", bad, "--device", "cpu",
+          expect=str(bad))
