@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rankkit.data.beir import read_beir_qrels, read_beir_queries
 from rankkit.data.corpus import read_corpus
 from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
@@ -322,7 +323,9 @@ def seeds(sample_dir, tmp_path_factory) -> dict[str, bytes]:
             "queries": _head(sample_dir / "queries.tsv", 4), "qrels": _head(sample_dir / "qrels.txt", 5),
             "run": b"q1 Q0 s001 1 3.5 bm25\nq1 Q0 s002 2 2.0 bm25\nq2 Q0 s001 1 1.25 bm25\n",
             "topics": b"<top>\n<num> Number: 7\n<title> stars and planets\n</top>\n<top>\n<num> 8\n<title> moon\n</top>\n",
-            "minedset": mined.encode()}
+            "minedset": mined.encode(),
+            "beir-queries": b'{"_id": "q1", "text": "stars", "metadata": {}}\n{"_id": 2, "text": "moon"}\n',
+            "beir-qrels": b"query-id\tcorpus-id\tscore\r\nq1\ts001\t1\r\nq1\ts002\t0\r\n"}
 
 
 @pytest.fixture(scope="module")
@@ -348,6 +351,8 @@ READERS: dict[str, tuple[Callable[[Path], Any], Callable[[bytes], Any] | None]] 
     "run": (read_run, ref_run),
     "topics": (read_queries, ref_queries),
     "minedset": (rankkit_minedset, ref_minedset),
+    "beir-queries": (read_beir_queries, None),  # rankkit.data.beir (its own tests): "no crash" only
+    "beir-qrels": (read_beir_qrels, None),
 }
 
 
