@@ -63,7 +63,8 @@ def message(result: subprocess.CompletedProcess) -> str:
     for marker in ("error:", "Error ", "warning:"):
         if marker in flat:
             return flat[flat.index(marker):]
-    return flat[-300:] or " ".join(result.stdout.split())[-200:]
+    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return f"(no error) {lines[-1]}" if lines else "(no output)"
 
 
 def row(group: str, case: str, result: subprocess.CompletedProcess, ws: Workspace, check: str = "") -> None:
