@@ -280,15 +280,59 @@ TOKENS = [b"\t", b" ", b"\n", b"\r", b"\r\n", BOM, b"\xff", b"\xc3", b"\xc2\x85"
           b"\\ud800", b'"_id"', b'"id"', b"<top>", b"</top>", b"<num>", b"<title>", b"\x00"]
 
 
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=8),
+                        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
+                                                                             max_size=2))
+
+
+def _retyped(draw: st.DrawFn, line: bytes) -> bytes:
+    """A JSON line with one value (at any depth) replaced by a value of any type, or a key dropped."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    containers = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict) and node:
+            containers.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list) and node:
+            containers.append(node)
+            for value in node:
+                walk(value)
+
+    walk(record)
+    if not containers:
+        return line
+    node = draw(st.sampled_from(containers))
+    key = draw(st.sampled_from(list(node) if isinstance(node, dict) else list(range(len(node)))))
+    if isinstance(node, dict) and draw(st.booleans()):
+        del node[key]
+    else:
+        node[key] = draw(JSON_VALUES)
+    return json.dumps(record).encode()
+
+
 @st.composite
 def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
     """A valid file with one to four edits: bytes inserted, deleted or replaced, a line repeated,
-    or a token that parsers trip on (tabs, BOMs, bad UTF-8, nan, huge numbers, JSON punctuation)."""
+    a token that parsers trip on (tabs, BOMs, bad UTF-8, nan, huge numbers, JSON punctuation), a
+    byte-order mark in front, or, in a JSON line, a value of another type or a key dropped."""
     data = bytearray(valid)
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "repeat line", "token"]))
-        if action == "insert":
+        action = draw(st.sampled_from(["insert", "delete", "replace", "repeat line", "token", "bom", "retype",
+                                       "retype"]))
+        if action == "bom":
+            data[0:0] = BOM
+        elif action == "retype":
+            lines = bytes(data).split(b"\n")
+            which = draw(st.integers(0, len(lines) - 1))
+            lines[which] = _retyped(draw, lines[which])
+            data = bytearray(b"\n".join(lines))
+        elif action == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=4))
         elif action == "delete":
             del data[at:at + draw(st.integers(1, 12))]
