@@ -14,7 +14,8 @@ from rankkit.data.collection import collection
 from rankkit.data.qrels import read_qrels
 from rankkit.data.runs import read_run
 from rankkit.retrieve.fusion import FusionConfig, normalised_fuse
-from test_cli import fails, ok
+from conftest import usage_error
+from test_cli import fails, invoke, ok
 
 pytest.importorskip("pyserini", reason="BM25 through pyserini (bm25 extra)")
 
@@ -132,8 +133,8 @@ def test_tune_fusion_errors(indexes, runs, beir, tmp_path):
 
 
 def test_search_bad_alpha_and_bad_config(indexes, tmp_path):
-    fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--alpha", "2", "--device", "cpu",
-          expect="alpha")
+    usage_error(invoke("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--alpha", "2", "--device", "cpu"),
+                "--alpha", "<= 1")  # range-checked at parse time
     bad = tmp_path / "fusion.json"
     bad.write_text('{"method": "max"}')
     fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--fusion-config", bad, "--device", "cpu",
