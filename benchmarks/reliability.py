@@ -29,7 +29,7 @@ from common import REPO_ROOT, save_result
 from rankkit.data.collection import SAMPLE_DIR
 from rankkit.encode.models import resolve_model_dir
 
-RANKKIT = str(Path(sys.executable).with_name("rankkit"))
+RANKKIT = str(Path(sys.executable).absolute().with_name("rankkit"))
 SAMPLE = {name: str(SAMPLE_DIR / name) for name in ("collection.tsv", "queries.tsv", "qrels.txt")}
 ROWS: list[dict] = []
 
