@@ -55,6 +55,8 @@ def _parse_json(path: Path, number: int, line: str) -> dict:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise file_error(path, number, f"invalid JSON ({exc.msg})", "write one JSON object per line") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting too deep
+        raise file_error(path, number, f"invalid JSON ({type(exc).__name__})", "write one JSON object per line") from None
     if not isinstance(record, dict):
         raise file_error(path, number, "JSON line is not an object", "write one JSON object per line")
     return record
@@ -64,9 +66,14 @@ def _string_field(path: Path, number: int, record: dict, key: str, required: boo
     value = record.get(key)
     if value is None and not required:
         return ""
-    if not isinstance(value, (str, int)) or (required and str(value) == ""):
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (required and str(value) == ""):
         raise file_error(path, number, f"field {key!r} is missing or not a string",
                          f"give every record a non-empty {key!r}")
+    try:
+        str(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: valid JSON (\\ud800), but not text
+        raise file_error(path, number, f"field {key!r} holds a lone surrogate, which is not text",
+                         "write valid Unicode (escape pairs such as \\ud83d\\ude00 are fine)") from None
     return str(value)
 
 

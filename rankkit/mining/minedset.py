@@ -13,6 +13,7 @@ following line is one query ("retrieved" is a positive's own provenance, null wh
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,40 @@ def _provenance(candidate: Candidate | None) -> dict | None:
             "teacher_score": candidate.teacher_score}
 
 
+# field -> (type, may be absent); a type ending in "?" may also be null
+_CANDIDATE_FIELDS = {"docid": ("str", False), "source": ("str", True), "rank": ("int?", True),
+                     "score": ("number?", True), "teacher_score": ("number?", True), "strategy": ("str", True)}
+_PROVENANCE_FIELDS = {key: _CANDIDATE_FIELDS[key] for key in ("source", "rank", "score", "teacher_score")}
+_POSITIVE_FIELDS = {"docid": ("str", False), "grade": ("int", False), "retrieved": ("object?", True)}
+_QUERY_FIELDS = {"qid": ("str", False), "query": ("str", False), "positives": ("list", False),
+                 "negatives": ("list", False)}
+_CHECKS = {"str": lambda v: isinstance(v, str), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+           "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict)}
+
+
+def _fields(record: Any, spec: dict[str, tuple[str, bool]], what: str) -> dict[str, Any]:
+    """The fields of a JSON object, each checked against `spec`; unknown fields are an error."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{what} is not a JSON object")
+    if unknown := sorted(set(record) - set(spec)):
+        raise ValueError(f"{what} has unknown fields {unknown}")
+    values = {}
+    for key, (kind, optional) in spec.items():
+        if key not in record:
+            if not optional:
+                raise KeyError(key)
+            continue
+        value, nullable = record[key], kind.endswith("?")
+        if not (value is None and nullable) and not _CHECKS[kind.rstrip("?")](value):
+            raise ValueError(f"{what}: {key!r} must be {'a finite number' if 'number' in kind else 'a ' + kind}"
+                             f"{' or null' if nullable else ''}")
+        if isinstance(value, str):
+            value.encode("utf-8")  # a lone surrogate (valid JSON, not text) raises UnicodeEncodeError
+        values[key] = value
+    return values
+
+
 @dataclass
 class MinedSet:
     queries: list[MinedQuery]
@@ -61,25 +96,31 @@ class MinedSet:
 
     @classmethod
     def read(cls, path: str | Path) -> "MinedSet":
+        """Read a MinedSet, checking every field's type (finite numbers, text that is valid Unicode)."""
         path = Path(path)
-        mined = cls(queries=[])
+        mined, header = cls(queries=[]), True
         for number, line in iter_lines(path):
             try:
                 record = json.loads(line)
-                if number == 1:
+                if not isinstance(record, dict):
+                    raise ValueError("the line is not a JSON object")
+                if header:
                     meta = record["_meta"]
-                    if meta.get("format") != FORMAT:
+                    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                         raise KeyError("format")
                     mined.config, mined.stats = meta.get("config", {}), meta.get("stats", {})
+                    header = False
                     continue
-                positives = record["positives"]
+                query = _fields(record, _QUERY_FIELDS, "the query record")
+                positives = [_fields(p, _POSITIVE_FIELDS, "a positive") for p in query["positives"]]
                 mined.queries.append(MinedQuery(
-                    record["qid"], record["query"], {p["docid"]: int(p["grade"]) for p in positives},
-                    [Candidate(**n) for n in record["negatives"]],
-                    {p["docid"]: Candidate(p["docid"], strategy="positive", **p["retrieved"])
-                     for p in positives if p.get("retrieved")}))
+                    query["qid"], query["query"], {p["docid"]: p["grade"] for p in positives},
+                    [Candidate(**_fields(n, _CANDIDATE_FIELDS, "a negative")) for n in query["negatives"]],
+                    {p["docid"]: Candidate(p["docid"], strategy="positive",
+                                           **_fields(p["retrieved"], _PROVENANCE_FIELDS, "a positive's provenance"))
+                     for p in positives if p.get("retrieved") is not None}))
                 mined.positive_provenance_recorded &= all("retrieved" in p for p in positives)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
                 raise file_error(path, number, f"not a MinedSet record ({type(exc).__name__}: {exc})",
                                  "give a file written by `rankkit mine`") from None
         return mined

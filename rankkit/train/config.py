@@ -25,4 +25,4 @@ class TrainConfig:
     amp: bool = True  # mixed precision, on CUDA only
     max_length: int | None = None
     plot: bool = False  # write training_curves.png at the end
-    overwrite: bool = False  # start afresh, deleting what config.output holds
+    overwrite: bool = False  # start afresh; the new output replaces config.output once training completes
