@@ -309,8 +309,10 @@ def main() -> None:
 
         def serve_refused(*flags: str, env: dict[str, str] | None = None) -> Callable[[], str]:
             def probe() -> str:
-                done = cli("serve", *flags, "--port", str(free_port()), env=env)
-                lines = done.stderr.strip().splitlines()
+                port_flag = [] if "--port" in flags else ["--port", str(free_port())]
+                done = cli("serve", *flags, *port_flag, env=env)
+                usage = re.search(r"Invalid value for [^│\n]*", done.stderr)  # Typer's boxed usage error
+                lines = [usage.group(0).strip()] if usage else done.stderr.strip().splitlines()
                 bound = "Uvicorn running" in done.stdout + done.stderr
                 return (f"exit {done.returncode}, {'bound the port' if bound else 'before binding'}, "
                         f"{'traceback' if 'Traceback' in done.stderr else 'no traceback'}: "
@@ -351,7 +353,7 @@ def main() -> None:
         row("Content-Type: text/plain; x=json", "422 (substring check)",
             lambda: describe(http.post("/search", content=b'{"query": "sky"}',
                                        headers={"Content-Type": "text/plain; x=json"})))
-        row("page and /docs headers", "no CSP, no nosniff, Swagger UI from a CDN", lambda: (
+        row("page and /docs headers", "(issue 13, Deliver 1) no CSP, no nosniff, Swagger UI from a CDN", lambda: (
             f"/: {httpx.get(url + '/').headers.get('content-security-policy', 'NO CSP')[:60]}...; nosniff "
             f"{httpx.get(url + '/').headers.get('x-content-type-options')}; /docs loads from a CDN: "
             f"{'yes' if 'https://' in httpx.get(url + '/docs').text else 'no'}"))

@@ -58,7 +58,7 @@ def is_public(path: str) -> bool:
 
 
 class Guard:
-    """ASGI middleware: header count, API key, JSON content type, body size and read timeout,
+    """ASGI middleware: header count and size, API key, JSON content type, body size and read timeout,
     security headers on every response, metrics of every request, and the JSON 503 for work
     cancelled at shutdown."""
 
