@@ -4,6 +4,7 @@ micro-batch sizes under 1..64 concurrent clients, against the same work done in-
     .venv/bin/python benchmarks/bench_serve.py                # recorded run (T=15 s per level)
     .venv/bin/python benchmarks/bench_serve.py --omp-threads 1 --name serve_load-omp1
     .venv/bin/python benchmarks/bench_serve.py --seconds 3 --wait-load 0 --name serve_load-smoke
+    .venv/bin/python benchmarks/bench_serve.py --poison-every 30 --levels 64 ...   # 1 poisoned request in 30
 
 What it does, all in one run:
   1. indexes: reuses indexes/dl19-dense (Flat, default model) and indexes/dl19-bm25 when their
@@ -131,6 +132,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--overload-seconds", type=float, default=5.0)
     parser.add_argument("--overload-max-queue", type=int, default=8)
     parser.add_argument("--no-pyserini", action="store_true", help="skip pyserini's REST server")
+    parser.add_argument("--poison-every", type=int, default=0,
+                        help="in the load levels, make every Nth request a lone-surrogate query (valid JSON, not "
+                             "UTF-8 text), and count the innocent requests that fail (default 0: none)")
     parser.add_argument("--index-dir", type=Path, default=REPO_ROOT / "indexes",
                         help="where dl19-dense and dl19-bm25 are reused from (default indexes/)")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/rankkit-serve-bench"),
@@ -358,19 +362,34 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
             return status, bytes(body), close
 
 
+POISON_QUERY = "stars \ud800"  # a lone surrogate: json.dumps escapes it, the server must answer 422
+
+
+def poisoned(bodies: list[dict], every: int) -> list[tuple[dict, bool]]:
+    """(body, is_poisoned): every `every`-th body (1-based) gets POISON_QUERY; 0 poisons none."""
+    return [({**body, "query": POISON_QUERY}, True) if every and (i + 1) % every == 0 else (body, False)
+            for i, body in enumerate(bodies)]
+
+
 class Collector:
+    """Answers of the innocent requests (statuses, latencies) and, apart, of the poisoned ones."""
+
     def __init__(self) -> None:
         self.statuses: Counter = Counter()
+        self.poisoned: Counter = Counter()
         self.exceptions: Counter = Counter()
         self.ok: list[float] = []
         self.by_status: dict[int, list[float]] = {}
 
-    def add(self, status: int, seconds: float) -> None:
+    def add(self, status: int, seconds: float, poison: bool = False) -> None:
+        if poison:
+            self.poisoned[status] += 1
+            return
         self.statuses[status] += 1
         (self.ok if 200 <= status < 300 else self.by_status.setdefault(status, [])).append(seconds)
 
 
-async def _load_raw(port: int, requests: list[bytes], clients: int, seconds: float, timeout: float,
+async def _load_raw(port: int, requests: list[tuple[bytes, bool]], clients: int, seconds: float, timeout: float,
                     got: Collector) -> None:
     """`clients` closed-loop clients, each on its own keep-alive connection (reopened after a failure),
     written on bare asyncio streams: ~0.05 ms of client CPU per request, so the client does not
@@ -382,7 +401,7 @@ async def _load_raw(port: int, requests: list[bytes], clients: int, seconds: flo
         reader = writer = None
         try:
             while time.perf_counter() < deadline:  # no request starts after the deadline
-                request = requests[next(counter) % len(requests)]
+                request, poison = requests[next(counter) % len(requests)]
                 t0 = time.perf_counter()
                 try:
                     async with asyncio.timeout(timeout):  # every request ends by itself
@@ -396,7 +415,7 @@ async def _load_raw(port: int, requests: list[bytes], clients: int, seconds: flo
                         writer.close()
                     reader = writer = None
                     continue
-                got.add(status, time.perf_counter() - t0)
+                got.add(status, time.perf_counter() - t0, poison)
                 if close:
                     writer.close()
                     reader = writer = None
@@ -407,8 +426,8 @@ async def _load_raw(port: int, requests: list[bytes], clients: int, seconds: flo
     await asyncio.gather(*(worker() for _ in range(clients)))
 
 
-async def _load_httpx(url: str, path: str, bodies: list[dict], clients: int, seconds: float, timeout: float,
-                      got: Collector) -> None:
+async def _load_httpx(url: str, path: str, bodies: list[tuple[dict, bool]], clients: int, seconds: float,
+                      timeout: float, got: Collector) -> None:
     """The same with one shared httpx.AsyncClient (connection limit = clients)."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     counter = itertools.count()
@@ -417,26 +436,30 @@ async def _load_httpx(url: str, path: str, bodies: list[dict], clients: int, sec
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                body = bodies[next(counter) % len(bodies)]
+                body, poison = bodies[next(counter) % len(bodies)]
                 t0 = time.perf_counter()
                 try:
-                    response = await client.post(path, json=body)
+                    response = await client.post(path, content=json.dumps(body).encode(),
+                                                 headers={"Content-Type": "application/json"})
                     await response.aread()
                 except Exception as exc:
                     got.exceptions[type(exc).__name__] += 1
                     continue
-                got.add(response.status_code, time.perf_counter() - t0)
+                got.add(response.status_code, time.perf_counter() - t0, poison)
 
         await asyncio.gather(*(worker() for _ in range(clients)))
 
 
 def load_level(server: Process, path: str, body: Callable[[str], dict], queries: list[str], clients: int,
-               seconds: float, timeout: float, client: str = "raw", metrics: bool = True) -> dict[str, Any]:
+               seconds: float, timeout: float, client: str = "raw", metrics: bool = True,
+               poison_every: int = 0) -> dict[str, Any]:
     before = scrape(server.url) if metrics else {}
     cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
     got = Collector()
-    bodies = [body(q) for q in queries]
-    work = (_load_raw(server.port, [http_request(path, b) for b in bodies], clients, seconds, timeout, got)
+    # the queries repeat until there are enough to poison one in `poison_every`
+    repeats = max(1, -(-poison_every // len(queries))) if poison_every else 1
+    bodies = poisoned([body(q) for q in queries * repeats], poison_every)
+    work = (_load_raw(server.port, [(http_request(path, b), p) for b, p in bodies], clients, seconds, timeout, got)
             if client == "raw" else _load_httpx(server.url, path, bodies, clients, seconds, timeout, got))
     start = time.perf_counter()
     # a second guard: each request already has `timeout`, so the level ends by itself
@@ -448,7 +471,7 @@ def load_level(server: Process, path: str, body: Callable[[str], dict], queries:
     non2xx = {code: n for code, n in sorted(got.statuses.items()) if not 200 <= code < 300}
     row: dict[str, Any] = {
         "clients": clients, "seconds": round(wall, 2),
-        "requests": sum(got.statuses.values()) + sum(got.exceptions.values()),
+        "requests": sum(got.statuses.values()) + sum(got.poisoned.values()) + sum(got.exceptions.values()),
         "ok": len(ok), "qps": round(len(ok) / wall, 1),
         "p50_ms": ms(percentile(ok, 50)), "p95_ms": ms(percentile(ok, 95)), "p99_ms": ms(percentile(ok, 99)),
         "non2xx": json.dumps(non2xx) if non2xx else "",
@@ -456,6 +479,9 @@ def load_level(server: Process, path: str, body: Callable[[str], dict], queries:
         "503": non2xx.get(503, 0),
         "exceptions": json.dumps(dict(got.exceptions)) if got.exceptions else "",
     }
+    if poison_every:
+        row.update(poisoned=sum(got.poisoned.values()), poisoned_statuses=json.dumps(dict(got.poisoned)),
+                   innocent_failed=sum(n for code, n in got.statuses.items() if not 200 <= code < 300))
     if metrics:
         batches = after["rankkit_batches_total"] - before["rankkit_batches_total"]
         batched = after["rankkit_batched_queries_total"] - before["rankkit_batched_queries_total"]
@@ -593,7 +619,7 @@ def main() -> None:
                 for clients in (text_levels if text else levels):
                     row = {"server": label, "mode": mode + (" text=true" if text else ""),
                            **load_level(server, "/search", rankkit_body(mode, text), queries, clients, args.seconds,
-                                        args.timeout, args.client)}
+                                        args.timeout, args.client, poison_every=args.poison_every)}
                     row.pop("_by_status")
                     by_level[label, row["mode"], clients] = row
                     rows.append(row)
@@ -761,6 +787,14 @@ def main() -> None:
     columns = ["server", "mode", "clients", "seconds", "requests", "ok", "qps", "p50_ms", "p95_ms", "p99_ms",
                "non2xx", "5xx", "503", "exceptions", "batches", "batched_queries", "mean_batch", "server_cpu_s",
                "client_cpu_s", "rankkit_qps_ratio", "rankkit_p50_ratio"]
+    if args.poison_every:
+        columns[columns.index("exceptions") + 1:columns.index("exceptions") + 1] = [
+            "poisoned", "poisoned_statuses", "innocent_failed"]
+        notes.append(f"--poison-every {args.poison_every}: every {args.poison_every}th request of the load levels "
+                     f"searches {POISON_QUERY!r} (a lone surrogate, sent as the JSON escape); those are counted "
+                     "apart (poisoned, poisoned_statuses); ok/qps/latency/non2xx/5xx are of the innocent requests "
+                     "only, innocent_failed counts their non-2xx answers, exceptions all dropped connections "
+                     "and timeouts")
     save_result(args.name, rows, title="rankkit serve under load (dl19, 43 queries, k=10)", columns=columns,
                 params=params, notes=notes, extra_tables=extra, started=started)
 

@@ -192,3 +192,20 @@ def test_errors_are_shown_with_the_fix(browser, server_url):
     assert browser.find_elements(By.CSS_SELECTOR, "#results .hit") == []
     status = search(browser, server_url, SKY, "dense", rerank=True)
     assert "no reranker" in status and "Fix: start it with --reranker" in status
+
+
+def test_page_runs_under_its_content_security_policy(server_url):
+    # the searches above prove the inline script ran; here: the policy that allowed it is strict
+    policy = httpx.get(server_url + "/").headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
+
+
+def test_docs_render_offline_under_their_policy(browser, server_url):
+    # Swagger UI's files come from the server itself (fastapi-offline's assets), its inline
+    # script is allowed by hash: the page renders the operations with nothing fetched elsewhere
+    browser.get(server_url + "/docs")
+    WebDriverWait(browser, 60).until(EC.presence_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title")))
+    assert "rankkit" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    WebDriverWait(browser, 30).until(lambda d: "/search/batch" in d.find_element(By.ID, "swagger-ui").text)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(name.startswith(server_url) for name in loaded), loaded

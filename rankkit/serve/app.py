@@ -59,7 +59,7 @@ def is_public(path: str) -> bool:
 
 
 class Guard:
-    """ASGI middleware: header count, API key, JSON content type, body size and read timeout,
+    """ASGI middleware: header count and size, API key, JSON content type, body size and read timeout,
     security headers on every response, metrics of every request, and the JSON 503 for work
     cancelled at shutdown."""
 
@@ -96,6 +96,12 @@ class Guard:
         if len(raw_headers) > self.config.max_headers:
             return await error_response(431, "too_many_headers", f"{len(raw_headers)} request headers, over the "
                                         f"limit {self.config.max_headers}", "send fewer headers"
+                                        )(scope, receive, send)
+        # h11 bounds headers that arrive in pieces; headers that arrive in one read are counted here
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
+        if header_bytes > self.config.max_header_bytes:
+            return await error_response(431, "headers_too_large", f"{header_bytes} bytes of request headers, over "
+                                        f"the limit {self.config.max_header_bytes}", "send smaller headers"
                                         )(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         if self.config.api_key and not is_public(path):

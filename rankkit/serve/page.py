@@ -1,11 +1,13 @@
 """The search page served at /: a query box, a mode switch, results with scores and text.
 
-Its one inline script and one inline style are allowed by their hashes in PAGE_CSP (nothing
-else may run, load or frame it); results are written with textContent, never as HTML."""
+Its one inline script and one inline style are exactly SCRIPT and STYLE, allowed by their hashes
+in PAGE_CSP; nothing else may run, load or frame it. Results are written with textContent,
+never as HTML."""
 
 from rankkit.serve.security import csp_hash
 
-STYLE = """  body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+STYLE = """
+  body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
   form { display: flex; gap: .5rem; flex-wrap: wrap; align-items: center; }
   #query { flex: 1 1 20rem; font-size: 1.1rem; padding: .4rem; }
   button { font-size: 1rem; padding: .4rem 1rem; }
@@ -16,7 +18,8 @@ STYLE = """  body { font-family: system-ui, sans-serif; max-width: 52rem; margin
   #api-key { width: 9rem; }
 """
 
-SCRIPT = """const form = document.getElementById("search-form");
+SCRIPT = """
+const form = document.getElementById("search-form");
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   const status = document.getElementById("status");
@@ -60,8 +63,7 @@ SEARCH_PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>rankkit search</title>
-<style>
-""" + STYLE + """</style>
+<style>""" + STYLE + """</style>
 </head>
 <body>
 <h1>rankkit</h1>
@@ -78,8 +80,7 @@ SEARCH_PAGE = """<!doctype html>
 </form>
 <p id="status" role="status"></p>
 <div id="results"></div>
-<script>
-""" + SCRIPT + """</script>
+<script>""" + SCRIPT + """</script>
 </body>
 </html>
 """

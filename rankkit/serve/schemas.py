@@ -5,11 +5,19 @@ by rankkit.serve.openapi."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Mode = Literal["bm25", "dense", "hybrid"]
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    """JSON Schema counts 10.0 as an integer; strict mode alone would refuse it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral_float_to_int)]  # strict otherwise: no "10", no true
 
 
 class Strict(BaseModel):
@@ -18,16 +26,16 @@ class Strict(BaseModel):
 
 class SearchRequest(Strict):
     query: str = Field(description="The query text.")
-    k: int = Field(10, description="Hits to return.")
+    k: Int = Field(10, description="Hits to return.")
     mode: Mode | None = Field(None, description="bm25, dense or hybrid; default: dense when loaded, else bm25.")
     rerank: bool = Field(False, description="Rerank the top rerank_depth hits with the cross-encoder.")
-    rerank_depth: int = Field(50, description="How many hits to rerank (at most the server's --max-passages).")
+    rerank_depth: Int = Field(50, description="How many hits to rerank (at most the server's --max-passages).")
     text: bool = Field(False, description="Include passage texts.")
 
 
 class BatchSearchRequest(Strict):
     queries: list[str] = Field(description="Query texts.")
-    k: int = 10
+    k: Int = 10
     mode: Mode | None = None
     text: bool = False
 
