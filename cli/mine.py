@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import EF_SEARCH_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Precision
+from rankkit.cli.options import (EF_SEARCH_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, ExportFormat,
+                                 Precision)
 
 
 @friendly_errors
@@ -46,6 +47,9 @@ def mine(
     nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
     ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
     query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
+    export: Optional[List[ExportFormat]] = typer.Option(
+        None, help="Also write the MinedSet for another trainer (repeatable): st (sentence-transformers "
+                   "anchor/positive/negative_i), flagembedding or tevatron, as OUTPUT_STEM.FORMAT.jsonl."),
 ) -> None:
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
@@ -57,7 +61,10 @@ def mine(
         score_field=score_field, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
         full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device,
-        precision=precision.value, nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt)
+        precision=precision.value, nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt,
+        exports=tuple(f.value for f in export or ()))
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
     print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")
+    for exported in mined.stats.get("exports", []):
+        print(f"exported {exported['rows']} {exported['format']} rows to {exported['path']}")
