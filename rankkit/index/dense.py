@@ -24,6 +24,7 @@ from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import to_cpu, to_search_device
 from rankkit.index.manifest import CorpusInfo, Manifest
+from rankkit.index.progress import corpus_bar, corpus_size
 
 INDEX_FILE = "index.faiss"
 DOCIDS_FILE = "docids.txt"
@@ -64,14 +65,17 @@ def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
-def _encode_corpus(docs: Iterator[Document], encoder: BiEncoder, folder: Path, chunk_size: int) -> int:
+def _encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int) -> int:
+    """Encode the corpus chunk by chunk into embeddings.f32 and docids.txt, under one progress bar
+    over the corpus's characters (time per chunk follows its text length, not its document count)."""
     count = 0
-    with open(folder / EMBEDDINGS_FILE, "wb") as vectors, open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids:
-        for chunk in _chunks(docs, chunk_size):
+    with open(folder / EMBEDDINGS_FILE, "wb") as vectors, open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids, \
+            corpus_bar(corpus_size(corpus, fmt)[1], "encoding corpus", "char") as progress:
+        for chunk in _chunks(read_corpus(corpus, fmt), chunk_size):
             if any("\n" in d.docid for d in chunk):
                 raise RankkitError("a docid contains a newline. Fix: use single-line document ids")
-            embeddings = encoder.encode([d.contents for d in chunk], show_progress=True,
-                                        desc=f"encoding docs {count + 1}-{count + len(chunk)}")
+            texts = [d.contents for d in chunk]
+            embeddings = encoder.encode(texts, on_batch=lambda batch: progress.update(sum(len(texts[i]) for i in batch)))
             vectors.write(embeddings.tobytes())
             ids.writelines(f"{d.docid}\n" for d in chunk)
             count += len(chunk)
@@ -203,7 +207,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
                                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
-            count = _encode_corpus(read_corpus(corpus, fmt), encoder, folder, config.chunk_size)
+            count = _encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
