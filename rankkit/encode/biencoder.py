@@ -101,6 +101,10 @@ class BiEncoder:
                     on_batch(batch)
         return out
 
+    def token_lengths(self, texts: Sequence[str], role: Role = "passage") -> list[int]:
+        """Token counts of `texts` as encode computes them (prompt included, truncated to max_length)."""
+        return self._tokenize(texts, role)[1]
+
     def _tokenize(self, texts: Sequence[str], role: Role) -> tuple[dict[str, list[list[int]]], list[int], int]:
         """Unpadded token ids of the prompted `texts`, their lengths, and the prompt's length in
         tokens (pooling skips it when the model's Pooling sets include_prompt false)."""
