@@ -188,6 +188,9 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
     corpus_info = CorpusInfo.of(corpus, fmt)
     with atomic_dir(out, overwrite=overwrite) as folder:
         if embeddings_from is not None:
+            if query_encoder is not None:
+                raise RankkitError("--query-model with --embeddings-from: the towers are those of the source index. "
+                                   "Fix: drop --query-model, or build from the corpus")
             source = Manifest.read(embeddings_from)
             # ir_datasets corpora carry no checksum: there the dataset id must match
             if (source.corpus.sha256, source.corpus.sha256 or source.corpus.path) != \
@@ -207,6 +210,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
                                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
+            tower = _query_model(encoder, query_encoder)  # checked before the corpus is encoded
             count = _encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
@@ -214,7 +218,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
                                 shape=(count, encoder.dimension))
             model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
                          pooling=encoder.pooling_mode, normalized=encoder.normalized,
-                         max_length=encoder.max_length, **_query_model(encoder, query_encoder))
+                         max_length=encoder.max_length, **tower)
             precision = encoder.precision
             prompts = {"passage_prompt": encoder.prompts["passage"]}
         index = _make_faiss_index(vectors, config.factory, config.seed)
