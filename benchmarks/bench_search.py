@@ -226,7 +226,8 @@ def main() -> None:
         "faiss index object. Overhead % = rankkit / bare - 1 (target under 10%).",
         "Calls alternate between the systems in ABBA order; QPS = queries / total time of that system's calls.",
         f"(a') shows the components alone: encoder.encode([q]) and one faiss Flat search; HNSW32 "
-        f"(efSearch default, k={K}) recall@{K} against Flat: {recalls.get('HNSW32', float('nan')):.3f}.",
+        f"(efSearch {DenseIndex(hnsw_dir).search_params.get('efSearch')}, the setting tuned at build and recorded in "
+        f"its manifest; k={K}) recall@{K} against Flat: {recalls.get('HNSW32', float('nan')):.3f}.",
         f"indexes: {flat_dir} (built: {build_info['flat_build_s']} s), {hnsw_dir} "
         f"(built: {build_info['hnsw_build_s']} s).",
     ]

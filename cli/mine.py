@@ -11,7 +11,7 @@ import typer
 
 from rankkit.cli.errors import friendly_errors, stderr
 from rankkit.cli.options import (AT_LEAST_1, EF_SEARCH_HELP, FINITE, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP,
-                                 QUERY_PROMPT_HELP, Precision)
+                                 QUERY_PROMPT_HELP, ExportFormat, Precision)
 from rankkit.errors import RankkitError
 
 
@@ -60,6 +60,9 @@ def mine(
     nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
     ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
     query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
+    export: Optional[List[ExportFormat]] = typer.Option(
+        None, help="Also write the MinedSet for another trainer (repeatable): st (sentence-transformers "
+                   "anchor/positive/negative_i), flagembedding or tevatron, as OUTPUT_STEM.FORMAT.jsonl."),
 ) -> None:
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
@@ -74,7 +77,8 @@ def mine(
         score_field=score_field.value, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,
         self_adversarial_run=self_adversarial_run, self_adversarial_depth=self_adversarial_depth,
         full_qrels=full_qrels, pooling_run=pooling_run, seed=seed, min_grade=min_grade, device=device,
-        precision=precision.value, nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt)
+        precision=precision.value, nprobe=nprobe, ef_search=ef_search, query_prompt=query_prompt,
+        exports=tuple(f.value for f in export or ()))
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))
     if mined.stats["queries_mined"] == 0 and mined.stats.get("window_beyond_depth"):
@@ -82,3 +86,5 @@ def mine(
                      f"starts (--min-rank {min_rank}) beyond the candidates' depth. Fix: a smaller --min-rank, or "
                      "deeper candidates", highlight=False, soft_wrap=True)
     print(f"wrote {mined.stats['negatives']} negatives for {mined.stats['queries_mined']} queries to {output}")
+    for exported in mined.stats.get("exports", []):
+        print(f"exported {exported['rows']} {exported['format']} rows to {exported['path']}")

@@ -13,11 +13,15 @@ from rich.console import Console
 if TYPE_CHECKING:
     from rankkit.retrieve.fusion import FusionConfig
 
+from rankkit.mining.export import EXPORT_FORMATS
+
 
 class Precision(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
 
+
+ExportFormat = Enum("ExportFormat", {name: name for name in EXPORT_FORMATS}, type=str)
 
 NPROBE_HELP = "Dense IVF index: inverted lists visited per query (default: tuned at build, in the manifest)."
 EF_SEARCH_HELP = "Dense HNSW index: efSearch, the candidate queue per query (default: tuned at build, in the manifest)."

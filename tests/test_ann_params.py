@@ -109,3 +109,20 @@ def test_cli_search_with_nprobe(ivf_index, sample_dir, tiny_model, tmp_path):
     assert len(lines) == 80 * queries
     bad = runner.invoke(app, ["search", "-i", str(ivf_index), "-q", "stars", "--ef-search", "64"])
     assert bad.exit_code != 0 and "--nprobe" in bad.output
+
+
+def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sample_dir, tmp_path):
+    from rankkit.mining.recipe import MiningRecipe, run_mining
+    from rankkit.serve.engine import SearchEngine, ServeConfig
+
+    engine = SearchEngine(ServeConfig(index=str(ivf_index), texts=False, device="cpu", nprobe=3))
+    try:
+        assert faiss.extract_index_ivf(engine.dense.index.index).nprobe == 3
+    finally:
+        engine.close()
+    recipe = MiningRecipe(queries=str(sample_dir / "queries.tsv"), qrels=str(sample_dir / "qrels.txt"),
+                          corpus=str(sample_dir / "collection.tsv"), output=str(tmp_path / "m.jsonl"),
+                          indexes=(str(ivf_index),), depth=20, max_rank=20, nprobe=8, device="cpu")
+    assert run_mining(recipe).config["nprobe"] == 8
+    with pytest.raises(RankkitError, match="--nprobe"):
+        run_mining(MiningRecipe(**{**recipe.__dict__, "nprobe": None, "ef_search": 16}))

@@ -147,3 +147,19 @@ def test_resolve_prompt_follows_encode_query_and_encode_document():
     assert resolve_prompt({"x": "x: "}, "x", "passage", None) == "x: "
     assert resolve_prompt({}, None, "query", None) == ""
     assert resolve_prompt(prompts, None, "query", "override: ") == "override: "
+
+
+def test_cli_prompts_reach_the_manifest_and_the_query_encoder(tiny_model, sample_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from rankkit.cli.app import app
+    from rankkit.retrieve import open_retriever
+
+    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "--out-dir", str(tmp_path),
+                                      "--name", "p", "--model", str(tiny_model), "--passage-prompt", "passage: "])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["passage_prompt"] == "passage: "
+    retriever = open_retriever([tmp_path / "p"], device="cpu", query_prompt="query: ")
+    assert retriever.encoder.prompts["query"] == "query: "
+    prompted = BiEncoder(tiny_model, device="cpu", query_prompt="query: ").encode(["stars"], role="query")
+    assert retriever.search("stars", 3) == retriever.index.search(prompted, 3)[0]

@@ -4,7 +4,7 @@ computed in rankkit's length-sorted token-budget batches (see rankkit.encode.sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -85,9 +85,10 @@ class BiEncoder:
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], show_progress: bool = False, desc: str = "encoding",
-               role: Role = "passage") -> np.ndarray:
+               role: Role = "passage", on_batch: Callable[[list[int]], None] | None = None) -> np.ndarray:
         """Embeddings of `texts` (queries or passages, which may get different prompts) as a
-        float32 array [len(texts), dimension], in input order."""
+        float32 array [len(texts), dimension], in input order. `on_batch` is called with the
+        indices of each batch once it is encoded (for a caller's progress bar)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
@@ -96,7 +97,13 @@ class BiEncoder:
             for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
                 out[batch] = self._forward(encoded, batch, skip).cpu().numpy()
                 progress.update(len(batch))
+                if on_batch is not None:
+                    on_batch(batch)
         return out
+
+    def token_lengths(self, texts: Sequence[str], role: Role = "passage") -> list[int]:
+        """Token counts of `texts` as encode computes them (prompt included, truncated to max_length)."""
+        return self._tokenize(texts, role)[1]
 
     def _tokenize(self, texts: Sequence[str], role: Role) -> tuple[dict[str, list[list[int]]], list[int], int]:
         """Unpadded token ids of the prompted `texts`, their lengths, and the prompt's length in

@@ -11,6 +11,7 @@ from rankkit.errors import RankkitError
 from rankkit.index.java import configure_java
 from rankkit.index.integrity import check_count, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
+from rankkit.index.progress import corpus_bar, corpus_size
 
 LUCENE_DIR = "lucene"
 BATCH = 10_000
@@ -41,14 +42,17 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
                                 threads=threads)
         count, batch = 0, []
         try:
-            for doc in read_corpus(corpus, fmt, word_ids=True):
-                batch.append({"id": doc.docid, "contents": doc.contents})
-                if len(batch) == BATCH:
+            with corpus_bar(corpus_size(corpus, fmt)[0], "indexing corpus", "doc") as progress:
+                for doc in read_corpus(corpus, fmt, word_ids=True):
+                    batch.append({"id": doc.docid, "contents": doc.contents})
+                    if len(batch) == BATCH:
+                        indexer.add_batch_dict(batch)
+                        count, batch = count + len(batch), []
+                        progress.update(BATCH)
+                if batch:
                     indexer.add_batch_dict(batch)
-                    count, batch = count + len(batch), []
-            if batch:
-                indexer.add_batch_dict(batch)
-                count += len(batch)
+                    count += len(batch)
+                    progress.update(len(batch))
         finally:
             indexer.close()
         if count == 0:

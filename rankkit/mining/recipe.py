@@ -16,6 +16,7 @@ from rankkit.data.queries import read_queries
 from rankkit.data.runs import read_run
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_retriever, candidates_from_run, merge_candidates
+from rankkit.mining.export import EXPORT_FORMATS, export_minedset, export_path
 from rankkit.mining.mine import MiningConfig, false_negative_rate, mine
 from rankkit.mining.minedset import MinedSet
 from rankkit.mining.pooling import with_pooling_provenance
@@ -58,6 +59,7 @@ class MiningRecipe:
     nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
     ef_search: int | None = None
     query_prompt: str | None = None  # dense query prompt (default: the model's)
+    exports: tuple[str, ...] = ()  # also write the MinedSet in these trainers' formats (rankkit.mining.export)
 
     def strategies(self) -> list[Strategy]:
         field = self.score_field
@@ -114,6 +116,9 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     """Read the inputs, gather candidates, score them with the teacher if any, mine, report the
     false-negative rate when full qrels are given, and write the MinedSet to recipe.output."""
     strategies = recipe.strategies()
+    unknown = sorted(set(recipe.exports) - set(EXPORT_FORMATS))
+    if unknown:
+        raise RankkitError(f"unknown export format {unknown[0]!r}. Fix: use one of {', '.join(EXPORT_FORMATS)}")
     queries, qrels = read_queries(recipe.queries), read_qrels(recipe.qrels)
     candidates, encoders = _candidates(recipe, queries)
     needed = {c.docid for found in candidates.values() for c in found} | {d for j in qrels.values() for d in j}
@@ -138,6 +143,9 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
                                                                  recipe.min_grade)
     if recipe.pooling_run is not None:  # after the rate, which is per mining source
         mined = with_pooling_provenance(mined, read_run(recipe.pooling_run), Path(recipe.pooling_run).name)
+    if recipe.exports:
+        mined.stats["exports"] = [export_minedset(mined, doc_texts, fmt, export_path(recipe.output, fmt))
+                                  for fmt in recipe.exports]
     mined.write(recipe.output)
     with atomic_write(Path(recipe.output).with_suffix(".stats.json")) as out:
         json.dump(mined.stats, out, indent=2)

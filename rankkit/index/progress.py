@@ -1,0 +1,24 @@
+"""Progress bars for index builds: one bar over the whole corpus, sized by a cheap first reading
+pass, so the ETA holds from the start (encoding time grows with text length, so the dense bar
+counts characters; Lucene's with documents)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from rankkit.data.corpus import CorpusFormat, read_corpus
+
+
+def corpus_size(corpus: str | Path, fmt: CorpusFormat) -> tuple[int, int]:
+    """(documents, characters of their contents) of a corpus, by reading it once."""
+    documents = characters = 0
+    for doc in read_corpus(corpus, fmt):
+        documents += 1
+        characters += len(doc.contents)
+    return documents, characters
+
+
+def corpus_bar(total: int, desc: str, unit: str) -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True)
