@@ -32,6 +32,9 @@ from rankkit.retrieve.tune import tune_fusion
 
 MEASURE = "nDCG@10"
 FOLDS = 5
+# extra studies over the shared data's own runs (top 100 each): pyserini's BM25 and TAS-B on dl19
+SHARED_RUNS = {"dl19-tasb": ("dl19", "run.tasb.top100.trec", "run.bm25.top100.trec")}
+STUDIES = [*COLLECTIONS, *SHARED_RUNS]
 
 
 def fused(dense: Run, bm25: Run, config: FusionConfig, qids: list[str], k: int = 100) -> Run:
@@ -49,13 +52,18 @@ def splits(name: str, qrels: Qrels) -> list[tuple[list[str], list[str]]]:
 
 
 def collection_qrels(name: str) -> Qrels:
-    folder = shared_data_root() / COLLECTIONS[name][0]
+    folder = shared_data_root() / (SHARED_RUNS[name][0] if name in SHARED_RUNS else COLLECTIONS[name][0])
     if name == "scifact":
         return {**read_qrels(folder / "qrels" / "train.tsv"), **read_qrels(folder / "qrels" / "dev.tsv")}
     return {q: judged for q, judged in read_qrels(folder / "qrels.txt").items() if any(g > 0 for g in judged.values())}
 
 
 def load(name: str) -> tuple[Run, Run, Qrels]:
+    """(dense run, BM25 run, qrels with at least one relevant document per query)."""
+    if name in SHARED_RUNS:
+        folder, dense, bm25 = SHARED_RUNS[name]
+        return (read_run(shared_data_root() / folder / dense), read_run(shared_data_root() / folder / bm25),
+                collection_qrels(name))
     return read_run(CACHE / name / "dense.trec"), read_run(CACHE / name / "bm25.trec"), collection_qrels(name)
 
 
@@ -97,7 +105,7 @@ def study(name: str, default: FusionConfig, measures) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=list(COLLECTIONS))
+    parser.add_argument("--collections", nargs="+", default=STUDIES, choices=STUDIES)
     parser.add_argument("--name", default="fusion", help="Result name under benchmarks/results/.")
     args = parser.parse_args()
     started = time.time()
@@ -118,7 +126,8 @@ def main() -> None:
         mean_row[column] = statistics.mean(r[column] for r in rows)
     mean_row["better single"] = ""
     rows.append(mean_row)
-    runs_meta = {name: json.loads((CACHE / name / "runs.json").read_text()) for name in args.collections}
+    runs_meta = {name: json.loads((CACHE / name / "runs.json").read_text()) for name in args.collections
+                 if name in COLLECTIONS}
     save_result(
         args.name, rows, title="Hybrid fusion on held-out queries (nDCG@10)",
         params={"measure": MEASURE, "folds": FOLDS, "depth": 1000, "default": f"{default.method} {default.alpha}"},
@@ -127,6 +136,8 @@ def main() -> None:
                       "runs (benchmarks/fusion_runs.py)": list(runs_meta.values())},
         notes=["Runs: benchmarks/fusion_runs.py (BM25 k1 0.9 b 0.4 over `title text`; dense untrained "
                "all-MiniLM-L6-v2 in bf16, FAISS Flat; top 1000 each). Fused lists cut at 100.",
+               "dl19-tasb: the shared data's own dl19 runs, top 100 each: TAS-B as the dense list, "
+               "pyserini's BM25 (nDCG@10 0.506) as the BM25 one.",
                "tuned: rankkit.retrieve.tune.tune_fusion (rrf, and convex and zscore at alpha 0, 0.05, ..., 1) on "
                "scifact's train queries, scored on dev; elsewhere tuned on 4 of 5 query folds, scored on the 5th "
                "(seed 0). 'tuned settings' lists what the folds chose.",
