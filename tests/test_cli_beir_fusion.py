@@ -60,6 +60,7 @@ def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
         assert set(read_run(out / "runs" / f"{name}.trec")) == set(read_qrels(beir / "qrels" / "dev.tsv"))
     config = json.loads((out / "config.json").read_text())
     assert (config["split"], config["fusion"]["method"], config["fusion"]["alpha"]) == ("dev", "convex", 0.3)
+    assert config["precision"] == "fp32"
     hybrid = read_run(out / "runs" / "hybrid.trec")
     bm25, dense = read_run(out / "runs" / "bm25.trec"), read_run(out / "runs" / "dense.trec")
     qid = next(iter(hybrid))
