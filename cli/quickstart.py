@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import ALPHA_HELP, FUSION_HELP, Fusion, fusion_config, stdout_console
+from rankkit.cli.options import (ALPHA_HELP, FUSION_HELP, PRECISION_HELP, Fusion, Precision, fusion_config,
+                                 stdout_console)
 
 
 @friendly_errors
@@ -20,6 +21,7 @@ def quickstart(
     out: Path = typer.Option(Path("quickstart-output"), help="Where indexes, runs and the report go."),
     model: str = typer.Option("default", help="Dense model; default the packaged all-MiniLM-L6-v2."),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
     fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
     alpha: Optional[float] = typer.Option(None, help=ALPHA_HELP),
 ) -> None:
@@ -28,7 +30,7 @@ def quickstart(
     from rankkit.quickstart import QuickstartConfig, run_quickstart
 
     config = QuickstartConfig(data=str(data) if data else None, split=split, out=str(out), model=model, device=device,
-                              fusion=fusion_config(fusion, alpha, None, None))
+                              precision=precision.value, fusion=fusion_config(fusion, alpha, None, None))
     evaluations = run_quickstart(config)
     stdout_console().print(summary_table(list(evaluations), list(evaluations.values())))
     print(f"indexes, runs and report.json are in {out}")

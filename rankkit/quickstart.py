@@ -31,6 +31,7 @@ class QuickstartConfig:
     factory: str = "Flat"
     k: int = 1000
     device: str | None = None
+    precision: str = "fp32"  # dense encoder: fp32 | bf16
     fusion: FusionConfig = FusionConfig()  # how the hybrid run fuses BM25 and dense
 
 
@@ -48,7 +49,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Evaluation]:
     queries, qrels = queries_and_qrels(paths)
     bm25_dir, dense_dir = out / "indexes" / f"{paths.name}-bm25", out / "indexes" / f"{paths.name}-dense"
     build_bm25_index(paths.corpus, bm25_dir, overwrite=True)
-    encoder = BiEncoder(config.model, device=config.device)
+    encoder = BiEncoder(config.model, device=config.device, precision=config.precision)
     build_dense_index(paths.corpus, dense_dir, encoder, DenseBuildConfig(factory=config.factory), overwrite=True)
     bm25 = BM25Retriever(bm25_dir)
     dense = DenseRetriever(DenseIndex(dense_dir), encoder)

@@ -306,3 +306,19 @@ def test_queries_property(tmp_path, items):
             read_beir_queries(path)
     else:
         assert read_beir_queries(path) == expected
+
+
+# --- the shared SciFact folder --------------------------------------------------------------------
+
+def test_scifact_splits_read_as_beir_wrote_them(shared_data):
+    root = shared_data / "scifact"
+    if not is_beir_folder(root):
+        pytest.skip(f"no BEIR SciFact at {root}")
+    assert (root / "qrels" / "dev.tsv").read_bytes().startswith(b"query-id\tcorpus-id\tscore\r\n")  # CRLF
+    train_queries, train = load_beir_split(beir_folder(root, "train"))
+    dev_queries, dev = load_beir_split(beir_folder(root, "dev"))
+    assert (len(train), sum(map(len, train.values())), len(dev), sum(map(len, dev.values()))) == (709, 804, 100, 115)
+    assert not set(train) & set(dev)
+    assert set(dev_queries) == set(dev) and set(train_queries) == set(train)
+    titled = next(d for d in read_corpus(root / "corpus.jsonl") if d.title)
+    assert titled.contents == f"{titled.title} {titled.text}"

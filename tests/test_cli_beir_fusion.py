@@ -61,6 +61,7 @@ def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
         assert set(read_run(out / "runs" / f"{name}.trec")) == set(read_qrels(beir / "qrels" / "dev.tsv"))
     config = json.loads((out / "config.json").read_text())
     assert (config["split"], config["fusion"]["method"], config["fusion"]["alpha"]) == ("dev", "convex", 0.3)
+    assert config["precision"] == "fp32"
     hybrid = read_run(out / "runs" / "hybrid.trec")
     bm25, dense = read_run(out / "runs" / "bm25.trec"), read_run(out / "runs" / "dense.trec")
     qid = next(iter(hybrid))
@@ -139,3 +140,25 @@ def test_search_bad_alpha_and_bad_config(indexes, tmp_path):
     bad.write_text('{"method": "max"}')
     fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--fusion-config", bad, "--device", "cpu",
           expect=str(bad))
+
+
+def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, tiny_model):
+    """The README's fine-tuning recipe, small: mine a BEIR split's train qrels from BM25 and dense
+    candidates (labelled positives excluded), train a bi-encoder and a reranker on it, with the
+    dev split's queries, qrels and BM25 run for dev evaluation."""
+    mined = tmp_path / "mined.jsonl"
+    ok("mine", "--queries", beir / "queries.jsonl", "--qrels", beir / "qrels" / "test.tsv",
+       "--corpus", beir / "corpus.jsonl", "-i", indexes[0], "-i", indexes[1], "--depth", "30", "--max-rank", "30",
+       "--count", "3", "-o", mined, "--device", "cpu")
+    records = [json.loads(line) for line in mined.read_text().splitlines()[1:]]  # after the _meta line
+    qrels = read_qrels(beir / "qrels" / "test.tsv")
+    assert records and {r["qid"] for r in records} <= set(qrels)
+    for record in records:
+        positives = {d for d, g in qrels[record["qid"]].items() if g >= 1}
+        assert not positives & {n["docid"] for n in record["negatives"]}
+    dev = ("--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv", "--dev-run", runs[1])
+    for kind in ("biencoder", "reranker"):
+        result = ok("train", kind, "--mined", mined, "--corpus", beir / "corpus.jsonl", "-o", tmp_path / kind,
+                    "--model", tiny_model, "--max-steps", "2", "--batch-size", "2", "--negatives", "2",
+                    "--eval-every", "2", *dev, "--device", "cpu")
+        assert f"saved the trained {kind}" in result.stdout

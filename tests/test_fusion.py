@@ -70,9 +70,11 @@ def test_ties_broken_by_docid_and_k_cuts():
     assert [h.docid for h in normalised_fuse([DENSE, BM25], [0.6, 0.4], k=2)] == ["a", "c"]
 
 
-def test_empty_lists():
+def test_empty_lists_and_weight_count():
     assert normalised_fuse([[], []], [0.5, 0.5], k=10) == []
     assert [h.docid for h in normalised_fuse([DENSE, []], [0.5, 0.5], k=10)] == ["a", "b", "c"]
+    with pytest.raises(RankkitError, match="one weight per list"):
+        normalised_fuse([DENSE, BM25], [1.0], k=10)
 
 
 def test_fuse_dispatches_on_the_method():

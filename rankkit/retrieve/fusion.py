@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
+import numpy as np
+
 from rankkit.data.files import atomic_write
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError, file_error
@@ -120,19 +122,28 @@ def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int
 
 
 def normalise_lists(rankings: Sequence[Sequence[Hit]],
-                    method: Literal["convex", "zscore"]) -> list[tuple[dict[str, float], float]]:
-    """Each list's normalised scores and its floor, the score a document missing from it gets."""
+                    method: Literal["convex", "zscore"]) -> tuple[list[str], np.ndarray]:
+    """The union of the lists' docids (sorted) and a [lists x docids] matrix of their normalised
+    scores, a document missing from a list holding that list's minimum."""
     normalised = [NORMALISERS[method](hits) for hits in rankings]
-    return [(scores, min(scores.values(), default=0.0)) for scores in normalised]
+    docids = sorted({docid for scores in normalised for docid in scores})
+    matrix = np.zeros((len(normalised), len(docids)))
+    for row, scores in zip(matrix, normalised):
+        floor = min(scores.values(), default=0.0)
+        row[:] = [scores.get(docid, floor) for docid in docids]
+    return docids, matrix
 
 
-def combine_normalised(normalised: Sequence[tuple[dict[str, float], float]], weights: Sequence[float],
-                       k: int) -> list[Hit]:
-    """sum_i w_i * norm_i(d) over the union of the lists, the best k."""
-    docids = {docid for scores, _ in normalised for docid in scores}
-    fused = {docid: sum(w * scores.get(docid, floor) for (scores, floor), w in zip(normalised, weights, strict=True))
-             for docid in docids}
-    return _best(fused, k)
+def combine_normalised(normalised: tuple[list[str], np.ndarray], weights: Sequence[float], k: int) -> list[Hit]:
+    """sum_i w_i * norm_i(d) over the union of the lists, the best k (ties: docid order)."""
+    docids, matrix = normalised
+    if len(weights) != len(matrix):
+        raise RankkitError(f"{len(weights)} weights for {len(matrix)} lists. Fix: give one weight per list")
+    if not docids:
+        return []
+    fused = np.asarray(weights, dtype=float) @ matrix
+    order = np.argsort(-fused, kind="stable")[:k]  # stable over sorted docids: ties go by docid
+    return [Hit(docids[i], float(fused[i])) for i in order]
 
 
 def normalised_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int,
