@@ -125,3 +125,11 @@ def test_predictions_are_jsonl_with_the_input_line(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert rows == [{"line": 2, "text": "valo", "label": "positive", "positive_probability": 0.9},
                     {"line": 4, "text": "baje", "label": "negative", "positive_probability": 0.2}]
+
+
+def test_invalid_utf8_names_its_line(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_bytes(b"text,label\nvalo,1\nbhalo,1\n\"bad\xff\",0\n")
+    with pytest.raises(RankkitError) as excinfo:
+        read_reviews(path)
+    assert_file_error(excinfo, path, 4, "not valid UTF-8")

@@ -40,7 +40,7 @@ def servers(tmp_path_factory, model_dir, tiny_model):
         build_dense_index(SAMPLE_DIR / "collection.tsv", root / "dense", BiEncoder(tiny_model, device="cpu"))
         started["search"] = ServerProcess(["--index", str(root / "dense")], root / "search.log")
         for server in started.values():
-            server.wait_ready()
+            server.wait_ready(timeout=240)  # the shared CPUs can be slow to start a server
         yield started
     finally:
         for server in started.values():

@@ -12,12 +12,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from rankkit.data.files import iter_lines
+from rankkit.data.files import atomic_write, iter_lines
 from rankkit.errors import RankkitError, file_error
 
 LABEL_NAMES = ("negative", "positive")  # label 0, label 1
@@ -75,6 +76,14 @@ def rating_to_label(rating: float, threshold: float = DEFAULT_THRESHOLD) -> int:
     return int(rating > threshold)
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def _records(path: Path) -> Iterator[tuple[int, dict]]:
     """(line, record) for each row of a CSV or JSONL file."""
     if path.suffix.lower() in (".jsonl", ".json") or path.name.endswith(".jsonl.gz"):
@@ -89,6 +98,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
         return
     if not path.is_file():
         raise RankkitError(f"{path}: no such file. Fix: check the path (relative paths start at {Path.cwd()})")
+    start = 1  # the line the current record starts on
     with open(path, encoding="utf-8", newline="") as handle:
         try:
             reader = csv.DictReader(handle)
@@ -98,9 +108,11 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
             for row in reader:
                 yield start, row
                 start = reader.line_num + 1
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise file_error(path, start if "start" in locals() else 1, f"not a readable UTF-8 CSV ({exc})",
-                             "save the file as UTF-8 CSV with standard quoting") from None
+        except UnicodeDecodeError as exc:  # decoded ahead in chunks: find the line in the bytes
+            line = next(n for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1) if not _is_utf8(raw))
+            raise file_error(path, line, f"not valid UTF-8 ({exc.reason})", "re-encode the file as UTF-8") from None
+        except csv.Error as exc:
+            raise file_error(path, start, f"not a readable CSV ({exc})", "write standard CSV quoting") from None
 
 
 def _label(value: object, spec: LabelSpec) -> tuple[int | None, str | None]:
@@ -167,10 +179,6 @@ def read_reviews(path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool
 def write_predictions(reviews: Reviews, positive_probability: Sequence[float], path: str | Path | None) -> None:
     """JSONL, one line per usable review: its line in the input, text, predicted label and
     P(positive); to stdout when `path` is None, else written atomically."""
-    import sys
-
-    from rankkit.data.files import atomic_write
-
     lines = (json.dumps({"line": line, "text": text, "label": LABEL_NAMES[int(p >= 0.5)],
                          "positive_probability": round(float(p), 6)}, ensure_ascii=False) + "\n"
              for line, text, p in zip(reviews.lines, reviews.texts, positive_probability))

@@ -59,7 +59,7 @@ class SentimentConfig:
     dbpm_weight: float = 0.1  # the weight of a flagged review
     # (d): self-training on unlabelled reviews
     confidence: float = 0.9  # keep pseudo-labels with P(predicted class) >= this
-    unlabeled_per_epoch: int = 2048  # unlabelled reviews pseudo-labelled each epoch (a seeded sample)
+    unlabeled_per_epoch: int = 1024  # unlabelled reviews pseudo-labelled each epoch (a seeded sample)
     pseudo_weight: float = 0.5  # the loss weight of a pseudo-labelled review
     self_training_from: int = 1  # first epoch that uses pseudo-labels (the model must first learn)
 

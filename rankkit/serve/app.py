@@ -201,7 +201,8 @@ class Server:
                  "sentiment": self.config.batch_wait_ms / 1000}
         work = {"dense": (engine.dense, engine.dense_batch), "bm25": (engine.bm25, engine.bm25_batch),
                 "rerank": (engine.reranker, engine.rerank_batch),
-                "sentiment": (engine.sentiment, engine.sentiment_batch)}
+                # an engine without the attribute (a test double, say) serves no sentiment
+                "sentiment": (getattr(engine, "sentiment", None), getattr(engine, "sentiment_batch", None))}
         for name, (loaded, process) in work.items():
             if loaded is not None:
                 batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, waits[name],

@@ -67,7 +67,7 @@ def add_sentiment_route(app: "FastAPI", server: "Server", config: "ServeConfig")
     async def sentiment(request: SentimentRequest) -> SentimentResponse:
         """Classify reviews as positive or negative, with P(positive)."""
         engine = server.ready_engine()
-        if engine.sentiment is None:
+        if getattr(engine, "sentiment", None) is None:
             raise ApiError(400, "no_sentiment_model", "this server has no sentiment model",
                            "start it with --sentiment-model DIR")
         texts = check(request.texts)
