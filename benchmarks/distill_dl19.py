@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from common import dl19_dir, quiet_torch, save_result
 from rankkit.data.collection import shared_data_root
@@ -28,6 +27,7 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries, write_queries
 from rankkit.data.runs import Hit, Run, read_run, write_run
 from rankkit.distill import DistillConfig, NegativeConfig, PositiveConfig, distill
+from rankkit.distill.teacher import dot_product_scores
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.eval.compare import paired_compare
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
@@ -98,13 +98,11 @@ def teacher_run(args, work: Path, queries_file: Path, candidates: Path, timings:
 
 
 def score_run(encoder: BiEncoder, run: Run, queries: dict[str, str], texts: dict[str, str]) -> Run:
-    docids = sorted({h.docid for hits in run.values() for h in hits})
-    row = {d: i for i, d in enumerate(docids)}
-    vectors = encoder.encode([texts[d] for d in docids], show_progress=True)
+    """The run's documents rescored by the encoder's dot products (each document encoded once)."""
     qids = [q for q in run if q in queries]
-    query_vectors = encoder.encode([queries[q] for q in qids])
-    return {q: [Hit(h.docid, float(vectors[row[h.docid]] @ query_vectors[i])) for h in run[q]]
-            for i, q in enumerate(qids)}
+    scores = dot_product_scores(encoder, queries, {q: [h.docid for h in run[q]] for q in qids}, texts,
+                                progress="encoding")
+    return {q: [Hit(h.docid, float(s)) for h, s in zip(run[q], scores[q])] for q in qids}
 
 
 def rerank_eval(model: str, args, work: Path, label: str) -> tuple[Evaluation, float]:

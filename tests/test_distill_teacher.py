@@ -3,7 +3,6 @@ cross-encoder by pairs, a run by its own scores; open_teacher tells them apart."
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rankkit.data.runs import Hit, write_run

@@ -32,7 +32,7 @@ from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
 from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
                                        candidate_ids, self_adversarial_negatives)
 from rankkit.distill.task import DistillLoss, DistillTask, Mode
-from rankkit.distill.teacher import RunTeacher, model_kind, open_teacher
+from rankkit.distill.teacher import RunTeacher, dot_product_scores, model_kind, open_teacher
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_run
 from rankkit.train.config import TrainConfig
@@ -112,13 +112,7 @@ def score_candidates(scorer: GroupScorer, queries: Mapping[str, str], candidates
                      doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
     """A model's scores of each query's candidates; a bi-encoder encodes each document once."""
     if isinstance(scorer, BiEncoderScorer):
-        docids = sorted({d for found in candidates.values() for d in found})
-        row = {d: i for i, d in enumerate(docids)}
-        vectors = scorer.encoder.encode([doc_texts[d] for d in docids])
-        qids = list(candidates)
-        query_vectors = scorer.encoder.encode([queries[q] for q in qids])
-        return {qid: vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i] / scorer.temperature
-                for i, qid in enumerate(qids)}
+        return dot_product_scores(scorer.encoder, queries, candidates, doc_texts, 1.0 / scorer.temperature)
     return {qid: scorer.score_texts([queries[qid]] * len(found), [doc_texts[d] for d in found])  # type: ignore[attr-defined]
             for qid, found in candidates.items()}
 
@@ -137,9 +131,8 @@ def dense_candidates(scorer: GroupScorer, queries: Mapping[str, str], doc_texts:
     for start in range(0, len(qids), 256):
         scores = query_vectors[start:start + 256] @ vectors.T
         for qid, row in zip(qids[start:start + 256], scores):
-            top = np.argsort(-row, kind="stable")[:depth]
-            run[qid] = [(docids[i], float(row[i])) for i in top]
-    return candidates_from_run({q: [Hit(d, s) for d, s in hits] for q, hits in run.items()}, "student")
+            run[qid] = [Hit(docids[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:depth]]
+    return candidates_from_run(run, "student")
 
 
 def gather_candidates(config: DistillConfig, teacher, scorer: GroupScorer, queries: Mapping[str, str]) -> tuple[Candidates, dict[str, str]]:
