@@ -19,7 +19,6 @@ import json
 import time
 from pathlib import Path
 
-
 from common import dl19_dir, quiet_torch, save_result
 from rankkit.data.collection import shared_data_root
 from rankkit.data.corpus import read_doc_texts
