@@ -103,3 +103,11 @@ def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_mode
     _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--student-kind", "ranker", "--queries",
                   sample_dir / "queries.tsv", "--corpus", sample_dir / "collection.tsv", "-o", tmp_path / "x"),
            "unknown student kind")
+
+
+@pytest.mark.parametrize("option, value, expect", [("--mode", "other", "unknown distillation mode"),
+                                                   ("--distill-loss", "mse", "unknown distillation loss"),
+                                                   ("--depth", "1", "too small")])
+def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir, option, value, expect):
+    _fails(invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
+                  sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)

@@ -88,6 +88,13 @@ class DistillConfig:
             raise RankkitError("give --candidates or --index, not both. Fix: pass one candidate source")
         if self.student_kind not in ("auto", "bi-encoder", "cross-encoder"):
             raise RankkitError(f"unknown student kind {self.student_kind!r}. Fix: use auto, bi-encoder or cross-encoder")
+        if self.mode not in ("contrastive", "plain"):
+            raise RankkitError(f"unknown distillation mode {self.mode!r}. Fix: use contrastive or plain")
+        if self.distill_loss not in ("kl", "margin-mse"):
+            raise RankkitError(f"unknown distillation loss {self.distill_loss!r}. Fix: use kl or margin-mse")
+        if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1:
+            raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}: "
+                               "too small. Fix: pass --depth >= 2, --rounds >= 1, --queries-per-round >= 1")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
