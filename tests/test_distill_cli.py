@@ -76,6 +76,8 @@ def test_plain_distillation_from_a_run_into_a_cross_encoder(tmp_path, sample_dir
     assert summary["teacher"] == "teacher.trec" and summary["knowledge"]["rounds_with_self_adversarial"] == {}
     scores = CrossEncoder(out / "model", device="cpu").score([("how do stars form", "stars form from gas")])
     assert scores.shape == (1,) and np.isfinite(scores).all()
+    _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                  "--corpus", sample_dir / "collection.tsv", "-o", out, "--mode", "plain"), "already holds a distilled model")
 
 
 def _fails(result, expect: str) -> None:

@@ -92,6 +92,9 @@ class DistillConfig:
             raise RankkitError(f"unknown distillation mode {self.mode!r}. Fix: use contrastive or plain")
         if self.distill_loss not in ("kl", "margin-mse"):
             raise RankkitError(f"unknown distillation loss {self.distill_loss!r}. Fix: use kl or margin-mse")
+        output = Path(self.output)
+        if not self.overwrite and (output / "model").exists() and not (output / "checkpoints").exists():
+            raise RankkitError(f"{output} already holds a distilled model. Fix: pass another --output, or --overwrite")
         if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1:
             raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}: "
                                "too small. Fix: pass --depth >= 2, --rounds >= 1, --queries-per-round >= 1")
