@@ -109,7 +109,8 @@ def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_mode
 
 @pytest.mark.parametrize("option, value, expect", [("--mode", "other", "unknown distillation mode"),
                                                    ("--distill-loss", "mse", "unknown distillation loss"),
-                                                   ("--depth", "1", "too small")])
+                                                   ("--depth", "1", "too small"),
+                                                   ("--self-adversarial-rounds", "0", "too small")])
 def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir, option, value, expect):
     _fails(invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
                   sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)

@@ -95,9 +95,10 @@ class DistillConfig:
         output = Path(self.output)
         if not self.overwrite and (output / "model").exists() and not (output / "checkpoints").exists():
             raise RankkitError(f"{output} already holds a distilled model. Fix: pass another --output, or --overwrite")
-        if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1:
-            raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}: "
-                               "too small. Fix: pass --depth >= 2, --rounds >= 1, --queries-per-round >= 1")
+        if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
+            raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
+                               f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "
+                               "and --rounds, --queries-per-round, --self-adversarial-rounds >= 1")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
