@@ -59,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-queries", type=int, default=None, help="smoke tests only: the first N DL19 queries")
     parser.add_argument("--name", default="distill_dl19")
+    parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (< 1 min)")
     return parser.parse_args()
 
 
@@ -150,6 +151,10 @@ def main() -> None:
     started = time.time()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
+    if args.speed_only:
+        save_result(args.name, speed(args), title=f"Encoding speed: {TEACHER} (teacher) vs all-MiniLM-L6-v2 (student)",
+                    params={"precision": args.precision, "threads": args.threads, "texts": 200}, started=started)
+        return
     timings: dict[str, float] = {}
     queries_file = train_queries(args, work)
     candidates = bm25_candidates(args, work, queries_file)
