@@ -19,8 +19,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common import dl19_dir, quiet_torch, save_result
 from rankkit.data.collection import shared_data_root
 from rankkit.data.corpus import read_doc_texts
@@ -28,6 +26,7 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries, write_queries
 from rankkit.data.runs import Hit, Run, read_run, write_run
 from rankkit.distill import DistillConfig, NegativeConfig, PositiveConfig, distill
+from rankkit.distill.teacher import dot_product_scores
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.eval.compare import paired_compare
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
@@ -60,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-queries", type=int, default=None, help="smoke tests only: the first N DL19 queries")
     parser.add_argument("--name", default="distill_dl19")
+    parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (< 1 min)")
     return parser.parse_args()
 
 
@@ -98,13 +98,11 @@ def teacher_run(args, work: Path, queries_file: Path, candidates: Path, timings:
 
 
 def score_run(encoder: BiEncoder, run: Run, queries: dict[str, str], texts: dict[str, str]) -> Run:
-    docids = sorted({h.docid for hits in run.values() for h in hits})
-    row = {d: i for i, d in enumerate(docids)}
-    vectors = encoder.encode([texts[d] for d in docids], show_progress=True)
+    """The run's documents rescored by the encoder's dot products (each document encoded once)."""
     qids = [q for q in run if q in queries]
-    query_vectors = encoder.encode([queries[q] for q in qids])
-    return {q: [Hit(h.docid, float(vectors[row[h.docid]] @ query_vectors[i])) for h in run[q]]
-            for i, q in enumerate(qids)}
+    scores = dot_product_scores(encoder, queries, {q: [h.docid for h in run[q]] for q in qids}, texts,
+                                progress="encoding")
+    return {q: [Hit(h.docid, float(s)) for h, s in zip(run[q], scores[q])] for q in qids}
 
 
 def rerank_eval(model: str, args, work: Path, label: str) -> tuple[Evaluation, float]:
@@ -153,6 +151,10 @@ def main() -> None:
     started = time.time()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
+    if args.speed_only:
+        save_result(args.name, speed(args), title=f"Encoding speed: {TEACHER} (teacher) vs all-MiniLM-L6-v2 (student)",
+                    params={"precision": args.precision, "threads": args.threads, "texts": 200}, started=started)
+        return
     timings: dict[str, float] = {}
     queries_file = train_queries(args, work)
     candidates = bm25_candidates(args, work, queries_file)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -77,6 +76,8 @@ def test_plain_distillation_from_a_run_into_a_cross_encoder(tmp_path, sample_dir
     assert summary["teacher"] == "teacher.trec" and summary["knowledge"]["rounds_with_self_adversarial"] == {}
     scores = CrossEncoder(out / "model", device="cpu").score([("how do stars form", "stars form from gas")])
     assert scores.shape == (1,) and np.isfinite(scores).all()
+    _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                  "--corpus", sample_dir / "collection.tsv", "-o", out, "--mode", "plain"), "already holds a distilled model")
 
 
 def _fails(result, expect: str) -> None:
@@ -104,3 +105,12 @@ def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_mode
     _fails(invoke("--teacher", teacher_run, "--student", tiny_model, "--student-kind", "ranker", "--queries",
                   sample_dir / "queries.tsv", "--corpus", sample_dir / "collection.tsv", "-o", tmp_path / "x"),
            "unknown student kind")
+
+
+@pytest.mark.parametrize("option, value, expect", [("--mode", "other", "unknown distillation mode"),
+                                                   ("--distill-loss", "mse", "unknown distillation loss"),
+                                                   ("--depth", "1", "too small"),
+                                                   ("--self-adversarial-rounds", "0", "too small")])
+def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir, option, value, expect):
+    _fails(invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
+                  sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)

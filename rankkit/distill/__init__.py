@@ -6,7 +6,7 @@ student's earlier snapshots, both through rankkit.mining. Loss: a discriminator-
 contrastive term plus listwise KL or Margin-MSE; plain distillation is the same path without the
 contrastive term."""
 
-from rankkit.distill.distill import DistillConfig, distill
+from rankkit.distill.pipeline import DistillConfig, distill
 from rankkit.distill.knowledge import NegativeConfig, PositiveConfig
 
 __all__ = ["DistillConfig", "NegativeConfig", "PositiveConfig", "distill"]

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from rankkit.data.runs import Run, read_run
 from rankkit.encode.models import resolve_model_dir
 from rankkit.errors import RankkitError
+
+if TYPE_CHECKING:
+    from rankkit.encode.biencoder import BiEncoder
 
 ModelKind = Literal["bi-encoder", "cross-encoder"]
 CandidateIds = Mapping[str, Sequence[str]]  # qid -> docids
@@ -33,6 +36,20 @@ def model_kind(name: str | Path) -> ModelKind:
     return "cross-encoder" if heads else "bi-encoder"
 
 
+def dot_product_scores(encoder: "BiEncoder", queries: Mapping[str, str], candidates: CandidateIds,
+                       doc_texts: Mapping[str, str], scale: float = 1.0,
+                       progress: str | None = None) -> dict[str, np.ndarray]:
+    """scale * (query . document) for each query's candidates, every document encoded once
+    (`progress`: show a progress bar with this label)."""
+    docids = sorted({d for found in candidates.values() for d in found})
+    row = {d: i for i, d in enumerate(docids)}
+    vectors = encoder.encode([doc_texts[d] for d in docids], show_progress=progress is not None,
+                             desc=f"{progress}: documents")
+    qids = list(candidates)
+    query_vectors = encoder.encode([queries[q] for q in qids])
+    return {qid: scale * (vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i]) for i, qid in enumerate(qids)}
+
+
 class BiEncoderTeacher:
     """Dot products of the teacher's embeddings (cosines for normalised models) times `scale`."""
 
@@ -44,13 +61,7 @@ class BiEncoderTeacher:
 
     def score(self, queries: Mapping[str, str], candidates: CandidateIds,
               doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
-        docids = sorted({d for found in candidates.values() for d in found})
-        vectors = self.encoder.encode([doc_texts[d] for d in docids], show_progress=True, desc="teacher: documents")
-        row = {d: i for i, d in enumerate(docids)}
-        qids = list(candidates)
-        query_vectors = self.encoder.encode([queries[q] for q in qids], show_progress=True, desc="teacher: queries")
-        return {qid: self.scale * vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i]
-                for i, qid in enumerate(qids)}
+        return dot_product_scores(self.encoder, queries, candidates, doc_texts, self.scale, "teacher")
 
 
 class CrossEncoderTeacher:

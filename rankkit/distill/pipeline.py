@@ -32,7 +32,7 @@ from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
 from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
                                        candidate_ids, self_adversarial_negatives)
 from rankkit.distill.task import DistillLoss, DistillTask, Mode
-from rankkit.distill.teacher import RunTeacher, model_kind, open_teacher
+from rankkit.distill.teacher import RunTeacher, dot_product_scores, model_kind, open_teacher
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_run
 from rankkit.train.config import TrainConfig
@@ -88,6 +88,17 @@ class DistillConfig:
             raise RankkitError("give --candidates or --index, not both. Fix: pass one candidate source")
         if self.student_kind not in ("auto", "bi-encoder", "cross-encoder"):
             raise RankkitError(f"unknown student kind {self.student_kind!r}. Fix: use auto, bi-encoder or cross-encoder")
+        if self.mode not in ("contrastive", "plain"):
+            raise RankkitError(f"unknown distillation mode {self.mode!r}. Fix: use contrastive or plain")
+        if self.distill_loss not in ("kl", "margin-mse"):
+            raise RankkitError(f"unknown distillation loss {self.distill_loss!r}. Fix: use kl or margin-mse")
+        output = Path(self.output)
+        if not self.overwrite and (output / "model").exists() and not (output / "checkpoints").exists():
+            raise RankkitError(f"{output} already holds a distilled model. Fix: pass another --output, or --overwrite")
+        if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
+            raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
+                               f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "
+                               "and --rounds, --queries-per-round, --self-adversarial-rounds >= 1")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
@@ -112,13 +123,7 @@ def score_candidates(scorer: GroupScorer, queries: Mapping[str, str], candidates
                      doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
     """A model's scores of each query's candidates; a bi-encoder encodes each document once."""
     if isinstance(scorer, BiEncoderScorer):
-        docids = sorted({d for found in candidates.values() for d in found})
-        row = {d: i for i, d in enumerate(docids)}
-        vectors = scorer.encoder.encode([doc_texts[d] for d in docids])
-        qids = list(candidates)
-        query_vectors = scorer.encoder.encode([queries[q] for q in qids])
-        return {qid: vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i] / scorer.temperature
-                for i, qid in enumerate(qids)}
+        return dot_product_scores(scorer.encoder, queries, candidates, doc_texts, 1.0 / scorer.temperature)
     return {qid: scorer.score_texts([queries[qid]] * len(found), [doc_texts[d] for d in found])  # type: ignore[attr-defined]
             for qid, found in candidates.items()}
 
@@ -137,9 +142,8 @@ def dense_candidates(scorer: GroupScorer, queries: Mapping[str, str], doc_texts:
     for start in range(0, len(qids), 256):
         scores = query_vectors[start:start + 256] @ vectors.T
         for qid, row in zip(qids[start:start + 256], scores):
-            top = np.argsort(-row, kind="stable")[:depth]
-            run[qid] = [(docids[i], float(row[i])) for i in top]
-    return candidates_from_run({q: [Hit(d, s) for d, s in hits] for q, hits in run.items()}, "student")
+            run[qid] = [Hit(docids[i], float(row[i])) for i in np.argsort(-row, kind="stable")[:depth]]
+    return candidates_from_run(run, "student")
 
 
 def gather_candidates(config: DistillConfig, teacher, scorer: GroupScorer, queries: Mapping[str, str]) -> tuple[Candidates, dict[str, str]]:
