@@ -43,6 +43,9 @@ class Workspace:
     def __truediv__(self, name: str) -> Path:
         return self.root / name
 
+    def __str__(self) -> str:
+        return str(self.root)
+
     def clean(self, text: str) -> str:
         return text.replace(str(self.root), "$W").replace(str(REPO_ROOT) + "/", "")
 
@@ -131,7 +134,7 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     data.mkdir()
     shutil.copy(SAMPLE["collection.tsv"], data / "collection.tsv")
     before = snapshot(data)
-    result = rankkit("index", "build", data / "collection.tsv", "--kind", "bm25", "--out-dir", ws, "--name", "data",
+    result = rankkit("index", "build", data / "collection.tsv", "--kind", "bm25", "--out-dir", ws.root, "--name", "data",
                      "--overwrite")
     row("data loss", "index build --out-dir D --name N --overwrite, D/N the folder holding the corpus", result, ws,
         unchanged(data, before))
