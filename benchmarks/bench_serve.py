@@ -176,11 +176,13 @@ def index_matches(folder: Path, kind: str, corpus: CorpusInfo) -> bool:
     return kind == "bm25" or (manifest.model == DEFAULT_MODEL and manifest.index_type == "Flat")
 
 
-def ensure_indexes(args: argparse.Namespace, collection: Path) -> tuple[Path, Path, dict[str, str]]:
+def ensure_indexes(args: argparse.Namespace, collection: Path,
+                   kinds: tuple[str, ...] = ("dense", "bm25")) -> tuple[Path | None, Path, dict[str, str]]:
+    """The dl19 indexes of `kinds` (BM25 always; dense unless only BM25 is measured)."""
     corpus = CorpusInfo.of(collection, "tsv")
     found: dict[str, Path] = {}
     info: dict[str, str] = {}
-    for kind in ("dense", "bm25"):
+    for kind in kinds:
         for folder in (args.index_dir / f"dl19-{kind}", args.work_dir / f"dl19-{kind}"):
             if index_matches(folder, kind, corpus):
                 found[kind], info[f"{kind}_index"] = folder, f"reused {folder}"
@@ -199,7 +201,7 @@ def ensure_indexes(args: argparse.Namespace, collection: Path) -> tuple[Path, Pa
 
                 build_bm25_index(collection, folder, overwrite=True)
             found[kind], info[f"{kind}_index"] = folder, f"built {folder} in {time.perf_counter() - t0:.0f} s"
-    return found["dense"], found["bm25"], info
+    return found.get("dense"), found["bm25"], info
 
 
 def wait_for_quiet(threshold: float, max_minutes: float) -> dict[str, Any]:
@@ -264,10 +266,10 @@ class Process:
         return self.process.returncode
 
 
-def rankkit_server(dense: Path, bm25: Path, log: Path, *extra: str) -> Process:
+def rankkit_server(dense: Path | None, bm25: Path, log: Path, *extra: str) -> Process:
     port = free_port()
-    argv = [sys.executable, "-m", "rankkit.cli", "serve", "--index", str(dense), "--bm25-index", str(bm25),
-            "--host", HOST, "--port", str(port), *extra]
+    indexes = (["--index", str(dense)] if dense else []) + ["--bm25-index", str(bm25)]
+    argv = [sys.executable, "-m", "rankkit.cli", "serve", *indexes, "--host", HOST, "--port", str(port), *extra]
     return Process(argv, log, port, "/health")
 
 
@@ -566,7 +568,8 @@ def main() -> None:
     logs = args.work_dir / "logs"
     collection = dl19_dir() / "collection.tsv"
     queries = list(read_queries(dl19_dir() / "queries.tsv").values())
-    dense_dir, bm25_dir, index_info = ensure_indexes(args, collection)
+    kinds = ("bm25",) if set(modes) == {"bm25"} else ("dense", "bm25")
+    dense_dir, bm25_dir, index_info = ensure_indexes(args, collection, kinds)
     print(f"dense index {dense_dir}, BM25 index {bm25_dir}; {len(queries)} queries", flush=True)
 
     quiet = wait_for_quiet(args.wait_load, args.wait_max_min)
@@ -586,7 +589,7 @@ def main() -> None:
         torch.set_num_threads(args.omp_threads)
         faiss.omp_set_num_threads(args.omp_threads)
 
-    config = ServeConfig(index=str(dense_dir), bm25_index=str(bm25_dir), host=HOST)
+    config = ServeConfig(index=str(dense_dir) if dense_dir else None, bm25_index=str(bm25_dir), host=HOST)
     t0 = time.perf_counter()
     engine = SearchEngine(config)
     local = InProcess(engine, config.hybrid_depth)
@@ -644,18 +647,19 @@ def main() -> None:
     extra["In-process vs HTTP, 1 client (paired, order rotated)"] = pairs
 
     # ---- overload
+    over_mode = "dense" if dense_dir else "bm25"
     overload_rows = []
     over = rankkit_server(dense_dir, bm25_dir, logs / "overload.log", "--max-queue", str(args.overload_max_queue))
     try:
         over.wait_ready(rankkit_ready)
-        check_same_hits(over.url, "/search", rankkit_body("dense"), queries[:8], lambda q: [], lambda a: [])  # warm up
-        row = load_level(over, "/search", rankkit_body("dense"), queries, args.overload_clients,
+        check_same_hits(over.url, "/search", rankkit_body(over_mode), queries[:8], lambda q: [], lambda a: [])  # warm up
+        row = load_level(over, "/search", rankkit_body(over_mode), queries, args.overload_clients,
                          args.overload_seconds, args.timeout, args.client)
         refused = row.pop("_by_status").get(503, [])
         health = httpx.get(over.url + "/health", timeout=30).status_code
-        after = httpx.post(over.url + "/search", json=rankkit_body("dense")(queries[0]), timeout=30).status_code
+        after = httpx.post(over.url + "/search", json=rankkit_body(over_mode)(queries[0]), timeout=30).status_code
         overload_rows.append({
-            "max_queue": args.overload_max_queue, "clients": args.overload_clients, "mode": "dense",
+            "max_queue": args.overload_max_queue, "clients": args.overload_clients, "mode": over_mode,
             "seconds": row["seconds"], "requests": row["requests"], "ok": row["ok"], "ok_qps": row["qps"],
             "ok_p50_ms": row["p50_ms"], "ok_p99_ms": row["p99_ms"], "503": len(refused),
             "503_p50_ms": ms(percentile(refused, 50)), "503_p95_ms": ms(percentile(refused, 95)),
@@ -669,7 +673,7 @@ def main() -> None:
         over_exit = over.stop()
     over_tracebacks = over.output().count("Traceback")
     servers_info.append(f"overload: exit status after SIGTERM {over_exit}, 'Traceback' in its log {over_tracebacks}")
-    extra[f"Overload: --max-queue {args.overload_max_queue}, {args.overload_clients} dense clients"] = overload_rows
+    extra[f"Overload: --max-queue {args.overload_max_queue}, {args.overload_clients} {over_mode} clients"] = overload_rows
 
     # ---- pyserini's REST server
     pyserini_status = "skipped (--no-pyserini)"
