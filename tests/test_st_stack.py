@@ -127,14 +127,12 @@ def test_a_module_rankkit_cannot_run_is_refused_by_name(tiny_model, tmp_path, mo
 def test_plain_transformers_folder_is_mean_pooled_and_normalised(tiny_model, tmp_path):
     import shutil
 
-    from rankkit.encode.biencoder import BiEncoder as Encoder
-
     folder = tmp_path / "plain"
     shutil.copytree(tiny_model, folder)
     for name in ("modules.json", "sentence_bert_config.json"):
         (folder / name).unlink()
     shutil.rmtree(folder / "1_Pooling")
-    encoder = Encoder(folder, device="cpu")
+    encoder = BiEncoder(folder, device="cpu")
     assert (encoder.pooling_mode, encoder.normalized) == ("mean", True)
     np.testing.assert_allclose(encoder.encode(TEXTS), BiEncoder(tiny_model, device="cpu", max_length=128)
                                .encode(TEXTS), atol=1e-6)
