@@ -58,7 +58,7 @@ step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --queries "$DATA/querie
   --tag bm25 -o "$WORK/runs/bm25.trec"
 step "$RANKKIT" search --index "$WORK/indexes/dl19-dense" --queries "$DATA/queries.tsv" -k "$K" \
   --tag dense -o "$WORK/runs/dense.trec"
-step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --index "$WORK/indexes/dl19-dense" \
+step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --index "$WORK/indexes/dl19-dense" --fusion rrf \
   --queries "$DATA/queries.tsv" -k "$K" --tag hybrid -o "$WORK/runs/hybrid.trec"
 
 step "$RANKKIT" eval "$WORK/runs/bm25.trec" "$WORK/runs/dense.trec" "$WORK/runs/hybrid.trec" "$DATA/qrels.txt" \

@@ -78,7 +78,7 @@ class Fusion(str, Enum):
 
 FUSION_HELP = ("Hybrid: rrf (reciprocal rank), convex (alpha * dense + (1 - alpha) * BM25 over min-max "
                "normalised scores) or zscore (the same over z-scores). Default: --fusion-config's, else zscore.")
-ALPHA_HELP = "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha). Default 0.5."
+ALPHA_HELP = "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha). Default 0.65."
 FUSION_DEPTH_HELP = "Hybrid: hits each retriever contributes before fusion (default 1000)."
 FUSION_CONFIG_HELP = "Hybrid: a fusion.json written by `rankkit tune fusion`; the flags above override it."
 

@@ -162,3 +162,11 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
                     "--model", tiny_model, "--max-steps", "2", "--batch-size", "2", "--negatives", "2",
                     "--eval-every", "2", *dev, "--device", "cpu")
         assert f"saved the trained {kind}" in result.stdout
+
+
+def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_path):
+    bm25, dense = indexes
+    fails("serve", "--index", dense, "--bm25-index", bm25, "--alpha", "2", "--device", "cpu", expect="alpha")
+    bad = tmp_path / "fusion.json"
+    bad.write_text('{"depth": 0}')
+    fails("serve", "--index", dense, "--bm25-index", bm25, "--fusion-config", bad, "--device", "cpu", expect="depth")

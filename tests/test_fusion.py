@@ -197,3 +197,4 @@ def test_hybrid_and_serve_fuse_alike():
 
 def test_search_and_serve_default_to_the_same_depth():
     assert ServeConfig().hybrid_depth == FusionConfig().depth == 1000
+    assert (FusionConfig().method, FusionConfig().alpha) == ("zscore", 0.65)  # the documented default

@@ -36,10 +36,13 @@ FUSION_FILE = "fusion.json"
 @dataclass(frozen=True)
 class FusionConfig:
     """How hybrid search fuses: the method, alpha (the dense list's weight in convex and zscore;
-    BM25 gets 1 - alpha), the RRF constant and the depth each retriever contributes."""
+    BM25 gets 1 - alpha), the RRF constant and the depth each retriever contributes.
+
+    The default, zscore at alpha 0.65, had the best mean nDCG@10 over the shared collections' tuning
+    queries (benchmarks/results/fusion.md)."""
 
     method: FusionMethod = "zscore"
-    alpha: float = 0.5
+    alpha: float = 0.65
     rrf_k: int = DEFAULT_RRF_K
     depth: int = DEFAULT_DEPTH
 
