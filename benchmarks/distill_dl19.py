@@ -47,10 +47,10 @@ VARIANTS = {  # name -> DistillConfig overrides
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("/tmp/rankkit-distill-dl19"))
-    parser.add_argument("--train-queries", type=int, default=128, help="first N MS MARCO dev queries")
+    parser.add_argument("--train-queries", type=int, default=96, help="first N MS MARCO dev queries")
     parser.add_argument("--depth", type=int, default=20, help="BM25 candidates per training query")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--queries-per-round", type=int, default=48)
+    parser.add_argument("--queries-per-round", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval-queries", type=int, default=None, help="smoke tests only: the first N DL19 queries")
     parser.add_argument("--name", default="distill_dl19")
-    parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (< 1 min)")
+    parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (200 texts each)")
     return parser.parse_args()
 
 
@@ -163,10 +163,8 @@ def main() -> None:
     for label, model in (("teacher", TEACHER), ("student-before", STUDENT)):
         evaluations[label], seconds = rerank_eval(model, args, work, label)
         rows.append({"model": label, **evaluations[label].aggregate, "rerank_s": round(seconds, 1)})
-    speed_rows = speed(args)
-    extra = {f"speed ({args.precision}, 200 passages / 200 queries, best of 2)": speed_rows}
     save_result(args.name, rows, title=TITLE, params={**vars(args), "work": str(args.work), **timings},
-                started=started, extra_tables=extra)
+                started=started)
     notes = [f"training: first {args.train_queries} MS MARCO dev query texts, BM25 top {args.depth} DL19 passages "
              f"each, scored once by {TEACHER} ({args.precision}); {args.rounds} rounds x {args.queries_per_round} "
              f"queries, batch {args.batch_size}, lr {args.lr}; test: the 43 DL19 queries, BM25 top-100 reranked"]
@@ -191,7 +189,7 @@ def main() -> None:
         notes.append(f"{label}: knowledge {summary}")
         rows.append(row)
         save_result(args.name, rows, title=TITLE, params={**vars(args), "work": str(args.work), **timings},
-                    notes=notes, started=started, extra_tables=extra)
+                    notes=notes, started=started)
 
 
 if __name__ == "__main__":
