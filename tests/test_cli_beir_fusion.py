@@ -166,7 +166,7 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
 
 def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_path):
     bm25, dense = indexes
-    fails("serve", "--index", dense, "--bm25-index", bm25, "--alpha", "2", "--device", "cpu", expect="alpha")
+    usage_error(invoke("serve", "--index", dense, "--bm25-index", bm25, "--alpha", "2"), "--alpha", "<= 1")
     bad = tmp_path / "fusion.json"
     bad.write_text('{"depth": 0}')
     fails("serve", "--index", dense, "--bm25-index", bm25, "--fusion-config", bad, "--device", "cpu", expect="depth")

@@ -199,11 +199,15 @@ def test_interrupt_right_after_an_optimizer_step_is_held_until_the_step_is_count
     with monkeypatch.context() as patch:
         patch.setattr(torch.optim.AdamW, "step", update_then_interrupt)
         previous = signal.signal(signal.SIGTERM, exit_on_sigterm)
+        # Python's own Ctrl-C handler, even where the test runner inherited SIGINT ignored (a
+        # background job of a non-interactive shell)
+        previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with pytest.raises(RankkitError, match="interrupted at step 2"):
                 fit(stopped, lambda epoch: batches(groups, 2), TrainConfig(output=output, **cfg))
         finally:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
     fit(stopped, lambda epoch: batches(groups, 2), TrainConfig(output=output, **cfg))
     assert torch.allclose(stopped.module.weight, whole.module.weight, atol=1e-6)
     assert [r["step"] for r in log_of(output)] == [1, 2, 3, 4]
