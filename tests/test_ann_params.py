@@ -126,3 +126,15 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
     assert run_mining(recipe).config["nprobe"] == 8
     with pytest.raises(RankkitError, match="--nprobe"):
         run_mining(MiningRecipe(**{**recipe.__dict__, "nprobe": None, "ef_search": 16}))
+
+
+def test_hnsw_search_deeper_than_ef_search_returns_every_hit(tmp_path, sample_dir, tiny_model, recwarn):
+    # HNSW returned at most efSearch hits; k beyond it now widens that call's search (SearchParametersHNSW)
+    out = tmp_path / "hnsw"
+    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
+                      DenseBuildConfig(factory="HNSW8"))
+    index = DenseIndex(out, {"efSearch": 16})
+    queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread"], role="query")
+    assert [len(hits) for hits in index.search(queries, 50)] == [50, 50]  # was at most about efSearch
+    assert index.index.hnsw.efSearch == 16  # the index's own setting is unchanged
+    assert not [w for w in recwarn if issubclass(w.category, FewerHitsWarning)]

@@ -259,11 +259,14 @@ class DenseIndex:
         # the setting tuned at build time, overridden by the caller's
         self.search_params = {**self.manifest.settings.get("search_params", {}), **(search_params or {})}
         set_search_params(self.index, self.search_params, self.folder)
+        self._hnsw = isinstance(faiss.downcast_index(self.index), faiss.IndexHNSW)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """The top-k hits for each query vector, best first."""
         k = min(k, self.index.ntotal)
-        scores, rows = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
+        # HNSW returns at most efSearch hits: a deeper k widens the search for this call only
+        deeper = faiss.SearchParametersHNSW(efSearch=k) if self._hnsw and k > self.index.hnsw.efSearch else None
+        scores, rows = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k, params=deeper)
         short = int((rows[:, -1] < 0).sum()) if len(rows) and k else 0  # FAISS pads a short list with -1
         if short:
             self._warn_short(short, len(rows), k, int((rows >= 0).sum(axis=1).min()))
