@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from rankkit.data.corpus import Document, read_corpus
-from rankkit.data.files import atomic_dir, atomic_write, iter_lines
+from rankkit.data.files import atomic_dir, atomic_write, iter_lines, json_object
 from rankkit.data.qrels import Qrels
 from rankkit.errors import RankkitError, file_error
 
@@ -29,16 +29,6 @@ if TYPE_CHECKING:
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl")
-
-
-def _json_object(path: Path, number: int, line: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise file_error(path, number, f"invalid JSON ({exc.msg})", "write one JSON object per line") from None
-    if not isinstance(record, dict):
-        raise file_error(path, number, "JSON line is not an object", "write one JSON object per line")
-    return record
 
 
 def _id_field(path: Path, number: int, record: dict, key: str = "_id") -> str:
@@ -55,7 +45,7 @@ def read_beir_queries(path: str | Path) -> dict[str, str]:
     queries: dict[str, str] = {}
     first_line: dict[str, int] = {}
     for number, line in iter_lines(path):
-        record = _json_object(path, number, line)
+        record = json_object(path, number, line)
         qid = _id_field(path, number, record)
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Collection, Iterable, Iterator, Literal
 
 from rankkit.data import irds
-from rankkit.data.files import atomic_write, iter_lines
+from rankkit.data.files import atomic_write, iter_lines, json_object
 from rankkit.errors import RankkitError, file_error
 
 CorpusFormat = Literal["tsv", "pyserini", "beir"]
@@ -38,7 +38,7 @@ def detect_corpus_format(path: str | Path) -> CorpusFormat:
         return "tsv"
     if suffixes and suffixes[-1] in (".jsonl", ".json"):
         for number, line in iter_lines(path):
-            record = _parse_json(path, number, line)
+            record = json_object(path, number, line)
             if "_id" in record:
                 return "beir"
             if "id" in record and "contents" in record:
@@ -48,18 +48,6 @@ def detect_corpus_format(path: str | Path) -> CorpusFormat:
         raise file_error(path, None, "file is empty", "give a corpus with at least one document")
     raise file_error(path, None, f"cannot tell the corpus format from the name {path.name!r}",
                      "name it .tsv or .jsonl, or pass --format tsv|pyserini|beir")
-
-
-def _parse_json(path: Path, number: int, line: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise file_error(path, number, f"invalid JSON ({exc.msg})", "write one JSON object per line") from None
-    except (ValueError, RecursionError) as exc:  # an integer of over 4,300 digits; nesting too deep
-        raise file_error(path, number, f"invalid JSON ({type(exc).__name__})", "write one JSON object per line") from None
-    if not isinstance(record, dict):
-        raise file_error(path, number, "JSON line is not an object", "write one JSON object per line")
-    return record
 
 
 def _string_field(path: Path, number: int, record: dict, key: str, required: bool = True) -> str:
@@ -84,7 +72,7 @@ def _parse_document(path: Path, number: int, line: str, fmt: CorpusFormat) -> Do
             raise file_error(path, number, "expected 'docid<TAB>text'",
                              "separate the id from the text with a tab")
         return Document(docid.strip(), text)
-    record = _parse_json(path, number, line)
+    record = json_object(path, number, line)
     if fmt == "pyserini":
         return Document(_string_field(path, number, record, "id"),
                         _string_field(path, number, record, "contents", required=False))

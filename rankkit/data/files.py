@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -53,6 +54,20 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
             raise file_error(path, number + 1, f"not a valid gzip file ({exc})",
                              "re-compress it with gzip, or drop the .gz suffix if it is plain text") from None
+
+
+def json_object(path: Path, number: int, line: str, fix: str = "write one JSON object per line") -> dict:
+    """Line `number` of a JSONL file as a dict, or the rankkit error naming the file, line and fix
+    (invalid JSON, an integer of over 4,300 digits, nesting too deep, or a value that is no object)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise file_error(path, number, f"invalid JSON ({exc.msg})", fix) from None
+    except (ValueError, RecursionError) as exc:
+        raise file_error(path, number, f"invalid JSON ({type(exc).__name__})", fix) from None
+    if not isinstance(record, dict):
+        raise file_error(path, number, "JSON line is not an object", fix)
+    return record
 
 
 def _umask() -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from rankkit.data.files import atomic_write, iter_lines
+from rankkit.data.files import atomic_write, iter_lines, json_object
 from rankkit.errors import RankkitError, file_error
 
 LABEL_NAMES = ("negative", "positive")  # label 0, label 1
@@ -88,13 +88,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
     """(line, record) for each row of a CSV or JSONL file."""
     if path.suffix.lower() in (".jsonl", ".json") or path.name.endswith(".jsonl.gz"):
         for number, line in iter_lines(path):
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise file_error(path, number, f"not valid JSON ({exc.msg})", "write one JSON object per line") from None
-            if not isinstance(record, dict):
-                raise file_error(path, number, "not a JSON object", 'write objects such as {"text": ..., "label": 1}')
-            yield number, record
+            yield number, json_object(path, number, line, 'write one object per line, such as {"text": ..., "label": 1}')
         return
     if not path.is_file():
         raise RankkitError(f"{path}: no such file. Fix: check the path (relative paths start at {Path.cwd()})")
