@@ -96,9 +96,12 @@ def test_run_and_qrels_writers_refuse_ids_they_cannot_hold(tmp_path):
 
 
 @pytest.mark.parametrize("grade", ["2147483648", "-2147483649", "99999999999999999999"])
-def test_qrels_grade_too_large_for_an_int(tmp_path, grade):
-    path = tmp_path / "qrels.txt"
-    path.write_text(f"q1 0 d1 1\nq1 0 d2 {grade}\n")
+@pytest.mark.parametrize("name, line", [("qrels.txt", "q1 0 d1 1\nq1 0 d2 {}\n"),
+                                        ("dev.tsv", "query-id\tcorpus-id\tscore\r\nq1\td2\t{}\r\n")],
+                         ids=["trec", "beir"])
+def test_qrels_grade_too_large_for_an_int(tmp_path, grade, name, line):
+    path = tmp_path / name
+    path.write_bytes(line.format(grade).encode())
     with pytest.raises(RankkitError) as info:
         read_qrels(path)
     assert_file_error(info, path, 2, "too large")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from rankkit.data.corpus import Document, read_corpus
 from rankkit.data.files import atomic_dir, atomic_write, iter_lines, json_object
-from rankkit.data.qrels import Qrels
+from rankkit.data.qrels import GRADE_RANGE, Qrels
 from rankkit.errors import RankkitError, file_error
 
 if TYPE_CHECKING:
@@ -90,7 +90,11 @@ def _iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
         if not _INTEGER.fullmatch(score_text):
             raise file_error(path, number, f"score {score_text!r} is not an integer",
                              "use integer scores (0 = not relevant)")
-        yield number, qid, docid, int(score_text)
+        score = int(score_text)
+        if not GRADE_RANGE[0] <= score <= GRADE_RANGE[1]:
+            raise file_error(path, number, f"score {score_text} is too large for an integer grade",
+                             f"use scores between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
+        yield number, qid, docid, score
 
 
 def read_beir_qrels(path: str | Path) -> Qrels:
