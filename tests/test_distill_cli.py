@@ -15,6 +15,7 @@ from rankkit.cli.app import app
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, write_run
+from rankkit.distill.pipeline import snapshot_dir
 
 runner = CliRunner()
 SMALL = ["--rounds", "2", "--queries-per-round", "4", "--batch-size", "4", "--depth", "12", "--hard-pool", "6"]
@@ -40,10 +41,14 @@ def test_contrastive_distillation_end_to_end(tmp_path, sample_dir, tiny_model, o
     from sentence_transformers import SentenceTransformer
 
     out = tmp_path / "distilled"
-    result = invoke("--teacher", other_tiny_model, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
-                    "--corpus", sample_dir / "collection.tsv", "-o", out, *SMALL, "--self-adversarial-rounds", "1",
-                    "--pl-temperature", "0.05", "--plot")
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    args = ("--teacher", other_tiny_model, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+            "--corpus", sample_dir / "collection.tsv", "-o", out, *SMALL, "--self-adversarial-rounds", "1",
+            "--pl-temperature", "0.05", "--plot", "--overwrite")
+    # regression: the round snapshots were written into the output, which --overwrite's final swap
+    # then refused as a folder rankkit had not written; the second run replaces the first's output
+    for _ in range(2):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output + repr(result.exception)
     assert f"saved the distilled student to {out / 'model'}" in result.output
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert len(records) == 2  # 2 rounds of 4 queries in batches of 4
@@ -55,7 +60,7 @@ def test_contrastive_distillation_end_to_end(tmp_path, sample_dir, tiny_model, o
     summary = json.loads((out / "distill.json").read_text())
     assert summary["knowledge"]["queries_used"] > 0 and summary["config"]["mode"] == "contrastive"
     assert set(summary["knowledge"]["rounds_with_self_adversarial"]) == {"0", "1"}
-    assert not (out / "snapshots").exists() and not (out / "checkpoints").exists()
+    assert not snapshot_dir(out).exists() and not (out / "checkpoints").exists()
     student, start = SentenceTransformer(str(out / "model"), device="cpu"), SentenceTransformer(str(tiny_model), device="cpu")
     trained, initial = student.encode(["how do stars form"]), start.encode(["how do stars form"])
     assert trained.shape == initial.shape and not np.allclose(trained, initial)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rankkit.distill import pipeline as distill_module
-from rankkit.distill.pipeline import DistillConfig, Rounds, dense_candidates, score_candidates
+from rankkit.distill.pipeline import DistillConfig, Rounds, dense_candidates, score_candidates, snapshot_dir
 from rankkit.distill.knowledge import NegativeConfig, PositiveConfig, build_knowledge
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.mining.candidates import Candidate
@@ -71,5 +71,5 @@ def test_rounds_mine_from_the_snapshot_n_rounds_back_and_drop_old_snapshots(tmp_
         rounds(step)
     # round 0 and round 1 mined from the round-0 snapshot, round 2 from the round-1 snapshot (N = 1)
     assert used == [pytest.approx(first_weight), pytest.approx(first_weight), pytest.approx(1.0)]
-    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["round-1.pt", "round-2.pt"]
+    assert sorted(p.name for p in snapshot_dir(tmp_path).iterdir()) == ["round-1.pt", "round-2.pt"]
     assert set(rounds.adversarial_found) == {0, 1, 2}

@@ -6,7 +6,7 @@
    positives; the mining core picks teacher-denoised hard negatives.
 3. Each round (an "epoch" of the shared training loop over `queries_per_round` queries) mines
    self-adversarial negatives from the student as it was `self_adversarial_rounds` rounds back
-   (snapshots kept in OUTPUT/snapshots until no later round needs them), then trains.
+   (snapshots kept in .OUTPUT.snapshots beside OUTPUT until no later round needs them), then trains.
 Output: OUTPUT/model (loads in sentence-transformers), train_log.jsonl, config.json, distill.json.
 """
 
@@ -41,7 +41,13 @@ from rankkit.train.loop import fit
 from rankkit.train.scorers import BiEncoderScorer, CrossEncoderScorer, GroupScorer
 
 DISTILL_FILE = "distill.json"
-SNAPSHOTS = "snapshots"
+
+
+def snapshot_dir(output: str | Path) -> Path:
+    """Where the student's round snapshots wait: beside the output, not in it, since with
+    --overwrite the training loop replaces the output folder only once training is complete."""
+    output = Path(output)
+    return output.parent / f".{output.name}.snapshots"
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class Rounds:
         self.config, self.knowledge, self.scorer, self.doc_texts, self.labelled = config, knowledge, scorer, doc_texts, labelled
         self.qids = sorted(knowledge)
         self.size = min(config.queries_per_round, len(self.qids))
-        self.snapshots = Path(config.output) / SNAPSHOTS
+        self.snapshots = snapshot_dir(config.output)
         self._earlier: GroupScorer | None = None
         self._cached: tuple[int, list[list[DistillGroup]]] | None = None
         self.adversarial_found: dict[int, float] = {}  # round -> share of queries with self-adversarial negatives
@@ -258,10 +264,12 @@ def distill(config: DistillConfig) -> Path:
         discriminator = Discriminator()
     task = DistillTask(scorer, config.lr, config.mode, config.distill_loss, config.kl_temperature,
                        config.contrastive_weight, config.distill_weight, discriminator, config.discriminator_lr)
+    if config.overwrite:  # a new run: no snapshot of an earlier one may be reused
+        shutil.rmtree(snapshot_dir(config.output), ignore_errors=True)
     rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)
     folder = fit(task, rounds, config.train_config())
     output = Path(config.output)
-    shutil.rmtree(output / SNAPSHOTS, ignore_errors=True)
+    shutil.rmtree(snapshot_dir(output), ignore_errors=True)
     stats["rounds_with_self_adversarial"] = {str(r): share for r, share in sorted(rounds.adversarial_found.items())}
     with atomic_write(output / DISTILL_FILE) as out:
         json.dump({"config": asdict(config), "teacher": teacher.name, "knowledge": stats}, out, indent=2)
