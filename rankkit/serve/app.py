@@ -392,7 +392,8 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
             RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
             for rank, i in enumerate(order, start=1)])
 
-    add_sentiment_route(app, server, config)
+    if config.sentiment_model is not None:  # else /sentiment is neither served nor in the schema
+        add_sentiment_route(app, server, config)
 
     @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:

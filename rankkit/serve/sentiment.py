@@ -66,10 +66,7 @@ def add_sentiment_route(app: "FastAPI", server: "Server", config: "ServeConfig")
     @app.post("/sentiment", response_model=SentimentResponse)
     async def sentiment(request: SentimentRequest) -> SentimentResponse:
         """Classify reviews as positive or negative, with P(positive)."""
-        engine = server.ready_engine()
-        if getattr(engine, "sentiment", None) is None:
-            raise ApiError(400, "no_sentiment_model", "this server has no sentiment model",
-                           "start it with --sentiment-model DIR")
+        server.ready_engine()  # 503 while the model loads (the route exists only with --sentiment-model)
         texts = check(request.texts)
         scores = await asyncio.gather(*(server.submit("sentiment", text) for text in texts))
         return SentimentResponse(results=[SentimentResult(label=LABEL_NAMES[int(p >= 0.5)], positive_probability=p,
