@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 from rankkit.data.corpus import Document, read_corpus
 from rankkit.data.files import atomic_dir, atomic_write, iter_lines, json_object
-from rankkit.data.qrels import GRADE_RANGE, Qrels
+from rankkit.data.qrels import Qrels, check_grade_range
 from rankkit.errors import RankkitError, file_error
 
 if TYPE_CHECKING:
@@ -91,9 +91,7 @@ def _iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
             raise file_error(path, number, f"score {score_text!r} is not an integer",
                              "use integer scores (0 = not relevant)")
         score = int(score_text)
-        if not GRADE_RANGE[0] <= score <= GRADE_RANGE[1]:
-            raise file_error(path, number, f"score {score_text} is too large for an integer grade",
-                             f"use scores between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
+        check_grade_range(path, number, score, "score")
         yield number, qid, docid, score
 
 

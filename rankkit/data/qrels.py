@@ -36,9 +36,7 @@ def read_qrels(path: str | Path) -> Qrels:
         except ValueError:
             raise file_error(path, number, f"grade {grade_text!r} is not an integer",
                              "use integer grades (0 = not relevant)") from None
-        if not GRADE_RANGE[0] <= grade <= GRADE_RANGE[1]:
-            raise file_error(path, number, f"grade {grade_text} is too large for an integer grade",
-                             f"use grades between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
+        check_grade_range(path, number, grade, "grade")
         judged = qrels.setdefault(qid, {})
         if docid in judged:
             raise file_error(path, number, f"docid {docid!r} judged twice for query {qid!r}",
@@ -48,6 +46,13 @@ def read_qrels(path: str | Path) -> Qrels:
         raise file_error(path, None, "no judgments found", "give a qrels file with at least one line")
     return qrels
 
+
+
+def check_grade_range(path: Path, number: int, grade: int, what: str) -> None:
+    """Refuse a grade trec_eval and pytrec_eval cannot hold (a C int), naming the line."""
+    if not GRADE_RANGE[0] <= grade <= GRADE_RANGE[1]:
+        raise file_error(path, number, f"{what} {grade} is too large for an integer grade",
+                         f"use {what}s between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
 
 def _looks_like_beir(path: Path) -> bool:
     """BEIR qrels: the first line has 3 tab-separated fields (its header, or a judgment when the
