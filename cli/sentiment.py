@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, PRECISION_HELP, Precision, number_check
 
 app = typer.Typer(help="Review sentiment: train, evaluate and apply classifiers (code-mixed text welcome).",
                   no_args_is_help=True)
@@ -52,16 +52,16 @@ def train(
     val: Optional[Path] = typer.Option(None, help="Labelled validation reviews: metrics printed and saved."),
     unlabeled: Optional[Path] = typer.Option(None, help="Unlabelled reviews (text column only), for self-training."),
     base_model: str = typer.Option("default", help="Encoder checkpoint: folder or hub id (default: packaged MiniLM)."),
-    epochs: int = typer.Option(4),
-    batch_size: int = typer.Option(16),
-    lr: float = typer.Option(5e-5, help="Peak learning rate."),
-    max_length: int = typer.Option(128, help="Token limit per review."),
+    epochs: int = typer.Option(4, callback=AT_LEAST_1),
+    batch_size: int = typer.Option(16, callback=AT_LEAST_1),
+    lr: float = typer.Option(5e-5, callback=POSITIVE, help="Peak learning rate."),
+    max_length: int = typer.Option(128, callback=AT_LEAST_1, help="Token limit per review."),
     normalize: bool = typer.Option(True, help="Normalise code-mixed text (NFC, case, elongations, "
                                               "punctuation runs, emoji tokens); --no-normalize keeps it as is."),
-    contrastive_weight: float = typer.Option(0.5, help="Weight of the supervised contrastive term."),
-    temperature: float = typer.Option(0.1, help="Temperature of the supervised contrastive term."),
-    negatives: int = typer.Option(4, help="Mined opposite-label neighbours per review."),
-    confidence: float = typer.Option(0.9, help="Self-training: keep pseudo-labels at least this confident."),
+    contrastive_weight: float = typer.Option(0.5, callback=NON_NEGATIVE, help="Weight of the supervised contrastive term."),
+    temperature: float = typer.Option(0.1, callback=POSITIVE, help="Temperature of the supervised contrastive term."),
+    negatives: int = typer.Option(4, callback=AT_LEAST_1, help="Mined opposite-label neighbours per review."),
+    confidence: float = typer.Option(0.9, callback=number_check(0, 1), help="Self-training: keep pseudo-labels at least this confident."),
     seed: int = typer.Option(0),
     text_column: str = TEXT_COLUMN,
     label_column: str = LABEL_COLUMN,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import usage_error
 from rankkit.cli.app import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "rankkit" / "sentiment" / "sample" / "reviews.csv"
@@ -67,3 +68,12 @@ def test_predict_writes_jsonl_with_lines(trained, tmp_path):
 def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
     result = invoke("predict", "--model", tmp_path, "-i", SAMPLE)
     assert result.exit_code == 2 and "not a sentiment model folder" in result.stderr
+
+
+@pytest.mark.parametrize("option, value, fragment", [("--epochs", "0", ">= 1"), ("--batch-size", "0", ">= 1"),
+                                                     ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1")])
+def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value, fragment):
+    # as every other command's (issue 13): the trainer never sees a zero batch or a nan rate
+    result = CliRunner().invoke(app, ["sentiment", "train", "--train", str(tmp_path / "none.csv"), "-o",
+                                      str(tmp_path / "out"), option, value])
+    usage_error(result, option, fragment)
