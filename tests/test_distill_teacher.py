@@ -38,6 +38,24 @@ def test_bi_encoder_teacher_scores_dot_products_on_the_student_scale(tiny_model)
         assert scores[qid] == pytest.approx(expected, abs=1e-4)
 
 
+def test_bi_encoder_teacher_and_student_encode_queries_with_the_query_prompt(tmp_path):
+    """Regression: the teacher's and the student's dot products encoded queries as passages, so an
+    E5/BGE-style model's query prompt was never applied."""
+    from rankkit.distill.pipeline import dense_candidates
+    from rankkit.train.scorers import BiEncoderScorer
+    from test_st_stack import st_model
+
+    folder = st_model(tmp_path / "prompted", prompts={"query": "query: ", "document": "passage: "})
+    encoder = BiEncoder(folder, device="cpu")
+    scores = BiEncoderTeacher(str(folder), device="cpu").score(QUERIES, CANDIDATES, TEXTS)
+    student = dense_candidates(BiEncoderScorer(encoder, 1.0), QUERIES, TEXTS, depth=3)
+    for qid, docids in CANDIDATES.items():
+        query = encoder.encode([QUERIES[qid]], role="query")[0]
+        assert scores[qid] == pytest.approx(encoder.encode([TEXTS[d] for d in docids]) @ query, abs=1e-5)
+        best = max(TEXTS, key=lambda d: float(encoder.encode([TEXTS[d]])[0] @ query))
+        assert student[qid][0].docid == best
+
+
 def test_cross_encoder_teacher_scores_pairs(cross_encoder_folder):
     teacher = open_teacher(str(cross_encoder_folder), device="cpu")
     assert isinstance(teacher, CrossEncoderTeacher)

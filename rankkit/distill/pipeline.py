@@ -143,7 +143,7 @@ def dense_candidates(scorer: GroupScorer, queries: Mapping[str, str], doc_texts:
     docids = list(doc_texts)
     vectors = scorer.encoder.encode([doc_texts[d] for d in docids], show_progress=True, desc="student: corpus")
     qids = list(queries)
-    query_vectors = scorer.encoder.encode([queries[q] for q in qids])
+    query_vectors = scorer.encoder.encode([queries[q] for q in qids], role="query")
     run = {}
     for start in range(0, len(qids), 256):
         scores = query_vectors[start:start + 256] @ vectors.T

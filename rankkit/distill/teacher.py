@@ -46,7 +46,7 @@ def dot_product_scores(encoder: "BiEncoder", queries: Mapping[str, str], candida
     vectors = encoder.encode([doc_texts[d] for d in docids], show_progress=progress is not None,
                              desc=f"{progress}: documents")
     qids = list(candidates)
-    query_vectors = encoder.encode([queries[q] for q in qids])
+    query_vectors = encoder.encode([queries[q] for q in qids], role="query")
     return {qid: scale * (vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i]) for i, qid in enumerate(qids)}
 
 
