@@ -10,8 +10,9 @@ from typing import List, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors, stderr
-from rankkit.cli.options import (AT_LEAST_1, EF_SEARCH_HELP, FINITE, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP,
-                                 QUERY_PROMPT_HELP, ExportFormat, Precision)
+from rankkit.cli.options import (AT_LEAST_1, DATA_HELP, EF_SEARCH_HELP, FINITE, NON_NEGATIVE, NPROBE_HELP,
+                                 PRECISION_HELP, QUERY_PROMPT_HELP, ExportFormat, Precision, collection_files,
+                                 required_files)
 from rankkit.errors import RankkitError
 
 
@@ -28,9 +29,15 @@ class ScoreField(str, Enum):
 
 @friendly_errors
 def mine(
-    queries: str = typer.Option(..., help="Queries file (TSV or TREC topics)."),
-    qrels: str = typer.Option(..., help="Qrels: the labeled positives."),
-    corpus: str = typer.Option(..., help="Corpus file (texts for duplicate checks and training)."),
+    queries: Optional[str] = typer.Option(None, help="Queries file (TSV, TREC topics or BEIR queries.jsonl); "
+                                                     "default: --data's."),
+    qrels: Optional[str] = typer.Option(None, help="Qrels: the labeled positives (only their queries are mined); "
+                                                   "default: --data's (--split's)."),
+    corpus: Optional[str] = typer.Option(None, help="Corpus file (texts for duplicate checks and training); "
+                                                    "default: --data's."),
+    data: Optional[Path] = typer.Option(None, help=DATA_HELP),
+    split: Optional[str] = typer.Option(None, help="BEIR folder (--data): the qrels split to mine, e.g. train "
+                                                   "(default test, else the only one)."),
     output: Path = typer.Option(..., "--output", "-o", help="MinedSet JSONL to write (stats beside it)."),
     index: Optional[List[str]] = typer.Option(None, "--index", "-i", help="Index folder to mine from (repeatable)."),
     run: Optional[List[str]] = typer.Option(None, help="Existing TREC run to mine from (repeatable)."),
@@ -67,11 +74,14 @@ def mine(
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
     from rankkit.mining.recipe import MiningRecipe, run_mining
 
+    paths = collection_files(data, split)
+    files = required_files(queries=queries or (paths and paths.queries), qrels=qrels or (paths and paths.qrels),
+                           corpus=corpus or (paths and paths.corpus))
     if min_rank > max_rank:
         raise RankkitError(f"the window --min-rank {min_rank} --max-rank {max_rank} is empty. "
                            "Fix: give --min-rank at most --max-rank")
     recipe = MiningRecipe(
-        queries=queries, qrels=qrels, corpus=corpus, output=str(output), indexes=tuple(index or ()),
+        **files, output=str(output), indexes=tuple(index or ()),
         runs=tuple(run or ()), depth=depth, min_rank=min_rank, max_rank=max_rank, count=count, sampling=sampling.value,
         simans_a=simans_a, simans_b=simans_b, margin=margin, relative_margin=relative_margin,
         score_field=score_field.value, teacher=teacher, denoise_threshold=denoise_threshold, adaptive_k=adaptive_k,

@@ -90,3 +90,33 @@ def fusion_config(fusion: Fusion | None, alpha: float | None, depth: int | None,
 
     base = FusionConfig.read(config_path) if config_path is not None else FusionConfig()
     return base.replace(method=fusion.value if fusion else None, alpha=alpha, depth=depth)
+
+
+DATA_HELP = ("Collection folder (collection.tsv, queries.tsv, qrels.txt) or BEIR folder (corpus.jsonl, "
+             "queries.jsonl, qrels/SPLIT.tsv): its files stand in for the file options not given.")
+
+
+def collection_files(data: Path | None, split: str | None, split_flag: str = "--split") -> Any:
+    """The CollectionPaths / BeirPaths of --data (with its qrels split), or None without --data;
+    a split without a folder is refused."""
+    from rankkit.data.collection import collection
+    from rankkit.errors import RankkitError
+
+    if data is None:
+        if split is not None:
+            raise RankkitError(f"{split_flag} {split} names a qrels split of a BEIR folder, but no folder was given. "
+                               f"Fix: pass --data DIR with {split_flag}")
+        return None
+    return collection(data, split)
+
+
+def required_files(**given: str | None) -> dict[str, str]:
+    """The file options (name -> path) once --data filled them in: a missing one is refused, naming
+    its flag."""
+    from rankkit.errors import RankkitError
+
+    missing = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is None]
+    if missing:
+        raise RankkitError(f"missing {', '.join(missing)}. Fix: pass {' and '.join(missing)}, or --data DIR "
+                           "(a collection or BEIR folder) whose files stand in for them")
+    return {name: str(value) for name, value in given.items()}

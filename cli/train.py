@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_0, AT_LEAST_1, POSITIVE, number_check
+from rankkit.cli.options import AT_LEAST_0, AT_LEAST_1, DATA_HELP, POSITIVE, collection_files, number_check, required_files
 from rankkit.errors import RankkitError
 
 app = typer.Typer(help="Fine-tune a ranker on a MinedSet: one sub-command per trainer.", no_args_is_help=True)
@@ -45,7 +45,8 @@ class TrainInputs:
     """The options every trainer shares: what to train on, where to write, the schedule."""
 
     mined: Path
-    corpus: str
+    corpus: Optional[str]
+    data: Optional[Path]
     output: Path
     model: str
     epochs: int
@@ -62,6 +63,7 @@ class TrainInputs:
     dev_queries: Optional[str]
     dev_qrels: Optional[str]
     dev_run: Optional[str]
+    dev_split: Optional[str]
     plot: bool
     device: Optional[str]
     overwrite: bool
@@ -84,23 +86,42 @@ class TrainInputs:
         from rankkit.mining.minedset import MinedSet
         from rankkit.train import DevSet
 
+        paths = collection_files(self.data, self.dev_split, "--dev-split")
+        corpus = required_files(corpus=self.corpus or (paths and paths.corpus))["corpus"]
+        dev_queries = self.dev_queries or (paths.queries if self.dev_split else None)
+        dev_qrels = self.dev_qrels or (paths.qrels if self.dev_split else None)
         mined_set = MinedSet.read(self.mined)
-        dev_given = [self.dev_queries, self.dev_qrels, self.dev_run]
+        dev_given = [dev_queries, dev_qrels, self.dev_run]
         if any(dev_given) and not all(dev_given):
-            raise RankkitError("dev evaluation needs --dev-queries, --dev-qrels and --dev-run together. "
-                               "Fix: pass all three, or none")
+            raise RankkitError("dev evaluation needs --dev-queries, --dev-qrels (or --data with --dev-split) and "
+                               "--dev-run together. Fix: pass all of them, or none")
         dev_candidates = read_run(self.dev_run) if self.dev_run else {}
         needed = ({d for q in mined_set.queries for d in (*q.positives, *(n.docid for n in q.negatives))}
                   | {h.docid for hits in dev_candidates.values() for h in hits})
-        doc_texts = read_doc_texts(self.corpus, docids=needed)
-        dev = (DevSet(read_queries(self.dev_queries), read_qrels(self.dev_qrels), dev_candidates, doc_texts)
-               if self.dev_run else None)
-        return mined_set, doc_texts, dev
+        doc_texts = read_doc_texts(corpus, docids=needed)
+        if not self.dev_run:
+            return mined_set, doc_texts, None
+        dev_qrels_read = read_qrels(dev_qrels)
+        check_dev_apart(mined_set, dev_qrels_read, dev_qrels)
+        return mined_set, doc_texts, DevSet(read_queries(dev_queries), dev_qrels_read, dev_candidates, doc_texts)
+
+
+def check_dev_apart(mined_set: Any, dev_qrels: Any, where: str) -> None:
+    """Warn when dev evaluation would read queries the model is trained on."""
+    from rankkit.cli.errors import stderr
+
+    shared = sorted({q.qid for q in mined_set.queries} & set(dev_qrels))
+    if shared:
+        stderr.print(f"[yellow]warning:[/] {len(shared)} dev queries of {where} are also training queries of the "
+                     f"MinedSet (e.g. {', '.join(shared[:3])}): their dev figures read training data. Fix: mine "
+                     "with the train split's qrels only (rankkit mine --data DIR --split train), or pass dev qrels "
+                     "that hold other queries", highlight=False, soft_wrap=True)
 
 
 _COMMON_OPTIONS: dict[str, Any] = {
     "mined": typer.Option(..., help="MinedSet written by `rankkit mine`."),
-    "corpus": typer.Option(..., help="Corpus the MinedSet was mined from (passage texts)."),
+    "corpus": typer.Option(None, help="Corpus the MinedSet was mined from (passage texts); default: --data's."),
+    "data": typer.Option(None, help=DATA_HELP),
     "output": typer.Option(..., "--output", "-o", help="Folder: model/, train_log.jsonl, config.json."),
     "model": typer.Option("default", help="Starting checkpoint (any encoder; rerankers get a new head)."),
     "epochs": typer.Option(1, callback=AT_LEAST_1, help="Passes over the MinedSet (unless --max-steps)."),
@@ -119,6 +140,8 @@ _COMMON_OPTIONS: dict[str, Any] = {
     "dev_queries": typer.Option(None, help="Dev queries file."),
     "dev_qrels": typer.Option(None, help="Dev qrels."),
     "dev_run": typer.Option(None, help="Dev candidates to rerank (TREC run, e.g. BM25 top-100)."),
+    "dev_split": typer.Option(None, help="BEIR folder (--data): the split whose queries and qrels are the dev "
+                                         "set, e.g. dev (instead of --dev-queries and --dev-qrels)."),
     "plot": typer.Option(False, help="Write training_curves.png."),
     "device": typer.Option(None, help="auto (default), cpu or cuda."),
     "overwrite": typer.Option(False, help="Start afresh: train in a temporary folder that replaces --output (only "

@@ -22,12 +22,13 @@ pytest.importorskip("pyserini", reason="BM25 through pyserini (bm25 extra)")
 
 @pytest.fixture(scope="module")
 def beir(tmp_path_factory) -> Path:
-    """The bundled sample written in BEIR's layout, with a dev split of four of its queries."""
+    """The bundled sample written in BEIR's layout, with a dev split of four of its queries and a
+    train split of the others."""
     out = export_beir(collection(), tmp_path_factory.mktemp("beir") / "sample-beir")
     test = read_qrels(out / "qrels" / "test.tsv")
-    dev = {qid: test[qid] for qid in sorted(test)[:4]}
-    (out / "qrels" / "dev.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\n" + "".join(
-        f"{q}\t{d}\t{g}\r\n" for q, judged in dev.items() for d, g in judged.items()).encode())
+    for split, qids in (("dev", sorted(test)[:4]), ("train", sorted(test)[4:])):
+        (out / "qrels" / f"{split}.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\n" + "".join(
+            f"{q}\t{d}\t{g}\r\n" for q in qids for d, g in test[q].items()).encode())
     return out
 
 
@@ -70,7 +71,13 @@ def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
 
 
 def test_quickstart_unknown_split(tmp_path, beir):
-    fails("quickstart", "--data", beir, "--split", "train", "--out", tmp_path / "qs", expect="--split")
+    fails("quickstart", "--data", beir, "--split", "validation", "--out", tmp_path / "qs", expect="--split")
+
+
+def test_a_split_of_a_collection_tsv_folder_is_refused(tmp_path):
+    """A collection.tsv folder has one qrels.txt: a --split there would be silently ignored."""
+    fails("quickstart", "--data", collection().root, "--split", "dev", "--out", tmp_path / "qs",
+          expect="drop --split")
 
 
 def test_eval_against_beir_qrels(runs, beir):
@@ -143,25 +150,50 @@ def test_search_bad_alpha_and_bad_config(indexes, tmp_path):
 
 
 def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, tiny_model):
-    """The README's fine-tuning recipe, small: mine a BEIR split's train qrels from BM25 and dense
-    candidates (labelled positives excluded), train a bi-encoder and a reranker on it, with the
-    dev split's queries, qrels and BM25 run for dev evaluation."""
+    """The README's fine-tuning recipe, small: mine the train split of a BEIR folder (--data --split)
+    from BM25 and dense candidates (labelled positives excluded), train a bi-encoder and a reranker
+    on it, with the dev split (--dev-split) and its BM25 run for dev evaluation."""
     mined = tmp_path / "mined.jsonl"
-    ok("mine", "--queries", beir / "queries.jsonl", "--qrels", beir / "qrels" / "test.tsv",
-       "--corpus", beir / "corpus.jsonl", "-i", indexes[0], "-i", indexes[1], "--depth", "30", "--max-rank", "30",
-       "--count", "3", "-o", mined, "--device", "cpu")
+    ok("mine", "--data", beir, "--split", "train", "-i", indexes[0], "-i", indexes[1], "--depth", "30",
+       "--max-rank", "30", "--count", "3", "-o", mined, "--device", "cpu")
     records = [json.loads(line) for line in mined.read_text().splitlines()[1:]]  # after the _meta line
-    qrels = read_qrels(beir / "qrels" / "test.tsv")
-    assert records and {r["qid"] for r in records} <= set(qrels)
+    train, dev = read_qrels(beir / "qrels" / "train.tsv"), read_qrels(beir / "qrels" / "dev.tsv")
+    assert records and {r["qid"] for r in records} <= set(train)
     for record in records:
-        positives = {d for d, g in qrels[record["qid"]].items() if g >= 1}
+        positives = {d for d, g in train[record["qid"]].items() if g >= 1}
         assert not positives & {n["docid"] for n in record["negatives"]}
-    dev = ("--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv", "--dev-run", runs[1])
+    stats = json.loads(mined.with_suffix(".stats.json").read_text())
+    assert stats["skipped_no_positive"] == 0  # the dev (and other) queries were never retrieved
     for kind in ("biencoder", "reranker"):
-        result = ok("train", kind, "--mined", mined, "--corpus", beir / "corpus.jsonl", "-o", tmp_path / kind,
-                    "--model", tiny_model, "--max-steps", "2", "--batch-size", "2", "--negatives", "2",
-                    "--eval-every", "2", *dev, "--device", "cpu")
+        result = ok("train", kind, "--mined", mined, "--data", beir, "--dev-split", "dev", "--dev-run", runs[1],
+                    "-o", tmp_path / kind, "--model", tiny_model, "--max-steps", "2", "--batch-size", "2",
+                    "--negatives", "2", "--eval-every", "2", "--device", "cpu")
         assert f"saved the trained {kind}" in result.stdout
+        assert "warning" not in result.stderr
+        log = [json.loads(line) for line in (tmp_path / kind / "train_log.jsonl").read_text().splitlines()]
+        assert any("nDCG@10" in json.dumps(entry) for entry in log)
+    assert set(dev).isdisjoint(train)
+
+
+def test_train_warns_when_the_dev_queries_were_trained_on(beir, indexes, runs, tmp_path, tiny_model):
+    mined = tmp_path / "mined.jsonl"
+    ok("mine", "--data", beir, "--split", "test", "-i", indexes[0], "--depth", "30", "--max-rank", "30",
+       "--count", "3", "-o", mined)
+    result = ok("train", "biencoder", "--mined", mined, "--data", beir, "--dev-split", "dev", "--dev-run", runs[1],
+                "-o", tmp_path / "bi", "--model", tiny_model, "--max-steps", "1", "--batch-size", "2",
+                "--negatives", "1", "--device", "cpu")
+    assert "4 dev queries" in result.stderr and "--split train" in result.stderr
+
+
+def test_mine_and_train_name_the_missing_inputs(beir, indexes, tmp_path):
+    fails("mine", "--split", "train", "-i", indexes[0], "-o", tmp_path / "m.jsonl", expect="--data")
+    fails("mine", "--qrels", beir / "qrels" / "train.tsv", "-i", indexes[0], "-o", tmp_path / "m.jsonl",
+          expect="--queries and --corpus")
+    fails("mine", "--data", beir, "--split", "validation", "-i", indexes[0], "-o", tmp_path / "m.jsonl",
+          expect="validation")
+    fails("train", "biencoder", "--mined", tmp_path / "m.jsonl", "-o", tmp_path / "bi", expect="--corpus")
+    fails("train", "biencoder", "--mined", tmp_path / "m.jsonl", "--corpus", beir / "corpus.jsonl",
+          "--dev-split", "dev", "-o", tmp_path / "bi", expect="--data")
 
 
 def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_path):

@@ -45,6 +45,9 @@ def collection(root: str | Path | None = None, split: str | None = None) -> "Col
     if root is not None and is_beir_folder(root):
         return beir_folder(root, split)
     paths = CollectionPaths(Path(root) if root is not None else SAMPLE_DIR)
+    if split is not None:
+        raise RankkitError(f"{paths.root}: --split {split} names a qrels split, which only BEIR folders have "
+                           "(qrels/SPLIT.tsv); this one has a single qrels.txt. Fix: drop --split")
     missing = [name for name in COLLECTION_FILES if not (paths.root / name).is_file()]
     if missing:
         raise RankkitError(f"{paths.root}: missing {', '.join(missing)}. Fix: give a folder holding "

@@ -119,7 +119,9 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     unknown = sorted(set(recipe.exports) - set(EXPORT_FORMATS))
     if unknown:
         raise RankkitError(f"unknown export format {unknown[0]!r}. Fix: use one of {', '.join(EXPORT_FORMATS)}")
-    queries, qrels = read_queries(recipe.queries), read_qrels(recipe.qrels)
+    qrels = read_qrels(recipe.qrels)
+    # only judged queries can be mined: the others (e.g. a BEIR folder's dev queries) are not retrieved
+    queries = {qid: text for qid, text in read_queries(recipe.queries).items() if qid in qrels}
     candidates, encoders = _candidates(recipe, queries)
     needed = {c.docid for found in candidates.values() for c in found} | {d for j in qrels.values() for d in j}
     doc_texts = read_doc_texts(recipe.corpus, docids=needed)
