@@ -9,7 +9,7 @@ from types import FrameType
 
 import typer
 
-from rankkit.cli import cet, index, sentiment, train, tune
+from rankkit.cli import cet, export, index, sentiment, train, tune
 from rankkit.cli.distill import distill
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
@@ -26,6 +26,7 @@ app.add_typer(index.app, name="index")
 app.add_typer(cet.app, name="cet")
 app.add_typer(train.app, name="train")
 app.add_typer(tune.app, name="tune")
+app.add_typer(export.app, name="export")
 app.add_typer(sentiment.app, name="sentiment")
 app.command()(search)
 app.command("eval")(evaluate)

@@ -202,3 +202,26 @@ def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_p
     bad = tmp_path / "fusion.json"
     bad.write_text('{"depth": 0}')
     fails("serve", "--index", dense, "--bm25-index", bm25, "--fusion-config", bad, "--device", "cpu", expect="depth")
+
+
+def test_export_beir_writes_a_folder_every_command_reads(tmp_path):
+    out = tmp_path / "sample-beir"
+    result = ok("export", "beir", "-o", out, "--split", "dev")
+    assert "BEIR" in result.stdout
+    sample, exported = collection(), collection(out, "dev")
+    assert read_qrels(exported.qrels) == read_qrels(sample.qrels)
+    assert (out / "qrels" / "dev.tsv").read_bytes().startswith(b"query-id\tcorpus-id\tscore\r\n")
+    fails("export", "beir", "-o", out, expect="--overwrite")
+    ok("export", "beir", "-o", out, "--overwrite")  # a BEIR folder may be replaced
+    assert sorted(p.name for p in (out / "qrels").iterdir()) == ["test.tsv"]
+    fails("export", "beir", out, "-o", tmp_path / "again", expect="already a BEIR folder")
+
+
+def test_export_beir_never_overwrites_other_files_or_escapes_qrels(tmp_path):
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    fails("export", "beir", "-o", notes, "--overwrite", expect="not BEIR folder")
+    assert (notes / "keep.txt").read_text() == "mine"
+    fails("export", "beir", "-o", tmp_path / "x", "--split", "../../escape", expect="split name")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "escape.tsv").exists()

@@ -205,8 +205,13 @@ def _check_id(kind: str, identifier: str) -> None:
 def write_beir_folder(out: str | Path, docs: Iterable[Document], queries: Mapping[str, str],
                       splits: Mapping[str, Mapping[str, Mapping[str, int]]], overwrite: bool = False) -> Path:
     """Write a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv per split) atomically:
-    the folder appears complete or not at all. Returns its path."""
-    with atomic_dir(out, overwrite=overwrite) as folder:
+    the folder appears complete or not at all; `overwrite` replaces only a BEIR folder (or an
+    empty one). Returns its path."""
+    for split in splits:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", split):
+            raise RankkitError(f"split name {split!r} cannot be a file name under qrels/. Fix: use letters, digits, "
+                               "'.', '_' or '-', e.g. test, dev or train")
+    with atomic_dir(out, overwrite=overwrite, replaceable=is_beir_folder, what="BEIR folder") as folder:
         with open(folder / "corpus.jsonl", "w", encoding="utf-8", newline="\n") as handle:
             for doc in docs:
                 _check_id("document", doc.docid)
