@@ -86,10 +86,12 @@ class TrainInputs:
         from rankkit.mining.minedset import MinedSet
         from rankkit.train import DevSet
 
-        paths = collection_files(self.data, self.dev_split, "--dev-split")
-        corpus = required_files(corpus=self.corpus or (paths and paths.corpus))["corpus"]
-        dev_queries = self.dev_queries or (paths.queries if self.dev_split else None)
-        dev_qrels = self.dev_qrels or (paths.qrels if self.dev_split else None)
+        from rankkit.data.collection import corpus_file
+
+        paths = collection_files(self.data, self.dev_split, "--dev-split") if self.dev_split else None
+        corpus = required_files(corpus=self.corpus or (corpus_file(self.data) if self.data else None))["corpus"]
+        dev_queries = self.dev_queries or (paths and paths.queries)
+        dev_qrels = self.dev_qrels or (paths and paths.qrels)
         mined_set = MinedSet.read(self.mined)
         dev_given = [dev_queries, dev_qrels, self.dev_run]
         if any(dev_given) and not all(dev_given):

@@ -225,3 +225,19 @@ def test_export_beir_never_overwrites_other_files_or_escapes_qrels(tmp_path):
     assert (notes / "keep.txt").read_text() == "mine"
     fails("export", "beir", "-o", tmp_path / "x", "--split", "../../escape", expect="split name")
     assert not (tmp_path / "x").exists() and not (tmp_path / "escape.tsv").exists()
+
+
+def test_train_takes_the_corpus_of_a_beir_folder_without_a_test_split(beir, indexes, tmp_path, tiny_model):
+    """--data alone gives the corpus, whatever splits the folder has (SciFact has train and dev only)."""
+    import shutil
+
+    folder = tmp_path / "no-test"
+    shutil.copytree(beir, folder)
+    (folder / "qrels" / "test.tsv").unlink()
+    mined = tmp_path / "mined.jsonl"
+    ok("mine", "--data", folder, "--split", "train", "-i", indexes[0], "--depth", "30", "--max-rank", "30",
+       "--count", "2", "-o", mined)
+    result = ok("train", "biencoder", "--mined", mined, "--data", folder, "-o", tmp_path / "bi", "--model", tiny_model,
+                "--max-steps", "1", "--batch-size", "2", "--negatives", "1", "--device", "cpu")
+    assert "saved the trained biencoder" in result.stdout
+    fails("train", "biencoder", "--mined", mined, "--data", tmp_path, "-o", tmp_path / "bi2", expect="corpus.jsonl")

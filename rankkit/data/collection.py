@@ -56,6 +56,17 @@ def collection(root: str | Path | None = None, split: str | None = None) -> "Col
     return paths
 
 
+def corpus_file(root: str | Path) -> Path:
+    """The corpus of a collection folder (collection.tsv) or a BEIR folder (corpus.jsonl), which
+    does not depend on a qrels split."""
+    from rankkit.data.beir import is_beir_folder
+
+    path = Path(root) / ("corpus.jsonl" if is_beir_folder(root) else "collection.tsv")
+    if not path.is_file():
+        raise RankkitError(f"{root}: no collection.tsv or corpus.jsonl. Fix: give a collection or BEIR folder")
+    return path
+
+
 def shared_data_root() -> Path:
     """Where the shared collections live: $RANKKIT_DATA, else ../shared/data beside the checkout."""
     if os.environ.get("RANKKIT_DATA"):
