@@ -23,7 +23,7 @@ from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import to_cpu, to_search_device
-from rankkit.index.integrity import check_count, check_sizes, index_error
+from rankkit.index.integrity import SHARD_KIND, check_count, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
@@ -237,6 +237,9 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
                 raise RankkitError("--query-model with --embeddings-from: the towers are those of the source index. "
                                    "Fix: drop --query-model, or build from the corpus")
             source = Manifest.read(embeddings_from)
+            if source.kind != "dense":
+                raise RankkitError(f"{embeddings_from}: a {source.kind} folder, not a dense index. Fix: pass an index "
+                                   "built with --save-embeddings (merge shards with `rankkit index merge`)")
             if not same_corpus(source.corpus, corpus_info):
                 raise RankkitError(f"{embeddings_from}: its embeddings were computed on {source.corpus.path}, "
                                    f"which differs from {corpus}. Fix: pass the same corpus, or drop --embeddings-from")
@@ -266,7 +269,9 @@ class DenseIndex:
         self.folder = Path(folder)
         self.manifest = Manifest.read(self.folder)
         if self.manifest.kind != "dense":
-            raise RankkitError(f"{folder}: a {self.manifest.kind} index, not a dense one. Fix: pass a dense index")
+            shard = self.manifest.kind == SHARD_KIND
+            fix = "merge the shards with `rankkit index merge`" if shard else "pass a dense index"
+            raise RankkitError(f"{folder}: a {self.manifest.kind} index, not a dense one. Fix: {fix}")
         check_sizes(self.folder, self.manifest)
         try:
             index = faiss.read_index(str(self.folder / INDEX_FILE), faiss.IO_FLAG_READ_ONLY)
