@@ -66,7 +66,7 @@ def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
-def _encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int,
+def encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int,
                    rows: range | None = None) -> int:
     """Encode the corpus (or only its documents at positions `rows`) chunk by chunk into
     embeddings.f32 and docids.txt, under one progress bar over their characters (time per chunk
@@ -253,7 +253,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
                                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
             model, encoding = encoder_fields(encoder, query_encoder)  # checked before the corpus is encoded
-            count = _encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
+            count = encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",

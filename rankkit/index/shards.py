@@ -22,15 +22,13 @@ from rankkit.data.corpus import CorpusFormat
 from rankkit.data.files import atomic_dir
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
-from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, _encode_corpus, corpus_format,
+from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, corpus_format, encode_corpus,
                                  encoder_fields, same_corpus, source_fields, write_dense_index)
 from rankkit.index.integrity import SHARD_KIND, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_size
 
 SHARD_PATTERN = re.compile(r"(\d+)/(\d+)")
-SHARD_FIX = ("pass --shard I/N with whole numbers 0 <= I < N (e.g. 0/2 and 1/2 for two shards), "
-             "or --shard auto under torchrun")
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,8 @@ def parse_shard(text: str) -> Shard:
     """'I/N' as a Shard."""
     match = SHARD_PATTERN.fullmatch(text.strip())
     if match is None or int(match[1]) >= int(match[2]):
-        raise RankkitError(f"--shard {text!r} is not a shard of a split. Fix: {SHARD_FIX}")
+        raise RankkitError(f"--shard {text!r} is not a shard of a split. Fix: pass --shard I/N with whole numbers "
+                           "0 <= I < N (e.g. 0/2 and 1/2 for two shards), or --shard auto under torchrun")
     return Shard(int(match[1]), int(match[2]))
 
 
@@ -116,7 +115,7 @@ def build_dense_shard(corpus: str | Path, out: str | Path, encoder: BiEncoder, s
     model, encoding = encoder_fields(encoder, query_encoder)  # checked before the corpus is read
     documents = corpus_size(corpus, fmt)[0]
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
-        count = _encode_corpus(corpus, fmt, encoder, folder, chunk_size, shard.rows(documents))
+        count = encode_corpus(corpus, fmt, encoder, folder, chunk_size, shard.rows(documents))
         manifest = Manifest(kind=SHARD_KIND, count=count, corpus=corpus_info, index_type="embeddings", metric="ip",
                             settings={**encoding, "shard": {"index": shard.index, "count": shard.count}}, **model)
         manifest = manifest.write(folder)
