@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Collection, Iterable, Iterator, Literal
 
@@ -104,6 +105,14 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: boo
         yield doc
     if not first_line:
         raise file_error(path, None, "file is empty", "give a corpus with at least one document")
+
+
+def read_corpus_rows(path: str | Path, fmt: CorpusFormat | None, rows: range | None,
+                     word_ids: bool = False) -> Iterator[Document]:
+    """read_corpus limited to the documents at positions `rows` (all when None): a shard's. The
+    documents before them are still read, so a duplicate of an earlier id is caught as in a full read."""
+    documents = read_corpus(path, fmt, word_ids=word_ids)
+    return documents if rows is None else islice(documents, rows.start, rows.stop)
 
 
 def read_doc_texts(path: str | Path, fmt: CorpusFormat | None = None,

@@ -17,13 +17,13 @@ from typing import Iterator
 import faiss
 import numpy as np
 
-from rankkit.data.corpus import CorpusFormat, Document, detect_corpus_format, read_corpus
+from rankkit.data.corpus import CorpusFormat, Document, detect_corpus_format, read_corpus_rows
 from rankkit.data.files import atomic_dir
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import to_cpu, to_search_device
-from rankkit.index.integrity import check_count, check_sizes, index_error
+from rankkit.index.integrity import SHARD_KIND, check_count, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
@@ -66,13 +66,15 @@ def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
-def _encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int) -> int:
-    """Encode the corpus chunk by chunk into embeddings.f32 and docids.txt, under one progress bar
-    over the corpus's characters (time per chunk follows its text length, not its document count)."""
+def encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int,
+                   rows: range | None = None) -> int:
+    """Encode the corpus (or only its documents at positions `rows`) chunk by chunk into
+    embeddings.f32 and docids.txt, under one progress bar over their characters (time per chunk
+    follows its text length, not its document count)."""
     count = 0
     with open(folder / EMBEDDINGS_FILE, "wb") as vectors, open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids, \
-            corpus_bar(corpus_size(corpus, fmt)[1], "encoding corpus", "char") as progress:
-        for chunk in _chunks(read_corpus(corpus, fmt, word_ids=True), chunk_size):
+            corpus_bar(corpus_size(corpus, fmt, rows)[1], "encoding corpus", "char") as progress:
+        for chunk in _chunks(read_corpus_rows(corpus, fmt, rows, word_ids=True), chunk_size):
             if any("\n" in d.docid for d in chunk):
                 raise RankkitError("a docid contains a newline. Fix: use single-line document ids")
             texts = [d.contents for d in chunk]
@@ -81,6 +83,11 @@ def _encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, fo
             ids.writelines(f"{d.docid}\n" for d in chunk)
             count += len(chunk)
     return count
+
+
+def corpus_format(corpus: str | Path) -> CorpusFormat:
+    """The format of a corpus file, guessed from its contents; ir_datasets corpora are read as TSV."""
+    return "tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus)
 
 
 def load_embeddings(folder: str | Path) -> np.ndarray:
@@ -174,6 +181,45 @@ def _query_model(encoder: BiEncoder, query_encoder: BiEncoder | None) -> dict:
     return dict(query_model=query_encoder.name, query_model_fingerprint=query_encoder.fingerprint)
 
 
+def encoder_fields(encoder: BiEncoder, query_encoder: BiEncoder | None) -> tuple[dict, dict]:
+    """The manifest fields (model, dimension, pooling, ...) and encoding settings (precision,
+    passage prompt) of vectors `encoder` computes; the towers are checked before any encoding."""
+    model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
+                 pooling=encoder.pooling_mode, normalized=encoder.normalized, max_length=encoder.max_length,
+                 **_query_model(encoder, query_encoder))
+    return model, {"precision": encoder.precision, "passage_prompt": encoder.prompts["passage"]}
+
+
+def source_fields(source: Manifest) -> tuple[dict, dict]:
+    """The same fields, taken from the manifest of the folder whose saved vectors are reused."""
+    model = dict(model=source.model, model_fingerprint=source.model_fingerprint, dimension=source.dimension,
+                 pooling=source.pooling, normalized=source.normalized, max_length=source.max_length,
+                 query_model=source.query_model, query_model_fingerprint=source.query_model_fingerprint)
+    prompts = {key: source.settings[key] for key in ("passage_prompt",) if key in source.settings}
+    return model, {"precision": source.settings.get("precision", "fp32"), **prompts}
+
+
+def same_corpus(a: CorpusInfo, b: CorpusInfo) -> bool:
+    """Same checksum; ir_datasets corpora carry none, so there the dataset id must match."""
+    return (a.sha256, a.sha256 or a.path) == (b.sha256, b.sha256 or b.path)
+
+
+def write_dense_index(folder: Path, vectors: np.ndarray, corpus_info: CorpusInfo, model: dict, encoding: dict,
+                      config: DenseBuildConfig) -> Manifest:
+    """Index `vectors` (row i is line i of the folder's docids.txt) with `config.factory`, tune its
+    search setting, and write index.faiss and the manifest into `folder`; a folder's embeddings.f32
+    is kept only with `config.save_embeddings`. The one ending of every dense build (from a corpus,
+    from saved embeddings, from merged shards), so each gives the same index from the same vectors."""
+    index = _make_faiss_index(vectors, config.factory, config.seed)
+    search_params = tune_search_params(index, vectors, config.seed)
+    faiss.write_index(index, str(folder / INDEX_FILE))
+    if not config.save_embeddings:
+        (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
+    manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory, metric="ip",
+                        settings={"seed": config.seed, "search_params": search_params, **encoding}, **model)
+    return manifest.write(folder)
+
+
 def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | None,
                       config: DenseBuildConfig = DenseBuildConfig(), fmt: CorpusFormat | None = None,
                       embeddings_from: str | Path | None = None, overwrite: bool = False,
@@ -183,7 +229,7 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
 
     `query_encoder` declares a two-tower model (DPR / Tevatron style): queries are encoded by it,
     passages by `encoder`; the manifest records both."""
-    fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
+    fmt = fmt or corpus_format(corpus)
     corpus_info = CorpusInfo.of(corpus, fmt)
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         if embeddings_from is not None:
@@ -191,45 +237,28 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
                 raise RankkitError("--query-model with --embeddings-from: the towers are those of the source index. "
                                    "Fix: drop --query-model, or build from the corpus")
             source = Manifest.read(embeddings_from)
-            # ir_datasets corpora carry no checksum: there the dataset id must match
-            if (source.corpus.sha256, source.corpus.sha256 or source.corpus.path) != \
-                    (corpus_info.sha256, corpus_info.sha256 or corpus_info.path):
+            if source.kind != "dense":
+                raise RankkitError(f"{embeddings_from}: a {source.kind} folder, not a dense index. Fix: pass an index "
+                                   "built with --save-embeddings (merge shards with `rankkit index merge`)")
+            if not same_corpus(source.corpus, corpus_info):
                 raise RankkitError(f"{embeddings_from}: its embeddings were computed on {source.corpus.path}, "
                                    f"which differs from {corpus}. Fix: pass the same corpus, or drop --embeddings-from")
             vectors = load_embeddings(embeddings_from)
             shutil.copyfile(Path(embeddings_from) / DOCIDS_FILE, folder / DOCIDS_FILE)
             if config.save_embeddings:
                 shutil.copyfile(Path(embeddings_from) / EMBEDDINGS_FILE, folder / EMBEDDINGS_FILE)
-            model = dict(model=source.model, model_fingerprint=source.model_fingerprint, dimension=source.dimension,
-                         pooling=source.pooling, normalized=source.normalized, max_length=source.max_length,
-                         query_model=source.query_model, query_model_fingerprint=source.query_model_fingerprint)
-            precision = source.settings.get("precision", "fp32")
-            prompts = {key: source.settings[key] for key in ("passage_prompt",) if key in source.settings}
+            model, encoding = source_fields(source)
         else:
             if encoder is None:
                 raise RankkitError("building a dense index needs a model or saved embeddings. "
                                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
-            tower = _query_model(encoder, query_encoder)  # checked before the corpus is encoded
-            count = _encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
+            model, encoding = encoder_fields(encoder, query_encoder)  # checked before the corpus is encoded
+            count = encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
             vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
                                 shape=(count, encoder.dimension))
-            model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
-                         pooling=encoder.pooling_mode, normalized=encoder.normalized,
-                         max_length=encoder.max_length, **tower)
-            precision = encoder.precision
-            prompts = {"passage_prompt": encoder.prompts["passage"]}
-        index = _make_faiss_index(vectors, config.factory, config.seed)
-        search_params = tune_search_params(index, vectors, config.seed)
-        faiss.write_index(index, str(folder / INDEX_FILE))
-        del vectors
-        if not config.save_embeddings:
-            (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
-        manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory,
-                            metric="ip", settings={"seed": config.seed, "precision": precision,
-                                                   "search_params": search_params, **prompts}, **model)
-        manifest = manifest.write(folder)
+        manifest = write_dense_index(folder, vectors, corpus_info, model, encoding, config)
     return manifest
 
 
@@ -240,7 +269,9 @@ class DenseIndex:
         self.folder = Path(folder)
         self.manifest = Manifest.read(self.folder)
         if self.manifest.kind != "dense":
-            raise RankkitError(f"{folder}: a {self.manifest.kind} index, not a dense one. Fix: pass a dense index")
+            shard = self.manifest.kind == SHARD_KIND
+            fix = "merge the shards with `rankkit index merge`" if shard else "pass a dense index"
+            raise RankkitError(f"{folder}: a {self.manifest.kind} index, not a dense one. Fix: {fix}")
         check_sizes(self.folder, self.manifest)
         try:
             index = faiss.read_index(str(self.folder / INDEX_FILE), faiss.IO_FLAG_READ_ONLY)

@@ -1,5 +1,6 @@
-"""Index integrity: each kind's required files, the sizes checked whenever an index opens (cheap),
-and `verify`, which also compares checksums and opens the index (`rankkit index verify`).
+"""Index integrity: each kind's required files (a dense shard's too), the sizes checked whenever an
+index opens (cheap), and `verify`, which also compares checksums and opens the index (`rankkit
+index verify`).
 
 Every problem names the file and says to rebuild: an index is derived data, rebuilt from its
 corpus, never repaired."""
@@ -13,16 +14,25 @@ from rankkit.data.files import sha256_file
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
 
-REQUIRED_FILES = {"dense": ("index.faiss", "docids.txt"), "bm25": ("lucene",)}
+SHARD_KIND = "dense-shard"  # one shard of a dense index's embeddings (see shards.py)
+REQUIRED_FILES = {"dense": ("index.faiss", "docids.txt"), "bm25": ("lucene",),
+                  SHARD_KIND: ("embeddings.f32", "docids.txt")}
 
 
 def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
     """The fix for a damaged index: the build command that makes it again."""
     folder = Path(folder)
-    command = (f"rankkit index build {manifest.corpus.path} --kind {manifest.kind} --out-dir {folder.parent} "
-               f"--name {folder.name} --overwrite")
-    if manifest.kind == "dense":
-        command += f" --factory {manifest.index_type} --model {manifest.model}"
+    kind, name, options = manifest.kind, folder.name, ""
+    if kind == "dense":
+        options = f" --factory {manifest.index_type} --model {manifest.model}"
+    elif kind == SHARD_KIND:
+        from rankkit.index.shards import shard_name, shard_of
+
+        shard = shard_of(manifest)
+        kind, name = "dense", name.removesuffix(shard_name("", shard))
+        options = f" --model {manifest.model} --shard {shard}"
+    command = (f"rankkit index build {manifest.corpus.path} --kind {kind} --out-dir {folder.parent} --name {name} "
+               f"--overwrite{options}")
     return f"Fix: rebuild the index ({command})"
 
 
@@ -93,6 +103,10 @@ def verify(folder: str | Path) -> VerifyReport:
         from rankkit.index.dense import DenseIndex
 
         DenseIndex(folder)  # reads the FAISS file and docids, checks both counts
+    elif manifest.kind == SHARD_KIND:
+        from rankkit.index.shards import read_shard
+
+        read_shard(folder)  # checks the counts of docids and vectors
     else:
         from rankkit.index.bm25 import open_lucene_searcher
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rankkit.data.corpus import CorpusFormat, read_corpus
+from rankkit.data.corpus import CorpusFormat, read_corpus_rows
 
 
-def corpus_size(corpus: str | Path, fmt: CorpusFormat) -> tuple[int, int]:
-    """(documents, characters of their contents) of a corpus, by reading it once."""
+def corpus_size(corpus: str | Path, fmt: CorpusFormat, rows: range | None = None) -> tuple[int, int]:
+    """(documents, characters of their contents) of a corpus, or of its documents at positions
+    `rows`, by reading it once."""
     documents = characters = 0
-    for doc in read_corpus(corpus, fmt):
+    for doc in read_corpus_rows(corpus, fmt, rows):
         documents += 1
         characters += len(doc.contents)
     return documents, characters
