@@ -77,13 +77,14 @@ def build(
     else:
         from rankkit.encode.biencoder import BiEncoder
         from rankkit.index.dense import DenseBuildConfig, build_dense_index
-        from rankkit.index.shards import build_dense_shard, resolve_shard, shard_device, shard_name
+        from rankkit.encode.device import launcher_device
+        from rankkit.index.shards import build_dense_shard, resolve_shard, shard_name
 
         split = resolve_shard(shard)
         if split is not None and (factory or embeddings_from):
             raise RankkitError("--shard encodes embeddings only, so --factory and --embeddings-from do not apply. "
                                "Fix: drop them, and pass --factory to `rankkit index merge`")
-        device = shard_device(device) if split is not None else device
+        device = launcher_device(device) if split is not None else device
         encoder = None if embeddings_from else BiEncoder(model, device=device, precision=precision.value,
                                                          passage_prompt=passage_prompt)
         query_encoder = BiEncoder(query_model, device=device) if query_model else None

@@ -23,8 +23,9 @@ from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig,
                                  load_embeddings)
 from rankkit.index.integrity import verify
 from rankkit.index.manifest import MANIFEST, Manifest
+from rankkit.encode.device import launcher_device
 from rankkit.index.shards import (Shard, build_dense_shard, launcher_shard, merge_dense_shards, parse_shard,
-                                  resolve_shard, shard_device)
+                                  resolve_shard)
 from conftest import temp_leftovers
 
 runner = CliRunner()
@@ -169,10 +170,10 @@ def test_auto_takes_an_initialised_process_group():
 def test_each_local_rank_gets_its_own_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert shard_device(None) is None  # not under torchrun
+    assert launcher_device(None) is None  # not under torchrun
     monkeypatch.setenv("LOCAL_RANK", "3")
-    assert shard_device(None) == shard_device("auto") == "cuda:1"
-    assert shard_device("cpu") == "cpu" and shard_device("cuda:0") == "cuda:0"
+    assert launcher_device(None) == launcher_device("auto") == launcher_device("cuda") == "cuda:1"
+    assert launcher_device("cpu") == "cpu" and launcher_device("cuda:0") == "cuda:0"
 
 
 # --- build and merge -----------------------------------------------------------------------------

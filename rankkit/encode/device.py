@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from rankkit.errors import RankkitError
@@ -16,3 +18,12 @@ def choose_device(preferred: str | None = None) -> torch.device:
         return torch.device(preferred)
     except RuntimeError:
         raise RankkitError(f"unknown device {preferred!r}. Fix: use auto, cpu or cuda[:N]") from None
+
+
+def launcher_device(device: str | None) -> str | None:
+    """Under torchrun, device auto (or plain cuda) means this process's own GPU, cuda:LOCAL_RANK,
+    so the ranks of one machine do not all run on its first GPU."""
+    local_rank = os.environ.get("LOCAL_RANK")
+    if device in (None, "auto", "cuda") and local_rank is not None and local_rank.isdigit() and torch.cuda.is_available():
+        return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
+    return device

@@ -90,17 +90,6 @@ def resolve_shard(option: str | None) -> Shard | None:
     return parse_shard(option)
 
 
-def shard_device(device: str | None) -> str | None:
-    """Under torchrun, device auto means this process's own GPU (cuda:LOCAL_RANK), so the ranks
-    of one machine do not all encode on its first GPU."""
-    import torch
-
-    local_rank = os.environ.get("LOCAL_RANK")
-    if device in (None, "auto") and local_rank is not None and local_rank.isdigit() and torch.cuda.is_available():
-        return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
-    return device
-
-
 def shard_name(name: str, shard: Shard) -> str:
     """The folder name of a shard of the index NAME: every rank of a launch gets its own."""
     return f"{name}-shard-{shard.index}-of-{shard.count}"
