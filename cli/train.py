@@ -128,7 +128,8 @@ _COMMON_OPTIONS: dict[str, Any] = {
     "model": typer.Option("default", help="Starting checkpoint (any encoder; rerankers get a new head)."),
     "epochs": typer.Option(1, callback=AT_LEAST_1, help="Passes over the MinedSet (unless --max-steps)."),
     "max_steps": typer.Option(None, callback=AT_LEAST_1, help="Stop after this many optimizer steps."),
-    "batch_size": typer.Option(8, callback=AT_LEAST_1, help="Queries per micro-batch."),
+    "batch_size": typer.Option(8, callback=AT_LEAST_1, help="Queries per micro-batch (of all processes "
+                                                                  "together under torchrun)."),
     "grad_accum": typer.Option(1, callback=AT_LEAST_1, help="Micro-batches per optimizer step."),
     "negatives": typer.Option(4, callback=AT_LEAST_1, help="Mined negatives per query."),
     "lr": typer.Option(2e-5, callback=POSITIVE, help="Peak learning rate."),

@@ -11,7 +11,7 @@ class TrainConfig:
     model: str = "default"  # starting checkpoint: folder or hub id
     epochs: int = 1
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
-    batch_size: int = 8  # queries per micro-batch
+    batch_size: int = 8  # queries per micro-batch (of all processes together under torchrun)
     grad_accum: int = 1  # micro-batches per optimizer step
     negatives: int = 4  # mined negatives per query
     lr: float = 2e-5

@@ -1,5 +1,6 @@
 """The training loop every trainer shares: gradient accumulation, warm-up + linear decay,
-clipping, mixed precision on CUDA, checkpoints with exact resume, dev evaluation, JSONL log.
+clipping, mixed precision on CUDA, checkpoints with exact resume, dev evaluation, JSONL log;
+data-parallel under torchrun (see rankkit/train/distributed.py), rank 0 writing every file.
 
 A task trains one or more parts (CET trains two models at once), each with its own optimizer,
 schedule and clipping; the parts' losses are summed for one backward pass, so a part's loss may
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import signal
 import threading
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from rankkit.data.files import atomic_dir, atomic_write
 from rankkit.errors import RankkitError
+from rankkit.train import distributed
 from rankkit.train.config import TrainConfig
 from rankkit.train.examples import Group
 
@@ -149,10 +152,12 @@ def _check_same_options(path: Path, saved: dict | None, options: dict) -> None:
 
 
 def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler, options: dict) -> int:
+    """Load the newest checkpoint (every rank); rank 0 also cuts the log back to it."""
     checkpoint = _latest_checkpoint(output)
     log = output / LOG_FILE
     if checkpoint is None:
-        log.unlink(missing_ok=True)  # a fresh start: no earlier run's steps in the log
+        if distributed.is_main():
+            log.unlink(missing_ok=True)  # a fresh start: no earlier run's steps in the log
         return 0
     path = checkpoint / STATE_FILE
     state = _load_state(path, task.device)
@@ -169,7 +174,7 @@ def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise RankkitError(f"{path}: the checkpoint does not fit this model ({type(exc).__name__}: "
                            f"{str(exc)[:200]}). Fix: rerun with --overwrite to start afresh") from None
-    if log.exists():  # forget what was logged after the checkpoint: it will be redone
+    if distributed.is_main() and log.exists():  # forget what was logged after the checkpoint: it will be redone
         kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= state["step"]]
         with atomic_write(log) as out:
             out.writelines(line + "\n" for line in kept)
@@ -207,22 +212,36 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
     Without config.overwrite, the run resumes from the newest checkpoint in config.output (a
     folder of anything but a rankkit training output is refused). With it, training runs in a
     temporary folder that replaces config.output only once complete, so a failed run keeps the
-    old output; only a folder rankkit trained into is replaced."""
+    old output; only a folder rankkit trained into is replaced.
+
+    Under torchrun (WORLD_SIZE > 1) each process trains on its share of every batch (see
+    rankkit/train/distributed.py) and rank 0 alone writes; config.batch_size is the global batch,
+    so a checkpoint resumes the same with any number of processes."""
     output = Path(config.output)
     options = resume_options(config, options)
-    if config.overwrite:
-        with atomic_dir(output, overwrite=True, replaceable=is_training_output,
-                        what="a rankkit training output (config.json)") as work:
-            _train(work, output, task, epoch_batches, config, evaluate, options)
-        return output / "model"
+    with distributed.process_group(task.device):
+        if config.overwrite:
+            with (atomic_dir(output, overwrite=True, replaceable=is_training_output,
+                             what="a rankkit training output (config.json)")
+                  if distributed.is_main() else contextlib.nullcontext()) as work:
+                _train(distributed.from_main(work), output, task, epoch_batches, config, evaluate, options)
+        else:
+            _check_output(output)
+            distributed.barrier()  # every rank has looked at the folder before rank 0 writes into it
+            if distributed.is_main():
+                output.mkdir(parents=True, exist_ok=True)
+            _train(output, output, task, epoch_batches, config, evaluate, options)
+        distributed.barrier()  # the model is in place before any rank returns
+    return output / "model"
+
+
+def _check_output(output: Path) -> None:
+    """Training without --overwrite writes only into a new, empty or unfinished training output."""
     if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not is_training_output(output))):
         raise RankkitError(f"{output}: exists and is not a rankkit training output, so training will not write "
                            "into it. Fix: pass another --output (a new or empty folder)")
     if (output / "model").exists() and _latest_checkpoint(output) is None:
         raise RankkitError(f"{output} already holds a trained model. Fix: pass another --output, or --overwrite")
-    output.mkdir(parents=True, exist_ok=True)
-    _train(output, output, task, epoch_batches, config, evaluate, options)
-    return output / "model"
 
 
 def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int], list[list[Group]]],
@@ -241,8 +260,12 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
     use_scaler = config.amp and task.device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     step = _resume(output, task, optimizers, schedulers, scaler, options)
-    with atomic_write(output / CONFIG_FILE) as out:
-        json.dump(asdict(config), out, indent=2)
+    distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
+    main = distributed.is_main()
+    if main:
+        with atomic_write(output / CONFIG_FILE) as out:
+            json.dump(asdict(config), out, indent=2)
+    loss_of = distributed.data_parallel_loss(task.parts, task.loss, task.device)
 
     def micro_batches(start: int) -> Iterator[list[Group]]:
         index = start
@@ -254,8 +277,8 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
 
     stream = micro_batches(step * config.grad_accum)
     _set_mode(task, train=True)
-    progress = tqdm(total=total_steps, initial=step, desc="training", unit="step")
-    log = open(output / LOG_FILE, "a", encoding="utf-8")
+    progress = tqdm(total=total_steps, initial=step, desc="training", unit="step", disable=not main)
+    log = open(output / LOG_FILE if main else os.devnull, "a", encoding="utf-8")
     # the random state when the last whole step ended: a Ctrl-C mid-step (after the dropout of a
     # partial step drew from it) must checkpoint this one, or the resumed run would not be exact
     rng_at_step = _rng_state()
@@ -266,12 +289,15 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
             part_losses = dict.fromkeys(task.parts, 0.0)
             for _ in range(config.grad_accum):
                 batch = next(stream)
+                shard = distributed.shard_of_batch(batch)
                 with _autocast(task, config.amp):
-                    losses = task.loss(batch)
-                scaler.scale(sum(losses.values()) / config.grad_accum).backward()
+                    losses = loss_of(shard)
+                weight = distributed.weight_of_shard(shard, batch)  # 1 in one process
+                scaler.scale(sum(losses.values()) * weight / config.grad_accum).backward()
                 for name, loss in losses.items():
-                    part_losses[name] += float(loss.detach()) / config.grad_accum
+                    part_losses[name] += float(loss.detach()) * weight / config.grad_accum
                 groups += len(batch)
+            part_losses = dict(zip(part_losses, distributed.mean_over_ranks(list(part_losses.values()), task.device)))
             record = {"step": step + 1, "loss": sum(part_losses.values()), "lr": schedulers[_first(task)].get_last_lr()[0]}
             with _interrupts_held():  # weights, schedules and step count change together
                 for name, optimizer in optimizers.items():
@@ -289,29 +315,36 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
             record["groups_per_s"] = groups / (time.perf_counter() - started)
             record.update(getattr(task, "log_record", dict)())  # a task's own diagnostics (distillation)
             if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or step == total_steps):
-                _set_mode(task, train=False)
-                record["dev"] = evaluate()
-                _set_mode(task, train=True)
+                if main:
+                    _set_mode(task, train=False)
+                    record["dev"] = evaluate()
+                    _set_mode(task, train=True)
+                distributed.barrier()
             log.write(json.dumps(record) + "\n")
             log.flush()
             unlogged = None
             progress.update(1)
             progress.set_postfix(loss=f"{record['loss']:.4f}")
             if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
-                _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options)
+                if main:
+                    _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options)
+                distributed.barrier()
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM, which the CLI turns into SystemExit
         if config.overwrite:  # the temporary folder goes; the previous output stays
             raise RankkitError(f"training interrupted at step {step}; {final} was left as it was (--overwrite "
                                "replaces it only when training completes). Fix: run the command again") from None
         if unlogged is not None:
             log.write(json.dumps(unlogged) + "\n")
-        _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options, rng_at_step)
+        if main:
+            _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options, rng_at_step)
         raise RankkitError(f"training interrupted at step {step}; a checkpoint was saved. "
                            "Fix: run the same command again to resume") from None
     finally:
         log.close()
         progress.close()
     _set_mode(task, train=False)
+    if not main:
+        return
     with atomic_dir(output / "model", overwrite=True) as folder:
         task.save(folder)
     shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
