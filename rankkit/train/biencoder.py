@@ -1,5 +1,8 @@
 """Fine-tune a bi-encoder on a MinedSet: InfoNCE over in-batch and mined negatives, or the
-pairwise softmax loss CET uses (without its weights), for like-for-like comparisons with CET."""
+pairwise softmax loss CET uses (without its weights), for like-for-like comparisons with CET.
+
+Under torchrun, InfoNCE's in-batch negatives are those of the global batch: each process scores
+its own queries against the positives and mined negatives of every process."""
 
 from __future__ import annotations
 
@@ -9,10 +12,12 @@ from typing import Literal, Mapping
 import torch
 
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.device import launcher_device
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
+from rankkit.train.distributed import gather_with_grad
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
 from rankkit.train.losses import info_nce_loss, weighted_pairwise_softmax_loss
 from rankkit.train.loop import fit
@@ -35,10 +40,10 @@ class BiEncoderTask:
             scores = self.scorer.group_scores(batch)
             return {"model": weighted_pairwise_softmax_loss(scores[:, 0], scores[:, 1:])}
         queries = self.encoder.embed([g.query for g in batch], role="query")
-        positives = self.encoder.embed([g.positive for g in batch])
+        positives, offset = gather_with_grad(self.encoder.embed([g.positive for g in batch]))
         negatives = [text for g in batch for text in g.negatives]
-        mined = self.encoder.embed(negatives) if negatives else None
-        return {"model": info_nce_loss(queries, positives, mined, self.temperature)}
+        mined = gather_with_grad(self.encoder.embed(negatives))[0] if negatives else None
+        return {"model": info_nce_loss(queries, positives, mined, self.temperature, offset)}
 
     def save(self, folder: Path) -> None:
         self.encoder.save(folder)
@@ -48,7 +53,7 @@ def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: Train
                     temperature: float = 0.05, dev: DevSet | None = None, loss: BiEncoderLoss = "infonce") -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
     check_texts(mined, doc_texts)
-    task = BiEncoderTask(BiEncoder(config.model, device=config.device, max_length=config.max_length), temperature,
+    task = BiEncoderTask(BiEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), temperature,
                          config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),

@@ -18,8 +18,10 @@ import torch
 
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.encode.crossencoder import CrossEncoder
+from rankkit.encode.device import choose_device, launcher_device
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
+from rankkit.train import distributed
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
@@ -72,18 +74,20 @@ class CETTask:
 
 
 def _relevance_scorer(config: TrainConfig, cet: CETConfig, model: str) -> GroupScorer:
+    device = launcher_device(config.device)
     if cet.relevance == "cross-encoder":
-        return CrossEncoderScorer(CrossEncoder(model, device=config.device, max_length=config.max_length))
+        return CrossEncoderScorer(CrossEncoder(model, device=device, max_length=config.max_length))
     if cet.relevance == "bi-encoder":
-        return BiEncoderScorer(BiEncoder(model, device=config.device, max_length=config.max_length), cet.bi_temperature)
+        return BiEncoderScorer(BiEncoder(model, device=device, max_length=config.max_length), cet.bi_temperature)
     raise RankkitError(f"unknown relevance model {cet.relevance!r}. Fix: use cross-encoder or bi-encoder")
 
 
 def _selection_scorer(config: TrainConfig, cet: CETConfig, mined: MinedSet, model: str | None) -> GroupScorer:
-    if cet.selection == "provenance":
-        return ProvenanceScorer(ProvenanceFeatures(mined))
+    if cet.selection == "provenance":  # on the CPU, but with the relevance model under torchrun: NCCL needs a GPU
+        device = launcher_device(config.device) if distributed.launched() else "cpu"
+        return ProvenanceScorer(ProvenanceFeatures(mined), device=choose_device(device))
     if cet.selection == "cross-encoder":
-        return CrossEncoderScorer(CrossEncoder(model or config.model, device=config.device,
+        return CrossEncoderScorer(CrossEncoder(model or config.model, device=launcher_device(config.device),
                                                max_length=config.max_length))
     raise RankkitError(f"unknown selection model {cet.selection!r}. Fix: use provenance or cross-encoder")
 

@@ -9,6 +9,7 @@ from typing import Literal, Mapping
 import torch
 
 from rankkit.encode.crossencoder import CrossEncoder
+from rankkit.encode.device import launcher_device
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
@@ -47,7 +48,7 @@ def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainC
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
     check_texts(mined, doc_texts)
     torch.manual_seed(config.seed)  # a new scoring head's initial weights: the same seed gives the same model
-    task = RerankerTask(CrossEncoder(config.model, device=config.device, max_length=config.max_length), loss, config.lr)
+    task = RerankerTask(CrossEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), loss, config.lr)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate,
