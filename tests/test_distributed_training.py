@@ -2,7 +2,8 @@
 
 One DDP step of the bi-encoder with negatives gathered across processes equals one step of a
 single process on the whole batch; a checkpoint written by 2 processes resumes the same with 1
-or 2; CET trains both its models under DDP, and rank 0 alone writes."""
+or 2; the reranker and CET (both its models) train under DDP as in one process, and rank 0
+alone writes. The default suite skips the resume test (slow: two launches)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.mining import TopN, candidates_from_run, mine
 from rankkit.train.cet import CETConfig, train_cet
 from rankkit.errors import RankkitError
-from rankkit.train import TrainConfig, distributed, train_biencoder
+from rankkit.train import TrainConfig, distributed, train_biencoder, train_reranker
 from rankkit.train.distributed import shard_of_batch, weight_of_shard
 from rankkit.train.losses import info_nce_loss
 from rankkit.train.loop import CHECKPOINTS, LOG_FILE
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.mining import MinedSet
-from rankkit.train import TrainConfig, train_biencoder
+from rankkit.train import TrainConfig, train_biencoder, train_reranker
 from rankkit.train.biencoder import BiEncoderTask
 from rankkit.train.cet import CETConfig, train_cet
 
@@ -59,6 +60,8 @@ if job.get("interrupt_at_call"):
     BiEncoderTask.loss = interrupted
 if job["trainer"] == "cet":
     train_cet(mined, docs, config, CETConfig(**job["cet"]))
+elif job["trainer"] == "reranker":
+    train_reranker(mined, docs, config)
 else:
     train_biencoder(mined, docs, config, temperature=0.1)
 """
@@ -206,6 +209,23 @@ def test_checkpoint_of_2_processes_resumes_the_same_with_1_or_2(tmp_path, sample
     assert log_of(one)[1]["loss"] == pytest.approx(log_of(two)[1]["loss"], abs=1e-5)
 
 
+def without_head_bias(folder: Path) -> dict[str, torch.Tensor]:
+    """A cross-encoder's weights but its new head's bias, which cancels in a listwise or pairwise
+    loss (scores minus scores): its gradient is rounding noise, which Adam turns into a step of
+    +-lr either way."""
+    trained = weights(CrossEncoder(folder, device="cpu").model)
+    del trained["classifier.bias"]
+    return trained
+
+
+def test_reranker_under_ddp_matches_one_process(tmp_path, sample_dir, sample, still_model):
+    mined_file, mined, docs = sample
+    succeeded(torchrun(tmp_path, sample_dir, mined_file, train_config(tmp_path / "ddp", still_model, max_steps=2),
+                       trainer="reranker"))
+    single = train_reranker(mined, docs, train_config(tmp_path / "single", still_model, max_steps=2))
+    assert_close_weights(without_head_bias(tmp_path / "ddp" / "model"), without_head_bias(single))
+
+
 def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample_dir, sample, still_model):
     mined_file, mined, docs = sample
     cet = {"relevance": "cross-encoder", "selection": "provenance", "temperature": 3.0}
@@ -213,14 +233,9 @@ def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample
     succeeded(torchrun(tmp_path, sample_dir, mined_file, config, trainer="cet", cet=cet))
     single = train_cet(mined, docs, train_config(tmp_path / "single", still_model, max_steps=2), CETConfig(**cet))
     folder = tmp_path / "ddp" / "model"
-    trained, expected = (weights(CrossEncoder(f / "relevance", device="cpu").model) for f in (folder, single))
-    # the new head's bias cancels in a pairwise loss (s_neg - s_pos): its gradient is rounding
-    # noise, which Adam turns into a step of +-lr either way (so does the selection model's output
-    # bias, and its weights on features that are constant within a group: it is compared by its
-    # losses and gradient norms instead)
-    for bias in (trained, expected):
-        del bias["classifier.bias"]
-    assert_close_weights(trained, expected)
+    assert_close_weights(without_head_bias(folder / "relevance"), without_head_bias(single / "relevance"))
+    # the selection model's output bias and its weights on features that are constant within a
+    # group get rounding noise as gradients too: it is compared by its losses and gradient norms
     log, single_log = log_of(tmp_path / "ddp"), log_of(tmp_path / "single")
     assert [r["step"] for r in log] == [1, 2]  # rank 0 alone logs
     for ours, theirs in zip(log, single_log):
