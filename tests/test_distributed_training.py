@@ -107,8 +107,8 @@ def torchrun(tmp_path: Path, sample_dir: Path, mined: Path, config: TrainConfig,
     """Run SCRIPT on 2 processes (torchrun --standalone, gloo on CPU)."""
     script, job_file = tmp_path / "train_job.py", tmp_path / f"job-{Path(config.output).name}.json"
     script.write_text(SCRIPT)
-    job_file.write_text(json.dumps({"trainer": trainer, "mined": str(mined), "corpus": str(sample_dir / "collection.tsv"),
-                                    "config": config.__dict__, **job}))
+    job_file.write_text(json.dumps({"trainer": trainer, "mined": str(mined), "config": config.__dict__,
+                                    "corpus": str(sample_dir / "collection.tsv"), **job}))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(job_file)]
     return subprocess.run(command, capture_output=True, text=True, timeout=600,

@@ -24,6 +24,7 @@ def launcher_device(device: str | None) -> str | None:
     """Under torchrun, device auto (or plain cuda) means this process's own GPU, cuda:LOCAL_RANK,
     so the ranks of one machine do not all run on its first GPU."""
     local_rank = os.environ.get("LOCAL_RANK")
-    if device in (None, "auto", "cuda") and local_rank is not None and local_rank.isdigit() and torch.cuda.is_available():
+    under_torchrun = local_rank is not None and local_rank.isdigit()
+    if device in (None, "auto", "cuda") and under_torchrun and torch.cuda.is_available():
         return f"cuda:{int(local_rank) % torch.cuda.device_count()}"
     return device

@@ -53,8 +53,8 @@ def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: Train
                     temperature: float = 0.05, dev: DevSet | None = None, loss: BiEncoderLoss = "infonce") -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
     check_texts(mined, doc_texts)
-    task = BiEncoderTask(BiEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), temperature,
-                         config.lr, loss)
+    encoder = BiEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length)
+    task = BiEncoderTask(encoder, temperature, config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate,
