@@ -14,9 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from rankkit.cli.app import app
 from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, DenseIndex, build_dense_index,
@@ -27,33 +25,10 @@ from rankkit.encode.device import launcher_device
 from rankkit.index.shards import (Shard, build_dense_shard, launcher_shard, merge_dense_shards, parse_shard,
                                   resolve_shard)
 from conftest import temp_leftovers
+from test_cli import fails, ok
 
-runner = CliRunner()
 QUERIES = ["how do stars form", "why does bread rise", "phases of the moon", "ocean tides"]
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-
-
-def invoke(*args: str | Path):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def ok(*args: str | Path):
-    result = invoke(*args)
-    assert result.exit_code == 0, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    return result
-
-
-def fails(*args: str | Path, expect: str) -> str:
-    """A user error: exit status 2, an 'error:' line with the fix and `expect`, no traceback; the
-    message as one line."""
-    result = invoke(*args)
-    assert result.exit_code == 2, f"{args}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    message = " ".join(result.stderr.split())
-    assert "error:" in message and "Fix:" in message, message
-    assert "Traceback" not in result.output
-    assert expect in message, message
-    return message
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +207,7 @@ def test_torchrun_two_processes_then_merge(tmp_path, corpus, tiny_model, single,
 
 def test_missing_shard(tmp_path, shards):
     message = fails("index", "merge", shards[0], "--name", "x", "--out-dir", tmp_path,
-                    expect="1 of 2 shards missing (1/2)")
+                    expect="1 of 2 shards missing (1/2)").stderr
     assert "--shard 1/2" in message  # the build command of the missing shard
     assert not (tmp_path / "x").exists()
 
@@ -277,7 +252,7 @@ def test_damaged_shard_names_the_rebuild(tmp_path, shards):
     with open(damaged / EMBEDDINGS_FILE, "r+b") as vectors:
         vectors.truncate(100)
     message = fails("index", "merge", shards[0], damaged, "--name", "x", "--out-dir", tmp_path,
-                    expect=str(damaged / EMBEDDINGS_FILE))
+                    expect=str(damaged / EMBEDDINGS_FILE)).stderr
     assert f"--out-dir {tmp_path} --name sample --overwrite" in message and "--shard 1/2" in message
 
 
