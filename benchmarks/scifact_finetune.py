@@ -26,10 +26,11 @@ from pathlib import Path
 
 from common import REPO_ROOT, machine_facts, quiet_torch, save_result  # type: ignore[import-not-found]
 
-from rankkit.data.beir import beir_folder, load_beir_split
+from rankkit.data.beir import BeirPaths, beir_folder, load_beir_split
 from rankkit.data.collection import shared_data_root
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.files import atomic_write
+from rankkit.data.qrels import Qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Run, read_run, write_run
 from rankkit.encode.biencoder import BiEncoder
@@ -74,7 +75,28 @@ class GridPoint:
         return f"lr{self.lr:g}-ep{self.epochs}-neg{self.negatives}-t{self.temperature:g}-bs{self.batch_size}"
 
 
-def retrieval_runs(paths, queries: dict[str, str]) -> tuple[Path, Path]:
+@dataclass(frozen=True)
+class SciFactSetup:
+    root: Path
+    paths: BeirPaths  # the dev split
+    dev_queries: dict[str, str]
+    dev_qrels: Qrels
+    queries: dict[str, str]  # every query, train and dev
+    runs: tuple[Path, Path]  # BM25 and untrained-dense top 100 of every query
+
+
+def scifact_setup(threads: int) -> SciFactSetup:
+    """Torch pinned to `threads`, the shared SciFact folder with its dev split read, and the
+    cached BM25 and untrained-dense runs (made on first use)."""
+    quiet_torch(threads)
+    root = shared_data_root() / "scifact"
+    paths = beir_folder(root, "dev")
+    dev_queries, dev_qrels = load_beir_split(paths)
+    queries = read_queries(paths.queries)
+    return SciFactSetup(root, paths, dev_queries, dev_qrels, queries, retrieval_runs(paths, queries))
+
+
+def retrieval_runs(paths: BeirPaths, queries: dict[str, str]) -> tuple[Path, Path]:
     """BM25 and untrained-dense top-100 runs of every query (cached)."""
     bm25_run, dense_run = CACHE / "bm25.trec", CACHE / "dense.trec"
     if not bm25_run.is_file():
@@ -147,13 +169,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="scifact_finetune")
     args = parser.parse_args()
-    quiet_torch(args.threads)
     started = time.time()
-    root = shared_data_root() / "scifact"
-    paths = beir_folder(root, "dev")
-    dev_queries, dev_qrels = load_beir_split(paths)
-    all_queries = read_queries(paths.queries)
-    runs = retrieval_runs(paths, all_queries)
+    data = scifact_setup(args.threads)
+    root, paths, dev_queries, dev_qrels, runs = data.root, data.paths, data.dev_queries, data.dev_qrels, data.runs
     measures = resolve_measures(None, MEASURES)
     baselines = {name: evaluate({q: h for q, h in read_run(path).items() if q in dev_queries}, dev_qrels, measures)
                  for name, path in zip(("bm25", "untrained MiniLM"), runs)}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `rankkit quickstart` on the shared BEIR SciFact folder, dev split (issue 9): BM25, dense and hybrid
+# over the full corpus (5,183 abstracts, `title text`), the 100 dev queries, nDCG@10, RR@10 and R@100.
+# Writes benchmarks/results/quickstart_scifact.md with the command, its wall time, the load average and
+# the printed table. Output goes to $WORK (default work/quickstart-scifact, git-ignored).
+#
+#   benchmarks/quickstart_scifact.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+DATA="${RANKKIT_DATA:-$REPO/../shared/data}/scifact"
+WORK="${WORK:-work/quickstart-scifact}"
+RANKKIT="${RANKKIT:-$REPO/.venv/bin/rankkit}"
+OUT="$REPO/benchmarks/results/quickstart_scifact.md"
+[[ -f "$DATA/corpus.jsonl" ]] || { echo "missing $DATA/corpus.jsonl (set RANKKIT_DATA to the folder holding scifact/)" >&2; exit 1; }
+
+command=(rankkit quickstart --data "$DATA" --split dev --out "$WORK" --precision bf16)
+start=$(date +%s)
+table=$("$RANKKIT" "${command[@]:1}" 2>/dev/null)
+seconds=$(( $(date +%s) - start ))
+echo "$table"
+tmp="$OUT.tmp"
+{
+  echo "# rankkit quickstart on BEIR SciFact, dev split"
+  echo
+  echo "- command: \`${command[*]}\`"
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); wall time ${seconds} s on $(nproc) CPUs; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- BM25 over \`title text\` (pyserini/Lucene), dense all-MiniLM-L6-v2 in bf16 (FAISS Flat), hybrid: z-score fusion, alpha 0.65 (the default)"
+  echo
+  echo '```'
+  echo "$table"
+  echo '```'
+} > "$tmp"
+mv "$tmp" "$OUT"
+echo "wrote $OUT"
