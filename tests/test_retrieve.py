@@ -135,7 +135,10 @@ def test_hybrid_batch_search_equals_search(indexes, queries):
     run = hybrid.batch_search(queries, 10)
     assert list(run) == list(queries)
     for qid, text in queries.items():
-        assert run[qid] == hybrid.search(text, 10)
+        # the dense side encodes a query alone or within a batch: float noise, as in the dense test above
+        single = hybrid.search(text, 10)
+        assert [h.docid for h in run[qid]] == [h.docid for h in single]
+        assert [h.score for h in run[qid]] == pytest.approx([h.score for h in single], abs=1e-5)
 
 
 def test_hybrid_checks_k_and_queries(indexes):
