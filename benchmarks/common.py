@@ -197,6 +197,11 @@ def synthetic_vectors(count: int, mean: np.ndarray, covariance: np.ndarray, seed
     return out
 
 
+def ivf_lists(count: int) -> int:
+    """About 4 sqrt(n) inverted lists for n vectors, a power of two (FAISS's guidelines: 4-16 sqrt(n))."""
+    return int(2 ** round(np.log2(4 * np.sqrt(count))))
+
+
 def isotropic_statistics(dimension: int) -> tuple[np.ndarray, np.ndarray]:
     """Zero mean, identity covariance: unit-norm Gaussian vectors, when no real embeddings are at hand."""
     return np.zeros(dimension), np.eye(dimension)

@@ -32,7 +32,7 @@ import faiss
 import numpy as np
 import torch
 
-from common import dl19_dir, median, quiet_torch, save_result, synthetic_vectors, vector_statistics
+from common import dl19_dir, ivf_lists, median, quiet_torch, save_result, synthetic_vectors, vector_statistics
 from rankkit.data.collection import SAMPLE_DIR
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
@@ -137,8 +137,7 @@ def encoding_rows(args: argparse.Namespace) -> tuple[list[dict], np.ndarray, str
 # ---- FAISS -------------------------------------------------------------------------------------
 
 def ivf_factory(count: int) -> str:
-    """IVF with about 4 sqrt(n) lists (a power of two), as the FAISS guidelines suggest."""
-    return f"IVF{2 ** round(np.log2(4 * np.sqrt(count)))},Flat"
+    return f"IVF{ivf_lists(count)},Flat"
 
 
 def build(factory: str, vectors: np.ndarray, gpu: bool, seed: int) -> faiss.Index:
