@@ -14,7 +14,7 @@ class GpuOptions:
     """How a searched index is put on the GPUs (faiss.GpuMultipleClonerOptions)."""
 
     shard: bool = False  # split the vectors over the GPUs (each holds 1/N) instead of a full copy on each
-    fp16: bool = False  # store vectors (and compute) in float16 on the GPU: half the memory, scores ~1e-3 apart
+    fp16: bool = False  # store the vectors in float16 on the GPU: half the memory, slightly different scores
 
 
 def gpu_count() -> int:
