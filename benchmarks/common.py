@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmark scripts: machine facts, timing statistics, and saving a result
-as benchmarks/results/<name>.json (rows + metadata) and <name>.md (a Markdown table), atomically."""
+"""Helpers shared by the benchmark scripts: machine facts, timing statistics, synthetic embeddings,
+and saving a result as benchmarks/results/<name>.json (rows + metadata) and <name>.md (a Markdown
+table), atomically; $RANKKIT_RESULTS names another results folder (tests write to a temporary one)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from rankkit.data.collection import shared_data_root
 from rankkit.data.files import atomic_write
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_ENV = "RANKKIT_RESULTS"
 REPO_ROOT = BENCH_DIR.parent
 PACKAGES = ("rankkit", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "numpy",
             "pyserini")
@@ -27,6 +31,11 @@ PACKAGES = ("rankkit", "torch", "transformers", "sentence-transformers", "tokeni
 def dl19_dir() -> Path:
     """The dl19 collection folder ($RANKKIT_DATA/dl19, else ../shared/data/dl19)."""
     return shared_data_root() / "dl19"
+
+
+def results_dir() -> Path:
+    """$RANKKIT_RESULTS when set, else benchmarks/results."""
+    return Path(os.environ[RESULTS_ENV]) if os.environ.get(RESULTS_ENV) else RESULTS_DIR
 
 
 def versions() -> dict[str, str | None]:
@@ -132,8 +141,9 @@ def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None 
         "notes": list(notes),
     }
     payload = {"meta": meta, "rows": list(rows), "extra_tables": {k: list(v) for k, v in (extra_tables or {}).items()}}
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS_DIR / f"{name}.json"
+    folder = results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path = folder / f"{name}.json"
     with atomic_write(json_path) as handle:
         json.dump(payload, handle, indent=2, default=str)
         handle.write("\n")
@@ -157,11 +167,44 @@ def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None 
     if notes:
         parts += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     text = "\n".join(parts) + "\n"
-    with atomic_write(RESULTS_DIR / f"{name}.md") as handle:
+    with atomic_write(folder / f"{name}.md") as handle:
         handle.write(text)
     print(text)
     print(f"saved {json_path} and {json_path.with_suffix('.md')}")
     return json_path
+
+
+def vector_statistics(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (float64) of embedding rows, to draw synthetic vectors like them."""
+    sample = np.asarray(vectors, dtype=np.float64)
+    return sample.mean(axis=0), np.cov(sample, rowvar=False)
+
+
+def synthetic_vectors(count: int, mean: np.ndarray, covariance: np.ndarray, seed: int,
+                      chunk: int = 100_000) -> np.ndarray:
+    """`count` float32 rows drawn from a Gaussian with this mean and covariance, then normalised to
+    unit length (as MiniLM's vectors are). A small ridge keeps the Cholesky factor defined when the
+    covariance came from fewer vectors than dimensions."""
+    dimension = len(mean)
+    ridge = 1e-6 * max(float(np.trace(covariance)) / dimension, 1e-12)
+    factor = np.linalg.cholesky(covariance + ridge * np.eye(dimension))
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, dimension), dtype=np.float32)
+    for start in range(0, count, chunk):
+        rows = min(chunk, count - start)
+        drawn = mean + rng.standard_normal((rows, dimension)) @ factor.T
+        out[start:start + rows] = drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
+    return out
+
+
+def ivf_lists(count: int) -> int:
+    """About 4 sqrt(n) inverted lists for n vectors, a power of two (FAISS's guidelines: 4-16 sqrt(n))."""
+    return int(2 ** round(np.log2(4 * np.sqrt(count))))
+
+
+def isotropic_statistics(dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """Zero mean, identity covariance: unit-norm Gaussian vectors, when no real embeddings are at hand."""
+    return np.zeros(dimension), np.eye(dimension)
 
 
 def quiet_torch(threads: int) -> None:

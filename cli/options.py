@@ -25,6 +25,10 @@ ExportFormat = Enum("ExportFormat", {name: name for name in EXPORT_FORMATS}, typ
 
 NPROBE_HELP = "Dense IVF index: inverted lists visited per query (default: tuned at build, in the manifest)."
 EF_SEARCH_HELP = "Dense HNSW index: efSearch, the candidate queue per query (default: tuned at build, in the manifest)."
+GPU_SHARD_HELP = ("Dense index on several GPUs: split the vectors over them (1/N each) instead of a full copy on "
+                  "each. Without a GPU: ignored, with a warning.")
+GPU_FP16_HELP = ("Dense index on the GPUs: store the vectors in float16 (half the memory; scores differ slightly "
+                 "from fp32). Without a GPU: ignored, with a warning.")
 QUERY_PROMPT_HELP = "Dense: prompt prepended to queries (default: the model's own, from config_sentence_transformers.json)."
 
 PRECISION_HELP = ("Model precision for encoding/scoring: fp32, or bf16 (about 2.4x faster on CPUs with "

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
 from rankkit.cli.options import (ALPHA_HELP, AT_LEAST_1, EF_SEARCH_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP,
-                                 FUSION_HELP, NON_NEGATIVE, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Fusion,
-                                 Precision, fusion_config, number_check, stdout_console)
+                                 FUSION_HELP, GPU_FP16_HELP, GPU_SHARD_HELP, NON_NEGATIVE, NPROBE_HELP,
+                                 PRECISION_HELP, QUERY_PROMPT_HELP, Fusion, Precision, fusion_config, number_check,
+                                 stdout_console)
 from rankkit.errors import RankkitError
 
 
@@ -38,11 +39,14 @@ def search(
     nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
     ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
     query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
+    gpu_shard: bool = typer.Option(False, help=GPU_SHARD_HELP),
+    gpu_fp16: bool = typer.Option(False, help=GPU_FP16_HELP),
 ) -> None:
     """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
     from rankkit.data.queries import read_queries
     from rankkit.data.runs import write_run
     from rankkit.index.dense import search_params_of
+    from rankkit.index.faiss_device import GpuOptions
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
@@ -52,7 +56,7 @@ def search(
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
     retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device,
                                precision=precision.value, search_params=search_params_of(nprobe, ef_search),
-                               query_prompt=query_prompt,
+                               query_prompt=query_prompt, gpu=GpuOptions(gpu_shard, gpu_fp16),
                                fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
     if query is not None:
         table = Table(title=f"{retriever.name}: {query}")

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
 from rankkit.cli.options import (ALPHA_HELP, AT_LEAST_1, EF_SEARCH_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP,
-                                 FUSION_HELP, NPROBE_HELP, PRECISION_HELP, QUERY_PROMPT_HELP, Fusion, Precision,
-                                 fusion_config, number_check)
+                                 FUSION_HELP, GPU_FP16_HELP, GPU_SHARD_HELP, NPROBE_HELP, PRECISION_HELP,
+                                 QUERY_PROMPT_HELP, Fusion, Precision, fusion_config, number_check)
 
 API_KEY_ENV = "RANKKIT_API_KEY"
 
@@ -60,6 +60,8 @@ def serve(
     nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
     ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
     query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
+    gpu_shard: bool = typer.Option(False, help=GPU_SHARD_HELP),
+    gpu_fp16: bool = typer.Option(False, help=GPU_FP16_HELP),
     fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
     alpha: Optional[float] = typer.Option(None, callback=number_check(0, 1), help=ALPHA_HELP),
     fusion_depth: Optional[int] = typer.Option(None, callback=AT_LEAST_1, help=FUSION_DEPTH_HELP),
@@ -87,7 +89,7 @@ def serve(
                          max_headers=max_headers, client_timeout_s=client_timeout, keep_alive_s=keep_alive_timeout,
                          max_connections=max_connections, graceful_timeout_s=graceful_timeout, texts=texts,
                          device=device, precision=precision.value, nprobe=nprobe, ef_search=ef_search,
-                         query_prompt=query_prompt,
+                         query_prompt=query_prompt, gpu_shard=gpu_shard, gpu_fp16=gpu_fp16,
                          fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file),
                          sentiment_model=str(sentiment_model) if sentiment_model else None)
     check_startup(config)  # fail fast, before binding the port

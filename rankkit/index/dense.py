@@ -22,7 +22,7 @@ from rankkit.data.files import atomic_dir
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
-from rankkit.index.faiss_device import to_cpu, to_search_device
+from rankkit.index.faiss_device import GpuOptions, to_cpu, to_search_device
 from rankkit.index.integrity import SHARD_KIND, check_count, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
@@ -263,9 +263,11 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
 
 
 class DenseIndex:
-    """A dense index folder opened for search (read-only)."""
+    """A dense index folder opened for search (read-only); on the GPUs, when FAISS sees any, as
+    `gpu` says (a replica per GPU by default)."""
 
-    def __init__(self, folder: str | Path, search_params: dict[str, int] | None = None):
+    def __init__(self, folder: str | Path, search_params: dict[str, int] | None = None,
+                 gpu: GpuOptions = GpuOptions()):
         self.folder = Path(folder)
         self.manifest = Manifest.read(self.folder)
         if self.manifest.kind != "dense":
@@ -286,7 +288,7 @@ class DenseIndex:
         if len(self.docids) != index.ntotal:
             raise index_error(self.folder, self.manifest, DOCIDS_FILE,
                               f"{len(self.docids)} docids for {index.ntotal} vectors")
-        self.index = to_search_device(index)
+        self.index = to_search_device(index, shard=gpu.shard, fp16=gpu.fp16)
         # the setting tuned at build time, overridden by the caller's
         self.search_params = {**self.manifest.settings.get("search_params", {}), **(search_params or {})}
         set_search_params(self.index, self.search_params, self.folder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from rankkit.index.faiss_device import GpuOptions
 from rankkit.index.manifest import Manifest
 from rankkit.retrieve.base import Retriever
 from rankkit.retrieve.fusion import FusionConfig
@@ -16,11 +17,12 @@ __all__ = ["FusionConfig", "HybridRetriever", "Retriever", "open_retriever", "rr
 def open_retriever(folders: Sequence[str | Path], model: str | None = None, weights: Sequence[float] | None = None,
                    k1: float | None = None, b: float | None = None, device: str | None = None,
                    precision: str = "fp32", search_params: dict[str, int] | None = None,
-                   query_prompt: str | None = None, fusion: FusionConfig | None = None) -> Retriever:
+                   query_prompt: str | None = None, fusion: FusionConfig | None = None,
+                   gpu: GpuOptions = GpuOptions()) -> Retriever:
     """One retriever for one index folder (its manifest says BM25 or dense), a hybrid for several
     (fused as `fusion` says); `device`, `precision` and `query_prompt` are the dense query
     encoder's, `search_params` (nprobe, efSearch) the dense index's, over the defaults its manifest
-    records."""
+    records, and `gpu` how a dense index is put on the GPUs."""
     from rankkit.retrieve.bm25 import DEFAULT_B, DEFAULT_K1, BM25Retriever
     from rankkit.retrieve.dense import DenseRetriever
 
@@ -31,5 +33,6 @@ def open_retriever(folders: Sequence[str | Path], model: str | None = None, weig
                                             b=b if b is not None else DEFAULT_B))
         else:
             retrievers.append(DenseRetriever.from_folder(folder, model=model, device=device, precision=precision,
-                                                         search_params=search_params, query_prompt=query_prompt))
+                                                         search_params=search_params, query_prompt=query_prompt,
+                                                         gpu=gpu))
     return retrievers[0] if len(retrievers) == 1 else HybridRetriever(retrievers, weights, fusion)

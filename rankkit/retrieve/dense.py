@@ -9,6 +9,7 @@ from rankkit.data.runs import Hit, Run
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DenseIndex
+from rankkit.index.faiss_device import GpuOptions
 from rankkit.retrieve.base import check_k, check_query
 
 
@@ -37,8 +38,8 @@ class DenseRetriever:
     @classmethod
     def from_folder(cls, folder: str | Path, model: str | None = None, device: str | None = None,
                     search_params: dict[str, int] | None = None, precision: str = "fp32",
-                    query_prompt: str | None = None) -> "DenseRetriever":
-        index = DenseIndex(folder, search_params)
+                    query_prompt: str | None = None, gpu: GpuOptions = GpuOptions()) -> "DenseRetriever":
+        index = DenseIndex(folder, search_params, gpu)
         model = model or index.manifest.query_model or index.manifest.model
         return cls(index, BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt))
 

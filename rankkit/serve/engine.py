@@ -46,6 +46,8 @@ class ServeConfig:
     precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
     nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
     ef_search: int | None = None
+    gpu_shard: bool = False  # dense index on several GPUs: 1/N of the vectors on each (else a replica on each)
+    gpu_fp16: bool = False  # dense index stored in float16 on the GPUs
     query_prompt: str | None = None  # dense query prompt (default: the model's)
     sentiment_model: str | None = None  # folder from `rankkit sentiment train`: serves POST /sentiment
 
@@ -69,12 +71,13 @@ class SearchEngine:
                           for name in ("dense", "bm25", "rerank", "sentiment")}
         if config.index is not None:
             from rankkit.index.dense import search_params_of
+            from rankkit.index.faiss_device import GpuOptions
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
                 DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision,
                 search_params=search_params_of(config.nprobe, config.ef_search),
-                query_prompt=config.query_prompt).result()
+                query_prompt=config.query_prompt, gpu=GpuOptions(config.gpu_shard, config.gpu_fp16)).result()
         if config.bm25_index is not None:
             from rankkit.retrieve.bm25 import BM25Retriever
 
