@@ -129,7 +129,7 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
 
 
 def test_hnsw_search_deeper_than_ef_search_returns_every_hit(tmp_path, sample_dir, tiny_model, recwarn):
-    # HNSW returned at most efSearch hits; k beyond it now widens that call's search (SearchParametersHNSW)
+    # HNSW can return fewer hits than a k well above efSearch; those queries are searched again wider
     out = tmp_path / "hnsw"
     build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
                       DenseBuildConfig(factory="HNSW8"))
@@ -138,3 +138,22 @@ def test_hnsw_search_deeper_than_ef_search_returns_every_hit(tmp_path, sample_di
     assert [len(hits) for hits in index.search(queries, 50)] == [50, 50]  # was at most about efSearch
     assert index.index.hnsw.efSearch == 16  # the index's own setting is unchanged
     assert not [w for w in recwarn if issubclass(w.category, FewerHitsWarning)]
+
+
+def test_hnsw_full_lists_keep_the_tuned_ef_search(tmp_path, sample_dir, tiny_model):
+    # widening every k > efSearch call made rankkit search at efSearch = k (100) where FAISS at the
+    # tuned 64 already returned full lists: more work than the setting chosen at build (bench_search)
+    out = tmp_path / "hnsw"
+    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
+                      DenseBuildConfig(factory="HNSW8"))
+    index = DenseIndex(out, {"efSearch": 4})
+    queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread", "rivers"], role="query")
+    stats = faiss.cvar.hnsw_stats
+    stats.reset()
+    bare = index.index.search(queries, 6)[1]
+    bare_distances = stats.ndis
+    assert (bare >= 0).all()  # FAISS filled every list at efSearch 4
+    stats.reset()
+    hits = index.search(queries, 6)
+    assert stats.ndis == bare_distances  # the same graph work as FAISS at the index's efSearch
+    assert [[hit.docid for hit in row] for row in hits] == [[index.docids[r] for r in row] for row in bare]

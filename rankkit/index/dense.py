@@ -297,15 +297,25 @@ class DenseIndex:
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
         """The top-k hits for each query vector, best first."""
         k = min(k, self.index.ntotal)
-        # HNSW returns at most efSearch hits: a deeper k widens the search for this call only
-        deeper = faiss.SearchParametersHNSW(efSearch=k) if self._hnsw and k > self.index.hnsw.efSearch else None
-        scores, rows = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k, params=deeper)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        scores, rows = self.index.search(vectors, k)
+        if self._hnsw and k > self.index.hnsw.efSearch:
+            self._widen_short_lists(vectors, k, scores, rows)
         short = int((rows[:, -1] < 0).sum()) if len(rows) and k else 0  # FAISS pads a short list with -1
         if short:
             self._warn_short(short, len(rows), k, int((rows >= 0).sum(axis=1).min()))
         docids = self.docids  # plain Python lists: a third cheaper than numpy scalars per hit
         return [[_new_hit((docids[row], score)) for score, row in zip(score_row, row_ids) if row >= 0]
                 for score_row, row_ids in zip(scores.tolist(), rows.tolist())]
+
+    def _widen_short_lists(self, vectors: np.ndarray, k: int, scores: np.ndarray, rows: np.ndarray) -> None:
+        """Search again, with efSearch widened to k for these calls only, the queries for which HNSW
+        returned fewer than k hits (it can when k is well above efSearch); fills scores/rows in place.
+        Full lists are kept as searched: the efSearch they used is the one tuned at build time."""
+        short = np.flatnonzero(rows[:, -1] < 0)
+        if len(short):
+            wider = faiss.SearchParametersHNSW(efSearch=k)
+            scores[short], rows[short] = self.index.search(vectors[short], k, params=wider)
 
     def _warn_short(self, short: int, queries: int, k: int, fewest: int) -> None:
         knob = search_parameter(faiss.downcast_index(self.index))
