@@ -54,6 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="default", help="process part: the encoder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default="scale")
+    parser.add_argument("--import-baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=4, metavar=("VECTORS", "QUERIES", "FACTORY", "OUT"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -63,6 +64,15 @@ def resolve_factory(factory: str, count: int) -> str:
 
 
 # ---- the subprocess that builds one index --------------------------------------------------------
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM), in MiB. Not the parent's wait4 ru_maxrss: Linux
+    keeps the RSS a child had when forked from this (large) parent in that figure."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
 
 def load_matrix(path: str) -> np.ndarray:
     return np.load(path, mmap_mode="r")
@@ -89,7 +99,7 @@ def worker(vectors_path: str, queries_path: str, factory: str, out: str) -> None
     ids = index.search(queries, K)[1]
     search_s = time.perf_counter() - started
     np.save(out + ".ids.npy", ids)
-    print(json.dumps({"build_s": build_s, "search_s": search_s, "params": params}))
+    print(json.dumps({"build_s": build_s, "search_s": search_s, "params": params, "peak_rss_mib": peak_rss_mib()}))
 
 
 # ---- the parent --------------------------------------------------------------------------------
@@ -135,7 +145,7 @@ def recall(found: np.ndarray, exact: np.ndarray) -> float:
 def index_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list[str]]:
     rows = []
     sets, notes = datasets(args, work)
-    baseline = measure([PYTHON, "-c", "import faiss, numpy, rankkit.index.dense"])["max_rss_mib"]
+    baseline = json.loads(measure([PYTHON, __file__, "--import-baseline"])["stdout"].splitlines()[-1])["peak_rss_mib"]
     for label, vectors_path, queries_path in sets:
         vectors, queries = load_matrix(str(vectors_path)), load_matrix(str(queries_path))
         exact = faiss.knn(np.ascontiguousarray(queries), vectors, min(K, len(vectors)),
@@ -150,13 +160,14 @@ def index_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list[s
             rows.append({"vectors": label, "n": len(vectors), "factory": factory,
                          "search params": ", ".join(f"{k} {v}" for k, v in done["params"].items()) or "exact",
                          "build s": done["build_s"], "on disk MiB": out.stat().st_size / 2**20,
-                         "peak RSS MiB": result["max_rss_mib"], "above import MiB": result["max_rss_mib"] - baseline,
+                         "peak RSS MiB": done["peak_rss_mib"], "above import MiB": done["peak_rss_mib"] - baseline,
                          f"recall@{K}": recall(np.load(f"{out}.ids.npy"), exact),
                          "queries/s": len(queries) / done["search_s"]})
             print(rows[-1], flush=True)
             out.unlink()
     notes += [
-        f"each index is built, written and searched in a fresh subprocess; 'above import' subtracts the peak RSS "
+        f"each index is built, written and searched in a fresh subprocess, which reports its own peak RSS "
+        "(VmHWM); 'above import' subtracts the peak RSS "
         f"({baseline:.0f} MiB) of a process that only imports faiss, numpy and rankkit.index.dense. The vectors "
         "are memory-mapped .npy files: the pages the build reads count in its RSS.",
         "build s = training (up to 100k sampled vectors) + adding + tuning the search setting "
@@ -213,13 +224,18 @@ def main() -> None:
     if args.worker:
         worker(*args.worker)
         return
+    if args.import_baseline:  # the memory of a process that has only imported what a worker imports
+        import rankkit.index.dense  # noqa: F401
+
+        print(json.dumps({"peak_rss_mib": peak_rss_mib()}))
+        return
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="rankkit-scale-") as folder:
         work = Path(folder)
         rows, notes = index_rows(args, work)
         process, process_notes = process_rows(args, work) if args.processes else ([], [])
     save_result(args.name, rows, title="Scaling: index types at size, and sharded encoding",
-                params={k: str(v) for k, v in vars(args).items() if k not in ("name", "worker")},
+                params={k: str(v) for k, v in vars(args).items() if k not in ("name", "worker", "import_baseline")},
                 notes=notes + process_notes,
                 extra_tables={"Sharded build under torch.distributed.run": process} if process else None,
                 started=started)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -20,7 +21,9 @@ def test_bench_scale_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("RANKKIT_RESULTS", str(tmp_path / "results"))
     monkeypatch.setattr(sys, "argv", ["bench_scale.py", "--sizes", "400", "--factories", "Flat", "HNSW32",
                                       "--queries", "10", "--embeddings-from", str(tmp_path / "none")])
+    ballast = np.ones(1024 * 2**20 // 8)  # 1 GiB in this (parent) process
     bench_scale.main()
+    del ballast
 
     result = json.loads((tmp_path / "results" / "scale.json").read_text())
     rows = {row["factory"]: row for row in result["rows"]}
@@ -30,6 +33,8 @@ def test_bench_scale_tiny(tmp_path, monkeypatch):
     for row in rows.values():
         assert row["n"] == 400 and row["vectors"] == "synthetic"
         assert row["on disk MiB"] > 0 and row["peak RSS MiB"] > 0 and row["build s"] > 0
+        # each worker's own peak, not the parent's RSS it was forked with (wait4's ru_maxrss kept that)
+        assert row["peak RSS MiB"] < 1024 and row["above import MiB"] < 100
     assert any("unit-norm isotropic Gaussian" in note for note in result["meta"]["notes"])
     assert not result["extra_tables"]  # no --processes
 
