@@ -245,3 +245,31 @@ def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample
     assert not (tmp_path / "ddp" / CHECKPOINTS).exists()  # rank 0 cleared its checkpoints once done
     assert temp_leftovers(tmp_path) == [] and temp_leftovers(tmp_path / "ddp") == []
 
+
+
+@pytest.mark.slow  # two launches of `rankkit distill` (2 processes, then 1): about 25 s
+def test_distillation_under_ddp_matches_one_process(tmp_path, sample_dir, still_model, other_tiny_model):
+    # 3 rounds: round 2 mines from round 1's snapshot and deletes round 0's (rank 0 alone writes and deletes)
+    rankkit = str(Path(sys.executable).parent / "rankkit")
+    args = ["distill", "--teacher", str(other_tiny_model), "--student", str(still_model),
+            "--queries", str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"),
+            "--rounds", "3", "--queries-per-round", "4", "--batch-size", "4", "--depth", "12", "--hard-pool", "6",
+            "--self-adversarial-rounds", "1", "--pl-temperature", "0.05", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python"]
+    for command, out in ((launch + [rankkit], tmp_path / "ddp"), ([rankkit], tmp_path / "single")):
+        succeeded(subprocess.run([*command, *args, "-o", str(out)], capture_output=True, text=True, timeout=600,
+                                 env=env))
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    log, single_log = log_of(ddp), log_of(single)
+    assert [r["step"] for r in log] == [1, 2, 3]  # rank 0 alone logs
+    for ours, theirs in zip(log, single_log):  # the whole batch's loss and gradients, as in one process
+        for key in ("loss_student", "loss_discriminator", "grad_norm_student", "grad_norm_discriminator"):
+            # rel 1e-3: by step 3 the weights differ by the Adam noise below (losses by about 1e-4)
+            assert ours[key] == pytest.approx(theirs[key], rel=1e-3), (ours["step"], key)
+    # a weight whose gradient is rounding noise moves +-lr per Adam step either way: 3 steps of lr <= 2e-5
+    assert_close_weights(weights(BiEncoder(ddp / "model", device="cpu").model),
+                         weights(BiEncoder(single / "model", device="cpu").model), atol=1.5e-4)
+    summary = json.loads((ddp / "distill.json").read_text())
+    assert summary["knowledge"] == json.loads((single / "distill.json").read_text())["knowledge"]
+    assert not (tmp_path / ".ddp.snapshots").exists() and temp_leftovers(tmp_path) == []

@@ -35,6 +35,7 @@ from rankkit.distill.task import DistillLoss, DistillTask, Mode
 from rankkit.distill.teacher import RunTeacher, dot_product_scores, model_kind, open_teacher
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_run
+from rankkit.train import distributed
 from rankkit.train.config import TrainConfig
 from rankkit.train.examples import batches
 from rankkit.train.loop import fit
@@ -192,9 +193,10 @@ class Rounds:
     def _snapshot(self, round_: int) -> Path:
         """The student's weights when round `round_` started (saved then, reused on resume)."""
         path = self.snapshots / f"round-{round_}.pt"
-        if not path.is_file():
+        if distributed.is_main() and not path.is_file():  # under torchrun every rank holds the same weights
             with atomic_write(path, "wb") as out:
                 torch.save(self.scorer.module.state_dict(), out)
+        distributed.barrier()  # written before any rank reads it
         return path
 
     def _earlier_scorer(self, path: Path) -> GroupScorer:
@@ -213,7 +215,7 @@ class Rounds:
         earlier = self._earlier_scorer(self._snapshot(source_round))
         queries = {qid: self.knowledge[qid].query for qid in qids}
         scores = score_candidates(earlier, queries, candidate_ids(self.knowledge, qids), self.doc_texts)
-        for old in self.snapshots.glob("round-*.pt"):  # no later (or resumed) round needs these
+        for old in self.snapshots.glob("round-*.pt") if distributed.is_main() else ():  # no later round needs these
             if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:
                 old.unlink()
         found = self_adversarial_negatives(self.knowledge, scores, f"student-round-{source_round}", config.negatives,
@@ -264,11 +266,14 @@ def distill(config: DistillConfig) -> Path:
         discriminator = Discriminator()
     task = DistillTask(scorer, config.lr, config.mode, config.distill_loss, config.kl_temperature,
                        config.contrastive_weight, config.distill_weight, discriminator, config.discriminator_lr)
-    if config.overwrite:  # a new run: no snapshot of an earlier one may be reused
+    main = distributed.launched_as_main()  # under torchrun, rank 0 alone writes outside fit
+    if config.overwrite and main:  # a new run: no snapshot of an earlier one may be reused
         shutil.rmtree(snapshot_dir(config.output), ignore_errors=True)
     rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)
     folder = fit(task, rounds, config.train_config())
     output = Path(config.output)
+    if not main:
+        return folder
     shutil.rmtree(snapshot_dir(output), ignore_errors=True)
     stats["rounds_with_self_adversarial"] = {str(r): share for r, share in sorted(rounds.adversarial_found.items())}
     with atomic_write(output / DISTILL_FILE) as out:

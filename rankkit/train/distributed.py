@@ -47,6 +47,12 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_as_main() -> bool:
+    """Rank 0 of a torchrun launch, also before and after the process group exists (torchrun's
+    RANK); True without torchrun. For writes outside the training loop."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
