@@ -246,7 +246,6 @@ def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample
     assert temp_leftovers(tmp_path) == [] and temp_leftovers(tmp_path / "ddp") == []
 
 
-
 @pytest.mark.slow  # two launches of `rankkit distill` (2 processes, then 1): about 25 s
 def test_distillation_under_ddp_matches_one_process(tmp_path, sample_dir, still_model, other_tiny_model):
     # 3 rounds: round 2 mines from round 1's snapshot and deletes round 0's (rank 0 alone writes and deletes)

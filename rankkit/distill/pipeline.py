@@ -215,9 +215,10 @@ class Rounds:
         earlier = self._earlier_scorer(self._snapshot(source_round))
         queries = {qid: self.knowledge[qid].query for qid in qids}
         scores = score_candidates(earlier, queries, candidate_ids(self.knowledge, qids), self.doc_texts)
-        for old in self.snapshots.glob("round-*.pt") if distributed.is_main() else ():  # no later round needs these
-            if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:
-                old.unlink()
+        if distributed.is_main():
+            for old in self.snapshots.glob("round-*.pt"):  # no later (or resumed) round needs these
+                if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:
+                    old.unlink()
         found = self_adversarial_negatives(self.knowledge, scores, f"student-round-{source_round}", config.negatives,
                                            self.labelled, config.seed + round_, self.doc_texts)
         self.adversarial_found[round_] = len(found) / max(1, len(qids))
@@ -266,7 +267,7 @@ def distill(config: DistillConfig) -> Path:
         discriminator = Discriminator()
     task = DistillTask(scorer, config.lr, config.mode, config.distill_loss, config.kl_temperature,
                        config.contrastive_weight, config.distill_weight, discriminator, config.discriminator_lr)
-    main = distributed.launched_as_main()  # under torchrun, rank 0 alone writes outside fit
+    main = distributed.is_main()  # under torchrun, rank 0 alone writes outside fit too
     if config.overwrite and main:  # a new run: no snapshot of an earlier one may be reused
         shutil.rmtree(snapshot_dir(config.output), ignore_errors=True)
     rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)

@@ -43,13 +43,11 @@ def world_size() -> int:
 
 
 def is_main() -> bool:
-    """Rank 0: the process that writes checkpoints, logs and the model."""
-    return rank() == 0
-
-
-def launched_as_main() -> bool:
-    """Rank 0 of a torchrun launch, also before and after the process group exists (torchrun's
-    RANK); True without torchrun. For writes outside the training loop."""
+    """Rank 0: the process that writes checkpoints, logs and the model. Before and after the
+    process group exists, torchrun's RANK 0 (so writes outside the training loop happen once);
+    True without torchrun."""
+    if is_distributed():
+        return dist.get_rank() == 0
     return int(os.environ.get("RANK", "0")) == 0
 
 
