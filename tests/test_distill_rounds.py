@@ -42,7 +42,27 @@ def test_dense_candidates_are_the_students_top_documents(scorer):
         assert [c.docid for c in candidates] == best and [c.rank for c in candidates] == [1, 2, 3]
 
 
-def test_rounds_mine_from_the_snapshot_n_rounds_back_and_drop_old_snapshots(tmp_path, scorer, monkeypatch):
+def test_score_candidates_reuses_cached_document_vectors(scorer, monkeypatch):
+    candidates = {"q1": ["d0", "d4"], "q2": ["d5", "d0"]}
+    cache: dict = {}
+    first = score_candidates(scorer, QUERIES, candidates, TEXTS, cache)
+    assert sorted(cache) == ["d0", "d4", "d5"]
+    encoded: list[str] = []
+    real_encode = BiEncoder.encode
+
+    def counting(self, texts, *args, role="passage", **kwargs):
+        encoded.extend(texts if role == "passage" else [])
+        return real_encode(self, texts, *args, role=role, **kwargs)
+
+    monkeypatch.setattr(BiEncoder, "encode", counting)
+    again = score_candidates(scorer, QUERIES, {**candidates, "q3": ["d7", "d4"]}, TEXTS, cache)
+    assert encoded == [TEXTS["d7"]]  # only the document not cached yet
+    for qid in candidates:
+        assert again[qid] == pytest.approx(first[qid], abs=1e-6)
+
+
+def rounds_setup(tmp_path, scorer):
+    """Knowledge where d0 is every query's teacher positive, and a config mining from the round before (N = 1)."""
     docids = list(TEXTS)
     candidates = {qid: [Candidate(d, "src", r + 1) for r, d in enumerate(docids)] for qid in QUERIES}
     teacher = {qid: np.linspace(3.0, -3.0, len(docids)) for qid in QUERIES}  # d0 best for every query
@@ -51,12 +71,35 @@ def test_rounds_mine_from_the_snapshot_n_rounds_back_and_drop_old_snapshots(tmp_
     config = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path), queries_per_round=2,
                            batch_size=2, self_adversarial_rounds=1, hard_negatives=1, self_adversarial_negatives=2,
                            negatives=NegativeConfig(denoise_z=1.0, self_adversarial_top=4))
+    return knowledge, config
+
+
+def test_rounds_that_mine_from_one_snapshot_encode_each_document_once(tmp_path, scorer, monkeypatch):
+    knowledge, config = rounds_setup(tmp_path, scorer)
+    encoded: list[int] = []
+    real_encode = BiEncoder.encode
+
+    def counting(self, texts, *args, role="passage", **kwargs):
+        encoded[-1] += len(texts) if role == "passage" else 0
+        return real_encode(self, texts, *args, role=role, **kwargs)
+
+    monkeypatch.setattr(BiEncoder, "encode", counting)
+    rounds = Rounds(config, knowledge, scorer, TEXTS, {})
+    for round_ in range(3):
+        encoded.append(0)
+        rounds(round_)
+    # rounds 0 and 1 mine from the round-0 snapshot (its 8 documents encoded once), round 2 from round 1's
+    assert encoded == [len(TEXTS), 0, len(TEXTS)]
+
+
+def test_rounds_mine_from_the_snapshot_n_rounds_back_and_drop_old_snapshots(tmp_path, scorer, monkeypatch):
+    knowledge, config = rounds_setup(tmp_path, scorer)
     used: list[float] = []
     real = distill_module.score_candidates
 
-    def recording(model, queries, found, texts):
+    def recording(model, queries, found, texts, cache=None):
         used.append(float(next(iter(model.module.parameters())).detach().flatten()[0]))
-        return real(model, queries, found, texts)
+        return real(model, queries, found, texts, cache)
 
     monkeypatch.setattr(distill_module, "score_candidates", recording)
     rounds = Rounds(config, knowledge, scorer, TEXTS, {})

@@ -127,10 +127,12 @@ def student_scorer(config: DistillConfig) -> GroupScorer:
 
 
 def score_candidates(scorer: GroupScorer, queries: Mapping[str, str], candidates: Mapping[str, list[str]],
-                     doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
-    """A model's scores of each query's candidates; a bi-encoder encodes each document once."""
+                     doc_texts: Mapping[str, str], cache: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """A model's scores of each query's candidates; a bi-encoder encodes each document once (and
+    not at all when `cache` already holds its vector, see dot_product_scores)."""
     if isinstance(scorer, BiEncoderScorer):
-        return dot_product_scores(scorer.encoder, queries, candidates, doc_texts, 1.0 / scorer.temperature)
+        return dot_product_scores(scorer.encoder, queries, candidates, doc_texts, 1.0 / scorer.temperature,
+                                  cache=cache)
     return {qid: scorer.score_texts([queries[qid]] * len(found), [doc_texts[d] for d in found])  # type: ignore[attr-defined]
             for qid, found in candidates.items()}
 
@@ -183,6 +185,7 @@ class Rounds:
         self.size = min(config.queries_per_round, len(self.qids))
         self.snapshots = snapshot_dir(config.output)
         self._earlier: GroupScorer | None = None
+        self._vectors: tuple[int, dict[str, np.ndarray]] = (-1, {})  # a snapshot round, its document vectors
         self._cached: tuple[int, list[list[DistillGroup]]] | None = None
         self.adversarial_found: dict[int, float] = {}  # round -> share of queries with self-adversarial negatives
 
@@ -213,8 +216,11 @@ class Rounds:
         self._snapshot(round_)
         source_round = max(0, round_ - config.self_adversarial_rounds)
         earlier = self._earlier_scorer(self._snapshot(source_round))
+        if self._vectors[0] != source_round:  # rounds that mine from the same snapshot share its vectors
+            self._vectors = (source_round, {})
         queries = {qid: self.knowledge[qid].query for qid in qids}
-        scores = score_candidates(earlier, queries, candidate_ids(self.knowledge, qids), self.doc_texts)
+        scores = score_candidates(earlier, queries, candidate_ids(self.knowledge, qids), self.doc_texts,
+                                  self._vectors[1])
         if distributed.is_main():
             for old in self.snapshots.glob("round-*.pt"):  # no later (or resumed) round needs these
                 if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:

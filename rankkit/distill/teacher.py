@@ -38,16 +38,20 @@ def model_kind(name: str | Path) -> ModelKind:
 
 def dot_product_scores(encoder: "BiEncoder", queries: Mapping[str, str], candidates: CandidateIds,
                        doc_texts: Mapping[str, str], scale: float = 1.0,
-                       progress: str | None = None) -> dict[str, np.ndarray]:
+                       progress: str | None = None, cache: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """scale * (query . document) for each query's candidates, every document encoded once
-    (`progress`: show a progress bar with this label)."""
-    docids = sorted({d for found in candidates.values() for d in found})
-    row = {d: i for i, d in enumerate(docids)}
-    vectors = encoder.encode([doc_texts[d] for d in docids], show_progress=progress is not None,
-                             desc=f"{progress}: documents")
+    (`progress`: show a progress bar with this label). `cache` holds this encoder's document
+    vectors by docid: documents in it are not encoded again, and the new ones are added to it."""
+    cache = {} if cache is None else cache
+    missing = sorted({d for found in candidates.values() for d in found} - cache.keys())
+    if missing:
+        vectors = encoder.encode([doc_texts[d] for d in missing], show_progress=progress is not None,
+                                 desc=f"{progress}: documents")
+        cache.update(zip(missing, vectors))
     qids = list(candidates)
     query_vectors = encoder.encode([queries[q] for q in qids], role="query")
-    return {qid: scale * (vectors[[row[d] for d in candidates[qid]]] @ query_vectors[i]) for i, qid in enumerate(qids)}
+    return {qid: scale * (np.array([cache[d] for d in candidates[qid]], dtype=np.float32).reshape(-1, encoder.dimension)
+                          @ query_vectors[i]) for i, qid in enumerate(qids)}
 
 
 class BiEncoderTeacher:
