@@ -82,12 +82,12 @@ def worker(vectors_path: str, queries_path: str, factory: str, out: str) -> None
     """Build, tune, write and search one index; print one JSON line (what the parent records), or
     the error of a factory FAISS cannot train on this many vectors."""
     from rankkit.errors import RankkitError
-    from rankkit.index.dense import _make_faiss_index, set_search_params, tune_search_params
+    from rankkit.index.dense import make_faiss_index, set_search_params, tune_search_params
 
     vectors, queries = load_matrix(vectors_path), np.ascontiguousarray(load_matrix(queries_path))
     started = time.perf_counter()
     try:
-        index = _make_faiss_index(vectors, factory, seed=0)
+        index = make_faiss_index(vectors, factory, seed=0)
     except RankkitError as exc:
         print(json.dumps({"error": str(exc).split(" (")[0]}))
         return

@@ -15,7 +15,7 @@ from rankkit.data.files import sha256_file
 from rankkit.encode import BiEncoder, model_fingerprint
 from rankkit.errors import RankkitError
 from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, INDEX_FILE, DenseBuildConfig, DenseIndex,
-                                 build_dense_index, load_embeddings)
+                                 build_dense_index, load_embeddings, make_faiss_index)
 from rankkit.index.manifest import MANIFEST, Manifest
 from rankkit.retrieve.dense import DenseRetriever
 
@@ -245,6 +245,22 @@ def test_too_few_vectors_to_train(tmp_path, corpus, encoder, factory):
         build_dense_index(corpus, tmp_path / "ivf", encoder, DenseBuildConfig(factory=factory))
     assert "80 vectors" in str(info.value)
     assert leftovers(tmp_path) == []
+
+
+def test_make_faiss_index_holds_every_vector_and_searches_by_inner_product():
+    vectors = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    index = make_faiss_index(vectors, "IVF4,Flat", seed=0)
+    assert index.ntotal == 300 and index.is_trained
+    index.nprobe = 4  # every list: exact
+    scores, ids = index.search(vectors[:3], 1)
+    expected = (vectors[:3] @ vectors.T).argmax(axis=1)
+    assert ids[:, 0].tolist() == expected.tolist()
+    assert np.allclose(scores[:, 0], (vectors[:3] @ vectors.T).max(axis=1), rtol=1e-5)
+
+
+def test_make_faiss_index_names_an_unknown_factory():
+    with pytest.raises(RankkitError, match="FAISS cannot build 'Nonsense7'.*Fix"):
+        make_faiss_index(np.zeros((10, 4), dtype=np.float32), "Nonsense7", seed=0)
 
 
 def test_unknown_search_parameter(flat_index):

@@ -151,7 +151,9 @@ def tune_search_params(index: faiss.Index, vectors: np.ndarray, seed: int, targe
         value = min(2 * value, limit)
 
 
-def _make_faiss_index(vectors: np.ndarray, factory: str, seed: int) -> faiss.Index:
+def make_faiss_index(vectors: np.ndarray, factory: str, seed: int) -> faiss.Index:
+    """An inner-product FAISS index from a factory string, trained (on the GPU when there is one) on at
+    most MAX_TRAINING_VECTORS rows drawn with `seed`, holding every vector, returned on the CPU."""
     count, dimension = vectors.shape
     try:
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
@@ -210,7 +212,7 @@ def write_dense_index(folder: Path, vectors: np.ndarray, corpus_info: CorpusInfo
     search setting, and write index.faiss and the manifest into `folder`; a folder's embeddings.f32
     is kept only with `config.save_embeddings`. The one ending of every dense build (from a corpus,
     from saved embeddings, from merged shards), so each gives the same index from the same vectors."""
-    index = _make_faiss_index(vectors, config.factory, config.seed)
+    index = make_faiss_index(vectors, config.factory, config.seed)
     search_params = tune_search_params(index, vectors, config.seed)
     faiss.write_index(index, str(folder / INDEX_FILE))
     if not config.save_embeddings:

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from rankkit.data.runs import Hit
-from rankkit.index.dense import _make_faiss_index
+from rankkit.index.dense import make_faiss_index
 from rankkit.mining import MinedSet, TopN, candidates_from_run, mine
 
 SOURCE = "faiss:train-reviews"
@@ -25,7 +25,7 @@ def mine_opposite_label(embeddings: np.ndarray, labels: Sequence[int], texts: Se
     ids = [str(i) for i in range(len(texts))]
     same_label = {label: {ids[i]: 1 for i, other in enumerate(labels) if other == label} for label in set(labels)}
     qrels = {ids[i]: same_label[label] for i, label in enumerate(labels)}  # shared dicts: O(n) memory
-    index = _make_faiss_index(np.ascontiguousarray(embeddings, dtype=np.float32), "Flat", seed)
+    index = make_faiss_index(np.ascontiguousarray(embeddings, dtype=np.float32), "Flat", seed)
     scores, rows = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), min(depth, len(texts)))
     run = {ids[i]: [Hit(ids[row], score) for score, row in zip(score_row, row_ids) if row >= 0]
            for i, (score_row, row_ids) in enumerate(zip(scores.tolist(), rows.tolist()))}
