@@ -253,9 +253,9 @@ def test_make_faiss_index_holds_every_vector_and_searches_by_inner_product():
     assert index.ntotal == 300 and index.is_trained
     index.nprobe = 4  # every list: exact
     scores, ids = index.search(vectors[:3], 1)
-    expected = (vectors[:3] @ vectors.T).argmax(axis=1)
-    assert ids[:, 0].tolist() == expected.tolist()
-    assert np.allclose(scores[:, 0], (vectors[:3] @ vectors.T).max(axis=1), rtol=1e-5)
+    exact = vectors[:3] @ vectors.T
+    assert ids[:, 0].tolist() == exact.argmax(axis=1).tolist()
+    assert np.allclose(scores[:, 0], exact.max(axis=1), rtol=1e-5)
 
 
 def test_make_faiss_index_names_an_unknown_factory():

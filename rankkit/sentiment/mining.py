@@ -25,12 +25,12 @@ def mine_opposite_label(embeddings: np.ndarray, labels: Sequence[int], texts: Se
     ids = [str(i) for i in range(len(texts))]
     same_label = {label: {ids[i]: 1 for i, other in enumerate(labels) if other == label} for label in set(labels)}
     qrels = {ids[i]: same_label[label] for i, label in enumerate(labels)}  # shared dicts: O(n) memory
-    index = make_faiss_index(np.ascontiguousarray(embeddings, dtype=np.float32), "Flat", seed)
-    scores, rows = index.search(np.ascontiguousarray(embeddings, dtype=np.float32), min(depth, len(texts)))
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    scores, rows = make_faiss_index(vectors, "Flat", seed).search(vectors, min(depth, len(texts)))
     run = {ids[i]: [Hit(ids[row], score) for score, row in zip(score_row, row_ids) if row >= 0]
            for i, (score_row, row_ids) in enumerate(zip(scores.tolist(), rows.tolist()))}
-    return mine(dict(zip(ids, texts)), qrels, candidates_from_run(run, SOURCE), [TopN(n)],
-                doc_texts=dict(zip(ids, texts)))
+    texts_by_id = dict(zip(ids, texts))
+    return mine(texts_by_id, qrels, candidates_from_run(run, SOURCE), [TopN(n)], doc_texts=texts_by_id)
 
 
 def negatives_by_review(mined: MinedSet, size: int) -> list[list[int]]:
