@@ -219,7 +219,7 @@ def step_seconds(train: Callable[[TrainConfig], Path], model: str, device: str, 
     when there are others."""
     with tempfile.TemporaryDirectory(prefix="rankkit-gpu-check-") as work:
         config = TrainConfig(output=str(Path(work) / "out"), model=model, max_steps=steps, batch_size=8,
-                             negatives=4, device=device, amp=True)
+                             negatives=4, device=device, precision="auto")
         train(config)
         rates = [json.loads(line)["groups_per_s"] for line in (Path(work) / "out" / LOG_FILE).read_text().splitlines()]
     return median(config.batch_size / rate for rate in (rates[1:] or rates))

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Precision
+from rankkit.cli.options import PRECISION_HELP, TRAIN_PRECISION_HELP, Precision, TrainPrecision
 
 
 @friendly_errors
@@ -53,6 +53,7 @@ def distill(
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     seed: int = typer.Option(0),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    train_precision: TrainPrecision = typer.Option(TrainPrecision.auto, help="Student: " + TRAIN_PRECISION_HELP),
     plot: bool = typer.Option(False, help="Write training_curves.png and discriminator_weights.png."),
     overwrite: bool = typer.Option(False, help="Start afresh in --output."),
 ) -> None:
@@ -74,6 +75,6 @@ def distill(
         self_adversarial_negatives=self_adversarial_negatives, rounds=rounds, queries_per_round=queries_per_round,
         temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
         batch_size=batch_size, lr=lr, max_steps=max_steps,
-        seed=seed, device=device, plot=plot, overwrite=overwrite)
+        seed=seed, device=device, train_precision=train_precision.value, plot=plot, overwrite=overwrite)
     folder = run_distill(config)
     print(f"saved the distilled student to {folder}")

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, POSITIVE, PRECISION_HELP, Precision, number_check
+from rankkit.cli.options import (AT_LEAST_1, NON_NEGATIVE, POSITIVE, PRECISION_HELP, TRAIN_PRECISION_HELP, Precision,
+                                 TrainPrecision, number_check)
 
 app = typer.Typer(help="Review sentiment: train, evaluate and apply classifiers (code-mixed text welcome).",
                   no_args_is_help=True)
@@ -69,6 +70,7 @@ def train(
     threshold: float = THRESHOLD,
     strict: bool = STRICT,
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    train_precision: TrainPrecision = typer.Option(TrainPrecision.auto, help=TRAIN_PRECISION_HELP),
     overwrite: bool = typer.Option(False, help="Start afresh in --output."),
 ) -> None:
     """Train a sentiment classifier; with --val, report its metrics on the validation reviews."""
@@ -81,8 +83,8 @@ def train(
     extra = _read(unlabeled, text_column, label_column, None, threshold, strict, labelled=False) if unlabeled else None
     config = SentimentConfig(output=str(output), method=method.value, base_model=base_model, normalize=normalize,
                              epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed,
-                             device=device, overwrite=overwrite, contrastive_weight=contrastive_weight,
-                             temperature=temperature, negatives=negatives, confidence=confidence)
+                             device=device, train_precision=train_precision.value, overwrite=overwrite,
+                             contrastive_weight=contrastive_weight, temperature=temperature, negatives=negatives, confidence=confidence)
     folder = train_sentiment(reviews.texts, reviews.labels, config,
                              (val_reviews.texts, val_reviews.labels) if val_reviews else None,
                              extra.texts if extra else ())

@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_0, AT_LEAST_1, DATA_HELP, POSITIVE, collection_files, number_check, required_files
+from rankkit.cli.options import (AT_LEAST_0, AT_LEAST_1, DATA_HELP, POSITIVE, TRAIN_PRECISION_HELP, TrainPrecision,
+                                 collection_files, number_check, required_files)
 from rankkit.errors import RankkitError
 
 app = typer.Typer(help="Fine-tune a ranker on a MinedSet: one sub-command per trainer.", no_args_is_help=True)
@@ -66,6 +67,7 @@ class TrainInputs:
     dev_split: Optional[str]
     plot: bool
     device: Optional[str]
+    train_precision: TrainPrecision
     overwrite: bool
 
     def config(self):
@@ -75,7 +77,8 @@ class TrainInputs:
                            batch_size=self.batch_size, grad_accum=self.grad_accum, negatives=self.negatives,
                            lr=self.lr, warmup_ratio=self.warmup_ratio, max_grad_norm=self.max_grad_norm,
                            seed=self.seed, checkpoint_every=self.checkpoint_every, eval_every=self.eval_every,
-                           device=self.device, plot=self.plot, overwrite=self.overwrite)
+                           device=self.device, precision=self.train_precision.value, plot=self.plot,
+                           overwrite=self.overwrite)
 
     def load(self) -> tuple[Any, dict[str, str], Any]:
         """The MinedSet, the texts of every document it (and the dev run) names, the dev set or None."""
@@ -147,6 +150,7 @@ _COMMON_OPTIONS: dict[str, Any] = {
                                          "set, e.g. dev (instead of --dev-queries and --dev-qrels)."),
     "plot": typer.Option(False, help="Write training_curves.png."),
     "device": typer.Option(None, help="auto (default), cpu or cuda."),
+    "train_precision": typer.Option(TrainPrecision.auto, help=TRAIN_PRECISION_HELP),
     "overwrite": typer.Option(False, help="Start afresh: train in a temporary folder that replaces --output (only "
                                           "a folder rankkit trained into) once training completes."),
 }

@@ -72,8 +72,9 @@ def test_plain_distillation_from_a_run_into_a_cross_encoder(tmp_path, sample_dir
     out = tmp_path / "plain"
     result = invoke("--teacher", teacher_run, "--student", tiny_model, "--student-kind", "cross-encoder",
                     "--queries", sample_dir / "queries.tsv", "--corpus", sample_dir / "collection.tsv", "-o", out,
-                    *SMALL, "--mode", "plain", "--distill-loss", "margin-mse")
+                    *SMALL, "--mode", "plain", "--distill-loss", "margin-mse", "--train-precision", "fp32")
     assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((out / "config.json").read_text())["precision"] == "fp32"  # reached the training loop
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert records and all("distill_loss" in r and "weight_hard" not in r and "contrastive_loss" not in r
                            for r in records)

@@ -71,7 +71,8 @@ def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("option, value, fragment", [("--epochs", "0", ">= 1"), ("--batch-size", "0", ">= 1"),
-                                                     ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1")])
+                                                     ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1"),
+                                                     ("--train-precision", "fp16", "auto")])
 def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value, fragment):
     # as every other command's (issue 13): the trainer never sees a zero batch or a nan rate
     result = CliRunner().invoke(app, ["sentiment", "train", "--train", str(tmp_path / "none.csv"), "-o",

@@ -467,3 +467,63 @@ def test_biencoder_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, ti
     resumed = train_biencoder(mined, docs, config(stopped, tiny_model, **cfg))
     assert_same_weights(weights(BiEncoder(resumed, device="cpu").model), expected)
     assert_same_log(log_of(stopped), log_of(tmp_path / "whole"))
+
+
+# --- training precision ----------------------------------------------------------------------------
+
+def _recording_task(vectors: dict[str, torch.Tensor]) -> tuple[LinearTask, list[tuple[bool, torch.dtype]]]:
+    """A LinearTask that records, per loss call, whether CPU autocast was on and its output's dtype."""
+    task, seen = LinearTask(vectors), []
+    original = task.loss
+
+    def loss(batch):
+        seen.append((torch.is_autocast_enabled("cpu"), task.module(torch.ones(4)).dtype))
+        return original(batch)
+
+    task.loss = loss  # type: ignore[method-assign]
+    return task, seen
+
+
+@pytest.mark.parametrize("precision", ["auto", "fp32"])
+def test_cpu_training_is_fp32_unless_bf16_is_asked_for(tmp_path, precision):
+    vectors, groups = _linear_groups()
+    task, seen = _recording_task(vectors)
+    fit(task, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=2, precision=precision))
+    assert seen == [(False, torch.float32)] * 2
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bfloat16")
+def test_bf16_training_runs_the_forward_pass_under_autocast_and_keeps_fp32_weights(tmp_path):
+    vectors, groups = _linear_groups()
+    task, seen = _recording_task(vectors)
+    fit(task, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path / "bf16"), max_steps=3,
+                                                            warmup_ratio=0.0, precision="bf16"))
+    assert seen == [(True, torch.bfloat16)] * 3
+    assert task.module.weight.dtype is torch.float32
+    fp32 = LinearTask(vectors)
+    fit(fp32, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path / "fp32"), max_steps=3,
+                                                            warmup_ratio=0.0, precision="fp32"))
+    assert not torch.equal(task.module.weight, LinearTask(vectors).module.weight)  # it did train
+    # the same steps up to bfloat16 rounding (8 bits of mantissa: about 0.4% relative)
+    assert torch.allclose(task.module.weight, fp32.module.weight, rtol=0.02, atol=2e-3)
+    losses = [(a["loss"], b["loss"]) for a, b in zip(log_of(tmp_path / "bf16"), log_of(tmp_path / "fp32"))]
+    assert all(a == pytest.approx(b, rel=0.02) for a, b in losses) and any(a != b for a, b in losses)
+
+
+def test_bf16_training_refused_where_it_would_be_emulated(tmp_path, monkeypatch):
+    from rankkit.encode import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
+    vectors, groups = _linear_groups()
+    with pytest.raises(RankkitError, match=r"--train-precision bf16: cpu has no native bfloat16.*Fix: use "
+                                           r"--train-precision fp32"):
+        fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
+                                                                               precision="bf16"))
+    assert not (tmp_path / "model").exists()
+
+
+def test_unknown_training_precision_names_the_choices(tmp_path):
+    vectors, groups = _linear_groups()
+    with pytest.raises(RankkitError, match=r"unknown training precision 'fp16'. Fix: use one of auto, fp32, bf16"):
+        fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
+                                                                               precision="fp16"))

@@ -85,6 +85,7 @@ class DistillConfig:
     max_steps: int | None = None
     seed: int = 0
     device: str | None = None
+    train_precision: str = "auto"  # the student's: auto | fp32 | bf16, see rankkit.encode.precision
     max_length: int | None = None
     plot: bool = False
     overwrite: bool = False
@@ -110,8 +111,8 @@ class DistillConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
                            batch_size=self.batch_size, negatives=self.hard_negatives + self.self_adversarial_negatives,
-                           lr=self.lr, seed=self.seed, device=self.device, max_length=self.max_length,
-                           plot=self.plot, overwrite=self.overwrite)
+                           lr=self.lr, seed=self.seed, device=self.device, precision=self.train_precision,
+                           max_length=self.max_length, plot=self.plot, overwrite=self.overwrite)
 
 
 def student_scorer(config: DistillConfig) -> GroupScorer:

@@ -3,8 +3,12 @@
 bf16 runs the transformer in bfloat16 (hidden states are pooled in float32 and vectors stay
 float32). On CPUs with AVX512-BF16 or AMX and on recent GPUs it is several times faster than fp32
 for small encoders (benchmarks/results/precision.md: 2.44x for MiniLM-L6 here) at a cosine of about
-0.9999 to the fp32 vectors; rankings can differ where two scores nearly tie. Training always runs
-in fp32 (mixed precision on CUDA)."""
+0.9999 to the fp32 vectors; rankings can differ where two scores nearly tie.
+
+Training keeps fp32 weights and, with a training precision other than fp32, runs the forward pass
+under autocast: 'auto' is mixed precision on CUDA (bf16, or fp16 with loss scaling) and fp32 on a
+CPU; 'bf16' is bf16 autocast on CUDA or on a CPU with native bf16 (benchmarks/results/train_precision.md:
+about 2x fp32 for MiniLM-L6 on this CPU)."""
 
 from __future__ import annotations
 
@@ -33,3 +37,21 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
         raise RankkitError(f"--precision bf16: {device} has no native bfloat16 support, so it would be slower "
                            "than fp32. Fix: use --precision fp32")
     return PRECISIONS[precision]
+
+
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def training_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training's forward passes at `precision` on `device` (None: plain fp32),
+    refusing bf16 where it would be emulated."""
+    if precision not in TRAINING_PRECISIONS:
+        raise RankkitError(f"unknown training precision {precision!r}. Fix: use one of {', '.join(TRAINING_PRECISIONS)}")
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if not bf16_supported(device):
+        raise RankkitError(f"--train-precision bf16: {device} has no native bfloat16 support, so training would be "
+                           "slower than fp32. Fix: use --train-precision fp32 (or auto)")
+    return torch.bfloat16

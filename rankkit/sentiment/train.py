@@ -49,6 +49,7 @@ class SentimentConfig:
     max_length: int = DEFAULT_MAX_LENGTH
     seed: int = 0
     device: str | None = None
+    train_precision: str = "auto"  # auto | fp32 | bf16, see rankkit.encode.precision
     overwrite: bool = False
     # (c): supervised contrastive term against mined opposite-label neighbours
     contrastive_weight: float = 0.5
@@ -195,7 +196,8 @@ def train_sentiment(texts: Sequence[str], labels: Sequence[int], config: Sentime
                              if k in ("accuracy", "macro_f1", "auroc")}) if val else None
         loop_config = TrainConfig(output=str(output), model=config.base_model, epochs=config.epochs,
                                   batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                                  device=config.device, max_length=config.max_length, overwrite=config.overwrite)
+                                  device=config.device, precision=config.train_precision, max_length=config.max_length,
+                                  overwrite=config.overwrite)
         folder = fit(task, task.epoch_batches, loop_config, evaluate)  # type: ignore[arg-type]
         epoch_stats, predict = task.epoch_stats, classifier.predict_proba
     cpu_s, wall_s = time.process_time() - started[0], time.perf_counter() - started[1]

@@ -22,7 +22,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # optimizer steps between checkpoints; 0 = only at the end
     eval_every: int = 0  # optimizer steps between dev evaluations; 0 = only at the end
     device: str | None = None
-    amp: bool = True  # mixed precision, on CUDA only
+    precision: str = "auto"  # auto (mixed on CUDA, fp32 on CPU) | fp32 | bf16 (autocast), see rankkit.encode.precision
     max_length: int | None = None
     plot: bool = False  # write training_curves.png at the end
     overwrite: bool = False  # start afresh; the new output replaces config.output once training completes

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rankkit.data.files import atomic_dir, atomic_write
+from rankkit.encode.precision import training_autocast_dtype
 from rankkit.errors import RankkitError
 from rankkit.train import distributed
 from rankkit.train.config import TrainConfig
@@ -62,11 +63,10 @@ def warmup_linear_decay(total_steps: int, warmup_ratio: float) -> Callable[[int]
     return multiplier
 
 
-def _autocast(task: Task, enabled: bool) -> contextlib.AbstractContextManager:
-    if enabled and task.device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+def _autocast(task: Task, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(task.device.type, dtype=dtype)
 
 
 def _adamw(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -257,8 +257,8 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
                   for name, part in task.parts.items()}
     schedulers = {name: torch.optim.lr_scheduler.LambdaLR(o, warmup_linear_decay(total_steps, config.warmup_ratio))
                   for name, o in optimizers.items()}
-    use_scaler = config.amp and task.device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    autocast_dtype = training_autocast_dtype(config.precision, task.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     step = _resume(output, task, optimizers, schedulers, scaler, options)
     distributed.barrier()  # every rank has read the checkpoint before rank 0 may replace it
     main = distributed.is_main()
@@ -290,7 +290,7 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
             for _ in range(config.grad_accum):
                 batch = next(stream)
                 shard = distributed.shard_of_batch(batch)
-                with _autocast(task, config.amp):
+                with _autocast(task, autocast_dtype):
                     losses = loss_of(shard)
                 weight = distributed.weight_of_shard(shard, batch)  # 1 in one process
                 scaler.scale(sum(losses.values()) * weight / config.grad_accum).backward()
