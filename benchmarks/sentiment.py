@@ -3,7 +3,13 @@
 macro-F1, AUROC, AUPRC (with the positive prior), ECE, training CPU and wall time, and inference
 reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings).
 
+With --adapt-epochs N the base model is first adapted to the reviews (`rankkit sentiment adapt`:
+masked-LM training on the train and unlabelled reviews, never val; once, seed 0) and (b)-(d) start
+from the adapted encoder; its time is reported beside the training times.
+
     .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2
+    .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2 --adapt-epochs 3 --train-precision bf16 \
+        --name sentiment-adapted
     (--append keeps the runs already in results/sentiment.json and adds the missing ones)
 """
 
@@ -23,15 +29,17 @@ from common import RESULTS_DIR, command_line, quiet_torch, save_result  # noqa: 
 
 from rankkit.data.collection import shared_data_root  # noqa: E402
 from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
+from rankkit.sentiment.adapt import AdaptConfig, adapt_encoder  # noqa: E402
 from rankkit.sentiment.mining import mine_opposite_label  # noqa: E402
 from rankkit.sentiment.model import TransformerSentiment  # noqa: E402
 
 MEASURES = ("accuracy", "macro_f1", "auroc", "auprc", "ece")
 
 
-def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, base_model: str) -> dict:
+def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, base_model: str,
+            train_precision: str) -> dict:
     config = SentimentConfig(output=str(scratch / f"{method}-{seed}"), method=method, seed=seed, epochs=epochs,
-                             base_model=base_model, device="cpu")
+                             base_model=base_model, device="cpu", train_precision=train_precision)
     cpu, wall = time.process_time(), time.perf_counter()
     folder = train_sentiment(data["train"].texts, data["train"].labels, config,
                              unlabeled=data["unlabeled"].texts if method == "self-training" else ())
@@ -82,6 +90,21 @@ def neighbours(data: dict, base_model: str, count: int, n: int) -> list[dict]:
     return rows
 
 
+def adapt(data: dict, args: argparse.Namespace, scratch: Path) -> tuple[str, dict]:
+    """The base model adapted on the train and unlabelled reviews: its folder, and what it took."""
+    config = AdaptConfig(output=str(scratch / "adapted"), base_model=args.base_model, epochs=args.adapt_epochs,
+                         device="cpu", train_precision=args.train_precision)
+    cpu, wall = time.process_time(), time.perf_counter()
+    folder = adapt_encoder(data["train"].texts + data["unlabeled"].texts, config)
+    log = [json.loads(line) for line in (scratch / "adapted" / "train_log.jsonl").read_text().splitlines()]
+    steps_per_epoch = len(log) // args.adapt_epochs
+    losses = [round(statistics.fmean(r["loss"] for r in log[e * steps_per_epoch:(e + 1) * steps_per_epoch]), 3)
+              for e in range(args.adapt_epochs)]
+    return str(folder), {"epochs": args.adapt_epochs, "texts": len(data["train"].texts) + len(data["unlabeled"].texts),
+                         "lr": config.lr, "batch_size": config.batch_size, "mlm_loss_per_epoch": losses,
+                         "cpu_s": round(time.process_time() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_root() / "banglish-daraz")
@@ -89,6 +112,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--base-model", default="default")
+    parser.add_argument("--train-precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--adapt-epochs", type=int, default=0,
+                        help="first adapt the base model (masked LM on train + unlabelled reviews) for N epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="sentiment")
     parser.add_argument("--neighbours", type=int, default=4, help="reviews whose mined neighbours are shown")
@@ -110,15 +136,20 @@ def main() -> None:
     rows: list[dict] = saved.get("rows", [])
     extra: dict = saved.get("extra_tables", {})
     commands = saved.get("meta", {}).get("params", {}).get("commands", []) + [command_line()]
-    params = {"epochs": args.epochs, "base_model": args.base_model, "threads": args.threads,
+    params = {"epochs": args.epochs, "base_model": args.base_model, "train_precision": args.train_precision,
+              "threads": args.threads,
               "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)",
               "commands": commands}
     with tempfile.TemporaryDirectory(prefix="rankkit-sentiment-") as scratch:
+        base_model = args.base_model
+        if args.adapt_epochs:
+            base_model, params["adapt"] = adapt(data, args, Path(scratch))
         for seed in args.seeds:  # seeds outermost: a run cut short still has every method once
             for method in args.methods:
                 if any(r["method"] == method and r["seed"] == seed for r in rows):
                     continue
-                rows.append(run_one(method, seed, args.epochs, data, Path(scratch), args.base_model))
+                rows.append(run_one(method, seed, args.epochs, data, Path(scratch), base_model,
+                                    args.train_precision))
                 rows[-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
                 rows[-1]["command"] = len(commands)  # its number in params.commands
                 extra["Mean ± spread (sample std over seeds)"] = summarise(rows)

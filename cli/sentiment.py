@@ -95,6 +95,41 @@ def train(
         console.print(format_metrics(json.loads((output / "val_metrics.json").read_text())))
 
 
+@app.command()
+@friendly_errors
+def adapt(
+    texts: list[Path] = typer.Option(..., "--texts", help="Reviews to adapt on (CSV or JSONL, the text column only); "
+                                                         "repeat for several files, e.g. the training and the "
+                                                         "unlabelled reviews (never the reviews you evaluate on)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder: model/ (pass it to `train --base-model`), "
+                                                            "train_log.jsonl, config.json."),
+    base_model: str = typer.Option("default", help="Encoder checkpoint: folder or hub id (default: packaged MiniLM)."),
+    epochs: int = typer.Option(3, callback=AT_LEAST_1),
+    batch_size: int = typer.Option(32, callback=AT_LEAST_1, help="Reviews per step."),
+    lr: float = typer.Option(1e-4, callback=POSITIVE, help="Peak learning rate."),
+    mask_probability: float = typer.Option(0.15, callback=number_check(0, 1, low_open=True, high_open=True),
+                                           help="Share of tokens masked for prediction."),
+    max_length: int = typer.Option(128, callback=AT_LEAST_1, help="Token limit per review."),
+    normalize: bool = typer.Option(True, help="Normalise the reviews as `train` does (keep the same setting)."),
+    seed: int = typer.Option(0),
+    text_column: str = TEXT_COLUMN,
+    strict: bool = STRICT,
+    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
+    train_precision: TrainPrecision = typer.Option(TrainPrecision.auto, help=TRAIN_PRECISION_HELP),
+    overwrite: bool = typer.Option(False, help="Start afresh in --output."),
+) -> None:
+    """Adapt an encoder to the reviews' language (masked-LM training on unlabelled text) before `train`."""
+    from rankkit.sentiment.adapt import AdaptConfig, adapt_encoder
+
+    reviews = [text for path in texts for text in _read(path, text_column, "label", None, 3.0, strict,
+                                                         labelled=False).texts]
+    config = AdaptConfig(output=str(output), base_model=base_model, epochs=epochs, batch_size=batch_size, lr=lr,
+                         mask_probability=mask_probability, max_length=max_length, normalize=normalize, seed=seed,
+                         device=device, train_precision=train_precision.value, overwrite=overwrite)
+    folder = adapt_encoder(reviews, config)
+    console.print(f"adapted encoder saved in {folder}; fine-tune it with `rankkit sentiment train --base-model {folder}`")
+
+
 @app.command("eval")
 @friendly_errors
 def evaluate(

@@ -67,7 +67,8 @@ class Reviews:
         if self.problems:
             shown = "; ".join(f"line {p.line}: {p.reason}" for p in self.problems[:5])
             more = f"; and {len(self.problems) - 5} more" if len(self.problems) > 5 else ""
-            parts.append(f"{len(self.problems)} rows left out ({shown}{more})")
+            rows = "row" if len(self.problems) == 1 else "rows"
+            parts.append(f"{len(self.problems)} {rows} left out ({shown}{more})")
         return "; ".join(parts)
 
 
