@@ -78,3 +78,13 @@ def test_cli_adapts_then_trains_from_the_adapted_folder(tmp_path, tiny_model):
     result = runner.invoke(app, ["sentiment", "adapt", "--texts", str(SAMPLE), "-o", str(tmp_path / "bad"),
                                  "--mask-probability", "1"])
     assert result.exit_code == 2 and "--mask-probability" in result.output
+
+
+def test_the_loss_over_masked_positions_equals_the_models_own(tiny_model):
+    task = MaskedLMTask(str(tiny_model), AdaptConfig(output="unused", mask_probability=0.3, device="cpu"))
+    task.model.eval()  # no dropout: both passes see the same network
+    torch.manual_seed(0)
+    features = task.collator([{"input_ids": ids} for ids in task.tokenizer(REVIEWS)["input_ids"]])
+    task.collator = lambda rows: {k: v.clone() for k, v in features.items()}  # type: ignore[method-assign]
+    ours = task.loss([[0]])["encoder"]  # the batch's ids come from the fixed collator above
+    assert float(ours) == pytest.approx(float(task.model(**features).loss), rel=1e-5)

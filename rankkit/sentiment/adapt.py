@@ -47,6 +47,16 @@ class AdaptConfig:
     overwrite: bool = False
 
 
+def _masked_lm_head(model: torch.nn.Module) -> torch.nn.Module:
+    """The module that maps hidden states to vocabulary logits: a masked-LM model's one child
+    besides its encoder (BERT's `cls`, RoBERTa's and MPNet's `lm_head`)."""
+    heads = [module for name, module in model.named_children() if name != model.base_model_prefix]
+    if len(heads) != 1:
+        raise RankkitError(f"{type(model).__name__}: no single masked-LM head beside the encoder. "
+                           "Fix: pass a BERT-, RoBERTa- or MPNet-style encoder as --base-model")
+    return heads[0]
+
+
 class MaskedLMTask:
     """The training loop's task: masked-token prediction loss over a batch of tokenised texts."""
 
@@ -59,6 +69,7 @@ class MaskedLMTask:
             raise RankkitError(f"{base_model}: its tokenizer has no mask token, so it cannot be trained as a masked "
                                "language model. Fix: pass a BERT-style encoder as --base-model")
         self.model = AutoModelForMaskedLM.from_pretrained(folder)
+        self.head = _masked_lm_head(self.model)
         self.device = choose_device(config.device)
         self.model.to(self.device)
         self.collator = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=config.mask_probability)
@@ -67,10 +78,15 @@ class MaskedLMTask:
 
     def loss(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
         features = {k: v.to(self.device) for k, v in self.collator([{"input_ids": ids} for ids in batch]).items()}
-        output = self.model(**features)
-        if not (features["labels"] != -100).any():  # no token of this batch drawn for masking
-            return {"encoder": output.logits.sum() * 0.0}
-        return {"encoder": output.loss}
+        labels = features.pop("labels")
+        masked = labels != -100
+        hidden = self.model.base_model(**features).last_hidden_state
+        if not masked.any():  # no token of this batch drawn for masking
+            return {"encoder": hidden.sum() * 0.0}
+        # the head predicts the masked positions only: the vocabulary-sized product is most of a
+        # step's work, and the loss is the same as over every position with the rest ignored
+        logits = self.head(hidden[masked])
+        return {"encoder": torch.nn.functional.cross_entropy(logits.float(), labels[masked])}
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(folder)
