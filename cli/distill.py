@@ -51,6 +51,9 @@ def distill(
     batch_size: int = typer.Option(8, help="Queries per micro-batch."),
     lr: float = typer.Option(2e-5, help="Student's peak learning rate."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    dev_queries: int = typer.Option(0, help="Hold out this many training queries (never trained on) and log the "
+                                            "student's agreement with the teacher on them: a dev criterion without labels."),
+    eval_every: int = typer.Option(0, help="Optimizer steps between those dev evaluations (0: at the end only)."),
     seed: int = typer.Option(0),
     device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
     train_precision: TrainPrecision = typer.Option(TrainPrecision.auto, help="Student: " + TRAIN_PRECISION_HELP),
@@ -74,7 +77,7 @@ def distill(
         self_adversarial_rounds=self_adversarial_rounds, hard_negatives=hard_negatives,
         self_adversarial_negatives=self_adversarial_negatives, rounds=rounds, queries_per_round=queries_per_round,
         temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
-        batch_size=batch_size, lr=lr, max_steps=max_steps,
+        batch_size=batch_size, lr=lr, max_steps=max_steps, dev_queries=dev_queries, eval_every=eval_every,
         seed=seed, device=device, train_precision=train_precision.value, plot=plot, overwrite=overwrite)
     folder = run_distill(config)
     print(f"saved the distilled student to {folder}")

@@ -7,6 +7,9 @@
 3. Each round (an "epoch" of the shared training loop over `queries_per_round` queries) mines
    self-adversarial negatives from the student as it was `self_adversarial_rounds` rounds back
    (snapshots kept in .OUTPUT.snapshots beside OUTPUT until no later round needs them), then trains.
+With `dev_queries` N, N of the training queries are held out (a seeded choice) and never trained on:
+at each dev evaluation (`eval_every` steps, and the end) the student's agreement with the teacher on
+their candidates is logged (rankkit.distill.agreement), a dev criterion that needs no labels.
 Output: OUTPUT/model (loads in sentence-transformers), train_log.jsonl, config.json, distill.json.
 """
 
@@ -27,6 +30,7 @@ from rankkit.data.files import atomic_write
 from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, read_run
+from rankkit.distill.agreement import teacher_agreement
 from rankkit.distill.discriminator import Discriminator
 from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
 from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
@@ -83,6 +87,8 @@ class DistillConfig:
     lr: float = 2e-5
     discriminator_lr: float = 1e-3
     max_steps: int | None = None
+    dev_queries: int = 0  # training queries held out for the label-free teacher-agreement criterion
+    eval_every: int = 0  # optimizer steps between dev evaluations (0: at the end only)
     seed: int = 0
     device: str | None = None
     train_precision: str = "auto"  # the student's: auto | fp32 | bf16, see rankkit.encode.precision
@@ -103,6 +109,9 @@ class DistillConfig:
         output = Path(self.output)
         if not self.overwrite and (output / "model").exists() and not (output / "checkpoints").exists():
             raise RankkitError(f"{output} already holds a distilled model. Fix: pass another --output, or --overwrite")
+        if self.dev_queries < 0 or self.eval_every < 0:
+            raise RankkitError(f"dev queries {self.dev_queries}, eval every {self.eval_every}: negative. "
+                               "Fix: pass --dev-queries and --eval-every >= 0")
         if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
             raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
                                f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "
@@ -111,7 +120,7 @@ class DistillConfig:
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
                            batch_size=self.batch_size, negatives=self.hard_negatives + self.self_adversarial_negatives,
-                           lr=self.lr, seed=self.seed, device=self.device, precision=self.train_precision,
+                           lr=self.lr, seed=self.seed, eval_every=self.eval_every, device=self.device, precision=self.train_precision,
                            max_length=self.max_length, plot=self.plot, overwrite=self.overwrite)
 
 
@@ -173,6 +182,26 @@ def gather_candidates(config: DistillConfig, teacher, scorer: GroupScorer, queri
         return candidates_from_run(found, source), read_doc_texts(config.corpus, docids=needed)
     doc_texts = read_doc_texts(config.corpus)
     return dense_candidates(scorer, queries, doc_texts, config.depth), doc_texts
+
+
+def hold_out(knowledge: dict[str, QueryKnowledge], count: int, seed: int
+             ) -> tuple[dict[str, QueryKnowledge], dict[str, QueryKnowledge]]:
+    """(training, dev): `count` queries drawn (seeded) into dev, the rest left to train on."""
+    if count >= len(knowledge):
+        raise RankkitError(f"--dev-queries {count} would hold out all {len(knowledge)} queries with teacher knowledge, "
+                           "leaving none to train on. Fix: pass a smaller --dev-queries")
+    qids = sorted(knowledge)
+    dev = {qids[i] for i in np.random.default_rng([seed, 1 << 29]).permutation(len(qids))[:count]}
+    return ({q: k for q, k in knowledge.items() if q not in dev}, {q: k for q, k in knowledge.items() if q in dev})
+
+
+def agreement_on(dev: Mapping[str, QueryKnowledge], scorer: GroupScorer, doc_texts: Mapping[str, str],
+                 kl_temperature: float):
+    """The dev evaluation: the student's agreement with the teacher on the dev queries' candidates."""
+    queries = {qid: k.query for qid, k in dev.items()}
+    ids = candidate_ids(dev, list(dev))
+    teacher = {qid: np.array([dev[qid].teacher[d] for d in found]) for qid, found in ids.items()}
+    return lambda: teacher_agreement(score_candidates(scorer, queries, ids, doc_texts), teacher, kl_temperature)
 
 
 class Rounds:
@@ -268,6 +297,8 @@ def distill(config: DistillConfig) -> Path:
     if not knowledge:
         raise RankkitError(f"no query kept a teacher positive and a hard negative ({stats}). Fix: give more candidates "
                            "(--depth), a sharper teacher (lower --pl-temperature), a larger --top-m or a looser --denoise-z")
+    knowledge, dev = hold_out(knowledge, config.dev_queries, config.seed) if config.dev_queries else (knowledge, {})
+    stats["dev_queries"] = len(dev)
     discriminator = None
     if config.mode == "contrastive" and config.discriminator:
         torch.manual_seed(config.seed)
@@ -278,7 +309,8 @@ def distill(config: DistillConfig) -> Path:
     if config.overwrite and main:  # a new run: no snapshot of an earlier one may be reused
         shutil.rmtree(snapshot_dir(config.output), ignore_errors=True)
     rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)
-    folder = fit(task, rounds, config.train_config())
+    evaluate = agreement_on(dev, scorer, doc_texts, config.kl_temperature) if dev else None
+    folder = fit(task, rounds, config.train_config(), evaluate)
     output = Path(config.output)
     if not main:
         return folder
