@@ -15,6 +15,9 @@ Stages are cached in --work, so a rerun (e.g. after a timeout) skips what is don
 
     .venv/bin/python benchmarks/distill_eval.py --dataset dl19 --variants plain-kl,plain-margin-mse,contrastive
     .venv/bin/python benchmarks/distill_eval.py --dataset dl19 --speed-only --name distill_speed
+
+--dev-queries N holds N training queries out of training and logs the student's agreement with the
+teacher on them (every --eval-every steps): a label-free criterion to choose rounds or settings by.
 """
 
 from __future__ import annotations
@@ -95,6 +98,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
                                               "contrastive-no-self-consistency,contrastive-N1")
     parser.add_argument("--precision", default="bf16", help="for teacher scoring and all evaluation encoding")
+    parser.add_argument("--train-precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="the student's training precision (auto: fp32 on a CPU)")
+    parser.add_argument("--dev-queries", type=int, default=0,
+                        help="hold out N training queries and log the student's agreement with the teacher on them")
+    parser.add_argument("--eval-every", type=int, default=0, help="optimizer steps between those dev evaluations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", help="results name (default distill_DATASET)")
     parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (200 texts each)")
@@ -270,12 +278,15 @@ def main() -> None:
     save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
     for name in [v for v in args.variants.split(",") if v]:
         label = f"student-{name}"
-        out = work / "models" / f"{name}-n{args.train_queries}-r{args.rounds}-q{args.queries_per_round}"
+        out = work / "models" / (f"{name}-n{args.train_queries}-r{args.rounds}-q{args.queries_per_round}"
+                                 + (f"-{args.train_precision}" if args.train_precision != "auto" else "")
+                                 + (f"-dev{args.dev_queries}" if args.dev_queries else ""))
         config = DistillConfig(
             teacher=str(teacher_file), queries=str(queries_file), corpus=str(dataset.collection),
             output=str(out), student=STUDENT, depth=args.depth, teacher_scale=20.0, rounds=args.rounds,
             queries_per_round=args.queries_per_round, batch_size=args.batch_size, lr=args.lr, device="cpu",
-            negatives=NegativeConfig(max_rank=args.depth), plot=True, **VARIANTS[name])
+            negatives=NegativeConfig(max_rank=args.depth), train_precision=args.train_precision,
+            dev_queries=args.dev_queries, eval_every=args.eval_every, plot=True, **VARIANTS[name])
         timing_file = out / "timing.json"
         if not timing_file.exists():
             cpu, wall = time.process_time(), time.perf_counter()
@@ -286,6 +297,13 @@ def main() -> None:
         rows.append({**model_row(label, evaluations[label], evaluations["student-before"]), "encode_s": seconds,
                      **json.loads(timing_file.read_text())})
         notes.append(f"{label}: knowledge {json.loads((out / 'distill.json').read_text())['knowledge']}")
+        dev = [(r["step"], r["dev"]) for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
+               if "dev" in r]
+        if dev:
+            rows[-1].update({f"dev {k}": v for k, v in dev[-1][1].items() if k != "queries"})
+            notes.append(f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "
+                         f"(teacher_kl, top10_overlap): " + "; ".join(
+                             f"{step}: {d['teacher_kl']:.4f}, {d['top10_overlap']:.3f}" for step, d in dev))
         save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
 
 
