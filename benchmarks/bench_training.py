@@ -455,7 +455,7 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
         f"{args.mine_depth} minus the positives, all kept; each group = (query, one positive, {args.negatives} "
         "negatives drawn per epoch). rankkit's trainer uses a query's top-graded positive, i.e. on Cranfield always "
         "the grade-5 source paper.",
-        f"Budget per model per fold: " + (f"{args.max_steps} steps" if args.max_steps else f"{args.epochs:g} epoch(s)")
+        "Budget per model per fold: " + (f"{args.max_steps} steps" if args.max_steps else f"{args.epochs:g} epoch(s)")
         + f" of batch {args.batch_size}; bi-encoder lr {args.bi_lr:g} (InfoNCE, T=0.05), cross-encoder lr "
         f"{args.ce_lr:g} (listwise softmax CE, new head); warm-up 10%, AdamW, max length {args.eff_max_length}.",
         f"The cross-encoder reranks BM25's top {args.rerank_depth} (hits below keep BM25's order), so its R@100 "

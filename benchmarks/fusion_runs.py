@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 from common import REPO_ROOT, machine_facts, quiet_torch
 
