@@ -50,7 +50,8 @@ def test_the_adapted_encoder_fine_tunes_and_round_trips(tmp_path, tiny_model):
 
 
 def test_a_batch_with_nothing_masked_is_a_zero_loss_with_gradients(tiny_model):
-    task = MaskedLMTask(str(tiny_model), AdaptConfig(output="unused", mask_probability=1e-12, device="cpu"))
+    task = MaskedLMTask(AdaptConfig(output="unused", base_model=str(tiny_model), mask_probability=1e-12,
+                                     device="cpu"))
     batch = task.tokenizer(REVIEWS[:2])["input_ids"]
     loss = task.loss(batch)["encoder"]
     assert float(loss) == 0.0 and loss.requires_grad
@@ -81,7 +82,7 @@ def test_cli_adapts_then_trains_from_the_adapted_folder(tmp_path, tiny_model):
 
 
 def test_the_loss_over_masked_positions_equals_the_models_own(tiny_model):
-    task = MaskedLMTask(str(tiny_model), AdaptConfig(output="unused", mask_probability=0.3, device="cpu"))
+    task = MaskedLMTask(AdaptConfig(output="unused", base_model=str(tiny_model), mask_probability=0.3, device="cpu"))
     task.model.eval()  # no dropout: both passes see the same network
     torch.manual_seed(0)
     features = task.collator([{"input_ids": ids} for ids in task.tokenizer(REVIEWS)["input_ids"]])

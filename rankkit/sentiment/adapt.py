@@ -60,13 +60,13 @@ def _masked_lm_head(model: torch.nn.Module) -> torch.nn.Module:
 class MaskedLMTask:
     """The training loop's task: masked-token prediction loss over a batch of tokenised texts."""
 
-    def __init__(self, base_model: str, config: AdaptConfig):
+    def __init__(self, config: AdaptConfig):
         from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
-        folder = resolve_model_dir(base_model)
+        folder = resolve_model_dir(config.base_model)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         if self.tokenizer.mask_token is None:
-            raise RankkitError(f"{base_model}: its tokenizer has no mask token, so it cannot be trained as a masked "
+            raise RankkitError(f"{config.base_model}: its tokenizer has no mask token, so it cannot be trained as a masked "
                                "language model. Fix: pass a BERT-style encoder as --base-model")
         self.model = AutoModelForMaskedLM.from_pretrained(folder)
         self.head = _masked_lm_head(self.model)
@@ -98,7 +98,7 @@ def adapt_encoder(texts: Sequence[str], config: AdaptConfig) -> Path:
     texts = [t for t in normalize_all(list(texts), config.normalize) if t.strip()]
     if not texts:
         raise RankkitError("no text to adapt the encoder on. Fix: pass files with non-empty reviews to --texts")
-    task = MaskedLMTask(config.base_model, config)
+    task = MaskedLMTask(config)
     token_ids = task.tokenizer(texts, truncation=True, max_length=config.max_length,
                                return_attention_mask=False)["input_ids"]
     # texts of similar length share a batch (little padding); the batches' order is shuffled per epoch
