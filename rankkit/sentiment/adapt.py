@@ -83,8 +83,8 @@ class MaskedLMTask:
         hidden = self.model.base_model(**features).last_hidden_state
         if not masked.any():  # no token of this batch drawn for masking
             return {"encoder": hidden.sum() * 0.0}
-        # the head predicts the masked positions only: the vocabulary-sized product is most of a
-        # step's work, and the loss is the same as over every position with the rest ignored
+        # the head predicts the masked positions only: its vocabulary-sized product over the other
+        # ~85% of positions would be thrown away, and the loss is the same as the model's own
         logits = self.head(hidden[masked])
         return {"encoder": torch.nn.functional.cross_entropy(logits.float(), labels[masked])}
 
