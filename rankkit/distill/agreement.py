@@ -7,11 +7,9 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
+import torch
 
-
-def _log_softmax(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max()
-    return shifted - np.log(np.exp(shifted).sum())
+from rankkit.train.losses import listwise_kl_loss
 
 
 def teacher_agreement(student: Mapping[str, np.ndarray], teacher: Mapping[str, np.ndarray],
@@ -24,8 +22,7 @@ def teacher_agreement(student: Mapping[str, np.ndarray], teacher: Mapping[str, n
     kl, overlap = [], []
     for qid, teacher_scores in teacher.items():
         t, s = np.asarray(teacher_scores, dtype=np.float64), np.asarray(student[qid], dtype=np.float64)
-        log_t, log_s = _log_softmax(t / temperature), _log_softmax(s / temperature)
-        kl.append(temperature ** 2 * float(np.sum(np.exp(log_t) * (log_t - log_s))))
+        kl.append(float(listwise_kl_loss(torch.from_numpy(s)[None], torch.from_numpy(t)[None], temperature)))
         k = min(cutoff, len(t))
         top_t, top_s = np.argsort(-t, kind="stable")[:k], np.argsort(-s, kind="stable")[:k]
         overlap.append(len(set(top_t) & set(top_s)) / k)
