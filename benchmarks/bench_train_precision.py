@@ -51,8 +51,8 @@ def dl19_mined(negatives: int):
     folder = dl19_dir()
     docs = read_doc_texts(folder / "collection.tsv")
     run = read_run(folder / "run.bm25.top100.trec")
-    mined = mine(read_queries(folder / "queries.tsv"), read_qrels(folder / "qrels.txt"), candidates_from_run(run, "bm25"), [TopN(negatives)],
-                 doc_texts=docs)
+    mined = mine(read_queries(folder / "queries.tsv"), read_qrels(folder / "qrels.txt"), candidates_from_run(run, "bm25"),
+                 [TopN(negatives)], doc_texts=docs)
     return mined, docs
 
 

@@ -39,6 +39,7 @@ from rankkit.data.queries import read_queries, write_queries
 from rankkit.data.runs import Hit, Run, read_run, write_run
 from rankkit.distill import DistillConfig, NegativeConfig, PositiveConfig, distill
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.precision import TRAINING_PRECISIONS
 from rankkit.eval.compare import paired_compare
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
 
@@ -98,7 +99,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
                                               "contrastive-no-self-consistency,contrastive-N1")
     parser.add_argument("--precision", default="bf16", help="for teacher scoring and all evaluation encoding")
-    parser.add_argument("--train-precision", default="auto", choices=("auto", "fp32", "bf16"),
+    parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS,
                         help="the student's training precision (auto: fp32 on a CPU)")
     parser.add_argument("--dev-queries", type=int, default=0,
                         help="hold out N training queries and log the student's agreement with the teacher on them")

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, quiet_torch, save_result  # noqa: E402
 
 from rankkit.data.collection import shared_data_root  # noqa: E402
+from rankkit.encode.precision import TRAINING_PRECISIONS  # noqa: E402
 from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
 from rankkit.sentiment.adapt import AdaptConfig, adapt_encoder  # noqa: E402
 from rankkit.sentiment.mining import mine_opposite_label  # noqa: E402
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--base-model", default="default")
-    parser.add_argument("--train-precision", default="auto", choices=("auto", "fp32", "bf16"))
+    parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS)
     parser.add_argument("--adapt-epochs", type=int, default=0,
                         help="first adapt the base model (masked LM on train + unlabelled reviews) for N epochs")
     parser.add_argument("--threads", type=int, default=2)

@@ -84,7 +84,8 @@ def train(
     config = SentimentConfig(output=str(output), method=method.value, base_model=base_model, normalize=normalize,
                              epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed,
                              device=device, train_precision=train_precision.value, overwrite=overwrite,
-                             contrastive_weight=contrastive_weight, temperature=temperature, negatives=negatives, confidence=confidence)
+                             contrastive_weight=contrastive_weight, temperature=temperature, negatives=negatives,
+                             confidence=confidence)
     folder = train_sentiment(reviews.texts, reviews.labels, config,
                              (val_reviews.texts, val_reviews.labels) if val_reviews else None,
                              extra.texts if extra else ())

@@ -527,3 +527,10 @@ def test_unknown_training_precision_names_the_choices(tmp_path):
     with pytest.raises(RankkitError, match=r"unknown training precision 'fp16'. Fix: use one of auto, fp32, bf16"):
         fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
                                                                                precision="fp16"))
+
+
+def test_the_cli_offers_exactly_the_training_precisions():
+    from rankkit.cli.options import TrainPrecision
+    from rankkit.encode.precision import TRAINING_PRECISIONS
+
+    assert tuple(p.value for p in TrainPrecision) == TRAINING_PRECISIONS
