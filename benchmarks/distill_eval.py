@@ -305,9 +305,11 @@ def main() -> None:
         evaluations[label], seconds = model_eval(encoders, str(out / "model"), args, work, out.name)
         rows.append({**model_row(label, evaluations[label], evaluations["student-before"]), "encode_s": seconds,
                      **json.loads(timing_file.read_text())})
-        notes.append(f"{label}: knowledge {json.loads((out / 'distill.json').read_text())['knowledge']}")
-        dev = [(r["step"], r["dev"]) for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
-               if "dev" in r]
+        knowledge = json.loads((out / "distill.json").read_text())["knowledge"]
+        notes.append(f"{label}: knowledge {knowledge}")
+        dev = [(0, knowledge["dev_before"])] if "dev_before" in knowledge else []
+        dev += [(r["step"], r["dev"]) for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
+                if "dev" in r]
         if dev:
             rows[-1].update({f"dev {k}": v for k, v in dev[-1][1].items() if k != "queries"})
             notes.append(f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "

@@ -67,6 +67,8 @@ def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(tmp_path,
     assert all(r["dev"]["queries"] == 3 and r["dev"]["teacher_kl"] >= 0 for r in records)
     summary = json.loads((out / "distill.json").read_text())
     assert summary["knowledge"]["dev_queries"] == 3
+    before = summary["knowledge"]["dev_before"]  # the untrained student's agreement, the curve's start
+    assert before["queries"] == 3 and before["teacher_kl"] >= 0 and before != records[-1]["dev"]
     used = summary["knowledge"]["queries_used"]
     assert len(trained_on) == used - 3  # every other query was trained on (100 per round covers them all)
     bad = CliRunner().invoke(app, ["distill", "--teacher", str(other_tiny_model), "--queries",

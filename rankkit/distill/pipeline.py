@@ -310,6 +310,8 @@ def distill(config: DistillConfig) -> Path:
         shutil.rmtree(snapshot_dir(config.output), ignore_errors=True)
     rounds = Rounds(config, knowledge, scorer, doc_texts, labelled)
     evaluate = agreement_on(dev, scorer, doc_texts, config.kl_temperature) if dev else None
+    if evaluate is not None and main:  # where the dev curve starts: the student before any step
+        stats["dev_before"] = evaluate()
     folder = fit(task, rounds, config.train_config(), evaluate)
     output = Path(config.output)
     if not main:
