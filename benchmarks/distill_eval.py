@@ -199,6 +199,16 @@ def model_eval(encoders: dict, model: str, args, work: Path, label: str) -> tupl
     return evaluations, seconds
 
 
+def variant_folder(work: Path, name: str, args) -> Path:
+    """The cache folder of one variant's distillation, named by every setting that changes what it
+    trains or logs, so a run with another setting (say --lr) never reuses it."""
+    parts = [name, f"n{args.train_queries}", f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
+             f"b{args.batch_size}", f"lr{args.lr:g}", args.train_precision]
+    if args.dev_queries:
+        parts += [f"dev{args.dev_queries}", f"every{args.eval_every}"]
+    return work / "models" / "-".join(parts)
+
+
 def model_row(label: str, evaluations: dict[str, Evaluation], before: dict[str, Evaluation] | None) -> dict:
     """One table row: each measure in each setting, and its paired t-test p against the student before."""
     row: dict = {"model": label}
@@ -287,9 +297,7 @@ def main() -> None:
     save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
     for name in [v for v in args.variants.split(",") if v]:
         label = f"student-{name}"
-        out = work / "models" / (f"{name}-n{args.train_queries}-r{args.rounds}-q{args.queries_per_round}"
-                                 + (f"-{args.train_precision}" if args.train_precision != "auto" else "")
-                                 + (f"-dev{args.dev_queries}" if args.dev_queries else ""))
+        out = variant_folder(work, name, args)
         config = DistillConfig(
             teacher=str(teacher_file), queries=str(queries_file), corpus=str(dataset.collection),
             output=str(out), student=STUDENT, depth=args.depth, teacher_scale=20.0, rounds=args.rounds,

@@ -1,0 +1,25 @@
+"""benchmarks/distill_eval.py caches each variant's distillation in a folder; the folder's name must
+change with every training setting, or a run with another --lr would silently reuse an old model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_variant_folder_differs_for_every_training_setting(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import distill_eval
+
+    monkeypatch.setattr(sys, "argv", ["distill_eval.py", "--dev-queries", "100", "--eval-every", "40"])
+    args = distill_eval.parse_args()
+    base = distill_eval.variant_folder(Path("work"), "plain-kl", args)
+    assert base.parent == Path("work") / "models" and base.name.startswith("plain-kl-")
+    changes = {"train_queries": 2000, "depth": 50, "rounds": 12, "queries_per_round": 80, "batch_size": 16,
+               "lr": 1e-4, "train_precision": "bf16", "dev_queries": 50, "eval_every": 20}
+    for name, value in changes.items():
+        changed = distill_eval.variant_folder(Path("work"), "plain-kl", args.__class__(**{**vars(args), name: value}))
+        assert changed != base, name
+    assert distill_eval.variant_folder(Path("work"), "contrastive", args) != base
