@@ -238,20 +238,24 @@ def speed(args, work: Path) -> list[dict]:
         indexes[name] = faiss.IndexFlatIP(vectors.shape[1])
         indexes[name].add(vectors)
     best: dict[tuple[str, str], float] = {}
+
+    def keep_best_rate(name: str, kind: str, count: int, run) -> None:
+        started = time.perf_counter()
+        run()
+        best[name, kind] = max(best.get((name, kind), 0.0), count / (time.perf_counter() - started))
+
     for _ in range(2):
         for name, model in models.items():
-            encoder = encoder_for(encoders, model, args)
-            started = time.perf_counter()
-            encoder.encode(passages)
-            best[name, "passages"] = max(best.get((name, "passages"), 0.0), len(passages) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            for query in queries:
-                indexes[name].search(encoder.encode([query], role="query"), 100)
-            best[name, "queries"] = max(best.get((name, "queries"), 0.0), len(queries) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            indexes[name].search(encoder.encode(queries, role="query"), 100)
-            best[name, "queries batched"] = max(best.get((name, "queries batched"), 0.0),
-                                                len(queries) / (time.perf_counter() - started))
+            encoder, index = encoder_for(encoders, model, args), indexes[name]
+
+            def one_at_a_time() -> None:
+                for query in queries:
+                    index.search(encoder.encode([query], role="query"), 100)
+
+            keep_best_rate(name, "passages", len(passages), lambda: encoder.encode(passages))
+            keep_best_rate(name, "queries", len(queries), one_at_a_time)
+            keep_best_rate(name, "queries batched", len(queries),
+                           lambda: index.search(encoder.encode(queries, role="query"), 100))
     return [{"measure": f"{kind}/s", "teacher": best["teacher", kind], "student": best["student", kind],
              "student / teacher": best["student", kind] / best["teacher", kind]}
             for kind in ("passages", "queries", "queries batched")]

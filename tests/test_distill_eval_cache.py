@@ -4,6 +4,7 @@ change with every training setting, or a run with another --lr would silently re
 from __future__ import annotations
 
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -20,6 +21,6 @@ def test_variant_folder_differs_for_every_training_setting(monkeypatch):
     changes = {"train_queries": 2000, "depth": 50, "rounds": 12, "queries_per_round": 80, "batch_size": 16,
                "lr": 1e-4, "train_precision": "bf16", "dev_queries": 50, "eval_every": 20}
     for name, value in changes.items():
-        changed = distill_eval.variant_folder(Path("work"), "plain-kl", args.__class__(**{**vars(args), name: value}))
+        changed = distill_eval.variant_folder(Path("work"), "plain-kl", Namespace(**{**vars(args), name: value}))
         assert changed != base, name
     assert distill_eval.variant_folder(Path("work"), "contrastive", args) != base
