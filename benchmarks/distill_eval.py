@@ -48,6 +48,7 @@ VARIANTS = {  # name -> DistillConfig overrides
     "plain-kl": {"mode": "plain", "distill_loss": "kl"},
     "plain-margin-mse": {"mode": "plain", "distill_loss": "margin-mse"},
     "contrastive": {"mode": "contrastive", "distill_loss": "kl"},
+    "contrastive-distil-mined-only": {"mode": "contrastive", "distill_candidates": 0},
     "contrastive-no-self-consistency": {"mode": "contrastive", "positives": PositiveConfig(self_consistency=False)},
     "contrastive-no-discriminator": {"mode": "contrastive", "discriminator": False},
     "contrastive-N1": {"mode": "contrastive", "self_adversarial_rounds": 1},

@@ -42,6 +42,9 @@ def distill(
     self_adversarial_top: int = typer.Option(10, help="That student's top ranks that count as high."),
     hard_negatives: int = typer.Option(4, help="Hard negatives per training group."),
     self_adversarial_negatives: int = typer.Option(4, help="Self-adversarial negatives per training group."),
+    distill_candidates: int = typer.Option(8, help="Contrastive mode: candidates per group, drawn uniformly, that "
+                                                   "only the distillation term scores (0: it scores the mined "
+                                                   "negatives alone)."),
     rounds: int = typer.Option(6, help="Rounds; each re-mines self-adversarial negatives."),
     queries_per_round: int = typer.Option(256, help="Queries trained on per round."),
     temperature: float = typer.Option(0.05, help="Bi-encoder student: scores are cosine / temperature."),
@@ -75,7 +78,8 @@ def distill(
                                  self_adversarial_top=self_adversarial_top,
                                  self_adversarial_pool=max(self_adversarial_negatives, 1)),
         self_adversarial_rounds=self_adversarial_rounds, hard_negatives=hard_negatives,
-        self_adversarial_negatives=self_adversarial_negatives, rounds=rounds, queries_per_round=queries_per_round,
+        self_adversarial_negatives=self_adversarial_negatives, distill_candidates=distill_candidates, rounds=rounds,
+        queries_per_round=queries_per_round,
         temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
         batch_size=batch_size, lr=lr, max_steps=max_steps, dev_queries=dev_queries, eval_every=eval_every,
         seed=seed, device=device, train_precision=train_precision.value, plot=plot, overwrite=overwrite)

@@ -59,6 +59,7 @@ def test_contrastive_distillation_end_to_end(tmp_path, sample_dir, tiny_model, o
     assert (out / "discriminator_weights.png").stat().st_size > 0 and (out / "training_curves.png").is_file()
     summary = json.loads((out / "distill.json").read_text())
     assert summary["knowledge"]["queries_used"] > 0 and summary["config"]["mode"] == "contrastive"
+    assert summary["config"]["distill_candidates"] == 8  # the default: the distillation term also scores candidates
     assert set(summary["knowledge"]["rounds_with_self_adversarial"]) == {"0", "1"}
     assert not snapshot_dir(out).exists() and not (out / "checkpoints").exists()
     student, start = SentenceTransformer(str(out / "model"), device="cpu"), SentenceTransformer(str(tiny_model), device="cpu")
@@ -116,7 +117,8 @@ def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_mode
 @pytest.mark.parametrize("option, value, expect", [("--mode", "other", "unknown distillation mode"),
                                                    ("--distill-loss", "mse", "unknown distillation loss"),
                                                    ("--depth", "1", "too small"),
-                                                   ("--self-adversarial-rounds", "0", "too small")])
+                                                   ("--self-adversarial-rounds", "0", "too small"),
+                                                   ("--distill-candidates", "-1", "distill candidates -1: negative")])
 def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir, option, value, expect):
     _fails(invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
                   sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rankkit.distill import pipeline as distill_module
+from rankkit.distill.groups import CANDIDATE
 from rankkit.distill.pipeline import DistillConfig, Rounds, dense_candidates, score_candidates, snapshot_dir
 from rankkit.distill.knowledge import NegativeConfig, PositiveConfig, build_knowledge
 from rankkit.encode.biencoder import BiEncoder
@@ -70,7 +71,7 @@ def rounds_setup(tmp_path, scorer):
                                    NegativeConfig(denoise_z=1.0, hard_pool=4), {}, 0, TEXTS)
     config = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path), queries_per_round=2,
                            batch_size=2, self_adversarial_rounds=1, hard_negatives=1, self_adversarial_negatives=2,
-                           negatives=NegativeConfig(denoise_z=1.0, self_adversarial_top=4))
+                           distill_candidates=2, negatives=NegativeConfig(denoise_z=1.0, self_adversarial_top=4))
     return knowledge, config
 
 
@@ -105,7 +106,8 @@ def test_rounds_mine_from_the_snapshot_n_rounds_back_and_drop_old_snapshots(tmp_
     rounds = Rounds(config, knowledge, scorer, TEXTS, {})
     first_weight = float(next(iter(scorer.module.parameters())).detach().flatten()[0])
     groups = [g for batch in rounds(0) for g in batch]
-    assert len(groups) == 2 and all(len(g.negative_ids) == 3 and g.positive_id == "d0" for g in groups)
+    assert len(groups) == 2 and all(len(g.negative_ids) == 5 and g.positive_id == "d0" for g in groups)
+    assert all(g.kinds[-2:] == (CANDIDATE, CANDIDATE) for g in groups)  # 3 mined negatives, then 2 candidates
     assert all(d != "d0" for g in groups for d in g.negative_ids)
     assert rounds(0) is rounds(0)  # cached: the loop asks twice
     for step in (1, 2):

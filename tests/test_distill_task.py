@@ -121,3 +121,49 @@ def test_plain_groups_put_the_teacher_top_first():
     group = plain_group(k, texts, 3, np.random.default_rng(0))
     assert group.positive_id == "d0" and len(set(group.negative_ids)) == 3 and "d0" not in group.negative_ids
     assert group.kinds == (POSITIVE, CANDIDATE, CANDIDATE, CANDIDATE)
+
+
+def test_contrastive_groups_add_distillation_candidates_after_the_mined_negatives():
+    k = _query_knowledge()
+    texts = {f"d{i}": f"text {i}" for i in range(6)}
+    group = contrastive_group(k, texts, ["d3"], hard=1, self_adversarial=1, rng=np.random.default_rng(0), candidates=2)
+    assert group.kinds == (POSITIVE, SELF_ADVERSARIAL, HARD, CANDIDATE, CANDIDATE)
+    mined = {group.positive_id, *group.negative_ids[:2]}
+    assert not mined & set(group.negative_ids[2:])  # drawn from the other candidates only
+    assert len(set(group.negative_ids[2:])) == 2
+    assert group.teacher_scores == tuple(k.teacher[d] for d in (group.positive_id, *group.negative_ids))
+    without = contrastive_group(k, texts, ["d3"], hard=1, self_adversarial=1, rng=np.random.default_rng(0))
+    assert without.negative_ids == group.negative_ids[:2]  # the same draws, candidates appended
+
+
+def test_candidates_enter_the_distillation_term_but_not_the_contrastive_one():
+    scores = [[1.0, 0.0, 2.0, 0.5]]
+    teacher = [2.0, 0.0, 0.0, 1.0]
+    kinds = (POSITIVE, HARD, CANDIDATE, SELF_ADVERSARIAL)
+    task = DistillTask(FixedScorer(scores), lr=1e-3, contrastive_weight=0.5)
+    losses = task.loss([_group(kinds, teacher)])
+    # contrastive over the positive, HARD and SELF_ADVERSARIAL columns only: -log(e^1 / (e^1 + e^0 + e^0.5))
+    contrastive = math.log(math.e + 1 + math.exp(0.5)) - 1.0
+    p = np.exp(teacher) / np.exp(teacher).sum()
+    q = np.exp(scores[0]) / np.exp(scores[0]).sum()
+    distill = float((p * np.log(p / q)).sum())  # over all four items, the candidate included
+    assert task.log_record()["contrastive_loss"] == pytest.approx(contrastive, rel=1e-5)
+    assert task.log_record()["distill_loss"] == pytest.approx(distill, rel=1e-5)
+    assert losses["student"].item() == pytest.approx(0.5 * contrastive + distill, rel=1e-5)
+
+
+def test_the_discriminator_sees_only_the_mined_negatives():
+    scores = [[1.0, 0.0, 5.0, 1.0]]
+    group = _group((POSITIVE, HARD, CANDIDATE, SELF_ADVERSARIAL), teacher=[1.0, 0.0, 5.0, 1.0], confidence=0.5)
+    task = DistillTask(FixedScorer(scores), lr=1e-3, discriminator=_constant_discriminator(0.8))
+    task.loss([group])
+    e = math.e  # as with no candidate: weights 1.6 (hard) and 0.4 (self-adversarial)
+    assert task.log_record()["contrastive_loss"] == pytest.approx(0.5 * (math.log(e + 1.6 + 0.4 * e) - 1.0), rel=1e-5)
+    assert task.log_record()["weight_hard"] == pytest.approx(1.6)
+
+
+def test_a_batch_with_candidates_in_different_places_is_refused():
+    task = DistillTask(FixedScorer([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), lr=1e-3)
+    batch = [_group((POSITIVE, HARD, CANDIDATE), [0.0] * 3), _group((POSITIVE, CANDIDATE, HARD), [0.0] * 3)]
+    with pytest.raises(RankkitError, match="candidates in different places"):
+        task.loss(batch)

@@ -2,8 +2,9 @@
 score of every item, its kind (positive, hard, self-adversarial) and the positive's confidence.
 
 Contrastive groups mix teacher-denoised hard negatives and this round's self-adversarial
-negatives (hard ones fill in when a query has too few); plain groups are the teacher's top
-document and candidates drawn uniformly from the rest, the baseline on the same candidates.
+negatives (hard ones fill in when a query has too few), then candidates drawn uniformly from the
+rest, which only the distillation term sees; plain groups are the teacher's top document and
+candidates drawn uniformly from the rest, the baseline on the same candidates.
 Every draw depends only on (seed, round, query), so a resumed run sees the same groups."""
 
 from __future__ import annotations
@@ -48,15 +49,20 @@ def _group(k: QueryKnowledge, doc_texts: Mapping[str, str], positive: str, confi
 
 
 def contrastive_group(k: QueryKnowledge, doc_texts: Mapping[str, str], adversarial: Sequence[str], hard: int,
-                      self_adversarial: int, rng: np.random.Generator) -> DistillGroup:
+                      self_adversarial: int, rng: np.random.Generator, candidates: int = 0) -> DistillGroup:
     """A positive drawn in proportion to its confidence, `self_adversarial` negatives from
-    `adversarial` (topped up with hard ones when short) and `hard` hard negatives."""
+    `adversarial` (topped up with hard ones when short), `hard` hard negatives, then `candidates`
+    of the query's other candidates drawn uniformly (kind CANDIDATE: scored by the distillation
+    term only, so a teacher positive among them is never pushed away)."""
     positives = sorted(k.positives)
     weights = np.array([k.positives[d] for d in positives])
     positive = positives[rng.choice(len(positives), p=weights / weights.sum())]
     taken = _draw(rng, adversarial, self_adversarial) if adversarial else []
     items = [(d, SELF_ADVERSARIAL) for d in taken]
     items += [(d, HARD) for d in _draw(rng, k.hard, hard + self_adversarial - len(taken))]
+    chosen = {positive, *(d for d, _ in items)}
+    rest = [c.docid for c in k.candidates if c.docid not in chosen]
+    items += [(d, CANDIDATE) for d in _draw(rng, rest, candidates)]
     return _group(k, doc_texts, positive, k.positives[positive], items)
 
 

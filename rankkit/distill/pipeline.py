@@ -78,6 +78,7 @@ class DistillConfig:
     self_adversarial_rounds: int = 5  # N: mine from the student of N rounds back
     hard_negatives: int = 4  # per group
     self_adversarial_negatives: int = 4  # per group
+    distill_candidates: int = 8  # contrastive groups: uniformly drawn candidates only the distillation term scores
     rounds: int = 6
     queries_per_round: int = 256
     temperature: float = 0.05  # bi-encoder student: scores are cosine / temperature
@@ -112,6 +113,8 @@ class DistillConfig:
         if self.dev_queries < 0 or self.eval_every < 0:
             raise RankkitError(f"dev queries {self.dev_queries}, eval every {self.eval_every}: negative. "
                                "Fix: pass --dev-queries and --eval-every >= 0")
+        if self.distill_candidates < 0:
+            raise RankkitError(f"distill candidates {self.distill_candidates}: negative. Fix: pass --distill-candidates >= 0")
         if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
             raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
                                f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "
@@ -273,7 +276,7 @@ class Rounds:
                 groups.append(plain_group(k, self.doc_texts, config.hard_negatives + config.self_adversarial_negatives, rng))
             else:
                 groups.append(contrastive_group(k, self.doc_texts, adversarial.get(qid, []), config.hard_negatives,
-                                                config.self_adversarial_negatives, rng))
+                                                config.self_adversarial_negatives, rng, config.distill_candidates))
         order = np.random.default_rng([config.seed, round_, 1 << 30]).permutation(len(groups))
         self._cached = (round_, batches([groups[i] for i in order], config.batch_size))
         return self._cached[1]

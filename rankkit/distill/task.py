@@ -1,6 +1,8 @@
 """One distillation step: the student scores each group (a positive, then negatives), and the loss
-is a score-distillation term (listwise KL or Margin-MSE against the teacher's scores) plus, in
-contrastive mode, the weighted contrastive term whose negatives the discriminator weights.
+is a score-distillation term (listwise KL or Margin-MSE against the teacher's scores, over every
+item of the group) plus, in contrastive mode, the weighted contrastive term over the positive and
+the mined negatives (hard, self-adversarial; not the uniformly drawn candidates), whose negatives
+the discriminator weights.
 
 Plain distillation is the same task with mode 'plain': the distillation term only, no
 discriminator (its groups carry no mined negatives, see rankkit.distill.groups)."""
@@ -13,13 +15,23 @@ from typing import Literal
 import torch
 
 from rankkit.distill.discriminator import Discriminator, discriminator_loss, item_features, role_weights
-from rankkit.distill.groups import DistillGroup
+from rankkit.distill.groups import CANDIDATE, DistillGroup
 from rankkit.errors import RankkitError
 from rankkit.train.losses import listwise_kl_loss, margin_mse_loss, weighted_contrastive_loss
 from rankkit.train.scorers import GroupScorer
 
 Mode = Literal["contrastive", "plain"]
 DistillLoss = Literal["kl", "margin-mse"]
+
+
+def _mined_columns(batch: list[DistillGroup]) -> list[int]:
+    """The columns of the mined negatives (every item after the positive that is not a uniformly
+    drawn candidate); the groups of a batch share them, as they share their length."""
+    layouts = {tuple(kind == CANDIDATE for kind in g.kinds) for g in batch}
+    if len(layouts) != 1:
+        raise RankkitError("a batch mixes groups with candidates in different places. Fix: build every group "
+                           "of a round with the same negative counts")
+    return [i for i, is_candidate in enumerate(layouts.pop()) if i > 0 and not is_candidate]
 
 
 class DistillTask:
@@ -55,18 +67,19 @@ class DistillTask:
         self._last = {"distill_loss": float(distill.detach())}
         if self.mode == "plain":
             return {"student": self.distill_weight * distill}
-        adversarial = torch.tensor([[k == "self-adversarial" for k in g.kinds[1:]] for g in batch], device=self.device)
+        mined = _mined_columns(batch)
+        adversarial = torch.tensor([[g.kinds[i] == "self-adversarial" for i in mined] for g in batch], device=self.device)
         confidence = self._tensor([g.confidence for g in batch])
         losses: dict[str, torch.Tensor] = {}
         weights = None
         if self.discriminator is not None:
-            features = item_features(self._tensor([g.teacher_z[1:] for g in batch]), scores[:, 1:],
-                                     self._tensor([g.source_ranks[1:] for g in batch]))
+            features = item_features(self._tensor([[g.teacher_z[i] for i in mined] for g in batch]), scores[:, mined],
+                                     self._tensor([[g.source_ranks[i] for i in mined] for g in batch]))
             logits = self.discriminator(features)
             weights = role_weights(torch.sigmoid(logits), adversarial)
             losses["discriminator"] = discriminator_loss(logits, adversarial)
             self._last.update(self._weight_record(weights, adversarial, logits))
-        contrastive = weighted_contrastive_loss(scores, weights, confidence)
+        contrastive = weighted_contrastive_loss(scores[:, [0, *mined]], weights, confidence)
         self._last.update({"contrastive_loss": float(contrastive.detach()), "self_adversarial_share":
                            float(adversarial.float().mean()), "confidence": float(confidence.mean())})
         losses["student"] = self.contrastive_weight * contrastive + self.distill_weight * distill
