@@ -1,7 +1,8 @@
 """Sentiment on the Banglish Daraz reviews: (a) tfidf, (b) transformer, (c) contrastive,
 (d) self-training, trained on train.csv and measured on val.csv, several seeds each: accuracy,
 macro-F1, AUROC, AUPRC (with the positive prior), ECE, training CPU and wall time, and inference
-reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings).
+reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings,
+--embedding cls or mean as (c) uses).
 
 With --adapt-epochs N the base model is first adapted to the reviews (`rankkit sentiment adapt`:
 masked-LM training on the train and unlabelled reviews, never val; once, seed 0) and (b)-(d) start
@@ -32,15 +33,15 @@ from rankkit.encode.precision import TRAINING_PRECISIONS  # noqa: E402
 from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
 from rankkit.sentiment.adapt import AdaptConfig, adapt_encoder  # noqa: E402
 from rankkit.sentiment.mining import mine_opposite_label  # noqa: E402
-from rankkit.sentiment.model import TransformerSentiment  # noqa: E402
+from rankkit.sentiment.model import POOLINGS, TransformerSentiment  # noqa: E402
 
 MEASURES = ("accuracy", "macro_f1", "auroc", "auprc", "ece")
 
 
 def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, base_model: str,
-            train_precision: str) -> dict:
+            train_precision: str, embedding: str) -> dict:
     config = SentimentConfig(output=str(scratch / f"{method}-{seed}"), method=method, seed=seed, epochs=epochs,
-                             base_model=base_model, device="cpu", train_precision=train_precision)
+                             base_model=base_model, device="cpu", train_precision=train_precision, embedding=embedding)
     cpu, wall = time.process_time(), time.perf_counter()
     folder = train_sentiment(data["train"].texts, data["train"].labels, config,
                              unlabeled=data["unlabeled"].texts if method == "self-training" else ())
@@ -75,10 +76,11 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def neighbours(data: dict, base_model: str, count: int, n: int) -> list[dict]:
-    """The n nearest opposite-label training reviews of the first `count` training reviews."""
+def neighbours(data: dict, base_model: str, count: int, n: int, embedding: str) -> list[dict]:
+    """The n nearest opposite-label training reviews of the first `count` training reviews, in the
+    base model's `embedding` space (what the first epoch of (c) mines)."""
     train = data["train"]
-    embeddings = TransformerSentiment(base_model, device="cpu").encode(train.texts)
+    embeddings = TransformerSentiment(base_model, device="cpu", pooling=embedding).encode(train.texts)
     mined = mine_opposite_label(embeddings, train.labels, train.texts, n)
     names = ("negative", "positive")
     rows = []
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--base-model", default="default")
     parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS)
+    parser.add_argument("--embedding", default="cls", choices=POOLINGS,
+                        help="embedding of the contrastive term and the mining (SentimentConfig.embedding)")
     parser.add_argument("--adapt-epochs", type=int, default=0,
                         help="first adapt the base model (masked LM on train + unlabelled reviews) for N epochs")
     parser.add_argument("--threads", type=int, default=2)
@@ -138,7 +142,7 @@ def main() -> None:
     extra: dict = saved.get("extra_tables", {})
     commands = saved.get("meta", {}).get("params", {}).get("commands", []) + [command_line()]
     params = {"epochs": args.epochs, "base_model": args.base_model, "train_precision": args.train_precision,
-              "threads": args.threads,
+              "embedding": args.embedding, "threads": args.threads,
               "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)",
               "commands": commands}
     with tempfile.TemporaryDirectory(prefix="rankkit-sentiment-") as scratch:
@@ -150,15 +154,15 @@ def main() -> None:
                 if any(r["method"] == method and r["seed"] == seed for r in rows):
                     continue
                 rows.append(run_one(method, seed, args.epochs, data, Path(scratch), base_model,
-                                    args.train_precision))
+                                    args.train_precision, args.embedding))
                 rows[-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
                 rows[-1]["command"] = len(commands)  # its number in params.commands
                 extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
                 save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
                             notes=notes, extra_tables=extra, started=started)
     if args.neighbours and not any(title.startswith("Mined") for title in extra):
-        extra["Mined opposite-label neighbours (base model embeddings, epoch 0)"] = neighbours(
-            data, args.base_model, args.neighbours, 3)
+        extra[f"Mined opposite-label neighbours (base model {args.embedding} embeddings, epoch 0)"] = neighbours(
+            data, args.base_model, args.neighbours, 3, args.embedding)
     extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
     save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
                 notes=notes, extra_tables=extra, started=started)

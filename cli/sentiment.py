@@ -25,6 +25,11 @@ class Method(str, Enum):
     self_training = "self-training"
 
 
+class Pooling(str, Enum):
+    cls = "cls"
+    mean = "mean"
+
+
 TEXT_COLUMN = typer.Option("text", help="Column (CSV header or JSON key) holding the review text.")
 LABEL_COLUMN = typer.Option("label", help="Column holding the label: 1/0, positive/negative or pos/neg.")
 RATING_COLUMN = typer.Option(None, help="Read a star rating from this column instead of a label.")
@@ -61,6 +66,8 @@ def train(
                                               "punctuation runs, emoji tokens); --no-normalize keeps it as is."),
     contrastive_weight: float = typer.Option(0.5, callback=NON_NEGATIVE, help="Weight of the supervised contrastive term."),
     temperature: float = typer.Option(0.1, callback=POSITIVE, help="Temperature of the supervised contrastive term."),
+    embedding: Pooling = typer.Option(Pooling.cls, help="Embedding of the contrastive term and the mining: cls (the "
+                                                         "first token, which the classification head reads) or mean."),
     negatives: int = typer.Option(4, callback=AT_LEAST_1, help="Mined opposite-label neighbours per review."),
     confidence: float = typer.Option(0.9, callback=number_check(0, 1), help="Self-training: keep pseudo-labels at least this confident."),
     seed: int = typer.Option(0),
@@ -84,7 +91,8 @@ def train(
     config = SentimentConfig(output=str(output), method=method.value, base_model=base_model, normalize=normalize,
                              epochs=epochs, batch_size=batch_size, lr=lr, max_length=max_length, seed=seed,
                              device=device, train_precision=train_precision.value, overwrite=overwrite,
-                             contrastive_weight=contrastive_weight, temperature=temperature, negatives=negatives,
+                             contrastive_weight=contrastive_weight, temperature=temperature,
+                             embedding=embedding.value, negatives=negatives,
                              confidence=confidence)
     folder = train_sentiment(reviews.texts, reviews.labels, config,
                              (val_reviews.texts, val_reviews.labels) if val_reviews else None,

@@ -24,7 +24,7 @@ def invoke(*args: str | Path):
 def trained(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sentiment") / "run"
     result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf", "-o", output,
-                    "--val", SAMPLE)
+                    "--val", SAMPLE, "--embedding", "mean")
     assert result.exit_code == 0, result.output
     assert "31 usable rows; negative 16 (51.6%), positive 15 (48.4%); 2 rows left out" in result.output
     assert "line 33: empty text; line 34: non-numeric rating 'five'" in result.output
@@ -35,6 +35,7 @@ def trained(tmp_path_factory) -> Path:
 def test_train_writes_the_model_and_val_metrics(trained):
     assert (trained / "model" / "sentiment.json").is_file()
     assert json.loads((trained / "val_metrics.json").read_text())["count"] == 31
+    assert json.loads((trained / "sentiment_config.json").read_text())["embedding"] == "mean"  # the option reaches it
 
 
 def test_strict_makes_bad_rows_an_error(tmp_path):
@@ -72,7 +73,8 @@ def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
 
 @pytest.mark.parametrize("option, value, fragment", [("--epochs", "0", ">= 1"), ("--batch-size", "0", ">= 1"),
                                                      ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1"),
-                                                     ("--train-precision", "fp16", "auto")])
+                                                     ("--train-precision", "fp16", "auto"),
+                                                     ("--embedding", "max", "cls")])
 def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value, fragment):
     # as every other command's (issue 13): the trainer never sees a zero batch or a nan rate
     result = CliRunner().invoke(app, ["sentiment", "train", "--train", str(tmp_path / "none.csv"), "-o",

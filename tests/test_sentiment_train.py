@@ -142,6 +142,7 @@ def test_every_method_trains_saves_and_reports(tmp_path, tiny_model, method):
     val = json.loads((tmp_path / method / "val_metrics.json").read_text())
     assert val["count"] == len(TEXTS) and 0 <= val["accuracy"] <= 1
     if method in ("contrastive", "self-training"):
+        assert saved["embedding"] == "cls"  # the default: the first token, which the head reads
         assert [e["mined_negatives"] for e in saved["epochs_log"]] == [len(TEXTS) * 2 * 4] * 2
     if method == "self-training":
         assert "pseudo_labelled" in saved["epochs_log"][1]
@@ -172,6 +173,20 @@ def test_a_trained_model_keeps_its_normalisation_choice(tmp_path, tiny_model):
                                                    normalize=False))
     assert load_sentiment_model(folder).normalize is False
     assert json.loads((folder / "sentiment.json").read_text())["normalize"] is False
+
+
+def test_embeddings_are_the_first_token_or_the_mean_of_the_last_hidden_states(tiny_model):
+    texts = ["valo product", "khub kharap jinis ekdom", "ok"]
+    first, mean = (TransformerSentiment(tiny_model, device="cpu", pooling=p) for p in ("cls", "mean"))
+    inputs = first.tokenizer(normalize_all(texts), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        states = first.model(**inputs, output_hidden_states=True).hidden_states[-1]
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    np.testing.assert_allclose(first.encode(texts), torch.nn.functional.normalize(states[:, 0], dim=-1), atol=1e-5)
+    averaged = (states * mask).sum(1) / mask.sum(1)  # padding left out
+    np.testing.assert_allclose(mean.encode(texts), torch.nn.functional.normalize(averaged, dim=-1), atol=1e-5)
+    with pytest.raises(RankkitError, match="unknown pooling 'max'"):
+        TransformerSentiment(tiny_model, device="cpu", pooling="max")
 
 
 def test_pseudo_labels_are_confident_and_spread_over_the_batches(tiny_model):

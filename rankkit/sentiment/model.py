@@ -3,8 +3,11 @@
 - `TfidfSentiment`: character n-gram TF-IDF and logistic regression (scikit-learn), seconds to fit.
 - `TransformerSentiment`: a transformers sequence classifier (two labels, negative and positive)
   fine-tuned from an encoder checkpoint; its folder loads in transformers'
-  AutoModelForSequenceClassification. Its `encode` gives the mean-pooled, normalised last hidden
-  states, the embedding space in which opposite-label neighbours are mined.
+  AutoModelForSequenceClassification. Its `encode` gives normalised embeddings from the last
+  hidden states, the space in which opposite-label neighbours are mined and the contrastive term
+  acts: `pooling="cls"`, the first token's state, which the classification head reads (BERT's
+  pooler, RoBERTa's and MPNet's heads all start from it), or `"mean"`, the mean over the tokens
+  (the sentence-transformers embedding of the packaged models).
 
 Every model folder holds sentiment.json: the kind, whether texts are normalised before they reach
 the model (prediction repeats the training choice), and the label names.
@@ -33,6 +36,7 @@ META_FILE = "sentiment.json"
 FORMAT = "rankkit-sentiment"
 TFIDF_FILE = "tfidf.pkl"
 DEFAULT_MAX_LENGTH = 128
+POOLINGS = ("cls", "mean")
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -108,13 +112,17 @@ class TransformerSentiment:
         device: 'auto', 'cpu' or 'cuda[:N]'.
         max_length: token limit (reviews are short; 128 keeps all but the longest whole).
         precision: 'fp32', or 'bf16' for prediction only.
+        pooling: the embeddings `forward` and `encode` give: 'cls' or 'mean' (see the module).
     """
 
     def __init__(self, model: str | Path = "default", device: str | None = None,
                  max_length: int = DEFAULT_MAX_LENGTH, normalize: bool = True, precision: str = "fp32",
-                 max_tokens: int = 4096, max_batch_size: int = 64):
+                 max_tokens: int = 4096, max_batch_size: int = 64, pooling: str = "mean"):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        if pooling not in POOLINGS:
+            raise RankkitError(f"unknown pooling {pooling!r}. Fix: use one of {', '.join(POOLINGS)}")
+        self.pooling = pooling
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
@@ -134,7 +142,8 @@ class TransformerSentiment:
     def _run(self, encoded: dict, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
         output = self.model(**inputs, output_hidden_states=True)
-        embeddings = mean_pool(output.hidden_states[-1].float(), inputs["attention_mask"])
+        states = output.hidden_states[-1].float()
+        embeddings = states[:, 0] if self.pooling == "cls" else mean_pool(states, inputs["attention_mask"])
         return output.logits.float(), torch.nn.functional.normalize(embeddings, dim=-1)
 
     def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +176,7 @@ class TransformerSentiment:
         return self._outputs(texts)[0]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised mean-pooled embeddings [n, hidden] (float32, dropout off)."""
+        """Normalised embeddings [n, hidden] by `pooling` (float32, dropout off)."""
         return self._outputs(texts)[1]
 
     def save(self, folder: Path, **extra: object) -> None:

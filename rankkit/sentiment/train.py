@@ -7,7 +7,9 @@ unlabelled reviews (confidence-thresholded pseudo-labels).
 checkpoints on Ctrl-C, JSONL log). Each epoch of (c) and (d) starts by encoding the training
 reviews with the current model, indexing them in FAISS and mining each review's nearest
 opposite-label reviews through rankkit.mining; their embeddings from that pass are the
-(detached) negatives of the contrastive term during the epoch. A run resumed from a checkpoint
+(detached) negatives of the contrastive term during the epoch. Mining and the contrastive term use
+one embedding (`embedding`): by default the first token's state, the one the classification head
+reads, so the term shapes the very features the classifier separates. A run resumed from a checkpoint
 restarts the loss history (DBPM) from the resumed epoch on.
 """
 
@@ -54,6 +56,7 @@ class SentimentConfig:
     # (c): supervised contrastive term against mined opposite-label neighbours
     contrastive_weight: float = 0.5
     temperature: float = 0.1
+    embedding: str = "cls"  # cls (what the classification head reads) | mean (mean-pooled tokens)
     negatives: int = 4  # mined opposite-label neighbours per review
     mining_depth: int = 64  # nearest reviews searched for them
     dbpm_k: float = 2.0  # flag a review whose mean loss > mean + k std
@@ -190,7 +193,8 @@ def train_sentiment(texts: Sequence[str], labels: Sequence[int], config: Sentime
         predict = model.predict_proba
     else:
         torch.manual_seed(config.seed)  # the new classification head
-        classifier = TransformerSentiment(config.base_model, config.device, config.max_length, config.normalize)
+        classifier = TransformerSentiment(config.base_model, config.device, config.max_length, config.normalize,
+                                          pooling=config.embedding)
         task = SentimentTask(classifier, texts, labels, config, unlabeled)
         evaluate = (lambda: {k: v for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
                              if k in ("accuracy", "macro_f1", "auroc")}) if val else None
