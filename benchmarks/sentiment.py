@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--base-model", default="default")
     parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS)
-    parser.add_argument("--embedding", default="cls", choices=POOLINGS,
+    parser.add_argument("--embedding", default="mean", choices=POOLINGS,
                         help="embedding of the contrastive term and the mining (SentimentConfig.embedding)")
     parser.add_argument("--adapt-epochs", type=int, default=0,
                         help="first adapt the base model (masked LM on train + unlabelled reviews) for N epochs")

@@ -66,8 +66,9 @@ def train(
                                               "punctuation runs, emoji tokens); --no-normalize keeps it as is."),
     contrastive_weight: float = typer.Option(0.5, callback=NON_NEGATIVE, help="Weight of the supervised contrastive term."),
     temperature: float = typer.Option(0.1, callback=POSITIVE, help="Temperature of the supervised contrastive term."),
-    embedding: Pooling = typer.Option(Pooling.cls, help="Embedding of the contrastive term and the mining: cls (the "
-                                                         "first token, which the classification head reads) or mean."),
+    embedding: Pooling = typer.Option(Pooling.mean, help="Embedding of the contrastive term and the mining: mean "
+                                                          "(mean-pooled tokens) or cls (the first token, which the "
+                                                          "classification head reads)."),
     negatives: int = typer.Option(4, callback=AT_LEAST_1, help="Mined opposite-label neighbours per review."),
     confidence: float = typer.Option(0.9, callback=number_check(0, 1), help="Self-training: keep pseudo-labels at least this confident."),
     seed: int = typer.Option(0),

@@ -24,7 +24,7 @@ def invoke(*args: str | Path):
 def trained(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sentiment") / "run"
     result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf", "-o", output,
-                    "--val", SAMPLE, "--embedding", "mean")
+                    "--val", SAMPLE, "--embedding", "cls")
     assert result.exit_code == 0, result.output
     assert "31 usable rows; negative 16 (51.6%), positive 15 (48.4%); 2 rows left out" in result.output
     assert "line 33: empty text; line 34: non-numeric rating 'five'" in result.output
@@ -35,7 +35,7 @@ def trained(tmp_path_factory) -> Path:
 def test_train_writes_the_model_and_val_metrics(trained):
     assert (trained / "model" / "sentiment.json").is_file()
     assert json.loads((trained / "val_metrics.json").read_text())["count"] == 31
-    assert json.loads((trained / "sentiment_config.json").read_text())["embedding"] == "mean"  # the option reaches it
+    assert json.loads((trained / "sentiment_config.json").read_text())["embedding"] == "cls"  # the option reaches it
 
 
 def test_strict_makes_bad_rows_an_error(tmp_path):

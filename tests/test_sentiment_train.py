@@ -142,7 +142,7 @@ def test_every_method_trains_saves_and_reports(tmp_path, tiny_model, method):
     val = json.loads((tmp_path / method / "val_metrics.json").read_text())
     assert val["count"] == len(TEXTS) and 0 <= val["accuracy"] <= 1
     if method in ("contrastive", "self-training"):
-        assert saved["embedding"] == "cls"  # the default: the first token, which the head reads
+        assert saved["embedding"] == "mean"  # the default: mean-pooled, the sentence-transformers embedding
         assert [e["mined_negatives"] for e in saved["epochs_log"]] == [len(TEXTS) * 2 * 4] * 2
     if method == "self-training":
         assert "pseudo_labelled" in saved["epochs_log"][1]
