@@ -114,7 +114,8 @@ class DistillConfig:
             raise RankkitError(f"dev queries {self.dev_queries}, eval every {self.eval_every}: negative. "
                                "Fix: pass --dev-queries and --eval-every >= 0")
         if self.distill_candidates < 0:
-            raise RankkitError(f"distill candidates {self.distill_candidates}: negative. Fix: pass --distill-candidates >= 0")
+            raise RankkitError(f"distill candidates {self.distill_candidates}: negative. "
+                               "Fix: pass --distill-candidates >= 0")
         if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
             raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
                                f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "

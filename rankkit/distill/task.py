@@ -16,6 +16,7 @@ import torch
 
 from rankkit.distill.discriminator import Discriminator, discriminator_loss, item_features, role_weights
 from rankkit.distill.groups import CANDIDATE, DistillGroup
+from rankkit.distill.knowledge import SELF_ADVERSARIAL
 from rankkit.errors import RankkitError
 from rankkit.train.losses import listwise_kl_loss, margin_mse_loss, weighted_contrastive_loss
 from rankkit.train.scorers import GroupScorer
@@ -68,7 +69,7 @@ class DistillTask:
         if self.mode == "plain":
             return {"student": self.distill_weight * distill}
         mined = _mined_columns(batch)
-        adversarial = torch.tensor([[g.kinds[i] == "self-adversarial" for i in mined] for g in batch], device=self.device)
+        adversarial = torch.tensor([[g.kinds[i] == SELF_ADVERSARIAL for i in mined] for g in batch], device=self.device)
         confidence = self._tensor([g.confidence for g in batch])
         losses: dict[str, torch.Tensor] = {}
         weights = None

@@ -9,8 +9,8 @@ reviews with the current model, indexing them in FAISS and mining each review's 
 opposite-label reviews through rankkit.mining; their embeddings from that pass are the
 (detached) negatives of the contrastive term during the epoch. Mining and the contrastive term use
 one embedding (`embedding`): by default the mean-pooled sentence embedding; 'cls', the first
-token's state that the classification head reads, measured worse on the Banglish val split. A run resumed from a checkpoint
-restarts the loss history (DBPM) from the resumed epoch on.
+token's state that the classification head reads, measured worse on the Banglish val split. A run
+resumed from a checkpoint restarts the loss history (DBPM) from the resumed epoch on.
 """
 
 from __future__ import annotations
