@@ -95,7 +95,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per training query")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--queries-per-round", type=int, default=160)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="queries per micro-batch")
+    parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
                                               "contrastive-no-self-consistency,contrastive-N1")
@@ -205,6 +206,8 @@ def variant_folder(work: Path, name: str, args) -> Path:
     trains or logs, so a run with another setting (say --lr) never reuses it."""
     parts = [name, f"n{args.train_queries}", f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
              f"b{args.batch_size}", f"lr{args.lr:g}", args.train_precision]
+    if args.grad_accum > 1:  # 1 is left out, so caches from before the option keep their names
+        parts.append(f"ga{args.grad_accum}")
     if args.dev_queries:
         parts += [f"dev{args.dev_queries}", f"every{args.eval_every}"]
     return work / "models" / "-".join(parts)
@@ -295,7 +298,8 @@ def main() -> None:
     params = {**vars(args), "work": str(args.work), **timings}
     notes = [f"training: the first {len(queries)} unlabelled training queries, BM25 top {args.depth} each, scored "
              f"once by {TEACHER} ({args.precision}); {args.rounds} rounds x {args.queries_per_round} queries, batch "
-             f"{args.batch_size}, lr {args.lr}. Test: {dataset.test_description}, dense retrieval over the whole "
+             f"{args.batch_size} x {args.grad_accum} accumulated, lr {args.lr}. Test: {dataset.test_description}, "
+             "dense retrieval over the whole "
              "collection (top 100) and reranking BM25's top 100; p: paired t-test against the student before; "
              f"encode_s: wall seconds to encode the collection ({args.precision}); train_s / train_cpu_s: "
              "distillation wall and process CPU seconds"]
@@ -306,7 +310,8 @@ def main() -> None:
         config = DistillConfig(
             teacher=str(teacher_file), queries=str(queries_file), corpus=str(dataset.collection),
             output=str(out), student=STUDENT, depth=args.depth, teacher_scale=20.0, rounds=args.rounds,
-            queries_per_round=args.queries_per_round, batch_size=args.batch_size, lr=args.lr, device="cpu",
+            queries_per_round=args.queries_per_round, batch_size=args.batch_size, grad_accum=args.grad_accum,
+            lr=args.lr, device="cpu",
             negatives=NegativeConfig(max_rank=args.depth), train_precision=args.train_precision,
             dev_queries=args.dev_queries, eval_every=args.eval_every, plot=True, **VARIANTS[name])
         timing_file = out / "timing.json"

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, TRAIN_PRECISION_HELP, Precision, TrainPrecision
+from rankkit.cli.options import AT_LEAST_1, PRECISION_HELP, TRAIN_PRECISION_HELP, Precision, TrainPrecision
 
 
 @friendly_errors
@@ -51,7 +51,10 @@ def distill(
     teacher_scale: Optional[float] = typer.Option(None, help="Multiply teacher scores (default: 1 / temperature "
                                                              "for a bi-encoder teacher, else 1)."),
     precision: Precision = typer.Option(Precision.fp32, help="Teacher model: " + PRECISION_HELP),
-    batch_size: int = typer.Option(8, help="Queries per micro-batch."),
+    batch_size: int = typer.Option(8, callback=AT_LEAST_1, help="Queries per micro-batch."),
+    grad_accum: int = typer.Option(1, callback=AT_LEAST_1, help="Micro-batches per optimizer step: --batch-size 4 "
+                                                                "--grad-accum 2 takes the step of --batch-size 8 in "
+                                                                "about half the memory."),
     lr: float = typer.Option(2e-5, help="Student's peak learning rate."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     dev_queries: int = typer.Option(0, help="Hold out this many training queries (never trained on) and log the "
@@ -81,7 +84,7 @@ def distill(
         self_adversarial_negatives=self_adversarial_negatives, distill_candidates=distill_candidates, rounds=rounds,
         queries_per_round=queries_per_round,
         temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
-        batch_size=batch_size, lr=lr, max_steps=max_steps, dev_queries=dev_queries, eval_every=eval_every,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps, dev_queries=dev_queries, eval_every=eval_every,
         seed=seed, device=device, train_precision=train_precision.value, plot=plot, overwrite=overwrite)
     folder = run_distill(config)
     print(f"saved the distilled student to {folder}")

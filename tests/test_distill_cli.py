@@ -87,6 +87,17 @@ def test_plain_distillation_from_a_run_into_a_cross_encoder(tmp_path, sample_dir
                   "--corpus", sample_dir / "collection.tsv", "-o", out, "--mode", "plain"), "already holds a distilled model")
 
 
+def test_grad_accum_takes_one_optimizer_step_per_two_micro_batches(tmp_path, sample_dir, tiny_model, teacher_run):
+    out = tmp_path / "accumulated"
+    result = invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                    "--corpus", sample_dir / "collection.tsv", "-o", out, *SMALL, "--mode", "plain",
+                    "--grad-accum", "2")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads((out / "config.json").read_text())["grad_accum"] == 2  # reached the training loop
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1]  # 2 rounds of one micro-batch of 4 queries: one optimizer step
+
+
 def _fails(result, expect: str) -> None:
     assert result.exit_code == 2, result.output + repr(result.exception)
     assert "error:" in result.stderr and "Fix" in result.stderr and expect in result.stderr
@@ -122,3 +133,21 @@ def test_distill_refuses_an_unknown_student_kind(tmp_path, sample_dir, tiny_mode
 def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir, option, value, expect):
     _fails(invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
                   sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)
+
+
+@pytest.mark.parametrize("option", ["--batch-size", "--grad-accum"])
+def test_distill_refuses_a_zero_batch_when_parsing(tmp_path, sample_dir, option):
+    result = invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
+                    sample_dir / "collection.tsv", "-o", tmp_path / "x", option, "0")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert option in result.stderr and "out of range" in result.stderr and "Fix" in result.stderr
+
+
+def test_distill_config_refuses_a_zero_batch(tmp_path):
+    from rankkit.distill import DistillConfig
+    from rankkit.errors import RankkitError
+
+    for settings in ({"batch_size": 0}, {"grad_accum": 0}):
+        config = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path / "x"), **settings)
+        with pytest.raises(RankkitError, match="too small. Fix: pass --batch-size and --grad-accum >= 1"):
+            config.check()

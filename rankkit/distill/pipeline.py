@@ -84,7 +84,8 @@ class DistillConfig:
     temperature: float = 0.05  # bi-encoder student: scores are cosine / temperature
     teacher_scale: float | None = None  # default: 1 / temperature for a bi-encoder teacher, else 1
     teacher_precision: str = "fp32"  # fp32 | bf16, for scoring with a teacher model
-    batch_size: int = 8
+    batch_size: int = 8  # queries per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step: the same step in less memory
     lr: float = 2e-5
     discriminator_lr: float = 1e-3
     max_steps: int | None = None
@@ -113,6 +114,9 @@ class DistillConfig:
         if self.dev_queries < 0 or self.eval_every < 0:
             raise RankkitError(f"dev queries {self.dev_queries}, eval every {self.eval_every}: negative. "
                                "Fix: pass --dev-queries and --eval-every >= 0")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise RankkitError(f"batch size {self.batch_size}, gradient accumulation {self.grad_accum}: too small. "
+                               "Fix: pass --batch-size and --grad-accum >= 1")
         if self.distill_candidates < 0:
             raise RankkitError(f"distill candidates {self.distill_candidates}: negative. "
                                "Fix: pass --distill-candidates >= 0")
@@ -123,7 +127,7 @@ class DistillConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
-                           batch_size=self.batch_size, negatives=self.hard_negatives + self.self_adversarial_negatives,
+                           batch_size=self.batch_size, grad_accum=self.grad_accum, negatives=self.hard_negatives + self.self_adversarial_negatives,
                            lr=self.lr, seed=self.seed, eval_every=self.eval_every, device=self.device, precision=self.train_precision,
                            max_length=self.max_length, plot=self.plot, overwrite=self.overwrite)
 
