@@ -39,6 +39,22 @@ def test_adapting_lowers_the_masked_lm_loss_and_changes_the_encoder(tmp_path, ti
     assert not torch.allclose(before.embeddings.word_embeddings.weight, after.embeddings.word_embeddings.weight)
 
 
+def test_adapting_twice_with_one_seed_gives_the_same_encoder(tmp_path, tiny_model):
+    """Regression: the new masked-LM head was initialised before the seed was set, so two runs of
+    one command adapted different encoders (unseeded random head weights)."""
+    from transformers import AutoModelForMaskedLM
+
+    torch.manual_seed(1)  # a different global random state before each run must not matter
+    weights = []
+    for run in range(2):
+        torch.rand(run + 1)
+        config = AdaptConfig(output=str(tmp_path / f"adapted-{run}"), base_model=str(tiny_model), epochs=1,
+                             batch_size=3, device="cpu", seed=7)
+        weights.append(AutoModelForMaskedLM.from_pretrained(adapt_encoder(REVIEWS, config)).state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+
+
 def test_the_adapted_encoder_fine_tunes_and_round_trips(tmp_path, tiny_model):
     folder = adapt_encoder(REVIEWS, AdaptConfig(output=str(tmp_path / "adapted"), base_model=str(tiny_model),
                                                 epochs=1, batch_size=2, device="cpu"))

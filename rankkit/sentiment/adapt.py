@@ -68,6 +68,7 @@ class MaskedLMTask:
         if self.tokenizer.mask_token is None:
             raise RankkitError(f"{config.base_model}: its tokenizer has no mask token, so it cannot be trained as a masked "
                                "language model. Fix: pass a BERT-style encoder as --base-model")
+        torch.manual_seed(config.seed)  # a new masked-LM head's initial weights (the loop seeds only later)
         self.model = AutoModelForMaskedLM.from_pretrained(folder)
         self.head = _masked_lm_head(self.model)
         self.device = choose_device(config.device)
