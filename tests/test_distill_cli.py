@@ -5,10 +5,12 @@ a cross-encoder student), and user errors."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -96,6 +98,28 @@ def test_grad_accum_takes_one_optimizer_step_per_two_micro_batches(tmp_path, sam
     assert json.loads((out / "config.json").read_text())["grad_accum"] == 2  # reached the training loop
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1]  # 2 rounds of one micro-batch of 4 queries: one optimizer step
+
+
+def test_grad_accum_takes_the_step_of_the_larger_batch(tmp_path, sample_dir, tiny_model, teacher_run):
+    """Without dropout, --batch-size 4 --grad-accum 2 trains the student to the same weights as
+    --batch-size 8: the accumulated step is the larger batch's step, in less memory."""
+    from safetensors.torch import load_file
+
+    model = tmp_path / "no-dropout"
+    shutil.copytree(tiny_model, model)
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.0,
+                                                   "attention_probs_dropout_prob": 0.0}))
+    weights = []
+    for name, batching in (("big", ["--batch-size", "8"]), ("accumulated", ["--batch-size", "4", "--grad-accum", "2"])):
+        result = invoke("--teacher", teacher_run, "--student", model, "--queries", sample_dir / "queries.tsv",
+                        "--corpus", sample_dir / "collection.tsv", "-o", tmp_path / name, "--mode", "plain",
+                        "--rounds", "1", "--queries-per-round", "8", "--depth", "12", "--lr", "1e-3", *batching)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        weights.append(load_file(tmp_path / name / "model" / "model.safetensors"))
+    start = load_file(model / "model.safetensors")
+    assert not torch.allclose(weights[0]["embeddings.word_embeddings.weight"], start["embeddings.word_embeddings.weight"])
+    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
 
 
 def _fails(result, expect: str) -> None:
