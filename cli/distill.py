@@ -84,7 +84,8 @@ def distill(
         self_adversarial_negatives=self_adversarial_negatives, distill_candidates=distill_candidates, rounds=rounds,
         queries_per_round=queries_per_round,
         temperature=temperature, teacher_scale=teacher_scale, teacher_precision=precision.value,
-        batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps, dev_queries=dev_queries, eval_every=eval_every,
+        batch_size=batch_size, grad_accum=grad_accum, lr=lr, max_steps=max_steps, dev_queries=dev_queries,
+        eval_every=eval_every,
         seed=seed, device=device, train_precision=train_precision.value, plot=plot, overwrite=overwrite)
     folder = run_distill(config)
     print(f"saved the distilled student to {folder}")

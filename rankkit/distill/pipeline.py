@@ -127,7 +127,8 @@ class DistillConfig:
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
-                           batch_size=self.batch_size, grad_accum=self.grad_accum, negatives=self.hard_negatives + self.self_adversarial_negatives,
+                           batch_size=self.batch_size, grad_accum=self.grad_accum,
+                           negatives=self.hard_negatives + self.self_adversarial_negatives,
                            lr=self.lr, seed=self.seed, eval_every=self.eval_every, device=self.device, precision=self.train_precision,
                            max_length=self.max_length, plot=self.plot, overwrite=self.overwrite)
 
