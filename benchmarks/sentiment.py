@@ -5,9 +5,9 @@ reviews/s. Also the mined opposite-label neighbours of a few reviews (base model
 --embedding cls or mean as (c) uses).
 
 With --adapt-epochs N the base model is first adapted to the reviews (`rankkit sentiment adapt`:
-masked-LM training on the train and unlabelled reviews, never val; once, seed 0) and (b)-(d) start
+masked-LM training on the train and unlabelled reviews, never val; once, seed --adapt-seed) and (b)-(d) start
 from the adapted encoder; its time is reported beside the training times. The adapted encoder is
-kept in --work and reused by later runs with the same base model, epochs and precision.
+kept in --work and reused by later runs with the same base model, epochs, precision and seed.
 
     .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2
     .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2 --adapt-epochs 3 --train-precision bf16 \
@@ -95,15 +95,15 @@ def neighbours(data: dict, base_model: str, count: int, n: int, embedding: str) 
 
 
 def adapt(data: dict, args: argparse.Namespace) -> tuple[str, dict]:
-    """The base model adapted on the train and unlabelled reviews (seed 0): its folder, and what it
-    took. Kept in --work under a name of its settings and reused by later runs with them."""
-    name = f"adapted-{Path(args.base_model).name}-e{args.adapt_epochs}-{args.train_precision}-s0"
+    """The base model adapted on the train and unlabelled reviews (seed --adapt-seed): its folder, and
+    what it took. Kept in --work under a name of its settings and reused by later runs with them."""
+    name = f"adapted-{Path(args.base_model).name}-e{args.adapt_epochs}-{args.train_precision}-s{args.adapt_seed}"
     output, record_file = args.work / name, args.work / name / "adapt.json"
     if record_file.is_file():
         return str(output / "model"), {**json.loads(record_file.read_text()), "reused": str(output)}
     args.work.mkdir(parents=True, exist_ok=True)
     config = AdaptConfig(output=str(output), base_model=args.base_model, epochs=args.adapt_epochs,
-                         device="cpu", train_precision=args.train_precision, overwrite=True)
+                         device="cpu", train_precision=args.train_precision, seed=args.adapt_seed, overwrite=True)
     cpu, wall = time.process_time(), time.perf_counter()
     folder = adapt_encoder(data["train"].texts + data["unlabeled"].texts, config)
     log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
@@ -111,7 +111,7 @@ def adapt(data: dict, args: argparse.Namespace) -> tuple[str, dict]:
     losses = [round(statistics.fmean(r["loss"] for r in log[e * steps_per_epoch:(e + 1) * steps_per_epoch]), 3)
               for e in range(args.adapt_epochs)]
     record = {"epochs": args.adapt_epochs, "texts": len(data["train"].texts) + len(data["unlabeled"].texts),
-              "lr": config.lr, "batch_size": config.batch_size, "mlm_loss_per_epoch": losses,
+              "lr": config.lr, "batch_size": config.batch_size, "seed": config.seed, "mlm_loss_per_epoch": losses,
               "cpu_s": round(time.process_time() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1)}
     record_file.write_text(json.dumps(record))  # written last: its presence marks a finished adaptation
     return str(folder), record
@@ -129,6 +129,7 @@ def main() -> None:
                         help="embedding of the contrastive term and the mining (SentimentConfig.embedding)")
     parser.add_argument("--adapt-epochs", type=int, default=0,
                         help="first adapt the base model (masked LM on train + unlabelled reviews) for N epochs")
+    parser.add_argument("--adapt-seed", type=int, default=0, help="the adaptation's seed (its new masked-LM head)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "rankkit-sentiment",
                         help="where the adapted encoder is kept for later runs with the same settings")
     parser.add_argument("--threads", type=int, default=2)
