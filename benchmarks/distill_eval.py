@@ -299,9 +299,9 @@ def main() -> None:
     notes = [f"training: the first {len(queries)} unlabelled training queries, BM25 top {args.depth} each, scored "
              f"once by {TEACHER} ({args.precision}); {args.rounds} rounds x {args.queries_per_round} queries, batch "
              f"{args.batch_size} x {args.grad_accum} accumulated, lr {args.lr}. Test: {dataset.test_description}, "
-             "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test against the student before; "
-             f"encode_s: wall seconds to encode the collection ({args.precision}); train_s / train_cpu_s: "
-             "distillation wall and process CPU seconds"]
+             "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test "
+             f"against the student before; encode_s: wall seconds to encode the collection ({args.precision}); "
+             "train_s / train_cpu_s: distillation wall and process CPU seconds"]
     save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
     for name in [v for v in args.variants.split(",") if v]:
         label = f"student-{name}"
