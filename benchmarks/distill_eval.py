@@ -92,6 +92,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="dl19")
     parser.add_argument("--work", type=Path, help="cache folder (default /tmp/rankkit-distill-DATASET)")
     parser.add_argument("--train-queries", type=int, default=1000, help="the first N unlabelled training queries")
+    parser.add_argument("--confident-queries", type=int,
+                        help="train on the N of those whose best candidate the teacher scores highest "
+                             "(rankkit distill --confident-queries)")
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per training query")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--queries-per-round", type=int, default=160)
@@ -204,7 +207,8 @@ def model_eval(encoders: dict, model: str, args, work: Path, label: str) -> tupl
 def variant_folder(work: Path, name: str, args) -> Path:
     """The cache folder of one variant's distillation, named by every setting that changes what it
     trains or logs, so a run with another setting (say --lr) never reuses it."""
-    parts = [name, f"n{args.train_queries}", f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
+    parts = [name, f"n{args.train_queries}", *([f"c{args.confident_queries}"] if args.confident_queries else []),
+             f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
              f"b{args.batch_size}", f"lr{args.lr:g}", args.train_precision]
     if args.grad_accum > 1:  # 1 is left out, so caches from before the option keep their names
         parts.append(f"ga{args.grad_accum}")
@@ -296,8 +300,10 @@ def main() -> None:
         before = evaluations["student-before"] if label != "student-before" else None
         rows.append({**model_row(label, evaluations[label], before), "encode_s": seconds})
     params = {**vars(args), "work": str(args.work), **timings}
+    kept = (f", of which the {args.confident_queries} whose best candidate the teacher scores highest are trained on"
+            if args.confident_queries else "")
     notes = [f"training: the first {len(queries)} unlabelled training queries, BM25 top {args.depth} each, scored "
-             f"once by {TEACHER} ({args.precision}); {args.rounds} rounds x {args.queries_per_round} queries, batch "
+             f"once by {TEACHER} ({args.precision}){kept}; {args.rounds} rounds x {args.queries_per_round} queries, batch "
              f"{args.batch_size} x {args.grad_accum} accumulated, lr {args.lr}. Test: {dataset.test_description}, "
              "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test "
              f"against the student before; encode_s: wall seconds to encode the collection ({args.precision}); "
@@ -308,7 +314,8 @@ def main() -> None:
         out = variant_folder(work, name, args)
         config = DistillConfig(
             teacher=str(teacher_file), queries=str(queries_file), corpus=str(dataset.collection),
-            output=str(out), student=STUDENT, depth=args.depth, teacher_scale=20.0, rounds=args.rounds,
+            output=str(out), student=STUDENT, depth=args.depth, confident_queries=args.confident_queries,
+            teacher_scale=20.0, rounds=args.rounds,
             queries_per_round=args.queries_per_round, batch_size=args.batch_size, grad_accum=args.grad_accum,
             lr=args.lr, device="cpu",
             negatives=NegativeConfig(max_rank=args.depth), train_precision=args.train_precision,

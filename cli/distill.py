@@ -45,6 +45,10 @@ def distill(
     distill_candidates: int = typer.Option(8, help="Contrastive mode: candidates per group, drawn uniformly, that "
                                                    "only the distillation term scores (0: it scores the mined "
                                                    "negatives alone)."),
+    confident_queries: Optional[int] = typer.Option(None, callback=AT_LEAST_1,
+                                                    help="Train on the N queries whose best candidate the teacher "
+                                                         "scores highest (queries that found something on topic); "
+                                                         "default: every query."),
     rounds: int = typer.Option(6, help="Rounds; each re-mines self-adversarial negatives."),
     queries_per_round: int = typer.Option(256, help="Queries trained on per round."),
     temperature: float = typer.Option(0.05, help="Bi-encoder student: scores are cosine / temperature."),
@@ -74,7 +78,7 @@ def distill(
     config = DistillConfig(
         teacher=teacher, queries=queries, corpus=corpus, output=str(output), student=student,
         student_kind=student_kind, candidates=candidates, index=index, depth=depth, qrels=qrels,
-        mode=mode, distill_loss=distill_loss, kl_temperature=kl_temperature,  # type: ignore[arg-type]
+        confident_queries=confident_queries, mode=mode, distill_loss=distill_loss, kl_temperature=kl_temperature,  # type: ignore[arg-type]
         contrastive_weight=contrastive_weight, distill_weight=distill_weight, discriminator=discriminator,
         positives=PositiveConfig(samples, pl_temperature, top_m, self_consistency=self_consistency),
         negatives=NegativeConfig(denoise_z, max_rank=depth, hard_pool=hard_pool,

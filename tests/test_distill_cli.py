@@ -122,6 +122,27 @@ def test_grad_accum_takes_the_step_of_the_larger_batch(tmp_path, sample_dir, tin
     assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
 
 
+def test_confident_queries_trains_on_the_queries_the_teacher_scores_highest(tmp_path, sample_dir, tiny_model,
+                                                                           teacher_run, monkeypatch):
+    from rankkit.data.runs import read_run
+    from rankkit.distill import pipeline
+
+    seen = []
+    build = pipeline.build_knowledge
+    monkeypatch.setattr(pipeline, "build_knowledge", lambda queries, candidates, *rest: seen.append(set(candidates))
+                        or build(queries, candidates, *rest))
+    out = tmp_path / "confident"
+    result = invoke("--teacher", teacher_run, "--student", tiny_model, "--queries", sample_dir / "queries.tsv",
+                    "--corpus", sample_dir / "collection.tsv", "-o", out, *SMALL, "--mode", "plain",
+                    "--confident-queries", "3")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run = read_run(teacher_run)
+    best = sorted(run, key=lambda qid: -max(h.score for h in run[qid]))
+    assert seen == [set(best[:3])]
+    knowledge = json.loads((out / "distill.json").read_text())["knowledge"]
+    assert knowledge["queries_offered"] == len(run) > 3 and knowledge["queries"] == 3
+
+
 def _fails(result, expect: str) -> None:
     assert result.exit_code == 2, result.output + repr(result.exception)
     assert "error:" in result.stderr and "Fix" in result.stderr and expect in result.stderr
@@ -159,7 +180,7 @@ def test_distill_refuses_bad_settings_before_loading_models(tmp_path, sample_dir
                   sample_dir / "collection.tsv", "-o", tmp_path / "x", option, value), expect)
 
 
-@pytest.mark.parametrize("option", ["--batch-size", "--grad-accum"])
+@pytest.mark.parametrize("option", ["--batch-size", "--grad-accum", "--confident-queries"])
 def test_distill_refuses_a_zero_batch_when_parsing(tmp_path, sample_dir, option):
     result = invoke("--teacher", "no-such-teacher", "--queries", sample_dir / "queries.tsv", "--corpus",
                     sample_dir / "collection.tsv", "-o", tmp_path / "x", option, "0")
@@ -171,7 +192,9 @@ def test_distill_config_refuses_a_zero_batch(tmp_path):
     from rankkit.distill import DistillConfig
     from rankkit.errors import RankkitError
 
-    for settings in ({"batch_size": 0}, {"grad_accum": 0}):
+    for settings, fix in (({"batch_size": 0}, "--batch-size and --grad-accum >= 1"),
+                          ({"grad_accum": 0}, "--batch-size and --grad-accum >= 1"),
+                          ({"confident_queries": 0}, "--confident-queries >= 1")):
         config = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path / "x"), **settings)
-        with pytest.raises(RankkitError, match="too small. Fix: pass --batch-size and --grad-accum >= 1"):
+        with pytest.raises(RankkitError, match=f"too small. Fix: pass {fix}"):
             config.check()

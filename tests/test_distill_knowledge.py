@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, build_knowledge, self_adversarial_negatives,
-                                       teacher_positives)
+from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, build_knowledge, confident_queries,
+                                       self_adversarial_negatives, teacher_positives)
 from rankkit.distill.plackett_luce import plackett_luce_samples, self_consistent
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidate
@@ -99,6 +99,13 @@ def test_build_knowledge_counts_queries_it_leaves_out():
     knowledge, stats, _ = _knowledge({"flat": [1.0, 1.0, 1.0, 1.0], "sharp": [3.0, 0.0, 0.1, -0.2]})
     assert "flat" not in knowledge  # a flat teacher: no majority, no positive
     assert stats["without_positive"] == 1 and stats["queries_used"] == 1
+
+
+def test_confident_queries_are_those_with_the_highest_best_teacher_score():
+    scores = {"off-topic": np.array([0.2, 0.3, 0.1]), "on-topic": np.array([0.1, 0.9]), "middling": np.array([0.5]),
+              "tied": np.array([0.5, 0.4]), "empty": np.array([])}
+    assert confident_queries(scores, 2) == ["on-topic", "middling"]  # a tie goes to the smaller qid
+    assert confident_queries(scores, 10) == ["on-topic", "middling", "tied", "off-topic"]  # no candidate, no rank
 
 
 def test_self_adversarial_mining_returns_what_the_student_ranks_high_and_the_teacher_low():

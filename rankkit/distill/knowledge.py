@@ -70,6 +70,15 @@ def _positive_qrels(knowledge: Mapping[str, QueryKnowledge], labelled: Qrels) ->
             for qid, k in knowledge.items()}
 
 
+def confident_queries(teacher_scores: Mapping[str, np.ndarray], count: int) -> list[str]:
+    """The `count` queries whose best candidate the teacher scores highest, best first (ties by
+    qid). Unlabelled queries run against a collection that was not built for them mostly retrieve
+    unrelated documents, and the teacher's order among unrelated documents teaches little about
+    relevance; its top score says, without labels, which queries found something on topic."""
+    best = {qid: float(np.max(scores)) for qid, scores in teacher_scores.items() if len(scores)}
+    return sorted(best, key=lambda qid: (-best[qid], qid))[:count]
+
+
 def build_knowledge(queries: Mapping[str, str], candidates: Candidates, teacher_scores: Mapping[str, np.ndarray],
                     positives: PositiveConfig, negatives: NegativeConfig, labelled: Qrels, seed: int,
                     doc_texts: Mapping[str, str]) -> tuple[dict[str, QueryKnowledge], dict]:

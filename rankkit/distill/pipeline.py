@@ -2,7 +2,8 @@
 
 1. Candidates per training query: a TREC run, an index, the teacher's own run, or the initial
    student retrieving over the corpus on the fly (a bi-encoder student).
-2. The teacher scores every candidate once; self-consistency over Plackett-Luce samples picks the
+2. The teacher scores every candidate once (with `confident_queries` N, only the N queries whose
+   best candidate it scores highest are kept: see rankkit.distill.knowledge.confident_queries); self-consistency over Plackett-Luce samples picks the
    positives; the mining core picks teacher-denoised hard negatives.
 3. Each round (an "epoch" of the shared training loop over `queries_per_round` queries) mines
    self-adversarial negatives from the student as it was `self_adversarial_rounds` rounds back
@@ -34,7 +35,7 @@ from rankkit.distill.agreement import teacher_agreement
 from rankkit.distill.discriminator import Discriminator
 from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
 from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
-                                       candidate_ids, self_adversarial_negatives)
+                                       candidate_ids, confident_queries, self_adversarial_negatives)
 from rankkit.distill.task import DistillLoss, DistillTask, Mode
 from rankkit.distill.teacher import RunTeacher, dot_product_scores, model_kind, open_teacher
 from rankkit.errors import RankkitError
@@ -66,6 +67,7 @@ class DistillConfig:
     candidates: str | None = None  # TREC run of candidates per query
     index: str | None = None  # or an index to retrieve them from
     depth: int = 50  # candidates per query
+    confident_queries: int | None = None  # train on the N queries whose best candidate the teacher scores highest
     qrels: str | None = None  # optional labels: labelled positives are never negatives
     mode: Mode = "contrastive"
     distill_loss: DistillLoss = "kl"
@@ -117,6 +119,9 @@ class DistillConfig:
         if self.batch_size < 1 or self.grad_accum < 1:
             raise RankkitError(f"batch size {self.batch_size}, gradient accumulation {self.grad_accum}: too small. "
                                "Fix: pass --batch-size and --grad-accum >= 1")
+        if self.confident_queries is not None and self.confident_queries < 1:
+            raise RankkitError(f"confident queries {self.confident_queries}: too small. "
+                               "Fix: pass --confident-queries >= 1, or leave it out to train on every query")
         if self.distill_candidates < 0:
             raise RankkitError(f"distill candidates {self.distill_candidates}: negative. "
                                "Fix: pass --distill-candidates >= 0")
@@ -301,13 +306,16 @@ def distill(config: DistillConfig) -> Path:
         raise RankkitError(f"no candidates for any query of {config.queries}. Fix: give candidates (--candidates, "
                            "--index) for these queries")
     teacher_scores = teacher.score(queries, {q: [c.docid for c in found] for q, found in candidates.items()}, doc_texts)
+    offered = len(candidates)
+    if config.confident_queries is not None:
+        candidates = {qid: candidates[qid] for qid in confident_queries(teacher_scores, config.confident_queries)}
     knowledge, stats = build_knowledge(queries, candidates, teacher_scores, config.positives, config.negatives,
                                        labelled, config.seed, doc_texts)
     if not knowledge:
         raise RankkitError(f"no query kept a teacher positive and a hard negative ({stats}). Fix: give more candidates "
                            "(--depth), a sharper teacher (lower --pl-temperature), a larger --top-m or a looser --denoise-z")
     knowledge, dev = hold_out(knowledge, config.dev_queries, config.seed) if config.dev_queries else (knowledge, {})
-    stats["dev_queries"] = len(dev)
+    stats.update({"queries_offered": offered, "dev_queries": len(dev)})
     discriminator = None
     if config.mode == "contrastive" and config.discriminator:
         torch.manual_seed(config.seed)
