@@ -101,6 +101,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="queries per micro-batch")
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="distillation seed (groups, dev hold-out, dropout): repeat a variant to see its spread")
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
                                               "contrastive-no-self-consistency,contrastive-N1")
     parser.add_argument("--precision", default="bf16", help="for teacher scoring and all evaluation encoding")
@@ -212,6 +214,8 @@ def variant_folder(work: Path, name: str, args) -> Path:
              f"b{args.batch_size}", f"lr{args.lr:g}", args.train_precision]
     if args.grad_accum > 1:  # 1 is left out, so caches from before the option keep their names
         parts.append(f"ga{args.grad_accum}")
+    if args.seed:  # as is seed 0
+        parts.append(f"s{args.seed}")
     if args.dev_queries:
         parts += [f"dev{args.dev_queries}", f"every{args.eval_every}"]
     return work / "models" / "-".join(parts)
@@ -319,7 +323,7 @@ def main() -> None:
             queries_per_round=args.queries_per_round, batch_size=args.batch_size, grad_accum=args.grad_accum,
             lr=args.lr, device="cpu",
             negatives=NegativeConfig(max_rank=args.depth), train_precision=args.train_precision,
-            dev_queries=args.dev_queries, eval_every=args.eval_every, plot=True, **VARIANTS[name])
+            dev_queries=args.dev_queries, eval_every=args.eval_every, seed=args.seed, plot=True, **VARIANTS[name])
         timing_file = out / "timing.json"
         if not timing_file.exists():
             cpu, wall = time.process_time(), time.perf_counter()

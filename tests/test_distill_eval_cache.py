@@ -19,10 +19,11 @@ def test_variant_folder_differs_for_every_training_setting(monkeypatch):
     base = distill_eval.variant_folder(Path("work"), "plain-kl", args)
     assert base.parent == Path("work") / "models" and base.name.startswith("plain-kl-")
     changes = {"train_queries": 2000, "confident_queries": 500, "depth": 50, "rounds": 12, "queries_per_round": 80, "batch_size": 16,
-               "grad_accum": 2, "lr": 1e-4, "train_precision": "bf16", "dev_queries": 50, "eval_every": 20}
+               "grad_accum": 2, "lr": 1e-4, "train_precision": "bf16", "dev_queries": 50, "eval_every": 20,
+               "seed": 1}
     for name, value in changes.items():
         changed = distill_eval.variant_folder(Path("work"), "plain-kl", Namespace(**{**vars(args), name: value}))
         assert changed != base, name
     assert distill_eval.variant_folder(Path("work"), "contrastive", args) != base
     assert "ga" not in base.name  # accumulation 1 is left out: caches from before the option keep their names
-    assert "-c" not in base.name  # as is every query (no --confident-queries)
+    assert "-c" not in base.name and "-s" not in base.name  # as are every query and seed 0
