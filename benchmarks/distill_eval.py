@@ -47,6 +47,8 @@ TEACHER, STUDENT = "all-mpnet-base-v2", "default"
 VARIANTS = {  # name -> DistillConfig overrides
     "plain-kl": {"mode": "plain", "distill_loss": "kl"},
     "plain-margin-mse": {"mode": "plain", "distill_loss": "margin-mse"},
+    # as many items per group as a contrastive group (1 + 8 mined + 8 drawn): plain KL at equal encoding cost
+    "plain-kl-17": {"mode": "plain", "distill_loss": "kl", "hard_negatives": 8, "self_adversarial_negatives": 8},
     "contrastive": {"mode": "contrastive", "distill_loss": "kl"},
     "contrastive-distil-mined-only": {"mode": "contrastive", "distill_candidates": 0},
     "contrastive-no-self-consistency": {"mode": "contrastive", "positives": PositiveConfig(self_consistency=False)},

@@ -27,3 +27,21 @@ def test_variant_folder_differs_for_every_training_setting(monkeypatch):
     assert distill_eval.variant_folder(Path("work"), "contrastive", args) != base
     assert "ga" not in base.name  # accumulation 1 is left out: caches from before the option keep their names
     assert "-c" not in base.name and "-s" not in base.name  # as are every query and seed 0
+
+
+def test_plain_kl_17_encodes_as_many_items_per_group_as_contrastive(monkeypatch):
+    """The equal-cost baseline: a plain group is the teacher's top document plus hard + self-adversarial
+    drawn candidates; a contrastive group is a positive, the mined negatives and the drawn candidates."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import distill_eval
+    from rankkit.distill.pipeline import DistillConfig
+
+    def config(name: str) -> DistillConfig:
+        return DistillConfig(teacher="t", queries="q", corpus="c", output="o", **distill_eval.VARIANTS[name])
+
+    plain, matched, contrastive = config("plain-kl"), config("plain-kl-17"), config("contrastive")
+    assert matched.mode == "plain" and matched.distill_loss == "kl"
+    contrastive_items = 1 + contrastive.hard_negatives + contrastive.self_adversarial_negatives \
+        + contrastive.distill_candidates
+    assert 1 + matched.hard_negatives + matched.self_adversarial_negatives == contrastive_items == 17
+    assert 1 + plain.hard_negatives + plain.self_adversarial_negatives == 9
