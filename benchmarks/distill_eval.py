@@ -235,6 +235,14 @@ def model_row(label: str, evaluations: dict[str, Evaluation], before: dict[str, 
     return row
 
 
+def per_query_table(evaluations: dict[str, dict[str, Evaluation]], setting: str, measure: str) -> list[dict]:
+    """One row per test query, one column per model: kept in the result so runs of other seeds can be
+    compared query by query after the work folder is gone."""
+    qids = sorted(set().union(*(e[setting].per_query[measure] for e in evaluations.values())))
+    return [{"query": qid, **{label: e[setting].per_query[measure].get(qid) for label, e in evaluations.items()}}
+            for qid in qids]
+
+
 def speed(args, work: Path) -> list[dict]:
     """Passages/s encoding the collection's first 200 documents, and queries/s searching the last 200
     training queries one at a time (encode, then exact inner-product search of the top 100 over the
@@ -345,7 +353,10 @@ def main() -> None:
             notes.append(f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "
                          f"(teacher_kl, top10_overlap): " + "; ".join(
                              f"{step}: {d['teacher_kl']:.4f}, {d['top10_overlap']:.3f}" for step, d in dev))
-        save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
+        per_query = {f"per query: {setting} nDCG@10": per_query_table(evaluations, setting, "nDCG@10")
+                     for setting in ("rerank", "dense")}
+        save_result(args.name, rows, title=title, params=params, notes=notes, started=started,
+                    extra_tables=per_query)
 
 
 if __name__ == "__main__":
