@@ -235,7 +235,7 @@ def model_row(label: str, evaluations: dict[str, Evaluation], before: dict[str, 
     return row
 
 
-def per_query_table(evaluations: dict[str, dict[str, Evaluation]], setting: str, measure: str) -> list[dict]:
+def per_query_rows(evaluations: dict[str, dict[str, Evaluation]], setting: str, measure: str) -> list[dict]:
     """One row per test query, one column per model: kept in the result so runs of other seeds can be
     compared query by query after the work folder is gone."""
     qids = sorted(set().union(*(e[setting].per_query[measure] for e in evaluations.values())))
@@ -322,7 +322,13 @@ def main() -> None:
              "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test "
              f"against the student before; encode_s: wall seconds to encode the collection ({args.precision}); "
              "train_s / train_cpu_s: distillation wall and process CPU seconds"]
-    save_result(args.name, rows, title=title, params=params, notes=notes, started=started)
+
+    def save() -> None:
+        per_query = {f"per query: {setting} nDCG@10": per_query_rows(evaluations, setting, "nDCG@10")
+                     for setting in ("rerank", "dense")}
+        save_result(args.name, rows, title=title, params=params, notes=notes, started=started, extra_tables=per_query)
+
+    save()
     for name in [v for v in args.variants.split(",") if v]:
         label = f"student-{name}"
         out = variant_folder(work, name, args)
@@ -353,10 +359,7 @@ def main() -> None:
             notes.append(f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "
                          f"(teacher_kl, top10_overlap): " + "; ".join(
                              f"{step}: {d['teacher_kl']:.4f}, {d['top10_overlap']:.3f}" for step, d in dev))
-        per_query = {f"per query: {setting} nDCG@10": per_query_table(evaluations, setting, "nDCG@10")
-                     for setting in ("rerank", "dense")}
-        save_result(args.name, rows, title=title, params=params, notes=notes, started=started,
-                    extra_tables=per_query)
+        save()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_plain_kl_17_encodes_as_many_items_per_group_as_contrastive(monkeypatch)
     assert 1 + plain.hard_negatives + plain.self_adversarial_negatives == 9
 
 
-def test_per_query_table_has_a_row_per_query_and_a_column_per_model(monkeypatch):
+def test_per_query_rows_have_a_row_per_query_and_a_column_per_model(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import distill_eval
     from rankkit.eval.measures import Evaluation
@@ -55,6 +55,6 @@ def test_per_query_table_has_a_row_per_query_and_a_column_per_model(monkeypatch)
     def evaluation(values: dict[str, float]) -> dict[str, Evaluation]:
         return {"rerank": Evaluation(("nDCG@10",), {"nDCG@10": values}, ())}
 
-    table = distill_eval.per_query_table({"before": evaluation({"q2": 0.5, "q1": 0.25}),
+    table = distill_eval.per_query_rows({"before": evaluation({"q2": 0.5, "q1": 0.25}),
                                           "after": evaluation({"q1": 0.75})}, "rerank", "nDCG@10")
     assert table == [{"query": "q1", "before": 0.25, "after": 0.75}, {"query": "q2", "before": 0.5, "after": None}]
