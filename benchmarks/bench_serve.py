@@ -579,7 +579,8 @@ def main() -> None:
         notes.append(f"the 1-min load average never fell below {args.wait_load} in {args.wait_max_min} min "
                      f"(it was {quiet['load_at_start']} when the run began): other work shared the 2 CPUs")
 
-    from rankkit.serve.engine import SearchEngine, ServeConfig
+    from rankkit.serve.config import ServeConfig
+    from rankkit.serve.engine import SearchEngine
 
     if args.omp_threads:
         import faiss

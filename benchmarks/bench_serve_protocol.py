@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests"))
 from serve_fakes import GatedEngine  # noqa: E402
 
 from rankkit.serve.app import create_app  # noqa: E402
-from rankkit.serve.engine import ServeConfig  # noqa: E402
+from rankkit.serve.config import ServeConfig  # noqa: E402
 from rankkit.serve.server import uvicorn_config  # noqa: E402
 
 ARMS = ("guarded h11 (rankkit)", "httptools (uvicorn default)")

@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from common import dl19_dir, quiet_torch, save_result
-from rankkit.data.beir import beir_folder, load_beir_split, read_beir_qrels
+from rankkit.data.beir import beir_folder, load_beir_split
 from rankkit.data.collection import shared_data_root
 from rankkit.data.corpus import read_doc_texts
-from rankkit.data.qrels import Qrels, read_qrels
+from rankkit.data.qrels import Qrels, read_beir_qrels, read_qrels
 from rankkit.data.queries import read_queries, write_queries
 from rankkit.data.runs import Hit, Run, read_run, write_run
 from rankkit.distill import DistillConfig, NegativeConfig, PositiveConfig, distill

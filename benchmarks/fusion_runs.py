@@ -15,8 +15,7 @@ import time
 
 from common import REPO_ROOT, machine_facts, quiet_torch
 
-from rankkit.data.beir import queries_and_qrels
-from rankkit.data.collection import collection, shared_data_root
+from rankkit.data.collection import collection, queries_and_qrels, shared_data_root
 from rankkit.data.files import atomic_write
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import write_run

@@ -25,8 +25,8 @@ def beir(
 ) -> None:
     """Write a collection folder in BEIR's layout (qrels with header and CRLF, as BEIR writes them),
     for BEIR's loader, sentence-transformers' evaluators or pyserini."""
-    from rankkit.data.beir import BeirPaths, export_beir
-    from rankkit.data.collection import collection
+    from rankkit.data.beir import BeirPaths
+    from rankkit.data.collection import collection, export_beir
 
     paths = collection(data)
     if isinstance(paths, BeirPaths):

@@ -78,7 +78,8 @@ def build(
         from rankkit.encode.biencoder import BiEncoder
         from rankkit.index.dense import DenseBuildConfig, build_dense_index
         from rankkit.encode.device import launcher_device
-        from rankkit.index.shards import build_dense_shard, resolve_shard, shard_name
+        from rankkit.index.manifest import shard_name
+        from rankkit.index.shards import build_dense_shard, resolve_shard
 
         split = resolve_shard(shard)
         if split is not None and (factory or embeddings_from):
@@ -135,7 +136,7 @@ def info(index: Path = typer.Argument(..., help="Index folder.")) -> None:
 def verify(index: Path = typer.Argument(..., help="Index folder.")) -> None:
     """Check an index: every file's size and SHA-256 against its manifest, then open it and compare
     document counts. A problem names the file; the fix is to rebuild."""
-    from rankkit.index.integrity import verify as verify_index
+    from rankkit.index.verify import verify as verify_index
 
     report = verify_index(index)
     for note in report.notes:

@@ -71,7 +71,7 @@ def serve(
     """Serve indexes over HTTP: /search, /search/batch, /rerank, /sentiment, /health, /metrics, /docs, and a page at /."""
     from rankkit.encode.device import choose_device
     from rankkit.encode.precision import inference_dtype
-    from rankkit.serve.engine import ServeConfig
+    from rankkit.serve.config import ServeConfig
     from rankkit.serve.server import run
     from rankkit.serve.startup import check_startup
 

@@ -8,8 +8,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rankkit.data.beir import queries_and_qrels
-from rankkit.data.collection import collection
+from rankkit.data.collection import collection, queries_and_qrels
 from rankkit.data.files import atomic_write
 from rankkit.data.runs import write_run
 from rankkit.encode.biencoder import BiEncoder

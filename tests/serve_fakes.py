@@ -38,7 +38,7 @@ class GatedEngine:
 
 
 if __name__ == "__main__":  # a real `serve` process (signals, exit) around an engine whose gate never opens
-    from rankkit.serve.engine import ServeConfig
+    from rankkit.serve.config import ServeConfig
     from rankkit.serve.server import run
 
     port, grace = int(sys.argv[1]), float(sys.argv[2])

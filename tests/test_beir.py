@@ -13,13 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_file_error, temp_leftovers
-from rankkit.data.beir import (BeirPaths, beir_folder, check_qrels_ids, export_beir, is_beir_folder, is_beir_qrels,
-                               load_beir_split, queries_and_qrels, read_beir_qrels, read_beir_queries,
+from rankkit.data.beir import (BeirPaths, beir_folder, check_qrels_ids, is_beir_folder, load_beir_split,
                                write_beir_folder, write_beir_qrels)
-from rankkit.data.collection import collection
+from rankkit.data.collection import collection, export_beir, queries_and_qrels
 from rankkit.data.corpus import Document, read_corpus
-from rankkit.data.qrels import read_qrels
-from rankkit.data.queries import read_queries
+from rankkit.data.qrels import is_beir_qrels, read_beir_qrels, read_qrels
+from rankkit.data.queries import read_beir_queries, read_queries
 from rankkit.errors import RankkitError
 
 HEADER = "query-id\tcorpus-id\tscore"

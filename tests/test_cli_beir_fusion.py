@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rankkit.data.beir import export_beir
-from rankkit.data.collection import collection
+from rankkit.data.collection import collection, export_beir
 from rankkit.data.qrels import read_qrels
 from rankkit.data.runs import read_run
 from rankkit.retrieve.fusion import FusionConfig, normalised_fuse

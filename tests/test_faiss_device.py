@@ -13,7 +13,8 @@ import pytest
 from rankkit.index import faiss_device
 from rankkit.index.dense import DenseBuildConfig, build_dense_index
 from rankkit.index.faiss_device import to_search_device
-from rankkit.serve.engine import SearchEngine, ServeConfig
+from rankkit.serve.config import ServeConfig
+from rankkit.serve.engine import SearchEngine
 from test_cli import ok
 
 

@@ -15,7 +15,8 @@ from rankkit.retrieve.fusion import (FusionConfig, fuse, fusion_weights, minmax_
                                      zscore_scores)
 from rankkit.retrieve.hybrid import HybridRetriever
 from rankkit.retrieve.tune import DEFAULT_ALPHAS, fused_runs, tune_fusion
-from rankkit.serve.engine import SearchEngine, ServeConfig
+from rankkit.serve.config import ServeConfig
+from rankkit.serve.engine import SearchEngine
 
 DENSE = [Hit("a", 0.9), Hit("b", 0.7), Hit("c", 0.5)]
 BM25 = [Hit("c", 12.0), Hit("d", 8.0), Hit("a", 4.0)]

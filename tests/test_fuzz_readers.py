@@ -19,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rankkit.data.beir import read_beir_qrels, read_beir_queries
 from rankkit.data.corpus import read_corpus
-from rankkit.data.qrels import read_qrels
-from rankkit.data.queries import read_queries
+from rankkit.data.qrels import read_beir_qrels, read_qrels
+from rankkit.data.queries import read_beir_queries, read_queries
 from rankkit.data.runs import Hit, read_run
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
@@ -395,7 +394,7 @@ READERS: dict[str, tuple[Callable[[Path], Any], Callable[[bytes], Any] | None]] 
     "run": (read_run, ref_run),
     "topics": (read_queries, ref_queries),
     "minedset": (rankkit_minedset, ref_minedset),
-    "beir-queries": (read_beir_queries, None),  # rankkit.data.beir (its own tests): "no crash" only
+    "beir-queries": (read_beir_queries, None),  # BEIR readers (tests/test_beir.py): "no crash" only
     "beir-qrels": (read_beir_qrels, None),
 }
 

@@ -15,8 +15,8 @@ from rankkit.cli.app import app
 from rankkit.data.files import sha256_file
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DOCIDS_FILE, INDEX_FILE, DenseIndex, build_dense_index
-from rankkit.index.integrity import verify
 from rankkit.index.manifest import MANIFEST, Manifest
+from rankkit.index.verify import verify
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, DenseIndex, build_dense_index,
                                  load_embeddings)
-from rankkit.index.integrity import verify
-from rankkit.index.manifest import MANIFEST, Manifest
+from rankkit.index.manifest import MANIFEST, Manifest, Shard
 from rankkit.encode.device import launcher_device
-from rankkit.index.shards import (Shard, build_dense_shard, launcher_shard, merge_dense_shards, parse_shard,
-                                  resolve_shard)
+from rankkit.index.shards import build_dense_shard, launcher_shard, merge_dense_shards, parse_shard, resolve_shard
+from rankkit.index.verify import verify
 from conftest import temp_leftovers
 from test_cli import fails, ok
 

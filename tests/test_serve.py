@@ -497,7 +497,8 @@ def in_process_server(config_fields: dict, engine=None, load=None, wait_ready: b
     import uvicorn
 
     from rankkit.serve.app import create_app
-    from rankkit.serve.engine import SearchEngine, ServeConfig
+    from rankkit.serve.config import ServeConfig
+    from rankkit.serve.engine import SearchEngine
     from rankkit.serve.server import uvicorn_config
 
     config = ServeConfig(**{"index": "gated", "port": free_port(), **config_fields})

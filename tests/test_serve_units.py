@@ -15,8 +15,9 @@ from hypothesis import strategies as st  # noqa: E402
 
 from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
-from rankkit.serve.app import ApiError, Server, create_app, is_json_media_type  # noqa: E402
-from rankkit.serve.engine import ServeConfig  # noqa: E402
+from rankkit.serve.app import Server, create_app, is_json_media_type  # noqa: E402
+from rankkit.serve.config import ServeConfig  # noqa: E402
+from rankkit.serve.errors import ApiError  # noqa: E402
 from rankkit.serve.security import csp_hash, with_security_headers  # noqa: E402
 from rankkit.serve.startup import check_api_key, check_index, check_startup  # noqa: E402
 from rankkit.serve.text import has_visible_text, normalise_query, unencodable  # noqa: E402

@@ -1,9 +1,10 @@
 """BEIR's folder layout (Thakur et al., NeurIPS 2021 datasets track), read and written as BEIR does:
 
     corpus.jsonl     {"_id", "title", "text", "metadata"} per line (read by rankkit.data.corpus)
-    queries.jsonl    {"_id", "text", "metadata"} per line
+    queries.jsonl    {"_id", "text", "metadata"} per line (read by rankkit.data.queries)
     qrels/SPLIT.tsv  a header line 'query-id<TAB>corpus-id<TAB>score', then one judgment per line;
                      BEIR writes CRLF line ends (Python's csv writer), both CRLF and LF are read
+                     (by rankkit.data.qrels)
 
 The readers are strict where BEIR's loader is silent: a missing header, a wrong column count, a
 non-integer score, a repeated id or a judgment naming an unknown query or document is an error
@@ -16,104 +17,21 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from rankkit.data.corpus import Document, read_corpus
-from rankkit.data.files import atomic_dir, atomic_write, iter_lines, json_object
-from rankkit.data.qrels import Qrels, check_grade_range
+from rankkit.data.files import atomic_dir, atomic_write
+from rankkit.data.qrels import QRELS_HEADER, Qrels, iter_beir_qrels, read_beir_qrels
+from rankkit.data.queries import read_beir_queries
 from rankkit.errors import RankkitError, file_error
 
-if TYPE_CHECKING:
-    from rankkit.data.collection import CollectionPaths
-
-QRELS_HEADER = ("query-id", "corpus-id", "score")
-_INTEGER = re.compile(r"[+-]?[0-9]+")
 BEIR_FILES = ("corpus.jsonl", "queries.jsonl")
-
-
-def _id_field(path: Path, number: int, record: dict, key: str = "_id") -> str:
-    value = record.get(key)
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise file_error(path, number, f"field {key!r} is missing, empty or not a string",
-                         f"give every record a non-empty string {key!r}")
-    return str(value).strip()
-
-
-def read_beir_queries(path: str | Path) -> dict[str, str]:
-    """{qid: text} from a BEIR queries.jsonl; whitespace in texts collapsed, as the TSV reader does."""
-    path = Path(path)
-    queries: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for number, line in iter_lines(path):
-        record = json_object(path, number, line)
-        qid = _id_field(path, number, record)
-        text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise file_error(path, number, f"query {qid!r} has no text (field 'text' missing, empty or "
-                             "not a string)", "give every query a non-empty 'text'")
-        if qid in first_line:
-            raise file_error(path, number, f"duplicate query id {qid!r} (first on line {first_line[qid]})",
-                             "give every query a unique '_id'")
-        first_line[qid] = number
-        queries[qid] = " ".join(text.split())
-    if not queries:
-        raise file_error(path, None, "file is empty", "give at least one query")
-    return queries
-
-
-def is_beir_qrels(path: str | Path) -> bool:
-    """True when the file's first non-blank line is BEIR's qrels header."""
-    for _, line in iter_lines(path):
-        return tuple(field.strip() for field in line.split("\t")) == QRELS_HEADER
-    return False
-
-
-def _iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
-    """(line number, qid, docid, score) for every judgment, after checking the header."""
-    lines = iter_lines(path)
-    first = next(lines, None)
-    if first is None:
-        raise file_error(path, None, "file is empty", "write the header 'query-id<TAB>corpus-id<TAB>score' "
-                         "and at least one judgment")
-    number, line = first
-    if tuple(field.strip() for field in line.split("\t")) != QRELS_HEADER:
-        raise file_error(path, number, f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {line[:60]!r}",
-                         "add BEIR's header line first (or give TREC qrels 'qid 0 docid grade' in a .txt file)")
-    for number, line in lines:
-        fields = [field.strip() for field in line.split("\t")]
-        if len(fields) != 3:
-            raise file_error(path, number, f"expected 3 tab-separated fields 'query-id corpus-id score', "
-                             f"found {len(fields)}", "write one judgment per line, fields separated by tabs")
-        qid, docid, score_text = fields
-        if not qid or not docid:
-            raise file_error(path, number, "empty query-id or corpus-id", "give both ids on every line")
-        if not _INTEGER.fullmatch(score_text):
-            raise file_error(path, number, f"score {score_text!r} is not an integer",
-                             "use integer scores (0 = not relevant)")
-        score = int(score_text)
-        check_grade_range(path, number, score, "score")
-        yield number, qid, docid, score
-
-
-def read_beir_qrels(path: str | Path) -> Qrels:
-    """{qid: {docid: score}} from a BEIR qrels TSV; a repeated (qid, docid) is an error."""
-    path = Path(path)
-    qrels: Qrels = {}
-    for number, qid, docid, score in _iter_beir_qrels(path):
-        judged = qrels.setdefault(qid, {})
-        if docid in judged:
-            raise file_error(path, number, f"corpus-id {docid!r} judged twice for query {qid!r}",
-                             "keep one judgment per (query, document)")
-        judged[docid] = score
-    if not qrels:
-        raise file_error(path, None, "no judgments after the header", "give at least one judgment")
-    return qrels
 
 
 def check_qrels_ids(path: str | Path, queries: Mapping[str, str], docids: Iterable[str]) -> None:
     """Every judgment in the BEIR qrels file names a known query and a known document."""
     path, known = Path(path), set(docids)
-    for number, qid, docid, _ in _iter_beir_qrels(path):
+    for number, qid, docid, _ in iter_beir_qrels(path):
         if qid not in queries:
             raise file_error(path, number, f"query-id {qid!r} is not in queries.jsonl",
                              "judge only queries of the folder's queries.jsonl, or add the query")
@@ -226,24 +144,3 @@ def write_beir_folder(out: str | Path, docs: Iterable[Document], queries: Mappin
             with open(folder / "qrels" / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
                 handle.writelines(_qrels_tsv(qrels))
     return Path(out)
-
-
-def queries_and_qrels(paths: "BeirPaths | CollectionPaths") -> tuple[dict[str, str], Qrels]:
-    """The queries and qrels of a collection folder: a BEIR split's judged queries, or a
-    collection.tsv folder's queries.tsv and qrels.txt."""
-    if isinstance(paths, BeirPaths):
-        return load_beir_split(paths)
-    from rankkit.data.qrels import read_qrels
-    from rankkit.data.queries import read_queries
-
-    return read_queries(paths.queries), read_qrels(paths.qrels)
-
-
-def export_beir(paths: "CollectionPaths", out: str | Path, split: str = "test", overwrite: bool = False) -> Path:
-    """Write a collection folder (collection.tsv, queries.tsv, qrels.txt) in BEIR's layout, its
-    qrels as qrels/SPLIT.tsv; texts go to "text" (the TSV layout has no titles)."""
-    from rankkit.data.qrels import read_qrels
-    from rankkit.data.queries import read_queries
-
-    return write_beir_folder(out, read_corpus(paths.corpus), read_queries(paths.queries),
-                             {split: read_qrels(paths.qrels)}, overwrite=overwrite)

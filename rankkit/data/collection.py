@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from rankkit.data.beir import BeirPaths, beir_folder, is_beir_folder, load_beir_split, write_beir_folder
+from rankkit.data.corpus import read_corpus
+from rankkit.data.qrels import Qrels, read_qrels
+from rankkit.data.queries import read_queries
 from rankkit.errors import RankkitError
-
-if TYPE_CHECKING:
-    from rankkit.data.beir import BeirPaths
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
 COLLECTION_FILES = ("collection.tsv", "queries.tsv", "qrels.txt")
@@ -37,11 +37,9 @@ class CollectionPaths:
         return self.root.name if self.root != SAMPLE_DIR else "sample"
 
 
-def collection(root: str | Path | None = None, split: str | None = None) -> "CollectionPaths | BeirPaths":
+def collection(root: str | Path | None = None, split: str | None = None) -> CollectionPaths | BeirPaths:
     """The collection in `root` (the bundled sample when None), checked for its three files; a
     BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) with its split `split`."""
-    from rankkit.data.beir import beir_folder, is_beir_folder
-
     if root is not None and is_beir_folder(root):
         return beir_folder(root, split)
     paths = CollectionPaths(Path(root) if root is not None else SAMPLE_DIR)
@@ -59,8 +57,6 @@ def collection(root: str | Path | None = None, split: str | None = None) -> "Col
 def corpus_file(root: str | Path) -> Path:
     """The corpus of a collection folder (collection.tsv) or a BEIR folder (corpus.jsonl), which
     does not depend on a qrels split."""
-    from rankkit.data.beir import is_beir_folder
-
     path = Path(root) / ("corpus.jsonl" if is_beir_folder(root) else "collection.tsv")
     if not path.is_file():
         raise RankkitError(f"{root}: no collection.tsv or corpus.jsonl. Fix: give a collection or BEIR folder")
@@ -72,3 +68,18 @@ def shared_data_root() -> Path:
     if os.environ.get("RANKKIT_DATA"):
         return Path(os.environ["RANKKIT_DATA"])
     return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def queries_and_qrels(paths: BeirPaths | CollectionPaths) -> tuple[dict[str, str], Qrels]:
+    """The queries and qrels of a collection folder: a BEIR split's judged queries, or a
+    collection.tsv folder's queries.tsv and qrels.txt."""
+    if isinstance(paths, BeirPaths):
+        return load_beir_split(paths)
+    return read_queries(paths.queries), read_qrels(paths.qrels)
+
+
+def export_beir(paths: CollectionPaths, out: str | Path, split: str = "test", overwrite: bool = False) -> Path:
+    """Write a collection folder (collection.tsv, queries.tsv, qrels.txt) in BEIR's layout, its
+    qrels as qrels/SPLIT.tsv; texts go to "text" (the TSV layout has no titles)."""
+    return write_beir_folder(out, read_corpus(paths.corpus), read_queries(paths.queries),
+                             {split: read_qrels(paths.qrels)}, overwrite=overwrite)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from rankkit.data import irds
 from rankkit.data.files import atomic_write, iter_lines
@@ -12,6 +13,8 @@ from rankkit.errors import file_error
 
 Qrels = dict[str, dict[str, int]]
 GRADE_RANGE = (-2**31, 2**31 - 1)  # trec_eval and pytrec_eval hold grades in a C int
+QRELS_HEADER = ("query-id", "corpus-id", "score")  # BEIR's qrels TSV header
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def read_qrels(path: str | Path) -> Qrels:
@@ -21,8 +24,6 @@ def read_qrels(path: str | Path) -> Qrels:
         return irds.qrels(str(path))
     path = Path(path)
     if _looks_like_beir(path):
-        from rankkit.data.beir import read_beir_qrels
-
         return read_beir_qrels(path)
     qrels: Qrels = {}
     for number, line in iter_lines(path):
@@ -47,12 +48,61 @@ def read_qrels(path: str | Path) -> Qrels:
     return qrels
 
 
-
 def check_grade_range(path: Path, number: int, grade: int, what: str) -> None:
     """Refuse a grade trec_eval and pytrec_eval cannot hold (a C int), naming the line."""
     if not GRADE_RANGE[0] <= grade <= GRADE_RANGE[1]:
         raise file_error(path, number, f"{what} {grade} is too large for an integer grade",
                          f"use {what}s between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
+
+
+def is_beir_qrels(path: str | Path) -> bool:
+    """True when the file's first non-blank line is BEIR's qrels header."""
+    for _, line in iter_lines(path):
+        return tuple(field.strip() for field in line.split("\t")) == QRELS_HEADER
+    return False
+
+
+def iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line number, qid, docid, score) for every judgment, after checking the header."""
+    lines = iter_lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise file_error(path, None, "file is empty", "write the header 'query-id<TAB>corpus-id<TAB>score' "
+                         "and at least one judgment")
+    number, line = first
+    if tuple(field.strip() for field in line.split("\t")) != QRELS_HEADER:
+        raise file_error(path, number, f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {line[:60]!r}",
+                         "add BEIR's header line first (or give TREC qrels 'qid 0 docid grade' in a .txt file)")
+    for number, line in lines:
+        fields = [field.strip() for field in line.split("\t")]
+        if len(fields) != 3:
+            raise file_error(path, number, f"expected 3 tab-separated fields 'query-id corpus-id score', "
+                             f"found {len(fields)}", "write one judgment per line, fields separated by tabs")
+        qid, docid, score_text = fields
+        if not qid or not docid:
+            raise file_error(path, number, "empty query-id or corpus-id", "give both ids on every line")
+        if not _INTEGER.fullmatch(score_text):
+            raise file_error(path, number, f"score {score_text!r} is not an integer",
+                             "use integer scores (0 = not relevant)")
+        score = int(score_text)
+        check_grade_range(path, number, score, "score")
+        yield number, qid, docid, score
+
+
+def read_beir_qrels(path: str | Path) -> Qrels:
+    """{qid: {docid: score}} from a BEIR qrels TSV; a repeated (qid, docid) is an error."""
+    path = Path(path)
+    qrels: Qrels = {}
+    for number, qid, docid, score in iter_beir_qrels(path):
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise file_error(path, number, f"corpus-id {docid!r} judged twice for query {qid!r}",
+                             "keep one judgment per (query, document)")
+        judged[docid] = score
+    if not qrels:
+        raise file_error(path, None, "no judgments after the header", "give at least one judgment")
+    return qrels
+
 
 def _looks_like_beir(path: Path) -> bool:
     """BEIR qrels: the first line has 3 tab-separated fields (its header, or a judgment when the

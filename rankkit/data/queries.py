@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Mapping
 
 from rankkit.data import irds
-from rankkit.data.files import atomic_write, iter_lines
+from rankkit.data.files import atomic_write, iter_lines, json_object
 from rankkit.errors import file_error
 
 _TOPIC = re.compile(r"<top>(.*?)</top>", re.S)
@@ -47,6 +47,36 @@ def _read_trec_topics(path: Path) -> dict[str, str]:
     return queries
 
 
+def _id_field(path: Path, number: int, record: dict, key: str = "_id") -> str:
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise file_error(path, number, f"field {key!r} is missing, empty or not a string",
+                         f"give every record a non-empty string {key!r}")
+    return str(value).strip()
+
+
+def read_beir_queries(path: str | Path) -> dict[str, str]:
+    """{qid: text} from a BEIR queries.jsonl; whitespace in texts collapsed, as the TSV reader does."""
+    path = Path(path)
+    queries: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, line in iter_lines(path):
+        record = json_object(path, number, line)
+        qid = _id_field(path, number, record)
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise file_error(path, number, f"query {qid!r} has no text (field 'text' missing, empty or "
+                             "not a string)", "give every query a non-empty 'text'")
+        if qid in first_line:
+            raise file_error(path, number, f"duplicate query id {qid!r} (first on line {first_line[qid]})",
+                             "give every query a unique '_id'")
+        first_line[qid] = number
+        queries[qid] = " ".join(text.split())
+    if not queries:
+        raise file_error(path, None, "file is empty", "give at least one query")
+    return queries
+
+
 def read_queries(path: str | Path) -> dict[str, str]:
     """Read queries as {qid: text} from a TSV, a TREC topic file (detected by '<top>'), a BEIR
     queries.jsonl or `irds:<id>`."""
@@ -54,8 +84,6 @@ def read_queries(path: str | Path) -> dict[str, str]:
         return irds.queries(str(path))
     path = Path(path)
     if path.suffix == ".jsonl":
-        from rankkit.data.beir import read_beir_queries
-
         return read_beir_queries(path)
     lines = iter_lines(path)
     first = next(lines, None)

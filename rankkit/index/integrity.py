@@ -1,5 +1,5 @@
-"""Index integrity: each kind's required files (a dense shard's too), the sizes checked whenever an
-index opens (cheap), and `verify`, which also compares checksums and opens the index (`rankkit
+"""Index integrity: each kind's required files (a dense shard's too) and the sizes checked whenever
+an index opens (cheap); rankkit.index.verify also compares checksums and opens the index (`rankkit
 index verify`).
 
 Every problem names the file and says to rebuild: an index is derived data, rebuilt from its
@@ -7,12 +7,10 @@ corpus, never repaired."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from rankkit.data.files import sha256_file
 from rankkit.errors import RankkitError
-from rankkit.index.manifest import Manifest
+from rankkit.index.manifest import Manifest, shard_name, shard_of
 
 SHARD_KIND = "dense-shard"  # one shard of a dense index's embeddings (see shards.py)
 REQUIRED_FILES = {"dense": ("index.faiss", "docids.txt"), "bm25": ("lucene",),
@@ -26,8 +24,6 @@ def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
     if kind == "dense":
         options = f" --factory {manifest.index_type} --model {manifest.model}"
     elif kind == SHARD_KIND:
-        from rankkit.index.shards import shard_name, shard_of
-
         shard = shard_of(manifest)
         kind, name = "dense", name.removesuffix(shard_name("", shard))
         options = f" --model {manifest.model} --shard {shard}"
@@ -74,41 +70,3 @@ def check_count(folder: str | Path, manifest: Manifest, found: int, what: str) -
     if found != manifest.count:
         raise index_error(folder, manifest, "manifest.json", f"the manifest says {manifest.count} documents, "
                           f"but {what} holds {found}")
-
-
-@dataclass
-class VerifyReport:
-    folder: Path
-    kind: str
-    files_checked: int = 0
-    checksums: bool = False  # False: an older manifest without checksums
-    notes: list[str] = field(default_factory=list)
-
-
-def verify(folder: str | Path) -> VerifyReport:
-    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it and
-    compare its document count with the manifest's. Raises RankkitError on the first problem."""
-    folder = Path(folder)
-    manifest = Manifest.read(folder)
-    check_sizes(folder, manifest)
-    report = VerifyReport(folder, manifest.kind, files_checked=len(manifest.files), checksums=bool(manifest.files))
-    for name, record in manifest.files.items():
-        if sha256_file(folder / name) != record["sha256"]:
-            raise index_error(folder, manifest, name, "its SHA-256 differs from the one recorded at build time "
-                              "(the file was changed or damaged)")
-    if not manifest.files:
-        report.notes.append(f"the manifest (rankkit {manifest.rankkit_version}) records no checksums, so only the "
-                            "layout and opening were checked; rebuild the index to record them")
-    if manifest.kind == "dense":
-        from rankkit.index.dense import DenseIndex
-
-        DenseIndex(folder)  # reads the FAISS file and docids, checks both counts
-    elif manifest.kind == SHARD_KIND:
-        from rankkit.index.shards import read_shard
-
-        read_shard(folder)  # checks the counts of docids and vectors
-    else:
-        from rankkit.index.bm25 import open_lucene_searcher
-
-        open_lucene_searcher(folder, 0.9, 0.4)  # opens the Lucene segments, checks the count
-    return report

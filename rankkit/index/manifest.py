@@ -28,6 +28,10 @@ class CorpusInfo:
         if str(path).startswith("irds:"):
             return cls(str(path), fmt, sha256="", size_bytes=0)
         path = Path(path).resolve()
+        if path.is_dir():  # a folder of text files: one checksum over its files' paths and contents
+            from rankkit.data.folder import folder_digest
+
+            return cls(str(path), fmt, *folder_digest(path))
         if not path.is_file():
             raise RankkitError(f"{path}: no such corpus file. Fix: check the path, or pass irds:<dataset id>")
         return cls(str(path), fmt, sha256_file(path), path.stat().st_size)
@@ -75,6 +79,31 @@ class Manifest:
             return cls(**data)
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise RankkitError(f"{path}: unreadable manifest ({exc}). Fix: rebuild the index") from None
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` (0-based) of `count`, as a shard's manifest records it (see shards.py)."""
+
+    index: int
+    count: int
+
+    def rows(self, documents: int) -> range:
+        """Positions of this shard's documents among `documents`: contiguous, sizes within one of each other."""
+        return range(self.index * documents // self.count, (self.index + 1) * documents // self.count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def shard_name(name: str, shard: Shard) -> str:
+    """The folder name of a shard of the index NAME: every rank of a launch gets its own."""
+    return f"{name}-shard-{shard.index}-of-{shard.count}"
+
+
+def shard_of(manifest: Manifest) -> Shard:
+    """The shard a shard folder's manifest records."""
+    return Shard(**manifest.settings["shard"])
 
 
 def file_records(folder: str | Path) -> dict[str, dict[str, Any]]:

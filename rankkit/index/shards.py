@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,25 +24,10 @@ from rankkit.errors import RankkitError
 from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, corpus_format, encode_corpus,
                                  encoder_fields, same_corpus, source_fields, write_dense_index)
 from rankkit.index.integrity import SHARD_KIND, check_sizes, index_error
-from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
+from rankkit.index.manifest import CorpusInfo, Manifest, Shard, is_index_folder, shard_of
 from rankkit.index.progress import corpus_size
 
 SHARD_PATTERN = re.compile(r"(\d+)/(\d+)")
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard `index` (0-based) of `count`."""
-
-    index: int
-    count: int
-
-    def rows(self, documents: int) -> range:
-        """Positions of this shard's documents among `documents`: contiguous, sizes within one of each other."""
-        return range(self.index * documents // self.count, (self.index + 1) * documents // self.count)
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
 
 
 def parse_shard(text: str) -> Shard:
@@ -90,11 +74,6 @@ def resolve_shard(option: str | None) -> Shard | None:
     return parse_shard(option)
 
 
-def shard_name(name: str, shard: Shard) -> str:
-    """The folder name of a shard of the index NAME: every rank of a launch gets its own."""
-    return f"{name}-shard-{shard.index}-of-{shard.count}"
-
-
 def build_dense_shard(corpus: str | Path, out: str | Path, encoder: BiEncoder, shard: Shard,
                       chunk_size: int = DenseBuildConfig.chunk_size, fmt: CorpusFormat | None = None,
                       overwrite: bool = False, query_encoder: BiEncoder | None = None) -> Manifest:
@@ -129,11 +108,6 @@ def read_shard(folder: str | Path) -> Manifest:
     if lines != manifest.count:
         raise index_error(folder, manifest, DOCIDS_FILE, f"{lines} docids for {manifest.count} vectors")
     return manifest
-
-
-def shard_of(manifest: Manifest) -> Shard:
-    """The shard a shard folder's manifest records."""
-    return Shard(**manifest.settings["shard"])
 
 
 def _identity(manifest: Manifest) -> dict:

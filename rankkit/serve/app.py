@@ -22,7 +22,9 @@ from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
 from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
-from rankkit.serve.engine import SearchEngine, ServeConfig
+from rankkit.serve.config import ServeConfig
+from rankkit.serve.engine import SearchEngine
+from rankkit.serve.errors import ApiError, error_response
 from rankkit.serve.metrics import Metrics
 from rankkit.serve.docs import add_docs
 from rankkit.serve.openapi import document_api
@@ -38,15 +40,6 @@ PUBLIC_PATHS = {"/health", "/", "/docs", "/openapi.json"}
 PUBLIC_PREFIXES = ("/docs/",)  # the docs page's own assets
 ENDPOINTS = {"/search", "/search/batch", "/rerank", "/sentiment", "/health", "/metrics", "/"}
 RETRY_AFTER_S = "1"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, fix: str):
-        self.status, self.code, self.message, self.fix = status, code, message, fix
-
-
-def error_response(status: int, code: str, message: str, fix: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, "fix": fix}}, status, headers=headers)
 
 
 def is_json_media_type(content_type: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from rankkit.serve.engine import ServeConfig
+from rankkit.serve.config import ServeConfig
 from rankkit.serve.schemas import ErrorResponse
 from rankkit.serve.text import VISIBLE_PATTERN
 

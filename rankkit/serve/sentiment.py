@@ -5,19 +5,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from pydantic import BaseModel, Field
 
 from rankkit.sentiment.data import LABEL_NAMES
+from rankkit.serve.errors import ApiError
 from rankkit.serve.schemas import Strict
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from rankkit.sentiment.model import SentimentModel
-    from rankkit.serve.app import Server
-    from rankkit.serve.engine import ServeConfig
+    from rankkit.serve.config import ServeConfig
+
+
+class SentimentServer(Protocol):
+    """What the route needs of rankkit.serve.app.Server (app.py adds the route, so it is not imported here)."""
+
+    def ready_engine(self) -> Any: ...
+
+    def check_text(self, text: str, where: str) -> None: ...
+
+    async def submit(self, work: str, item: Any) -> Any: ...
 
 
 class SentimentRequest(Strict):
@@ -45,9 +55,7 @@ def classify_batch(model: "SentimentModel", texts: Sequence[str]) -> list[float]
     return [float(p) for p in model.predict_proba(list(texts))]
 
 
-def add_sentiment_route(app: "FastAPI", server: "Server", config: "ServeConfig") -> None:
-    from rankkit.serve.app import ApiError
-
+def add_sentiment_route(app: "FastAPI", server: SentimentServer, config: "ServeConfig") -> None:
     def check(texts: list[str]) -> list[str]:
         if not 1 <= len(texts) <= config.max_batch_queries:
             raise ApiError(422, "invalid_batch", f"{len(texts)} texts in the request",

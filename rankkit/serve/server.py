@@ -14,7 +14,8 @@ import sys
 import threading
 from typing import Any
 
-from rankkit.serve.engine import SearchEngine, ServeConfig
+from rankkit.serve.config import ServeConfig
+from rankkit.serve.engine import SearchEngine
 
 log = logging.getLogger("rankkit.serve")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
-from rankkit.serve.engine import ServeConfig
+from rankkit.serve.config import ServeConfig
 
 INDEX_FLAGS = {"dense": "--index", "bm25": "--bm25-index"}
 KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
