@@ -1,4 +1,5 @@
-"""Corpora: MS MARCO TSV (id, text), pyserini JSONL (id, contents) and BEIR JSONL (_id, title, text).
+"""Corpora: MS MARCO TSV (id, text), pyserini JSONL (id, contents), BEIR JSONL (_id, title, text),
+and a folder of .txt / .md files (one document per file: see rankkit.data.folder).
 
 Corpora are streamed document by document, so an 8.8M-passage file is never held as a dict.
 """
@@ -13,10 +14,12 @@ from typing import Collection, Iterable, Iterator, Literal
 
 from rankkit.data import irds
 from rankkit.data.files import atomic_write, iter_lines, json_object
+from rankkit.data.folder import iter_folder_docs
 from rankkit.errors import RankkitError, file_error
 
-CorpusFormat = Literal["tsv", "pyserini", "beir"]
-CORPUS_FORMATS: tuple[str, ...] = ("tsv", "pyserini", "beir")
+CorpusFormat = Literal["tsv", "pyserini", "beir", "folder"]
+CORPUS_FORMATS: tuple[str, ...] = ("tsv", "pyserini", "beir")  # the file formats, read and written
+FOLDER = "folder"  # a folder of .txt / .md files, read only
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +35,11 @@ class Document:
 
 
 def detect_corpus_format(path: str | Path) -> CorpusFormat:
-    """Guess the format from the extension and, for JSONL, the keys of the first record."""
+    """Guess the format from the extension and, for JSONL, the keys of the first record; a
+    folder is a folder of text files."""
     path = Path(path)
+    if path.is_dir():
+        return FOLDER
     suffixes = [s for s in path.suffixes if s != ".gz"]
     if suffixes and suffixes[-1] in (".tsv", ".txt"):
         return "tsv"
@@ -90,6 +96,9 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: boo
         return
     path = Path(path)
     fmt = fmt or detect_corpus_format(path)
+    if fmt == FOLDER or path.is_dir():
+        yield from _read_folder(path, fmt, word_ids)
+        return
     if fmt not in CORPUS_FORMATS:
         raise file_error(path, None, f"unknown corpus format {fmt!r}", f"use one of {', '.join(CORPUS_FORMATS)}")
     first_line: dict[str, int] = {}
@@ -107,6 +116,17 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: boo
         raise file_error(path, None, "file is empty", "give a corpus with at least one document")
 
 
+def _read_folder(path: Path, fmt: str, word_ids: bool) -> Iterator[Document]:
+    if fmt != FOLDER:
+        raise file_error(path, None, f"is a folder, but the corpus format {fmt!r} is a file format",
+                         "drop --format to read the folder's .txt and .md files, or name the corpus file")
+    for docid, title, text in iter_folder_docs(path):
+        if word_ids and any(c.isspace() for c in docid):
+            raise file_error(path / docid, None, f"its docid {docid!r} (the path in the folder) contains whitespace, "
+                             "which TREC runs and qrels cannot hold", "rename it without spaces (e.g. replace them by '_')")
+        yield Document(docid, text, title)
+
+
 def read_corpus_rows(path: str | Path, fmt: CorpusFormat | None, rows: range | None,
                      word_ids: bool = False) -> Iterator[Document]:
     """read_corpus limited to the documents at positions `rows` (all when None): a shard's. The
@@ -117,7 +137,11 @@ def read_corpus_rows(path: str | Path, fmt: CorpusFormat | None, rows: range | N
 
 def read_doc_texts(path: str | Path, fmt: CorpusFormat | None = None,
                    docids: Collection[str] | None = None) -> dict[str, str]:
-    """{docid: contents} for the documents in `docids` (all when None), streamed from the corpus."""
+    """{docid: contents} for the documents in `docids` (all when None), streamed from the corpus
+    (from a folder corpus, only the files of `docids` are read)."""
+    if docids is not None and not irds.is_irds(path) and (fmt == FOLDER or Path(path).is_dir()):
+        return {docid: Document(docid, text, title).contents
+                for docid, title, text in iter_folder_docs(path, docids)}
     wanted = set(docids) if docids is not None else None
     return {doc.docid: doc.contents for doc in read_corpus(path, fmt) if wanted is None or doc.docid in wanted}
 
