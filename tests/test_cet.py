@@ -350,27 +350,6 @@ def test_load_cet_models_needs_a_cet_folder(tmp_path, shallow):
 
 # --- missing provenance ----------------------------------------------------------------------------
 
-def test_minedset_without_positive_provenance_is_refused(tmp_path, tiny_model, shallow):
-    mined, docs, _, _, folder = shallow
-    lines = (folder / "mined.jsonl").read_text().splitlines()
-    stripped = [lines[0]]
-    for line in lines[1:]:
-        record = json.loads(line)
-        for p in record["positives"]:
-            del p["retrieved"]
-        stripped.append(json.dumps(record))
-    old = tmp_path / "old.jsonl"
-    old.write_text("\n".join(stripped) + "\n")
-    legacy = MinedSet.read(old)
-    assert not legacy.positive_provenance_recorded
-    output = tmp_path / "out"
-    with pytest.raises(RankkitError) as caught:
-        train_cet(legacy, docs, tiny_config(output, tiny_model))
-    message = str(caught.value)
-    assert "positives[].retrieved" in message and "re-mine" in message and "negatives[]" not in message
-    assert not (output / "model").exists()
-
-
 def test_negatives_without_rank_or_score_are_refused(shallow):
     mined, _, _, _, _ = shallow
     q = mined.queries[0]

@@ -84,12 +84,11 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
     stale = tmp_path / f".idx.{dead}.abcd1234.tmp"
-    old_style = tmp_path / ".idx.x1y2z3.tmp"  # written by rankkit before the pid was in the name
     live = tmp_path / f".idx.{os.getpid()}.live0000.tmp"
     other = tmp_path / f".other.{dead}.abcd1234.tmp"
-    for folder in (stale, old_style, live, other):
+    for folder in (stale, live, other):
         folder.mkdir()
-    assert sorted(p.name for p in remove_stale_temp_dirs(tmp_path / "idx")) == sorted([stale.name, old_style.name])
+    assert [p.name for p in remove_stale_temp_dirs(tmp_path / "idx")] == [stale.name]
     assert live.exists() and other.exists()
     with atomic_dir(tmp_path / "idx") as folder:  # a build clears them too
         (folder / "f").write_text("x")

@@ -219,7 +219,7 @@ def ref_minedset(data: bytes) -> tuple:
             p = _exact_keys(p, {"docid", "grade", "retrieved"})
             docid, grade = _typed(p, "docid", str), _typed(p, "grade", int)
             positives[docid] = grade
-            provenance = _typed(p, "retrieved", dict, nullable=True, required=False)
+            provenance = _typed(p, "retrieved", dict, nullable=True)
             if provenance is not None:
                 retrieved[docid] = _provenance(_exact_keys(provenance, PROVENANCE))
         negatives = []

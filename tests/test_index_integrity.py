@@ -98,10 +98,10 @@ def test_damaged_dense_index_names_the_file_and_the_rebuild(built_dense, tmp_pat
             DenseIndex(folder)
 
 
-def test_garbage_faiss_file_of_an_old_manifest_is_caught_at_the_faiss_boundary(built_dense, tmp_path):
+def test_garbage_faiss_file_is_caught_at_the_faiss_boundary(built_dense, tmp_path):
     folder = _copy(built_dense, tmp_path)
-    _edit_manifest(folder, files={})
-    (folder / INDEX_FILE).write_bytes(b"garbage" * 100)
+    size = (folder / INDEX_FILE).stat().st_size
+    (folder / INDEX_FILE).write_bytes((b"garbage" * size)[:size])  # the recorded size: only FAISS sees it
     with pytest.raises(RankkitError, match=f"{INDEX_FILE}: FAISS cannot read it"):
         DenseIndex(folder)
 
@@ -157,19 +157,21 @@ def test_lucene_errors_are_caught_at_the_boundary(built_bm25, tmp_path):
     from rankkit.index.bm25 import open_lucene_searcher
 
     folder = _copy(built_bm25, tmp_path)
-    _edit_manifest(folder, files={})  # an old manifest: no sizes to check first
+    files = Manifest.read(folder).files  # unrecorded segments_N files: no size check sees them go
+    _edit_manifest(folder, files={name: record for name, record in files.items()
+                                  if not Path(name).name.startswith("segments_")})
     for segment in (folder / "lucene").glob("segments_*"):
         segment.unlink()
     with pytest.raises(RankkitError, match="lucene: Lucene cannot open it.*rebuild"):
         open_lucene_searcher(folder, 0.9, 0.4)
 
 
-def test_old_manifest_without_checksums_opens_and_verify_says_so(built_dense, tmp_path):
+def test_manifest_that_records_no_files_is_refused(built_dense, tmp_path):
     folder = _copy(built_dense, tmp_path)
     _edit_manifest(folder, files={})
-    assert DenseIndex(folder).index.ntotal == 80
-    report = verify(folder)
-    assert not report.checksums and "records no checksums" in report.notes[0]
+    for check in (DenseIndex, verify):
+        with pytest.raises(RankkitError, match="manifest.json: records no files.*Fix: rebuild the index"):
+            check(folder)
 
 
 def test_index_verify_command(built_dense, tmp_path):

@@ -303,7 +303,6 @@ def test_minedset_round_trip(tmp_path):
     back = MinedSet.read(path)
     assert back.config == mined.config and back.config["seed"] == 3
     assert back.stats == mined.stats
-    assert back.positive_provenance_recorded
     assert len(back.queries) == 2
     for got, want in zip(back.queries, mined.queries):
         assert (got.qid, got.query, got.positives, got.negatives) == (want.qid, want.query, want.positives,
@@ -360,8 +359,9 @@ GOOD_QUERY = json.dumps({"qid": "q1", "query": "a", "positives": [{"docid": "p",
     ([GOOD_META, GOOD_QUERY.replace('"grade": 1', '"grade": "high"')], 2),  # grade not a number
     ([json.dumps({"_meta": "rankkit-minedset"}), GOOD_QUERY], 1),  # header not an object
     ([GOOD_META, GOOD_QUERY.replace('"retrieved": null', '"retrieved": 7')], 2),
+    ([GOOD_META, GOOD_QUERY.replace(', "retrieved": null', '')], 2),  # a positive without its provenance
 ], ids=["bad-json", "no-header", "wrong-format", "missing-key", "unknown-field", "not-object", "bad-grade",
-        "meta-not-object", "retrieved-not-object"])
+        "meta-not-object", "retrieved-not-object", "retrieved-missing"])
 def test_malformed_minedset_line_names_file_and_line(tmp_path, lines, bad_line):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -372,17 +372,10 @@ def test_malformed_minedset_line_names_file_and_line(tmp_path, lines, bad_line):
     assert "Fix" in message
 
 
-def test_positives_without_retrieved_read_as_provenance_not_recorded(tmp_path):
-    old = json.dumps({"qid": "q1", "query": "a", "positives": [{"docid": "p", "grade": 2}],
-                      "negatives": [{"docid": "n", "source": "s", "rank": 4, "score": 1.0, "teacher_score": None,
-                                     "strategy": "top"}]})
-    path = tmp_path / "old.jsonl"
-    path.write_text(GOOD_META + "\n" + old + "\n", encoding="utf-8")
+def test_a_positive_no_source_retrieved_reads_without_provenance(tmp_path):
+    path = tmp_path / "mined.jsonl"
+    path.write_text(GOOD_META + "\n" + GOOD_QUERY + "\n", encoding="utf-8")  # "retrieved": null
     mined = MinedSet.read(path)
-    assert mined.positive_provenance_recorded is False
-    assert mined.queries[0].positives == {"p": 2}
+    assert mined.queries[0].positives == {"p": 1}
     assert mined.queries[0].positive_provenance == {}
-    assert mined.queries[0].negatives == [Candidate("n", "s", 4, 1.0, None, "top")]
-    # the same file with "retrieved": null counts as recorded (the source just did not find it)
-    path.write_text(GOOD_META + "\n" + GOOD_QUERY + "\n", encoding="utf-8")
-    assert MinedSet.read(path).positive_provenance_recorded is True
+    assert mined.queries[0].negatives == [Candidate("n", "s", 1, 1.0, None, "top")]

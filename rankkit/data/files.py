@@ -104,9 +104,8 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
 
 
 def _temp_dir_pattern(name: str) -> re.Pattern[str]:
-    """Temporary folders atomic_dir makes for `name`: .NAME.<pid>.<random>.tmp (older rankkit
-    versions wrote .NAME.<random>.tmp, without the pid)."""
-    return re.compile(rf"\.{re.escape(name)}\.(?:(\d+)\.)?[^.]+\.tmp")
+    """Temporary folders atomic_dir makes for `name`: .NAME.<pid>.<random>.tmp."""
+    return re.compile(rf"\.{re.escape(name)}\.(\d+)\.[^.]+\.tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -121,14 +120,14 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
     """Remove the temporary folders that killed runs (SIGKILL, power loss) left beside `path`:
-    those of processes no longer alive, and pid-less ones from older versions. Returns them."""
+    those of processes no longer alive. Returns them."""
     path = Path(path)
     if not path.parent.is_dir():
         return []
     pattern, removed = _temp_dir_pattern(path.name), []
     for entry in path.parent.iterdir():
         match = pattern.fullmatch(entry.name)
-        if match and entry.is_dir() and not (match.group(1) and _alive(int(match.group(1)))):
+        if match and entry.is_dir() and not _alive(int(match.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
@@ -177,10 +176,7 @@ def atomic_dir(path: str | Path, overwrite: bool = False, replaceable: Callable[
         raise
 
 
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -65,10 +65,8 @@ def installed_part(model: PackagedModel, package: str) -> Part:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
+        digest = hashlib.file_digest(handle, "sha256")
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 

@@ -53,9 +53,11 @@ def check_layout(folder: str | Path, manifest: Manifest) -> None:
 
 def check_sizes(folder: str | Path, manifest: Manifest) -> None:
     """Every file the manifest records exists with its recorded size (no checksums: cheap enough
-    for every open). Manifests of older versions record no files and pass."""
+    for every open); a manifest that records no files is refused."""
     folder = Path(folder)
     check_layout(folder, manifest)
+    if not manifest.files:
+        raise index_error(folder, manifest, "manifest.json", "records no files, so the index cannot be checked")
     for name, record in manifest.files.items():
         path = folder / name
         if not path.is_file():

@@ -1,5 +1,5 @@
 """manifest.json: what built an index (model, dimension, metric, type, corpus and its checksum)
-and, since rankkit 0.2, the size and SHA-256 of every file of the index (see integrity.py)."""
+and the size and SHA-256 of every file of the index (see integrity.py)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Manifest:
     query_model: str | None = None  # a two-tower model's query encoder (passages were encoded by `model`)
     query_model_fingerprint: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
-    # relative path -> {"size": bytes, "sha256": hex}; empty in manifests of older versions
+    # relative path -> {"size": bytes, "sha256": hex}; filled in by write()
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     rankkit_version: str = __version__
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))

@@ -46,7 +46,7 @@ def _provenance(candidate: Candidate | None) -> dict | None:
 _CANDIDATE_FIELDS = {"docid": ("str", False), "source": ("str", True), "rank": ("int?", True),
                      "score": ("number?", True), "teacher_score": ("number?", True), "strategy": ("str", True)}
 _PROVENANCE_FIELDS = {key: _CANDIDATE_FIELDS[key] for key in ("source", "rank", "score", "teacher_score")}
-_POSITIVE_FIELDS = {"docid": ("str", False), "grade": ("int", False), "retrieved": ("object?", True)}
+_POSITIVE_FIELDS = {"docid": ("str", False), "grade": ("int", False), "retrieved": ("object?", False)}
 _QUERY_FIELDS = {"qid": ("str", False), "query": ("str", False), "positives": ("list", False),
                  "negatives": ("list", False)}
 _CHECKS = {"str": lambda v: isinstance(v, str), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -81,7 +81,6 @@ class MinedSet:
     queries: list[MinedQuery]
     config: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
-    positive_provenance_recorded: bool = True  # False for files from miners that did not record it
 
     def write(self, path: str | Path) -> None:
         with atomic_write(path) as out:
@@ -118,8 +117,7 @@ class MinedSet:
                     [Candidate(**_fields(n, _CANDIDATE_FIELDS, "a negative")) for n in query["negatives"]],
                     {p["docid"]: Candidate(p["docid"], strategy="positive",
                                            **_fields(p["retrieved"], _PROVENANCE_FIELDS, "a positive's provenance"))
-                     for p in positives if p.get("retrieved") is not None}))
-                mined.positive_provenance_recorded &= all("retrieved" in p for p in positives)
+                     for p in positives if p["retrieved"] is not None}))
             except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
                 raise file_error(path, number, f"not a MinedSet record ({type(exc).__name__}: {exc})",
                                  "give a file written by `rankkit mine`") from None

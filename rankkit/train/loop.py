@@ -135,15 +135,13 @@ def _load_state(path: Path, device: torch.device) -> dict:
     except Exception as exc:  # truncated, garbage or unsafe pickles: torch raises many types
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise RankkitError(f"{path}: damaged checkpoint, it cannot be loaded ({reason}). Fix: {fix}") from None
-    if not isinstance(state, dict) or not {"step", "parts", "optimizers", "schedulers", "scaler"} <= set(state):
+    required = {"step", "options", "parts", "optimizers", "schedulers", "scaler"}
+    if not isinstance(state, dict) or not required <= set(state):
         raise RankkitError(f"{path}: not a rankkit checkpoint. Fix: {fix}")
     return state
 
 
-def _check_same_options(path: Path, saved: dict | None, options: dict) -> None:
-    if saved is None:
-        raise RankkitError(f"{path}: written by an older rankkit that did not record its options, so resuming "
-                           "it could silently mix two configurations. Fix: rerun with --overwrite to start afresh")
+def _check_same_options(path: Path, saved: dict, options: dict) -> None:
     differ = sorted(k for k in {*saved, *options} if saved.get(k) != options.get(k))
     if differ:
         changes = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {options.get(k)!r} now" for k in differ)
@@ -161,7 +159,7 @@ def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler
         return 0
     path = checkpoint / STATE_FILE
     state = _load_state(path, task.device)
-    _check_same_options(path, state.get("options"), options)
+    _check_same_options(path, state["options"], options)
     try:
         for name, part in task.parts.items():
             part.load_state_dict(state["parts"][name])

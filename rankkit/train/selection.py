@@ -25,11 +25,9 @@ WEIGHTS_FILE = "selection.pt"
 
 
 def require_provenance(mined: MinedSet, where: str = "the MinedSet") -> None:
-    """The light selection model needs each negative's source, rank and score, and each positive's
-    provenance record; say which are missing and how to get them."""
+    """The light selection model needs each negative's source, rank and score (every positive's
+    provenance record is there: the MinedSet reader requires it); say which are missing and how to get them."""
     missing = set()
-    if not mined.positive_provenance_recorded:
-        missing.add("positives[].retrieved")
     for q in mined.queries:
         for c in q.negatives:
             missing |= {f"negatives[].{name}" for name in ("source", "rank", "score") if getattr(c, name) in (None, "")}
