@@ -159,7 +159,7 @@ def evaluate(
     import json
 
     from rankkit.data.files import atomic_write
-    from rankkit.sentiment.metrics import format_metrics, plot_curves, sentiment_metrics
+    from rankkit.sentiment.metrics import format_metrics, model_name, plot_curves, sentiment_metrics
     from rankkit.sentiment.model import load_sentiment_model
 
     reviews = _read(data, text_column, label_column, rating_column, threshold, strict)
@@ -171,7 +171,7 @@ def evaluate(
     if output is not None:
         with atomic_write(output / "metrics.json") as out:
             json.dump(measured, out, indent=2)
-        written = plot_curves(reviews.labels, probability, output)
+        written = plot_curves(reviews.labels, probability, output, name=model_name(model))
         console.print(f"wrote {output / 'metrics.json'}, " + ", ".join(str(p) for p in written))
 
 

@@ -7,6 +7,7 @@ from typing import Mapping
 
 from rankkit.data.runs import Run
 from rankkit.retrieve.base import Retriever
+from rankkit.retrieve.progress import search_with_progress
 
 
 @dataclass(slots=True)
@@ -31,8 +32,10 @@ def candidates_from_run(run: Run, source: str) -> Candidates:
 
 
 def candidates_from_retriever(retriever: Retriever, queries: Mapping[str, str], depth: int) -> Candidates:
-    """The top-`depth` hits of a retriever (BM25, dense, hybrid) for each query."""
-    return candidates_from_run(retriever.batch_search(queries, depth), retriever.name)
+    """The top-`depth` hits of a retriever (BM25, dense, hybrid) for each query (a progress bar
+    counts the queries where there are many)."""
+    return candidates_from_run(search_with_progress(retriever, queries, depth, desc="retrieving candidates"),
+                               retriever.name)
 
 
 def merge_candidates(*sources: Candidates) -> Candidates:

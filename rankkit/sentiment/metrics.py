@@ -5,6 +5,7 @@ prior is reported beside it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -77,9 +78,23 @@ def format_metrics(measured: dict) -> str:
     return "\n".join(lines)
 
 
+def model_name(folder: str | Path) -> str:
+    """How plots and reports name a sentiment model folder: its method (tfidf, contrastive, ...)
+    and, for a transformer, its base encoder, e.g. 'contrastive (all-MiniLM-L6-v2)'."""
+    from rankkit.sentiment.model import META_FILE, sentiment_model_folder
+
+    meta = json.loads((sentiment_model_folder(folder) / META_FILE).read_text())
+    method = str(meta.get("method") or meta.get("kind") or Path(folder).name)
+    base = meta.get("base_model")
+    if not base:
+        return method
+    return f"{method} ({'all-MiniLM-L6-v2' if base == 'default' else Path(str(base)).name})"
+
+
 def plot_curves(labels: Sequence[int], positive_probability: Sequence[float], folder: str | Path,
-                bins: int = 10) -> list[Path]:
-    """roc.png, pr.png and reliability.png in `folder` (scikit-learn's displays on matplotlib)."""
+                bins: int = 10, name: str = "model") -> list[Path]:
+    """roc.png, pr.png and reliability.png in `folder` (scikit-learn's displays on matplotlib),
+    each titled and labelled with `name`, the model's (see model_name)."""
     try:
         import matplotlib
     except ImportError:
@@ -92,15 +107,19 @@ def plot_curves(labels: Sequence[int], positive_probability: Sequence[float], fo
     folder.mkdir(parents=True, exist_ok=True)
     y, p = np.asarray(labels), np.asarray(positive_probability)
     written = []
-    for name, draw in (("roc.png", lambda ax: skm.RocCurveDisplay.from_predictions(y, p, ax=ax, plot_chance_level=True)),
-                       ("pr.png", lambda ax: skm.PrecisionRecallDisplay.from_predictions(y, p, ax=ax,
-                                                                                         plot_chance_level=True)),
-                       ("reliability.png", lambda ax: CalibrationDisplay.from_predictions(y, p, n_bins=bins, ax=ax))):
+    plots = (("roc.png", "ROC curve", lambda ax: skm.RocCurveDisplay.from_predictions(
+                 y, p, ax=ax, name=name, plot_chance_level=True)),
+             ("pr.png", "precision-recall curve", lambda ax: skm.PrecisionRecallDisplay.from_predictions(
+                 y, p, ax=ax, name=name, plot_chance_level=True)),
+             ("reliability.png", "reliability", lambda ax: CalibrationDisplay.from_predictions(
+                 y, p, n_bins=bins, ax=ax, name=name)))
+    for file_name, what, draw in plots:
         figure, axis = plt.subplots(figsize=(4.5, 4.5))
         draw(axis)
+        axis.set_title(f"{name}: {what}", fontsize=10)
         figure.tight_layout()
-        path = folder / name
-        tmp = folder / f".{name}.tmp.png"
+        path = folder / file_name
+        tmp = folder / f".{file_name}.tmp.png"
         figure.savefig(tmp, dpi=100)
         plt.close(figure)
         tmp.replace(path)

@@ -385,8 +385,13 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
             RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
             for rank, i in enumerate(order, start=1)])
 
-    if config.sentiment_model is not None:  # else /sentiment is neither served nor in the schema
+    if config.sentiment_model is not None:  # else /sentiment is not in the schema, and says how to serve it
         add_sentiment_route(app, server, config)
+    else:
+        @app.api_route("/sentiment", methods=["GET", "POST"], include_in_schema=False)
+        async def no_sentiment() -> None:
+            raise ApiError(404, "not_found", "this server has no sentiment model, so it does not serve /sentiment",
+                           "start the server with --sentiment-model FOLDER (a folder `rankkit sentiment train` wrote)")
 
     @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:

@@ -1,4 +1,7 @@
-"""The search page served at /: a query box, a mode switch, results with scores and text.
+"""The search page served at /: a query box, a mode switch (the server's modes, from /health, its
+default named), results with scores and text. The search is kept in the address bar (?q=...&mode=
+...&k=...&rerank=1) and run when the page opens with one, so a result page can be shared or
+reloaded; the API key never goes into the address.
 
 Its one inline script and one inline style are exactly SCRIPT and STYLE, allowed by their hashes
 in PAGE_CSP; nothing else may run, load or frame it. Results are written with textContent,
@@ -20,14 +23,51 @@ STYLE = """
 
 SCRIPT = """
 const form = document.getElementById("search-form");
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
+const query = document.getElementById("query");
+const modeSelect = document.getElementById("mode");
+const kInput = document.getElementById("k");
+const rerank = document.getElementById("rerank");
+function option(value, label) {
+  const item = document.createElement("option");
+  item.value = value;
+  item.textContent = label;
+  return item;
+}
+
+// The modes this server serves, from /health; the first is what a search without a mode uses.
+async function loadModes() {
+  try {
+    const response = await fetch("/health");
+    const data = await response.json();
+    if (!response.ok || !Array.isArray(data.modes) || !data.modes.length) return;
+    modeSelect.replaceChildren(...data.modes.map((mode, i) => option(mode, i ? mode : mode + " (default)")));
+    modeSelect.value = data.modes[0];
+  } catch (error) {
+    // still loading or unreachable: keep the page's own choices
+  }
+}
+
+function selectMode(mode) {
+  if (!mode) return;
+  if (![...modeSelect.options].some((item) => item.value === mode)) modeSelect.append(option(mode, mode));
+  modeSelect.value = mode;
+}
+
+// The search in the address bar (q, mode, k, rerank), so a result page can be shared or reloaded.
+function writeUrl() {
+  const params = new URLSearchParams();
+  params.set("q", query.value);
+  if (modeSelect.value) params.set("mode", modeSelect.value);
+  if (kInput.value !== "10") params.set("k", kInput.value);
+  if (rerank.checked) params.set("rerank", "1");
+  history.replaceState(null, "", "?" + params.toString());
+}
+
+async function runSearch() {
   const status = document.getElementById("status");
   const results = document.getElementById("results");
-  const body = { query: document.getElementById("query").value, k: Number(document.getElementById("k").value),
-                 rerank: document.getElementById("rerank").checked, text: true };
-  const mode = document.getElementById("mode").value;
-  if (mode) body.mode = mode;
+  const body = { query: query.value, k: Number(kInput.value), rerank: rerank.checked, text: true };
+  if (modeSelect.value) body.mode = modeSelect.value;
   const headers = { "Content-Type": "application/json" };
   const key = document.getElementById("api-key").value;
   if (key) headers["X-API-Key"] = key;
@@ -55,6 +95,23 @@ form.addEventListener("submit", async (event) => {
     item.append(meta, text);
     results.append(item);
   }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  writeUrl();
+  return runSearch();
+});
+
+loadModes().then(() => {
+  const params = new URLSearchParams(window.location.search);
+  selectMode(params.get("mode"));
+  if (params.get("k")) kInput.value = params.get("k");
+  rerank.checked = ["1", "true"].includes(params.get("rerank"));
+  if (params.get("q")) {
+    query.value = params.get("q");
+    return runSearch();
+  }
 });
 """
 
@@ -70,7 +127,7 @@ SEARCH_PAGE = """<!doctype html>
 <form id="search-form">
   <input id="query" name="query" type="search" placeholder="Search..." autofocus required>
   <select id="mode" name="mode" aria-label="mode">
-    <option value="">default</option><option value="dense">dense</option>
+    <option value="">default (dense, else bm25)</option><option value="dense">dense</option>
     <option value="bm25">bm25</option><option value="hybrid">hybrid</option>
   </select>
   <label>k <input id="k" name="k" type="number" value="10" min="1" max="1000"></label>
