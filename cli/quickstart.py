@@ -25,12 +25,16 @@ def quickstart(
     fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
     alpha: Optional[float] = typer.Option(None, help=ALPHA_HELP),
 ) -> None:
-    """Build BM25 and dense indexes, search with BM25, dense and hybrid, and evaluate."""
+    """Build BM25 and dense indexes, search with BM25, dense and hybrid, and evaluate; on a folder of
+    your own .txt / .md files (no queries), build the indexes and print how to search them."""
     from rankkit.eval.report import summary_table
     from rankkit.quickstart import QuickstartConfig, run_quickstart
 
     config = QuickstartConfig(data=str(data) if data else None, split=split, out=str(out), model=model, device=device,
                               precision=precision.value, fusion=fusion_config(fusion, alpha, None, None))
-    evaluations = run_quickstart(config)
-    stdout_console().print(summary_table(list(evaluations), list(evaluations.values())))
+    result = run_quickstart(config)
+    if not result.evaluations:  # a folder of text files: no queries, so say how to search instead
+        print(f"indexes are in {out / 'indexes'}; {result.how_to_search()}")
+        return
+    stdout_console().print(summary_table(list(result.evaluations), list(result.evaluations.values())))
     print(f"indexes, runs and report.json are in {out}")

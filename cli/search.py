@@ -59,13 +59,29 @@ def search(
                                query_prompt=query_prompt, gpu=GpuOptions(gpu_shard, gpu_fp16),
                                fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
     if query is not None:
+        from rich.markup import escape
+        from rich.text import Text
+
+        from rankkit.cli.errors import stderr
+        from rankkit.retrieve.texts import hit_texts, shorten
+
+        hits = retriever.search(query, k)
+        found = hit_texts(index, [hit.docid for hit in hits])  # each hit's text, from the index's corpus
         table = Table(title=f"{retriever.name}: {query}")
-        for column in ("rank", "docid", "score"):
-            table.add_column(column, justify="right" if column != "docid" else "left")
-        for rank, hit in enumerate(retriever.search(query, k), start=1):
-            table.add_row(str(rank), hit.docid, f"{hit.score:.4f}")
+        for column in ("rank", "docid", "score", "text") if found.texts else ("rank", "docid", "score"):
+            table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+        for rank, hit in enumerate(hits, start=1):
+            table.add_row(str(rank), Text(hit.docid), f"{hit.score:.4f}",
+                          *([Text(shorten(found.texts.get(hit.docid, "")))] if found.texts else []))
         stdout_console().print(table)
+        if found.warning:
+            stderr.print(f"[yellow]warning:[/] {escape(found.warning)}", highlight=False, soft_wrap=True)
+        if output is not None:  # the one query's hits as a TREC run, query id 1
+            write_run({"1": hits}, output, tag=tag)
+            print(f"wrote {len(hits)} hits for the query (query id 1) to {output}")
         return
-    run = retriever.batch_search(read_queries(queries), k)
+    from rankkit.retrieve.progress import search_with_progress
+
+    run = search_with_progress(retriever, read_queries(queries), k)
     write_run(run, output, tag=tag)
     print(f"wrote {sum(len(h) for h in run.values())} hits for {len(run)} queries to {output}")

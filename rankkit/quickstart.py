@@ -1,17 +1,24 @@
 """The main job end to end: BM25 and dense indexes, search, evaluation, on one collection folder
 (the bundled sample by default, any folder in the ../shared/data layout, or a BEIR folder with
-one of its qrels splits)."""
+one of its qrels splits). A folder of the user's own text files (.txt, .md), which has no queries,
+gets both indexes and the commands that search them instead of an evaluation."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import shlex
+from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
-from rankkit.data.collection import collection, queries_and_qrels
+from rankkit.data.beir import is_beir_folder
+from rankkit.data.collection import COLLECTION_FILES, collection, queries_and_qrels
+from rankkit.data.corpus import read_corpus
 from rankkit.data.files import atomic_write
+from rankkit.data.folder import CORPUS_FILES, text_files
 from rankkit.data.runs import write_run
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.errors import RankkitError
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
@@ -19,6 +26,7 @@ from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
+from rankkit.retrieve.progress import search_with_progress
 
 
 @dataclass(frozen=True)
@@ -40,16 +48,79 @@ def quickstart_measures(max_grade: int) -> list[str]:
     return ["nDCG@10", f"RR{rel}@10", f"R{rel}@100"]
 
 
-def run_quickstart(config: QuickstartConfig) -> dict[str, Evaluation]:
+@dataclass(frozen=True)
+class QuickstartResult:
+    """What a quickstart made: its folder, the index folders (bm25, dense), the evaluation of each
+    system (bm25, dense, hybrid; empty for a folder of text files, which has no queries) and the
+    commands that search the indexes."""
+
+    out: Path
+    indexes: dict[str, Path]
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
+    search_commands: list[str] = field(default_factory=list)
+
+    def how_to_search(self) -> str:
+        """What to print when there was nothing to evaluate: the commands that search the indexes."""
+        return "\n".join(["no queries to evaluate; search the indexes with:", *(f"  {c}" for c in self.search_commands)])
+
+
+def is_text_folder(data: str | Path | None) -> bool:
+    """A folder of the user's own documents: neither a collection folder (collection.tsv,
+    queries.tsv, qrels.txt) nor a BEIR folder."""
+    if data is None or not Path(data).is_dir() or is_beir_folder(data):
+        return False
+    return not any((Path(data) / name).exists() for name in (*COLLECTION_FILES, *CORPUS_FILES))
+
+
+def example_query(corpus: Path, look_at: int = 100) -> str:
+    """A query to show in the search commands: the first title among the first documents, else
+    the first document's first words."""
+    docs = list(islice(read_corpus(corpus), look_at))
+    titled = [d.title for d in docs if d.title]
+    return titled[0] if titled else " ".join(docs[0].text.split()[:5]) or "your question"
+
+
+def search_commands(indexes: dict[str, Path], query: str) -> list[str]:
+    """`rankkit search` for each index and for both (hybrid)."""
+    q = shlex.quote(query)
+    bm25, dense = (shlex.quote(str(indexes[kind])) for kind in ("bm25", "dense"))
+    return [f"rankkit search -i {bm25} -q {q}", f"rankkit search -i {dense} -q {q}",
+            f"rankkit search -i {bm25} -i {dense} -q {q}"]
+
+
+def _text_folder_error(exc: RankkitError) -> RankkitError:
+    """A folder without text files: the fix names the collection layouts too."""
+    problem = str(exc).partition(" Fix: ")[0]
+    return RankkitError(f"{problem}. Fix: give a folder of text files (.txt, .md), a collection folder "
+                        "(collection.tsv, queries.tsv, qrels.txt) or a BEIR folder (corpus.jsonl, queries.jsonl, "
+                        "qrels/SPLIT.tsv)")
+
+
+def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[dict[str, Path], BiEncoder]:
+    out = Path(config.out)
+    indexes = {"bm25": out / "indexes" / f"{name}-bm25", "dense": out / "indexes" / f"{name}-dense"}
+    build_bm25_index(corpus, indexes["bm25"], overwrite=True)
+    encoder = BiEncoder(config.model, device=config.device, precision=config.precision)
+    build_dense_index(corpus, indexes["dense"], encoder, DenseBuildConfig(factory=config.factory), overwrite=True)
+    return indexes, encoder
+
+
+def _write_config(config: QuickstartConfig, root: Path) -> None:
+    with atomic_write(Path(config.out) / "config.json") as handle:
+        json.dump({**asdict(config), "collection": str(root)}, handle, indent=2)
+
+
+def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
     """Build both indexes, search every query with BM25, dense and hybrid, evaluate; writes
-    indexes/, runs/, report.json and config.json under config.out. Returns the evaluations."""
+    indexes/, runs/, report.json and config.json under config.out. For a folder of text files,
+    which has no queries, only the indexes and config.json, and the result says how to search them."""
+    if is_text_folder(config.data):
+        return _quickstart_text_folder(config)
     paths = collection(config.data, config.split)
     out = Path(config.out)
     queries, qrels = queries_and_qrels(paths)
-    bm25_dir, dense_dir = out / "indexes" / f"{paths.name}-bm25", out / "indexes" / f"{paths.name}-dense"
-    build_bm25_index(paths.corpus, bm25_dir, overwrite=True)
-    encoder = BiEncoder(config.model, device=config.device, precision=config.precision)
-    build_dense_index(paths.corpus, dense_dir, encoder, DenseBuildConfig(factory=config.factory), overwrite=True)
+    indexes, encoder = _build_indexes(paths.corpus, paths.name, config)
+    bm25_dir, dense_dir = indexes["bm25"], indexes["dense"]
     bm25 = BM25Retriever(bm25_dir)
     dense = DenseRetriever(DenseIndex(dense_dir), encoder)
     systems = {"bm25": bm25, "dense": dense, "hybrid": HybridRetriever([bm25, dense], config=config.fusion)}
@@ -57,11 +128,24 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Evaluation]:
     measures = resolve_measures(None, quickstart_measures(max_grade))
     evaluations = {}
     for name, retriever in systems.items():
-        run = retriever.batch_search(queries, config.k)
+        run = search_with_progress(retriever, queries, config.k, desc=f"searching ({name})")
         write_run(run, out / "runs" / f"{name}.trec", tag=name)
         evaluations[name] = evaluate(run, qrels, measures)
     with atomic_write(out / "report.json") as handle:
         json.dump({name: ev.aggregate for name, ev in evaluations.items()}, handle, indent=2)
-    with atomic_write(out / "config.json") as handle:
-        json.dump({**asdict(config), "collection": str(paths.root)}, handle, indent=2)
-    return evaluations
+    _write_config(config, paths.root)
+    return QuickstartResult(out, indexes, evaluations, search_commands(indexes, next(iter(queries.values()))))
+
+
+def _quickstart_text_folder(config: QuickstartConfig) -> QuickstartResult:
+    root = Path(config.data)  # type: ignore[arg-type]
+    if config.split is not None:
+        raise RankkitError(f"{root}: --split {config.split} names a qrels split, which only BEIR folders have; "
+                           "this is a folder of text files, without queries. Fix: drop --split")
+    try:
+        text_files(root)
+    except RankkitError as exc:
+        raise _text_folder_error(exc) from None
+    indexes, _ = _build_indexes(root, root.resolve().name, config)
+    _write_config(config, root)
+    return QuickstartResult(Path(config.out), indexes, search_commands=search_commands(indexes, example_query(root)))
