@@ -10,6 +10,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rankkit.data.beir import is_beir_folder
 from rankkit.data.collection import COLLECTION_FILES, collection, queries_and_qrels
@@ -17,16 +18,16 @@ from rankkit.data.corpus import read_corpus
 from rankkit.data.files import atomic_write
 from rankkit.data.folder import CORPUS_FILES, text_files
 from rankkit.data.runs import write_run
-from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
-from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
 from rankkit.index.bm25 import build_bm25_index
-from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
 from rankkit.retrieve.bm25 import BM25Retriever
-from rankkit.retrieve.dense import DenseRetriever
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
 from rankkit.retrieve.progress import search_with_progress
+
+if TYPE_CHECKING:  # torch, faiss and the evaluation libraries are imported when a quickstart runs
+    from rankkit.encode.biencoder import BiEncoder
+    from rankkit.eval.measures import Evaluation
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ def _text_folder_error(exc: RankkitError) -> RankkitError:
 
 
 def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[dict[str, Path], BiEncoder]:
+    from rankkit.encode.biencoder import BiEncoder
+    from rankkit.index.dense import DenseBuildConfig, build_dense_index
+
     out = Path(config.out)
     indexes = {"bm25": out / "indexes" / f"{name}-bm25", "dense": out / "indexes" / f"{name}-dense"}
     build_bm25_index(corpus, indexes["bm25"], overwrite=True)
@@ -114,6 +118,10 @@ def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
     """Build both indexes, search every query with BM25, dense and hybrid, evaluate; writes
     indexes/, runs/, report.json and config.json under config.out. For a folder of text files,
     which has no queries, only the indexes and config.json, and the result says how to search them."""
+    from rankkit.eval.measures import evaluate, resolve_measures
+    from rankkit.index.dense import DenseIndex
+    from rankkit.retrieve.dense import DenseRetriever
+
     if is_text_folder(config.data):
         return _quickstart_text_folder(config)
     paths = collection(config.data, config.split)

@@ -1,14 +1,16 @@
-"""BM25 indexes through pyserini (Lucene). pyserini is imported lazily: it starts a JVM."""
+"""BM25 indexes through pyserini (Lucene). pyserini is imported lazily: it starts a JVM. Search
+calls Anserini's Java searcher directly, as pyserini's LuceneSearcher does, so that a BM25 query
+imports neither torch nor transformers nor faiss (pyserini's Python searchers import all three)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from rankkit.data.corpus import CorpusFormat, detect_corpus_format, read_corpus
 from rankkit.data.files import atomic_dir
 from rankkit.errors import RankkitError
-from rankkit.index.java import configure_java
+from rankkit.index.java import configure_java, start_jvm
 from rankkit.index.integrity import check_count, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
@@ -17,16 +19,43 @@ LUCENE_DIR = "lucene"
 BATCH = 10_000
 
 
-def _pyserini(module: str) -> Any:
+def _pyserini_indexer() -> Any:
     configure_java()
     try:
-        if module == "indexer":
-            from pyserini.index.lucene import LuceneIndexer
-            return LuceneIndexer
-        from pyserini.search.lucene import LuceneSearcher
-        return LuceneSearcher
+        from pyserini.index.lucene import LuceneIndexer
     except ImportError:
         raise RankkitError("BM25 needs pyserini. Fix: `pip install 'rankkit[bm25]'`") from None
+    return LuceneIndexer
+
+
+class LuceneBM25Searcher:
+    """Anserini's SimpleSearcher over a Lucene index, called exactly as pyserini's LuceneSearcher
+    calls it for a plain query string (no fields, no query generator, no RM3): `search` and
+    `batch_search` return Anserini's hits (ScoredDoc: docid, score, ...), best first."""
+
+    def __init__(self, index_dir: str):
+        start_jvm()
+        from pyserini.pyclass import autoclass
+
+        self.object = autoclass("io.anserini.search.SimpleSearcher")(index_dir)
+        self.num_docs = self.object.get_total_num_docs()
+        self._array_list = autoclass("java.util.ArrayList")
+
+    def set_bm25(self, k1: float, b: float) -> None:
+        self.object.set_bm25(float(k1), float(b))
+
+    def search(self, query: str, k: int = 10) -> list[Any]:
+        return list(self.object.search(query, int(k)))
+
+    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10,
+                     threads: int = 1) -> dict[str, list[Any]]:
+        query_strings, qid_strings = self._array_list(), self._array_list()
+        for query in queries:
+            query_strings.add(query)
+        for qid in qids:
+            qid_strings.add(qid)
+        results = self.object.batch_search(query_strings, qid_strings, int(k), int(threads))
+        return {entry.getKey(): list(entry.getValue()) for entry in results.entrySet().toArray()}
 
 
 def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | None = None,
@@ -35,7 +64,7 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
     stored) into the folder `out`, atomically. Returns its manifest."""
     fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
     corpus_info = CorpusInfo.of(corpus, fmt)
-    indexer_class = _pyserini("indexer")
+    indexer_class = _pyserini_indexer()
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         lucene = folder / LUCENE_DIR
         indexer = indexer_class(args=["-index", str(lucene), "-storePositions", "-storeDocvectors", "-storeRaw"],
@@ -63,15 +92,15 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
     return manifest
 
 
-def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> Any:
-    """A pyserini LuceneSearcher over a rankkit BM25 index folder, with BM25(k1, b)."""
+def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> LuceneBM25Searcher:
+    """A searcher over a rankkit BM25 index folder, with BM25(k1, b)."""
     manifest = Manifest.read(folder)
     if manifest.kind != "bm25":
         raise RankkitError(f"{folder}: a {manifest.kind} index, not a BM25 one. Fix: pass a BM25 index")
     check_sizes(folder, manifest)
-    searcher_class = _pyserini("searcher")
+    start_jvm()  # a missing pyserini or Java is reported as such, not as a damaged index
     try:
-        searcher = searcher_class(str(Path(folder) / LUCENE_DIR))
+        searcher = LuceneBM25Searcher(str(Path(folder) / LUCENE_DIR))
     except Exception as exc:  # jnius.JavaException: corrupt or missing segments
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise index_error(folder, manifest, LUCENE_DIR, f"Lucene cannot open it ({reason})") from None

