@@ -86,6 +86,20 @@ def test_shorten():
     assert shorten("x" * 200, 50) == "x" * 49 + "…"  # one long word is cut inside it
 
 
+def test_find_documents_reads_only_until_all_are_found(tmp_path):
+    from rankkit.data.corpus import find_documents
+
+    tsv = tmp_path / "c.tsv"
+    tsv.write_text("a\tfirst\nb\tsecond\nc\tthird\nnot a document line\n")  # the bad line is never reached
+    assert [(d.docid, d.text) for d in find_documents(tsv, {"b", "a", "zz"})] == [("a", "first"), ("b", "second")]
+    assert [d.docid for d in find_documents(tsv, {"c"})] == ["c"]
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text('{"_id": "caf\\u00e9", "title": "T", "text": "x"}\n{"_id": "d2", "title": "", "text": "y"}\n'
+                     '{"_id": "d3", broken\n')
+    assert [(d.docid, d.contents) for d in find_documents(jsonl, ["café", "d2"])] == [("café", "T x"), ("d2", "y")]
+    assert list(find_documents(jsonl, [])) == []
+
+
 def test_hit_texts_of_a_dense_index(dense_index, texts):
     from rankkit.retrieve.texts import hit_texts
 

@@ -146,6 +146,37 @@ def read_doc_texts(path: str | Path, fmt: CorpusFormat | None = None,
     return {doc.docid: doc.contents for doc in read_corpus(path, fmt) if wanted is None or doc.docid in wanted}
 
 
+def find_documents(path: str | Path, docids: Collection[str], fmt: CorpusFormat | None = None) -> Iterator[Document]:
+    """The documents of `docids` found in a corpus, read until all were seen: a folder opens only
+    their files; a file's other lines are skipped unparsed (a TSV line by its id, a JSONL line
+    naming none of them), so a few documents of an 8.8M-passage file are found without parsing it
+    or holding its ids. Ids missing from the corpus are left out; duplicates are not checked."""
+    remaining = set(docids)
+    if not remaining:
+        return
+    if irds.is_irds(path):
+        yield from (doc for doc in read_corpus(path) if doc.docid in remaining)
+        return
+    if fmt == FOLDER or Path(path).is_dir():
+        yield from (Document(docid, text, title) for docid, title, text in iter_folder_docs(path, remaining))
+        return
+    path = Path(path)
+    fmt = fmt or detect_corpus_format(path)
+    # how each id may be written in a JSONL line: as it is, or with JSON's escapes
+    spellings = {spelling for docid in remaining for spelling in (docid, json.dumps(docid)[1:-1])}
+    for number, line in iter_lines(path):
+        if fmt == "tsv" and line.partition("\t")[0].strip() not in remaining:
+            continue
+        if fmt != "tsv" and not any(spelling in line for spelling in spellings):
+            continue
+        doc = _parse_document(path, number, line, fmt)
+        if doc.docid in remaining:
+            yield doc
+            remaining.discard(doc.docid)
+            if not remaining:
+                return
+
+
 def write_corpus(docs: Iterable[Document], path: str | Path, fmt: CorpusFormat = "tsv") -> int:
     """Write documents atomically in the given format; returns the number written."""
     if fmt not in CORPUS_FORMATS:

@@ -1,8 +1,9 @@
 """The texts of search hits, read from the corpus an index's manifest records, so that a search
 can show what it found beside each docid.
 
-Only the hits' documents are kept: a folder corpus opens just their files, an ir_datasets corpus
-looks them up in its document store, and a corpus file is streamed until all of them were seen.
+Only the hits' documents are read: a folder corpus opens just their files, an ir_datasets corpus
+looks them up in its document store, and a corpus file is scanned until all of them were seen
+(rankkit.data.corpus.find_documents).
 Where the corpus is gone or unreadable there are no texts, and a warning says why."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Collection, Sequence
 
 from rankkit.data import irds
-from rankkit.data.corpus import FOLDER, Document, read_corpus, read_doc_texts
+from rankkit.data.corpus import FOLDER, Document, find_documents, read_doc_texts
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import CorpusInfo, Manifest
 
@@ -36,13 +37,7 @@ def shorten(text: str, width: int = PREVIEW_CHARS) -> str:
 
 
 def _from_file(corpus: CorpusInfo, wanted: set[str]) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for doc in read_corpus(corpus.path, corpus.format):  # type: ignore[arg-type]
-        if doc.docid in wanted:
-            texts[doc.docid] = doc.contents
-            if len(texts) == len(wanted):
-                break
-    return texts
+    return {doc.docid: doc.contents for doc in find_documents(corpus.path, wanted, corpus.format)}  # type: ignore[arg-type]
 
 
 def _from_irds(spec: str, wanted: set[str]) -> dict[str, str]:
@@ -76,8 +71,6 @@ def corpus_texts(corpus: CorpusInfo, docids: Collection[str]) -> HitTexts:
     try:
         if irds.is_irds(corpus.path):
             texts = _from_irds(corpus.path, wanted)
-        elif corpus.format == FOLDER:
-            texts = read_doc_texts(corpus.path, FOLDER, docids=wanted)
         else:
             texts = _from_file(corpus, wanted)
     except RankkitError as exc:
