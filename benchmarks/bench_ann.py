@@ -5,7 +5,7 @@ and IVF at several efSearch / nprobe settings, including the default rankkit tun
     flock /tmp/rankkit-cpu.lock .venv/bin/python benchmarks/bench_ann.py
 
 Reuses indexes/dl19-dense (Flat, saved embeddings: `rankkit index build ../shared/data/dl19/collection.tsv
---name dl19-dense --save-embeddings`) and builds the ANN indexes from its embeddings. Queries are the
+-o indexes/dl19-dense --save-embeddings`) and builds the ANN indexes from its embeddings. Queries are the
 43 dl19 queries, encoded once; QPS is for FAISS search of all 43 vectors per call (k=100), through
 rankkit's DenseIndex.search, median over --rounds calls.
 """

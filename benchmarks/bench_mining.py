@@ -46,6 +46,7 @@ from rankkit.data.qrels import read_qrels  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.encode.biencoder import BiEncoder  # noqa: E402
 from rankkit.encode.models import resolve_model_dir  # noqa: E402
+from rankkit.encode.precision import CHOICES, resolve_precision  # noqa: E402
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index  # noqa: E402
 from rankkit.mining import (MiningConfig, RankWindow, TopN, candidates_from_retriever, candidates_from_run,  # noqa: E402
                             mine)
@@ -63,8 +64,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=8, help="negatives per query (default 8, sampling 'top')")
     parser.add_argument("--min-grade", type=int, default=2, help="qrels grade of a positive (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both systems (default 2)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="rankkit's model precision (BiEncoder precision=; default fp32)")
+    parser.add_argument("--precision", choices=CHOICES, default="fp32",
+                        help="rankkit's model precision, as rankkit's --precision (auto: bf16 where the CPU runs it "
+                             "natively, else fp32); default fp32, as sentence-transformers' default")
     parser.add_argument("--st-precision", choices=["fp32", "bf16"], default="fp32",
                         help="sentence-transformers' model precision (model cast with .to(); default fp32)")
     parser.add_argument("--model", default="default", help="model (default: packaged all-MiniLM-L6-v2)")
@@ -77,7 +79,9 @@ def parse_args() -> argparse.Namespace:
                              "and model, instead of rebuilding it (untimed either way)")
     parser.add_argument("--note", action="append", default=[], help="a note to add to the results (repeatable)")
     parser.add_argument("--name", default="mining", help="results name (benchmarks/results/NAME.json|md)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, torch.device("cpu"))  # auto -> fp32 or bf16, as reported
+    return args
 
 
 def abba(systems: list[str], step: int) -> list[str]:

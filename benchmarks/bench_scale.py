@@ -122,7 +122,7 @@ def datasets(args: argparse.Namespace, work: Path) -> tuple[list[tuple[str, Path
     else:
         mean, covariance = isotropic_statistics(384)
         notes.append(f"no saved embeddings at {embeddings} (build it with `rankkit index build "
-                     "<dl19>/collection.tsv --name dl19-dense --save-embeddings`): synthetic vectors are unit-norm "
+                     "<dl19>/collection.tsv -o indexes/dl19-dense --save-embeddings`): synthetic vectors are unit-norm "
                      "isotropic Gaussian in 384 dimensions (MiniLM's), not matched to real statistics.")
     for size in args.sizes:
         vectors = synthetic_vectors(size, mean, covariance, args.seed)
@@ -201,16 +201,16 @@ def process_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list
     corpus = corpus_slice(args.corpus or dl19_dir() / "collection.tsv", args.slice, work)
     rows = []
     for processes in args.processes:
-        name, out = f"slice-{processes}", work / "indexes"
+        index = work / "indexes" / f"slice-{processes}"
         build = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                  "--no-python", RANKKIT, "index", "build", str(corpus), "--kind", "dense", "--model", args.model,
-                 "--name", name, "--out-dir", str(out), "--shard", "auto", "--overwrite"]
-        shards = [str(out / f"{name}-shard-{i}-of-{processes}") for i in range(processes)]
-        merge = [RANKKIT, "index", "merge", *shards, "--name", name, "--out-dir", str(out), "--overwrite"]
+                 "--precision", "fp32", "-o", str(index), "--shard", "auto", "--overwrite"]
+        shards = [str(index.with_name(f"{index.name}-shard-{i}-of-{processes}")) for i in range(processes)]
+        merge = [RANKKIT, "index", "merge", *shards, "-o", str(index), "--overwrite"]
         encode_s, merge_s = timed_run(build), timed_run(merge)
         rows.append({"processes": processes, "passages": args.slice, "sharded build s": encode_s,
                      "merge s": merge_s, "total s": encode_s + merge_s,
-                     "index MiB": folder_size(out / name)[0] / 2**20})
+                     "index MiB": folder_size(index)[0] / 2**20})
         print(rows[-1], flush=True)
     notes = [f"process part: `torch.distributed.run --standalone --nproc_per_node P --no-python rankkit index build "
              f"{corpus.name} --shard auto` ({args.slice} passages of {args.corpus or dl19_dir() / 'collection.tsv'}, "

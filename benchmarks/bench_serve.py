@@ -11,9 +11,10 @@ What it does, all in one run:
      manifests point at dl19's collection (same sha256), else builds them into --work-dir.
   2. waits (unless --wait-load 0) until the 1-minute load average is below --wait-load, polling
      every 30 s for at most --wait-max-min minutes, then runs anyway (the notes say so).
-  3. starts `python -m rankkit.cli serve --index D --bm25-index B --host 127.0.0.1 --port P`
+  3. starts `python -m rankkit.cli serve -i D -i B --precision fp32 --host 127.0.0.1 --port P`
      (loopback only) as a subprocess and, in this process, a rankkit.serve.engine.SearchEngine
-     with the same ServeConfig; waits for GET /health == ready.
+     with the same ServeConfig; waits for GET /health == ready. Queries are encoded in fp32, as in
+     the recorded runs (the default, auto, is bf16 on a CPU with native bfloat16).
   4. checks that the server's top-10 docids equal the in-process engine's for all 43 queries and
      every mode.
   5. 1 client, paired: for each mode, each round runs the same query three ways, order rotated
@@ -67,6 +68,7 @@ from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only, never any other address
+PRECISION = "fp32"  # the query encoder's, in the server and in-process alike (as the recorded runs)
 K = 10
 MODES = ("bm25", "dense", "hybrid")
 READY_TIMEOUT_S = 300
@@ -268,8 +270,9 @@ class Process:
 
 def rankkit_server(dense: Path | None, bm25: Path, log: Path, *extra: str) -> Process:
     port = free_port()
-    indexes = (["--index", str(dense)] if dense else []) + ["--bm25-index", str(bm25)]
-    argv = [sys.executable, "-m", "rankkit.cli", "serve", *indexes, "--host", HOST, "--port", str(port), *extra]
+    indexes = (["-i", str(dense)] if dense else []) + ["-i", str(bm25)]
+    argv = [sys.executable, "-m", "rankkit.cli", "serve", *indexes, "--precision", PRECISION, "--host", HOST,
+            "--port", str(port), *extra]
     return Process(argv, log, port, "/health")
 
 
@@ -395,7 +398,8 @@ async def _load_raw(port: int, requests: list[tuple[bytes, bool]], clients: int,
                     got: Collector) -> None:
     """`clients` closed-loop clients, each on its own keep-alive connection (reopened after a failure),
     written on bare asyncio streams: ~0.05 ms of client CPU per request, so the client does not
-    compete with the server for the 2 CPUs the way httpx does (1-8 ms per request, see the README)."""
+    compete with the server for the 2 CPUs the way httpx does (1-8 ms per request; benchmarks/README.md,
+    bench_serve.py)."""
     counter = itertools.count()
     deadline = time.perf_counter() + seconds
 
@@ -590,7 +594,8 @@ def main() -> None:
         torch.set_num_threads(args.omp_threads)
         faiss.omp_set_num_threads(args.omp_threads)
 
-    config = ServeConfig(index=str(dense_dir) if dense_dir else None, bm25_index=str(bm25_dir), host=HOST)
+    config = ServeConfig(indexes=(*([str(dense_dir)] if dense_dir else []), str(bm25_dir)), precision=PRECISION,
+                         host=HOST)
     t0 = time.perf_counter()
     engine = SearchEngine(config)
     local = InProcess(engine, config.hybrid_depth)
@@ -740,7 +745,8 @@ def main() -> None:
                       "met": bool(o["503"]) and o["503_p99_ms"] < 100 and clean})
     extra = {"Goals": goals, **extra}
     notes += [
-        f"server: `python -m rankkit.cli serve --index {dense_dir} --bm25-index {bm25_dir} --host {HOST} --port P` "
+        f"server: `python -m rankkit.cli serve {'-i ' + str(dense_dir) + ' ' if dense_dir else ''}-i {bm25_dir} "
+        f"--precision {PRECISION} --host {HOST} --port P` "
         "(defaults: --batch-wait-ms 3, --batch-max 32, --max-queue 256), "
         + (f"OMP_NUM_THREADS={args.omp_threads} (and torch/faiss threads in-process); " if args.omp_threads
            else "default torch/OpenMP threads (2 here, in the server and in-process); ")

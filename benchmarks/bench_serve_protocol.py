@@ -40,7 +40,7 @@ def free_port() -> int:
 def latencies(arm: str, requests: int) -> list[float]:
     engine = GatedEngine()
     engine.gate.set()
-    config = ServeConfig(index="stub", port=free_port())
+    config = ServeConfig(indexes=("stub",), port=free_port())
     app = create_app(config, engine=engine)
     settings = uvicorn_config(app, config) if arm == ARMS[0] else \
         uvicorn.Config(app, host="127.0.0.1", port=config.port, http="httptools")

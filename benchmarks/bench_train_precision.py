@@ -1,6 +1,7 @@
 """Training precision on this CPU: rankkit's training loop in fp32 (the anchor) and in bf16 autocast
-(`--train-precision bf16`), for the packaged MiniLM as a bi-encoder (InfoNCE) and as a cross-encoder
-(listwise softmax), on DL19 groups: a query's judged-relevant passage and BM25 negatives.
+(`--precision bf16`, what `auto` picks on a CPU with native bfloat16), for the packaged MiniLM as a
+bi-encoder (InfoNCE) and as a cross-encoder (listwise softmax), on DL19 groups: a query's
+judged-relevant passage and BM25 negatives.
 
 Runs alternate fp32, bf16, bf16, fp32 (ABBA) per trainer, each from the same checkpoint and seed
 for `--steps` optimizer steps; the speed is the median groups/s of the steps after the first (from

@@ -231,8 +231,10 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
         assert len(groups) == steps * batch
 
         def rankkit_run(out: Path):
+            # fp32, as sentence-transformers trains here (rankkit's auto: bf16 autocast where the CPU has it)
             config = TrainConfig(output=str(out), model=args.model, max_steps=steps, batch_size=batch, negatives=n,
-                                 lr=lr, seed=args.seed, device="cpu", max_length=args.max_length, overwrite=True)
+                                 lr=lr, seed=args.seed, device="cpu", precision="fp32", max_length=args.max_length,
+                                 overwrite=True)
             if kind == "bi-encoder":
                 train_biencoder(mined, doc_texts, config)
             else:
@@ -405,8 +407,8 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
                      MiningConfig(args.seed, min_grade=1), doc_texts)
         folder = work / f"fold{fold}"
         common = dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                      negatives=args.negatives, seed=args.seed, device="cpu", max_length=args.eff_max_length,
-                      overwrite=True, model=args.model)
+                      negatives=args.negatives, seed=args.seed, device="cpu", precision="fp32",  # as recorded
+                      max_length=args.eff_max_length, overwrite=True, model=args.model)
         t0 = time.perf_counter()
         bi_model = train_biencoder(mined, doc_texts, TrainConfig(output=str(folder / "biencoder"), lr=args.bi_lr,
                                                                  **common))

@@ -16,8 +16,11 @@ Stages are cached in --work, so a rerun (e.g. after a timeout) skips what is don
     .venv/bin/python benchmarks/distill_eval.py --dataset dl19 --variants plain-kl,plain-margin-mse,contrastive
     .venv/bin/python benchmarks/distill_eval.py --dataset dl19 --speed-only --name distill_speed
 
---dev-queries N holds N training queries out of training and logs the student's agreement with the
+--holdout-queries N holds N training queries out of training and logs the student's agreement with the
 teacher on them (every --eval-every steps): a label-free criterion to choose rounds or settings by.
+
+--precision (as in `rankkit distill`: auto, fp32 or bf16) is the teacher's scoring, the student's
+training autocast and all evaluation encoding; auto is bf16 on a CPU that runs it natively, else fp32.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from common import dl19_dir, quiet_torch, save_result
 from rankkit.data.beir import beir_folder, load_beir_split
@@ -37,9 +41,9 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import Qrels, read_beir_qrels, read_qrels
 from rankkit.data.queries import read_queries, write_queries
 from rankkit.data.runs import Hit, Run, read_run, write_run
-from rankkit.distill import DistillConfig, NegativeConfig, PositiveConfig, distill
+from rankkit.distill import DistillConfig, PositiveConfig, distill
 from rankkit.encode.biencoder import BiEncoder
-from rankkit.encode.precision import TRAINING_PRECISIONS
+from rankkit.encode.precision import CHOICES, resolve_precision
 from rankkit.eval.compare import paired_compare
 from rankkit.eval.measures import Evaluation, evaluate, resolve_measures
 
@@ -107,11 +111,12 @@ def parse_args() -> argparse.Namespace:
                         help="distillation seed (groups, dev hold-out, dropout): repeat a variant to see its spread")
     parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
                                               "contrastive-no-self-consistency,contrastive-N1")
-    parser.add_argument("--precision", default="bf16", help="for teacher scoring and all evaluation encoding")
-    parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS,
-                        help="the student's training precision (auto: fp32 on a CPU)")
-    parser.add_argument("--dev-queries", type=int, default=0,
-                        help="hold out N training queries and log the student's agreement with the teacher on them")
+    parser.add_argument("--precision", default="auto", choices=CHOICES,
+                        help="teacher scoring, the student's training and all evaluation encoding, as `rankkit "
+                             "distill --precision` (auto: bf16 where the CPU runs it natively, else fp32)")
+    parser.add_argument("--holdout-queries", type=int, default=0,
+                        help="hold out N training queries and log the student's agreement with the teacher on them "
+                             "(rankkit distill --holdout-queries)")
     parser.add_argument("--eval-every", type=int, default=0, help="optimizer steps between those dev evaluations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", help="results name (default distill_DATASET)")
@@ -119,6 +124,7 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.work = args.work or Path(f"/tmp/rankkit-distill-{args.dataset}")
     args.name = args.name or f"distill_{args.dataset}"
+    args.precision = resolve_precision(args.precision, torch.device("cpu"))  # fp32 or bf16: what the caches hold
     return args
 
 
@@ -213,13 +219,13 @@ def variant_folder(work: Path, name: str, args) -> Path:
     trains or logs, so a run with another setting (say --lr) never reuses it."""
     parts = [name, f"n{args.train_queries}", *([f"c{args.confident_queries}"] if args.confident_queries else []),
              f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
-             f"b{args.batch_size}", f"lr{args.lr:g}", args.train_precision]
+             f"b{args.batch_size}", f"lr{args.lr:g}", args.precision]
     if args.grad_accum > 1:  # 1 is left out, so caches from before the option keep their names
         parts.append(f"ga{args.grad_accum}")
     if args.seed:  # as is seed 0
         parts.append(f"s{args.seed}")
-    if args.dev_queries:
-        parts += [f"dev{args.dev_queries}", f"every{args.eval_every}"]
+    if args.holdout_queries:  # named 'dev' as before the option's rename, so earlier caches keep their names
+        parts += [f"dev{args.holdout_queries}", f"every{args.eval_every}"]
     return work / "models" / "-".join(parts)
 
 
@@ -337,9 +343,8 @@ def main() -> None:
             output=str(out), student=STUDENT, depth=args.depth, confident_queries=args.confident_queries,
             teacher_scale=20.0, rounds=args.rounds,
             queries_per_round=args.queries_per_round, batch_size=args.batch_size, grad_accum=args.grad_accum,
-            lr=args.lr, device="cpu",
-            negatives=NegativeConfig(max_rank=args.depth), train_precision=args.train_precision,
-            dev_queries=args.dev_queries, eval_every=args.eval_every, seed=args.seed, plot=True, **VARIANTS[name])
+            lr=args.lr, device="cpu", precision=args.precision,
+            holdout_queries=args.holdout_queries, eval_every=args.eval_every, seed=args.seed, plot=True, **VARIANTS[name])
         timing_file = out / "timing.json"
         if not timing_file.exists():
             cpu, wall = time.process_time(), time.perf_counter()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Effectiveness on TREC DL 2019 (the dl19 passage subset in ../shared/data/dl19), through the CLI only:
-# BM25, dense (all-MiniLM-L6-v2, Flat) and hybrid (RRF of both) runs at depth 1000, evaluated with
+# BM25, dense (all-MiniLM-L6-v2 in fp32, Flat) and hybrid (RRF of both) runs at depth 1000, evaluated with
 # nDCG@10, R(rel=2)@100 and R@100. Writes benchmarks/results/dl19_effectiveness.json (from `rankkit eval`)
 # and benchmarks/results/dl19_effectiveness.md (the table and the exact commands).
 #
@@ -50,16 +50,16 @@ build() {  # step, unless REUSE=1 and the index folder $1 is already there (logg
 }
 
 build "$WORK/indexes/dl19-bm25" \
-  "$RANKKIT" index build "$DATA/collection.tsv" --kind bm25 --out-dir "$WORK/indexes" --name dl19-bm25 --overwrite
+  "$RANKKIT" index build "$DATA/collection.tsv" --kind bm25 -o "$WORK/indexes/dl19-bm25" --overwrite
 build "$WORK/indexes/dl19-dense" \
-  "$RANKKIT" index build "$DATA/collection.tsv" --kind dense --out-dir "$WORK/indexes" --name dl19-dense --overwrite
+  "$RANKKIT" index build "$DATA/collection.tsv" --kind dense -o "$WORK/indexes/dl19-dense" --precision fp32 --overwrite
 
 step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --queries "$DATA/queries.tsv" -k "$K" \
   --tag bm25 -o "$WORK/runs/bm25.trec"
 step "$RANKKIT" search --index "$WORK/indexes/dl19-dense" --queries "$DATA/queries.tsv" -k "$K" \
-  --tag dense -o "$WORK/runs/dense.trec"
+  --precision fp32 --tag dense -o "$WORK/runs/dense.trec"
 step "$RANKKIT" search --index "$WORK/indexes/dl19-bm25" --index "$WORK/indexes/dl19-dense" --fusion rrf \
-  --queries "$DATA/queries.tsv" -k "$K" --tag hybrid -o "$WORK/runs/hybrid.trec"
+  --queries "$DATA/queries.tsv" -k "$K" --precision fp32 --tag hybrid -o "$WORK/runs/hybrid.trec"
 
 step "$RANKKIT" eval "$WORK/runs/bm25.trec" "$WORK/runs/dense.trec" "$WORK/runs/hybrid.trec" "$DATA/qrels.txt" \
   -m nDCG@10 -m "R(rel=2)@100" -m "R@100" --json "$RESULTS/dl19_effectiveness.json"
@@ -91,8 +91,8 @@ parts = [
     f"- data: {data} (collection.tsv, queries.tsv, qrels.txt); work folder {work}",
     f"- date: {time.strftime('%Y-%m-%dT%H:%M:%S%z')}; machine: {platform.node()}, {os.cpu_count()} CPUs",
     "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v),
-    "- runs: depth 1000; dense = packaged all-MiniLM-L6-v2, FAISS Flat; hybrid = RRF (k=60, weights 1) of BM25 "
-    "and dense; BM25 k1=0.9, b=0.4", "",
+    "- runs: depth 1000; dense = packaged all-MiniLM-L6-v2 in fp32 (--precision fp32), FAISS Flat; "
+    "hybrid = RRF (k=60, weights 1) of BM25 and dense; BM25 k1=0.9, b=0.4", "",
     markdown_table(rows), "",
 ]
 if comparisons:

@@ -37,7 +37,8 @@ from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index 
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
 from rankkit.mining import MiningConfig, RankWindow, candidates_from_retriever, false_negative_rate, mine  # noqa: E402
 from rankkit.mining.mine import rank_bin  # noqa: E402
-from rankkit.retrieve.bm25 import DEFAULT_B, DEFAULT_K1, BM25Retriever  # noqa: E402
+from rankkit.retrieve.bm25 import BM25Retriever  # noqa: E402
+from rankkit.retrieve.options import BM25Params  # noqa: E402
 from rankkit.retrieve.dense import DenseRetriever  # noqa: E402
 
 BANDS = ("1-10", "11-50", "51-200", "all")
@@ -179,7 +180,7 @@ def main() -> None:
     ]
     params = {"depth": args.depth, "labels": label_source, "label_depth": args.label_depth,
               "positive_grade": args.positive_grade, "model": args.model, "threads": args.threads,
-              "bm25": f"k1={DEFAULT_K1}, b={DEFAULT_B}"}
+              "bm25": f"k1={BM25Params.k1}, b={BM25Params.b}"}
     save_result(args.name, rows, title="False negatives among mined negatives on DL19: BM25 vs dense (MiniLM)",
                 params=params, notes=notes, extra_tables={"Mining counts": extra}, started=started)
 

@@ -20,6 +20,8 @@ from rankkit.data.files import atomic_write
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import write_run
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.device import choose_device
+from rankkit.encode.precision import CHOICES, resolve_precision
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
 from rankkit.retrieve.bm25 import BM25Retriever
@@ -57,9 +59,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=list(COLLECTIONS))
     parser.add_argument("--depth", type=int, default=1000)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=CHOICES,
+                        help="the dense model's, as rankkit's --precision (default auto: bf16 where the device runs it "
+                             "natively, as in the recorded study, else fp32)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, choose_device())  # auto -> fp32 or bf16, as recorded
     quiet_torch(args.threads)
     for name in args.collections:
         row = make_runs(name, args.depth, args.precision)

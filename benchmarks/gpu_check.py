@@ -10,7 +10,8 @@ Parts, each measured on the CPU and on the GPU in the same run (GPU / CPU as a r
 - Encoding throughput of rankkit.encode.BiEncoder, fp32 and bf16, on --passages passages (dl19
   when ../shared/data is present, else the bundled sample repeated).
 - --steps bi-encoder and CET (cross-encoder relevance, provenance selection) training steps
-  (rankkit.train, mixed precision on CUDA) on negatives mined from the bundled sample.
+  (rankkit.train at precision auto, its default: mixed precision on CUDA; bf16 autocast on a CPU with
+  native bfloat16, else fp32) on negatives mined from the bundled sample.
 
 The synthetic vectors are drawn from a Gaussian with the mean and covariance of the passages the
 encoding part embedded on the CPU (fp32), normalised to unit length. Without a GPU
@@ -39,6 +40,7 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.precision import training_autocast_dtype
 from rankkit.errors import RankkitError
 from rankkit.index.dense import MAX_TRAINING_VECTORS, set_search_params, tune_search_params
 from rankkit.index.faiss_device import gpu_count, to_search_device
@@ -225,6 +227,13 @@ def step_seconds(train: Callable[[TrainConfig], Path], model: str, device: str, 
     return median(config.batch_size / rate for rate in (rates[1:] or rates))
 
 
+def autocast_name(device: str) -> str:
+    """What training at precision auto computes in on `device`: fp32, bf16 or fp16 (with loss scaling)."""
+    dtype = training_autocast_dtype("auto", torch.device(device))
+    return "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace(
+        "float16", "fp16")
+
+
 def training_rows(args: argparse.Namespace) -> list[dict]:
     mined, docs = sample_mined(args.seed)
     trainers = {"bi-encoder (InfoNCE)": lambda config: train_biencoder(mined, docs, config),
@@ -234,7 +243,7 @@ def training_rows(args: argparse.Namespace) -> list[dict]:
     for name, train in trainers.items():
         cpu = step_seconds(train, args.model, "cpu", args.steps)
         gpu: float | str = reason or step_seconds(train, args.model, "cuda", args.steps)
-        rows.append(row("train", f"{name}, batch 8 x (1 + 4 negatives), AMP on CUDA", "s/step", cpu, gpu,
+        rows.append(row("train", f"{name}, batch 8 x (1 + 4 negatives), precision auto", "s/step", cpu, gpu,
                         f"{args.steps} steps, median s/step" + (" after the first" if args.steps > 1 else "")))
         if isinstance(gpu, float):  # seconds: a GPU / CPU ratio below 1 is the speed-up's inverse
             rows[-1]["GPU / CPU"] = gpu / cpu
@@ -266,7 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         "FAISS on GPU goes through rankkit.index.faiss_device.to_search_device (faiss.index_cpu_to_all_gpus); "
         "the GPU IVF search uses the CPU-trained index moved to the GPU, as `rankkit search` does.",
         "Training: the bundled sample's 16 queries, short passages; CET's relevance model is a cross-encoder "
-        f"started from {args.model} (new head), its selection model the provenance model (on the CPU).",
+        f"started from {args.model} (new head), its selection model the provenance model (on the CPU). Precision "
+        f"auto (the default) trained the CPU runs in {autocast_name('cpu')}"
+        + (f" and the GPU runs in {autocast_name('cuda')} autocast." if torch.cuda.is_available() else "."),
     ]
     save_result(args.name, rows, title="GPU check: FAISS, encoding and training, GPU against CPU", columns=COLUMNS,
                 params={k: v for k, v in vars(args).items() if k != "name"}, notes=notes, started=started)

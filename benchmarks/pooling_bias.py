@@ -44,8 +44,8 @@ from rankkit.mining.teacher import add_teacher_scores
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
 from rankkit.train.biencoder import train_biencoder
-from rankkit.train.cet import CETConfig, train_cet
-from rankkit.train.config import TrainConfig
+from rankkit.train.cet import train_cet
+from rankkit.train.config import CETConfig, TrainConfig
 from rankkit.train.selection import ProvenanceScorer
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
@@ -139,14 +139,14 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
             fn_rows.append({"collection": name, "fold": fold, "negatives": label,
                             **{band: round(v, 4) for band, v in next(iter(rates.values())).items()}})
 
-        def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:
+        def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:  # fp32 as recorded (auto: bf16 where native)
             config = TrainConfig(output=str(work / f"{name}-{fold}-{tag}"), model="default", epochs=args.epochs,
                                  batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
-                                 seed=args.seed, max_length=args.max_length, overwrite=True)
+                                 seed=args.seed, max_length=args.max_length, precision="fp32", overwrite=True)
             if cet:
                 model_dir = train_cet(mined, doc_texts, config,
                                       CETConfig(relevance="bi-encoder", selection="provenance",
-                                                temperature=args.debias_ratio, selection_lr=args.selection_lr))
+                                                debias_ratio=args.debias_ratio, selection_lr=args.selection_lr))
                 return model_dir / "relevance"
             return train_biencoder(mined, doc_texts, config, loss="pairwise")
 

@@ -15,10 +15,14 @@ RANKKIT="${RANKKIT:-$REPO/.venv/bin/rankkit}"
 OUT="$REPO/benchmarks/results/quickstart_scifact.md"
 [[ -f "$DATA/corpus.jsonl" ]] || { echo "missing $DATA/corpus.jsonl (set RANKKIT_DATA to the folder holding scifact/)" >&2; exit 1; }
 
-command=(rankkit quickstart --data "$DATA" --split dev --out "$WORK" --precision bf16)
+command=(rankkit quickstart --data "$DATA" --split dev -o "$WORK")
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 start=$(date +%s)
-table=$("$RANKKIT" "${command[@]:1}" 2>/dev/null)
+table=$("$RANKKIT" "${command[@]:1}" 2>"$log") || { cat "$log" >&2; exit 1; }
 seconds=$(( $(date +%s) - start ))
+# --precision auto (the default) says once what it chose: bf16 where the CPU runs it natively, else fp32
+precision=$(sed -n 's/^precision auto: \([a-z0-9]*\) .*/\1/p' "$log" | head -n 1)
 echo "$table"
 tmp="$OUT.tmp"
 {
@@ -26,7 +30,7 @@ tmp="$OUT.tmp"
   echo
   echo "- command: \`${command[*]}\`"
   echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); wall time ${seconds} s on $(nproc) CPUs; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- BM25 over \`title text\` (pyserini/Lucene), dense all-MiniLM-L6-v2 in bf16 (FAISS Flat), hybrid: z-score fusion, alpha 0.65 (the default)"
+  echo "- BM25 over \`title text\` (pyserini/Lucene), dense all-MiniLM-L6-v2 in ${precision:-?} (--precision auto; FAISS Flat), hybrid: z-score fusion, alpha 0.65 (the default)"
   echo
   echo '```'
   echo "$table"

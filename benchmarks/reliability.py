@@ -90,8 +90,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def build_indexes(ws: Workspace) -> tuple[Path, Path]:
     for kind in ("bm25", "dense"):
-        result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", kind, "--out-dir", ws / "indexes",
-                         "--name", kind)
+        result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", kind, "-o", ws / "indexes" / kind)
         assert result.returncode == 0, result.stderr
     return ws / "indexes" / "bm25", ws / "indexes" / "dense"
 
@@ -134,9 +133,8 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     data.mkdir()
     shutil.copy(SAMPLE["collection.tsv"], data / "collection.tsv")
     before = snapshot(data)
-    result = rankkit("index", "build", data / "collection.tsv", "--kind", "bm25", "--out-dir", ws.root, "--name", "data",
-                     "--overwrite")
-    row("data loss", "index build --out-dir D --name N --overwrite, D/N the folder holding the corpus", result, ws,
+    result = rankkit("index", "build", data / "collection.tsv", "--kind", "bm25", "-o", data, "--overwrite")
+    row("data loss", "index build -o DIR --overwrite, DIR the folder holding the corpus", result, ws,
         unchanged(data, before))
 
     other = ws / "thesis"
@@ -178,7 +176,7 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
 def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -> None:
     bom = ws / "bom.tsv"
     bom.write_bytes(b"\xef\xbb\xbf" + Path(SAMPLE["collection.tsv"]).read_bytes())
-    rankkit("index", "build", bom, "--kind", "bm25", "--out-dir", ws / "indexes", "--name", "bom")
+    rankkit("index", "build", bom, "--kind", "bm25", "-o", ws / "indexes" / "bom")
     first_text = Path(SAMPLE["collection.tsv"]).read_text().splitlines()[0].split("\t", 1)[1]
     result = rankkit("search", "--index", ws / "indexes" / "bom", "--query", first_text[:200], "-k", 1)
     top = re.search(r"│\s+1\s+│\s+(\S+)", result.stdout)
@@ -233,7 +231,7 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
     spaced = ws / "spaced.tsv"
     spaced.write_text(Path(SAMPLE["collection.tsv"]).read_text() + "D 901\ta passage whose id has a space\n")
     row("cli", "a docid with a space (D 901<TAB>text): index build",
-        rankkit("index", "build", spaced, "--kind", "bm25", "--out-dir", ws / "indexes", "--name", "spaced"), ws)
+        rankkit("index", "build", spaced, "--kind", "bm25", "-o", ws / "indexes" / "spaced"), ws)
 
     swapped = ws / "minilm-swapped"
     shutil.copytree(resolve_model_dir("default"), swapped)
@@ -264,11 +262,10 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
         "names whole" if whole else "NAMES CUT")
 
     stale = ws / "indexes"
-    killed_during(["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "--out-dir", stale, "--name",
-                   "killed"], lambda: any(stale.glob(".killed.*.tmp")))
+    killed_during(["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "-o", stale / "killed"],
+                  lambda: any(stale.glob(".killed.*.tmp")))
     left = len(list(stale.glob(".killed.*.tmp")))
-    result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", "bm25", "--out-dir", stale, "--name",
-                     "killed")
+    result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", "bm25", "-o", stale / "killed")
     row("cli", "kill -9 during index build, then build the same name again", result, ws,
         f"temporaries left by the kill: {left}; after the next build: {len(list(stale.glob('.killed.*.tmp')))}")
 

@@ -264,7 +264,7 @@ def main() -> None:
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     paths = build_sample_indexes(work)
-    server = Server(["--index", str(paths["dense"]), "--bm25-index", str(paths["bm25"]), "--reranker",
+    server = Server(["--index", str(paths["dense"]), "--index", str(paths["bm25"]), "--reranker",
                      str(paths["reranker"]), "--api-key", KEY], work / "main.log")
     url, port = server.url, server.port
     http = httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=120)
@@ -324,8 +324,9 @@ def main() -> None:
             serve_refused("--index", str(paths["dense"]), env={"RANKKIT_API_KEY": ""}))
         row("a non-ASCII --api-key", "can never match (always 401)",
             serve_refused("--index", str(paths["dense"]), "--api-key", "clé"))
-        row("serve --bm25-index DENSE_INDEX", "binds, prints a traceback, stays up half-broken",
-            serve_refused("--bm25-index", str(paths["dense"])))
+        row("serve --index DENSE_INDEX --index DENSE_INDEX (issue 13: --bm25-index DENSE_INDEX; the kind is now "
+            "read from each manifest)", "binds, prints a traceback, stays up half-broken",
+            serve_refused("--index", str(paths["dense"]), "--index", str(paths["dense"])))
         row("/health (unauthenticated)", "shows absolute server paths",
             lambda: f"{httpx.get(url + '/health').text} (contains a path: "
                     f"{'yes' if str(work) in httpx.get(url + '/health').text else 'no'})")

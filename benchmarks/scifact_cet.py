@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from common import machine_facts, save_result  # type: ignore[import-not-found]
-from scifact_finetune import CACHE, MEASURES, dense_search, scifact_setup  # type: ignore[import-not-found]
+from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, dense_search, scifact_setup  # type: ignore[import-not-found]
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
@@ -43,8 +43,8 @@ from rankkit.mining import MarginFilter, MinedSet, RankWindow, TopN, candidates_
 from rankkit.mining.candidates import Candidates
 from rankkit.mining.mine import MiningConfig
 from rankkit.train.biencoder import train_biencoder
-from rankkit.train.cet import CETConfig, train_cet
-from rankkit.train.config import TrainConfig
+from rankkit.train.cet import train_cet
+from rankkit.train.config import CETConfig, TrainConfig
 from rankkit.train.selection import ProvenanceScorer
 
 CONDITIONS = ("naive", "denoise", "CET")
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--temperature", type=float, default=0.05, help="bi-encoder scores = cosine / temperature")
-    parser.add_argument("--debias-ratio", type=float, default=2.0)
+    parser.add_argument("--debias-ratio", type=float, default=2.0, help="CET's T (rankkit train cet --debias-ratio)")
     parser.add_argument("--selection-lr", type=float, default=5e-2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -117,12 +117,13 @@ def main() -> None:
     timings, models = {}, {}
     for condition, mined in zip(CONDITIONS, (naive, denoised, with_provenance)):
         config = TrainConfig(output=str(CACHE / "cet" / condition), epochs=args.epochs, batch_size=args.batch_size,
-                             negatives=args.negatives, lr=args.lr, seed=args.seed, overwrite=True)
+                             negatives=args.negatives, lr=args.lr, seed=args.seed, precision=TRAIN_PRECISION,
+                             overwrite=True)
         clock = time.time()
         if condition == "CET":
             folder = train_cet(mined, doc_texts, config, CETConfig(
-                relevance="bi-encoder", selection="provenance", temperature=args.debias_ratio,
-                selection_lr=args.selection_lr, bi_temperature=args.temperature))
+                relevance="bi-encoder", selection="provenance", debias_ratio=args.debias_ratio,
+                selection_lr=args.selection_lr, temperature=args.temperature))
             models[condition] = folder / "relevance"
         else:
             models[condition] = train_biencoder(mined, doc_texts, config, temperature=args.temperature, loss="pairwise")

@@ -48,6 +48,10 @@ from rankkit.train.config import TrainConfig
 CACHE = REPO_ROOT / "work" / "scifact"
 MEASURES = ("nDCG@10", "R@100")
 DEPTH = 100
+# Training precision of the SciFact benchmarks (this one, scifact_cet.py, scifact_reranker.py): fp32, as
+# in their recorded runs and cached rows (whose keys do not name it); `auto` would train under bf16
+# autocast on a CPU with native bfloat16.
+TRAIN_PRECISION = "fp32"
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,8 @@ def grid_row(point: GridPoint, mined_path: Path, corpus: Path, doc_texts: dict[s
     started = time.time()
     model_dir = train_biencoder(MinedSet.read(mined_path), doc_texts,
                                 TrainConfig(output=str(out), epochs=point.epochs, batch_size=point.batch_size,
-                                            negatives=point.negatives, lr=point.lr, seed=seed, overwrite=True),
+                                            negatives=point.negatives, lr=point.lr, seed=seed,
+                                            precision=TRAIN_PRECISION, overwrite=True),
                                 temperature=point.temperature)
     train_s = time.time() - started
     started = time.time()

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from common import save_result  # type: ignore[import-not-found]
-from scifact_finetune import CACHE, MEASURES, scifact_setup, train_minedset  # type: ignore[import-not-found]
+from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, scifact_setup, train_minedset  # type: ignore[import-not-found]
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit, Run, read_run, write_run
@@ -70,7 +70,8 @@ def main() -> None:
     clock = time.time()
     model_dir = train_reranker(MinedSet.read(mined_path), doc_texts,
                                TrainConfig(output=str(out), epochs=args.epochs, batch_size=args.batch_size,
-                                           negatives=args.negatives, lr=args.lr, seed=args.seed, overwrite=True))
+                                           negatives=args.negatives, lr=args.lr, seed=args.seed,
+                                           precision=TRAIN_PRECISION, overwrite=True))
     train_s = time.time() - clock
     clock = time.time()
     runs["cross-encoder (fine-tuned)"] = rerank_run(bm25, dev_queries, doc_texts,

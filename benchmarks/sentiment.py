@@ -2,7 +2,8 @@
 (d) self-training, trained on train.csv and measured on val.csv, several seeds each: accuracy,
 macro-F1, AUROC, AUPRC (with the positive prior), ECE, training CPU and wall time, and inference
 reviews/s. Also the mined opposite-label neighbours of a few reviews (base model's embeddings,
---embedding cls or mean as (c) uses).
+--embedding cls or mean as (c) uses). --model and --precision are `rankkit sentiment train`'s (auto: bf16
+where the CPU runs it natively, else fp32).
 
 With --adapt-epochs N the base model is first adapted to the reviews (`rankkit sentiment adapt`:
 masked-LM training on the train and unlabelled reviews, never val; once, seed --adapt-seed) and (b)-(d) start
@@ -10,8 +11,7 @@ from the adapted encoder; its time is reported beside the training times. The ad
 kept in --work and reused by later runs with the same base model, epochs, precision and seed.
 
     .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2
-    .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2 --adapt-epochs 3 --train-precision bf16 \
-        --name sentiment-adapted
+    .venv/bin/python benchmarks/sentiment.py --epochs 6 --seeds 0 1 2 --adapt-epochs 3 --name sentiment-adapted
     (--append keeps the runs already in results/sentiment.json and adds the missing ones)
 """
 
@@ -26,23 +26,26 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS_DIR, command_line, quiet_torch, save_result  # noqa: E402
 
 from rankkit.data.collection import shared_data_root  # noqa: E402
-from rankkit.encode.precision import TRAINING_PRECISIONS  # noqa: E402
-from rankkit.sentiment import METHODS, SentimentConfig, load_sentiment_model, read_reviews, sentiment_metrics, train_sentiment  # noqa: E402
-from rankkit.sentiment.adapt import AdaptConfig, adapt_encoder  # noqa: E402
+from rankkit.encode.precision import CHOICES, resolve_precision  # noqa: E402
+from rankkit.sentiment import (METHODS, AdaptConfig, SentimentConfig, load_sentiment_model, read_reviews,  # noqa: E402
+                               sentiment_metrics, train_sentiment)
+from rankkit.sentiment.adapt import adapt_encoder  # noqa: E402
 from rankkit.sentiment.mining import mine_opposite_label  # noqa: E402
 from rankkit.sentiment.model import POOLINGS, TransformerSentiment  # noqa: E402
 
 MEASURES = ("accuracy", "macro_f1", "auroc", "auprc", "ece")
 
 
-def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, base_model: str,
-            train_precision: str, embedding: str) -> dict:
+def run_one(method: str, seed: int, epochs: int, data: dict, scratch: Path, model: str,
+            precision: str, embedding: str) -> dict:
     config = SentimentConfig(output=str(scratch / f"{method}-{seed}"), method=method, seed=seed, epochs=epochs,
-                             base_model=base_model, device="cpu", train_precision=train_precision, embedding=embedding)
+                             model=model, device="cpu", precision=precision, embedding=embedding)
     cpu, wall = time.process_time(), time.perf_counter()
     folder = train_sentiment(data["train"].texts, data["train"].labels, config,
                              unlabeled=data["unlabeled"].texts if method == "self-training" else ())
@@ -77,11 +80,11 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def neighbours(data: dict, base_model: str, count: int, n: int, embedding: str) -> list[dict]:
+def neighbours(data: dict, model: str, count: int, n: int, embedding: str) -> list[dict]:
     """The n nearest opposite-label training reviews of the first `count` training reviews, in the
     base model's `embedding` space (what the first epoch of (c) mines)."""
     train = data["train"]
-    embeddings = TransformerSentiment(base_model, device="cpu", pooling=embedding).encode(train.texts)
+    embeddings = TransformerSentiment(model, device="cpu", pooling=embedding).encode(train.texts)
     mined = mine_opposite_label(embeddings, train.labels, train.texts, n)
     names = ("negative", "positive")
     rows = []
@@ -97,13 +100,13 @@ def neighbours(data: dict, base_model: str, count: int, n: int, embedding: str) 
 def adapt(data: dict, args: argparse.Namespace) -> tuple[str, dict]:
     """The base model adapted on the train and unlabelled reviews (seed --adapt-seed): its folder, and
     what it took. Kept in --work under a name of its settings and reused by later runs with them."""
-    name = f"adapted-{Path(args.base_model).name}-e{args.adapt_epochs}-{args.train_precision}-s{args.adapt_seed}"
+    name = f"adapted-{Path(args.model).name}-e{args.adapt_epochs}-{args.precision}-s{args.adapt_seed}"
     output, record_file = args.work / name, args.work / name / "adapt.json"
     if record_file.is_file():
         return str(output / "model"), {**json.loads(record_file.read_text()), "reused": str(output)}
     args.work.mkdir(parents=True, exist_ok=True)
-    config = AdaptConfig(output=str(output), base_model=args.base_model, epochs=args.adapt_epochs,
-                         device="cpu", train_precision=args.train_precision, seed=args.adapt_seed, overwrite=True)
+    config = AdaptConfig(output=str(output), model=args.model, epochs=args.adapt_epochs,
+                         device="cpu", precision=args.precision, seed=args.adapt_seed, overwrite=True)
     cpu, wall = time.process_time(), time.perf_counter()
     folder = adapt_encoder(data["train"].texts + data["unlabeled"].texts, config)
     log = [json.loads(line) for line in (output / "train_log.jsonl").read_text().splitlines()]
@@ -123,8 +126,11 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--base-model", default="default")
-    parser.add_argument("--train-precision", default="auto", choices=TRAINING_PRECISIONS)
+    parser.add_argument("--model", default="default",
+                        help="encoder to start (b)-(d) from, as `rankkit sentiment train --model` (default: MiniLM)")
+    parser.add_argument("--precision", default="auto", choices=CHOICES,
+                        help="training precision, as `rankkit sentiment train --precision` (auto: bf16 where the "
+                             "CPU runs it natively, else fp32)")
     parser.add_argument("--embedding", default="mean", choices=POOLINGS,
                         help="embedding of the contrastive term and the mining (SentimentConfig.embedding)")
     parser.add_argument("--adapt-epochs", type=int, default=0,
@@ -138,6 +144,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true",
                         help="keep the runs already in results/NAME.json and add the missing (method, seed) ones")
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, torch.device("cpu"))  # fp32 or bf16, as recorded and cached
     quiet_torch(args.threads)
     started = time.time()
     if not (args.data / "train.csv").is_file():
@@ -153,20 +160,20 @@ def main() -> None:
     rows: list[dict] = saved.get("rows", [])
     extra: dict = saved.get("extra_tables", {})
     commands = saved.get("meta", {}).get("params", {}).get("commands", []) + [command_line()]
-    params = {"epochs": args.epochs, "base_model": args.base_model, "train_precision": args.train_precision,
+    params = {"epochs": args.epochs, "model": args.model, "precision": args.precision,
               "embedding": args.embedding, "threads": args.threads,
               "defaults": "SentimentConfig defaults otherwise (batch 16, lr 5e-5, max length 128)",
               "commands": commands}
     with tempfile.TemporaryDirectory(prefix="rankkit-sentiment-") as scratch:
-        base_model = args.base_model
+        model = args.model
         if args.adapt_epochs:
-            base_model, params["adapt"] = adapt(data, args)
+            model, params["adapt"] = adapt(data, args)
         for seed in args.seeds:  # seeds outermost: a run cut short still has every method once
             for method in args.methods:
                 if any(r["method"] == method and r["seed"] == seed for r in rows):
                     continue
-                rows.append(run_one(method, seed, args.epochs, data, Path(scratch), base_model,
-                                    args.train_precision, args.embedding))
+                rows.append(run_one(method, seed, args.epochs, data, Path(scratch), model,
+                                    args.precision, args.embedding))
                 rows[-1]["load_average"] = [round(x, 2) for x in os.getloadavg()]
                 rows[-1]["command"] = len(commands)  # its number in params.commands
                 extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
@@ -174,7 +181,7 @@ def main() -> None:
                             notes=notes, extra_tables=extra, started=started)
     if args.neighbours and not any(title.startswith("Mined") for title in extra):
         extra[f"Mined opposite-label neighbours (base model {args.embedding} embeddings, epoch 0)"] = neighbours(
-            data, args.base_model, args.neighbours, 3, args.embedding)
+            data, args.model, args.neighbours, 3, args.embedding)
     extra["Mean ± spread (sample std over seeds)"] = summarise(rows)
     save_result(args.name, rows, title="Sentiment on Banglish Daraz reviews (val split)", params=params,
                 notes=notes, extra_tables=extra, started=started)

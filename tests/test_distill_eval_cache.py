@@ -14,13 +14,13 @@ def test_variant_folder_differs_for_every_training_setting(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import distill_eval
 
-    monkeypatch.setattr(sys, "argv", ["distill_eval.py", "--dev-queries", "100", "--eval-every", "40"])
+    monkeypatch.setattr(sys, "argv", ["distill_eval.py", "--holdout-queries", "100", "--eval-every", "40"])
     args = distill_eval.parse_args()
     base = distill_eval.variant_folder(Path("work"), "plain-kl", args)
     assert base.parent == Path("work") / "models" and base.name.startswith("plain-kl-")
     changes = {"train_queries": 2000, "confident_queries": 500, "depth": 50, "rounds": 12, "queries_per_round": 80, "batch_size": 16,
-               "grad_accum": 2, "lr": 1e-4, "train_precision": "bf16", "dev_queries": 50, "eval_every": 20,
-               "seed": 1}
+               "grad_accum": 2, "lr": 1e-4, "precision": "fp32" if args.precision == "bf16" else "bf16",
+               "holdout_queries": 50, "eval_every": 20, "seed": 1}
     for name, value in changes.items():
         changed = distill_eval.variant_folder(Path("work"), "plain-kl", Namespace(**{**vars(args), name: value}))
         assert changed != base, name
