@@ -53,10 +53,10 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    from transformers.utils import logging as hf_logging
-
+    # transformers reads these when it is first imported (by a command that runs a model): its
+    # warnings and progress bars stay off without importing it here, which would cost every
+    # command, --help included, most of a second
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)  # `rankkit serve` replaces it with uvicorn's
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     app()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
-
 import typer
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import AT_LEAST_1, PRECISION_HELP, Precision
+from rankkit.cli.groups import with_options
+from rankkit.cli.options import AT_LEAST_1
 from rankkit.errors import RankkitError
+from rankkit.options import Runtime
 
 
 @friendly_errors
+@with_options
 def rerank(
     run: str = typer.Option(..., help="TREC run to rerank."),
     queries: str = typer.Option(..., help="Queries file of the run."),
@@ -21,8 +22,7 @@ def rerank(
     output: Path = typer.Option(..., "--output", "-o", help="Reranked TREC run to write."),
     depth: int = typer.Option(100, callback=AT_LEAST_1, help="Rerank this many top hits per query."),
     tag: str = typer.Option("rerank", help="Run tag."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
-    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    runtime: Runtime = Runtime(),
     allow_new_head: bool = typer.Option(False, help="Rerank even with a model that has no trained scoring head "
                                                     "(a new random one: arbitrary scores)."),
 ) -> None:
@@ -33,7 +33,7 @@ def rerank(
     from rankkit.encode.crossencoder import CrossEncoder
     from rankkit.retrieve.rerank import rerank_run
 
-    cross_encoder = CrossEncoder(model, device=device, precision=precision.value)
+    cross_encoder = CrossEncoder(model, device=runtime.device, precision=runtime.precision)
     if cross_encoder.new_head and not allow_new_head:
         raise RankkitError(f"{model}: has no trained scoring head (it is not a cross-encoder), so a new random "
                            "head would score the passages and the ranking would be arbitrary. Fix: train one with "

@@ -9,44 +9,32 @@ import typer
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import (ALPHA_HELP, AT_LEAST_1, EF_SEARCH_HELP, FUSION_CONFIG_HELP, FUSION_DEPTH_HELP,
-                                 FUSION_HELP, GPU_FP16_HELP, GPU_SHARD_HELP, NON_NEGATIVE, NPROBE_HELP,
-                                 PRECISION_HELP, QUERY_PROMPT_HELP, Fusion, Precision, fusion_config, number_check,
-                                 stdout_console)
+from rankkit.cli.groups import with_options
+from rankkit.cli.options import AT_LEAST_1, NON_NEGATIVE, stdout_console
 from rankkit.errors import RankkitError
+from rankkit.retrieve.fusion import FusionConfig
+from rankkit.retrieve.options import BM25Params, DenseQuery
 
 
 @friendly_errors
+@with_options
 def search(
     index: List[Path] = typer.Option(..., "--index", "-i", help="Index folder; give two or more for hybrid."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="One query, answered as a table."),
     queries: Optional[str] = typer.Option(None, help="Queries file (TSV, TREC topics or BEIR queries.jsonl) or "
                                                      "irds:<id>."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write (with --queries)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write."),
     k: int = typer.Option(10, "--k", "-k", callback=AT_LEAST_1, help="Hits per query."),
     tag: str = typer.Option("rankkit", help="Run tag (last column of the TREC run)."),
-    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE,
-                                                 help="Hybrid: one weight per --index (instead of --alpha)."),
-    fusion: Optional[Fusion] = typer.Option(None, help=FUSION_HELP),
-    alpha: Optional[float] = typer.Option(None, callback=number_check(0, 1), help=ALPHA_HELP),
-    fusion_depth: Optional[int] = typer.Option(None, callback=AT_LEAST_1, help=FUSION_DEPTH_HELP),
-    fusion_config_file: Optional[Path] = typer.Option(None, "--fusion-config", help=FUSION_CONFIG_HELP),
-    model: Optional[str] = typer.Option(None, help="Dense: query model; default the one in the index manifest."),
-    k1: Optional[float] = typer.Option(None, callback=NON_NEGATIVE, help="BM25 k1 (default 0.9)."),
-    b: Optional[float] = typer.Option(None, callback=number_check(0, 1), help="BM25 b (default 0.4)."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
-    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
-    nprobe: Optional[int] = typer.Option(None, min=1, help=NPROBE_HELP),
-    ef_search: Optional[int] = typer.Option(None, min=1, help=EF_SEARCH_HELP),
-    query_prompt: Optional[str] = typer.Option(None, help=QUERY_PROMPT_HELP),
-    gpu_shard: bool = typer.Option(False, help=GPU_SHARD_HELP),
-    gpu_fp16: bool = typer.Option(False, help=GPU_FP16_HELP),
+    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE, help="Hybrid: one weight per --index (instead of "
+                                                                   "--fusion and --alpha)."),
+    dense: DenseQuery = DenseQuery(),
+    bm25: BM25Params = BM25Params(),
+    fusion: FusionConfig = FusionConfig(),
 ) -> None:
     """Search one or more indexes (BM25, dense, or hybrid when several are given)."""
     from rankkit.data.queries import read_queries
     from rankkit.data.runs import write_run
-    from rankkit.index.dense import search_params_of
-    from rankkit.index.faiss_device import GpuOptions
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
@@ -54,10 +42,7 @@ def search(
                            "Fix: pass --query 'some text' for one query, or --queries FILE -o RUN_FILE for many")
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
-    retriever = open_retriever(index, model=model, weights=weight, k1=k1, b=b, device=device,
-                               precision=precision.value, search_params=search_params_of(nprobe, ef_search),
-                               query_prompt=query_prompt, gpu=GpuOptions(gpu_shard, gpu_fp16),
-                               fusion=fusion_config(fusion, alpha, fusion_depth, fusion_config_file))
+    retriever = open_retriever(index, dense, bm25, fusion, weight)
     if query is not None:
         from rich.markup import escape
         from rich.text import Text

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rankkit.cli.errors import friendly_errors
-from rankkit.cli.options import PRECISION_HELP, Fusion, Precision
+from rankkit.cli.groups import Only, with_options
 from rankkit.errors import RankkitError
+from rankkit.retrieve.fusion import FusionConfig, FusionMethod
+from rankkit.retrieve.options import DenseQuery
 
 app = typer.Typer(help="Tune settings on dev queries.", no_args_is_help=True)
 
 
 def _dev_runs(index: list[Path], dense_run: Optional[Path], bm25_run: Optional[Path], queries: dict[str, str],
-              depth: int, device: Optional[str], precision: str) -> tuple[dict, dict]:
+              depth: int, dense: DenseQuery) -> tuple[dict, dict]:
     """(dense run, BM25 run) of the dev queries: read from --dense-run/--bm25-run, or searched
     in one dense and one BM25 --index."""
     from rankkit.data.runs import read_run
@@ -32,7 +34,7 @@ def _dev_runs(index: list[Path], dense_run: Optional[Path], bm25_run: Optional[P
             raise RankkitError("nothing to tune on. Fix: pass one dense and one BM25 --index, or --dense-run RUN "
                                "and --bm25-run RUN of the dev queries")
         return read_run(dense_run), read_run(bm25_run)
-    retrievers = [open_retriever([folder], device=device, precision=precision) for folder in index]
+    retrievers = [open_retriever([folder], dense) for folder in index]
     kinds = sorted(retriever_kind(r) for r in retrievers)
     if kinds != ["bm25", "dense"]:
         raise RankkitError(f"tuning fuses one dense and one BM25 index, got {', '.join(kinds)}. "
@@ -43,6 +45,7 @@ def _dev_runs(index: list[Path], dense_run: Optional[Path], bm25_run: Optional[P
 
 @app.command()
 @friendly_errors
+@with_options
 def fusion(
     dev_queries: str = typer.Option(..., help="Dev queries (TSV, TREC topics or BEIR queries.jsonl)."),
     dev_qrels: str = typer.Option(..., help="Dev qrels (TREC or BEIR qrels/dev.tsv)."),
@@ -52,10 +55,9 @@ def fusion(
     output: Path = typer.Option(Path("fusion.json"), "--output", "-o",
                                 help="fusion.json to write; pass it to search/serve with --fusion-config."),
     measure: str = typer.Option("nDCG@10", help="The ir-measures measure to maximise."),
-    method: Optional[List[Fusion]] = typer.Option(None, "--method", help="Methods to try (default: all three)."),
-    depth: int = typer.Option(1000, help="Hits each retriever contributes (search and serve use the same)."),
-    device: Optional[str] = typer.Option(None, help="auto (default), cpu or cuda."),
-    precision: Precision = typer.Option(Precision.fp32, help=PRECISION_HELP),
+    method: Optional[List[FusionMethod]] = typer.Option(None, "--method", help="Methods to try (default: all three)."),
+    fusion: Annotated[FusionConfig, Only("depth")] = FusionConfig(),
+    dense: DenseQuery = DenseQuery(),
 ) -> None:
     """Try rrf, and convex and zscore at alpha 0, 0.05, ..., 1 on dev queries; write the best."""
     from rankkit.data.qrels import read_qrels
@@ -68,9 +70,9 @@ def fusion(
     if not queries:
         raise RankkitError(f"no query of {dev_queries} is judged in {dev_qrels}. Fix: give the dev split's "
                            "queries and qrels")
-    dense, bm25 = _dev_runs(index or [], dense_run, bm25_run, queries, depth, device, precision.value)
-    methods = [m.value for m in method] if method else list(FUSION_METHODS)
-    result = tune_fusion(dense, bm25, qrels, measure, methods, depth=depth)
+    dense_hits, bm25_hits = _dev_runs(index or [], dense_run, bm25_run, queries, fusion.depth, dense)
+    methods = list(method) if method else list(FUSION_METHODS)
+    result = tune_fusion(dense_hits, bm25_hits, qrels, measure, methods, depth=fusion.depth)
     result.best.write(output, tuned_on={"queries": dev_queries, "qrels": dev_qrels, "judged_queries": result.queries,
                                         "measure": result.measure, "score": result.score})
     table = Table(title=f"{result.measure} on {result.queries} dev queries")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass, field
 from itertools import islice
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from rankkit.data.files import atomic_write
 from rankkit.data.folder import CORPUS_FILES, text_files
 from rankkit.data.runs import write_run
 from rankkit.errors import RankkitError
+from rankkit.options import Output, Runtime, option, same_option
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.fusion import FusionConfig
@@ -30,17 +31,20 @@ if TYPE_CHECKING:  # torch, faiss and the evaluation libraries are imported when
     from rankkit.eval.measures import Evaluation
 
 
-@dataclass(frozen=True)
-class QuickstartConfig:
-    data: str | None = None  # collection folder; None = the bundled sample
-    split: str | None = None  # BEIR folders: the qrels split (default test, else the only one)
-    out: str = "quickstart-output"
-    model: str = "default"
+@dataclass(frozen=True, kw_only=True)
+class QuickstartConfig(Runtime):
+    """The main job on one collection folder: which folder, where the output goes, the dense model."""
+
+    data: str | None = option(None, "Collection folder (collection.tsv, queries.tsv, qrels.txt), BEIR folder "
+                                    "(corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or a folder of your own .txt / "
+                                    ".md files; default: the bundled sample.")
+    split: str | None = option(None, "BEIR folder: the qrels split to evaluate (default test, else the only one); "
+                                     "its judged queries are searched.")
+    output: str = same_option(Output, "output", "quickstart-output", "Folder for the indexes, runs and report.")
+    model: str = option("default", "Dense model; default: the packaged all-MiniLM-L6-v2.")
     factory: str = "Flat"
     k: int = 1000
-    device: str | None = None
-    precision: str = "fp32"  # dense encoder: fp32 | bf16
-    fusion: FusionConfig = FusionConfig()  # how the hybrid run fuses BM25 and dense
+    fusion: FusionConfig = field(default_factory=FusionConfig)  # how the hybrid run fuses BM25 and dense
 
 
 def quickstart_measures(max_grade: int) -> list[str]:
@@ -101,7 +105,7 @@ def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[d
     from rankkit.encode.biencoder import BiEncoder
     from rankkit.index.dense import DenseBuildConfig, build_dense_index
 
-    out = Path(config.out)
+    out = Path(config.output)
     indexes = {"bm25": out / "indexes" / f"{name}-bm25", "dense": out / "indexes" / f"{name}-dense"}
     build_bm25_index(corpus, indexes["bm25"], overwrite=True)
     encoder = BiEncoder(config.model, device=config.device, precision=config.precision)
@@ -110,13 +114,13 @@ def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[d
 
 
 def _write_config(config: QuickstartConfig, root: Path) -> None:
-    with atomic_write(Path(config.out) / "config.json") as handle:
+    with atomic_write(Path(config.output) / "config.json") as handle:
         json.dump({**asdict(config), "collection": str(root)}, handle, indent=2)
 
 
 def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
     """Build both indexes, search every query with BM25, dense and hybrid, evaluate; writes
-    indexes/, runs/, report.json and config.json under config.out. For a folder of text files,
+    indexes/, runs/, report.json and config.json under config.output. For a folder of text files,
     which has no queries, only the indexes and config.json, and the result says how to search them."""
     from rankkit.eval.measures import evaluate, resolve_measures
     from rankkit.index.dense import DenseIndex
@@ -125,7 +129,7 @@ def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
     if is_text_folder(config.data):
         return _quickstart_text_folder(config)
     paths = collection(config.data, config.split)
-    out = Path(config.out)
+    out = Path(config.output)
     queries, qrels = queries_and_qrels(paths)
     indexes, encoder = _build_indexes(paths.corpus, paths.name, config)
     bm25_dir, dense_dir = indexes["bm25"], indexes["dense"]
@@ -156,4 +160,4 @@ def _quickstart_text_folder(config: QuickstartConfig) -> QuickstartResult:
         raise _text_folder_error(exc) from None
     indexes, _ = _build_indexes(root, root.resolve().name, config)
     _write_config(config, root)
-    return QuickstartResult(Path(config.out), indexes, search_commands=search_commands(indexes, example_query(root)))
+    return QuickstartResult(Path(config.output), indexes, search_commands=search_commands(indexes, example_query(root)))

@@ -12,6 +12,21 @@ from rankkit.data.collection import SAMPLE_DIR, shared_data_root
 from rankkit.encode.models import resolve_model_dir
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# --precision auto is fp32 in the tests on every CPU (as on one without bf16), so their figures do not
+# depend on the machine; tests of bf16 itself ask for the `native_bf16` fixture.
+os.environ.setdefault("RANKKIT_NATIVE_BF16", "0")
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """bf16 as the CPU offers it: the test is skipped on a CPU without native bfloat16."""
+    import torch
+
+    from rankkit.encode.precision import NATIVE_BF16_ENV, hardware_bf16
+
+    if not hardware_bf16(torch.device("cpu")):
+        pytest.skip("this CPU has no native bfloat16")
+    monkeypatch.delenv(NATIVE_BF16_ENV, raising=False)
 
 
 def make_tiny_model(folder: Path, hidden: int = 32, seed: int = 0, pooling: str = "mean",

@@ -42,4 +42,4 @@ if __name__ == "__main__":  # a real `serve` process (signals, exit) around an e
     from rankkit.serve.server import run
 
     port, grace = int(sys.argv[1]), float(sys.argv[2])
-    run(ServeConfig(index="gated", port=port, batch_max=1, graceful_timeout_s=grace), GatedEngine())
+    run(ServeConfig(indexes=("gated",), port=port, batch_max=1, graceful_timeout_s=grace), GatedEngine())

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from rankkit.cli.app import app
 from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
+from rankkit.retrieve.options import DenseQuery
 from rankkit.index.dense import (DenseBuildConfig, DenseIndex, FewerHitsWarning, build_dense_index,
-                                 search_parameter, search_params_of, tune_search_params)
+                                 search_parameter, tune_search_params)
 
 
 def clustered(n: int = 4000, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -71,7 +72,7 @@ def test_build_records_the_tuned_nprobe_and_search_uses_it(ivf_index):
 
 
 def test_fewer_hits_than_asked_warns_with_the_fix(ivf_index, tiny_model):
-    index = DenseIndex(ivf_index, search_params_of(nprobe=1))
+    index = DenseIndex(ivf_index, DenseQuery(nprobe=1).search_params())
     queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread"], role="query")
     with pytest.warns(FewerHitsWarning, match="fewer than the 80 hits asked for.*--nprobe"):
         hits = index.search(queries, 80)
@@ -89,13 +90,13 @@ def test_all_lists_probed_gives_every_hit_without_warning(ivf_index, tiny_model,
 
 def test_a_parameter_the_index_lacks_names_the_right_flag(ivf_index):
     with pytest.raises(RankkitError, match=r"efSearch.*Fix: use --nprobe"):
-        DenseIndex(ivf_index, search_params_of(ef_search=64))
+        DenseIndex(ivf_index, DenseQuery(ef_search=64).search_params())
 
 
-def test_search_params_of_maps_flags_to_faiss_names():
-    assert search_params_of(nprobe=4, ef_search=None) == {"nprobe": 4}
-    assert search_params_of(ef_search=128) == {"efSearch": 128}
-    assert search_params_of() == {}
+def test_dense_query_maps_its_options_to_faiss_names():
+    assert DenseQuery(nprobe=4, ef_search=None).search_params() == {"nprobe": 4}
+    assert DenseQuery(ef_search=128).search_params() == {"efSearch": 128}
+    assert DenseQuery().search_params() == {}
 
 
 def test_cli_search_with_nprobe(ivf_index, sample_dir, tiny_model, tmp_path):
@@ -116,7 +117,7 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
     from rankkit.serve.config import ServeConfig
     from rankkit.serve.engine import SearchEngine
 
-    engine = SearchEngine(ServeConfig(index=str(ivf_index), texts=False, device="cpu", nprobe=3))
+    engine = SearchEngine(ServeConfig(indexes=(str(ivf_index),), texts=False, device="cpu", nprobe=3))
     try:
         assert faiss.extract_index_ivf(engine.dense.index.index).nprobe == 3
     finally:

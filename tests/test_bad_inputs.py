@@ -170,7 +170,7 @@ def _mine(sample_dir: Path, run: Path, out: Path, *extra: str):
 
 def test_mine_inverted_window(sample_dir, sample_run, tmp_path):
     user_error(_mine(sample_dir, sample_run, tmp_path / "m.jsonl", "--min-rank", "50", "--max-rank", "10"),
-               "--min-rank 50 --max-rank 10 is empty")
+               "the rank window 50..10 is empty")
 
 
 @pytest.mark.parametrize("count", ["0", "-3"])

@@ -14,9 +14,10 @@ from rankkit.errors import RankkitError
 from rankkit.index.bm25 import LUCENE_DIR, build_bm25_index, open_lucene_searcher
 from rankkit.index.dense import build_dense_index
 from rankkit.index.manifest import MANIFEST, Manifest
+from rankkit.retrieve.options import BM25Params, DenseQuery
 from rankkit.retrieve import HybridRetriever, open_retriever
 from rankkit.retrieve.base import MAX_K
-from rankkit.retrieve.bm25 import DEFAULT_B, DEFAULT_K1, BM25Retriever
+from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
 
 pytest.importorskip("pyserini", reason="BM25 needs the bm25 extra (pyserini)")
@@ -91,7 +92,7 @@ def test_k1_and_b_change_scores(bm25_index, bm25):
     default = bm25.search(query, 10)
     other = BM25Retriever(bm25_index, k1=2.0, b=1.0).search(query, 10)
     assert [h.score for h in default] != pytest.approx([h.score for h in other])
-    again = BM25Retriever(bm25_index, k1=DEFAULT_K1, b=DEFAULT_B).search(query, 10)
+    again = BM25Retriever(bm25_index, k1=BM25Params.k1, b=BM25Params.b).search(query, 10)
     assert again == default
 
 
@@ -146,7 +147,7 @@ def test_open_retriever_chooses_bm25(bm25_index, tmp_path, corpus, tiny_model):
     assert isinstance(open_retriever([bm25_index]), BM25Retriever)
     dense = tmp_path / "dense"
     build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
-    hybrid = open_retriever([bm25_index, dense], k1=1.5, b=0.6, device="cpu")
+    hybrid = open_retriever([bm25_index, dense], DenseQuery(device="cpu"), BM25Params(k1=1.5, b=0.6))
     assert isinstance(hybrid, HybridRetriever)
     assert isinstance(hybrid.retrievers[0], BM25Retriever)
     assert isinstance(hybrid.retrievers[1], DenseRetriever)

@@ -65,7 +65,7 @@ SELECTION = [[0.0, 2.0, -2.0]]  # positive 0; negatives 2 and -2
 
 
 def test_cet_task_losses_by_hand():
-    task = CETTask(FixedScorer(RELEVANCE), FixedScorer(SELECTION), temperature=2.0, relevance_lr=0.1,
+    task = CETTask(FixedScorer(RELEVANCE), FixedScorer(SELECTION), debias_ratio=2.0, relevance_lr=0.1,
                    selection_lr=0.2)
     losses = {name: loss.detach() for name, loss in task.loss([]).items()}
     # relevance pairs weighted by the selection model's negatives: w = 1 + exp(s / 2) = [1 + e, 1 + 1/e]
@@ -82,7 +82,7 @@ def test_cet_task_losses_by_hand():
 
 def test_each_cet_part_gets_no_gradient_from_the_other_parts_loss():
     relevance, selection = FixedScorer(RELEVANCE), FixedScorer(SELECTION)
-    task = CETTask(relevance, selection, temperature=2.0, relevance_lr=0.1, selection_lr=0.1)
+    task = CETTask(relevance, selection, debias_ratio=2.0, relevance_lr=0.1, selection_lr=0.1)
     task.loss([])["relevance"].backward()
     assert selection.module.scores.grad is None  # the weights it took from selection are detached
     # d/dn_j of mean_j(w_j softplus(n_j - p)) = w_j sigmoid(n_j - p) / 2
@@ -192,7 +192,7 @@ def test_cet_finds_planted_false_negatives(tmp_path):
     torch.manual_seed(0)
     relevance = LinearScorer(vectors)
     selection = ProvenanceScorer(ProvenanceFeatures(mined))
-    task = CETTask(relevance, selection, temperature=2.0, relevance_lr=0.05, selection_lr=0.01)
+    task = CETTask(relevance, selection, debias_ratio=2.0, relevance_lr=0.05, selection_lr=0.01)
     doc_texts = {d: d for d in vectors}
     config = TrainConfig(output=str(tmp_path), max_steps=150, batch_size=8, negatives=4, warmup_ratio=0.05,
                          weight_decay=0.0)
@@ -204,7 +204,7 @@ def test_cet_finds_planted_false_negatives(tmp_path):
     first, last = np.mean([r["loss"] for r in log[:10]]), np.mean([r["loss"] for r in log[-10:]])
     assert last < first
     assert (folder / "relevance" / "linear.pt").is_file() and (folder / "selection" / "selection.pt").is_file()
-    assert json.loads((folder / CET_FILE).read_text())["temperature"] == 2.0
+    assert json.loads((folder / CET_FILE).read_text())["debias_ratio"] == 2.0
 
     # the relevance model learned the relevance feature; the selection model learned the pool depth
     weight = relevance.module.weight.detach()[0]
@@ -296,7 +296,7 @@ def check_report(suspects, mined, temperature, relevance, selection, docs):
 
 def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, tiny_model, shallow):
     mined, docs, queries, full, _ = shallow
-    folder = train_cet(mined, docs, tiny_config(tmp_path, tiny_model), CETConfig(temperature=3.0))
+    folder = train_cet(mined, docs, tiny_config(tmp_path, tiny_model), CETConfig(debias_ratio=3.0))
     log = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
     for record in log:
@@ -305,7 +305,7 @@ def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, t
     # the relevance model's (the first part's) learning rate: no warm-up in 2 steps, then decay (2 - 1) / 2
     assert [r["lr"] for r in log] == pytest.approx([1e-4, 5e-5])
     assert json.loads((folder / CET_FILE).read_text()) == {
-        "relevance": "cross-encoder", "selection": "provenance", "temperature": 3.0, "bi_temperature": None}
+        "relevance": "cross-encoder", "selection": "provenance", "debias_ratio": 3.0, "temperature": None}
     assert (folder / "relevance" / "config.json").is_file() and (folder / "selection" / "provenance.json").is_file()
 
     relevance, selection, temperature = load_cet_models(folder, mined, device="cpu")
@@ -332,10 +332,10 @@ def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, t
 def test_train_cet_bi_encoder_relevance_with_cross_encoder_selection(tmp_path, tiny_model, shallow):
     mined, docs, _, _, _ = shallow
     folder = train_cet(mined, docs, tiny_config(tmp_path, tiny_model),
-                       CETConfig(relevance="bi-encoder", selection="cross-encoder", bi_temperature=0.1))
+                       CETConfig(relevance="bi-encoder", selection="cross-encoder", temperature=0.1))
     meta = json.loads((folder / CET_FILE).read_text())
-    assert meta == {"relevance": "bi-encoder", "selection": "cross-encoder", "temperature": 2.0,
-                    "bi_temperature": 0.1}
+    assert meta == {"relevance": "bi-encoder", "selection": "cross-encoder", "debias_ratio": 2.0,
+                    "temperature": 0.1}
     relevance, selection, temperature = load_cet_models(folder, mined, device="cpu")
     assert isinstance(relevance, BiEncoderScorer) and relevance.temperature == 0.1
     assert isinstance(selection, CrossEncoderScorer)
@@ -375,7 +375,7 @@ def test_cli_train_cet_and_suspects(tmp_path, tiny_model, shallow, sample_dir):
                                  "--negatives", "2", "--debias-ratio", "10", "--device", "cpu"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "saved the trained cet" in result.output
-    assert json.loads((output / "model" / CET_FILE).read_text())["temperature"] == 10.0
+    assert json.loads((output / "model" / CET_FILE).read_text())["debias_ratio"] == 10.0
     assert json.loads((output / "config.json").read_text())["max_steps"] == 2
 
     tsv = tmp_path / "suspects.tsv"

@@ -72,16 +72,16 @@ def index_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dense_index(index_dir, corpus, tiny_model) -> Path:
-    result = ok("index", "build", corpus, "--model", tiny_model, "--out-dir", index_dir, "--device", "cpu",
+    result = ok("index", "build", corpus, "--model", tiny_model, "-o", index_dir / "collection-dense", "--device", "cpu",
                 "--save-embeddings")
-    out = index_dir / "collection-dense"  # default name: corpus stem + kind
+    out = index_dir / "collection-dense"
     assert "with 80 documents (Flat)" in result.output
     return out
 
 
 @pytest.fixture(scope="module")
 def bm25_index(index_dir, corpus) -> Path:
-    result = ok("index", "build", corpus, "--kind", "bm25", "--name", "sample-bm25", "--out-dir", index_dir)
+    result = ok("index", "build", corpus, "--kind", "bm25", "-o", index_dir / "sample-bm25")
     assert "built bm25 index" in result.output
     return index_dir / "sample-bm25"
 
@@ -111,29 +111,29 @@ def test_index_build_bm25(bm25_index):
 
 
 def test_index_build_from_saved_embeddings(dense_index, index_dir, corpus):
-    result = ok("index", "build", corpus, "--name", "hnsw", "--out-dir", index_dir, "--factory", "HNSW32",
+    result = ok("index", "build", corpus, "-o", index_dir / "hnsw", "--factory", "HNSW32",
                 "--embeddings-from", dense_index)
     assert "(HNSW32)" in result.output
     assert Manifest.read(index_dir / "hnsw").model_fingerprint == Manifest.read(dense_index).model_fingerprint
 
 
 def test_index_build_existing_needs_overwrite(dense_index, index_dir, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "--out-dir", index_dir, "--device", "cpu",
+    fails("index", "build", corpus, "--model", tiny_model, "-o", index_dir / "collection-dense", "--device", "cpu",
           expect="--overwrite")
 
 
 def test_index_build_bad_factory(tmp_path, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "--out-dir", tmp_path, "--factory", "IVF256,Flat",
+    fails("index", "build", corpus, "--model", tiny_model, "-o", tmp_path / "collection-dense", "--factory", "IVF256,Flat",
           "--device", "cpu")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_index_build_missing_corpus(tmp_path):
-    fails("index", "build", tmp_path / "nope.tsv", "--kind", "bm25", "--out-dir", tmp_path, expect="nope.tsv")
+    fails("index", "build", tmp_path / "nope.tsv", "--kind", "bm25", "-o", tmp_path / "nope-bm25", expect="nope.tsv")
 
 
 def test_index_build_bad_model(tmp_path, corpus):
-    fails("index", "build", corpus, "--model", tmp_path / "no-model", "--out-dir", tmp_path / "out")
+    fails("index", "build", corpus, "--model", tmp_path / "no-model", "-o", tmp_path / "out" / "collection-dense")
 
 
 def test_index_info(dense_index):
@@ -314,7 +314,7 @@ def test_eval_needs_a_run_and_qrels(qrels_file):
 
 def test_quickstart_with_tiny_model(tmp_path, tiny_model):
     out = tmp_path / "qs"
-    result = ok("quickstart", "--model", tiny_model, "--out", out, "--device", "cpu")
+    result = ok("quickstart", "--model", tiny_model, "--output", out, "--device", "cpu")
     assert "report.json" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert set(report) == {"bm25", "dense", "hybrid"}
@@ -331,7 +331,7 @@ def test_quickstart_with_tiny_model(tmp_path, tiny_model):
 
 
 def test_quickstart_bad_data_folder(tmp_path):
-    fails("quickstart", "--data", tmp_path, "--out", tmp_path / "out", expect="collection.tsv")
+    fails("quickstart", "--data", tmp_path, "--output", tmp_path / "out", expect="collection.tsv")
 
 
 # --- the installed console script ------------------------------------------------------------
@@ -366,7 +366,7 @@ def test_console_script_error_has_no_traceback(runs, qrels_file):
 def test_quickstart_with_the_default_model(tmp_path):
     """The packaged all-MiniLM-L6-v2 on the sample: a trained model ranks well above chance."""
     out = tmp_path / "qs-default"
-    ok("quickstart", "--out", out, "--device", "cpu")
+    ok("quickstart", "--output", out, "--device", "cpu")
     report = json.loads((out / "report.json").read_text())
     assert report["dense"]["nDCG@10"] > 0.5
     assert report["hybrid"]["nDCG@10"] > 0.5
@@ -381,7 +381,7 @@ def test_sigterm_during_index_build_leaves_no_temporary_folder(tmp_path, tiny_mo
     out, log = tmp_path / "indexes", tmp_path / "stderr.txt"
     with open(log, "wb") as stderr:  # a file, not a pipe: an unread pipe fills up and blocks the build
         process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "index", "build", str(corpus), "--model",
-                                    str(tiny_model), "--out-dir", str(out), "--device", "cpu"],
+                                    str(tiny_model), "-o", str(out / "collection-dense"), "--device", "cpu"],
                                    stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 120

@@ -34,8 +34,8 @@ def beir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory, beir, tiny_model) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("beir-indexes")
-    ok("index", "build", beir / "corpus.jsonl", "--kind", "bm25", "--name", "bm25", "--out-dir", out)
-    ok("index", "build", beir / "corpus.jsonl", "--model", tiny_model, "--name", "dense", "--out-dir", out,
+    ok("index", "build", beir / "corpus.jsonl", "--kind", "bm25", "-o", out / "bm25")
+    ok("index", "build", beir / "corpus.jsonl", "--model", tiny_model, "-o", out / "dense",
        "--device", "cpu")
     return out / "bm25", out / "dense"
 
@@ -52,7 +52,7 @@ def runs(tmp_path_factory, beir, indexes) -> tuple[Path, Path]:
 
 def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
     out = tmp_path / "qs"
-    result = ok("quickstart", "--data", beir, "--split", "dev", "--model", tiny_model, "--out", out,
+    result = ok("quickstart", "--data", beir, "--split", "dev", "--model", tiny_model, "--output", out,
                 "--device", "cpu", "--fusion", "convex", "--alpha", "0.3")
     assert "nDCG@10" in result.stdout
     report = json.loads((out / "report.json").read_text())
@@ -61,7 +61,7 @@ def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
         assert set(read_run(out / "runs" / f"{name}.trec")) == set(read_qrels(beir / "qrels" / "dev.tsv"))
     config = json.loads((out / "config.json").read_text())
     assert (config["split"], config["fusion"]["method"], config["fusion"]["alpha"]) == ("dev", "convex", 0.3)
-    assert config["precision"] == "fp32"
+    assert config["precision"] == "auto"
     hybrid = read_run(out / "runs" / "hybrid.trec")
     bm25, dense = read_run(out / "runs" / "bm25.trec"), read_run(out / "runs" / "dense.trec")
     qid = next(iter(hybrid))
@@ -70,12 +70,12 @@ def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
 
 
 def test_quickstart_unknown_split(tmp_path, beir):
-    fails("quickstart", "--data", beir, "--split", "validation", "--out", tmp_path / "qs", expect="--split")
+    fails("quickstart", "--data", beir, "--split", "validation", "--output", tmp_path / "qs", expect="--split")
 
 
 def test_a_split_of_a_collection_tsv_folder_is_refused(tmp_path):
     """A collection.tsv folder has one qrels.txt: a --split there would be silently ignored."""
-    fails("quickstart", "--data", collection().root, "--split", "dev", "--out", tmp_path / "qs",
+    fails("quickstart", "--data", collection().root, "--split", "dev", "--output", tmp_path / "qs",
           expect="drop --split")
 
 
@@ -113,7 +113,7 @@ def test_search_alpha_moves_the_ranking_to_one_side(indexes, runs, beir, tmp_pat
 def test_tune_fusion_from_runs_writes_what_search_reads(runs, beir, indexes, tmp_path):
     config_path = tmp_path / "fusion.json"
     result = ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
-                "--dense-run", runs[0], "--bm25-run", runs[1], "-o", config_path, "--depth", "50")
+                "--dense-run", runs[0], "--bm25-run", runs[1], "-o", config_path, "--fusion-depth", "50")
     assert "best:" in result.stdout
     written = json.loads(config_path.read_text())
     assert written["tuned_on"]["judged_queries"] == 4
@@ -127,7 +127,7 @@ def test_tune_fusion_from_runs_writes_what_search_reads(runs, beir, indexes, tmp
 
 def test_tune_fusion_from_indexes(indexes, beir, tmp_path):
     ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
-       "-i", indexes[0], "-i", indexes[1], "-o", tmp_path / "fusion.json", "--method", "convex", "--depth", "20",
+       "-i", indexes[0], "-i", indexes[1], "-o", tmp_path / "fusion.json", "--method", "convex", "--fusion-depth", "20",
        "--device", "cpu")
     assert FusionConfig.read(tmp_path / "fusion.json").method == "convex"
 
@@ -197,10 +197,10 @@ def test_mine_and_train_name_the_missing_inputs(beir, indexes, tmp_path):
 
 def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_path):
     bm25, dense = indexes
-    usage_error(invoke("serve", "--index", dense, "--bm25-index", bm25, "--alpha", "2"), "--alpha", "<= 1")
+    usage_error(invoke("serve", "--index", dense, "--index", bm25, "--alpha", "2"), "--alpha", "<= 1")
     bad = tmp_path / "fusion.json"
     bad.write_text('{"depth": 0}')
-    fails("serve", "--index", dense, "--bm25-index", bm25, "--fusion-config", bad, "--device", "cpu", expect="depth")
+    fails("serve", "--index", dense, "--index", bm25, "--fusion-config", bad, "--device", "cpu", expect="depth")
 
 
 def test_export_beir_writes_a_folder_every_command_reads(tmp_path):

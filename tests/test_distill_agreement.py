@@ -1,5 +1,5 @@
 """The label-free dev criterion of distillation: teacher agreement by hand, the seeded hold-out of
-training queries, and `rankkit distill --dev-queries` logging it while never training on them."""
+training queries, and `rankkit distill --holdout-queries` logging it while never training on them."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_hold_out_is_seeded_disjoint_and_leaves_queries_to_train_on():
     train, dev = hold_out(_knowledge(10), 3, seed=0)
     assert len(dev) == 3 and len(train) == 7 and not set(train) & set(dev)
     assert hold_out(_knowledge(10), 3, seed=0)[1].keys() == dev.keys()
-    with pytest.raises(RankkitError, match=r"--dev-queries 10 would hold out all 10 queries.*Fix"):
+    with pytest.raises(RankkitError, match=r"--holdout-queries 10 would hold out all 10 queries.*Fix"):
         hold_out(_knowledge(10), 10, seed=0)
 
 
@@ -60,18 +60,18 @@ def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(tmp_path,
         "distill", "--teacher", str(other_tiny_model), "--student", str(tiny_model), "--queries",
         str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"), "-o", str(out),
         "--rounds", "2", "--queries-per-round", "100", "--batch-size", "4", "--depth", "12", "--hard-pool", "6",
-        "--pl-temperature", "0.05", "--dev-queries", "3", "--eval-every", "1", "--mode", "plain"])
+        "--pl-temperature", "0.05", "--holdout-queries", "3", "--eval-every", "1", "--mode", "plain"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert records and all(set(r["dev"]) == {"teacher_kl", "top10_overlap", "queries"} for r in records)
     assert all(r["dev"]["queries"] == 3 and r["dev"]["teacher_kl"] >= 0 for r in records)
     summary = json.loads((out / "distill.json").read_text())
-    assert summary["knowledge"]["dev_queries"] == 3
+    assert summary["knowledge"]["holdout_queries"] == 3
     before = summary["knowledge"]["dev_before"]  # the untrained student's agreement, the curve's start
     assert before["queries"] == 3 and before["teacher_kl"] >= 0 and before != records[-1]["dev"]
     used = summary["knowledge"]["queries_used"]
     assert len(trained_on) == used - 3  # every other query was trained on (100 per round covers them all)
     bad = CliRunner().invoke(app, ["distill", "--teacher", str(other_tiny_model), "--queries",
                                    str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"),
-                                   "-o", str(tmp_path / "bad"), "--dev-queries", "-1"])
-    assert bad.exit_code == 2 and "--dev-queries" in bad.stderr and "Fix" in bad.stderr
+                                   "-o", str(tmp_path / "bad"), "--holdout-queries", "-1"])
+    assert bad.exit_code == 2 and "--holdout-queries" in bad.stderr and "Fix" in bad.stderr

@@ -228,7 +228,7 @@ def test_reranker_under_ddp_matches_one_process(tmp_path, sample_dir, sample, st
 
 def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample_dir, sample, still_model):
     mined_file, mined, docs = sample
-    cet = {"relevance": "cross-encoder", "selection": "provenance", "temperature": 3.0}
+    cet = {"relevance": "cross-encoder", "selection": "provenance", "debias_ratio": 3.0}
     config = train_config(tmp_path / "ddp", still_model, max_steps=2, checkpoint_every=1)
     succeeded(torchrun(tmp_path, sample_dir, mined_file, config, trainer="cet", cet=cet))
     single = train_cet(mined, docs, train_config(tmp_path / "single", still_model, max_steps=2), CETConfig(**cet))

@@ -190,7 +190,7 @@ def test_quickstart_on_a_folder_builds_both_indexes_and_says_how_to_search(notes
     needs_pyserini()
     from rankkit.quickstart import QuickstartConfig, run_quickstart
 
-    result = run_quickstart(QuickstartConfig(data=str(notes), out=str(tmp_path / "qs"), model=str(tiny_model),
+    result = run_quickstart(QuickstartConfig(data=str(notes), output=str(tmp_path / "qs"), model=str(tiny_model),
                                              device="cpu"))
     assert result.evaluations == {}
     assert set(result.indexes) == {"bm25", "dense"}
@@ -208,7 +208,7 @@ def test_quickstart_on_a_folder_builds_both_indexes_and_says_how_to_search(notes
 def test_cli_quickstart_on_a_folder_prints_the_search_commands(notes, tmp_path, tiny_model):
     needs_pyserini()
     out = tmp_path / "qs"
-    result = cli("quickstart", "--data", notes, "--out", out, "--model", tiny_model, "--device", "cpu")
+    result = cli("quickstart", "--data", notes, "--output", out, "--model", tiny_model, "--device", "cpu")
     assert result.exit_code == 0, result.output
     command = f"rankkit search -i {out / 'indexes' / 'notes-bm25'} -q 'Tomato soup'"
     assert command in result.stdout
@@ -221,7 +221,7 @@ def test_quickstart_on_an_empty_folder_names_both_layouts(tmp_path):
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(RankkitError) as excinfo:
-        run_quickstart(QuickstartConfig(data=str(tmp_path / "empty"), out=str(tmp_path / "qs")))
+        run_quickstart(QuickstartConfig(data=str(tmp_path / "empty"), output=str(tmp_path / "qs")))
     message = str(excinfo.value)
     assert "no .txt or .md files" in message and "collection.tsv" in message and "BEIR" in message
     assert not (tmp_path / "qs").exists()

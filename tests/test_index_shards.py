@@ -179,11 +179,11 @@ def test_merge_builds_any_factory(tmp_path, shards):
 
 def test_cli_shards_then_merge(tmp_path, corpus, tiny_model, single, encoder):
     for shard in ("0/2", "1/2"):
-        result = ok("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "--out-dir", tmp_path,
-                    "--name", "sample", "--shard", shard)
+        result = ok("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "-o", tmp_path / "sample",
+                    "--shard", shard)
         assert "with 40 documents" in " ".join(result.output.split())
     folders = [tmp_path / "sample-shard-0-of-2", tmp_path / "sample-shard-1-of-2"]
-    result = ok("index", "merge", *folders, "--name", "sample", "--out-dir", tmp_path, "--save-embeddings")
+    result = ok("index", "merge", *folders, "-o", tmp_path / "sample", "--save-embeddings")
     assert "with 80 documents (Flat) from 2 shards" in " ".join(result.output.split())
     assert_same_index(tmp_path / "sample", single, encoder)
 
@@ -192,7 +192,7 @@ def test_torchrun_two_processes_then_merge(tmp_path, corpus, tiny_model, single,
     """Two processes started by torch.distributed.run each encode their shard (--shard auto)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "rankkit.cli", "index", "build", str(corpus), "--model", str(tiny_model), "--device", "cpu",
-               "--out-dir", str(tmp_path), "--name", "sample", "--shard", "auto"]
+               "-o", str(tmp_path / "sample"), "--shard", "auto"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -205,7 +205,7 @@ def test_torchrun_two_processes_then_merge(tmp_path, corpus, tiny_model, single,
 # --- shards that do not belong together ------------------------------------------------------------
 
 def test_missing_shard(tmp_path, shards):
-    message = fails("index", "merge", shards[0], "--name", "x", "--out-dir", tmp_path,
+    message = fails("index", "merge", shards[0], "-o", tmp_path / "x",
                     expect="1 of 2 shards missing (1/2)").stderr
     assert "--shard 1/2" in message  # the build command of the missing shard
     assert not (tmp_path / "x").exists()
@@ -214,15 +214,15 @@ def test_missing_shard(tmp_path, shards):
 def test_duplicate_shard(tmp_path, shards):
     copy = tmp_path / "copy-of-0"
     shutil.copytree(shards[0], copy)
-    fails("index", "merge", shards[0], shards[1], copy, "--name", "x", "--out-dir", tmp_path,
+    fails("index", "merge", shards[0], shards[1], copy, "-o", tmp_path / "x",
           expect="shard 0/2 is given twice")
-    fails("index", "merge", shards[0], shards[0], "--name", "x", "--out-dir", tmp_path, expect="given twice")
+    fails("index", "merge", shards[0], shards[0], "-o", tmp_path / "x", expect="given twice")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy-of-0"]
 
 
 def test_shards_of_another_model(tmp_path, corpus, shards, other_tiny_model):
     other = build_dense_shard(corpus, tmp_path / "other", BiEncoder(other_tiny_model, device="cpu"), Shard(1, 2))
-    fails("index", "merge", shards[0], tmp_path / "other", "--name", "x", "--out-dir", tmp_path,
+    fails("index", "merge", shards[0], tmp_path / "other", "-o", tmp_path / "x",
           expect=f"differ in model ({other.model!r}")
 
 
@@ -230,18 +230,18 @@ def test_shards_of_another_corpus(tmp_path, corpus, shards, encoder):
     changed = tmp_path / "changed.tsv"
     changed.write_text(corpus.read_text(encoding="utf-8").replace("\t", "\tchanged ", 1), encoding="utf-8")
     build_dense_shard(changed, tmp_path / "other", encoder, Shard(1, 2))
-    fails("index", "merge", shards[0], tmp_path / "other", "--name", "x", "--out-dir", tmp_path,
+    fails("index", "merge", shards[0], tmp_path / "other", "-o", tmp_path / "x",
           expect="their contents differ")
 
 
 def test_shards_of_another_split(tmp_path, corpus, shards, encoder):
     build_dense_shard(corpus, tmp_path / "third", encoder, Shard(1, 3))
-    fails("index", "merge", shards[0], tmp_path / "third", "--name", "x", "--out-dir", tmp_path,
+    fails("index", "merge", shards[0], tmp_path / "third", "-o", tmp_path / "x",
           expect="differ in number of shards (3, 2)")
 
 
 def test_merge_refuses_an_index(tmp_path, shards, single):
-    fails("index", "merge", shards[0], single, "--name", "x", "--out-dir", tmp_path,
+    fails("index", "merge", shards[0], single, "-o", tmp_path / "x",
           expect="a dense index, not a shard")
 
 
@@ -250,29 +250,29 @@ def test_damaged_shard_names_the_rebuild(tmp_path, shards):
     shutil.copytree(shards[1], damaged)
     with open(damaged / EMBEDDINGS_FILE, "r+b") as vectors:
         vectors.truncate(100)
-    message = fails("index", "merge", shards[0], damaged, "--name", "x", "--out-dir", tmp_path,
+    message = fails("index", "merge", shards[0], damaged, "-o", tmp_path / "x",
                     expect=str(damaged / EMBEDDINGS_FILE)).stderr
-    assert f"--out-dir {tmp_path} --name sample --overwrite" in message and "--shard 1/2" in message
+    assert f"-o {tmp_path / 'sample'} --overwrite" in message and "--shard 1/2" in message
 
 
 @pytest.mark.parametrize("shard", ["3/2", "a/b", "-1/2"])
 def test_bad_shard_option(tmp_path, corpus, tiny_model, shard):
-    fails("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "--out-dir", tmp_path,
+    fails("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "-o", tmp_path / "sample",
           "--shard", shard, expect=f"--shard {shard!r} is not a shard of a split")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_shard_options_that_belong_to_the_merge(tmp_path, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "--out-dir", tmp_path, "--shard", "0/2",
+    fails("index", "build", corpus, "--model", tiny_model, "-o", tmp_path / "sample", "--shard", "0/2",
           "--factory", "HNSW32", expect="pass --factory to `rankkit index merge`")
-    fails("index", "build", corpus, "--kind", "bm25", "--out-dir", tmp_path, "--shard", "0/2",
+    fails("index", "build", corpus, "--kind", "bm25", "-o", tmp_path / "sample", "--shard", "0/2",
           expect="only dense indexes are encoded in shards")
 
 
 def test_cli_under_torchrun_without_shard(tmp_path, corpus, tiny_model, monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    fails("index", "build", corpus, "--model", tiny_model, "--out-dir", tmp_path, expect="Fix: pass --shard auto")
+    fails("index", "build", corpus, "--model", tiny_model, "-o", tmp_path / "sample", expect="Fix: pass --shard auto")
 
 
 def test_a_shard_is_no_index(tmp_path, corpus, shards):

@@ -20,7 +20,6 @@ from rankkit.data.qrels import read_qrels, write_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, read_run, write_run
 from rankkit.encode import BiEncoder
-from rankkit.encode.precision import bf16_supported
 from rankkit.index.dense import build_dense_index
 from rankkit.mining import MinedSet
 from conftest import usage_error
@@ -284,7 +283,7 @@ def test_pooling_run_gives_the_provenance(sample, dense_index, run_file, tmp_pat
     assert mined.config["provenance_from"] == "bm25.run"
 
 
-@pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="this CPU has no native bfloat16")
+@pytest.mark.usefixtures("native_bf16")
 def test_bf16_mining_scores_match_fp32(sample, dense_index, tiny_model, tmp_path):
     mined = {}
     for precision in ("fp32", "bf16"):

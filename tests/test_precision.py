@@ -13,13 +13,13 @@ from rankkit.data.collection import SAMPLE_DIR
 from rankkit.encode import BiEncoder
 from rankkit.encode import precision as precision_module
 from rankkit.encode.crossencoder import CrossEncoder
-from rankkit.encode.precision import bf16_supported, inference_dtype
+from rankkit.encode.precision import inference_dtype
 from rankkit.errors import RankkitError
 from rankkit.index.dense import build_dense_index
 from rankkit.retrieve.dense import DenseRetriever
 
 CPU = torch.device("cpu")
-needs_bf16 = pytest.mark.skipif(not bf16_supported(CPU), reason="this CPU has no native bfloat16")
+needs_bf16 = pytest.mark.usefixtures("native_bf16")
 TEXTS = ["why is the sky blue", "how do stars form inside cold molecular clouds of hydrogen gas", "bread", ""]
 
 
@@ -28,14 +28,33 @@ def test_fp32_is_float32():
 
 
 def test_unknown_precision_names_the_choices():
-    with pytest.raises(RankkitError, match=r"unknown precision 'fp16'. Fix: use one of fp32, bf16"):
+    with pytest.raises(RankkitError, match=r"unknown precision 'fp16'. Fix: use one of auto, fp32, bf16"):
         inference_dtype("fp16", CPU)
 
 
 def test_bf16_refused_where_it_would_be_emulated(monkeypatch):
     monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
-    with pytest.raises(RankkitError, match=r"no native bfloat16.*Fix: use --precision fp32"):
+    with pytest.raises(RankkitError, match=r"no native bfloat16.*Fix: use --precision auto or fp32"):
         inference_dtype("bf16", CPU)
+
+
+@pytest.mark.parametrize("native, chosen", [(True, "bf16"), (False, "fp32")])
+def test_auto_is_bf16_only_where_native_and_says_so_once(monkeypatch, capsys, native, chosen):
+    monkeypatch.setattr(precision_module, "bf16_supported", lambda device: native)
+    monkeypatch.setattr(precision_module, "_announced", set())
+    assert precision_module.resolve_precision("auto", CPU) == chosen
+    assert precision_module.resolve_precision("auto", CPU) == chosen
+    assert capsys.readouterr().err == f"precision auto: {chosen} on cpu ({'native' if native else 'no native'} bfloat16)\n"
+    assert inference_dtype("auto", CPU) is precision_module.PRECISIONS[chosen]
+
+
+def test_native_bf16_can_be_turned_off(monkeypatch):
+    # RANKKIT_NATIVE_BF16=0 makes any CPU one without bf16, as an AMD Zen 3 is: auto picks fp32 there
+    monkeypatch.setattr(precision_module, "hardware_bf16", lambda device: True)
+    monkeypatch.setenv("RANKKIT_NATIVE_BF16", "0")
+    assert not precision_module.bf16_supported(CPU)
+    monkeypatch.delenv("RANKKIT_NATIVE_BF16")
+    assert precision_module.bf16_supported(CPU)
 
 
 @needs_bf16
@@ -77,7 +96,7 @@ def test_bf16_index_records_its_precision_and_serves_fp32_queries(tiny_model, tm
 def test_cli_refuses_an_unknown_precision_before_reading_anything(command):
     result = CliRunner().invoke(app, [*command.split(), "--precision", "fp16"], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
-    assert "'fp16' is not one of 'fp32', 'bf16'" in result.output and "Traceback" not in result.output
+    assert "'fp16' is not one of 'auto', 'fp32', 'bf16'" in result.output and "Traceback" not in result.output
 
 
 def test_serve_refuses_bf16_where_emulated_before_binding_the_port(monkeypatch, tiny_model, tmp_path):
@@ -86,4 +105,4 @@ def test_serve_refuses_bf16_where_emulated_before_binding_the_port(monkeypatch, 
     result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "ix"), "--precision", "bf16",
                                       "--device", "cpu"])
     assert result.exit_code == 2, result.output
-    assert "no native bfloat16" in result.output and "--precision fp32" in result.output
+    assert "no native bfloat16" in result.output and "--precision auto or fp32" in result.output

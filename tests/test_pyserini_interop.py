@@ -61,7 +61,7 @@ def test_java_log_lines_stay_off_stdout(sample_dir, tmp_path):
     # regression: Anserini's INFO lines were printed on stdout by every BM25 command
     rankkit = Path(sys.executable).parent / "rankkit"
     result = subprocess.run([str(rankkit), "index", "build", str(sample_dir / "collection.tsv"), "--kind", "bm25",
-                             "--out-dir", str(tmp_path), "--name", "b"], capture_output=True, text=True, timeout=600)
+                             "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("built bm25 index"), result.stdout
     assert "INFO" not in result.stdout + result.stderr and "MMapDirectory" not in result.stdout + result.stderr

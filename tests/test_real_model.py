@@ -21,7 +21,7 @@ def rankkit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def test_quickstart_on_the_bundled_sample(tmp_path):
     """The README's main job, as the console script runs it, on the real model."""
-    result = rankkit("quickstart", "--out", str(tmp_path / "qs"))
+    result = rankkit("quickstart", "--output", str(tmp_path / "qs"))
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "qs" / "report.json").read_text())
     assert set(report) == {"bm25", "dense", "hybrid"}

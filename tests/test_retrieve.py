@@ -12,10 +12,13 @@ from rankkit.data.runs import Hit
 from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
+from rankkit.retrieve.options import DenseQuery
 from rankkit.retrieve import HybridRetriever, Retriever, open_retriever, rrf_fuse
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.base import MAX_K
 from rankkit.retrieve.dense import DenseRetriever
+
+CPU = DenseQuery(device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,7 @@ def test_empty_query(dense, query):
 
 def test_retrievers_follow_the_protocol(dense, indexes):
     assert isinstance(dense, Retriever)
-    assert isinstance(open_retriever(list(indexes), device="cpu"), Retriever)
+    assert isinstance(open_retriever(list(indexes), CPU), Retriever)
 
 
 # --- reciprocal rank fusion ------------------------------------------------------------------
@@ -131,7 +134,7 @@ def test_hybrid_weights_change_the_fusion(indexes, encoder):
 
 
 def test_hybrid_batch_search_equals_search(indexes, queries):
-    hybrid = open_retriever(list(indexes), device="cpu")
+    hybrid = open_retriever(list(indexes), CPU)
     run = hybrid.batch_search(queries, 10)
     assert list(run) == list(queries)
     for qid, text in queries.items():
@@ -143,7 +146,7 @@ def test_hybrid_batch_search_equals_search(indexes, queries):
 
 
 def test_hybrid_checks_k_and_queries(indexes):
-    hybrid = open_retriever(list(indexes), device="cpu")
+    hybrid = open_retriever(list(indexes), CPU)
     with pytest.raises(RankkitError, match="Fix:"):
         hybrid.search("stars", 0)
     with pytest.raises(RankkitError, match="Fix:"):
@@ -166,14 +169,14 @@ def test_hybrid_needs_two_retrievers(dense):
 # --- open_retriever --------------------------------------------------------------------------
 
 def test_open_retriever_one_dense_folder(indexes, tiny_model):
-    retriever = open_retriever([indexes[0]], device="cpu")
+    retriever = open_retriever([indexes[0]], CPU)
     assert isinstance(retriever, DenseRetriever)
     assert retriever.encoder.fingerprint == retriever.index.manifest.model_fingerprint
     assert retriever.encoder.name == str(tiny_model)  # the model named in the manifest
 
 
 def test_open_retriever_several_folders_is_hybrid(indexes):
-    retriever = open_retriever(list(indexes), weights=[2.0, 1.0], device="cpu")
+    retriever = open_retriever(list(indexes), CPU, weights=[2.0, 1.0])
     assert isinstance(retriever, HybridRetriever)
     assert all(isinstance(r, DenseRetriever) for r in retriever.retrievers)
     assert retriever.weights == [2.0, 1.0]
@@ -181,14 +184,14 @@ def test_open_retriever_several_folders_is_hybrid(indexes):
 
 def test_open_retriever_weights_mismatch(indexes):
     with pytest.raises(RankkitError, match="weight"):
-        open_retriever(list(indexes), weights=[1.0], device="cpu")
+        open_retriever(list(indexes), CPU, weights=[1.0])
 
 
 def test_open_retriever_mismatched_model(indexes, other_tiny_model):
     with pytest.raises(RankkitError, match="Fix: search with --model"):
-        open_retriever([indexes[0]], model=str(other_tiny_model), device="cpu")
+        open_retriever([indexes[0]], DenseQuery(model=str(other_tiny_model), device="cpu"))
 
 
 def test_open_retriever_not_an_index(tmp_path):
     with pytest.raises(RankkitError, match="not a rankkit index"):
-        open_retriever([tmp_path], device="cpu")
+        open_retriever([tmp_path], CPU)

@@ -23,7 +23,7 @@ def invoke(*args: str | Path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sentiment") / "run"
-    result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf", "-o", output,
+    result = invoke("train", "--reviews", SAMPLE, "--rating-column", "rating", "--method", "tfidf", "-o", output,
                     "--val", SAMPLE, "--embedding", "cls")
     assert result.exit_code == 0, result.output
     assert "31 usable rows; negative 16 (51.6%), positive 15 (48.4%); 2 rows left out" in result.output
@@ -39,7 +39,7 @@ def test_train_writes_the_model_and_val_metrics(trained):
 
 
 def test_strict_makes_bad_rows_an_error(tmp_path):
-    result = invoke("train", "--train", SAMPLE, "--rating-column", "rating", "--model", "tfidf",
+    result = invoke("train", "--reviews", SAMPLE, "--rating-column", "rating", "--method", "tfidf",
                     "-o", tmp_path / "strict", "--strict")
     assert result.exit_code == 2
     assert f"{SAMPLE}:33: unusable row (empty text)" in result.stderr and "Fix:" in result.stderr
@@ -48,7 +48,7 @@ def test_strict_makes_bad_rows_an_error(tmp_path):
 
 def test_eval_writes_metrics_and_plots(trained, tmp_path):
     pytest.importorskip("matplotlib")
-    result = invoke("eval", "--model", trained, "--data", SAMPLE, "--rating-column", "rating", "-o", tmp_path / "e")
+    result = invoke("eval", "--model", trained, "--reviews", SAMPLE, "--rating-column", "rating", "-o", tmp_path / "e")
     assert result.exit_code == 0, result.output
     measured = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert measured["left_out_rows"] == [{"line": 33, "reason": "empty text"},
@@ -58,7 +58,7 @@ def test_eval_writes_metrics_and_plots(trained, tmp_path):
 
 
 def test_predict_writes_jsonl_with_lines(trained, tmp_path):
-    result = invoke("predict", "--model", trained, "-i", SAMPLE, "-o", tmp_path / "p.jsonl")
+    result = invoke("predict", "--model", trained, "--reviews", SAMPLE, "-o", tmp_path / "p.jsonl")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(rows) == 32 and rows[0]["line"] == 2  # the text column only: "valo jinis" (rating 'five') counts
@@ -67,16 +67,16 @@ def test_predict_writes_jsonl_with_lines(trained, tmp_path):
 
 
 def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
-    result = invoke("predict", "--model", tmp_path, "-i", SAMPLE)
+    result = invoke("predict", "--model", tmp_path, "--reviews", SAMPLE)
     assert result.exit_code == 2 and "not a sentiment model folder" in result.stderr
 
 
 @pytest.mark.parametrize("option, value, fragment", [("--epochs", "0", ">= 1"), ("--batch-size", "0", ">= 1"),
                                                      ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1"),
-                                                     ("--train-precision", "fp16", "auto"),
+                                                     ("--precision", "fp16", "auto"),
                                                      ("--embedding", "max", "cls")])
 def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value, fragment):
     # as every other command's (issue 13): the trainer never sees a zero batch or a nan rate
-    result = CliRunner().invoke(app, ["sentiment", "train", "--train", str(tmp_path / "none.csv"), "-o",
+    result = CliRunner().invoke(app, ["sentiment", "train", "--reviews", str(tmp_path / "none.csv"), "-o",
                                       str(tmp_path / "out"), option, value])
     usage_error(result, option, fragment)

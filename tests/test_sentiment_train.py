@@ -132,7 +132,7 @@ def config(tmp_path, method: str, **overrides) -> SentimentConfig:
 
 @pytest.mark.parametrize("method", ["tfidf", "transformer", "contrastive", "self-training"])
 def test_every_method_trains_saves_and_reports(tmp_path, tiny_model, method):
-    folder = train_sentiment(TEXTS * 2, LABELS * 2, config(tmp_path, method, base_model=str(tiny_model)),
+    folder = train_sentiment(TEXTS * 2, LABELS * 2, config(tmp_path, method, model=str(tiny_model)),
                              val=(TEXTS, LABELS), unlabeled=TEXTS)
     model = load_sentiment_model(folder)
     probability = model.predict_proba(TEXTS)
@@ -157,7 +157,7 @@ def test_tfidf_learns_the_sample(tmp_path):
 def test_saved_classifier_round_trips_through_transformers(tmp_path, tiny_model):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = train_sentiment(TEXTS, LABELS, config(tmp_path, "contrastive", base_model=str(tiny_model), epochs=1))
+    folder = train_sentiment(TEXTS, LABELS, config(tmp_path, "contrastive", model=str(tiny_model), epochs=1))
     ours = load_sentiment_model(folder).predict_proba(TEXTS)
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -169,7 +169,7 @@ def test_saved_classifier_round_trips_through_transformers(tmp_path, tiny_model)
 
 
 def test_a_trained_model_keeps_its_normalisation_choice(tmp_path, tiny_model):
-    folder = train_sentiment(TEXTS, LABELS, config(tmp_path, "transformer", base_model=str(tiny_model), epochs=1,
+    folder = train_sentiment(TEXTS, LABELS, config(tmp_path, "transformer", model=str(tiny_model), epochs=1,
                                                    normalize=False))
     assert load_sentiment_model(folder).normalize is False
     assert json.loads((folder / "sentiment.json").read_text())["normalize"] is False
@@ -208,7 +208,7 @@ def test_training_refuses_bad_settings(tmp_path, tiny_model):
     with pytest.raises(RankkitError, match="unknown sentiment model"):
         train_sentiment(TEXTS, LABELS, config(tmp_path, "svm"))
     with pytest.raises(RankkitError, match="--unlabeled"):
-        train_sentiment(TEXTS, LABELS, config(tmp_path, "self-training", base_model=str(tiny_model)))
+        train_sentiment(TEXTS, LABELS, config(tmp_path, "self-training", model=str(tiny_model)))
     train_sentiment(TEXTS, LABELS, config(tmp_path, "tfidf"))
     with pytest.raises(RankkitError, match="--overwrite"):
         train_sentiment(TEXTS, LABELS, config(tmp_path, "tfidf"))

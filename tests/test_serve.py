@@ -121,9 +121,9 @@ def servers(tmp_path_factory, tiny_model):
                                          root / "small.log")
         build_bm25_index(corpus, bm25)
         CrossEncoder(tiny_model, device="cpu").save(reranker)
-        started["main"] = ServerProcess(["--index", str(dense), "--bm25-index", str(bm25), "--reranker",
+        started["main"] = ServerProcess(["--index", str(dense), "--index", str(bm25), "--reranker",
                                          str(reranker), "--api-key", KEY], root / "main.log")
-        started["doomed"] = ServerProcess(["--index", str(dense), "--bm25-index", str(bm25)], root / "doomed.log")
+        started["doomed"] = ServerProcess(["--index", str(dense), "--index", str(bm25)], root / "doomed.log")
         for server in started.values():
             server.wait_ready()
         yield started
@@ -483,7 +483,7 @@ def test_keyless_server_needs_no_key(servers):
 def test_mode_not_loaded(servers):
     error = assert_error(httpx.post(servers["small"].url + "/search", json={"query": SKY, "mode": "bm25"}),
                          400, "mode_unavailable")
-    assert "--bm25-index" in error["fix"]
+    assert "-i DENSE_INDEX -i BM25_INDEX" in error["fix"]
     assert_error(httpx.post(servers["small"].url + "/rerank", json={"query": SKY, "passages": [{"text": "x"}]}),
                  400, "no_reranker")
 
@@ -501,7 +501,7 @@ def in_process_server(config_fields: dict, engine=None, load=None, wait_ready: b
     from rankkit.serve.engine import SearchEngine
     from rankkit.serve.server import uvicorn_config
 
-    config = ServeConfig(**{"index": "gated", "port": free_port(), **config_fields})
+    config = ServeConfig(**{"indexes": ("gated",), "port": free_port(), **config_fields})
     app = create_app(config, engine=engine, load=load or SearchEngine)
     server = uvicorn.Server(uvicorn_config(app, config))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -1014,11 +1014,9 @@ def assert_refused(done: subprocess.CompletedProcess, *words: str) -> None:
         assert word in done.stderr, done.stderr
 
 
-@pytest.mark.parametrize("flag, kind, other", [("--bm25-index", "dense", "bm25"), ("--index", "bm25", "dense")])
-def test_serve_refuses_an_index_of_the_other_kind_before_binding(servers, flag, kind, other):
-    # regression: `--bm25-index DENSE` bound the port, printed a traceback and stayed up half-broken
-    done = serve_cli(flag, str(INDEXES[kind]), "--port", str(free_port()))
-    assert_refused(done, f"takes a {other} index, but this is a {kind} index", "Fix")
+def test_serve_refuses_two_indexes_of_one_kind_before_binding(servers):
+    done = serve_cli("-i", str(INDEXES["dense"]), "-i", str(INDEXES["dense"]), "--port", str(free_port()))
+    assert_refused(done, "are both dense indexes; a server serves one index of each kind", "Fix")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 

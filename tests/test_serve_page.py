@@ -57,7 +57,7 @@ def server_url(tmp_path_factory):
     env.pop("RANKKIT_API_KEY", None)
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "serve", "--index", str(root / "dense"),
-                                    "--bm25-index", str(root / "bm25"), "--port", str(port), "--api-key", KEY],
+                                    "--index", str(root / "bm25"), "--port", str(port), "--api-key", KEY],
                                    stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:

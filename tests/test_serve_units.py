@@ -19,7 +19,7 @@ from rankkit.serve.app import Server, create_app, is_json_media_type  # noqa: E4
 from rankkit.serve.config import ServeConfig  # noqa: E402
 from rankkit.serve.errors import ApiError  # noqa: E402
 from rankkit.serve.security import csp_hash, with_security_headers  # noqa: E402
-from rankkit.serve.startup import check_api_key, check_index, check_startup  # noqa: E402
+from rankkit.serve.startup import check_api_key, check_startup  # noqa: E402
 from rankkit.serve.text import has_visible_text, normalise_query, unencodable  # noqa: E402
 
 
@@ -62,21 +62,20 @@ def write_manifest(folder, kind: str) -> None:
     Manifest(kind=kind, count=1, corpus=CorpusInfo("c.tsv", "tsv", "", 0), index_type="Flat").write(folder)
 
 
-def test_check_index_kind(tmp_path):
-    write_manifest(tmp_path / "dense", "dense")
-    check_index(str(tmp_path / "dense"), "dense")
-    with pytest.raises(RankkitError, match=r"--bm25-index takes a bm25 index, but this is a dense index\. "
-                                           r"Fix: pass it as --index"):
-        check_index(str(tmp_path / "dense"), "bm25")
-
-
 def test_check_startup(tmp_path):
     write_manifest(tmp_path / "bm25", "bm25")
-    check_startup(ServeConfig(bm25_index=str(tmp_path / "bm25"), api_key="k"))
+    check_startup(ServeConfig(indexes=(str(tmp_path / "bm25"),), api_key="k"))
     with pytest.raises(RankkitError, match="nothing to serve"):
         check_startup(ServeConfig())
     with pytest.raises(RankkitError, match="API key is empty"):
-        check_startup(ServeConfig(bm25_index=str(tmp_path / "bm25"), api_key=""))
+        check_startup(ServeConfig(indexes=(str(tmp_path / "bm25"),), api_key=""))
+
+
+def test_check_startup_refuses_two_indexes_of_one_kind(tmp_path):
+    write_manifest(tmp_path / "a", "dense")
+    write_manifest(tmp_path / "b", "dense")
+    with pytest.raises(RankkitError, match=r"are both dense indexes; a server serves one index of each kind"):
+        check_startup(ServeConfig(indexes=(str(tmp_path / "a"), str(tmp_path / "b"))))
 
 
 def test_security_headers_keep_a_policy_the_response_set():
@@ -91,7 +90,7 @@ def test_csp_hash():
     assert csp_hash("") == "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
 
 
-CONFIG = ServeConfig(index="x", max_query_chars=40)
+CONFIG = ServeConfig(indexes=("x",), max_query_chars=40)
 
 
 @functools.cache

@@ -152,12 +152,13 @@ def test_cli_prompts_reach_the_manifest_and_the_query_encoder(tiny_model, sample
 
     from rankkit.cli.app import app
     from rankkit.retrieve import open_retriever
+    from rankkit.retrieve.options import DenseQuery
 
-    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "--out-dir", str(tmp_path),
-                                      "--name", "p", "--model", str(tiny_model), "--passage-prompt", "passage: "])
+    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "-o", str(tmp_path / "p"),
+                                      "--model", str(tiny_model), "--passage-prompt", "passage: "])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["passage_prompt"] == "passage: "
-    retriever = open_retriever([tmp_path / "p"], device="cpu", query_prompt="query: ")
+    retriever = open_retriever([tmp_path / "p"], DenseQuery(device="cpu", query_prompt="query: "))
     assert retriever.encoder.prompts["query"] == "query: "
     prompted = BiEncoder(tiny_model, device="cpu", query_prompt="query: ").encode(["stars"], role="query")
     assert retriever.search("stars", 3) == retriever.index.search(prompted, 3)[0]

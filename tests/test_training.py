@@ -492,7 +492,7 @@ def test_cpu_training_is_fp32_unless_bf16_is_asked_for(tmp_path, precision):
     assert seen == [(False, torch.float32)] * 2
 
 
-@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bfloat16")
+@pytest.mark.usefixtures("native_bf16")
 def test_bf16_training_runs_the_forward_pass_under_autocast_and_keeps_fp32_weights(tmp_path):
     vectors, groups = _linear_groups()
     task, seen = _recording_task(vectors)
@@ -515,22 +515,23 @@ def test_bf16_training_refused_where_it_would_be_emulated(tmp_path, monkeypatch)
 
     monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
     vectors, groups = _linear_groups()
-    with pytest.raises(RankkitError, match=r"--train-precision bf16: cpu has no native bfloat16.*Fix: use "
-                                           r"--train-precision fp32"):
+    with pytest.raises(RankkitError, match=r"--precision bf16: cpu has no native bfloat16.*Fix: use "
+                                           r"--precision auto or fp32"):
         fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
                                                                                precision="bf16"))
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.parametrize("native, autocast", [(True, torch.bfloat16), (False, None)])
+def test_auto_training_precision_is_bf16_autocast_where_native(monkeypatch, native, autocast):
+    from rankkit.encode import precision as precision_module
+
+    monkeypatch.setattr(precision_module, "bf16_supported", lambda device: native)
+    assert precision_module.training_autocast_dtype("auto", torch.device("cpu")) is autocast
+
+
 def test_unknown_training_precision_names_the_choices(tmp_path):
     vectors, groups = _linear_groups()
-    with pytest.raises(RankkitError, match=r"unknown training precision 'fp16'. Fix: use one of auto, fp32, bf16"):
+    with pytest.raises(RankkitError, match=r"unknown precision 'fp16'. Fix: use one of auto, fp32, bf16"):
         fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
                                                                                precision="fp16"))
-
-
-def test_the_cli_offers_exactly_the_training_precisions():
-    from rankkit.cli.options import TrainPrecision
-    from rankkit.encode.precision import TRAINING_PRECISIONS
-
-    assert tuple(p.value for p in TrainPrecision) == TRAINING_PRECISIONS

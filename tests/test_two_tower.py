@@ -45,8 +45,8 @@ def test_query_tower_of_another_dimension_is_refused(tmp_path, sample_dir, tiny_
 
 
 def test_cli_query_model(tmp_path, sample_dir, tiny_model, query_tower):
-    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "--out-dir", str(tmp_path),
-                                      "--name", "tt", "--model", str(tiny_model), "--query-model", str(query_tower),
+    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "-o", str(tmp_path / "tt"),
+                                      "--model", str(tiny_model), "--query-model", str(query_tower),
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "tt" / "manifest.json").read_text())["query_model"] == str(query_tower.resolve())

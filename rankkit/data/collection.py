@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rankkit.data.beir import BeirPaths, beir_folder, is_beir_folder, load_beir_split, write_beir_folder
 from rankkit.data.corpus import read_corpus
@@ -83,3 +84,24 @@ def export_beir(paths: CollectionPaths, out: str | Path, split: str = "test", ov
     qrels as qrels/SPLIT.tsv; texts go to "text" (the TSV layout has no titles)."""
     return write_beir_folder(out, read_corpus(paths.corpus), read_queries(paths.queries),
                              {split: read_qrels(paths.qrels)}, overwrite=overwrite)
+
+
+def collection_files(data: str | Path | None, split: str | None, split_flag: str = "--split") -> Any:
+    """The CollectionPaths / BeirPaths of --data (with its qrels split), or None without --data;
+    a split without a folder is refused."""
+    if data is None:
+        if split is not None:
+            raise RankkitError(f"{split_flag} {split} names a qrels split of a BEIR folder, but no folder was given. "
+                               f"Fix: pass --data DIR with {split_flag}")
+        return None
+    return collection(data, split)
+
+
+def required_files(**given: str | Path | None) -> dict[str, str]:
+    """The file options (name -> path) once --data filled them in: a missing one is refused, naming
+    its flag."""
+    missing = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is None]
+    if missing:
+        raise RankkitError(f"missing {', '.join(missing)}. Fix: pass {' and '.join(missing)}, or --data DIR "
+                           "(a collection or BEIR folder) whose files stand in for them")
+    return {name: str(value) for name, value in given.items()}

@@ -6,7 +6,8 @@ student's earlier snapshots, both through rankkit.mining. Loss: a discriminator-
 contrastive term plus listwise KL or Margin-MSE; plain distillation is the same path without the
 contrastive term."""
 
-from rankkit.distill.pipeline import DistillConfig, distill
-from rankkit.distill.knowledge import NegativeConfig, PositiveConfig
+from rankkit.distill.config import DistillConfig, NegativeConfig, PositiveConfig
+from rankkit.lazy import lazy_attributes
 
+__getattr__ = lazy_attributes(__name__, {"distill": "rankkit.distill.pipeline"})
 __all__ = ["DistillConfig", "NegativeConfig", "PositiveConfig", "distill"]

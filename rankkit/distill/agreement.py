@@ -1,6 +1,6 @@
 """A label-free dev criterion for distillation: how closely the student ranks held-out training
 queries' candidates as the teacher does. It reads no qrels, so rounds, learning rates or loss
-settings can be chosen on it (`rankkit distill --dev-queries N`) without looking at a test figure."""
+settings can be chosen on it (`rankkit distill --holdout-queries N`) without looking at a test figure."""
 
 from __future__ import annotations
 

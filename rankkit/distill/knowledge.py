@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from rankkit.data.qrels import Qrels
+from rankkit.distill.config import NegativeConfig, PositiveConfig
 from rankkit.distill.plackett_luce import plackett_luce_samples, self_consistent
 from rankkit.mining.candidates import Candidate, Candidates
 from rankkit.mining.mine import MiningConfig, mine
@@ -20,25 +21,6 @@ from rankkit.mining.strategies import RankWindow, SelfAdversarial, TeacherDenois
 
 HARD = "hard"
 SELF_ADVERSARIAL = "self-adversarial"
-
-
-@dataclass(frozen=True)
-class PositiveConfig:
-    samples: int = 16  # K Plackett-Luce samples per query
-    temperature: float = 1.0  # on the teacher's scores
-    top_m: int = 3  # a positive must be in the top m of a majority of samples
-    majority: float = 0.5
-    self_consistency: bool = True  # False: the teacher's top document, confidence 1
-
-
-@dataclass(frozen=True)
-class NegativeConfig:
-    denoise_z: float = 0.0  # drop candidates the teacher scores above mean + denoise_z * std
-    min_rank: int = 1  # window of the candidate source for hard negatives
-    max_rank: int = 100
-    hard_pool: int = 20  # hard negatives kept per query (each round samples from them)
-    self_adversarial_top: int = 10  # an earlier student's top ranks that count as "ranked high"
-    self_adversarial_pool: int = 8  # self-adversarial negatives kept per query and round
 
 
 @dataclass

@@ -8,7 +8,7 @@
 3. Each round (an "epoch" of the shared training loop over `queries_per_round` queries) mines
    self-adversarial negatives from the student as it was `self_adversarial_rounds` rounds back
    (snapshots kept in .OUTPUT.snapshots beside OUTPUT until no later round needs them), then trains.
-With `dev_queries` N, N of the training queries are held out (a seeded choice) and never trained on:
+With `holdout_queries` N, N of the training queries are held out (a seeded choice) and never trained on:
 at each dev evaluation (`eval_every` steps, and the end) the student's agreement with the teacher on
 their candidates is logged (rankkit.distill.agreement), a dev criterion that needs no labels.
 Output: OUTPUT/model (loads in sentence-transformers), train_log.jsonl, config.json, distill.json.
@@ -34,9 +34,10 @@ from rankkit.data.runs import Hit, read_run
 from rankkit.distill.agreement import teacher_agreement
 from rankkit.distill.discriminator import Discriminator
 from rankkit.distill.groups import DistillGroup, contrastive_group, plain_group
-from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, QueryKnowledge, build_knowledge,
-                                       candidate_ids, confident_queries, self_adversarial_negatives)
-from rankkit.distill.task import DistillLoss, DistillTask, Mode
+from rankkit.distill.config import DistillConfig
+from rankkit.distill.knowledge import (QueryKnowledge, build_knowledge, candidate_ids, confident_queries,
+                                       self_adversarial_negatives)
+from rankkit.distill.task import DistillTask
 from rankkit.distill.teacher import RunTeacher, dot_product_scores, model_kind, open_teacher
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidates, candidates_from_run
@@ -54,88 +55,6 @@ def snapshot_dir(output: str | Path) -> Path:
     --overwrite the training loop replaces the output folder only once training is complete."""
     output = Path(output)
     return output.parent / f".{output.name}.snapshots"
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    teacher: str  # model folder / packaged name / hub id, or a TREC run file
-    queries: str
-    corpus: str
-    output: str
-    student: str = "default"
-    student_kind: str = "auto"  # auto | bi-encoder | cross-encoder
-    candidates: str | None = None  # TREC run of candidates per query
-    index: str | None = None  # or an index to retrieve them from
-    depth: int = 50  # candidates per query
-    confident_queries: int | None = None  # train on the N queries whose best candidate the teacher scores highest
-    qrels: str | None = None  # optional labels: labelled positives are never negatives
-    mode: Mode = "contrastive"
-    distill_loss: DistillLoss = "kl"
-    kl_temperature: float = 1.0
-    contrastive_weight: float = 1.0
-    distill_weight: float = 1.0
-    discriminator: bool = True
-    positives: PositiveConfig = field(default_factory=PositiveConfig)
-    negatives: NegativeConfig = field(default_factory=NegativeConfig)
-    self_adversarial_rounds: int = 5  # N: mine from the student of N rounds back
-    hard_negatives: int = 4  # per group
-    self_adversarial_negatives: int = 4  # per group
-    distill_candidates: int = 8  # contrastive groups: uniformly drawn candidates only the distillation term scores
-    rounds: int = 6
-    queries_per_round: int = 256
-    temperature: float = 0.05  # bi-encoder student: scores are cosine / temperature
-    teacher_scale: float | None = None  # default: 1 / temperature for a bi-encoder teacher, else 1
-    teacher_precision: str = "fp32"  # fp32 | bf16, for scoring with a teacher model
-    batch_size: int = 8  # queries per micro-batch
-    grad_accum: int = 1  # micro-batches per optimizer step: the same step in less memory
-    lr: float = 2e-5
-    discriminator_lr: float = 1e-3
-    max_steps: int | None = None
-    dev_queries: int = 0  # training queries held out for the label-free teacher-agreement criterion
-    eval_every: int = 0  # optimizer steps between dev evaluations (0: at the end only)
-    seed: int = 0
-    device: str | None = None
-    train_precision: str = "auto"  # the student's: auto | fp32 | bf16, see rankkit.encode.precision
-    max_length: int | None = None
-    plot: bool = False
-    overwrite: bool = False
-
-    def check(self) -> None:
-        """Refuse contradictory settings before any model is loaded."""
-        if self.candidates and self.index:
-            raise RankkitError("give --candidates or --index, not both. Fix: pass one candidate source")
-        if self.student_kind not in ("auto", "bi-encoder", "cross-encoder"):
-            raise RankkitError(f"unknown student kind {self.student_kind!r}. Fix: use auto, bi-encoder or cross-encoder")
-        if self.mode not in ("contrastive", "plain"):
-            raise RankkitError(f"unknown distillation mode {self.mode!r}. Fix: use contrastive or plain")
-        if self.distill_loss not in ("kl", "margin-mse"):
-            raise RankkitError(f"unknown distillation loss {self.distill_loss!r}. Fix: use kl or margin-mse")
-        output = Path(self.output)
-        if not self.overwrite and (output / "model").exists() and not (output / "checkpoints").exists():
-            raise RankkitError(f"{output} already holds a distilled model. Fix: pass another --output, or --overwrite")
-        if self.dev_queries < 0 or self.eval_every < 0:
-            raise RankkitError(f"dev queries {self.dev_queries}, eval every {self.eval_every}: negative. "
-                               "Fix: pass --dev-queries and --eval-every >= 0")
-        if self.batch_size < 1 or self.grad_accum < 1:
-            raise RankkitError(f"batch size {self.batch_size}, gradient accumulation {self.grad_accum}: too small. "
-                               "Fix: pass --batch-size and --grad-accum >= 1")
-        if self.confident_queries is not None and self.confident_queries < 1:
-            raise RankkitError(f"confident queries {self.confident_queries}: too small. "
-                               "Fix: pass --confident-queries >= 1, or leave it out to train on every query")
-        if self.distill_candidates < 0:
-            raise RankkitError(f"distill candidates {self.distill_candidates}: negative. "
-                               "Fix: pass --distill-candidates >= 0")
-        if self.depth < 2 or self.rounds < 1 or self.queries_per_round < 1 or self.self_adversarial_rounds < 1:
-            raise RankkitError(f"depth {self.depth}, rounds {self.rounds}, queries per round {self.queries_per_round}, "
-                               f"self-adversarial rounds {self.self_adversarial_rounds}: too small. Fix: pass --depth >= 2 "
-                               "and --rounds, --queries-per-round, --self-adversarial-rounds >= 1")
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(output=self.output, model=self.student, epochs=self.rounds, max_steps=self.max_steps,
-                           batch_size=self.batch_size, grad_accum=self.grad_accum,
-                           negatives=self.hard_negatives + self.self_adversarial_negatives,
-                           lr=self.lr, seed=self.seed, eval_every=self.eval_every, device=self.device, precision=self.train_precision,
-                           max_length=self.max_length, plot=self.plot, overwrite=self.overwrite)
 
 
 def student_scorer(config: DistillConfig) -> GroupScorer:
@@ -202,8 +121,8 @@ def hold_out(knowledge: dict[str, QueryKnowledge], count: int, seed: int
              ) -> tuple[dict[str, QueryKnowledge], dict[str, QueryKnowledge]]:
     """(training, dev): `count` queries drawn (seeded) into dev, the rest left to train on."""
     if count >= len(knowledge):
-        raise RankkitError(f"--dev-queries {count} would hold out all {len(knowledge)} queries with teacher knowledge, "
-                           "leaving none to train on. Fix: pass a smaller --dev-queries")
+        raise RankkitError(f"--holdout-queries {count} would hold out all {len(knowledge)} queries with teacher knowledge, "
+                           "leaving none to train on. Fix: pass a smaller --holdout-queries")
     qids = sorted(knowledge)
     dev = {qids[i] for i in np.random.default_rng([seed, 1 << 29]).permutation(len(qids))[:count]}
     return ({q: k for q, k in knowledge.items() if q not in dev}, {q: k for q, k in knowledge.items() if q in dev})
@@ -269,7 +188,7 @@ class Rounds:
             for old in self.snapshots.glob("round-*.pt"):  # no later (or resumed) round needs these
                 if int(old.stem.split("-")[1]) < round_ - config.self_adversarial_rounds:
                     old.unlink()
-        found = self_adversarial_negatives(self.knowledge, scores, f"student-round-{source_round}", config.negatives,
+        found = self_adversarial_negatives(self.knowledge, scores, f"student-round-{source_round}", config.negative_knowledge(),
                                            self.labelled, config.seed + round_, self.doc_texts)
         self.adversarial_found[round_] = len(found) / max(1, len(qids))
         return found
@@ -300,7 +219,7 @@ def distill(config: DistillConfig) -> Path:
     labelled = read_qrels(config.qrels) if config.qrels else {}
     scorer = student_scorer(config)
     teacher = open_teacher(config.teacher, config.device, config.teacher_scale, bi_encoder_scale=1.0 / config.temperature,
-                           precision=config.teacher_precision)
+                           precision=config.precision)
     candidates, doc_texts = gather_candidates(config, teacher, scorer, queries)
     if not candidates:
         raise RankkitError(f"no candidates for any query of {config.queries}. Fix: give candidates (--candidates, "
@@ -309,13 +228,13 @@ def distill(config: DistillConfig) -> Path:
     offered = len(candidates)
     if config.confident_queries is not None:
         candidates = {qid: candidates[qid] for qid in confident_queries(teacher_scores, config.confident_queries)}
-    knowledge, stats = build_knowledge(queries, candidates, teacher_scores, config.positives, config.negatives,
+    knowledge, stats = build_knowledge(queries, candidates, teacher_scores, config.positives, config.negative_knowledge(),
                                        labelled, config.seed, doc_texts)
     if not knowledge:
         raise RankkitError(f"no query kept a teacher positive and a hard negative ({stats}). Fix: give more candidates "
                            "(--depth), a sharper teacher (lower --pl-temperature), a larger --top-m or a looser --denoise-z")
-    knowledge, dev = hold_out(knowledge, config.dev_queries, config.seed) if config.dev_queries else (knowledge, {})
-    stats.update({"queries_offered": offered, "dev_queries": len(dev)})
+    knowledge, dev = hold_out(knowledge, config.holdout_queries, config.seed) if config.holdout_queries else (knowledge, {})
+    stats.update({"queries_offered": offered, "holdout_queries": len(dev)})
     discriminator = None
     if config.mode == "contrastive" and config.discriminator:
         torch.manual_seed(config.seed)

@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 
+from rankkit.distill.config import DistillLoss, Mode
 from rankkit.distill.discriminator import Discriminator, discriminator_loss, item_features, role_weights
 from rankkit.distill.groups import CANDIDATE, DistillGroup
 from rankkit.distill.knowledge import SELF_ADVERSARIAL
@@ -21,8 +22,6 @@ from rankkit.errors import RankkitError
 from rankkit.train.losses import listwise_kl_loss, margin_mse_loss, weighted_contrastive_loss
 from rankkit.train.scorers import GroupScorer
 
-Mode = Literal["contrastive", "plain"]
-DistillLoss = Literal["kl", "margin-mse"]
 
 
 def _mined_columns(batch: list[DistillGroup]) -> list[int]:

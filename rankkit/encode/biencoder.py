@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
-from rankkit.encode.precision import inference_dtype
+from rankkit.encode.precision import PRECISIONS, resolve_precision
 from rankkit.encode.stack import describe_pooling, load_stack, prompt_length, resolve_prompt
 
 Role = Literal["query", "passage"]
@@ -41,8 +41,8 @@ class BiEncoder:
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
-        self.precision = precision
-        dtype = inference_dtype(precision, self.device)
+        self.precision = resolve_precision(precision, self.device)  # what a manifest records: never 'auto'
+        dtype = PRECISIONS[self.precision]
         self.stack = load_stack(self.model_dir, self.device)
         self.tokenizer = self.stack.tokenizer
         self.model = self.stack[0].auto_model.to(self.device, dtype)  # the head modules stay float32

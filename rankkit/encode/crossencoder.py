@@ -19,7 +19,7 @@ from transformers.utils import logging as hf_logging
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, read_json, resolve_model_dir
-from rankkit.encode.precision import inference_dtype
+from rankkit.encode.precision import PRECISIONS, resolve_precision
 
 DEFAULT_MAX_LENGTH = 256
 IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
@@ -34,8 +34,8 @@ class CrossEncoder:
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
-        self.precision = precision
-        dtype = inference_dtype(precision, self.device)
+        self.precision = resolve_precision(precision, self.device)  # what a manifest records: never 'auto'
+        dtype = PRECISIONS[self.precision]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint

@@ -1,25 +1,34 @@
-"""Inference precision: the dtype the model weights are cast to for encoding and scoring.
+"""Precision: the number format a model computes in, for inference and for training.
 
-bf16 runs the transformer in bfloat16 (hidden states are pooled in float32 and vectors stay
-float32). On CPUs with AVX512-BF16 or AMX and on recent GPUs it is several times faster than fp32
-for small encoders (benchmarks/results/precision.md: 2.44x for MiniLM-L6 here) at a cosine of about
-0.9999 to the fp32 vectors; rankings can differ where two scores nearly tie.
-
-Training keeps fp32 weights and, with a training precision other than fp32, runs the forward pass
-under autocast: 'auto' is mixed precision on CUDA (bf16, or fp16 with loss scaling) and fp32 on a
-CPU; 'bf16' is bf16 autocast on CUDA or on a CPU with native bf16 (benchmarks/results/train_precision.md:
-1.34x fp32 for MiniLM-L6 as a bi-encoder, 1.46x as a cross-encoder, on this CPU)."""
+'auto' (every command's default) is bf16 where the device runs bfloat16 natively (CPUs with
+AVX512-BF16 or AMX, recent GPUs) and fp32 elsewhere, so no command is refused on a CPU without
+bf16. bf16 inference casts the transformer's weights (hidden states are pooled in float32 and vectors
+stay float32): 2.44x fp32 for MiniLM-L6 on a CPU with AVX512-BF16 (benchmarks/results/precision.md)
+at a cosine of about 0.9999 to the fp32 vectors; rankings can differ where two scores nearly tie.
+Training keeps fp32 weights and runs the forward pass under bf16 autocast (1.34x fp32 for MiniLM-L6
+as a bi-encoder, 1.46x as a cross-encoder: benchmarks/results/train_precision.md); on a CUDA device
+without bf16, auto trains in fp16 with loss scaling. Explicit bf16 is refused where it would be
+emulated (slower than fp32). RANKKIT_NATIVE_BF16=0 makes every device count as one without native
+bf16, as on an AMD Zen 3."""
 
 from __future__ import annotations
+
+import os
+import sys
+import typing
 
 import torch
 
 from rankkit.errors import RankkitError
+from rankkit.options import Precision
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+CHOICES: tuple[str, ...] = typing.get_args(Precision)  # auto, fp32, bf16
+NATIVE_BF16_ENV = "RANKKIT_NATIVE_BF16"  # "0": treat every device as one without native bf16
+_announced: set[str] = set()
 
 
-def bf16_supported(device: torch.device) -> bool:
+def hardware_bf16(device: torch.device) -> bool:
     """Whether `device` runs bfloat16 matrix products natively."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -29,33 +38,38 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-def _require_native_bf16(device: torch.device, option: str) -> None:
-    """Refuse `option` bf16 on a device that would only emulate bfloat16 (slower than fp32)."""
-    if not bf16_supported(device):
-        raise RankkitError(f"{option} bf16: {device} has no native bfloat16 support, so it would be slower "
-                           f"than fp32. Fix: use {option} fp32")
+def bf16_supported(device: torch.device) -> bool:
+    """Whether rankkit runs bf16 on `device`: natively there, and not turned off by RANKKIT_NATIVE_BF16=0."""
+    return os.environ.get(NATIVE_BF16_ENV) != "0" and hardware_bf16(device)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'fp32' or 'bf16' for `precision` on `device`: auto is bf16 where the device runs it natively,
+    else fp32 (said once per process and device); bf16 is refused where it would be emulated."""
+    if precision not in CHOICES:
+        raise RankkitError(f"unknown precision {precision!r}. Fix: use one of {', '.join(CHOICES)}")
+    native = bf16_supported(device)
+    if precision == "bf16" and not native:
+        raise RankkitError(f"--precision bf16: {device} has no native bfloat16 support, so it would be slower "
+                           "than fp32. Fix: use --precision auto or fp32")
+    if precision != "auto":
+        return precision
+    chosen = "bf16" if native else "fp32"
+    if str(device) not in _announced:
+        _announced.add(str(device))
+        why = "native bfloat16" if native else "no native bfloat16"
+        print(f"precision auto: {chosen} on {device} ({why})", file=sys.stderr)
+    return chosen
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The weight dtype for `precision` on `device`, refusing bf16 where it would be emulated."""
-    if precision not in PRECISIONS:
-        raise RankkitError(f"unknown precision {precision!r}. Fix: use one of {', '.join(PRECISIONS)}")
-    if precision == "bf16":
-        _require_native_bf16(device, "--precision")
-    return PRECISIONS[precision]
-
-
-TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
+    """The weight dtype for `precision` on `device`."""
+    return PRECISIONS[resolve_precision(precision, device)]
 
 
 def training_autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of training's forward passes at `precision` on `device` (None: plain fp32),
-    refusing bf16 where it would be emulated."""
-    if precision not in TRAINING_PRECISIONS:
-        raise RankkitError(f"unknown training precision {precision!r}. Fix: use one of {', '.join(TRAINING_PRECISIONS)}")
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    _require_native_bf16(device, "--train-precision")
-    return torch.bfloat16
+    """The autocast dtype of training's forward passes at `precision` on `device` (None: plain fp32).
+    On CUDA, auto is mixed precision: bf16 where supported, else fp16 with loss scaling."""
+    if device.type == "cuda" and precision == "auto" and not bf16_supported(device):
+        return torch.float16
+    return None if resolve_precision(precision, device) == "fp32" else torch.bfloat16

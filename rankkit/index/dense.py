@@ -111,11 +111,6 @@ def search_parameter(index: faiss.Index) -> str | None:
     return "efSearch" if hasattr(inner, "hnsw") else None
 
 
-def search_params_of(nprobe: int | None = None, ef_search: int | None = None) -> dict[str, int]:
-    """The search parameters a user set (--nprobe, --ef-search), by their FAISS names."""
-    return {name: value for name, value in (("nprobe", nprobe), ("efSearch", ef_search)) if value is not None}
-
-
 def set_search_params(index: faiss.Index, params: dict[str, int], where: str | Path) -> None:
     """Set search parameters through FAISS's ParameterSpace (GpuParameterSpace for a GPU index)."""
     space = faiss.GpuParameterSpace() if "Gpu" in type(index).__name__ else faiss.ParameterSpace()

@@ -27,7 +27,7 @@ def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
         shard = shard_of(manifest)
         kind, name = "dense", name.removesuffix(shard_name("", shard))
         options = f" --model {manifest.model} --shard {shard}"
-    command = (f"rankkit index build {manifest.corpus.path} --kind {kind} --out-dir {folder.parent} --name {name} "
+    command = (f"rankkit index build {manifest.corpus.path} --kind {kind} -o {folder.parent / name} "
                f"--overwrite{options}")
     return f"Fix: rebuild the index ({command})"
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Literal, Mapping, get_args
 
 from rankkit.data.files import atomic_write
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedQuery, MinedSet
 
-EXPORT_FORMATS = ("st", "flagembedding", "tevatron")
+ExportFormat = Literal["st", "flagembedding", "tevatron"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 
 
 def export_path(output: str | Path, fmt: str) -> Path:

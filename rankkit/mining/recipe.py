@@ -1,11 +1,12 @@
 """A mining run as one configuration: where candidates come from, which strategies, in which
-order. `rankkit mine` fills a MiningRecipe from its options and calls run_mining."""
+order. `rankkit mine` is this recipe's options, and calls run_mining."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -15,8 +16,12 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import read_run
 from rankkit.errors import RankkitError
+from rankkit.options import Output, option, same_option
+from rankkit.retrieve.options import DenseQuery
+from rankkit.train.config import Schedule
 from rankkit.mining.candidates import Candidates, candidates_from_retriever, candidates_from_run, merge_candidates
-from rankkit.mining.export import EXPORT_FORMATS, export_minedset, export_path
+from rankkit.data.collection import collection_files, required_files
+from rankkit.mining.export import EXPORT_FORMATS, ExportFormat, export_minedset, export_path
 from rankkit.mining.mine import MiningConfig, false_negative_rate, mine
 from rankkit.mining.minedset import MinedSet
 from rankkit.mining.pooling import with_pooling_provenance
@@ -24,42 +29,56 @@ from rankkit.mining.strategies import (AdaptiveThreshold, MarginFilter, RandomN,
                                        SimANS, Strategy, TeacherDenoise, TopN)
 
 
-@dataclass(frozen=True)
-class MiningRecipe:
+DATA_HELP = ("Collection folder (collection.tsv, queries.tsv, qrels.txt) or BEIR folder (corpus.jsonl, "
+             "queries.jsonl, qrels/SPLIT.tsv): its files stand in for the file options not given.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MiningRecipe(DenseQuery):
     """Strategies apply in this order: window, teacher denoise, adaptive threshold, margin,
     self-adversarial, then the count (top, random or simans)."""
 
-    queries: str
-    qrels: str
-    corpus: str
-    output: str
-    indexes: tuple[str, ...] = ()  # retrievers to mine from (BM25 / dense index folders)
-    runs: tuple[str, ...] = ()  # or existing TREC runs
-    depth: int = 200  # candidates retrieved per query
-    min_rank: int = 1
-    max_rank: int = 200
-    count: int = 8  # negatives kept per query
-    sampling: str = "top"  # top | random | simans
-    simans_a: float = 1.0
-    simans_b: float = 0.0
-    margin: float | None = None  # drop candidates scoring within this margin of the positive
-    relative_margin: bool = False
-    score_field: str = "score"  # score | teacher_score, for margin and simans
-    teacher: str | None = None  # cross-encoder folder: scores candidates (teacher_score)
-    denoise_threshold: float | None = None
-    adaptive_k: float | None = None  # drop teacher scores above mean + k * std
-    self_adversarial_run: str | None = None
-    self_adversarial_depth: int = 50
-    full_qrels: str | None = None  # complete judgments: report the false-negative rate
-    pooling_run: str | None = None  # run whose pool was judged: provenance for CET's selection model
-    seed: int = 0
-    min_grade: int = 1
-    device: str | None = None
-    precision: str = "fp32"  # dense query encoder and teacher: fp32 | bf16
-    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
-    ef_search: int | None = None
-    query_prompt: str | None = None  # dense query prompt (default: the model's)
-    exports: tuple[str, ...] = ()  # also write the MinedSet in these trainers' formats (rankkit.mining.export)
+    queries: str | None = option(None, "Queries file (TSV, TREC topics or BEIR queries.jsonl); default: --data's.")
+    qrels: str | None = option(None, "Qrels: the labeled positives (only their queries are mined); default: "
+                                     "--data's (--split's).")
+    corpus: str | None = option(None, "Corpus file (texts for duplicate checks and training); default: --data's.")
+    data: str | None = option(None, DATA_HELP)
+    split: str | None = option(None, "BEIR folder (--data): the qrels split to mine, e.g. train (default test, "
+                                     "else the only one).")
+    output: str = same_option(Output, "output", help="MinedSet JSONL to write (stats beside it).")
+    indexes: tuple[str, ...] = option((), "Index folder to mine from (repeatable).", flags=("--index", "-i"))
+    runs: tuple[str, ...] = option((), "Existing TREC run to mine from (repeatable).", flags=("--run",))
+    depth: int = option(200, "Candidates retrieved per query from each index.", low=1)
+    min_rank: int = option(1, "Window: first rank kept.", low=1)
+    max_rank: int = option(200, "Window: last rank kept.", low=1)
+    count: int = option(8, "Negatives kept per query.", low=1)
+    sampling: Literal["top", "random", "simans"] = option("top", "How the count is filled: top, random or simans.")
+    simans_a: float = option(1.0, "SimANS: sharpness a in exp(-a (s_neg - s_pos - b)^2).", low=0)
+    simans_b: float = option(0.0, "SimANS: offset b.")
+    margin: float | None = option(None, "Drop candidates scoring within this margin of the positive.")
+    relative_margin: bool = option(False, "Margin as a share of |positive score|.")
+    score_field: Literal["score", "teacher_score"] = option("score", "Scores for margin and SimANS: score or "
+                                                                     "teacher_score.")
+    teacher: str | None = option(None, "Cross-encoder folder that scores candidates.")
+    denoise_threshold: float | None = option(None, "RocketQA: drop teacher scores >= this.")
+    adaptive_k: float | None = option(None, "ATSS: drop teacher scores > mean + k * std.")
+    self_adversarial_run: str | None = option(None, "Run of an earlier checkpoint: keep what it ranks high.")
+    self_adversarial_depth: int = option(50, "Self-adversarial: its top ranks that count as high.", low=1)
+    full_qrels: str | None = option(None, "Complete judgments: report the false-negative rate.")
+    pooling_run: str | None = option(None, "TREC run of the retriever whose pool was judged: record every "
+                                           "document's rank and score in it as provenance (for CET's provenance "
+                                           "selection model).")
+    seed: int = same_option(Schedule, "seed")
+    min_grade: int = option(1, "Grades at or above this are positives.")
+    exports: tuple[ExportFormat, ...] = option(
+        (), "Also write the MinedSet for another trainer (repeatable): st (sentence-transformers "
+            "anchor/positive/negative_i), flagembedding or tevatron, as OUTPUT_STEM.FORMAT.jsonl.", flags=("--export",))
+
+    def files(self) -> dict[str, str]:
+        """The queries, qrels and corpus files: those given, else --data's; a missing one is refused."""
+        paths = collection_files(self.data, self.split)
+        return required_files(queries=self.queries or (paths and paths.queries),
+                              qrels=self.qrels or (paths and paths.qrels), corpus=self.corpus or (paths and paths.corpus))
 
     def strategies(self) -> list[Strategy]:
         field = self.score_field
@@ -92,7 +111,6 @@ class MiningRecipe:
 
 
 def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidates, dict]:
-    from rankkit.index.dense import search_params_of
     from rankkit.retrieve import open_retriever
 
     if not recipe.indexes and not recipe.runs:
@@ -102,9 +120,7 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
                            f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
     sources, encoders = [], {}
     for folder in recipe.indexes:
-        retriever = open_retriever([folder], device=recipe.device, precision=recipe.precision,
-                                   search_params=search_params_of(recipe.nprobe, recipe.ef_search),
-                                   query_prompt=recipe.query_prompt)
+        retriever = open_retriever([folder], recipe)
         sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
         if hasattr(retriever, "encoder"):
             encoders[retriever.name] = retriever.encoder
@@ -119,12 +135,13 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     unknown = sorted(set(recipe.exports) - set(EXPORT_FORMATS))
     if unknown:
         raise RankkitError(f"unknown export format {unknown[0]!r}. Fix: use one of {', '.join(EXPORT_FORMATS)}")
-    qrels = read_qrels(recipe.qrels)
+    files = recipe.files()
+    qrels = read_qrels(files["qrels"])
     # only judged queries can be mined: the others (e.g. a BEIR folder's dev queries) are not retrieved
-    queries = {qid: text for qid, text in read_queries(recipe.queries).items() if qid in qrels}
+    queries = {qid: text for qid, text in read_queries(files["queries"]).items() if qid in qrels}
     candidates, encoders = _candidates(recipe, queries)
     needed = {c.docid for found in candidates.values() for c in found} | {d for j in qrels.values() for d in j}
-    doc_texts = read_doc_texts(recipe.corpus, docids=needed)
+    doc_texts = read_doc_texts(files["corpus"], docids=needed)
     positive_scores = None
     if encoders and len(recipe.indexes) == 1 and not recipe.runs:
         # a dense source scores positives exactly, even those it did not retrieve
@@ -139,7 +156,7 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
         positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts, teacher.score, recipe.min_grade)
     mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
                  doc_texts, positive_scores, positive_teacher)
-    mined.config = {**asdict(recipe), "strategies": mined.config["strategies"]}
+    mined.config = {**asdict(recipe), **files, "strategies": mined.config["strategies"]}
     if recipe.full_qrels is not None:
         mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels),
                                                                  recipe.min_grade)

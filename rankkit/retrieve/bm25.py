@@ -9,10 +9,8 @@ from rankkit.data.runs import Hit, Run
 from rankkit.errors import RankkitError
 from rankkit.index.bm25 import open_lucene_searcher
 from rankkit.retrieve.base import check_k, check_query
+from rankkit.retrieve.options import BM25Params
 
-# pyserini's MS MARCO passage baselines
-DEFAULT_K1 = 0.9
-DEFAULT_B = 0.4
 
 
 def _too_many_terms(exc: Exception, qid: str | None = None) -> RankkitError | None:
@@ -25,7 +23,7 @@ def _too_many_terms(exc: Exception, qid: str | None = None) -> RankkitError | No
 
 
 class BM25Retriever:
-    def __init__(self, folder: str | Path, k1: float = DEFAULT_K1, b: float = DEFAULT_B, threads: int = 2):
+    def __init__(self, folder: str | Path, k1: float = BM25Params.k1, b: float = BM25Params.b, threads: int = 2):
         self.searcher = open_lucene_searcher(folder, k1, b)
         self.threads = threads
         self.name = f"bm25:{Path(folder).name}"

@@ -18,13 +18,14 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
 from rankkit.data.files import atomic_write
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError, file_error
+from rankkit.options import OptionSpec, option
 
 FusionMethod = Literal["rrf", "convex", "zscore"]
 FUSION_METHODS: tuple[str, ...] = ("rrf", "convex", "zscore")
@@ -41,10 +42,19 @@ class FusionConfig:
     The default, zscore at alpha 0.65, had the best mean nDCG@10 over the shared collections' tuning
     queries (benchmarks/results/fusion.md)."""
 
-    method: FusionMethod = "zscore"
-    alpha: float = 0.65
+    panel: ClassVar[str] = "Fusion"
+    options_file: ClassVar[OptionSpec] = OptionSpec(
+        "Hybrid: a fusion.json written by `rankkit tune fusion`; the fusion options given override it.",
+        flags=("--fusion-config",))
+
+    method: FusionMethod = option("zscore", "Hybrid: rrf (reciprocal rank), convex (alpha * dense + (1 - alpha) "
+                                            "* BM25 over min-max normalised scores) or zscore (the same over "
+                                            "z-scores).", flags=("--fusion",))
+    alpha: float = option(0.65, "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha).",
+                          low=0, high=1)
     rrf_k: int = DEFAULT_RRF_K
-    depth: int = DEFAULT_DEPTH
+    depth: int = option(DEFAULT_DEPTH, "Hybrid: hits each retriever contributes before fusion.", low=1,
+                        flags=("--fusion-depth",))
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:

@@ -5,7 +5,7 @@ The packaged encoders learnt English WordPiece in English contexts; romanised Ba
 as subword fragments they never saw together. A few epochs of masked-token prediction over the
 reviews (normalised as the classifier will see them) adapt the encoder to those fragments. The
 result is a transformers folder (encoder, masked-LM head and tokenizer) that `rankkit sentiment
-train --base-model` fine-tunes like any checkpoint. It runs through rankkit's training loop, so it
+train --model` fine-tunes like any checkpoint. It runs through rankkit's training loop, so it
 has the same checkpoints, resume, log and precision options as the other trainers.
 
 A sentence-transformers checkpoint such as all-MiniLM-L6-v2 ships without a masked-LM head: a new
@@ -27,24 +27,9 @@ from rankkit.encode.device import choose_device
 from rankkit.encode.models import resolve_model_dir
 from rankkit.errors import RankkitError
 from rankkit.sentiment.normalize import normalize_all
-from rankkit.train.config import TrainConfig
+from rankkit.sentiment.config import AdaptConfig
+from rankkit.train.config import TrainConfig, schedule_of
 from rankkit.train.loop import fit
-
-
-@dataclass(frozen=True)
-class AdaptConfig:
-    output: str  # folder: model/ (the adapted checkpoint), train_log.jsonl, config.json
-    base_model: str = "default"
-    epochs: int = 3
-    batch_size: int = 32  # texts per step (batches hold texts of similar length)
-    lr: float = 1e-4
-    mask_probability: float = 0.15
-    max_length: int = 128
-    normalize: bool = True
-    seed: int = 0
-    device: str | None = None
-    train_precision: str = "auto"  # auto | fp32 | bf16, see rankkit.encode.precision
-    overwrite: bool = False
 
 
 def _masked_lm_head(model: torch.nn.Module) -> torch.nn.Module:
@@ -53,7 +38,7 @@ def _masked_lm_head(model: torch.nn.Module) -> torch.nn.Module:
     heads = [module for name, module in model.named_children() if name != model.base_model_prefix]
     if len(heads) != 1:
         raise RankkitError(f"{type(model).__name__}: no single masked-LM head beside the encoder. "
-                           "Fix: pass a BERT-, RoBERTa- or MPNet-style encoder as --base-model")
+                           "Fix: pass a BERT-, RoBERTa- or MPNet-style encoder as --model")
     return heads[0]
 
 
@@ -63,11 +48,11 @@ class MaskedLMTask:
     def __init__(self, config: AdaptConfig):
         from transformers import AutoModelForMaskedLM, AutoTokenizer, DataCollatorForLanguageModeling
 
-        folder = resolve_model_dir(config.base_model)
+        folder = resolve_model_dir(config.model)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         if self.tokenizer.mask_token is None:
-            raise RankkitError(f"{config.base_model}: its tokenizer has no mask token, so it cannot be trained as a masked "
-                               "language model. Fix: pass a BERT-style encoder as --base-model")
+            raise RankkitError(f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked "
+                               "language model. Fix: pass a BERT-style encoder as --model")
         torch.manual_seed(config.seed)  # a new masked-LM head's initial weights (the loop seeds only later)
         self.model = AutoModelForMaskedLM.from_pretrained(folder)
         self.head = _masked_lm_head(self.model)
@@ -95,10 +80,10 @@ class MaskedLMTask:
 
 
 def adapt_encoder(texts: Sequence[str], config: AdaptConfig) -> Path:
-    """Continue masked-LM training of config.base_model on `texts`; returns the adapted model folder."""
+    """Continue masked-LM training of config.model on `texts`; returns the adapted model folder."""
     texts = [t for t in normalize_all(list(texts), config.normalize) if t.strip()]
     if not texts:
-        raise RankkitError("no text to adapt the encoder on. Fix: pass files with non-empty reviews to --texts")
+        raise RankkitError("no text to adapt the encoder on. Fix: pass files with non-empty reviews to --reviews")
     task = MaskedLMTask(config)
     token_ids = task.tokenizer(texts, truncation=True, max_length=config.max_length,
                                return_attention_mask=False)["input_ids"]
@@ -110,10 +95,9 @@ def adapt_encoder(texts: Sequence[str], config: AdaptConfig) -> Path:
         order = np.random.default_rng([config.seed, epoch]).permutation(len(fixed))
         return [[token_ids[i] for i in fixed[b]] for b in order]
 
-    loop_config = TrainConfig(output=config.output, model=config.base_model, epochs=config.epochs,
-                              batch_size=config.batch_size, lr=config.lr, warmup_ratio=0.06, seed=config.seed,
-                              device=config.device, precision=config.train_precision, max_length=config.max_length,
-                              overwrite=config.overwrite)
+    loop_config = TrainConfig(output=config.output, model=config.model, epochs=config.epochs,
+                              **schedule_of(config), device=config.device, precision=config.precision,
+                              max_length=config.max_length, overwrite=config.overwrite)
     return fit(task, epoch_batches, loop_config)  # type: ignore[arg-type]
 
 

@@ -29,13 +29,13 @@ from rankkit.encode.device import choose_device
 from rankkit.encode.models import resolve_model_dir
 from rankkit.encode.precision import inference_dtype
 from rankkit.errors import RankkitError
+from rankkit.sentiment.config import DEFAULT_MAX_LENGTH
 from rankkit.sentiment.data import LABEL_NAMES
 from rankkit.sentiment.normalize import normalize_all
 
 META_FILE = "sentiment.json"
 FORMAT = "rankkit-sentiment"
 TFIDF_FILE = "tfidf.pkl"
-DEFAULT_MAX_LENGTH = 128
 POOLINGS = ("cls", "mean")
 
 

@@ -30,43 +30,11 @@ from rankkit.errors import RankkitError
 from rankkit.sentiment.dbpm import LossHistory
 from rankkit.sentiment.metrics import sentiment_metrics
 from rankkit.sentiment.mining import mine_opposite_label, negatives_by_review
-from rankkit.sentiment.model import DEFAULT_MAX_LENGTH, TfidfSentiment, TransformerSentiment
-from rankkit.train.config import TrainConfig
+from rankkit.sentiment.model import TfidfSentiment, TransformerSentiment
+from rankkit.sentiment.config import METHODS, SentimentConfig
+from rankkit.train.config import TrainConfig, schedule_of
 from rankkit.train.losses import supervised_contrastive_loss
 from rankkit.train.loop import fit
-
-Method = Literal["tfidf", "transformer", "contrastive", "self-training"]
-METHODS: tuple[str, ...] = ("tfidf", "transformer", "contrastive", "self-training")
-
-
-@dataclass(frozen=True)
-class SentimentConfig:
-    output: str  # folder: model/, sentiment_config.json, train_log.jsonl, val_metrics.json
-    method: Method = "contrastive"
-    base_model: str = "default"  # encoder checkpoint for the transformer methods
-    normalize: bool = True
-    epochs: int = 4
-    batch_size: int = 16
-    lr: float = 5e-5
-    max_length: int = DEFAULT_MAX_LENGTH
-    seed: int = 0
-    device: str | None = None
-    train_precision: str = "auto"  # auto | fp32 | bf16, see rankkit.encode.precision
-    overwrite: bool = False
-    # (c): supervised contrastive term against mined opposite-label neighbours
-    contrastive_weight: float = 0.5
-    temperature: float = 0.1
-    embedding: str = "mean"  # mean (mean-pooled tokens) | cls (the first token, what the classification head reads)
-    negatives: int = 4  # mined opposite-label neighbours per review
-    mining_depth: int = 64  # nearest reviews searched for them
-    dbpm_k: float = 2.0  # flag a review whose mean loss > mean + k std
-    dbpm_weight: float = 0.1  # the weight of a flagged review
-    # (d): self-training on unlabelled reviews
-    confidence: float = 0.9  # keep pseudo-labels with P(predicted class) >= this
-    unlabeled_per_epoch: int = 1024  # unlabelled reviews pseudo-labelled each epoch (a seeded sample)
-    pseudo_weight: float = 0.5  # the loss weight of a pseudo-labelled review
-    self_training_from: int = 1  # first epoch that uses pseudo-labels (the model must first learn)
-
 
 @dataclass(frozen=True)
 class Item:
@@ -163,7 +131,7 @@ class SentimentTask:
                                            self.config.temperature, pair_weights)
 
     def save(self, folder: Path) -> None:
-        self.model.save(folder, method=self.config.method, base_model=self.config.base_model)
+        self.model.save(folder, method=self.config.method, base_model=self.config.model)
 
 
 def _check(config: SentimentConfig, labels: Sequence[int]) -> None:
@@ -193,15 +161,14 @@ def train_sentiment(texts: Sequence[str], labels: Sequence[int], config: Sentime
         predict = model.predict_proba
     else:
         torch.manual_seed(config.seed)  # the new classification head
-        classifier = TransformerSentiment(config.base_model, config.device, config.max_length, config.normalize,
+        classifier = TransformerSentiment(config.model, config.device, config.max_length, config.normalize,
                                           pooling=config.embedding)
         task = SentimentTask(classifier, texts, labels, config, unlabeled)
         evaluate = (lambda: {k: v for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
                              if k in ("accuracy", "macro_f1", "auroc")}) if val else None
-        loop_config = TrainConfig(output=str(output), model=config.base_model, epochs=config.epochs,
-                                  batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                                  device=config.device, precision=config.train_precision, max_length=config.max_length,
-                                  overwrite=config.overwrite)
+        loop_config = TrainConfig(output=str(output), model=config.model, epochs=config.epochs,
+                                  **schedule_of(config), device=config.device, precision=config.precision,
+                                  max_length=config.max_length, overwrite=config.overwrite)
         folder = fit(task, task.epoch_batches, loop_config, evaluate)  # type: ignore[arg-type]
         epoch_stats, predict = task.epoch_stats, classifier.predict_proba
     cpu_s, wall_s = time.process_time() - started[0], time.perf_counter() - started[1]

@@ -248,12 +248,12 @@ class Server:
 
     def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
         if not engine.modes:  # a server for /sentiment only
-            raise ApiError(400, "no_index", "this server loaded no index", "start it with --index and/or --bm25-index")
+            raise ApiError(400, "no_index", "this server loaded no index", "start it with -i INDEX (a dense and/or a BM25 index)")
         mode = mode or engine.modes[0]
         if mode not in engine.modes:
             raise ApiError(400, "mode_unavailable", f"mode {mode!r} needs an index this server did not load "
                            f"(available: {', '.join(engine.modes)})",
-                           "use an available mode, or start the server with --index and --bm25-index")
+                           "use an available mode, or start the server with -i DENSE_INDEX -i BM25_INDEX")
         return mode
 
     async def search(self, request: SearchRequest) -> SearchResponse:

@@ -2,47 +2,80 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+from typing import ClassVar
 
+from rankkit.errors import RankkitError
+from rankkit.options import option
 from rankkit.retrieve.fusion import FusionConfig
+from rankkit.retrieve.options import DenseQuery
+
+API_KEY_ENV = "RANKKIT_API_KEY"
 
 
-@dataclass(frozen=True)
-class ServeConfig:
-    index: str | None = None  # dense index folder
-    bm25_index: str | None = None
-    reranker: str | None = None  # cross-encoder folder
-    model: str | None = None  # dense query model; default: the one in the index manifest
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_key: str | None = None  # when set, every endpoint but /health needs the X-API-Key header
-    max_k: int = 1000
-    max_query_chars: int = 1000
-    max_batch_queries: int = 64
-    max_passages: int = 256
-    max_body_bytes: int = 1_000_000
-    batch_wait_ms: float = 3.0
-    batch_max: int = 32
-    max_queue: int = 256  # queries waiting per worker before the server answers 503
-    # connections (rankkit.serve.server): limits and timeouts a slow or hostile client meets
-    max_header_bytes: int = 16_384  # request line + headers (h11's max_incomplete_event_size)
-    max_headers: int = 100
-    client_timeout_s: float = 10.0  # to send the request line and headers, and again the body
-    keep_alive_s: float = 5.0  # idle keep-alive connections are closed after this
-    max_connections: int = 1024  # open connections + running requests; over it, 503 (uvicorn limit_concurrency)
-    graceful_timeout_s: float = 30.0  # on SIGTERM, in-flight work past this is cancelled (JSON 503)
+@dataclass(frozen=True, kw_only=True)
+class ServeLimits:
+    """What one request may ask for, and what a slow or hostile client meets (rankkit.serve.server)."""
+
+    panel: ClassVar[str] = "Serve limits"
+
+    max_k: int = option(1000, "Largest k a search may ask for.", low=1)
+    max_query_chars: int = option(1000, "Longest query, in characters.", low=1)
+    max_batch_queries: int = option(64, "Most queries in one /search/batch request.", low=1)
+    max_passages: int = option(256, "Most passages in one /rerank request, and the largest rerank_depth of "
+                                    "/search.", low=1)
+    max_body_bytes: int = option(1_000_000, "Largest request body (413 over it).", low=1)
+    batch_wait_ms: float = option(3.0, "Longest wait to fill a dense micro-batch; it ends early once as many "
+                                       "queries as were recently in flight have arrived.", low=0)
+    batch_max: int = option(32, "Largest micro-batch.", low=1)
+    max_queue: int = option(256, "Waiting queries per worker before answering 503.", low=1)
+    max_header_bytes: int = option(16_384, "Largest request line + headers in bytes (400 over it; h11's limit).",
+                                   low=1024)
+    max_headers: int = option(100, "Most request headers (431 over it).", low=1)
+    client_timeout_s: float = option(10.0, "Seconds a client has to send the request line and headers (else the "
+                                           "connection is closed), and again the body (else 408).", low=0.1,
+                                     flags=("--client-timeout",))
+    keep_alive_s: float = option(5.0, "Seconds an idle keep-alive connection stays open.", low=0.1,
+                                 flags=("--keep-alive-timeout",))
+    max_connections: int = option(1024, "Open connections + running requests before new requests get 503 "
+                                        "(uvicorn's limit_concurrency).", low=1)
+    graceful_timeout_s: float = option(30.0, "On SIGTERM/SIGINT, seconds in-flight requests may still finish; "
+                                             "those still running are then answered 503 shutting_down and the "
+                                             "process exits.", low=0, flags=("--graceful-timeout",))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig(ServeLimits, DenseQuery):
+    """A server: its indexes (one of each kind), models, address and limits."""
+
+    indexes: tuple[str, ...] = option((), "Index folder to serve (repeatable: one dense and one BM25 index; each "
+                                          "index's manifest says its kind).", flags=("--index", "-i"))
+    reranker: str | None = option(None, "Cross-encoder folder for reranking (/rerank, rerank: true).")
+    sentiment_model: str | None = option(None, "Sentiment model folder: serves POST /sentiment.")
+    host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
+    port: int = option(8000, "TCP port to listen on.", low=1, high=65535)
+    api_key: str | None = option(None, "Require this X-API-Key header on every endpoint but /health, /docs and "
+                                       f"the page. Visible ASCII, not empty. Also read from ${API_KEY_ENV}.",
+                                 hidden_default=True)
+    texts: bool = option(True, "Load passage texts (needed for text in results and reranking).")
     fusion: FusionConfig = field(default_factory=FusionConfig)  # hybrid: the same fusion as `rankkit search`
-    texts: bool = True  # load passage texts from the indexes' corpus files to return them
-    device: str | None = None
-    precision: str = "fp32"  # query encoder and reranker: fp32 | bf16
-    nprobe: int | None = None  # dense IVF / HNSW search parameters (default: the manifest's)
-    ef_search: int | None = None
-    gpu_shard: bool = False  # dense index on several GPUs: 1/N of the vectors on each (else a replica on each)
-    gpu_fp16: bool = False  # dense index stored in float16 on the GPUs
-    query_prompt: str | None = None  # dense query prompt (default: the model's)
-    sentiment_model: str | None = None  # folder from `rankkit sentiment train`: serves POST /sentiment
 
     @property
     def hybrid_depth(self) -> int:
         """Hits each retriever contributes to a hybrid query (as in `rankkit search`)."""
         return self.fusion.depth
+
+    @functools.cached_property
+    def index_by_kind(self) -> dict[str, str]:
+        """The served index folders by kind (dense, bm25), as their manifests say; two of one kind are refused."""
+        from rankkit.index.manifest import Manifest
+
+        found: dict[str, str] = {}
+        for folder in self.indexes:
+            kind = Manifest.read(folder).kind
+            if kind in found:
+                raise RankkitError(f"{found[kind]} and {folder} are both {kind} indexes; a server serves one index "
+                                   "of each kind. Fix: pass one dense and/or one BM25 index with -i")
+            found[kind] = folder
+        return found

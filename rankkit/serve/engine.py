@@ -20,27 +20,27 @@ class SearchEngine:
     """Loads what the config names; every method runs in a worker thread, never in the event loop."""
 
     def __init__(self, config: ServeConfig):
-        if config.index is None and config.bm25_index is None and config.sentiment_model is None:
-            raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
-                               "(or --sentiment-model DIR)")
+        if not config.indexes and config.sentiment_model is None:
+            raise RankkitError("nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or "
+                               "--sentiment-model DIR")
         self.config = config
         self.dense = self.bm25 = self.reranker = self.sentiment = None
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
         self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
                           for name in ("dense", "bm25", "rerank", "sentiment")}
-        if config.index is not None:
-            from rankkit.index.dense import search_params_of
+        folders = config.index_by_kind if config.indexes else {}
+        if "dense" in folders:
             from rankkit.index.faiss_device import GpuOptions
             from rankkit.retrieve.dense import DenseRetriever
 
             self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, config.index, config.model, config.device, precision=config.precision,
-                search_params=search_params_of(config.nprobe, config.ef_search),
-                query_prompt=config.query_prompt, gpu=GpuOptions(config.gpu_shard, config.gpu_fp16)).result()
-        if config.bm25_index is not None:
+                DenseRetriever.from_folder, folders["dense"], config.model, config.device, precision=config.precision,
+                search_params=config.search_params(), query_prompt=config.query_prompt,
+                gpu=GpuOptions(config.gpu_shard, config.gpu_fp16)).result()
+        if "bm25" in folders:
             from rankkit.retrieve.bm25 import BM25Retriever
 
-            self.bm25 = self.executors["bm25"].submit(BM25Retriever, config.bm25_index).result()
+            self.bm25 = self.executors["bm25"].submit(BM25Retriever, folders["bm25"]).result()
         if config.reranker is not None:
             from rankkit.encode.crossencoder import CrossEncoder
 
@@ -52,9 +52,7 @@ class SearchEngine:
 
     def _load_texts(self) -> dict[str, str]:
         texts: dict[str, str] = {}
-        for folder in (self.config.index, self.config.bm25_index):
-            if folder is None:
-                continue
+        for folder in self.config.indexes:
             corpus = Manifest.read(folder).corpus
             if Path(corpus.path).is_file() and not texts:
                 texts = read_doc_texts(corpus.path, corpus.format)  # type: ignore[arg-type]

@@ -4,10 +4,8 @@ with one line instead of binding, printing a traceback and staying up half-broke
 from __future__ import annotations
 
 from rankkit.errors import RankkitError
-from rankkit.index.manifest import Manifest
 from rankkit.serve.config import ServeConfig
 
-INDEX_FLAGS = {"dense": "--index", "bm25": "--bm25-index"}
 KEY_HINT = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -27,22 +25,11 @@ def check_api_key(key: str | None) -> None:
                            f"Fix: use a key such as the output of `{KEY_HINT}`")
 
 
-def check_index(folder: str, kind: str) -> None:
-    """`folder` is a rankkit index of `kind` (what its flag promises)."""
-    flag = INDEX_FLAGS[kind]
-    found = Manifest.read(folder).kind
-    if found != kind:
-        other = INDEX_FLAGS.get(found)
-        fix = f"pass it as {other}" if other else f"pass a {kind} index to {flag}"
-        raise RankkitError(f"{folder}: {flag} takes a {kind} index, but this is a {found} index. Fix: {fix}")
-
-
 def check_startup(config: ServeConfig) -> None:
-    if config.index is None and config.bm25_index is None and config.sentiment_model is None:
-        raise RankkitError("nothing to serve. Fix: pass --index DENSE_INDEX and/or --bm25-index BM25_INDEX "
-                           "(or --sentiment-model DIR)")
+    """Everything the server is asked to serve exists and fits: at least one index or model, a
+    usable API key, rankkit indexes of which no two share a kind."""
+    if not config.indexes and config.sentiment_model is None:
+        raise RankkitError("nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or "
+                           "--sentiment-model DIR")
     check_api_key(config.api_key)
-    if config.index is not None:
-        check_index(config.index, "dense")
-    if config.bm25_index is not None:
-        check_index(config.bm25_index, "bm25")
+    config.index_by_kind  # reads each manifest: refuses a folder that is no rankkit index, or two of one kind

@@ -1,8 +1,8 @@
 """Trainers for bi-encoders and cross-encoder rerankers (and CET), their losses and loop."""
 
-from rankkit.train.biencoder import train_biencoder
+from rankkit.lazy import lazy_attributes
 from rankkit.train.config import TrainConfig
-from rankkit.train.dev import DevSet
-from rankkit.train.reranker import train_reranker
 
+__getattr__ = lazy_attributes(__name__, {"DevSet": "rankkit.train.dev", "train_biencoder": "rankkit.train.biencoder",
+                                         "train_reranker": "rankkit.train.reranker"})
 __all__ = ["DevSet", "TrainConfig", "train_biencoder", "train_reranker"]

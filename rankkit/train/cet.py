@@ -22,7 +22,7 @@ from rankkit.encode.device import choose_device, launcher_device
 from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
 from rankkit.train import distributed
-from rankkit.train.config import TrainConfig
+from rankkit.train.config import CETConfig, TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
 from rankkit.train.losses import cet_pair_weights, weighted_pairwise_softmax_loss
@@ -31,26 +31,14 @@ from rankkit.train.scorers import BiEncoderScorer, CrossEncoderScorer, GroupScor
 from rankkit.train.selection import ProvenanceFeatures, ProvenanceScorer
 
 CET_FILE = "cet.json"
-RelevanceKind = Literal["cross-encoder", "bi-encoder"]
-SelectionKind = Literal["cross-encoder", "provenance"]
-
-
-@dataclass(frozen=True)
-class CETConfig:
-    relevance: RelevanceKind = "cross-encoder"
-    selection: SelectionKind = "provenance"
-    temperature: float = 2.0  # the debias ratio T (the reference script used 10)
-    selection_model: str | None = None  # starting checkpoint of a cross-encoder selection model
-    selection_lr: float | None = None  # default: 1e-3 for provenance, the relevance lr for a cross-encoder
-    bi_temperature: float = 0.05  # bi-encoder relevance: scores are cosine / bi_temperature
 
 
 class CETTask:
-    def __init__(self, relevance: GroupScorer, selection: GroupScorer, temperature: float,
+    def __init__(self, relevance: GroupScorer, selection: GroupScorer, debias_ratio: float,
                  relevance_lr: float, selection_lr: float):
-        if temperature <= 0:
-            raise RankkitError(f"CET debias ratio T={temperature} must be positive. Fix: pass e.g. --debias-ratio 2")
-        self.relevance, self.selection, self.temperature = relevance, selection, temperature
+        if debias_ratio <= 0:
+            raise RankkitError(f"CET debias ratio T={debias_ratio} must be positive. Fix: pass e.g. --debias-ratio 2")
+        self.relevance, self.selection, self.debias_ratio = relevance, selection, debias_ratio
         self.parts = {"relevance": relevance.module, "selection": selection.module}
         self.learning_rates = {"relevance": relevance_lr, "selection": selection_lr}
         self.device = relevance.device
@@ -60,17 +48,17 @@ class CETTask:
         selection = self.selection.group_scores(batch).to(relevance.device)
         return {
             "relevance": weighted_pairwise_softmax_loss(
-                relevance[:, 0], relevance[:, 1:], cet_pair_weights(selection[:, 1:], self.temperature)),
+                relevance[:, 0], relevance[:, 1:], cet_pair_weights(selection[:, 1:], self.debias_ratio)),
             "selection": weighted_pairwise_softmax_loss(
-                selection[:, 0], selection[:, 1:], cet_pair_weights(relevance[:, 1:], self.temperature)),
+                selection[:, 0], selection[:, 1:], cet_pair_weights(relevance[:, 1:], self.debias_ratio)),
         }
 
     def save(self, folder: Path) -> None:
         self.relevance.save(folder / "relevance")
         self.selection.save(folder / "selection")
         (folder / CET_FILE).write_text(json.dumps({"relevance": self.relevance.kind, "selection": self.selection.kind,
-                                                   "temperature": self.temperature,
-                                                   "bi_temperature": getattr(self.relevance, "temperature", None)}))
+                                                   "debias_ratio": self.debias_ratio,
+                                                   "temperature": getattr(self.relevance, "temperature", None)}))
 
 
 def _relevance_scorer(config: TrainConfig, cet: CETConfig, model: str) -> GroupScorer:
@@ -78,7 +66,7 @@ def _relevance_scorer(config: TrainConfig, cet: CETConfig, model: str) -> GroupS
     if cet.relevance == "cross-encoder":
         return CrossEncoderScorer(CrossEncoder(model, device=device, max_length=config.max_length))
     if cet.relevance == "bi-encoder":
-        return BiEncoderScorer(BiEncoder(model, device=device, max_length=config.max_length), cet.bi_temperature)
+        return BiEncoderScorer(BiEncoder(model, device=device, max_length=config.max_length), cet.temperature)
     raise RankkitError(f"unknown relevance model {cet.relevance!r}. Fix: use cross-encoder or bi-encoder")
 
 
@@ -100,7 +88,7 @@ def train_cet(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig
     relevance = _relevance_scorer(config, cet, config.model)
     selection = _selection_scorer(config, cet, mined, cet.selection_model)
     selection_lr = cet.selection_lr or (1e-3 if cet.selection == "provenance" else config.lr)
-    task = CETTask(relevance, selection, cet.temperature, config.lr, selection_lr)
+    task = CETTask(relevance, selection, cet.debias_ratio, config.lr, selection_lr)
     evaluate = dev.evaluator(relevance.score_texts) if dev else None  # type: ignore[attr-defined]
     return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
                                            config.batch_size), config, evaluate,

@@ -42,12 +42,12 @@ def load_cet_models(folder: str | Path, mined: MinedSet, device: str | None = No
     if meta["relevance"] == "cross-encoder":
         relevance: GroupScorer = CrossEncoderScorer(CrossEncoder(folder / "relevance", device=device))
     else:
-        relevance = BiEncoderScorer(BiEncoder(folder / "relevance", device=device), meta["bi_temperature"])
+        relevance = BiEncoderScorer(BiEncoder(folder / "relevance", device=device), meta["temperature"])
     if meta["selection"] == "provenance":
         selection: GroupScorer = ProvenanceScorer.load(folder / "selection", mined)
     else:
         selection = CrossEncoderScorer(CrossEncoder(folder / "selection", device=device))
-    return relevance, selection, float(meta["temperature"])
+    return relevance, selection, float(meta["debias_ratio"])
 
 
 def score_suspects(mined: MinedSet, doc_texts: Mapping[str, str], relevance: GroupScorer,
