@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rankkit-installed
 
-.PHONY: setup setup-gpu quickstart test test-slow test-all clean
+.PHONY: setup setup-gpu quickstart test test-slow test-all lint clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
 test-all: test test-slow
+
+# ruff: the lint rules and the formatting in pyproject.toml
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) quickstart-output .pytest_cache

@@ -66,6 +66,11 @@ def machine_facts() -> dict[str, Any]:
                                   if line.startswith("model name"))
     except (OSError, StopIteration):
         facts["cpu_model"] = platform.processor() or None
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+        facts["native_bf16"] = "avx512_bf16" in flags or "amx_bf16" in flags
+    except (OSError, StopIteration):
+        facts["native_bf16"] = None
     if "torch" in sys.modules:
         import torch
 
@@ -154,6 +159,7 @@ def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None 
              f"- command: `{meta['command']}`",
              f"- date: {meta['date']}" + (f" (took {meta['duration_s']} s)" if meta["duration_s"] is not None else ""),
              f"- machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs"
+             + {True: ", native bf16 (AVX512-BF16/AMX)", False: ", no native bf16"}.get(machine.get("native_bf16"), "")
              + (f", torch threads {machine['torch_threads']}" if "torch_threads" in machine else "")
              + (f", faiss threads {machine['faiss_omp_threads']}" if "faiss_omp_threads" in machine else "")
              + f", load average at the end {machine['load_average']}",

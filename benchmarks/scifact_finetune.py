@@ -38,7 +38,8 @@ from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.eval.measures import Evaluation
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
-from rankkit.mining.recipe import MiningRecipe, run_mining
+from rankkit.mining.recipe import MiningRecipe
+from rankkit.mining.run import run_mining
 from rankkit.mining.minedset import MinedSet
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever

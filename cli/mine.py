@@ -13,7 +13,7 @@ from rankkit.mining.recipe import MiningRecipe
 @with_options
 def mine(recipe: MiningRecipe) -> None:
     """Mine negatives with provenance (window, filters, teacher, sampling) into a MinedSet."""
-    from rankkit.mining.recipe import run_mining
+    from rankkit.mining.run import run_mining
 
     mined = run_mining(recipe)
     print(json.dumps(mined.stats, indent=2))

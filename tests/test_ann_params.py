@@ -113,7 +113,8 @@ def test_cli_search_with_nprobe(ivf_index, sample_dir, tiny_model, tmp_path):
 
 
 def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sample_dir, tmp_path):
-    from rankkit.mining.recipe import MiningRecipe, run_mining
+    from rankkit.mining.recipe import MiningRecipe
+    from rankkit.mining.run import run_mining
     from rankkit.serve.config import ServeConfig
     from rankkit.serve.engine import SearchEngine
 

@@ -225,3 +225,13 @@ def test_quickstart_on_an_empty_folder_names_both_layouts(tmp_path):
     message = str(excinfo.value)
     assert "no .txt or .md files" in message and "collection.tsv" in message and "BEIR" in message
     assert not (tmp_path / "qs").exists()
+
+
+def test_a_server_of_a_folder_index_returns_its_texts(notes, tmp_path, tiny_model):
+    # regression: the server loaded texts only from a corpus *file*, so a folder index served none
+    from rankkit.serve.config import ServeConfig
+    from rankkit.serve.engine import SearchEngine
+
+    build_dense_index(notes, tmp_path / "dense", BiEncoder(tiny_model, device="cpu"))
+    engine = SearchEngine(ServeConfig(indexes=(str(tmp_path / "dense"),), device="cpu"))
+    assert engine.doc_texts == read_doc_texts(notes) and engine.doc_texts

@@ -198,14 +198,14 @@ def test_distill_command_and_python_caller_build_the_same_config(monkeypatch, tm
 
 
 def test_mine_command_builds_the_recipe_a_python_caller_would(monkeypatch, tmp_path):
-    from rankkit.mining import recipe
+    from rankkit.mining import run
 
     seen = []
 
     class Mined:
         stats = {"queries_mined": 1, "negatives": 1}
 
-    monkeypatch.setattr(recipe, "run_mining", lambda r: seen.append(r) or Mined())
+    monkeypatch.setattr(run, "run_mining", lambda r: seen.append(r) or Mined())
     args = ["mine", "--data", "d", "-o", "m.jsonl", "-i", "a", "-i", "b", "--export", "st", "--gpu-fp16",
             "--nprobe", "4"]
     assert runner.invoke(app, args).exit_code == 0

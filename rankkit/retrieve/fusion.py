@@ -18,14 +18,15 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, ClassVar, Literal, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Callable, ClassVar, Literal, Sequence
 
 from rankkit.data.files import atomic_write
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError, file_error
 from rankkit.options import OptionSpec, option
+
+if TYPE_CHECKING:  # numpy is imported where scores are fused: the CLI reads FusionConfig at start-up
+    import numpy as np
 
 FusionMethod = Literal["rrf", "convex", "zscore"]
 FUSION_METHODS: tuple[str, ...] = ("rrf", "convex", "zscore")
@@ -140,6 +141,8 @@ def normalise_lists(rankings: Sequence[Sequence[Hit]],
     scores, a document missing from a list holding that list's minimum."""
     normalised = [NORMALISERS[method](hits) for hits in rankings]
     docids = sorted({docid for scores in normalised for docid in scores})
+    import numpy as np
+
     matrix = np.zeros((len(normalised), len(docids)))
     for row, scores in zip(matrix, normalised):
         floor = min(scores.values(), default=0.0)
@@ -149,6 +152,8 @@ def normalise_lists(rankings: Sequence[Sequence[Hit]],
 
 def combine_normalised(normalised: tuple[list[str], np.ndarray], weights: Sequence[float], k: int) -> list[Hit]:
     """sum_i w_i * norm_i(d) over the union of the lists, the best k (ties: docid order)."""
+    import numpy as np
+
     docids, matrix = normalised
     if len(weights) != len(matrix):
         raise RankkitError(f"{len(weights)} weights for {len(matrix)} lists. Fix: give one weight per list")

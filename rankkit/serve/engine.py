@@ -54,7 +54,7 @@ class SearchEngine:
         texts: dict[str, str] = {}
         for folder in self.config.indexes:
             corpus = Manifest.read(folder).corpus
-            if Path(corpus.path).is_file() and not texts:
+            if Path(corpus.path).exists() and not texts:  # a corpus file, or a folder of text files
                 texts = read_doc_texts(corpus.path, corpus.format)  # type: ignore[arg-type]
         return texts
 
