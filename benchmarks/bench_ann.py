@@ -19,8 +19,8 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from common import REPO_ROOT, dl19_dir, median, quiet_torch, save_result
+
 from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.encode.biencoder import BiEncoder
@@ -68,8 +68,14 @@ def main() -> None:
     for factory, knob, values in ((args.hnsw, "efSearch", args.ef_search), (args.ivf, "nprobe", args.nprobe)):
         folder = args.index_dir / f"dl19-dense-{factory.replace(',', '-').lower()}"
         t0 = time.perf_counter()
-        manifest = build_dense_index(flat.manifest.corpus.path, folder, None, DenseBuildConfig(factory=factory),
-                                     embeddings_from=flat_dir, overwrite=True)
+        manifest = build_dense_index(
+            flat.manifest.corpus.path,
+            folder,
+            None,
+            DenseBuildConfig(factory=factory),
+            embeddings_from=flat_dir,
+            overwrite=True,
+        )
         build_s = time.perf_counter() - t0
         tuned = manifest.settings["search_params"][knob]
         settings = sorted({int(v) for v in values.split(",")} | {tuned})
@@ -88,11 +94,19 @@ def main() -> None:
                 index.search(vectors, K)
                 times.append(time.perf_counter() - t0)
             label = " (tuned default)" if value == tuned else (" (FAISS default)" if value == faiss_default else "")
-            rows.append({"index": factory, "setting": f"{knob}={value}{label}",
-                         f"recall@{K} vs Flat": recall(found, exact),
-                         "nDCG@10": scores["nDCG@10"], "R(rel=2)@1000": scores["R(rel=2)@1000"],
-                         f"hits at k={DEPTH}": sum(len(h) for h in deep), "warned": bool(caught),
-                         "QPS (43 per call)": len(qids) / median(times), "build s": round(build_s, 1)})
+            rows.append(
+                {
+                    "index": factory,
+                    "setting": f"{knob}={value}{label}",
+                    f"recall@{K} vs Flat": recall(found, exact),
+                    "nDCG@10": scores["nDCG@10"],
+                    "R(rel=2)@1000": scores["R(rel=2)@1000"],
+                    f"hits at k={DEPTH}": sum(len(h) for h in deep),
+                    "warned": bool(caught),
+                    "QPS (43 per call)": len(qids) / median(times),
+                    "build s": round(build_s, 1),
+                }
+            )
     flat_deep = flat.search(vectors, DEPTH)
     flat_scores = evaluate(dict(zip(qids, flat_deep)), qrels, measures).aggregate
     times = []
@@ -100,10 +114,20 @@ def main() -> None:
         t0 = time.perf_counter()
         flat.search(vectors, K)
         times.append(time.perf_counter() - t0)
-    rows.insert(0, {"index": "Flat", "setting": "exact", f"recall@{K} vs Flat": 1.0,
-                    "nDCG@10": flat_scores["nDCG@10"], "R(rel=2)@1000": flat_scores["R(rel=2)@1000"],
-                    f"hits at k={DEPTH}": sum(len(h) for h in flat_deep), "warned": False,
-                    "QPS (43 per call)": len(qids) / median(times), "build s": "reused"})
+    rows.insert(
+        0,
+        {
+            "index": "Flat",
+            "setting": "exact",
+            f"recall@{K} vs Flat": 1.0,
+            "nDCG@10": flat_scores["nDCG@10"],
+            "R(rel=2)@1000": flat_scores["R(rel=2)@1000"],
+            f"hits at k={DEPTH}": sum(len(h) for h in flat_deep),
+            "warned": False,
+            "QPS (43 per call)": len(qids) / median(times),
+            "build s": "reused",
+        },
+    )
     notes = [
         f"dl19: {flat.manifest.count} passages, {len(qids)} queries; model {flat.manifest.model} "
         f"(passages encoded at precision {flat.manifest.settings.get('precision')}, queries fp32); "
@@ -116,9 +140,21 @@ def main() -> None:
         "--ef-search is given. FAISS default: efSearch 16, nprobe 1 (what rankkit used before).",
         f"QPS: {args.rounds} calls of DenseIndex.search(43 vectors, k={K}), queries / median call time.",
     ]
-    save_result(args.name, rows, title="ANN search parameters on dl19: recall against Flat, effectiveness, QPS",
-                params={"k": K, "depth": DEPTH, "rounds": args.rounds, "threads": args.threads,
-                        "hnsw": args.hnsw, "ivf": args.ivf}, notes=notes, started=started)
+    save_result(
+        args.name,
+        rows,
+        title="ANN search parameters on dl19: recall against Flat, effectiveness, QPS",
+        params={
+            "k": K,
+            "depth": DEPTH,
+            "rounds": args.rounds,
+            "threads": args.threads,
+            "hnsw": args.hnsw,
+            "ivf": args.ivf,
+        },
+        notes=notes,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -31,15 +31,21 @@ PYTHON = sys.executable
 RANKKIT = str(Path(sys.executable).with_name("rankkit"))
 
 IMPORT_ONLY = "import rankkit, rankkit.cli.app, torch, transformers, faiss"
-LOAD_MODEL = ("import rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
-              "e = BiEncoder('default'); print(e.dimension)")
-TOKENIZE_CORPUS = ("import sys, rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
-                   "from rankkit.data.corpus import read_corpus; e = BiEncoder('default'); "
-                   "texts = [d.contents for d in read_corpus(sys.argv[1])]; "
-                   "ids = e.tokenizer(texts, truncation=True, max_length=e.max_length, return_attention_mask=False, "
-                   "return_token_type_ids=False)['input_ids']; print(sum(map(len, ids)))")
-LOAD_AND_ENCODE = ("import rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
-                   "e = BiEncoder('default'); e.encode(['warm up the model with one short text'])")
+LOAD_MODEL = (
+    "import rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
+    "e = BiEncoder('default'); print(e.dimension)"
+)
+TOKENIZE_CORPUS = (
+    "import sys, rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
+    "from rankkit.data.corpus import read_corpus; e = BiEncoder('default'); "
+    "texts = [d.contents for d in read_corpus(sys.argv[1])]; "
+    "ids = e.tokenizer(texts, truncation=True, max_length=e.max_length, return_attention_mask=False, "
+    "return_token_type_ids=False)['input_ids']; print(sum(map(len, ids)))"
+)
+LOAD_AND_ENCODE = (
+    "import rankkit, rankkit.cli.app; from rankkit.encode.biencoder import BiEncoder; "
+    "e = BiEncoder('default'); e.encode(['warm up the model with one short text'])"
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -87,8 +93,14 @@ def measure(argv: list[str], env: dict | None = None) -> dict:
     if child.returncode != 0:
         sys.stderr.write(err.decode(errors="replace")[-3000:])
         raise SystemExit(f"failed ({child.returncode}): {' '.join(argv)}")
-    return {"wall_s": wall, "max_rss_mib": usage.ru_maxrss / 1024, "user_s": usage.ru_utime,
-            "sys_s": usage.ru_stime, "stdout": out.decode(errors="replace").strip()[-500:], "timeline": samples}
+    return {
+        "wall_s": wall,
+        "max_rss_mib": usage.ru_maxrss / 1024,
+        "user_s": usage.ru_utime,
+        "sys_s": usage.ru_stime,
+        "stdout": out.decode(errors="replace").strip()[-500:],
+        "timeline": samples,
+    }
 
 
 def timeline_rows(samples: list[tuple[float, float]], points: int = 10) -> list[dict]:
@@ -119,16 +131,28 @@ def main() -> None:
     rows = []
 
     def add(step: str, command: str, result: dict, **extra) -> None:
-        rows.append({"step": step, "wall s": result["wall_s"], "peak RSS MiB": result["max_rss_mib"],
-                     "above model baseline MiB": None, "index on disk MiB": None,
-                     "CPU user s": result["user_s"], "CPU sys s": result["sys_s"], **extra, "command": command})
+        rows.append(
+            {
+                "step": step,
+                "wall s": result["wall_s"],
+                "peak RSS MiB": result["max_rss_mib"],
+                "above model baseline MiB": None,
+                "index on disk MiB": None,
+                "CPU user s": result["user_s"],
+                "CPU sys s": result["sys_s"],
+                **extra,
+                "command": command,
+            }
+        )
         print(f"{step:<34} {result['wall_s']:7.1f} s  peak RSS {result['max_rss_mib']:8.1f} MiB", flush=True)
 
-    baselines = [("python interpreter only", [PYTHON, "-c", "pass"]),
-                 ("import rankkit + torch + faiss", [PYTHON, "-c", IMPORT_ONLY]),
-                 ("import rankkit + load model", [PYTHON, "-c", LOAD_MODEL]),
-                 ("load model + encode one text", [PYTHON, "-c", LOAD_AND_ENCODE]),
-                 ("load model + tokenize whole corpus", [PYTHON, "-c", TOKENIZE_CORPUS, str(corpus)])]
+    baselines = [
+        ("python interpreter only", [PYTHON, "-c", "pass"]),
+        ("import rankkit + torch + faiss", [PYTHON, "-c", IMPORT_ONLY]),
+        ("import rankkit + load model", [PYTHON, "-c", LOAD_MODEL]),
+        ("load model + encode one text", [PYTHON, "-c", LOAD_AND_ENCODE]),
+        ("load model + tokenize whole corpus", [PYTHON, "-c", TOKENIZE_CORPUS, str(corpus)]),
+    ]
     for step, argv in baselines:
         add(step, " ".join(argv[:2]) + f' "{argv[2]}"' + "".join(f" {a}" for a in argv[3:]), measure(argv, env))
     model_rss = next(r["peak RSS MiB"] for r in rows if r["step"] == "import rankkit + load model")
@@ -141,13 +165,27 @@ def main() -> None:
     try:
         for attempt in range(1, args.repeat + 1):
             folder = work / f"{corpus.stem}-dense"
-            argv = [RANKKIT, "index", "build", str(corpus), "--kind", "dense", "-o", str(folder), "--precision", "fp32",
-                    "--overwrite"]
+            argv = [
+                RANKKIT,
+                "index",
+                "build",
+                str(corpus),
+                "--kind",
+                "dense",
+                "-o",
+                str(folder),
+                "--precision",
+                "fp32",
+                "--overwrite",
+            ]
             result = measure(argv, env)
             total, files = folder_size(folder)
-            add(f"rankkit index build --kind dense (#{attempt})", "rankkit " + " ".join(argv[1:]), result,
-                **{"above model baseline MiB": result["max_rss_mib"] - model_rss,
-                   "index on disk MiB": total / 2**20})
+            add(
+                f"rankkit index build --kind dense (#{attempt})",
+                "rankkit " + " ".join(argv[1:]),
+                result,
+                **{"above model baseline MiB": result["max_rss_mib"] - model_rss, "index on disk MiB": total / 2**20},
+            )
             print(f"  {result['stdout']}")
             timeline = timeline_rows(result["timeline"])
             size_rows = [{"file": name, "bytes": size, "MiB": size / 2**20} for name, size in files.items()]
@@ -172,11 +210,15 @@ def main() -> None:
         "and model load).",
         "Wall times depend on other load on the machine (it was shared with other test runs).",
     ]
-    save_result(args.name, rows, title="Building the dl19 dense index: peak memory and time",
-                params={"corpus": str(corpus), "repeat": args.repeat},
-                notes=notes, extra_tables={"Index on disk": size_rows,
-                                           "RSS during the (last) build, sampled from /proc": timeline},
-                started=started)
+    save_result(
+        args.name,
+        rows,
+        title="Building the dl19 dense index: peak memory and time",
+        params={"corpus": str(corpus), "repeat": args.repeat},
+        notes=notes,
+        extra_tables={"Index on disk": size_rows, "RSS during the (last) build, sampled from /proc": timeline},
+        started=started,
+    )
 
 
 if __name__ == "__main__":

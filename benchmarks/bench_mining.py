@@ -39,8 +39,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import REPO_ROOT, dl19_dir, median, quiet_torch, save_result  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, median, save_result, quiet_torch  # noqa: E402
 from rankkit.data.corpus import read_corpus, write_corpus  # noqa: E402
 from rankkit.data.qrels import read_qrels  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
@@ -48,8 +48,7 @@ from rankkit.encode.biencoder import BiEncoder  # noqa: E402
 from rankkit.encode.models import resolve_model_dir  # noqa: E402
 from rankkit.encode.precision import CHOICES, resolve_precision  # noqa: E402
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index  # noqa: E402
-from rankkit.mining import (MiningConfig, RankWindow, TopN, candidates_from_retriever, candidates_from_run,  # noqa: E402
-                            mine)
+from rankkit.mining import MiningConfig, RankWindow, TopN, candidates_from_retriever, candidates_from_run, mine  # noqa: E402
 from rankkit.retrieve.dense import DenseRetriever  # noqa: E402
 
 ST_BATCH_SIZE = 32  # mine_hard_negatives' default
@@ -57,26 +56,48 @@ ST_BATCH_SIZE = 32  # mine_hard_negatives' default
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--e2e-reps", type=int, default=2,
-                        help="end-to-end repetitions per system (each encodes the 15,939 passages; default 2)")
+    parser.add_argument(
+        "--e2e-reps",
+        type=int,
+        default=2,
+        help="end-to-end repetitions per system (each encodes the 15,939 passages; default 2)",
+    )
     parser.add_argument("--reps", type=int, default=5, help="repetitions per system of case (b) (default 5)")
     parser.add_argument("--max-rank", type=int, default=50, help="candidate window: ranks 1..MAX_RANK (default 50)")
     parser.add_argument("--count", type=int, default=8, help="negatives per query (default 8, sampling 'top')")
     parser.add_argument("--min-grade", type=int, default=2, help="qrels grade of a positive (default 2)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both systems (default 2)")
-    parser.add_argument("--precision", choices=CHOICES, default="fp32",
-                        help="rankkit's model precision, as rankkit's --precision (auto: bf16 where the CPU runs it "
-                             "natively, else fp32); default fp32, as sentence-transformers' default")
-    parser.add_argument("--st-precision", choices=["fp32", "bf16"], default="fp32",
-                        help="sentence-transformers' model precision (model cast with .to(); default fp32)")
+    parser.add_argument(
+        "--precision",
+        choices=CHOICES,
+        default="fp32",
+        help="rankkit's model precision, as rankkit's --precision (auto: bf16 where the CPU runs it "
+        "natively, else fp32); default fp32, as sentence-transformers' default",
+    )
+    parser.add_argument(
+        "--st-precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="sentence-transformers' model precision (model cast with .to(); default fp32)",
+    )
     parser.add_argument("--model", default="default", help="model (default: packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--work", default=str(REPO_ROOT / "work" / "bench-mining"),
-                        help="scratch folder for the index and ST's embedding cache (git-ignored work/)")
-    parser.add_argument("--max-docs", type=int, default=None,
-                        help="smoke tests only: the first N passages plus every positive, not the whole collection")
-    parser.add_argument("--reuse-index", action="store_true",
-                        help="with --e2e-reps 0: keep the index folder in --work when its manifest matches the corpus "
-                             "and model, instead of rebuilding it (untimed either way)")
+    parser.add_argument(
+        "--work",
+        default=str(REPO_ROOT / "work" / "bench-mining"),
+        help="scratch folder for the index and ST's embedding cache (git-ignored work/)",
+    )
+    parser.add_argument(
+        "--max-docs",
+        type=int,
+        default=None,
+        help="smoke tests only: the first N passages plus every positive, not the whole collection",
+    )
+    parser.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="with --e2e-reps 0: keep the index folder in --work when its manifest matches the corpus "
+        "and model, instead of rebuilding it (untimed either way)",
+    )
     parser.add_argument("--note", action="append", default=[], help="a note to add to the results (repeatable)")
     parser.add_argument("--name", default="mining", help="results name (benchmarks/results/NAME.json|md)")
     args = parser.parse_args()
@@ -106,6 +127,7 @@ def main() -> None:
     disable_progress_bar()
     try:
         import faiss  # noqa: F401
+
         use_faiss = True
     except ImportError:
         use_faiss = False
@@ -132,10 +154,12 @@ def main() -> None:
     qids = sorted(q for q in queries if any(g >= args.min_grade for g in qrels.get(q, {}).values()))
     queries = {q: queries[q] for q in qids}
     # ST: one (query, positive) row per query: the highest grade, first in qrels order
-    row_positive = {q: max((d for d, g in qrels[q].items() if g >= args.min_grade), key=lambda d: qrels[q][d])
-                    for q in qids}
-    dataset = Dataset.from_dict({"query": [queries[q] for q in qids],
-                                 "positive": [doc_texts[row_positive[q]] for q in qids]})
+    row_positive = {
+        q: max((d for d, g in qrels[q].items() if g >= args.min_grade), key=lambda d: qrels[q][d]) for q in qids
+    }
+    dataset = Dataset.from_dict(
+        {"query": [queries[q] for q in qids], "positive": [doc_texts[row_positive[q]] for q in qids]}
+    )
     qid_of_text = {queries[q]: q for q in qids}
     if len(qid_of_text) != len(qids):
         raise SystemExit("two dl19 queries share a text: ST would merge them")
@@ -151,8 +175,11 @@ def main() -> None:
     config = MiningConfig(seed=0, min_grade=args.min_grade)
     index_dir = work / "dl19-minilm-flat"
     cache_dir = work / "st-cache"
-    print(f"{len(docs)} passages, {len(qids)} queries, window 1..{args.max_rank}, top {args.count}, "
-          f"use_faiss={use_faiss}, torch threads {torch.get_num_threads()}", flush=True)
+    print(
+        f"{len(docs)} passages, {len(qids)} queries, window 1..{args.max_rank}, top {args.count}, "
+        f"use_faiss={use_faiss}, torch threads {torch.get_num_threads()}",
+        flush=True,
+    )
 
     def rk_mine_from_index():
         retriever = DenseRetriever(DenseIndex(index_dir), rk)
@@ -166,10 +193,21 @@ def main() -> None:
     def st_call(cache_folder: str | None):
         quiet = io.StringIO()  # ST prints its statistics table; keep the benchmark's output readable
         with contextlib.redirect_stdout(quiet):
-            return mine_hard_negatives(dataset, st, corpus=corpus_texts, range_min=0, range_max=args.max_rank,
-                                       num_negatives=args.count, sampling_strategy="top", output_format="n-tuple",
-                                       output_scores=True, batch_size=ST_BATCH_SIZE, use_faiss=use_faiss,
-                                       verbose=False, cache_folder=cache_folder)
+            return mine_hard_negatives(
+                dataset,
+                st,
+                corpus=corpus_texts,
+                range_min=0,
+                range_max=args.max_rank,
+                num_negatives=args.count,
+                sampling_strategy="top",
+                output_format="n-tuple",
+                output_scores=True,
+                batch_size=ST_BATCH_SIZE,
+                use_faiss=use_faiss,
+                verbose=False,
+                cache_folder=cache_folder,
+            )
 
     def st_end_to_end():
         # an empty cache folder: ST encodes everything, then saves the embeddings (case (b) reuses them)
@@ -227,8 +265,14 @@ def main() -> None:
             case[system].append((wall, cpu))
             outputs[system] = out
         step += 1
-    print("  rankkit: " + ", ".join(f"{w:.2f}" for w, _ in case["rankkit"]) + " s; ST: "
-          + ", ".join(f"{w:.2f}" for w, _ in case["sentence-transformers"]) + " s", flush=True)
+    print(
+        "  rankkit: "
+        + ", ".join(f"{w:.2f}" for w, _ in case["rankkit"])
+        + " s; ST: "
+        + ", ".join(f"{w:.2f}" for w, _ in case["sentence-transformers"])
+        + " s",
+        flush=True,
+    )
     print(f"(c) corpus and queries already encoded: {args.reps} repetitions per system, ABBA ...", flush=True)
     query_vectors = rk.encode([queries[q] for q in qids])
     st_mine_from_full_cache()  # writes ST's query cache
@@ -241,35 +285,57 @@ def main() -> None:
             _, wall, cpu = timed(fns[system])
             case[system].append((wall, cpu))
         step += 1
-    print("  rankkit: " + ", ".join(f"{w:.3f}" for w, _ in case["rankkit"]) + " s; ST: "
-          + ", ".join(f"{w:.3f}" for w, _ in case["sentence-transformers"]) + " s", flush=True)
+    print(
+        "  rankkit: "
+        + ", ".join(f"{w:.3f}" for w, _ in case["rankkit"])
+        + " s; ST: "
+        + ", ".join(f"{w:.3f}" for w, _ in case["sentence-transformers"])
+        + " s",
+        flush=True,
+    )
 
     n = len(qids)
-    labels = {"e2e": f"(a) end to end (encode {len(docs):,} passages + {n} queries, search, mine)",
-              "mining": "(b) corpus already encoded (open index / cached embeddings, encode queries, search, mine)",
-              "core": "(c) corpus and queries already encoded (search + mine only)"}
+    labels = {
+        "e2e": f"(a) end to end (encode {len(docs):,} passages + {n} queries, search, mine)",
+        "mining": "(b) corpus already encoded (open index / cached embeddings, encode queries, search, mine)",
+        "core": "(c) corpus and queries already encoded (search + mine only)",
+    }
     rows = []
     for key, per_system in results.items():
         rk_walls = [w for w, _ in per_system["rankkit"]]
         st_walls = [w for w, _ in per_system["sentence-transformers"]]
-        rows.append({
-            "case": labels[key],
-            "reps": len(rk_walls),
-            "rankkit s": median(rk_walls),
-            "ST s": median(st_walls),
-            "rankkit queries/s": n / median(rk_walls),
-            "ST queries/s": n / median(st_walls),
-            "ratio rankkit/ST": median(st_walls) / median(rk_walls),
-            "paired ratio (median of reps)": median(s / r for r, s in zip(rk_walls, st_walls)),
-            "rankkit CPU s": median(c for _, c in per_system["rankkit"]),
-            "ST CPU s": median(c for _, c in per_system["sentence-transformers"]),
-            "rankkit reps s": ", ".join(f"{w:.2f}" for w in rk_walls),
-            "ST reps s": ", ".join(f"{w:.2f}" for w in st_walls),
-        })
+        rows.append(
+            {
+                "case": labels[key],
+                "reps": len(rk_walls),
+                "rankkit s": median(rk_walls),
+                "ST s": median(st_walls),
+                "rankkit queries/s": n / median(rk_walls),
+                "ST queries/s": n / median(st_walls),
+                "ratio rankkit/ST": median(st_walls) / median(rk_walls),
+                "paired ratio (median of reps)": median(s / r for r, s in zip(rk_walls, st_walls)),
+                "rankkit CPU s": median(c for _, c in per_system["rankkit"]),
+                "ST CPU s": median(c for _, c in per_system["sentence-transformers"]),
+                "rankkit reps s": ", ".join(f"{w:.2f}" for w in rk_walls),
+                "ST reps s": ", ".join(f"{w:.2f}" for w in st_walls),
+            }
+        )
 
-    overlap_rows, overlap_notes = compare_negatives(outputs["rankkit"], outputs["sentence-transformers"], qids,
-                                                    queries, qrels, row_positive, qid_of_text, first_docid,
-                                                    canonical, doc_texts, args, strategies, rk)
+    overlap_rows, overlap_notes = compare_negatives(
+        outputs["rankkit"],
+        outputs["sentence-transformers"],
+        qids,
+        queries,
+        qrels,
+        row_positive,
+        qid_of_text,
+        first_docid,
+        canonical,
+        doc_texts,
+        args,
+        strategies,
+        rk,
+    )
     notes = [
         f"Same model folder for both ({model_dir}), same {len(docs):,} dl19 passages, same {n} queries; torch threads "
         f"{args.threads}; TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM')}; model precision: "
@@ -294,17 +360,33 @@ def main() -> None:
         *overlap_notes,
         *args.note,
     ]
-    params = {"e2e_reps": args.e2e_reps, "reps": args.reps, "max_rank": args.max_rank, "count": args.count,
-              "min_grade": args.min_grade, "threads": args.threads, "model": args.model,
-              "precision": args.precision, "st_precision": args.st_precision,
-              "st_batch_size": ST_BATCH_SIZE, "use_faiss": use_faiss,
-              "rankkit_max_tokens": rk.max_tokens, "rankkit_max_batch_size": rk.max_batch_size}
+    params = {
+        "e2e_reps": args.e2e_reps,
+        "reps": args.reps,
+        "max_rank": args.max_rank,
+        "count": args.count,
+        "min_grade": args.min_grade,
+        "threads": args.threads,
+        "model": args.model,
+        "precision": args.precision,
+        "st_precision": args.st_precision,
+        "st_batch_size": ST_BATCH_SIZE,
+        "use_faiss": use_faiss,
+        "rankkit_max_tokens": rk.max_tokens,
+        "rankkit_max_batch_size": rk.max_batch_size,
+    }
     title = "Mining throughput: rankkit vs sentence-transformers mine_hard_negatives (dl19)"
     if (args.precision, args.st_precision) != ("fp32", "fp32"):
         title += f", rankkit {args.precision} vs ST {args.st_precision}"
-    save_result(args.name, rows, title=title,
-                params=params, notes=notes, extra_tables={"Overlap of the mined negatives": overlap_rows},
-                started=started)
+    save_result(
+        args.name,
+        rows,
+        title=title,
+        params=params,
+        notes=notes,
+        extra_tables={"Overlap of the mined negatives": overlap_rows},
+        started=started,
+    )
 
 
 def index_matches(folder: Path, corpus_path: Path, encoder: BiEncoder) -> bool:
@@ -314,13 +396,29 @@ def index_matches(folder: Path, corpus_path: Path, encoder: BiEncoder) -> bool:
         manifest = Manifest.read(folder)
     except Exception:
         return False
-    return (manifest.index_type == "Flat" and manifest.model_fingerprint == encoder.fingerprint
-            and manifest.settings.get("precision", "fp32") == encoder.precision
-            and manifest.corpus.sha256 == CorpusInfo.of(corpus_path, "tsv").sha256)
+    return (
+        manifest.index_type == "Flat"
+        and manifest.model_fingerprint == encoder.fingerprint
+        and manifest.settings.get("precision", "fp32") == encoder.precision
+        and manifest.corpus.sha256 == CorpusInfo.of(corpus_path, "tsv").sha256
+    )
 
 
-def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_text, first_docid, canonical,
-                      doc_texts, args, strategies, encoder):
+def compare_negatives(
+    mined,
+    st_out,
+    qids,
+    queries,
+    qrels,
+    row_positive,
+    qid_of_text,
+    first_docid,
+    canonical,
+    doc_texts,
+    args,
+    strategies,
+    encoder,
+):
     """Per query, the share of rankkit's negatives that ST also returned (documents with identical
     text count as one, as ST de-duplicates its corpus), and why the others differ."""
     st_negatives: dict[str, list[str]] = {}
@@ -335,9 +433,10 @@ def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_
 
     # rankkit told only ST's one positive per query: isolates the effect of excluding all positives
     single = {q: {row_positive[q]: qrels[q][row_positive[q]]} for q in qids}
-    from rankkit.mining import candidates_from_retriever, mine, MiningConfig
     from rankkit.index.dense import DenseIndex
+    from rankkit.mining import MiningConfig, candidates_from_retriever, mine
     from rankkit.retrieve.dense import DenseRetriever
+
     retriever = DenseRetriever(DenseIndex(Path(args.work) / "dl19-minilm-flat"), encoder)
     candidates = candidates_from_retriever(retriever, queries, args.max_rank)
     mined_single = mine(queries, single, candidates, strategies, MiningConfig(0, args.min_grade), doc_texts)
@@ -353,8 +452,12 @@ def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_
     st_only = [(q, d) for q in qids for d in st_negatives.get(q, []) if d not in set(rk_negatives.get(q, []))]
     st_only_positive = sum(qrels[q].get(d, 0) >= args.min_grade for q, d in st_only)
     st_only_single = [(q, d) for q in qids for d in st_negatives.get(q, []) if d not in set(rk_single.get(q, []))]
-    shared_diffs = [abs(rk_scores[q][d] - s) for q in qids for d, s in zip(st_negatives.get(q, []), st_scores.get(q, []))
-                    if d in rk_scores.get(q, {})]
+    shared_diffs = [
+        abs(rk_scores[q][d] - s)
+        for q in qids
+        for d, s in zip(st_negatives.get(q, []), st_scores.get(q, []))
+        if d in rk_scores.get(q, {})
+    ]
     # near ties: rankkit scores of consecutive candidates closer than tie_eps around the cut (bf16
     # vectors are about 1e-3 off in score, fp32 ones about 1e-7)
     tie_eps = 1e-5 if (args.precision, args.st_precision) == ("fp32", "fp32") else 2e-3
@@ -365,13 +468,22 @@ def compare_negatives(mined, st_out, qids, queries, qrels, row_positive, qid_of_
             ties += 1
     duplicate_texts = sum(1 for d, c in canonical.items() if d != c)
     rows = [
-        {"comparison": "rankkit (all grade>=2 positives excluded) vs ST (its row's positive excluded)",
-         "mean share of identical docids": mean_all, "queries identical": identical_all, "queries": len(qids),
-         "rankkit negatives": rk_count, "ST negatives": sum(len(v) for v in st_negatives.values())},
-        {"comparison": "rankkit told only ST's one positive per query vs ST",
-         "mean share of identical docids": mean_single, "queries identical": identical_single, "queries": len(qids),
-         "rankkit negatives": sum(len(v) for v in rk_single.values()),
-         "ST negatives": sum(len(v) for v in st_negatives.values())},
+        {
+            "comparison": "rankkit (all grade>=2 positives excluded) vs ST (its row's positive excluded)",
+            "mean share of identical docids": mean_all,
+            "queries identical": identical_all,
+            "queries": len(qids),
+            "rankkit negatives": rk_count,
+            "ST negatives": sum(len(v) for v in st_negatives.values()),
+        },
+        {
+            "comparison": "rankkit told only ST's one positive per query vs ST",
+            "mean share of identical docids": mean_single,
+            "queries identical": identical_single,
+            "queries": len(qids),
+            "rankkit negatives": sum(len(v) for v in rk_single.values()),
+            "ST negatives": sum(len(v) for v in st_negatives.values()),
+        },
     ]
     mean_rank_st_only = [full_ranking[q].index(d) + 1 for q, d in st_only if d in full_ranking[q]]
     notes = [

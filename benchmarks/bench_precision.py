@@ -19,8 +19,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
 from common import dl19_dir, median, quiet_torch, save_result  # noqa: E402
+
 from rankkit.data.corpus import read_corpus  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.encode.biencoder import BiEncoder  # noqa: E402
@@ -54,8 +54,12 @@ def model_flops(encoder: BiEncoder, texts: list[str]) -> float:
     plus attention's two [tokens x tokens] products per layer (embeddings and norms left out)."""
     config = encoder.model.config
     d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=encoder.max_length,
-                                                     return_attention_mask=False)["input_ids"]]
+    lengths = [
+        len(ids)
+        for ids in encoder.tokenizer(
+            texts, truncation=True, max_length=encoder.max_length, return_attention_mask=False
+        )["input_ids"]
+    ]
     linear = 2 * layers * (4 * d * d + 2 * d * ff) * sum(lengths)
     attention = 2 * layers * 2 * d * sum(n * n for n in lengths)
     return float(linear + attention)
@@ -80,7 +84,7 @@ def main() -> None:
     for p in PRECISIONS:  # warm-up
         encoders[p].encode(texts[:64])
     for step in range(args.reps):
-        for p in (PRECISIONS if step % 2 == 0 else PRECISIONS[::-1]):
+        for p in PRECISIONS if step % 2 == 0 else PRECISIONS[::-1]:
             peaks[p].append(matmul_gflops(torch.float32 if p == "fp32" else torch.bfloat16))
             t0 = time.perf_counter()
             vectors[p] = encoders[p].encode(texts)
@@ -96,23 +100,46 @@ def main() -> None:
     rows = []
     for p in PRECISIONS:
         wall = median(walls[p])
-        rows.append({"precision": p, "matmul GFLOP/s (median)": median(peaks[p]), "encode s (median)": wall,
-                     "passages/s": len(texts) / wall, "encoder GFLOP/s": flops / wall / 1e9,
-                     "share of matmul peak": flops / wall / 1e9 / median(peaks[p]),
-                     "speed-up vs fp32": median(walls["fp32"]) / wall, "reps s": ", ".join(f"{w:.2f}" for w in walls[p])})
-    fidelity = [{"measure": "cosine(bf16 vector, fp32 vector), min / median", "value":
-                 f"{cosine.min():.6f} / {np.median(cosine):.6f}"},
-                {"measure": f"top-{depth} overlap per query over these passages, mean / min ({len(queries)} queries)",
-                 "value": f"{np.mean(overlap):.4f} / {np.min(overlap):.4f}"}]
-    notes = [f"{len(texts):,} dl19 passages (the first in collection.tsv), {flops / 1e12:.2f} TFLOP per encode "
-             f"(linear layers + attention products of the model's forward pass at rankkit's tokenisation).",
-             "bf16: the model's weights cast to bfloat16 (BiEncoder(precision='bf16')); hidden states pooled and "
-             "normalised in float32. matmul: a [4096 x 384] @ [384 x 1536] product (MiniLM's feed-forward shape).",
-             "Repetitions interleaved ABBA; the share of matmul peak compares the encoder's useful FLOP/s with the "
-             "bare product's in the same precision."]
+        rows.append(
+            {
+                "precision": p,
+                "matmul GFLOP/s (median)": median(peaks[p]),
+                "encode s (median)": wall,
+                "passages/s": len(texts) / wall,
+                "encoder GFLOP/s": flops / wall / 1e9,
+                "share of matmul peak": flops / wall / 1e9 / median(peaks[p]),
+                "speed-up vs fp32": median(walls["fp32"]) / wall,
+                "reps s": ", ".join(f"{w:.2f}" for w in walls[p]),
+            }
+        )
+    fidelity = [
+        {
+            "measure": "cosine(bf16 vector, fp32 vector), min / median",
+            "value": f"{cosine.min():.6f} / {np.median(cosine):.6f}",
+        },
+        {
+            "measure": f"top-{depth} overlap per query over these passages, mean / min ({len(queries)} queries)",
+            "value": f"{np.mean(overlap):.4f} / {np.min(overlap):.4f}",
+        },
+    ]
+    notes = [
+        f"{len(texts):,} dl19 passages (the first in collection.tsv), {flops / 1e12:.2f} TFLOP per encode "
+        f"(linear layers + attention products of the model's forward pass at rankkit's tokenisation).",
+        "bf16: the model's weights cast to bfloat16 (BiEncoder(precision='bf16')); hidden states pooled and "
+        "normalised in float32. matmul: a [4096 x 384] @ [384 x 1536] product (MiniLM's feed-forward shape).",
+        "Repetitions interleaved ABBA; the share of matmul peak compares the encoder's useful FLOP/s with the "
+        "bare product's in the same precision.",
+    ]
     params = {"docs": len(texts), "reps": args.reps, "threads": args.threads, "model": args.model}
-    save_result(args.name, rows, title="fp32 vs bf16: matrix-product ceiling and MiniLM encoding (dl19 passages)",
-                params=params, notes=notes, extra_tables={"bf16 fidelity": fidelity}, started=started)
+    save_result(
+        args.name,
+        rows,
+        title="fp32 vs bf16: matrix-product ceiling and MiniLM encoding (dl19 passages)",
+        params=params,
+        notes=notes,
+        extra_tables={"bf16 fidelity": fidelity},
+        started=started,
+    )
 
 
 if __name__ == "__main__":

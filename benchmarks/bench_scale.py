@@ -32,10 +32,16 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from bench_build_memory import PYTHON, RANKKIT, folder_size, measure
-from common import (REPO_ROOT, dl19_dir, isotropic_statistics, ivf_lists, save_result, synthetic_vectors,
-                    vector_statistics)
+from common import (
+    REPO_ROOT,
+    dl19_dir,
+    isotropic_statistics,
+    ivf_lists,
+    save_result,
+    synthetic_vectors,
+    vector_statistics,
+)
 
 K = 100
 
@@ -43,10 +49,18 @@ K = 100
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="synthetic vectors")
-    parser.add_argument("--factories", nargs="+", default=["Flat", "HNSW32", "IVF,PQ32"],
-                        help="FAISS factory strings; a bare 'IVF' gets about 4 sqrt(n) lists")
-    parser.add_argument("--embeddings-from", type=Path, default=REPO_ROOT / "indexes" / "dl19-dense",
-                        help="index folder with embeddings.f32 (real vectors, and their statistics)")
+    parser.add_argument(
+        "--factories",
+        nargs="+",
+        default=["Flat", "HNSW32", "IVF,PQ32"],
+        help="FAISS factory strings; a bare 'IVF' gets about 4 sqrt(n) lists",
+    )
+    parser.add_argument(
+        "--embeddings-from",
+        type=Path,
+        default=REPO_ROOT / "indexes" / "dl19-dense",
+        help="index folder with embeddings.f32 (real vectors, and their statistics)",
+    )
     parser.add_argument("--queries", type=int, default=500, help="held-out query vectors")
     parser.add_argument("--processes", type=int, nargs="*", default=[], help="e.g. 1 2: the sharded-build part")
     parser.add_argument("--corpus", type=Path, default=None, help="process part: default <dl19>/collection.tsv")
@@ -64,6 +78,7 @@ def resolve_factory(factory: str, count: int) -> str:
 
 
 # ---- the subprocess that builds one index --------------------------------------------------------
+
 
 def peak_rss_mib() -> float:
     """This process's peak resident set (VmHWM), in MiB. Not the parent's wait4 ru_maxrss: Linux
@@ -104,6 +119,7 @@ def worker(vectors_path: str, queries_path: str, factory: str, out: str) -> None
 
 # ---- the parent --------------------------------------------------------------------------------
 
+
 def datasets(args: argparse.Namespace, work: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """(label, vectors .npy, queries .npy) for the real vectors (when saved) and each synthetic size."""
     found: list[tuple[str, Path, Path]] = []
@@ -114,16 +130,20 @@ def datasets(args: argparse.Namespace, work: Path) -> tuple[list[tuple[str, Path
 
         real = np.asarray(load_embeddings(args.embeddings_from))
         order = np.random.default_rng(args.seed).permutation(len(real))
-        held, kept = np.sort(order[:args.queries]), np.sort(order[args.queries:])
+        held, kept = np.sort(order[: args.queries]), np.sort(order[args.queries :])
         found.append(save_pair(work, f"real {args.embeddings_from.name}", real[kept], real[held]))
         mean, covariance = vector_statistics(real)
-        notes.append(f"real vectors: {embeddings} ({len(real):,} x {real.shape[1]}); {args.queries} of them held "
-                     "out as queries. Synthetic vectors: Gaussian with their mean and covariance, normalised.")
+        notes.append(
+            f"real vectors: {embeddings} ({len(real):,} x {real.shape[1]}); {args.queries} of them held "
+            "out as queries. Synthetic vectors: Gaussian with their mean and covariance, normalised."
+        )
     else:
         mean, covariance = isotropic_statistics(384)
-        notes.append(f"no saved embeddings at {embeddings} (build it with `rankkit index build "
-                     "<dl19>/collection.tsv -o indexes/dl19-dense --save-embeddings`): synthetic vectors are unit-norm "
-                     "isotropic Gaussian in 384 dimensions (MiniLM's), not matched to real statistics.")
+        notes.append(
+            f"no saved embeddings at {embeddings} (build it with `rankkit index build "
+            "<dl19>/collection.tsv -o indexes/dl19-dense --save-embeddings`): synthetic vectors are unit-norm "
+            "isotropic Gaussian in 384 dimensions (MiniLM's), not matched to real statistics."
+        )
     for size in args.sizes:
         vectors = synthetic_vectors(size, mean, covariance, args.seed)
         queries = synthetic_vectors(args.queries, mean, covariance, args.seed + 1)
@@ -148,8 +168,9 @@ def index_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list[s
     baseline = json.loads(measure([PYTHON, __file__, "--import-baseline"])["stdout"].splitlines()[-1])["peak_rss_mib"]
     for label, vectors_path, queries_path in sets:
         vectors, queries = load_matrix(str(vectors_path)), load_matrix(str(queries_path))
-        exact = faiss.knn(np.ascontiguousarray(queries), vectors, min(K, len(vectors)),
-                          metric=faiss.METRIC_INNER_PRODUCT)[1]
+        exact = faiss.knn(
+            np.ascontiguousarray(queries), vectors, min(K, len(vectors)), metric=faiss.METRIC_INNER_PRODUCT
+        )[1]
         for factory in (resolve_factory(f, len(vectors)) for f in args.factories):
             out = work / f"{vectors_path.stem}.{factory.replace(',', '_')}.faiss"
             result = measure([PYTHON, __file__, "--worker", str(vectors_path), str(queries_path), factory, str(out)])
@@ -157,12 +178,20 @@ def index_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list[s
             if "error" in done:
                 rows.append({"vectors": label, "n": len(vectors), "factory": factory, "search params": done["error"]})
                 continue
-            rows.append({"vectors": label, "n": len(vectors), "factory": factory,
-                         "search params": ", ".join(f"{k} {v}" for k, v in done["params"].items()) or "exact",
-                         "build s": done["build_s"], "on disk MiB": out.stat().st_size / 2**20,
-                         "peak RSS MiB": done["peak_rss_mib"], "above import MiB": done["peak_rss_mib"] - baseline,
-                         f"recall@{K}": recall(np.load(f"{out}.ids.npy"), exact),
-                         "queries/s": len(queries) / done["search_s"]})
+            rows.append(
+                {
+                    "vectors": label,
+                    "n": len(vectors),
+                    "factory": factory,
+                    "search params": ", ".join(f"{k} {v}" for k, v in done["params"].items()) or "exact",
+                    "build s": done["build_s"],
+                    "on disk MiB": out.stat().st_size / 2**20,
+                    "peak RSS MiB": done["peak_rss_mib"],
+                    "above import MiB": done["peak_rss_mib"] - baseline,
+                    f"recall@{K}": recall(np.load(f"{out}.ids.npy"), exact),
+                    "queries/s": len(queries) / done["search_s"],
+                }
+            )
             print(rows[-1], flush=True)
             out.unlink()
     notes += [
@@ -202,20 +231,50 @@ def process_rows(args: argparse.Namespace, work: Path) -> tuple[list[dict], list
     rows = []
     for processes in args.processes:
         index = work / "indexes" / f"slice-{processes}"
-        build = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
-                 "--no-python", RANKKIT, "index", "build", str(corpus), "--kind", "dense", "--model", args.model,
-                 "--precision", "fp32", "-o", str(index), "--shard", "auto", "--overwrite"]
+        build = [
+            PYTHON,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            "--no-python",
+            RANKKIT,
+            "index",
+            "build",
+            str(corpus),
+            "--kind",
+            "dense",
+            "--model",
+            args.model,
+            "--precision",
+            "fp32",
+            "-o",
+            str(index),
+            "--shard",
+            "auto",
+            "--overwrite",
+        ]
         shards = [str(index.with_name(f"{index.name}-shard-{i}-of-{processes}")) for i in range(processes)]
         merge = [RANKKIT, "index", "merge", *shards, "-o", str(index), "--overwrite"]
         encode_s, merge_s = timed_run(build), timed_run(merge)
-        rows.append({"processes": processes, "passages": args.slice, "sharded build s": encode_s,
-                     "merge s": merge_s, "total s": encode_s + merge_s,
-                     "index MiB": folder_size(index)[0] / 2**20})
+        rows.append(
+            {
+                "processes": processes,
+                "passages": args.slice,
+                "sharded build s": encode_s,
+                "merge s": merge_s,
+                "total s": encode_s + merge_s,
+                "index MiB": folder_size(index)[0] / 2**20,
+            }
+        )
         print(rows[-1], flush=True)
-    notes = [f"process part: `torch.distributed.run --standalone --nproc_per_node P --no-python rankkit index build "
-             f"{corpus.name} --shard auto` ({args.slice} passages of {args.corpus or dl19_dir() / 'collection.tsv'}, "
-             f"model {args.model}), then `rankkit index merge` (Flat); {os.cpu_count()} CPUs: on a 2-core machine 2 "
-             "processes share the cores one had, so expect overhead rather than a speed-up (the gain is on GPUs)."]
+    notes = [
+        f"process part: `torch.distributed.run --standalone --nproc_per_node P --no-python rankkit index build "
+        f"{corpus.name} --shard auto` ({args.slice} passages of {args.corpus or dl19_dir() / 'collection.tsv'}, "
+        f"model {args.model}), then `rankkit index merge` (Flat); {os.cpu_count()} CPUs: on a 2-core machine 2 "
+        "processes share the cores one had, so expect overhead rather than a speed-up (the gain is on GPUs)."
+    ]
     return rows, notes
 
 
@@ -234,11 +293,15 @@ def main() -> None:
         work = Path(folder)
         rows, notes = index_rows(args, work)
         process, process_notes = process_rows(args, work) if args.processes else ([], [])
-    save_result(args.name, rows, title="Scaling: index types at size, and sharded encoding",
-                params={k: str(v) for k, v in vars(args).items() if k not in ("name", "worker", "import_baseline")},
-                notes=notes + process_notes,
-                extra_tables={"Sharded build under torch.distributed.run": process} if process else None,
-                started=started)
+    save_result(
+        args.name,
+        rows,
+        title="Scaling: index types at size, and sharded encoding",
+        params={k: str(v) for k, v in vars(args).items() if k not in ("name", "worker", "import_baseline")},
+        notes=notes + process_notes,
+        extra_tables={"Sharded build under torch.distributed.run": process} if process else None,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import REPO_ROOT, dl19_dir, percentile, quiet_torch, save_result  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, percentile, save_result, quiet_torch  # noqa: E402
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.encode.biencoder import BiEncoder  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
@@ -39,8 +39,12 @@ K = 100
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index-dir", type=Path, default=REPO_ROOT / "indexes",
-                        help="where dl19-dense and dl19-dense-hnsw32 are built or reused (default: indexes/)")
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=REPO_ROOT / "indexes",
+        help="where dl19-dense and dl19-dense-hnsw32 are built or reused (default: indexes/)",
+    )
     parser.add_argument("--min-calls", type=int, default=500, help="single-query calls per system (default 500)")
     parser.add_argument("--batch-rounds", type=int, default=30, help="batch calls per system (default 30)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -66,8 +70,7 @@ def ensure_indexes(args, corpus: Path, encoder: BiEncoder) -> tuple[Path, Path, 
     if args.rebuild or not usable(flat, corpus, "Flat"):
         print(f"building {flat} (Flat, saved embeddings): encodes {corpus} ...", flush=True)
         t0 = time.perf_counter()
-        build_dense_index(corpus, flat, encoder, DenseBuildConfig(factory="Flat", save_embeddings=True),
-                          overwrite=True)
+        build_dense_index(corpus, flat, encoder, DenseBuildConfig(factory="Flat", save_embeddings=True), overwrite=True)
         info["flat_build_s"] = round(time.perf_counter() - t0, 1)
     else:
         print(f"reusing {flat}")
@@ -75,8 +78,7 @@ def ensure_indexes(args, corpus: Path, encoder: BiEncoder) -> tuple[Path, Path, 
     if args.rebuild or not usable(hnsw, corpus, "HNSW32"):
         print(f"building {hnsw} from the saved embeddings ...", flush=True)
         t0 = time.perf_counter()
-        build_dense_index(corpus, hnsw, None, DenseBuildConfig(factory="HNSW32"), embeddings_from=flat,
-                          overwrite=True)
+        build_dense_index(corpus, hnsw, None, DenseBuildConfig(factory="HNSW32"), embeddings_from=flat, overwrite=True)
         info["hnsw_build_s"] = round(time.perf_counter() - t0, 1)
     else:
         print(f"reusing {hnsw}")
@@ -89,7 +91,7 @@ def interleaved(systems: dict, inputs: list) -> dict[str, list[float]]:
     names = list(systems)
     times: dict[str, list[float]] = {name: [] for name in names}
     for step, item in enumerate(inputs):
-        for name in (names if step % 2 == 0 else names[::-1]):
+        for name in names if step % 2 == 0 else names[::-1]:
             fn = systems[name]
             t0 = time.perf_counter()
             fn(item)
@@ -117,9 +119,12 @@ def summarise(measurement: str, times: dict[str, list[float]], queries_per_call:
             row["overhead % (mean)"] = 100 * (sum(values) / sum(base) - 1)
         rows.append(row)
     for row in rows:
-        print(f"  {row['system']:<28} p50 {row['p50 ms']:8.3f} ms  p95 {row['p95 ms']:8.3f} ms  "
-              f"QPS {row['QPS']:9.1f}" + (f"  overhead p50 {row['overhead % (p50)']:+.1f}%"
-                                           if row["overhead % (p50)"] is not None else ""), flush=True)
+        print(
+            f"  {row['system']:<28} p50 {row['p50 ms']:8.3f} ms  p95 {row['p95 ms']:8.3f} ms  "
+            f"QPS {row['QPS']:9.1f}"
+            + (f"  overhead p50 {row['overhead % (p50)']:+.1f}%" if row["overhead % (p50)"] is not None else ""),
+            flush=True,
+        )
     return rows
 
 
@@ -149,8 +154,10 @@ def main() -> None:
     def bare_batch(_):
         vectors = encoder.encode(texts)
         scores, rows = raw.search(vectors, K)
-        return {qid: [(docids[r], float(s)) for s, r in zip(srow, rrow) if r >= 0]
-                for qid, srow, rrow in zip(qids, scores, rows)}
+        return {
+            qid: [(docids[r], float(s)) for s, r in zip(srow, rrow) if r >= 0]
+            for qid, srow, rrow in zip(qids, scores, rows)
+        }
 
     # warm-up and a check that both do the same work
     for q in texts:
@@ -163,25 +170,48 @@ def main() -> None:
     singles = texts * rounds
     rows: list[dict] = []
     print(f"(a) single query, k={K}: {len(singles)} calls per system")
-    rows += summarise("(a) single query, encode + Flat search",
-                      interleaved({"bare (encode+faiss+docids)": bare_search,
-                                   "rankkit DenseRetriever.search": lambda q: retriever.search(q, K)}, singles),
-                      1, "bare (encode+faiss+docids)")
+    rows += summarise(
+        "(a) single query, encode + Flat search",
+        interleaved(
+            {
+                "bare (encode+faiss+docids)": bare_search,
+                "rankkit DenseRetriever.search": lambda q: retriever.search(q, K),
+            },
+            singles,
+        ),
+        1,
+        "bare (encode+faiss+docids)",
+    )
     print("    where the time goes (same calls, component alone):")
     vectors = encoder.encode(texts)
-    vector_of = {q: vectors[i:i + 1] for i, q in enumerate(texts)}
-    rows += summarise("(a') components of one query",
-                      interleaved({"encoder.encode([q])": lambda q: encoder.encode([q]),
-                                   "faiss Flat search (1 vector)": lambda q: raw.search(vector_of[q], K)}, singles),
-                      1, "encoder.encode([q])")
+    vector_of = {q: vectors[i : i + 1] for i, q in enumerate(texts)}
+    rows += summarise(
+        "(a') components of one query",
+        interleaved(
+            {
+                "encoder.encode([q])": lambda q: encoder.encode([q]),
+                "faiss Flat search (1 vector)": lambda q: raw.search(vector_of[q], K),
+            },
+            singles,
+        ),
+        1,
+        "encoder.encode([q])",
+    )
     rows[-1]["overhead % (p50)"] = rows[-1]["overhead % (mean)"] = None
 
     print(f"(b) batch of {len(texts)} queries, k={K}: {args.batch_rounds} calls per system")
-    rows += summarise(f"(b) batch of {len(texts)} queries, encode + Flat search",
-                      interleaved({"bare (encode+faiss+docids)": bare_batch,
-                                   "rankkit DenseRetriever.batch_search": lambda _: retriever.batch_search(queries, K)},
-                                  [None] * args.batch_rounds),
-                      len(texts), "bare (encode+faiss+docids)")
+    rows += summarise(
+        f"(b) batch of {len(texts)} queries, encode + Flat search",
+        interleaved(
+            {
+                "bare (encode+faiss+docids)": bare_batch,
+                "rankkit DenseRetriever.batch_search": lambda _: retriever.batch_search(queries, K),
+            },
+            [None] * args.batch_rounds,
+        ),
+        len(texts),
+        "bare (encode+faiss+docids)",
+    )
 
     recalls = {}
     exact = raw.search(vectors, K)[1]
@@ -190,17 +220,25 @@ def main() -> None:
         faiss_index = index.index
         found = faiss_index.search(vectors, K)[1]
         recalls[label] = float(np.mean([len(set(f) & set(e)) / K for f, e in zip(found, exact)]))
-        one = [vectors[i:i + 1] for i in range(len(texts))] * rounds
+        one = [vectors[i : i + 1] for i in range(len(texts))] * rounds
         print(f"(c) FAISS {label} alone, precomputed vectors, one per call: {len(one)} calls per system")
 
         def bare_one(v, faiss_index=faiss_index):
             scores, ids = faiss_index.search(v, K)
             return [(docids[r], float(s)) for s, r in zip(scores[0], ids[0]) if r >= 0]
 
-        rows += summarise(f"(c) {label} search only, 1 vector per call",
-                          interleaved({"bare faiss + docids": bare_one,
-                                       "rankkit DenseIndex.search": lambda v, index=index: index.search(v, K)}, one),
-                          1, "bare faiss + docids")
+        rows += summarise(
+            f"(c) {label} search only, 1 vector per call",
+            interleaved(
+                {
+                    "bare faiss + docids": bare_one,
+                    "rankkit DenseIndex.search": lambda v, index=index: index.search(v, K),
+                },
+                one,
+            ),
+            1,
+            "bare faiss + docids",
+        )
 
         def bare_all(_, faiss_index=faiss_index):
             scores, ids = faiss_index.search(vectors, K)
@@ -208,11 +246,18 @@ def main() -> None:
 
         batch_calls = max(args.batch_rounds, 100)
         print(f"(c) FAISS {label} alone, all {len(texts)} vectors per call: {batch_calls} calls per system")
-        rows += summarise(f"(c) {label} search only, {len(texts)} vectors per call",
-                          interleaved({"bare faiss + docids": bare_all,
-                                       "rankkit DenseIndex.search": lambda _, index=index: index.search(vectors, K)},
-                                      [None] * batch_calls),
-                          len(texts), "bare faiss + docids")
+        rows += summarise(
+            f"(c) {label} search only, {len(texts)} vectors per call",
+            interleaved(
+                {
+                    "bare faiss + docids": bare_all,
+                    "rankkit DenseIndex.search": lambda _, index=index: index.search(vectors, K),
+                },
+                [None] * batch_calls,
+            ),
+            len(texts),
+            "bare faiss + docids",
+        )
         if label == "HNSW32":
             rows[-1]["measurement"] += f" (recall@{K} vs Flat {recalls[label]:.3f})"
             rows[-2]["measurement"] += f" (recall@{K} vs Flat {recalls[label]:.3f})"
@@ -231,10 +276,22 @@ def main() -> None:
         f"indexes: {flat_dir} (built: {build_info['flat_build_s']} s), {hnsw_dir} "
         f"(built: {build_info['hnsw_build_s']} s).",
     ]
-    params = {"k": K, "single_calls": len(singles), "batch_rounds": args.batch_rounds, "threads": args.threads,
-              "index_dir": str(args.index_dir), **build_info}
-    save_result(args.name, rows, title="Dense search latency: rankkit vs bare FAISS loop (dl19)", params=params,
-                notes=notes, started=started)
+    params = {
+        "k": K,
+        "single_calls": len(singles),
+        "batch_rounds": args.batch_rounds,
+        "threads": args.threads,
+        "index_dir": str(args.index_dir),
+        **build_info,
+    }
+    save_result(
+        args.name,
+        rows,
+        title="Dense search latency: rankkit vs bare FAISS loop (dl19)",
+        params=params,
+        notes=notes,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,8 @@ from typing import Any, Callable
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-
 from common import REPO_ROOT, dl19_dir, percentile, save_result  # noqa: E402
+
 from rankkit.data.queries import read_queries  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
@@ -110,39 +110,76 @@ uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=Fa
 
 # ----------------------------------------------------------------------------------------- setup
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per load level (default 15)")
     parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients per level (default 1,4,16,64)")
     parser.add_argument("--modes", default="bm25,dense,hybrid")
-    parser.add_argument("--paired-seconds", type=float, default=None,
-                        help="seconds per mode of the paired in-process/HTTP 1-client run (default: --seconds)")
-    parser.add_argument("--text-levels", default="1,16",
-                        help="levels also run as bm25 with text=true (pyserini always returns text); '' skips")
+    parser.add_argument(
+        "--paired-seconds",
+        type=float,
+        default=None,
+        help="seconds per mode of the paired in-process/HTTP 1-client run (default: --seconds)",
+    )
+    parser.add_argument(
+        "--text-levels",
+        default="1,16",
+        help="levels also run as bm25 with text=true (pyserini always returns text); '' skips",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds (default 30)")
-    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
-                        help="load generator: bare asyncio streams (default) or one shared httpx.AsyncClient")
-    parser.add_argument("--omp-threads", type=int, default=None,
-                        help="OMP/MKL threads of the servers and torch/faiss threads in-process (default: "
-                             "the libraries' defaults)")
-    parser.add_argument("--variant-wait-ms", type=float, default=0.0,
-                        help="also run a server with this --batch-wait-ms (paired + --variant-levels; default 0)")
-    parser.add_argument("--no-variant", dest="variant_wait_ms", action="store_const", const=None,
-                        help="skip the --batch-wait-ms variant")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="load generator: bare asyncio streams (default) or one shared httpx.AsyncClient",
+    )
+    parser.add_argument(
+        "--omp-threads",
+        type=int,
+        default=None,
+        help="OMP/MKL threads of the servers and torch/faiss threads in-process (default: the libraries' defaults)",
+    )
+    parser.add_argument(
+        "--variant-wait-ms",
+        type=float,
+        default=0.0,
+        help="also run a server with this --batch-wait-ms (paired + --variant-levels; default 0)",
+    )
+    parser.add_argument(
+        "--no-variant",
+        dest="variant_wait_ms",
+        action="store_const",
+        const=None,
+        help="skip the --batch-wait-ms variant",
+    )
     parser.add_argument("--variant-levels", default="1,16")
     parser.add_argument("--overload-clients", type=int, default=96)
     parser.add_argument("--overload-seconds", type=float, default=5.0)
     parser.add_argument("--overload-max-queue", type=int, default=8)
     parser.add_argument("--no-pyserini", action="store_true", help="skip pyserini's REST server")
-    parser.add_argument("--poison-every", type=int, default=0,
-                        help="in the load levels, make every Nth request a lone-surrogate query (valid JSON, not "
-                             "UTF-8 text), and count the innocent requests that fail (default 0: none)")
-    parser.add_argument("--index-dir", type=Path, default=REPO_ROOT / "indexes",
-                        help="where dl19-dense and dl19-bm25 are reused from (default indexes/)")
-    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/rankkit-serve-bench"),
-                        help="where missing indexes are built and server logs go")
-    parser.add_argument("--wait-load", type=float, default=2.5,
-                        help="wait until the 1-min load average is below this (0: don't wait)")
+    parser.add_argument(
+        "--poison-every",
+        type=int,
+        default=0,
+        help="in the load levels, make every Nth request a lone-surrogate query (valid JSON, not "
+        "UTF-8 text), and count the innocent requests that fail (default 0: none)",
+    )
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=REPO_ROOT / "indexes",
+        help="where dl19-dense and dl19-bm25 are reused from (default indexes/)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=Path("/tmp/rankkit-serve-bench"),
+        help="where missing indexes are built and server logs go",
+    )
+    parser.add_argument(
+        "--wait-load", type=float, default=2.5, help="wait until the 1-min load average is below this (0: don't wait)"
+    )
     parser.add_argument("--wait-max-min", type=float, default=40.0)
     parser.add_argument("--name", default="serve_load")
     return parser.parse_args()
@@ -151,10 +188,16 @@ def parse_args() -> argparse.Namespace:
 def code_version() -> str:
     """The commit the servers run, and whether rankkit/ or cli/ differ from it."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=REPO_ROOT, timeout=30).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "rankkit", "cli"], capture_output=True, text=True,
-                               cwd=REPO_ROOT, timeout=30).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=30
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "rankkit", "cli"],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=30,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return rev + (" + uncommitted changes in rankkit/ or cli/" if dirty else "")
@@ -178,8 +221,9 @@ def index_matches(folder: Path, kind: str, corpus: CorpusInfo) -> bool:
     return kind == "bm25" or (manifest.model == DEFAULT_MODEL and manifest.index_type == "Flat")
 
 
-def ensure_indexes(args: argparse.Namespace, collection: Path,
-                   kinds: tuple[str, ...] = ("dense", "bm25")) -> tuple[Path | None, Path, dict[str, str]]:
+def ensure_indexes(
+    args: argparse.Namespace, collection: Path, kinds: tuple[str, ...] = ("dense", "bm25")
+) -> tuple[Path | None, Path, dict[str, str]]:
     """The dl19 indexes of `kinds` (BM25 always; dense unless only BM25 is measured)."""
     corpus = CorpusInfo.of(collection, "tsv")
     found: dict[str, Path] = {}
@@ -271,8 +315,20 @@ class Process:
 def rankkit_server(dense: Path | None, bm25: Path, log: Path, *extra: str) -> Process:
     port = free_port()
     indexes = (["-i", str(dense)] if dense else []) + ["-i", str(bm25)]
-    argv = [sys.executable, "-m", "rankkit.cli", "serve", *indexes, "--precision", PRECISION, "--host", HOST,
-            "--port", str(port), *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "rankkit.cli",
+        "serve",
+        *indexes,
+        "--precision",
+        PRECISION,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        *extra,
+    ]
     return Process(argv, log, port, "/health")
 
 
@@ -285,6 +341,7 @@ def rankkit_ready(response: httpx.Response) -> bool:
 
 
 # ----------------------------------------------------------------------------------- measurement
+
 
 def ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
@@ -323,8 +380,14 @@ def pyserini_body(query: str) -> dict:
     return {"query": query, "hits": K}
 
 
-def check_same_hits(url: str, path: str, body: Callable[[str], dict], queries: list[str],
-                    expected: Callable[[str], list[str]], docids: Callable[[dict], list[str]]) -> int:
+def check_same_hits(
+    url: str,
+    path: str,
+    body: Callable[[str], dict],
+    queries: list[str],
+    expected: Callable[[str], list[str]],
+    docids: Callable[[dict], list[str]],
+) -> int:
     """Send every query once (also a warm-up); the number whose top-K docids differ from `expected`."""
     differ = 0
     with httpx.Client(base_url=url, timeout=60) as client:
@@ -339,8 +402,9 @@ def check_same_hits(url: str, path: str, body: Callable[[str], dict], queries: l
 def http_request(path: str, body: dict) -> bytes:
     """One pre-encoded HTTP/1.1 keep-alive POST of a JSON body."""
     data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -372,8 +436,10 @@ POISON_QUERY = "stars \ud800"  # a lone surrogate: json.dumps escapes it, the se
 
 def poisoned(bodies: list[dict], every: int) -> list[tuple[dict, bool]]:
     """(body, is_poisoned): every `every`-th body (1-based) gets POISON_QUERY; 0 poisons none."""
-    return [({**body, "query": POISON_QUERY}, True) if every and (i + 1) % every == 0 else (body, False)
-            for i, body in enumerate(bodies)]
+    return [
+        ({**body, "query": POISON_QUERY}, True) if every and (i + 1) % every == 0 else (body, False)
+        for i, body in enumerate(bodies)
+    ]
 
 
 class Collector:
@@ -394,8 +460,9 @@ class Collector:
         (self.ok if 200 <= status < 300 else self.by_status.setdefault(status, [])).append(seconds)
 
 
-async def _load_raw(port: int, requests: list[tuple[bytes, bool]], clients: int, seconds: float, timeout: float,
-                    got: Collector) -> None:
+async def _load_raw(
+    port: int, requests: list[tuple[bytes, bool]], clients: int, seconds: float, timeout: float, got: Collector
+) -> None:
     """`clients` closed-loop clients, each on its own keep-alive connection (reopened after a failure),
     written on bare asyncio streams: ~0.05 ms of client CPU per request, so the client does not
     compete with the server for the 2 CPUs the way httpx does (1-8 ms per request; benchmarks/README.md,
@@ -432,8 +499,9 @@ async def _load_raw(port: int, requests: list[tuple[bytes, bool]], clients: int,
     await asyncio.gather(*(worker() for _ in range(clients)))
 
 
-async def _load_httpx(url: str, path: str, bodies: list[tuple[dict, bool]], clients: int, seconds: float,
-                      timeout: float, got: Collector) -> None:
+async def _load_httpx(
+    url: str, path: str, bodies: list[tuple[dict, bool]], clients: int, seconds: float, timeout: float, got: Collector
+) -> None:
     """The same with one shared httpx.AsyncClient (connection limit = clients)."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     counter = itertools.count()
@@ -445,8 +513,9 @@ async def _load_httpx(url: str, path: str, bodies: list[tuple[dict, bool]], clie
                 body, poison = bodies[next(counter) % len(bodies)]
                 t0 = time.perf_counter()
                 try:
-                    response = await client.post(path, content=json.dumps(body).encode(),
-                                                 headers={"Content-Type": "application/json"})
+                    response = await client.post(
+                        path, content=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+                    )
                     await response.aread()
                 except Exception as exc:
                     got.exceptions[type(exc).__name__] += 1
@@ -456,17 +525,29 @@ async def _load_httpx(url: str, path: str, bodies: list[tuple[dict, bool]], clie
         await asyncio.gather(*(worker() for _ in range(clients)))
 
 
-def load_level(server: Process, path: str, body: Callable[[str], dict], queries: list[str], clients: int,
-               seconds: float, timeout: float, client: str = "raw", metrics: bool = True,
-               poison_every: int = 0) -> dict[str, Any]:
+def load_level(
+    server: Process,
+    path: str,
+    body: Callable[[str], dict],
+    queries: list[str],
+    clients: int,
+    seconds: float,
+    timeout: float,
+    client: str = "raw",
+    metrics: bool = True,
+    poison_every: int = 0,
+) -> dict[str, Any]:
     before = scrape(server.url) if metrics else {}
     cpu_server, cpu_client = server.cpu_seconds(), time.process_time()
     got = Collector()
     # the queries repeat until there are enough to poison one in `poison_every`
     repeats = max(1, -(-poison_every // len(queries))) if poison_every else 1
     bodies = poisoned([body(q) for q in queries * repeats], poison_every)
-    work = (_load_raw(server.port, [(http_request(path, b), p) for b, p in bodies], clients, seconds, timeout, got)
-            if client == "raw" else _load_httpx(server.url, path, bodies, clients, seconds, timeout, got))
+    work = (
+        _load_raw(server.port, [(http_request(path, b), p) for b, p in bodies], clients, seconds, timeout, got)
+        if client == "raw"
+        else _load_httpx(server.url, path, bodies, clients, seconds, timeout, got)
+    )
     start = time.perf_counter()
     # a second guard: each request already has `timeout`, so the level ends by itself
     asyncio.run(asyncio.wait_for(work, seconds + 2 * timeout + 10))
@@ -476,23 +557,33 @@ def load_level(server: Process, path: str, body: Callable[[str], dict], queries:
     ok = got.ok
     non2xx = {code: n for code, n in sorted(got.statuses.items()) if not 200 <= code < 300}
     row: dict[str, Any] = {
-        "clients": clients, "seconds": round(wall, 2),
+        "clients": clients,
+        "seconds": round(wall, 2),
         "requests": sum(got.statuses.values()) + sum(got.poisoned.values()) + sum(got.exceptions.values()),
-        "ok": len(ok), "qps": round(len(ok) / wall, 1),
-        "p50_ms": ms(percentile(ok, 50)), "p95_ms": ms(percentile(ok, 95)), "p99_ms": ms(percentile(ok, 99)),
+        "ok": len(ok),
+        "qps": round(len(ok) / wall, 1),
+        "p50_ms": ms(percentile(ok, 50)),
+        "p95_ms": ms(percentile(ok, 95)),
+        "p99_ms": ms(percentile(ok, 99)),
         "non2xx": json.dumps(non2xx) if non2xx else "",
         "5xx": sum(n for code, n in non2xx.items() if code >= 500),
         "503": non2xx.get(503, 0),
         "exceptions": json.dumps(dict(got.exceptions)) if got.exceptions else "",
     }
     if poison_every:
-        row.update(poisoned=sum(got.poisoned.values()), poisoned_statuses=json.dumps(dict(got.poisoned)),
-                   innocent_failed=sum(n for code, n in got.statuses.items() if not 200 <= code < 300))
+        row.update(
+            poisoned=sum(got.poisoned.values()),
+            poisoned_statuses=json.dumps(dict(got.poisoned)),
+            innocent_failed=sum(n for code, n in got.statuses.items() if not 200 <= code < 300),
+        )
     if metrics:
         batches = after["rankkit_batches_total"] - before["rankkit_batches_total"]
         batched = after["rankkit_batched_queries_total"] - before["rankkit_batched_queries_total"]
-        row.update(batches=int(batches), batched_queries=int(batched),
-                   mean_batch=round(batched / batches, 2) if batches else None)
+        row.update(
+            batches=int(batches),
+            batched_queries=int(batched),
+            mean_batch=round(batched / batches, 2) if batches else None,
+        )
     row.update(server_cpu_s=round(cpu_server, 1), client_cpu_s=round(cpu_client, 1))
     row["_by_status"] = got.by_status
     return row
@@ -528,25 +619,41 @@ def paired(server: Process, mode: str, queries: list[str], local: InProcess, sec
                 times[arm].append(time.perf_counter() - t0)
     lean.close()
     p50 = [statistics.median(t) for t in times]
-    return {"mode": mode, "rounds": len(times[0]),
-            "inproc_p50_ms": ms(p50[0]), "inproc_p95_ms": ms(percentile(times[0], 95)),
-            "http_p50_ms": ms(p50[1]), "http_p95_ms": ms(percentile(times[1], 95)),
-            "overhead_ms": ms(p50[1] - p50[0]), "overhead_pct": round(100 * (p50[1] / p50[0] - 1), 1),
-            "httpx_p50_ms": ms(p50[2]), "httpx_overhead_pct": round(100 * (p50[2] / p50[0] - 1), 1),
-            "http_failures": failures}
+    return {
+        "mode": mode,
+        "rounds": len(times[0]),
+        "inproc_p50_ms": ms(p50[0]),
+        "inproc_p95_ms": ms(percentile(times[0], 95)),
+        "http_p50_ms": ms(p50[1]),
+        "http_p95_ms": ms(percentile(times[1], 95)),
+        "overhead_ms": ms(p50[1] - p50[0]),
+        "overhead_pct": round(100 * (p50[1] / p50[0] - 1), 1),
+        "httpx_p50_ms": ms(p50[2]),
+        "httpx_overhead_pct": round(100 * (p50[2] / p50[0] - 1), 1),
+        "http_failures": failures,
+    }
 
 
 # ---------------------------------------------------------------------------------------- phases
+
 
 def pyserini_stock_check(work_dir: Path) -> str:
     """Try `import pyserini.server.rest.app` as `python -m pyserini.server.rest` would (no download cache)."""
     cache = work_dir / "pyserini-cache-empty"
     cache.mkdir(parents=True, exist_ok=True)
-    code = ("from rankkit.index.java import configure_java; configure_java()\n"
-            "import pyserini.server.rest.app\nprint('IMPORTED')")
+    code = (
+        "from rankkit.index.java import configure_java; configure_java()\n"
+        "import pyserini.server.rest.app\nprint('IMPORTED')"
+    )
     try:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "PYSERINI_CACHE": str(cache)}, cwd=REPO_ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYSERINI_CACHE": str(cache)},
+            cwd=REPO_ROOT,
+        )
     except subprocess.TimeoutExpired:
         return "import timed out after 300 s"
     if "IMPORTED" in done.stdout:
@@ -580,8 +687,10 @@ def main() -> None:
     print(f"load: {quiet}", flush=True)
     notes: list[str] = []
     if quiet["quiet"] is False:
-        notes.append(f"the 1-min load average never fell below {args.wait_load} in {args.wait_max_min} min "
-                     f"(it was {quiet['load_at_start']} when the run began): other work shared the 2 CPUs")
+        notes.append(
+            f"the 1-min load average never fell below {args.wait_load} in {args.wait_max_min} min "
+            f"(it was {quiet['load_at_start']} when the run began): other work shared the 2 CPUs"
+        )
 
     from rankkit.serve.config import ServeConfig
     from rankkit.serve.engine import SearchEngine
@@ -594,8 +703,9 @@ def main() -> None:
         torch.set_num_threads(args.omp_threads)
         faiss.omp_set_num_threads(args.omp_threads)
 
-    config = ServeConfig(indexes=(*([str(dense_dir)] if dense_dir else []), str(bm25_dir)), precision=PRECISION,
-                         host=HOST)
+    config = ServeConfig(
+        indexes=(*([str(dense_dir)] if dense_dir else []), str(bm25_dir)), precision=PRECISION, host=HOST
+    )
     t0 = time.perf_counter()
     engine = SearchEngine(config)
     local = InProcess(engine, config.hybrid_depth)
@@ -609,26 +719,43 @@ def main() -> None:
 
     def rankkit_phase(label: str, extra_args: list[str], levels: list[int], text_levels: list[int]) -> None:
         """Start a server, check its answers, run the paired 1-client comparison and the load levels."""
-        server = rankkit_server(dense_dir, bm25_dir, logs / f"{re.sub(r'[^A-Za-z0-9.=-]+', '_', label)}.log",
-                                *extra_args)
+        server = rankkit_server(
+            dense_dir, bm25_dir, logs / f"{re.sub(r'[^A-Za-z0-9.=-]+', '_', label)}.log", *extra_args
+        )
         ready_s = float("nan")
         try:
             ready_s = server.wait_ready(rankkit_ready)
             print(f"{label}: ready after {ready_s:.1f} s", flush=True)
             for mode in modes:
                 differ[f"{label} {mode}"] = check_same_hits(
-                    server.url, "/search", rankkit_body(mode), queries,
+                    server.url,
+                    "/search",
+                    rankkit_body(mode),
+                    queries,
                     lambda q, m=mode: [h.docid for h in local.search(m, q)],
-                    lambda answer: [h["docid"] for h in answer["hits"]])
+                    lambda answer: [h["docid"] for h in answer["hits"]],
+                )
             mine = []
             for mode in modes:
                 mine.append({"server": label, **paired(server, mode, queries, local, paired_seconds)})
                 print(mine[-1], flush=True)
             for mode, text in [(m, False) for m in modes] + [("bm25", True)] * bool(text_levels):
-                for clients in (text_levels if text else levels):
-                    row = {"server": label, "mode": mode + (" text=true" if text else ""),
-                           **load_level(server, "/search", rankkit_body(mode, text), queries, clients, args.seconds,
-                                        args.timeout, args.client, poison_every=args.poison_every)}
+                for clients in text_levels if text else levels:
+                    row = {
+                        "server": label,
+                        "mode": mode + (" text=true" if text else ""),
+                        **load_level(
+                            server,
+                            "/search",
+                            rankkit_body(mode, text),
+                            queries,
+                            clients,
+                            args.seconds,
+                            args.timeout,
+                            args.client,
+                            poison_every=args.poison_every,
+                        ),
+                    }
                     row.pop("_by_status")
                     by_level[label, row["mode"], clients] = row
                     rows.append(row)
@@ -641,15 +768,21 @@ def main() -> None:
             pairs.extend(mine)
         finally:
             code = server.stop()
-            servers_info.append(f"{label}: ready after {ready_s:.1f} s, exit status after SIGTERM {code}, "
-                                f"'Traceback' in its log {server.output().count('Traceback')}")
+            servers_info.append(
+                f"{label}: ready after {ready_s:.1f} s, exit status after SIGTERM {code}, "
+                f"'Traceback' in its log {server.output().count('Traceback')}"
+            )
 
     rankkit_phase("rankkit", [], levels, text_levels)
     variant = None
     if args.variant_wait_ms is not None:
         variant = f"rankkit wait={args.variant_wait_ms:g}ms"
-        rankkit_phase(variant, ["--batch-wait-ms", str(args.variant_wait_ms)],
-                      [int(x) for x in args.variant_levels.split(",") if x], [])
+        rankkit_phase(
+            variant,
+            ["--batch-wait-ms", str(args.variant_wait_ms)],
+            [int(x) for x in args.variant_levels.split(",") if x],
+            [],
+        )
     extra["In-process vs HTTP, 1 client (paired, order rotated)"] = pairs
 
     # ---- overload
@@ -658,28 +791,55 @@ def main() -> None:
     over = rankkit_server(dense_dir, bm25_dir, logs / "overload.log", "--max-queue", str(args.overload_max_queue))
     try:
         over.wait_ready(rankkit_ready)
-        check_same_hits(over.url, "/search", rankkit_body(over_mode), queries[:8], lambda q: [], lambda a: [])  # warm up
-        row = load_level(over, "/search", rankkit_body(over_mode), queries, args.overload_clients,
-                         args.overload_seconds, args.timeout, args.client)
+        check_same_hits(
+            over.url, "/search", rankkit_body(over_mode), queries[:8], lambda q: [], lambda a: []
+        )  # warm up
+        row = load_level(
+            over,
+            "/search",
+            rankkit_body(over_mode),
+            queries,
+            args.overload_clients,
+            args.overload_seconds,
+            args.timeout,
+            args.client,
+        )
         refused = row.pop("_by_status").get(503, [])
         health = httpx.get(over.url + "/health", timeout=30).status_code
         after = httpx.post(over.url + "/search", json=rankkit_body(over_mode)(queries[0]), timeout=30).status_code
-        overload_rows.append({
-            "max_queue": args.overload_max_queue, "clients": args.overload_clients, "mode": over_mode,
-            "seconds": row["seconds"], "requests": row["requests"], "ok": row["ok"], "ok_qps": row["qps"],
-            "ok_p50_ms": row["p50_ms"], "ok_p99_ms": row["p99_ms"], "503": len(refused),
-            "503_p50_ms": ms(percentile(refused, 50)), "503_p95_ms": ms(percentile(refused, 95)),
-            "503_p99_ms": ms(percentile(refused, 99)), "503_max_ms": ms(max(refused)) if refused else None,
-            "other_non2xx": json.dumps({c: n for c, n in json.loads(row["non2xx"] or "{}").items() if c != "503"}),
-            "exceptions": row["exceptions"], "mean_batch": row["mean_batch"], "server_cpu_s": row["server_cpu_s"],
-            "client_cpu_s": row["client_cpu_s"],
-            "health_after": health, "search_after": after})
+        overload_rows.append(
+            {
+                "max_queue": args.overload_max_queue,
+                "clients": args.overload_clients,
+                "mode": over_mode,
+                "seconds": row["seconds"],
+                "requests": row["requests"],
+                "ok": row["ok"],
+                "ok_qps": row["qps"],
+                "ok_p50_ms": row["p50_ms"],
+                "ok_p99_ms": row["p99_ms"],
+                "503": len(refused),
+                "503_p50_ms": ms(percentile(refused, 50)),
+                "503_p95_ms": ms(percentile(refused, 95)),
+                "503_p99_ms": ms(percentile(refused, 99)),
+                "503_max_ms": ms(max(refused)) if refused else None,
+                "other_non2xx": json.dumps({c: n for c, n in json.loads(row["non2xx"] or "{}").items() if c != "503"}),
+                "exceptions": row["exceptions"],
+                "mean_batch": row["mean_batch"],
+                "server_cpu_s": row["server_cpu_s"],
+                "client_cpu_s": row["client_cpu_s"],
+                "health_after": health,
+                "search_after": after,
+            }
+        )
         print(overload_rows[-1], flush=True)
     finally:
         over_exit = over.stop()
     over_tracebacks = over.output().count("Traceback")
     servers_info.append(f"overload: exit status after SIGTERM {over_exit}, 'Traceback' in its log {over_tracebacks}")
-    extra[f"Overload: --max-queue {args.overload_max_queue}, {args.overload_clients} {over_mode} clients"] = overload_rows
+    extra[f"Overload: --max-queue {args.overload_max_queue}, {args.overload_clients} {over_mode} clients"] = (
+        overload_rows
+    )
 
     # ---- pyserini's REST server
     pyserini_status = "skipped (--no-pyserini)"
@@ -688,22 +848,42 @@ def main() -> None:
         pyserini_status = f"stock `python -m pyserini.server.rest`: {stock}"
         print(pyserini_status, flush=True)
         port = free_port()
-        shim = Process([sys.executable, "-c", PYSERINI_SHIM, str(bm25_dir / "lucene"), str(port)],
-                       logs / "pyserini.log", port, "/")
+        shim = Process(
+            [sys.executable, "-c", PYSERINI_SHIM, str(bm25_dir / "lucene"), str(port)], logs / "pyserini.log", port, "/"
+        )
         try:
             shim.wait_ready(lambda r: r.status_code == 200)
             # as shipped, an index that is not a prebuilt name (here the name of our folder) cannot be opened
             probe = httpx.post(f"{shim.url}/v1/indexes/{bm25_dir.name}/search", json=pyserini_body("test"), timeout=60)
-            pyserini_status += (f"; POST /v1/indexes/{bm25_dir.name}/search (a non-prebuilt name) -> "
-                                f"{probe.status_code} {probe.text[:160]}")
+            pyserini_status += (
+                f"; POST /v1/indexes/{bm25_dir.name}/search (a non-prebuilt name) -> "
+                f"{probe.status_code} {probe.text[:160]}"
+            )
             path = f"/v1/indexes/{PYSERINI_INDEX_NAME}/search"
             differ["pyserini-rest vs rankkit bm25"] = check_same_hits(
-                shim.url, path, pyserini_body, queries, lambda q: [h.docid for h in local.search("bm25", q)],
-                lambda answer: [c["docid"] for c in answer["candidates"]])
+                shim.url,
+                path,
+                pyserini_body,
+                queries,
+                lambda q: [h.docid for h in local.search("bm25", q)],
+                lambda answer: [c["docid"] for c in answer["candidates"]],
+            )
             for clients in levels:
-                row = {"server": "pyserini-rest (shim)", "mode": "bm25",
-                       **load_level(shim, path, pyserini_body, queries, clients, args.seconds, args.timeout,
-                                    args.client, metrics=False)}
+                row = {
+                    "server": "pyserini-rest (shim)",
+                    "mode": "bm25",
+                    **load_level(
+                        shim,
+                        path,
+                        pyserini_body,
+                        queries,
+                        clients,
+                        args.seconds,
+                        args.timeout,
+                        args.client,
+                        metrics=False,
+                    ),
+                }
                 row.pop("_by_status")
                 ours = by_level.get(("rankkit", "bm25", clients))
                 if ours and row["qps"]:
@@ -721,41 +901,63 @@ def main() -> None:
     # ---- goals and notes
     goals = []
     for pair in pairs:
-        goals.append({"goal": f"{pair['server']} {pair['mode']}: HTTP p50 overhead at 1 client < 20% (paired)",
-                      "value": f"{pair['overhead_pct']}% ({pair['inproc_p50_ms']:.2f} -> {pair['http_p50_ms']:.2f} ms)",
-                      "met": pair["overhead_pct"] < 20})
+        goals.append(
+            {
+                "goal": f"{pair['server']} {pair['mode']}: HTTP p50 overhead at 1 client < 20% (paired)",
+                "value": f"{pair['overhead_pct']}% ({pair['inproc_p50_ms']:.2f} -> {pair['http_p50_ms']:.2f} ms)",
+                "met": pair["overhead_pct"] < 20,
+            }
+        )
         if "load_1client_overhead_pct" in pair:
-            goals.append({"goal": f"{pair['server']} {pair['mode']}: same, from the 1-client load level",
-                          "value": f"{pair['load_1client_overhead_pct']}%",
-                          "met": pair["load_1client_overhead_pct"] < 20})
+            goals.append(
+                {
+                    "goal": f"{pair['server']} {pair['mode']}: same, from the 1-client load level",
+                    "value": f"{pair['load_1client_overhead_pct']}%",
+                    "met": pair["load_1client_overhead_pct"] < 20,
+                }
+            )
     for label, mode in itertools.product(("rankkit", variant), modes):
         one, sixteen = by_level.get((label, mode, 1)), by_level.get((label, mode, 16))
         if one and sixteen and one["qps"]:
             ratio = sixteen["qps"] / one["qps"]
-            goals.append({"goal": f"{label} {mode}: QPS at 16 clients / 1 client"
-                                  + (" >= 2" if mode == "dense" else ""),
-                          "value": f"{ratio:.2f} ({one['qps']} -> {sixteen['qps']} QPS, mean batch "
-                                   f"{one['mean_batch']} -> {sixteen['mean_batch']})",
-                          "met": ratio >= 2 if mode == "dense" else None})
+            goals.append(
+                {
+                    "goal": f"{label} {mode}: QPS at 16 clients / 1 client" + (" >= 2" if mode == "dense" else ""),
+                    "value": f"{ratio:.2f} ({one['qps']} -> {sixteen['qps']} QPS, mean batch "
+                    f"{one['mean_batch']} -> {sixteen['mean_batch']})",
+                    "met": ratio >= 2 if mode == "dense" else None,
+                }
+            )
     for o in overload_rows:
         clean = o["other_non2xx"] in ("", "{}") and not o["exceptions"]
-        goals.append({"goal": "overload: 503s fast (p99 < 100 ms), no other 5xx, no dropped connections",
-                      "value": f"{o['503']} x 503, p99 {o['503_p99_ms']} ms; other {o['other_non2xx'] or '{}'}; "
-                               f"exceptions {o['exceptions'] or 'none'}",
-                      "met": bool(o["503"]) and o["503_p99_ms"] < 100 and clean})
+        goals.append(
+            {
+                "goal": "overload: 503s fast (p99 < 100 ms), no other 5xx, no dropped connections",
+                "value": f"{o['503']} x 503, p99 {o['503_p99_ms']} ms; other {o['other_non2xx'] or '{}'}; "
+                f"exceptions {o['exceptions'] or 'none'}",
+                "met": bool(o["503"]) and o["503_p99_ms"] < 100 and clean,
+            }
+        )
     extra = {"Goals": goals, **extra}
     notes += [
         f"server: `python -m rankkit.cli serve {'-i ' + str(dense_dir) + ' ' if dense_dir else ''}-i {bm25_dir} "
         f"--precision {PRECISION} --host {HOST} --port P` "
         "(defaults: --batch-wait-ms 3, --batch-max 32, --max-queue 256), "
-        + (f"OMP_NUM_THREADS={args.omp_threads} (and torch/faiss threads in-process); " if args.omp_threads
-           else "default torch/OpenMP threads (2 here, in the server and in-process); ")
-        + "; ".join(servers_info) + f". Logs: {logs}",
+        + (
+            f"OMP_NUM_THREADS={args.omp_threads} (and torch/faiss threads in-process); "
+            if args.omp_threads
+            else "default torch/OpenMP threads (2 here, in the server and in-process); "
+        )
+        + "; ".join(servers_info)
+        + f". Logs: {logs}",
         f"correctness: queries (of {len(queries)}) whose top-{K} docids over HTTP differ from the in-process "
         f"engine's: {differ}",
-        ("load generator: this process, asyncio, one keep-alive connection per client on bare asyncio streams "
-         "(pre-encoded requests, ~0.05 ms of CPU per request)" if args.client == "raw" else
-         "load generator: this process, one shared httpx.AsyncClient (connection limit = clients)")
+        (
+            "load generator: this process, asyncio, one keep-alive connection per client on bare asyncio streams "
+            "(pre-encoded requests, ~0.05 ms of CPU per request)"
+            if args.client == "raw"
+            else "load generator: this process, one shared httpx.AsyncClient (connection limit = clients)"
+        )
         + ", on the same 2 CPUs as the server; client_cpu_s is its CPU use, server_cpu_s the server's (from "
         "/proc). Latency is client-side. QPS counts 2xx answers over the level's wall time (deadline + the "
         "in-flight requests draining).",
@@ -765,10 +967,14 @@ def main() -> None:
         "in-process: rankkit.serve.engine.SearchEngine with the same ServeConfig in the benchmark process; one "
         "call = dense_batch / bm25_batch of one (query, 10) (hybrid: both with depth 100, then fuse, one after "
         "the other; the server runs the two at once on two worker threads).",
-        (f"'{variant}': the same server with --batch-wait-ms {args.variant_wait_ms:g} instead of 3, to see how "
-         "much of the 1-client overhead is the micro-batch wait (see `rankkit serve --help` for which workers "
-         "the flag applies to in the code measured); with no wait, batches still form from the queries that "
-         "queue while the worker is busy." if variant else "no --batch-wait-ms variant (--no-variant)."),
+        (
+            f"'{variant}': the same server with --batch-wait-ms {args.variant_wait_ms:g} instead of 3, to see how "
+            "much of the 1-client overhead is the micro-batch wait (see `rankkit serve --help` for which workers "
+            "the flag applies to in the code measured); with no wait, batches still form from the queries that "
+            "queue while the worker is busy."
+            if variant
+            else "no --batch-wait-ms variant (--no-variant)."
+        ),
         "overload clients resend at once after a 503 (they ignore Retry-After): a worst case for the event "
         "loop, which answers every refused request.",
         "mean_batch = delta rankkit_batched_queries_total / delta rankkit_batches_total over the level; both "
@@ -787,27 +993,71 @@ def main() -> None:
         "query at a time), uses LuceneSearcher.search (not batch_search) and always returns the document text "
         "(parsed from the stored raw JSON): compare with the 'bm25 text=true' rows too.",
     ]
-    params = {"seconds": args.seconds, "levels": args.levels, "modes": args.modes, "k": K,
-              "paired_seconds": paired_seconds, "timeout_s": args.timeout, "queries": len(queries),
-              "overload": f"{args.overload_clients} clients, --max-queue {args.overload_max_queue}, "
-                          f"{args.overload_seconds} s",
-              "code": code_version(), "client": args.client, "variant_wait_ms": args.variant_wait_ms,
-              "variant_levels": args.variant_levels,
-              "omp_threads": args.omp_threads,
-              "wait_load": args.wait_load, "load_wait": quiet, **index_info}
-    columns = ["server", "mode", "clients", "seconds", "requests", "ok", "qps", "p50_ms", "p95_ms", "p99_ms",
-               "non2xx", "5xx", "503", "exceptions", "batches", "batched_queries", "mean_batch", "server_cpu_s",
-               "client_cpu_s", "rankkit_qps_ratio", "rankkit_p50_ratio"]
+    params = {
+        "seconds": args.seconds,
+        "levels": args.levels,
+        "modes": args.modes,
+        "k": K,
+        "paired_seconds": paired_seconds,
+        "timeout_s": args.timeout,
+        "queries": len(queries),
+        "overload": f"{args.overload_clients} clients, --max-queue {args.overload_max_queue}, "
+        f"{args.overload_seconds} s",
+        "code": code_version(),
+        "client": args.client,
+        "variant_wait_ms": args.variant_wait_ms,
+        "variant_levels": args.variant_levels,
+        "omp_threads": args.omp_threads,
+        "wait_load": args.wait_load,
+        "load_wait": quiet,
+        **index_info,
+    }
+    columns = [
+        "server",
+        "mode",
+        "clients",
+        "seconds",
+        "requests",
+        "ok",
+        "qps",
+        "p50_ms",
+        "p95_ms",
+        "p99_ms",
+        "non2xx",
+        "5xx",
+        "503",
+        "exceptions",
+        "batches",
+        "batched_queries",
+        "mean_batch",
+        "server_cpu_s",
+        "client_cpu_s",
+        "rankkit_qps_ratio",
+        "rankkit_p50_ratio",
+    ]
     if args.poison_every:
-        columns[columns.index("exceptions") + 1:columns.index("exceptions") + 1] = [
-            "poisoned", "poisoned_statuses", "innocent_failed"]
-        notes.append(f"--poison-every {args.poison_every}: every {args.poison_every}th request of the load levels "
-                     f"searches {POISON_QUERY!r} (a lone surrogate, sent as the JSON escape); those are counted "
-                     "apart (poisoned, poisoned_statuses); ok/qps/latency/non2xx/5xx are of the innocent requests "
-                     "only, innocent_failed counts their non-2xx answers, exceptions all dropped connections "
-                     "and timeouts")
-    save_result(args.name, rows, title="rankkit serve under load (dl19, 43 queries, k=10)", columns=columns,
-                params=params, notes=notes, extra_tables=extra, started=started)
+        columns[columns.index("exceptions") + 1 : columns.index("exceptions") + 1] = [
+            "poisoned",
+            "poisoned_statuses",
+            "innocent_failed",
+        ]
+        notes.append(
+            f"--poison-every {args.poison_every}: every {args.poison_every}th request of the load levels "
+            f"searches {POISON_QUERY!r} (a lone surrogate, sent as the JSON escape); those are counted "
+            "apart (poisoned, poisoned_statuses); ok/qps/latency/non2xx/5xx are of the innocent requests "
+            "only, innocent_failed counts their non-2xx answers, exceptions all dropped connections "
+            "and timeouts"
+        )
+    save_result(
+        args.name,
+        rows,
+        title="rankkit serve under load (dl19, 43 queries, k=10)",
+        columns=columns,
+        params=params,
+        notes=notes,
+        extra_tables=extra,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

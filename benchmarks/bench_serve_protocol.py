@@ -16,7 +16,6 @@ import threading
 import time
 
 import uvicorn
-
 from common import REPO_ROOT, median, percentile, save_result
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
@@ -42,8 +41,11 @@ def latencies(arm: str, requests: int) -> list[float]:
     engine.gate.set()
     config = ServeConfig(indexes=("stub",), port=free_port())
     app = create_app(config, engine=engine)
-    settings = uvicorn_config(app, config) if arm == ARMS[0] else \
-        uvicorn.Config(app, host="127.0.0.1", port=config.port, http="httptools")
+    settings = (
+        uvicorn_config(app, config)
+        if arm == ARMS[0]
+        else uvicorn.Config(app, host="127.0.0.1", port=config.port, http="httptools")
+    )
     settings.log_level = "warning"
     server = uvicorn.Server(settings)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -60,7 +62,7 @@ def latencies(arm: str, requests: int) -> list[float]:
         seconds.append(time.perf_counter() - started)
     server.should_exit = True
     thread.join(10)
-    return seconds[requests // 10:]  # the first tenth warms up
+    return seconds[requests // 10 :]  # the first tenth warms up
 
 
 def main() -> None:
@@ -71,16 +73,34 @@ def main() -> None:
     started = time.time()
     rows = []
     for round_ in range(args.rounds):
-        for arm in (ARMS if round_ % 2 == 0 else ARMS[::-1]):
+        for arm in ARMS if round_ % 2 == 0 else ARMS[::-1]:
             seconds = latencies(arm, args.requests)
-            rows.append({"round": round_ + 1, "protocol": arm, "requests": len(seconds),
-                         "p50_ms": round(1000 * median(seconds), 3), "p99_ms": round(1000 * percentile(seconds, 99), 3)})
+            rows.append(
+                {
+                    "round": round_ + 1,
+                    "protocol": arm,
+                    "requests": len(seconds),
+                    "p50_ms": round(1000 * median(seconds), 3),
+                    "p99_ms": round(1000 * percentile(seconds, 99), 3),
+                }
+            )
             print(rows[-1], flush=True)
-    summary = [{"protocol": arm, "median p50_ms over rounds": round(median(r["p50_ms"] for r in rows if r["protocol"] == arm), 3)}
-               for arm in ARMS]
-    save_result("serve_protocol", rows, title="HTTP protocol cost per request: guarded h11 vs httptools (stub engine)",
-                params=vars(args), extra_tables={"Summary": summary}, started=started,
-                notes=["one client, keep-alive, loopback; the engine answers at once, so this is the HTTP stack alone"])
+    summary = [
+        {
+            "protocol": arm,
+            "median p50_ms over rounds": round(median(r["p50_ms"] for r in rows if r["protocol"] == arm), 3),
+        }
+        for arm in ARMS
+    ]
+    save_result(
+        "serve_protocol",
+        rows,
+        title="HTTP protocol cost per request: guarded h11 vs httptools (stub engine)",
+        params=vars(args),
+        extra_tables={"Summary": summary},
+        started=started,
+        notes=["one client, keep-alive, loopback; the engine answers at once, so this is the HTTP stack alone"],
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO_ROOT, median, save_result  # noqa: E402
 
 HEAVY = ("torch", "transformers", "sentence_transformers", "faiss")
-LAUNCHER = "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'rankkit'; " \
-           "from rankkit.cli.app import main; main()"
+LAUNCHER = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = 'rankkit'; from rankkit.cli.app import main; main()"
+)
 
 
 def installed_layout(source: Path, into: Path) -> Path:
@@ -38,8 +39,9 @@ def checkout(ref: str, into: Path) -> Path:
     """The files of commit `ref` (git archive), in the installed layout."""
     tree = into / "tree"
     tree.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", ref, "rankkit", "cli"], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "archive", ref, "rankkit", "cli"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return installed_layout(tree, into / "pkg")
 
@@ -47,8 +49,9 @@ def checkout(ref: str, into: Path) -> Path:
 def run(package: Path, args: list[str]) -> tuple[float, list[str]]:
     """Wall seconds of one `rankkit ARGS` from `package`, and the heavy modules it imported."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", LAUNCHER, str(package), *args],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", LAUNCHER, str(package), *args], capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"rankkit {' '.join(args)} failed:\n{done.stderr[-2000:]}")
@@ -64,16 +67,36 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        trees = {"before": checkout(args.ref, tmp_path / "before"),
-                 "after": installed_layout(REPO_ROOT, tmp_path / "after")}
+        trees = {
+            "before": checkout(args.ref, tmp_path / "before"),
+            "after": installed_layout(REPO_ROOT, tmp_path / "after"),
+        }
         sample = REPO_ROOT / "rankkit" / "data" / "sample" / "collection.tsv"
         index = tmp_path / "sample-bm25"
-        subprocess.run([sys.executable, "-c", LAUNCHER, str(trees["after"]), "index", "build", str(sample),
-                        "--kind", "bm25", "-o", str(index)], check=True, capture_output=True)
-        commands = {"rankkit --help": ["--help"], "rankkit search --help": ["search", "--help"],
-                    "rankkit index build --help": ["index", "build", "--help"],
-                    "rankkit train reranker --help": ["train", "reranker", "--help"],
-                    "rankkit search (BM25, one query)": ["search", "-i", str(index), "-q", "how do stars form"]}
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(trees["after"]),
+                "index",
+                "build",
+                str(sample),
+                "--kind",
+                "bm25",
+                "-o",
+                str(index),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        commands = {
+            "rankkit --help": ["--help"],
+            "rankkit search --help": ["search", "--help"],
+            "rankkit index build --help": ["index", "build", "--help"],
+            "rankkit train reranker --help": ["train", "reranker", "--help"],
+            "rankkit search (BM25, one query)": ["search", "-i", str(index), "-q", "how do stars form"],
+        }
         walls: dict[tuple[str, str], list[float]] = {}
         heavy: dict[tuple[str, str], list[str]] = {}
         for round_ in range(args.runs):
@@ -86,15 +109,28 @@ def main() -> None:
     rows = []
     for name in commands:
         before, after = median(walls[(name, "before")]), median(walls[(name, "after")])
-        rows.append({"command": name, f"before ({args.ref}) s": round(before, 3), "after s": round(after, 3),
-                     "speed-up": round(before / after, 2),
-                     "heavy modules before": ", ".join(heavy[(name, "before")]) or "none",
-                     "heavy modules after": ", ".join(heavy[(name, "after")]) or "none"})
-    save_result("startup", rows, title="Start-up of the rankkit command", started=started,
-                params={"ref": args.ref, "runs": args.runs},
-                notes=[f"wall seconds, median of {args.runs} runs per command and tree, interleaved ABBA; each run "
-                       "under `python -X importtime` (which adds a little to both)",
-                       "heavy modules: which of " + ", ".join(HEAVY) + " the command imported"])
+        rows.append(
+            {
+                "command": name,
+                f"before ({args.ref}) s": round(before, 3),
+                "after s": round(after, 3),
+                "speed-up": round(before / after, 2),
+                "heavy modules before": ", ".join(heavy[(name, "before")]) or "none",
+                "heavy modules after": ", ".join(heavy[(name, "after")]) or "none",
+            }
+        )
+    save_result(
+        "startup",
+        rows,
+        title="Start-up of the rankkit command",
+        started=started,
+        params={"ref": args.ref, "runs": args.runs},
+        notes=[
+            f"wall seconds, median of {args.runs} runs per command and tree, interleaved ABBA; each run "
+            "under `python -X importtime` (which adds a little to both)",
+            "heavy modules: which of " + ", ".join(HEAVY) + " the command imported",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import dl19_dir, median, quiet_torch, save_result
+
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
@@ -52,21 +52,36 @@ def dl19_mined(negatives: int):
     folder = dl19_dir()
     docs = read_doc_texts(folder / "collection.tsv")
     run = read_run(folder / "run.bm25.top100.trec")
-    mined = mine(read_queries(folder / "queries.tsv"), read_qrels(folder / "qrels.txt"), candidates_from_run(run, "bm25"),
-                 [TopN(negatives)], doc_texts=docs)
+    mined = mine(
+        read_queries(folder / "queries.tsv"),
+        read_qrels(folder / "qrels.txt"),
+        candidates_from_run(run, "bm25"),
+        [TopN(negatives)],
+        doc_texts=docs,
+    )
     return mined, docs
 
 
 def one_run(trainer: str, precision: str, mined, docs, args: argparse.Namespace, work: Path) -> dict:
     output = work / f"{trainer}-{precision}-{time.perf_counter_ns()}"
-    config = TrainConfig(output=str(output), max_steps=args.steps, batch_size=args.batch_size,
-                         negatives=args.negatives, device="cpu", precision=precision, seed=0)
+    config = TrainConfig(
+        output=str(output),
+        max_steps=args.steps,
+        batch_size=args.batch_size,
+        negatives=args.negatives,
+        device="cpu",
+        precision=precision,
+        seed=0,
+    )
     started = time.perf_counter()
     TRAINERS[trainer](mined, docs, config)
     wall = time.perf_counter() - started
     log = [json.loads(line) for line in (output / LOG_FILE).read_text().splitlines()]
-    return {"groups_per_s": median(r["groups_per_s"] for r in log[1:]), "loss": float(np.mean([r["loss"] for r in log])),
-            "wall_s": wall}
+    return {
+        "groups_per_s": median(r["groups_per_s"] for r in log[1:]),
+        "loss": float(np.mean([r["loss"] for r in log])),
+        "wall_s": wall,
+    }
 
 
 def main() -> None:
@@ -85,14 +100,28 @@ def main() -> None:
                 runs.append({"trainer": trainer, "precision": precision, **measured[precision][-1]})
             speed = {p: median(r["groups_per_s"] for r in measured[p]) for p in measured}
             for precision in ("fp32", "bf16"):
-                rows.append({"trainer": trainer, "precision": precision, "groups_per_s": speed[precision],
-                             "ratio_vs_fp32": speed[precision] / speed["fp32"],
-                             "mean_loss": float(np.mean([r["loss"] for r in measured[precision]]))})
-    save_result(args.name, rows, title="Training precision: bf16 autocast vs fp32 on this CPU", started=started,
-                params=vars(args), extra_tables={"runs (in order)": runs},
-                notes=["model: the packaged all-MiniLM-L6-v2; groups: a DL19 query, a judged-relevant passage, "
-                       f"{args.negatives} BM25 negatives; groups_per_s: median over the steps after the first, "
-                       "then the median of the two runs per precision; weights stay fp32 in both"])
+                rows.append(
+                    {
+                        "trainer": trainer,
+                        "precision": precision,
+                        "groups_per_s": speed[precision],
+                        "ratio_vs_fp32": speed[precision] / speed["fp32"],
+                        "mean_loss": float(np.mean([r["loss"] for r in measured[precision]])),
+                    }
+                )
+    save_result(
+        args.name,
+        rows,
+        title="Training precision: bf16 autocast vs fp32 on this CPU",
+        started=started,
+        params=vars(args),
+        extra_tables={"runs (in order)": runs},
+        notes=[
+            "model: the packaged all-MiniLM-L6-v2; groups: a DL19 query, a judged-relevant passage, "
+            f"{args.negatives} BM25 negatives; groups_per_s: median over the steps after the first, "
+            "then the median of the two runs per precision; weights stay fp32 in both"
+        ],
+    )
 
 
 if __name__ == "__main__":

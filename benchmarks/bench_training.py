@@ -46,8 +46,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from common import REPO_ROOT, dl19_dir, median, quiet_torch, save_result  # noqa: E402
 
-from common import REPO_ROOT, dl19_dir, median, save_result, quiet_torch  # noqa: E402
 from rankkit.data.collection import shared_data_root  # noqa: E402
 from rankkit.data.corpus import read_doc_texts  # noqa: E402
 from rankkit.data.qrels import read_qrels  # noqa: E402
@@ -62,8 +62,7 @@ from rankkit.eval.measures import evaluate, resolve_measures  # noqa: E402
 from rankkit.index.bm25 import build_bm25_index  # noqa: E402
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
-from rankkit.mining import (MinedQuery, MinedSet, MiningConfig, RankWindow, TopN, candidates_from_run,  # noqa: E402
-                            mine)
+from rankkit.mining import MinedQuery, MinedSet, MiningConfig, RankWindow, TopN, candidates_from_run, mine  # noqa: E402
 from rankkit.retrieve.bm25 import BM25Retriever  # noqa: E402
 from rankkit.retrieve.dense import DenseRetriever  # noqa: E402
 from rankkit.retrieve.rerank import rerank_run  # noqa: E402
@@ -76,14 +75,21 @@ MEASURES = ("nDCG@10", "R@100")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("all", "throughput", "effectiveness"), default="all")
-    parser.add_argument("--quick", action="store_true",
-                        help="smaller: throughput with batch 4 and 2 timed steps, one run each; effectiveness "
-                             "on 40 queries over a 300-document subset (plus their judged documents), 2 steps "
-                             "per model, rerank depth 10")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller: throughput with batch 4 and 2 timed steps, one run each; effectiveness "
+        "on 40 queries over a 300-document subset (plus their judged documents), 2 steps "
+        "per model, rerank depth 10",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--model", default="default", help="starting model (default: packaged all-MiniLM-L6-v2)")
-    parser.add_argument("--max-length", type=int, default=256,
-                        help="(a) token limit for both systems (default 256; dl19 passages are shorter)")
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=256,
+        help="(a) token limit for both systems (default 256; dl19 passages are shorter)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     tp = parser.add_argument_group("throughput (a)")
     tp.add_argument("--bi-batch", type=int, default=16, help="groups per bi-encoder step (default 16)")
@@ -91,11 +97,15 @@ def parse_args() -> argparse.Namespace:
     tp.add_argument("--tp-negatives", type=int, default=4, help="mined negatives per group (default 4)")
     tp.add_argument("--warmup-steps", type=int, default=1, help="untimed steps at the start of each run (1)")
     tp.add_argument("--timed-steps", type=int, default=2, help="timed steps per run (default 2)")
-    tp.add_argument("--tp-reps", type=int, default=2,
-                    help="runs per system, interleaved ABBA (default 2: rankkit, ST, ST, rankkit)")
-    tp.add_argument("--ce-losses", default="softmax",
-                    help="cross-encoder loss pairs to time: softmax (vs ST MNRL hard negatives only) and/or bce "
-                         "(vs ST BinaryCrossEntropyLoss), comma-separated (default softmax)")
+    tp.add_argument(
+        "--tp-reps", type=int, default=2, help="runs per system, interleaved ABBA (default 2: rankkit, ST, ST, rankkit)"
+    )
+    tp.add_argument(
+        "--ce-losses",
+        default="softmax",
+        help="cross-encoder loss pairs to time: softmax (vs ST MNRL hard negatives only) and/or bce "
+        "(vs ST BinaryCrossEntropyLoss), comma-separated (default softmax)",
+    )
     ef = parser.add_argument_group("effectiveness (b)")
     ef.add_argument("--collection", default="cranfield", help="folder under the shared data (default cranfield)")
     ef.add_argument("--folds", type=int, default=2)
@@ -104,18 +114,33 @@ def parse_args() -> argparse.Namespace:
     ef.add_argument("--batch-size", type=int, default=16, help="groups per step (default 16)")
     ef.add_argument("--negatives", type=int, default=3, help="negatives per group (default 3)")
     ef.add_argument("--bi-lr", type=float, default=2e-5, help="bi-encoder learning rate (default 2e-5)")
-    ef.add_argument("--ce-lr", type=float, default=5e-5,
-                    help="cross-encoder learning rate (default 5e-5: the head starts from scratch)")
+    ef.add_argument(
+        "--ce-lr",
+        type=float,
+        default=5e-5,
+        help="cross-encoder learning rate (default 5e-5: the head starts from scratch)",
+    )
     ef.add_argument("--mine-depth", type=int, default=100, help="BM25 candidates mined per train query (100)")
     ef.add_argument("--rerank-depth", type=int, default=30, help="BM25 hits reranked by the cross-encoder (30)")
     ef.add_argument("--max-queries", type=int, default=None, help="use only the first N queries (quick runs)")
-    ef.add_argument("--eff-max-length", type=int, default=128,
-                    help="token limit of the neural models in (b) (default 128: Cranfield abstracts average "
-                         "~200 tokens, and 256 doubles the cost of every encode, step and rerank)")
-    ef.add_argument("--max-docs", type=int, default=None,
-                    help="smoke tests only: the first N documents plus the judged ones of the queries used")
-    parser.add_argument("--work", default=str(REPO_ROOT / "work" / "bench-training"),
-                        help="scratch folder for models and indexes (git-ignored work/)")
+    ef.add_argument(
+        "--eff-max-length",
+        type=int,
+        default=128,
+        help="token limit of the neural models in (b) (default 128: Cranfield abstracts average "
+        "~200 tokens, and 256 doubles the cost of every encode, step and rerank)",
+    )
+    ef.add_argument(
+        "--max-docs",
+        type=int,
+        default=None,
+        help="smoke tests only: the first N documents plus the judged ones of the queries used",
+    )
+    parser.add_argument(
+        "--work",
+        default=str(REPO_ROOT / "work" / "bench-training"),
+        help="scratch folder for models and indexes (git-ignored work/)",
+    )
     parser.add_argument("--name", default=None, help="results name (default training, or training-quick)")
     args = parser.parse_args()
     if args.quick:
@@ -140,11 +165,22 @@ def throughput_groups(args, n_groups: int) -> tuple[MinedSet, dict[str, str]]:
     run = read_run(data / "run.bm25.top100.trec")
     doc_texts = read_doc_texts(data / "collection.tsv")
     run = {qid: [h for h in hits if h.docid in doc_texts] for qid, hits in run.items()}
-    base = mine(queries, qrels, candidates_from_run(run, "bm25-run"), [RankWindow(1, 100), TopN(30)],
-                MiningConfig(args.seed, min_grade=2), doc_texts)
-    per_query = [[MinedQuery(f"{q.qid}/{d}", q.query, {d: g}, q.negatives)
-                  for d, g in sorted(q.positives.items(), key=lambda item: (-item[1], item[0]))]
-                 for q in base.queries if len(q.negatives) >= args.tp_negatives]
+    base = mine(
+        queries,
+        qrels,
+        candidates_from_run(run, "bm25-run"),
+        [RankWindow(1, 100), TopN(30)],
+        MiningConfig(args.seed, min_grade=2),
+        doc_texts,
+    )
+    per_query = [
+        [
+            MinedQuery(f"{q.qid}/{d}", q.query, {d: g}, q.negatives)
+            for d, g in sorted(q.positives.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        for q in base.queries
+        if len(q.negatives) >= args.tp_negatives
+    ]
     expanded: list[MinedQuery] = []
     depth = 0
     while len(expanded) < n_groups:
@@ -184,15 +220,36 @@ def sequential_batch_sampler(dataset, batch_size, drop_last, valid_label_columns
     from sentence_transformers.base.sampler import DefaultBatchSampler
     from torch.utils.data import SequentialSampler
 
-    return DefaultBatchSampler(SequentialSampler(dataset), batch_size=batch_size, drop_last=drop_last,
-                               valid_label_columns=valid_label_columns, generator=generator, seed=seed)
+    return DefaultBatchSampler(
+        SequentialSampler(dataset),
+        batch_size=batch_size,
+        drop_last=drop_last,
+        valid_label_columns=valid_label_columns,
+        generator=generator,
+        seed=seed,
+    )
 
 
 def st_training_args(cls, out: Path, steps: int, batch: int, lr: float, seed: int):
-    return cls(output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, learning_rate=lr,
-               warmup_steps=0.1, weight_decay=0.01, max_grad_norm=1.0, lr_scheduler_type="linear", seed=seed,
-               save_strategy="no", report_to="none", logging_strategy="steps", logging_steps=1, disable_tqdm=True,
-               use_cpu=True, dataloader_num_workers=0, batch_sampler=sequential_batch_sampler)
+    return cls(
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=batch,
+        learning_rate=lr,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        lr_scheduler_type="linear",
+        seed=seed,
+        save_strategy="no",
+        report_to="none",
+        logging_strategy="steps",
+        logging_steps=1,
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        batch_sampler=sequential_batch_sampler,
+    )
 
 
 def group_columns(groups: list[Group], negatives: int) -> dict[str, list[str]]:
@@ -204,8 +261,11 @@ def group_columns(groups: list[Group], negatives: int) -> dict[str, list[str]]:
 
 def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
     from datasets import Dataset
-    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers import losses as st_losses
     from sentence_transformers.cross_encoder import CrossEncoder as STCrossEncoder
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -232,9 +292,19 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
 
         def rankkit_run(out: Path):
             # fp32, as sentence-transformers trains here (rankkit's auto: bf16 autocast where the CPU has it)
-            config = TrainConfig(output=str(out), model=args.model, max_steps=steps, batch_size=batch, negatives=n,
-                                 lr=lr, seed=args.seed, device="cpu", precision="fp32", max_length=args.max_length,
-                                 overwrite=True)
+            config = TrainConfig(
+                output=str(out),
+                model=args.model,
+                max_steps=steps,
+                batch_size=batch,
+                negatives=n,
+                lr=lr,
+                seed=args.seed,
+                device="cpu",
+                precision="fp32",
+                max_length=args.max_length,
+                overwrite=True,
+            )
             if kind == "bi-encoder":
                 train_biencoder(mined, doc_texts, config)
             else:
@@ -250,10 +320,12 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
                 model = SentenceTransformer(str(model_dir), device="cpu")
                 model.max_seq_length = args.max_length
                 trainer = SentenceTransformerTrainer(
-                    model=model, args=st_training_args(SentenceTransformerTrainingArguments, out, steps, batch, lr,
-                                                       args.seed),
+                    model=model,
+                    args=st_training_args(SentenceTransformerTrainingArguments, out, steps, batch, lr, args.seed),
                     train_dataset=Dataset.from_dict(group_columns(groups, n)),
-                    loss=st_losses.MultipleNegativesRankingLoss(model, scale=20.0), callbacks=[clock])
+                    loss=st_losses.MultipleNegativesRankingLoss(model, scale=20.0),
+                    callbacks=[clock],
+                )
             else:
                 model = STCrossEncoder(str(model_dir), num_labels=1, max_length=args.max_length, device="cpu")
                 if loss_name == "softmax":
@@ -261,16 +333,27 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
                     loss = HardNegativesListwiseLoss(model, scale=1.0, activation_fn=None)
                     st_batch = batch
                 else:
-                    pairs = [(g.query, text, float(i == 0)) for g in groups
-                             for i, text in enumerate((g.positive, *g.negatives))]
-                    dataset = Dataset.from_dict({"query": [p[0] for p in pairs], "passage": [p[1] for p in pairs],
-                                                 "label": [p[2] for p in pairs]})
+                    pairs = [
+                        (g.query, text, float(i == 0))
+                        for g in groups
+                        for i, text in enumerate((g.positive, *g.negatives))
+                    ]
+                    dataset = Dataset.from_dict(
+                        {
+                            "query": [p[0] for p in pairs],
+                            "passage": [p[1] for p in pairs],
+                            "label": [p[2] for p in pairs],
+                        }
+                    )
                     loss = ce_losses.BinaryCrossEntropyLoss(model)
                     st_batch = batch * (1 + n)
                 trainer = CrossEncoderTrainer(
-                    model=model, args=st_training_args(CrossEncoderTrainingArguments, out, steps, st_batch, lr,
-                                                       args.seed),
-                    train_dataset=dataset, loss=loss, callbacks=[clock])
+                    model=model,
+                    args=st_training_args(CrossEncoderTrainingArguments, out, steps, st_batch, lr, args.seed),
+                    train_dataset=dataset,
+                    loss=loss,
+                    callbacks=[clock],
+                )
             trainer.train()
             losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
             return clock.durations(), losses
@@ -282,35 +365,41 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
         first_losses: dict[str, list[float]] = {s: [] for s in systems}
         order = list(systems)
         for rep in range(args.tp_reps):
-            for system in (order if rep % 2 == 0 else order[::-1]):
+            for system in order if rep % 2 == 0 else order[::-1]:
                 out = work / f"{kind}-{loss_name or 'infonce'}-{system}"
                 t0 = time.perf_counter()
                 durations, losses = systems[system](out)
                 walls[system].append(time.perf_counter() - t0)
                 if len(durations) != steps:
                     raise SystemExit(f"{system} {label}: {len(durations)} steps timed, expected {steps}")
-                timings[system] += durations[args.warmup_steps:]
+                timings[system] += durations[args.warmup_steps :]
                 first_losses[system].append(losses[0] if losses else float("nan"))
-                print(f"  {label} {system}: steps " + ", ".join(f"{d:.1f}" for d in durations)
-                      + f" s (first {args.warmup_steps} untimed); whole run {walls[system][-1]:.1f} s", flush=True)
+                print(
+                    f"  {label} {system}: steps "
+                    + ", ".join(f"{d:.1f}" for d in durations)
+                    + f" s (first {args.warmup_steps} untimed); whole run {walls[system][-1]:.1f} s",
+                    flush=True,
+                )
         rk_step, st_step = median(timings["rankkit"]), median(timings["sentence-transformers"])
-        rows.append({
-            "model": label,
-            "batch (groups)": batch,
-            "negatives": n,
-            "timed steps per system": len(timings["rankkit"]),
-            "rankkit s/step": rk_step,
-            "ST s/step": st_step,
-            "rankkit groups/s": batch / rk_step,
-            "ST groups/s": batch / st_step,
-            "ratio rankkit/ST": st_step / rk_step,
-            "rankkit run s (load+steps+save)": median(walls["rankkit"]),
-            "ST run s (load+steps)": median(walls["sentence-transformers"]),
-            "step-1 loss rankkit / ST": f"{np.mean(first_losses['rankkit']):.3f} / "
-                                        f"{np.mean(first_losses['sentence-transformers']):.3f}",
-            "rankkit steps s": ", ".join(f"{d:.1f}" for d in timings["rankkit"]),
-            "ST steps s": ", ".join(f"{d:.1f}" for d in timings["sentence-transformers"]),
-        })
+        rows.append(
+            {
+                "model": label,
+                "batch (groups)": batch,
+                "negatives": n,
+                "timed steps per system": len(timings["rankkit"]),
+                "rankkit s/step": rk_step,
+                "ST s/step": st_step,
+                "rankkit groups/s": batch / rk_step,
+                "ST groups/s": batch / st_step,
+                "ratio rankkit/ST": st_step / rk_step,
+                "rankkit run s (load+steps+save)": median(walls["rankkit"]),
+                "ST run s (load+steps)": median(walls["sentence-transformers"]),
+                "step-1 loss rankkit / ST": f"{np.mean(first_losses['rankkit']):.3f} / "
+                f"{np.mean(first_losses['sentence-transformers']):.3f}",
+                "rankkit steps s": ", ".join(f"{d:.1f}" for d in timings["rankkit"]),
+                "ST steps s": ", ".join(f"{d:.1f}" for d in timings["sentence-transformers"]),
+            }
+        )
     notes += [
         "Throughput data: dl19 pseudo-queries, one per (query, grade >= 2 positive), round-robin over the 43 "
         "queries; negatives from run.bm25.top100.trec (top 30 non-positives), 4 drawn per group by rankkit's "
@@ -348,8 +437,9 @@ def bm25_index(corpus: Path, folder: Path) -> BM25Retriever:
     return BM25Retriever(folder)
 
 
-def dense_run(model: str, corpus: Path, folder: Path, queries: dict[str, str], depth: int,
-              max_length: int) -> tuple[Run, float]:
+def dense_run(
+    model: str, corpus: Path, folder: Path, queries: dict[str, str], depth: int, max_length: int
+) -> tuple[Run, float]:
     """Encode the corpus with `model` into a Flat index, search the queries; returns (run, seconds)."""
     t0 = time.perf_counter()
     encoder = BiEncoder(model, device="cpu", max_length=max_length)
@@ -366,7 +456,7 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
     doc_texts = read_doc_texts(corpus)
     qids = sorted((q for q in queries if any(g >= 1 for g in qrels.get(q, {}).values())), key=_natural)
     if args.max_queries:
-        qids = qids[:args.max_queries]
+        qids = qids[: args.max_queries]
     queries = {q: queries[q] for q in qids}
     qrels = {q: qrels[q] for q in qids}
     work = Path(args.work) / "effectiveness"
@@ -383,59 +473,100 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
 
     bm25 = bm25_index(corpus, work / (f"{args.collection}-bm25" + (f"-first{args.max_docs}" if args.max_docs else "")))
     bm25_run = bm25.batch_search(queries, depth)
-    untrained_dense, untrained_s = dense_run(args.model, corpus, work / f"{args.collection}-minilm", queries, 100,
-                                             args.eff_max_length)
+    untrained_dense, untrained_s = dense_run(
+        args.model, corpus, work / f"{args.collection}-minilm", queries, 100, args.eff_max_length
+    )
     print(f"  untrained dense: {untrained_s:.0f} s", flush=True)
     torch.manual_seed(args.seed)  # the untrained head: the same weights train_reranker starts from
     t0 = time.perf_counter()
-    untrained_ce = rerank_run(bm25_run, queries, doc_texts, CrossEncoder(args.model, device="cpu",
-                                                                          max_length=args.eff_max_length),
-                              depth=args.rerank_depth)
+    untrained_ce = rerank_run(
+        bm25_run,
+        queries,
+        doc_texts,
+        CrossEncoder(args.model, device="cpu", max_length=args.eff_max_length),
+        depth=args.rerank_depth,
+    )
     print(f"  untrained cross-encoder rerank: {time.perf_counter() - t0:.0f} s", flush=True)
 
-    runs: dict[str, Run] = {"BM25 (rankkit, k1=0.9 b=0.4)": bm25_run,
-                            "MiniLM dense, untrained": untrained_dense,
-                            "MiniLM dense, fine-tuned": {},
-                            f"BM25 top-{args.rerank_depth} + cross-encoder, untrained head": untrained_ce,
-                            f"BM25 top-{args.rerank_depth} + cross-encoder, fine-tuned": {}}
+    runs: dict[str, Run] = {
+        "BM25 (rankkit, k1=0.9 b=0.4)": bm25_run,
+        "MiniLM dense, untrained": untrained_dense,
+        "MiniLM dense, fine-tuned": {},
+        f"BM25 top-{args.rerank_depth} + cross-encoder, untrained head": untrained_ce,
+        f"BM25 top-{args.rerank_depth} + cross-encoder, fine-tuned": {},
+    }
     fold_rows = []
     for fold, (train, test) in enumerate(kfold_queries(qids, args.folds, args.seed)):
         train_q = {q: queries[q] for q in train}
         test_q = {q: queries[q] for q in test}
-        candidates = candidates_from_run({q: bm25_run[q][:args.mine_depth] for q in train}, bm25.name)
-        mined = mine(train_q, qrels, candidates, [RankWindow(1, args.mine_depth)],
-                     MiningConfig(args.seed, min_grade=1), doc_texts)
+        candidates = candidates_from_run({q: bm25_run[q][: args.mine_depth] for q in train}, bm25.name)
+        mined = mine(
+            train_q,
+            qrels,
+            candidates,
+            [RankWindow(1, args.mine_depth)],
+            MiningConfig(args.seed, min_grade=1),
+            doc_texts,
+        )
         folder = work / f"fold{fold}"
-        common = dict(epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
-                      negatives=args.negatives, seed=args.seed, device="cpu", precision="fp32",  # as recorded
-                      max_length=args.eff_max_length, overwrite=True, model=args.model)
+        common = dict(
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+            batch_size=args.batch_size,
+            negatives=args.negatives,
+            seed=args.seed,
+            device="cpu",
+            precision="fp32",  # as recorded
+            max_length=args.eff_max_length,
+            overwrite=True,
+            model=args.model,
+        )
         t0 = time.perf_counter()
-        bi_model = train_biencoder(mined, doc_texts, TrainConfig(output=str(folder / "biencoder"), lr=args.bi_lr,
-                                                                 **common))
+        bi_model = train_biencoder(
+            mined, doc_texts, TrainConfig(output=str(folder / "biencoder"), lr=args.bi_lr, **common)
+        )
         bi_s = time.perf_counter() - t0
         bi_steps = len((folder / "biencoder" / "train_log.jsonl").read_text().splitlines())
-        tuned_dense, encode_s = dense_run(str(bi_model), corpus, folder / "dense-index", test_q, 100,
-                                          args.eff_max_length)
+        tuned_dense, encode_s = dense_run(
+            str(bi_model), corpus, folder / "dense-index", test_q, 100, args.eff_max_length
+        )
         runs["MiniLM dense, fine-tuned"].update(tuned_dense)
         t0 = time.perf_counter()
-        ce_model = train_reranker(mined, doc_texts, TrainConfig(output=str(folder / "reranker"), lr=args.ce_lr,
-                                                                **common), loss="softmax")
+        ce_model = train_reranker(
+            mined, doc_texts, TrainConfig(output=str(folder / "reranker"), lr=args.ce_lr, **common), loss="softmax"
+        )
         ce_s = time.perf_counter() - t0
         ce_steps = len((folder / "reranker" / "train_log.jsonl").read_text().splitlines())
         t0 = time.perf_counter()
-        reranked = rerank_run({q: bm25_run[q] for q in test}, test_q, doc_texts,
-                              CrossEncoder(ce_model, device="cpu", max_length=args.eff_max_length),
-                              depth=args.rerank_depth)
+        reranked = rerank_run(
+            {q: bm25_run[q] for q in test},
+            test_q,
+            doc_texts,
+            CrossEncoder(ce_model, device="cpu", max_length=args.eff_max_length),
+            depth=args.rerank_depth,
+        )
         rerank_s = time.perf_counter() - t0
         runs[f"BM25 top-{args.rerank_depth} + cross-encoder, fine-tuned"].update(reranked)
-        fold_rows.append({"fold": fold, "train queries": len(train), "test queries": len(test),
-                          "mined queries": len(mined.queries), "negatives per query":
-                              mined.stats["negatives_per_query"]["mean"],
-                          "bi-encoder steps": bi_steps, "bi-encoder train s": bi_s,
-                          "re-encode + search s": encode_s, "cross-encoder steps": ce_steps,
-                          "cross-encoder train s": ce_s, "rerank test s": rerank_s})
-        print(f"  fold {fold}: bi-encoder {bi_steps} steps {bi_s:.0f} s, re-encode {encode_s:.0f} s, "
-              f"cross-encoder {ce_steps} steps {ce_s:.0f} s, rerank {rerank_s:.0f} s", flush=True)
+        fold_rows.append(
+            {
+                "fold": fold,
+                "train queries": len(train),
+                "test queries": len(test),
+                "mined queries": len(mined.queries),
+                "negatives per query": mined.stats["negatives_per_query"]["mean"],
+                "bi-encoder steps": bi_steps,
+                "bi-encoder train s": bi_s,
+                "re-encode + search s": encode_s,
+                "cross-encoder steps": ce_steps,
+                "cross-encoder train s": ce_s,
+                "rerank test s": rerank_s,
+            }
+        )
+        print(
+            f"  fold {fold}: bi-encoder {bi_steps} steps {bi_s:.0f} s, re-encode {encode_s:.0f} s, "
+            f"cross-encoder {ce_steps} steps {ce_s:.0f} s, rerank {rerank_s:.0f} s",
+            flush=True,
+        )
 
     evaluations = {name: evaluate(run, qrels, measures) for name, run in runs.items()}
     baseline = next(iter(evaluations))
@@ -457,7 +588,8 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
         f"{args.mine_depth} minus the positives, all kept; each group = (query, one positive, {args.negatives} "
         "negatives drawn per epoch). rankkit's trainer uses a query's top-graded positive, i.e. on Cranfield always "
         "the grade-5 source paper.",
-        "Budget per model per fold: " + (f"{args.max_steps} steps" if args.max_steps else f"{args.epochs:g} epoch(s)")
+        "Budget per model per fold: "
+        + (f"{args.max_steps} steps" if args.max_steps else f"{args.epochs:g} epoch(s)")
         + f" of batch {args.batch_size}; bi-encoder lr {args.bi_lr:g} (InfoNCE, T=0.05), cross-encoder lr "
         f"{args.ce_lr:g} (listwise softmax CE, new head); warm-up 10%, AdamW, max length {args.eff_max_length}.",
         f"The cross-encoder reranks BM25's top {args.rerank_depth} (hits below keep BM25's order), so its R@100 "
@@ -486,8 +618,9 @@ def main() -> None:
         try:
             import accelerate  # noqa: F401
         except ImportError:
-            raise SystemExit("sentence-transformers' trainers need accelerate. Fix: "
-                             ".venv/bin/pip install 'accelerate>=1.1'") from None
+            raise SystemExit(
+                "sentence-transformers' trainers need accelerate. Fix: .venv/bin/pip install 'accelerate>=1.1'"
+            ) from None
         print("(a) training throughput, rankkit vs sentence-transformers, ABBA ...", flush=True)
         tp_rows, tp_notes = run_throughput(args, model_dir)
         extra["(a) Training throughput: rankkit vs sentence-transformers (dl19 groups)"] = tp_rows
@@ -501,9 +634,17 @@ def main() -> None:
         title, rows = next(iter(extra.items()))
         del extra[title]
     params = {k: v for k, v in vars(args).items() if k not in ("name", "work")}
-    save_result(args.name, rows, title="Training: throughput vs sentence-transformers, and fine-tuning on "
-                f"{args.collection} (2-fold)" if args.part != "throughput" else "Training throughput",
-                params=params, notes=notes, extra_tables=extra, started=started)
+    save_result(
+        args.name,
+        rows,
+        title=f"Training: throughput vs sentence-transformers, and fine-tuning on {args.collection} (2-fold)"
+        if args.part != "throughput"
+        else "Training throughput",
+        params=params,
+        notes=notes,
+        extra_tables=extra,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 RESULTS_ENV = "RANKKIT_RESULTS"
 REPO_ROOT = BENCH_DIR.parent
-PACKAGES = ("rankkit", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "numpy",
-            "pyserini")
+PACKAGES = ("rankkit", "torch", "transformers", "sentence-transformers", "tokenizers", "faiss-cpu", "numpy", "pyserini")
 
 
 def dl19_dir() -> Path:
@@ -58,12 +57,15 @@ def machine_facts() -> dict[str, Any]:
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "versions": versions(),
-        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM",
-                                               "RANKKIT_DATA")},
+        "env": {
+            k: os.environ.get(k)
+            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TOKENIZERS_PARALLELISM", "RANKKIT_DATA")
+        },
     }
     try:
-        facts["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                                  if line.startswith("model name"))
+        facts["cpu_model"] = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         facts["cpu_model"] = platform.processor() or None
     try:
@@ -118,8 +120,10 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
     """Rows of dicts as a Markdown table; columns default to the keys in first-seen order."""
     if columns is None:
         columns = list(dict.fromkeys(key for row in rows for key in row))
-    lines = ["| " + " | ".join(columns) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
+    ]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -128,10 +132,17 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 
 
-def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None = None,
-                columns: Sequence[str] | None = None, params: dict[str, Any] | None = None,
-                notes: Sequence[str] = (), extra_tables: dict[str, Sequence[dict[str, Any]]] | None = None,
-                started: float | None = None) -> Path:
+def save_result(
+    name: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    title: str | None = None,
+    columns: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
+    extra_tables: dict[str, Sequence[dict[str, Any]]] | None = None,
+    started: float | None = None,
+) -> Path:
     """Write benchmarks/results/<name>.json and <name>.md (temp file, then rename) and print the table.
 
     `extra_tables` are further titled tables (e.g. a parameter sweep) kept in both files."""
@@ -155,16 +166,18 @@ def save_result(name: str, rows: Sequence[dict[str, Any]], *, title: str | None 
 
     table = markdown_table(rows, columns)
     machine = meta["machine"]
-    parts = [f"# {title or name}", "",
-             f"- command: `{meta['command']}`",
-             f"- date: {meta['date']}" + (f" (took {meta['duration_s']} s)" if meta["duration_s"] is not None else ""),
-             f"- machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs"
-             + {True: ", native bf16 (AVX512-BF16/AMX)", False: ", no native bf16"}.get(machine.get("native_bf16"), "")
-             + (f", torch threads {machine['torch_threads']}" if "torch_threads" in machine else "")
-             + (f", faiss threads {machine['faiss_omp_threads']}" if "faiss_omp_threads" in machine else "")
-             + f", load average at the end {machine['load_average']}",
-             "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v),
-             ]
+    parts = [
+        f"# {title or name}",
+        "",
+        f"- command: `{meta['command']}`",
+        f"- date: {meta['date']}" + (f" (took {meta['duration_s']} s)" if meta["duration_s"] is not None else ""),
+        f"- machine: {machine['cpu_model']}, {machine['cpu_count']} CPUs"
+        + {True: ", native bf16 (AVX512-BF16/AMX)", False: ", no native bf16"}.get(machine.get("native_bf16"), "")
+        + (f", torch threads {machine['torch_threads']}" if "torch_threads" in machine else "")
+        + (f", faiss threads {machine['faiss_omp_threads']}" if "faiss_omp_threads" in machine else "")
+        + f", load average at the end {machine['load_average']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v),
+    ]
     if params:
         parts.append("- parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
     parts += ["", table]
@@ -186,8 +199,9 @@ def vector_statistics(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sample.mean(axis=0), np.cov(sample, rowvar=False)
 
 
-def synthetic_vectors(count: int, mean: np.ndarray, covariance: np.ndarray, seed: int,
-                      chunk: int = 100_000) -> np.ndarray:
+def synthetic_vectors(
+    count: int, mean: np.ndarray, covariance: np.ndarray, seed: int, chunk: int = 100_000
+) -> np.ndarray:
     """`count` float32 rows drawn from a Gaussian with this mean and covariance, then normalised to
     unit length (as MiniLM's vectors are). A small ridge keeps the Cholesky factor defined when the
     covariance came from fewer vectors than dimensions."""
@@ -199,7 +213,7 @@ def synthetic_vectors(count: int, mean: np.ndarray, covariance: np.ndarray, seed
     for start in range(0, count, chunk):
         rows = min(chunk, count - start)
         drawn = mean + rng.standard_normal((rows, dimension)) @ factor.T
-        out[start:start + rows] = drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
+        out[start : start + rows] = drawn / np.linalg.norm(drawn, axis=1, keepdims=True)
     return out
 
 

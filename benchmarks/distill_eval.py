@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import dl19_dir, quiet_torch, save_result
+
 from rankkit.data.beir import beir_folder, load_beir_split
 from rankkit.data.collection import shared_data_root
 from rankkit.data.corpus import read_doc_texts
@@ -81,15 +81,17 @@ class Dataset:
 
     def test_split(self) -> tuple[dict[str, str], Qrels]:
         if self.name == "dl19":
-            return read_queries(self.collection.parent / "queries.tsv"), read_qrels(self.collection.parent / "qrels.txt")
+            return read_queries(self.collection.parent / "queries.tsv"), read_qrels(
+                self.collection.parent / "qrels.txt"
+            )
         return load_beir_split(beir_folder(self.collection.parent, "dev"))
 
 
 DATASETS = {
-    "dl19": Dataset("dl19", dl19_dir() / "collection.tsv", ("nDCG@10", "R(rel=2)@100"),
-                    "the 43 DL19 queries"),
-    "scifact": Dataset("scifact", shared_data_root() / "scifact" / "corpus.jsonl", ("nDCG@10", "R@100"),
-                       "SciFact's 100 dev claims"),
+    "dl19": Dataset("dl19", dl19_dir() / "collection.tsv", ("nDCG@10", "R(rel=2)@100"), "the 43 DL19 queries"),
+    "scifact": Dataset(
+        "scifact", shared_data_root() / "scifact" / "corpus.jsonl", ("nDCG@10", "R@100"), "SciFact's 100 dev claims"
+    ),
 }
 
 
@@ -98,29 +100,49 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="dl19")
     parser.add_argument("--work", type=Path, help="cache folder (default /tmp/rankkit-distill-DATASET)")
     parser.add_argument("--train-queries", type=int, default=1000, help="the first N unlabelled training queries")
-    parser.add_argument("--confident-queries", type=int,
-                        help="train on the N of those whose best candidate the teacher scores highest "
-                             "(rankkit distill --confident-queries)")
+    parser.add_argument(
+        "--confident-queries",
+        type=int,
+        help="train on the N of those whose best candidate the teacher scores highest "
+        "(rankkit distill --confident-queries)",
+    )
     parser.add_argument("--depth", type=int, default=30, help="BM25 candidates per training query")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--queries-per-round", type=int, default=160)
     parser.add_argument("--batch-size", type=int, default=8, help="queries per micro-batch")
     parser.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     parser.add_argument("--lr", type=float, default=3e-5)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="distillation seed (groups, dev hold-out, dropout): repeat a variant to see its spread")
-    parser.add_argument("--variants", default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
-                                              "contrastive-no-self-consistency,contrastive-N1")
-    parser.add_argument("--precision", default="auto", choices=CHOICES,
-                        help="teacher scoring, the student's training and all evaluation encoding, as `rankkit "
-                             "distill --precision` (auto: bf16 where the CPU runs it natively, else fp32)")
-    parser.add_argument("--holdout-queries", type=int, default=0,
-                        help="hold out N training queries and log the student's agreement with the teacher on them "
-                             "(rankkit distill --holdout-queries)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="distillation seed (groups, dev hold-out, dropout): repeat a variant to see its spread",
+    )
+    parser.add_argument(
+        "--variants",
+        default="plain-kl,contrastive,plain-margin-mse,contrastive-no-discriminator,"
+        "contrastive-no-self-consistency,contrastive-N1",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=CHOICES,
+        help="teacher scoring, the student's training and all evaluation encoding, as `rankkit "
+        "distill --precision` (auto: bf16 where the CPU runs it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--holdout-queries",
+        type=int,
+        default=0,
+        help="hold out N training queries and log the student's agreement with the teacher on them "
+        "(rankkit distill --holdout-queries)",
+    )
     parser.add_argument("--eval-every", type=int, default=0, help="optimizer steps between those dev evaluations")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", help="results name (default distill_DATASET)")
-    parser.add_argument("--speed-only", action="store_true", help="only the teacher / student speed table (200 texts each)")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only the teacher / student speed table (200 texts each)"
+    )
     args = parser.parse_args()
     args.work = args.work or Path(f"/tmp/rankkit-distill-{args.dataset}")
     args.name = args.name or f"distill_{args.dataset}"
@@ -182,8 +204,14 @@ def teacher_run(args, work: Path, queries: dict[str, str], candidates: Run, enco
         row = {docid: i for i, docid in enumerate(docids)}
         qids = [q for q in candidates if q in queries]
         query_vectors = encoder_for(encoders, TEACHER, args).encode([queries[q] for q in qids], role="query")
-        write_run({q: [Hit(h.docid, float(v @ vectors[row[h.docid]])) for h in candidates[q]]
-                   for q, v in zip(qids, query_vectors)}, path, tag="mpnet")
+        write_run(
+            {
+                q: [Hit(h.docid, float(v @ vectors[row[h.docid]])) for h in candidates[q]]
+                for q, v in zip(qids, query_vectors)
+            },
+            path,
+            tag="mpnet",
+        )
         timings["teacher_query_scoring_s"] = round(time.perf_counter() - started, 1)
     return path
 
@@ -194,8 +222,13 @@ def model_eval(encoders: dict, model: str, args, work: Path, label: str) -> tupl
     cache = work / "eval" / f"{label}.json"
     if cache.exists():
         saved = json.loads(cache.read_text())
-        return ({setting: Evaluation(tuple(found["measures"]), found["per_query"], ())
-                 for setting, found in saved["evaluations"].items()}, saved["seconds"])
+        return (
+            {
+                setting: Evaluation(tuple(found["measures"]), found["per_query"], ())
+                for setting, found in saved["evaluations"].items()
+            },
+            saved["seconds"],
+        )
     dataset = DATASETS[args.dataset]
     queries, qrels = dataset.test_split()
     bm25 = test_bm25(dataset, work, queries)
@@ -203,23 +236,42 @@ def model_eval(encoders: dict, model: str, args, work: Path, label: str) -> tupl
     docids, vectors, seconds = pool_vectors(encoders, model, args, work, label)
     row = {docid: i for i, docid in enumerate(docids)}
     scores = encoder_for(encoders, model, args).encode([queries[q] for q in qids], role="query") @ vectors.T
-    runs = {"dense": {q: [Hit(docids[i], float(s[i])) for i in np.argsort(-s, kind="stable")[:100]]
-                      for q, s in zip(qids, scores)},
-            "rerank": {q: [Hit(h.docid, float(s[row[h.docid]])) for h in bm25[q][:100]] for q, s in zip(qids, scores)}}
+    runs = {
+        "dense": {
+            q: [Hit(docids[i], float(s[i])) for i in np.argsort(-s, kind="stable")[:100]] for q, s in zip(qids, scores)
+        },
+        "rerank": {q: [Hit(h.docid, float(s[row[h.docid]])) for h in bm25[q][:100]] for q, s in zip(qids, scores)},
+    }
     measures = resolve_measures(None, dataset.measures)
     evaluations = {setting: evaluate(run, {q: qrels[q] for q in qids}, measures) for setting, run in runs.items()}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps({"evaluations": {setting: {"measures": e.measures, "per_query": e.per_query}
-                                                 for setting, e in evaluations.items()}, "seconds": seconds}))
+    cache.write_text(
+        json.dumps(
+            {
+                "evaluations": {
+                    setting: {"measures": e.measures, "per_query": e.per_query} for setting, e in evaluations.items()
+                },
+                "seconds": seconds,
+            }
+        )
+    )
     return evaluations, seconds
 
 
 def variant_folder(work: Path, name: str, args) -> Path:
     """The cache folder of one variant's distillation, named by every setting that changes what it
     trains or logs, so a run with another setting (say --lr) never reuses it."""
-    parts = [name, f"n{args.train_queries}", *([f"c{args.confident_queries}"] if args.confident_queries else []),
-             f"d{args.depth}", f"r{args.rounds}", f"q{args.queries_per_round}",
-             f"b{args.batch_size}", f"lr{args.lr:g}", args.precision]
+    parts = [
+        name,
+        f"n{args.train_queries}",
+        *([f"c{args.confident_queries}"] if args.confident_queries else []),
+        f"d{args.depth}",
+        f"r{args.rounds}",
+        f"q{args.queries_per_round}",
+        f"b{args.batch_size}",
+        f"lr{args.lr:g}",
+        args.precision,
+    ]
     if args.grad_accum > 1:  # 1 is left out, so caches from before the option keep their names
         parts.append(f"ga{args.grad_accum}")
     if args.seed:  # as is seed 0
@@ -236,8 +288,9 @@ def model_row(label: str, evaluations: dict[str, Evaluation], before: dict[str, 
         for measure in evaluation.measures:
             row[f"{setting} {measure}"] = evaluation.aggregate[measure]
             if before is not None:
-                row[f"{setting} {measure} p"] = paired_compare(measure, "before", before[setting], label,
-                                                               evaluation).p_value
+                row[f"{setting} {measure} p"] = paired_compare(
+                    measure, "before", before[setting], label, evaluation
+                ).p_value
     return row
 
 
@@ -245,8 +298,10 @@ def per_query_rows(evaluations: dict[str, dict[str, Evaluation]], setting: str, 
     """One row per test query, one column per model: kept in the result so runs of other seeds can be
     compared query by query after the work folder is gone."""
     qids = sorted(set().union(*(e[setting].per_query[measure] for e in evaluations.values())))
-    return [{"query": qid, **{label: e[setting].per_query[measure].get(qid) for label, e in evaluations.items()}}
-            for qid in qids]
+    return [
+        {"query": qid, **{label: e[setting].per_query[measure].get(qid) for label, e in evaluations.items()}}
+        for qid in qids
+    ]
 
 
 def speed(args, work: Path) -> list[dict]:
@@ -282,11 +337,18 @@ def speed(args, work: Path) -> list[dict]:
 
             keep_best_rate(name, "passages", len(passages), lambda: encoder.encode(passages))
             keep_best_rate(name, "queries", len(queries), one_at_a_time)
-            keep_best_rate(name, "queries batched", len(queries),
-                           lambda: index.search(encoder.encode(queries, role="query"), 100))
-    return [{"measure": f"{kind}/s", "teacher": best["teacher", kind], "student": best["student", kind],
-             "student / teacher": best["student", kind] / best["teacher", kind]}
-            for kind in ("passages", "queries", "queries batched")]
+            keep_best_rate(
+                name, "queries batched", len(queries), lambda: index.search(encoder.encode(queries, role="query"), 100)
+            )
+    return [
+        {
+            "measure": f"{kind}/s",
+            "teacher": best["teacher", kind],
+            "student": best["student", kind],
+            "student / teacher": best["student", kind] / best["teacher", kind],
+        }
+        for kind in ("passages", "queries", "queries batched")
+    ]
 
 
 def main() -> None:
@@ -296,14 +358,20 @@ def main() -> None:
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     if args.speed_only:
-        save_result(args.name, speed(args, work), title=f"Speed: {TEACHER} (teacher) vs all-MiniLM-L6-v2 (student)",
-                    params={"precision": args.precision, "threads": args.threads, "texts": 200},
-                    notes=[f"{args.dataset}: passages/s encoding the collection's first 200 documents in one call; "
-                           "queries/s: the last 200 training queries searched one at a time (encode, then a FAISS "
-                           "IndexFlatIP top 100 over the whole collection), as `rankkit serve` answers a lone client; "
-                           "queries batched/s: the same 200 encoded in one call and searched in one call, as "
-                           "`rankkit search` runs a topics file; best of 2 interleaved repetitions"],
-                    started=started)
+        save_result(
+            args.name,
+            speed(args, work),
+            title=f"Speed: {TEACHER} (teacher) vs all-MiniLM-L6-v2 (student)",
+            params={"precision": args.precision, "threads": args.threads, "texts": 200},
+            notes=[
+                f"{args.dataset}: passages/s encoding the collection's first 200 documents in one call; "
+                "queries/s: the last 200 training queries searched one at a time (encode, then a FAISS "
+                "IndexFlatIP top 100 over the whole collection), as `rankkit serve` answers a lone client; "
+                "queries batched/s: the same 200 encoded in one call and searched in one call, as "
+                "`rankkit search` runs a topics file; best of 2 interleaved repetitions"
+            ],
+            started=started,
+        )
         return
     dataset, timings = DATASETS[args.dataset], {}
     encoders: dict[str, BiEncoder] = {}
@@ -311,7 +379,9 @@ def main() -> None:
     queries_file = work / f"train-queries-{args.train_queries}.tsv"
     if not queries_file.exists():
         write_queries(queries, queries_file)
-    candidates = bm25_run(dataset, work, queries, args.depth, work / f"train.bm25.top{args.depth}.n{args.train_queries}.trec")
+    candidates = bm25_run(
+        dataset, work, queries, args.depth, work / f"train.bm25.top{args.depth}.n{args.train_queries}.trec"
+    )
     teacher_file = teacher_run(args, work, queries, candidates, encoders, timings)
     title = f"Distillation on {args.dataset}: mpnet teacher -> MiniLM student"
     rows, evaluations = [], {}
@@ -320,18 +390,25 @@ def main() -> None:
         before = evaluations["student-before"] if label != "student-before" else None
         rows.append({**model_row(label, evaluations[label], before), "encode_s": seconds})
     params = {**vars(args), "work": str(args.work), **timings}
-    kept = (f", of which the {args.confident_queries} whose best candidate the teacher scores highest are trained on"
-            if args.confident_queries else "")
-    notes = [f"training: the first {len(queries)} unlabelled training queries, BM25 top {args.depth} each, scored "
-             f"once by {TEACHER} ({args.precision}){kept}; {args.rounds} rounds x {args.queries_per_round} queries, batch "
-             f"{args.batch_size} x {args.grad_accum} accumulated, lr {args.lr}. Test: {dataset.test_description}, "
-             "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test "
-             f"against the student before; encode_s: wall seconds to encode the collection ({args.precision}); "
-             "train_s / train_cpu_s: distillation wall and process CPU seconds"]
+    kept = (
+        f", of which the {args.confident_queries} whose best candidate the teacher scores highest are trained on"
+        if args.confident_queries
+        else ""
+    )
+    notes = [
+        f"training: the first {len(queries)} unlabelled training queries, BM25 top {args.depth} each, scored "
+        f"once by {TEACHER} ({args.precision}){kept}; {args.rounds} rounds x {args.queries_per_round} queries, batch "
+        f"{args.batch_size} x {args.grad_accum} accumulated, lr {args.lr}. Test: {dataset.test_description}, "
+        "dense retrieval over the whole collection (top 100) and reranking BM25's top 100; p: paired t-test "
+        f"against the student before; encode_s: wall seconds to encode the collection ({args.precision}); "
+        "train_s / train_cpu_s: distillation wall and process CPU seconds"
+    ]
 
     def save() -> None:
-        per_query = {f"per query: {setting} nDCG@10": per_query_rows(evaluations, setting, "nDCG@10")
-                     for setting in ("rerank", "dense")}
+        per_query = {
+            f"per query: {setting} nDCG@10": per_query_rows(evaluations, setting, "nDCG@10")
+            for setting in ("rerank", "dense")
+        }
         save_result(args.name, rows, title=title, params=params, notes=notes, started=started, extra_tables=per_query)
 
     save()
@@ -339,31 +416,62 @@ def main() -> None:
         label = f"student-{name}"
         out = variant_folder(work, name, args)
         config = DistillConfig(
-            teacher=str(teacher_file), queries=str(queries_file), corpus=str(dataset.collection),
-            output=str(out), student=STUDENT, depth=args.depth, confident_queries=args.confident_queries,
-            teacher_scale=20.0, rounds=args.rounds,
-            queries_per_round=args.queries_per_round, batch_size=args.batch_size, grad_accum=args.grad_accum,
-            lr=args.lr, device="cpu", precision=args.precision,
-            holdout_queries=args.holdout_queries, eval_every=args.eval_every, seed=args.seed, plot=True, **VARIANTS[name])
+            teacher=str(teacher_file),
+            queries=str(queries_file),
+            corpus=str(dataset.collection),
+            output=str(out),
+            student=STUDENT,
+            depth=args.depth,
+            confident_queries=args.confident_queries,
+            teacher_scale=20.0,
+            rounds=args.rounds,
+            queries_per_round=args.queries_per_round,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            lr=args.lr,
+            device="cpu",
+            precision=args.precision,
+            holdout_queries=args.holdout_queries,
+            eval_every=args.eval_every,
+            seed=args.seed,
+            plot=True,
+            **VARIANTS[name],
+        )
         timing_file = out / "timing.json"
         if not timing_file.exists():
             cpu, wall = time.process_time(), time.perf_counter()
             distill(config)
-            timing_file.write_text(json.dumps({"train_s": round(time.perf_counter() - wall, 1),
-                                               "train_cpu_s": round(time.process_time() - cpu, 1)}))
+            timing_file.write_text(
+                json.dumps(
+                    {
+                        "train_s": round(time.perf_counter() - wall, 1),
+                        "train_cpu_s": round(time.process_time() - cpu, 1),
+                    }
+                )
+            )
         evaluations[label], seconds = model_eval(encoders, str(out / "model"), args, work, out.name)
-        rows.append({**model_row(label, evaluations[label], evaluations["student-before"]), "encode_s": seconds,
-                     **json.loads(timing_file.read_text())})
+        rows.append(
+            {
+                **model_row(label, evaluations[label], evaluations["student-before"]),
+                "encode_s": seconds,
+                **json.loads(timing_file.read_text()),
+            }
+        )
         knowledge = json.loads((out / "distill.json").read_text())["knowledge"]
         notes.append(f"{label}: knowledge {knowledge}")
         dev = [(0, knowledge["dev_before"])] if "dev_before" in knowledge else []
-        dev += [(r["step"], r["dev"]) for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
-                if "dev" in r]
+        dev += [
+            (r["step"], r["dev"])
+            for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())
+            if "dev" in r
+        ]
         if dev:
             rows[-1].update({f"dev {k}": v for k, v in dev[-1][1].items() if k != "queries"})
-            notes.append(f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "
-                         f"(teacher_kl, top10_overlap): " + "; ".join(
-                             f"{step}: {d['teacher_kl']:.4f}, {d['top10_overlap']:.3f}" for step, d in dev))
+            notes.append(
+                f"{label}: teacher agreement on {dev[-1][1]['queries']} held-out training queries by step "
+                f"(teacher_kl, top10_overlap): "
+                + "; ".join(f"{step}: {d['teacher_kl']:.4f}, {d['top10_overlap']:.3f}" for step, d in dev)
+            )
         save()
 
 

@@ -39,8 +39,9 @@ STUDIES = [*COLLECTIONS, *SHARED_RUNS]
 
 def fused(dense: Run, bm25: Run, config: FusionConfig, qids: list[str], k: int = 100) -> Run:
     weights = fusion_weights(["dense", "bm25"], config)
-    return {q: fuse([dense.get(q, [])[:config.depth], bm25.get(q, [])[:config.depth]], weights, k, config)
-            for q in qids}
+    return {
+        q: fuse([dense.get(q, [])[: config.depth], bm25.get(q, [])[: config.depth]], weights, k, config) for q in qids
+    }
 
 
 def splits(name: str, qrels: Qrels) -> list[tuple[list[str], list[str]]]:
@@ -62,8 +63,11 @@ def load(name: str) -> tuple[Run, Run, Qrels]:
     """(dense run, BM25 run, qrels with at least one relevant document per query)."""
     if name in SHARED_RUNS:
         folder, dense, bm25 = SHARED_RUNS[name]
-        return (read_run(shared_data_root() / folder / dense), read_run(shared_data_root() / folder / bm25),
-                collection_qrels(name))
+        return (
+            read_run(shared_data_root() / folder / dense),
+            read_run(shared_data_root() / folder / bm25),
+            collection_qrels(name),
+        )
     return read_run(CACHE / name / "dense.trec"), read_run(CACHE / name / "bm25.trec"), collection_qrels(name)
 
 
@@ -95,11 +99,18 @@ def study(name: str, default: FusionConfig, measures) -> dict:
     score = {s: ev.aggregate[MEASURE] for s, ev in systems.items()}
     better = "bm25" if score["bm25"] >= score["dense"] else "dense"
     vs_better = paired_compare(MEASURE, better, systems[better], "tuned", systems["tuned"])
-    row = {"collection": name, "held-out queries": len(test_qids), **score, "better single": better,
-           "tuned - better": score["tuned"] - score[better], "p (tuned vs better)": vs_better.p_value,
-           "tuned settings": "; ".join(sorted({f"{c.method} {c.alpha:.2f}" if c.method != "rrf" else "rrf"
-                                                for c in chosen})),
-           "default - better": score["default"] - score[better]}
+    row = {
+        "collection": name,
+        "held-out queries": len(test_qids),
+        **score,
+        "better single": better,
+        "tuned - better": score["tuned"] - score[better],
+        "p (tuned vs better)": vs_better.p_value,
+        "tuned settings": "; ".join(
+            sorted({f"{c.method} {c.alpha:.2f}" if c.method != "rrf" else "rrf" for c in chosen})
+        ),
+        "default - better": score["default"] - score[better],
+    }
     return row
 
 
@@ -116,8 +127,10 @@ def main() -> None:
     by_setting: dict[tuple, list[float]] = defaultdict(list)
     for g in grids:
         by_setting[(g["method"], g["alpha"])].append(g["score"])
-    mean_grid = [{"method": m, "alpha": a, "mean nDCG@10 over collections": statistics.mean(v)}
-                 for (m, a), v in by_setting.items()]
+    mean_grid = [
+        {"method": m, "alpha": a, "mean nDCG@10 over collections": statistics.mean(v)}
+        for (m, a), v in by_setting.items()
+    ]
     best = max(mean_grid, key=lambda r: r["mean nDCG@10 over collections"])
     default = FusionConfig(method=best["method"], alpha=best["alpha"] if best["alpha"] is not None else 0.5)
     rows = [study(name, default, measures) for name in args.collections]
@@ -126,26 +139,35 @@ def main() -> None:
         mean_row[column] = statistics.mean(r[column] for r in rows)
     mean_row["better single"] = ""
     rows.append(mean_row)
-    runs_meta = {name: json.loads((CACHE / name / "runs.json").read_text()) for name in args.collections
-                 if name in COLLECTIONS}
+    runs_meta = {
+        name: json.loads((CACHE / name / "runs.json").read_text()) for name in args.collections if name in COLLECTIONS
+    }
     save_result(
-        args.name, rows, title="Hybrid fusion on held-out queries (nDCG@10)",
+        args.name,
+        rows,
+        title="Hybrid fusion on held-out queries (nDCG@10)",
         params={"measure": MEASURE, "folds": FOLDS, "depth": 1000, "default": f"{default.method} {default.alpha}"},
-        extra_tables={"default choice: mean nDCG@10 over collections per setting (tuning queries)":
-                      sorted(mean_grid, key=lambda r: -r["mean nDCG@10 over collections"])[:12],
-                      "runs (benchmarks/fusion_runs.py)": list(runs_meta.values())},
-        notes=["Runs: benchmarks/fusion_runs.py (BM25 k1 0.9 b 0.4 over `title text`; dense untrained "
-               "all-MiniLM-L6-v2 in bf16, FAISS Flat; top 1000 each). Fused lists cut at 100.",
-               "dl19-tasb: the shared data's own dl19 runs, top 100 each: TAS-B as the dense list, "
-               "pyserini's BM25 (nDCG@10 0.506) as the BM25 one.",
-               "tuned: rankkit.retrieve.tune.tune_fusion (rrf, and convex and zscore at alpha 0, 0.05, ..., 1) on "
-               "scifact's train queries, scored on dev; elsewhere tuned on 4 of 5 query folds, scored on the 5th "
-               "(seed 0). 'tuned settings' lists what the folds chose.",
-               "default: the one setting with the best mean over the collections' tuning queries (scifact train, "
-               "all queries elsewhere, so on the folded collections the default has seen the held-out queries).",
-               "p: paired t-test over held-out queries, tuned vs the better of BM25 and dense.",
-               "Queries without a relevant judgment are left out (cisi: 76 of 112 judged)."],
-        started=started)
+        extra_tables={
+            "default choice: mean nDCG@10 over collections per setting (tuning queries)": sorted(
+                mean_grid, key=lambda r: -r["mean nDCG@10 over collections"]
+            )[:12],
+            "runs (benchmarks/fusion_runs.py)": list(runs_meta.values()),
+        },
+        notes=[
+            "Runs: benchmarks/fusion_runs.py (BM25 k1 0.9 b 0.4 over `title text`; dense untrained "
+            "all-MiniLM-L6-v2 in bf16, FAISS Flat; top 1000 each). Fused lists cut at 100.",
+            "dl19-tasb: the shared data's own dl19 runs, top 100 each: TAS-B as the dense list, "
+            "pyserini's BM25 (nDCG@10 0.506) as the BM25 one.",
+            "tuned: rankkit.retrieve.tune.tune_fusion (rrf, and convex and zscore at alpha 0, 0.05, ..., 1) on "
+            "scifact's train queries, scored on dev; elsewhere tuned on 4 of 5 query folds, scored on the 5th "
+            "(seed 0). 'tuned settings' lists what the folds chose.",
+            "default: the one setting with the best mean over the collections' tuning queries (scifact train, "
+            "all queries elsewhere, so on the folded collections the default has seen the held-out queries).",
+            "p: paired t-test over held-out queries, tuned vs the better of BM25 and dense.",
+            "Queries without a relevant judgment are left out (cisi: 76 of 112 judged).",
+        ],
+        started=started,
+    )
 
 
 if __name__ == "__main__":

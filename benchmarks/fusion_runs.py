@@ -29,8 +29,14 @@ from rankkit.retrieve.dense import DenseRetriever
 
 CACHE = REPO_ROOT / "work" / "fusion"
 # name -> (folder, split): BEIR folders search all their queries (train and dev), scored per split later
-COLLECTIONS = {"dl19": ("dl19", None), "scifact": ("scifact", "dev"), "cranfield": ("cranfield", None),
-               "vaswani": ("vaswani", None), "cisi": ("cisi", None), "medline": ("medline", None)}
+COLLECTIONS = {
+    "dl19": ("dl19", None),
+    "scifact": ("scifact", "dev"),
+    "cranfield": ("cranfield", None),
+    "vaswani": ("vaswani", None),
+    "cisi": ("cisi", None),
+    "medline": ("medline", None),
+}
 
 
 def make_runs(name: str, depth: int, precision: str) -> dict:
@@ -59,9 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=list(COLLECTIONS))
     parser.add_argument("--depth", type=int, default=1000)
-    parser.add_argument("--precision", default="auto", choices=CHOICES,
-                        help="the dense model's, as rankkit's --precision (default auto: bf16 where the device runs it "
-                             "natively, as in the recorded study, else fp32)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=CHOICES,
+        help="the dense model's, as rankkit's --precision (default auto: bf16 where the device runs it "
+        "natively, as in the recorded study, else fp32)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     args.precision = resolve_precision(args.precision, choose_device())  # auto -> fp32 or bf16, as recorded

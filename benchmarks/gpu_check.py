@@ -32,8 +32,8 @@ from typing import Callable
 import faiss
 import numpy as np
 import torch
-
 from common import dl19_dir, ivf_lists, median, quiet_torch, save_result, synthetic_vectors, vector_statistics
+
 from rankkit.data.collection import SAMPLE_DIR
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
@@ -56,8 +56,11 @@ COLUMNS = ["part", "setting", "unit", "CPU", "GPU", "GPU / CPU", "check"]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes (20k vectors, 200 queries, 200 passages, 2 steps): a smoke run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes (20k vectors, 200 queries, 200 passages, 2 steps): a smoke run",
+    )
     parser.add_argument("--model", default="default", help="bi-encoder (and CET cross-encoder) to start from")
     parser.add_argument("--vectors", type=int, default=None, help="default 1,000,000 (--quick 20,000)")
     parser.add_argument("--queries", type=int, default=None, help="default 1,000 (--quick 200)")
@@ -87,8 +90,7 @@ def skip_reason(library: str) -> str | None:
 
 def row(part: str, setting: str, unit: str, cpu: float, gpu: float | str, check: str = "") -> dict:
     ratio = gpu / cpu if isinstance(gpu, float) and cpu else None
-    return {"part": part, "setting": setting, "unit": unit, "CPU": cpu, "GPU": gpu, "GPU / CPU": ratio,
-            "check": check}
+    return {"part": part, "setting": setting, "unit": unit, "CPU": cpu, "GPU": gpu, "GPU / CPU": ratio, "check": check}
 
 
 def timed(call: Callable[[], object]) -> tuple[object, float]:
@@ -100,6 +102,7 @@ def timed(call: Callable[[], object]) -> tuple[object, float]:
 
 
 # ---- encoding ----------------------------------------------------------------------------------
+
 
 def passages(count: int) -> tuple[list[str], str]:
     """`count` passages: dl19's first ones when the shared data is there, else the sample cycled."""
@@ -138,6 +141,7 @@ def encoding_rows(args: argparse.Namespace) -> tuple[list[dict], np.ndarray, str
 
 # ---- FAISS -------------------------------------------------------------------------------------
 
+
 def ivf_factory(count: int) -> str:
     return f"IVF{ivf_lists(count)},Flat"
 
@@ -174,34 +178,65 @@ def faiss_rows(args: argparse.Namespace, vectors: np.ndarray, queries: np.ndarra
     ivf_ids, ivf_qps = search_rate(ivf, queries)  # type: ignore[arg-type]
     setting = f"{factory} {', '.join(f'{k} {v}' for k, v in params.items())}"
     if reason:
-        return [row("faiss build", "Flat", "s", flat_build, reason),
-                row("faiss search", f"Flat, k={K}", "queries/s", flat_qps, reason),
-                row("faiss build", factory, "s", ivf_build, reason),
-                row("faiss search", f"{setting}, k={K}", "queries/s", ivf_qps, reason,
-                    f"CPU recall@{K} vs exact {recall(ivf_ids, exact):.4f}")]
+        return [
+            row("faiss build", "Flat", "s", flat_build, reason),
+            row("faiss search", f"Flat, k={K}", "queries/s", flat_qps, reason),
+            row("faiss build", factory, "s", ivf_build, reason),
+            row(
+                "faiss search",
+                f"{setting}, k={K}",
+                "queries/s",
+                ivf_qps,
+                reason,
+                f"CPU recall@{K} vs exact {recall(ivf_ids, exact):.4f}",
+            ),
+        ]
     gpu_flat, gpu_flat_build = timed(lambda: build("Flat", vectors, True, args.seed))
     gpu_exact, gpu_flat_qps = search_rate(gpu_flat, queries)  # type: ignore[arg-type]
     same = int(sum(np.array_equal(a, b) for a, b in zip(exact, gpu_exact)))
     _, gpu_ivf_build = timed(lambda: build(factory, vectors, True, args.seed))
-    rows = [row("faiss build", "Flat", "s", flat_build, gpu_flat_build),
-            row("faiss search", f"Flat, k={K}", "queries/s", flat_qps, gpu_flat_qps,
-                f"same ids (in order) for {same} of {len(queries)} queries; "
-                f"recall@{K} {recall(gpu_exact, exact):.4f}"),
-            row("faiss build", factory, "s", ivf_build, gpu_ivf_build)]
+    rows = [
+        row("faiss build", "Flat", "s", flat_build, gpu_flat_build),
+        row(
+            "faiss search",
+            f"Flat, k={K}",
+            "queries/s",
+            flat_qps,
+            gpu_flat_qps,
+            f"same ids (in order) for {same} of {len(queries)} queries; recall@{K} {recall(gpu_exact, exact):.4f}",
+        ),
+        row("faiss build", factory, "s", ivf_build, gpu_ivf_build),
+    ]
     gpu_ivf = to_search_device(ivf)  # the CPU-trained index, as rankkit search loads one
     try:  # FAISS's GPU IVF refuses nprobe above 2048, which tuning may choose on hard (synthetic) data
         set_search_params(gpu_ivf, params, factory)
         gpu_ivf_ids, gpu_ivf_qps = search_rate(gpu_ivf, queries)
     except (RuntimeError, RankkitError) as exc:
         failed = f"failed: {str(exc).strip().splitlines()[-1][:200]}"
-        return rows + [row("faiss search", f"{setting}, k={K}", "queries/s", ivf_qps, failed,
-                           f"CPU recall@{K} vs exact {recall(ivf_ids, exact):.4f}")]
-    return rows + [row("faiss search", f"{setting}, k={K}", "queries/s", ivf_qps, gpu_ivf_qps,
-                       f"recall@{K} vs exact: CPU {recall(ivf_ids, exact):.4f}, "
-                       f"GPU {recall(gpu_ivf_ids, exact):.4f}")]
+        return rows + [
+            row(
+                "faiss search",
+                f"{setting}, k={K}",
+                "queries/s",
+                ivf_qps,
+                failed,
+                f"CPU recall@{K} vs exact {recall(ivf_ids, exact):.4f}",
+            )
+        ]
+    return rows + [
+        row(
+            "faiss search",
+            f"{setting}, k={K}",
+            "queries/s",
+            ivf_qps,
+            gpu_ivf_qps,
+            f"recall@{K} vs exact: CPU {recall(ivf_ids, exact):.4f}, GPU {recall(gpu_ivf_ids, exact):.4f}",
+        )
+    ]
 
 
 # ---- training ----------------------------------------------------------------------------------
+
 
 def sample_mined(seed: int) -> tuple[MinedSet, dict[str, str]]:
     """Negatives for the sample's queries: every non-positive passage, in a seeded order, with its
@@ -211,8 +246,13 @@ def sample_mined(seed: int) -> tuple[MinedSet, dict[str, str]]:
     ranked = [list(docs)[i] for i in order]
     queries = read_queries(SAMPLE_DIR / "queries.tsv")
     run = {qid: [Hit(docid, float(len(ranked) - rank)) for rank, docid in enumerate(ranked)] for qid in queries}
-    mined = mine(queries, read_qrels(SAMPLE_DIR / "qrels.txt"), candidates_from_run(run, "seeded-order"),
-                 [TopN(30)], doc_texts=docs)
+    mined = mine(
+        queries,
+        read_qrels(SAMPLE_DIR / "qrels.txt"),
+        candidates_from_run(run, "seeded-order"),
+        [TopN(30)],
+        doc_texts=docs,
+    )
     return mined, docs
 
 
@@ -220,8 +260,15 @@ def step_seconds(train: Callable[[TrainConfig], Path], model: str, device: str, 
     """Median seconds per optimizer step, from the training log, the first (warm-up) step left out
     when there are others."""
     with tempfile.TemporaryDirectory(prefix="rankkit-gpu-check-") as work:
-        config = TrainConfig(output=str(Path(work) / "out"), model=model, max_steps=steps, batch_size=8,
-                             negatives=4, device=device, precision="auto")
+        config = TrainConfig(
+            output=str(Path(work) / "out"),
+            model=model,
+            max_steps=steps,
+            batch_size=8,
+            negatives=4,
+            device=device,
+            precision="auto",
+        )
         train(config)
         rates = [json.loads(line)["groups_per_s"] for line in (Path(work) / "out" / LOG_FILE).read_text().splitlines()]
     return median(config.batch_size / rate for rate in (rates[1:] or rates))
@@ -230,21 +277,34 @@ def step_seconds(train: Callable[[TrainConfig], Path], model: str, device: str, 
 def autocast_name(device: str) -> str:
     """What training at precision auto computes in on `device`: fp32, bf16 or fp16 (with loss scaling)."""
     dtype = training_autocast_dtype("auto", torch.device(device))
-    return "fp32" if dtype is None else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace(
-        "float16", "fp16")
+    return (
+        "fp32"
+        if dtype is None
+        else str(dtype).removeprefix("torch.").replace("bfloat16", "bf16").replace("float16", "fp16")
+    )
 
 
 def training_rows(args: argparse.Namespace) -> list[dict]:
     mined, docs = sample_mined(args.seed)
-    trainers = {"bi-encoder (InfoNCE)": lambda config: train_biencoder(mined, docs, config),
-                "CET (cross-encoder + provenance)": lambda config: train_cet(mined, docs, config)}
+    trainers = {
+        "bi-encoder (InfoNCE)": lambda config: train_biencoder(mined, docs, config),
+        "CET (cross-encoder + provenance)": lambda config: train_cet(mined, docs, config),
+    }
     reason = skip_reason("torch")
     rows = []
     for name, train in trainers.items():
         cpu = step_seconds(train, args.model, "cpu", args.steps)
         gpu: float | str = reason or step_seconds(train, args.model, "cuda", args.steps)
-        rows.append(row("train", f"{name}, batch 8 x (1 + 4 negatives), precision auto", "s/step", cpu, gpu,
-                        f"{args.steps} steps, median s/step" + (" after the first" if args.steps > 1 else "")))
+        rows.append(
+            row(
+                "train",
+                f"{name}, batch 8 x (1 + 4 negatives), precision auto",
+                "s/step",
+                cpu,
+                gpu,
+                f"{args.steps} steps, median s/step" + (" after the first" if args.steps > 1 else ""),
+            )
+        )
         if isinstance(gpu, float):  # seconds: a GPU / CPU ratio below 1 is the speed-up's inverse
             rows[-1]["GPU / CPU"] = gpu / cpu
     return rows
@@ -279,8 +339,15 @@ def main(argv: list[str] | None = None) -> None:
         f"auto (the default) trained the CPU runs in {autocast_name('cpu')}"
         + (f" and the GPU runs in {autocast_name('cuda')} autocast." if torch.cuda.is_available() else "."),
     ]
-    save_result(args.name, rows, title="GPU check: FAISS, encoding and training, GPU against CPU", columns=COLUMNS,
-                params={k: v for k, v in vars(args).items() if k != "name"}, notes=notes, started=started)
+    save_result(
+        args.name,
+        rows,
+        title="GPU check: FAISS, encoding and training, GPU against CPU",
+        columns=COLUMNS,
+        params={k: v for k, v in vars(args).items() if k != "name"},
+        notes=notes,
+        started=started,
+    )
 
 
 if __name__ == "__main__":

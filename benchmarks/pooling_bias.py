@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import save_result  # type: ignore[import-not-found]
+
 from rankkit.data import collection, read_doc_texts, read_qrels, read_queries, shared_data_root
 from rankkit.data.qrels import Qrels
 from rankkit.data.runs import Run
@@ -37,8 +37,16 @@ from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.eval.folds import kfold_queries
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseIndex, build_dense_index
-from rankkit.mining import (MarginFilter, MinedSet, RankWindow, TopN, candidates_from_run, false_negative_rate, mine,
-                            with_pooling_provenance)
+from rankkit.mining import (
+    MarginFilter,
+    MinedSet,
+    RankWindow,
+    TopN,
+    candidates_from_run,
+    false_negative_rate,
+    mine,
+    with_pooling_provenance,
+)
 from rankkit.mining.mine import MiningConfig
 from rankkit.mining.teacher import add_teacher_scores
 from rankkit.retrieve.bm25 import BM25Retriever
@@ -50,13 +58,15 @@ from rankkit.train.selection import ProvenanceScorer
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
 QUICK = ("adi", "medline")
-NOTES = ["Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
-         "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
-         "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
-         "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped.",
-         "(d) CET: relevance bi-encoder + provenance selection model (an MLP over each document's rank and score "
-         "in BM25's top-`depth`, the pooling retriever: with_pooling_provenance), debias ratio T and selection lr "
-         "as in the parameters; same negatives as (b)."]
+NOTES = [
+    "Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
+    "Every system is tested on held-out queries (k-fold by query) against the full judgments.",
+    "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
+    "(c) teacher: the fold's (a) model; dense candidates it scores >= the positive are dropped.",
+    "(d) CET: relevance bi-encoder + provenance selection model (an MLP over each document's rank and score "
+    "in BM25's top-`depth`, the pooling retriever: with_pooling_provenance), debias ratio T and selection lr "
+    "as in the parameters; same negatives as (b).",
+]
 CONDITIONS = ("a: bm25 negatives", "b: dense negatives", "c: dense + denoise", "d: dense + CET")
 
 
@@ -70,8 +80,9 @@ def shallow_labels(bm25_run: Run, full: Qrels, pool: int, m: int, min_grade: int
     return observed
 
 
-def dense_run_of(model: str | Path, corpus: Path, queries: dict[str, str], work: Path, depth: int,
-                 max_length: int) -> Run:
+def dense_run_of(
+    model: str | Path, corpus: Path, queries: dict[str, str], work: Path, depth: int, max_length: int
+) -> Run:
     encoder = BiEncoder(model, max_length=max_length)
     folder = work / "dense-index"
     build_dense_index(corpus, folder, encoder, overwrite=True)
@@ -89,8 +100,9 @@ def bi_encoder_teacher(model_dir: Path, max_length: int):
     return score
 
 
-def cet_weights(name: str, fold: int, selection_dir: Path, mined: MinedSet, full: Qrels, min_grade: int,
-                temperature: float) -> dict:
+def cet_weights(
+    name: str, fold: int, selection_dir: Path, mined: MinedSet, full: Qrels, min_grade: int, temperature: float
+) -> dict:
     """The weights CET's trained selection model gives the relevance model's pairs, for the
     negatives that are in fact relevant (false negatives) and the rest: CET should weigh the
     former less."""
@@ -102,11 +114,16 @@ def cet_weights(name: str, fold: int, selection_dir: Path, mined: MinedSet, full
         for docid, weight in zip(docids, weights):
             by_kind[full.get(q.qid, {}).get(docid, 0) >= min_grade].append(float(weight))
     every = by_kind[True] + by_kind[False]
-    return {"collection": name, "fold": fold, "false negatives": len(by_kind[True]),
-            "true negatives": len(by_kind[False]),
-            "mean weight, false negatives": round(float(np.mean(by_kind[True])), 3) if by_kind[True] else None,
-            "mean weight, true negatives": round(float(np.mean(by_kind[False])), 3) if by_kind[False] else None,
-            "min weight": round(min(every), 3), "max weight": round(max(every), 3)}
+    return {
+        "collection": name,
+        "fold": fold,
+        "false negatives": len(by_kind[True]),
+        "true negatives": len(by_kind[False]),
+        "mean weight, false negatives": round(float(np.mean(by_kind[True])), 3) if by_kind[True] else None,
+        "mean weight, true negatives": round(float(np.mean(by_kind[False])), 3) if by_kind[False] else None,
+        "min weight": round(min(every), 3),
+        "max weight": round(max(every), 3),
+    }
 
 
 def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[list[dict], list[dict], list[dict], dict]:
@@ -136,36 +153,78 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
         mined_d = with_pooling_provenance(mined_b, bm25_run, "bm25")
         for label, mined in (("a: bm25", mined_a), ("b: dense", mined_b)):
             rates = false_negative_rate(mined, full, min_grade)
-            fn_rows.append({"collection": name, "fold": fold, "negatives": label,
-                            **{band: round(v, 4) for band, v in next(iter(rates.values())).items()}})
+            fn_rows.append(
+                {
+                    "collection": name,
+                    "fold": fold,
+                    "negatives": label,
+                    **{band: round(v, 4) for band, v in next(iter(rates.values())).items()},
+                }
+            )
 
         def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:  # fp32 as recorded (auto: bf16 where native)
-            config = TrainConfig(output=str(work / f"{name}-{fold}-{tag}"), model="default", epochs=args.epochs,
-                                 batch_size=args.batch_size, negatives=args.negatives, lr=args.lr,
-                                 seed=args.seed, max_length=args.max_length, precision="fp32", overwrite=True)
+            config = TrainConfig(
+                output=str(work / f"{name}-{fold}-{tag}"),
+                model="default",
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                negatives=args.negatives,
+                lr=args.lr,
+                seed=args.seed,
+                max_length=args.max_length,
+                precision="fp32",
+                overwrite=True,
+            )
             if cet:
-                model_dir = train_cet(mined, doc_texts, config,
-                                      CETConfig(relevance="bi-encoder", selection="provenance",
-                                                debias_ratio=args.debias_ratio, selection_lr=args.selection_lr))
+                model_dir = train_cet(
+                    mined,
+                    doc_texts,
+                    config,
+                    CETConfig(
+                        relevance="bi-encoder",
+                        selection="provenance",
+                        debias_ratio=args.debias_ratio,
+                        selection_lr=args.selection_lr,
+                    ),
+                )
                 return model_dir / "relevance"
             return train_biencoder(mined, doc_texts, config, loss="pairwise")
 
         model_a = train(mined_a, "a")
         candidates_c = candidates_from_run(dense_run, "dense")
-        teacher_best = add_teacher_scores({q: candidates_c[q] for q in train_queries}, train_queries, observed,
-                                          doc_texts, bi_encoder_teacher(model_a, args.max_length))
-        mined_c = mine(train_queries, observed, candidates_c,
-                       [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
-                       mining, doc_texts, positive_teacher_scores=teacher_best)
-        models = {CONDITIONS[0]: model_a, CONDITIONS[1]: train(mined_b, "b"), CONDITIONS[2]: train(mined_c, "c"),
-                  CONDITIONS[3]: train(mined_d, "d", cet=True)}
-        weight_rows.append(cet_weights(name, fold, models[CONDITIONS[3]].parent / "selection", mined_d, full,
-                                       min_grade, args.debias_ratio))
+        teacher_best = add_teacher_scores(
+            {q: candidates_c[q] for q in train_queries},
+            train_queries,
+            observed,
+            doc_texts,
+            bi_encoder_teacher(model_a, args.max_length),
+        )
+        mined_c = mine(
+            train_queries,
+            observed,
+            candidates_c,
+            [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
+            mining,
+            doc_texts,
+            positive_teacher_scores=teacher_best,
+        )
+        models = {
+            CONDITIONS[0]: model_a,
+            CONDITIONS[1]: train(mined_b, "b"),
+            CONDITIONS[2]: train(mined_c, "c"),
+            CONDITIONS[3]: train(mined_d, "d", cet=True),
+        }
+        weight_rows.append(
+            cet_weights(
+                name, fold, models[CONDITIONS[3]].parent / "selection", mined_d, full, min_grade, args.debias_ratio
+            )
+        )
         per_condition_runs["BM25"].update({q: bm25_run[q] for q in test_queries})
         per_condition_runs["MiniLM untrained"].update({q: dense_run[q] for q in test_queries})
         for condition, model_dir in models.items():
-            per_condition_runs[condition].update(dense_run_of(model_dir, paths.corpus, test_queries, work, 100,
-                                                                 args.max_length))
+            per_condition_runs[condition].update(
+                dense_run_of(model_dir, paths.corpus, test_queries, work, 100, args.max_length)
+            )
         print(f"{name} fold {fold}: done", flush=True)
     evaluations = {c: evaluate(run, {q: full[q] for q in run}, measures) for c, run in per_condition_runs.items()}
     rows = []
@@ -179,9 +238,14 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                 p = paired_compare(m, CONDITIONS[1], baseline, condition, ev).p_value
                 row[f"p vs b, {m}"] = None if np.isnan(p) else round(p, 4)
         rows.append(row)
-    info = {"collection": name, "queries": len(judged), "with observed positive": len(observed),
-            "documents": len(doc_texts), "wall s": round(time.time() - started),
-            "CPU s": round(time.process_time() - cpu_started)}
+    info = {
+        "collection": name,
+        "queries": len(judged),
+        "with observed positive": len(observed),
+        "documents": len(doc_texts),
+        "wall s": round(time.time() - started),
+        "CPU s": round(time.process_time() - cpu_started),
+    }
     return rows, fn_rows, weight_rows, info
 
 
@@ -197,7 +261,9 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=3, help="negatives per query per step")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4, help="queries per step (small: more updates per CPU-second)")
+    parser.add_argument(
+        "--batch-size", type=int, default=4, help="queries per step (small: more updates per CPU-second)"
+    )
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128, help="token limit for training and encoding")
     # T = 2, the issue's default: the relevance model's weights, 1 + exp(s_sel / T), spread over
@@ -205,8 +271,12 @@ def main() -> None:
     # weights come from the bi-encoder's scores (cosine / 0.05, up to 20): up to e^10, which only
     # makes it learn mostly from the pairs the relevance model finds hardest.
     parser.add_argument("--debias-ratio", type=float, default=2.0)
-    parser.add_argument("--selection-lr", type=float, default=5e-2,
-                        help="the provenance MLP's learning rate (it must move within a few dozen steps)")
+    parser.add_argument(
+        "--selection-lr",
+        type=float,
+        default=5e-2,
+        help="the provenance MLP's learning rate (it must move within a few dozen steps)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.quick:
@@ -223,17 +293,27 @@ def main() -> None:
             weight_rows += collection_weights
             infos.append(info)
             # saved after every collection: a run stopped part-way keeps what it finished
-            params = {**vars(args), "cpu_seconds": round(time.process_time() - cpu_started, 1),
-                      "collections done": f"{done} of {len(names)}"}
-            save_result("pooling_bias_quick" if args.quick else "pooling_bias", rows,
-                        title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET "
-                              "(held-out folds, full qrels)",
-                        params=params, started=started,
-                        extra_tables={"False-negative rate of the mined negatives (full qrels)": fn_rows,
-                                      "CET: the trained selection model's pair weights, false vs true negatives "
-                                      "(full qrels)": weight_rows,
-                                      "Collections": infos},
-                        notes=NOTES)
+            params = {
+                **vars(args),
+                "cpu_seconds": round(time.process_time() - cpu_started, 1),
+                "collections done": f"{done} of {len(names)}",
+            }
+            save_result(
+                "pooling_bias_quick" if args.quick else "pooling_bias",
+                rows,
+                title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET "
+                "(held-out folds, full qrels)",
+                params=params,
+                started=started,
+                extra_tables={
+                    "False-negative rate of the mined negatives (full qrels)": fn_rows,
+                    "CET: the trained selection model's pair weights, false vs true negatives "
+                    "(full qrels)": weight_rows,
+                    "Collections": infos,
+                },
+                notes=NOTES,
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -52,8 +52,14 @@ class Workspace:
 
 def rankkit(*args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """`rankkit ARGS` with stdout and stderr piped (so stdout is not a terminal)."""
-    return subprocess.run([RANKKIT, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "100"})
+    return subprocess.run(
+        [RANKKIT, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "100"},
+    )
 
 
 def message(result: subprocess.CompletedProcess) -> str:
@@ -65,14 +71,20 @@ def message(result: subprocess.CompletedProcess) -> str:
     flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
     for marker in ("error:", "Error ", "warning:"):
         if marker in flat:
-            return flat[flat.index(marker):]
+            return flat[flat.index(marker) :]
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
     return f"(no error) {lines[-1]}" if lines else "(no output)"
 
 
 def row(group: str, case: str, result: subprocess.CompletedProcess, ws: Workspace, check: str = "") -> None:
-    entry = {"group": group, "input": case, "exit": result.returncode, "traceback": "Traceback" in result.stderr,
-             "message": ws.clean(message(result))[:400], "check": check}
+    entry = {
+        "group": group,
+        "input": case,
+        "exit": result.returncode,
+        "traceback": "Traceback" in result.stderr,
+        "message": ws.clean(message(result))[:400],
+        "check": check,
+    }
     ROWS.append(entry)
     print(f"[{entry['exit']}] {case}: {entry['message'][:160]} {check}", flush=True)
 
@@ -88,6 +100,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 # --- set-up --------------------------------------------------------------------------------------
 
+
 def build_indexes(ws: Workspace) -> tuple[Path, Path]:
     for kind in ("bm25", "dense"):
         result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", kind, "-o", ws / "indexes" / kind)
@@ -97,28 +110,68 @@ def build_indexes(ws: Workspace) -> tuple[Path, Path]:
 
 def write_runs(ws: Workspace, bm25: Path) -> tuple[Path, Path]:
     for k in (10, 50):
-        result = rankkit("search", "--index", bm25, "--queries", SAMPLE["queries.tsv"], "-o", ws / f"bm25.top{k}.trec",
-                         "-k", k, "--tag", "bm25")
+        result = rankkit(
+            "search",
+            "--index",
+            bm25,
+            "--queries",
+            SAMPLE["queries.tsv"],
+            "-o",
+            ws / f"bm25.top{k}.trec",
+            "-k",
+            k,
+            "--tag",
+            "bm25",
+        )
         assert result.returncode == 0, result.stderr
     return ws / "bm25.top10.trec", ws / "bm25.top50.trec"
 
 
 def mine_set(ws: Workspace, run50: Path) -> Path:
-    result = rankkit("mine", "--queries", SAMPLE["queries.tsv"], "--qrels", SAMPLE["qrels.txt"], "--corpus",
-                     SAMPLE["collection.tsv"], "--run", run50, "--max-rank", 50, "--count", 4, "-o", ws / "mined.jsonl")
+    result = rankkit(
+        "mine",
+        "--queries",
+        SAMPLE["queries.tsv"],
+        "--qrels",
+        SAMPLE["qrels.txt"],
+        "--corpus",
+        SAMPLE["collection.tsv"],
+        "--run",
+        run50,
+        "--max-rank",
+        50,
+        "--count",
+        4,
+        "-o",
+        ws / "mined.jsonl",
+    )
     assert result.returncode == 0, result.stderr
     return ws / "mined.jsonl"
 
 
 def train_args(ws: Workspace, mined: Path, output: Path, *extra: str | int) -> list[str | Path | int]:
-    return ["train", "biencoder", "--mined", mined, "--corpus", SAMPLE["collection.tsv"], "-o", output,
-            "--batch-size", 4, "--negatives", 2, *extra]
+    return [
+        "train",
+        "biencoder",
+        "--mined",
+        mined,
+        "--corpus",
+        SAMPLE["collection.tsv"],
+        "-o",
+        output,
+        "--batch-size",
+        4,
+        "--negatives",
+        2,
+        *extra,
+    ]
 
 
 def killed_during(args: list, appears: Callable[[], bool], timeout: float = 300) -> None:
     """Start `rankkit ARGS`, SIGKILL it as soon as `appears()` holds."""
-    process = subprocess.Popen([RANKKIT, *map(str, args)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [RANKKIT, *map(str, args)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + timeout
     while not appears() and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -128,14 +181,20 @@ def killed_during(args: list, appears: Callable[[], bool], timeout: float = 300)
 
 # --- the rows ------------------------------------------------------------------------------------
 
+
 def data_loss_rows(ws: Workspace, mined: Path) -> None:
     data = ws / "data"
     data.mkdir()
     shutil.copy(SAMPLE["collection.tsv"], data / "collection.tsv")
     before = snapshot(data)
     result = rankkit("index", "build", data / "collection.tsv", "--kind", "bm25", "-o", data, "--overwrite")
-    row("data loss", "index build -o DIR --overwrite, DIR the folder holding the corpus", result, ws,
-        unchanged(data, before))
+    row(
+        "data loss",
+        "index build -o DIR --overwrite, DIR the folder holding the corpus",
+        result,
+        ws,
+        unchanged(data, before),
+    )
 
     other = ws / "thesis"
     other.mkdir()
@@ -148,24 +207,55 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     assert rankkit(*train_args(ws, mined, trained, "--max-steps", 1)).returncode == 0
     model_before = snapshot(trained / "model")
     result = rankkit(*train_args(ws, mined, trained, "--max-steps", 1, "--overwrite", "--lr", "nan"))
-    row("data loss", "train --overwrite --lr nan over a trained model", result, ws,
-        "model " + unchanged(trained / "model", model_before))
-    result = rankkit(*train_args(ws, mined, trained, "--max-steps", 1, "--overwrite", "--dev-run",
-                                 ws / "missing.trec", "--dev-queries", SAMPLE["queries.tsv"], "--dev-qrels",
-                                 SAMPLE["qrels.txt"]))
-    row("data loss", "train --overwrite over a trained model, failing after the options parse (missing dev run)",
-        result, ws, "model " + unchanged(trained / "model", model_before))
+    row(
+        "data loss",
+        "train --overwrite --lr nan over a trained model",
+        result,
+        ws,
+        "model " + unchanged(trained / "model", model_before),
+    )
+    result = rankkit(
+        *train_args(
+            ws,
+            mined,
+            trained,
+            "--max-steps",
+            1,
+            "--overwrite",
+            "--dev-run",
+            ws / "missing.trec",
+            "--dev-queries",
+            SAMPLE["queries.tsv"],
+            "--dev-qrels",
+            SAMPLE["qrels.txt"],
+        )
+    )
+    row(
+        "data loss",
+        "train --overwrite over a trained model, failing after the options parse (missing dev run)",
+        result,
+        ws,
+        "model " + unchanged(trained / "model", model_before),
+    )
 
     resumed = ws / "resumed"
     args = train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1)
     killed_during(args, lambda: any((resumed / "checkpoints").glob("step-2")))
     checkpoint = sorted((resumed / "checkpoints").glob("step-*"))
-    result = rankkit(*train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1, "--lr", "1e-4",
-                                 "--seed", 1, "--negatives", 3))
-    row("data loss", f"SIGKILL at {checkpoint[-1].name if checkpoint else '?'}, rerun with other --lr --seed "
-        "--negatives", result, ws)
-    result = rankkit("train", "reranker", *train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every",
-                                                      1)[2:])
+    result = rankkit(
+        *train_args(
+            ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1, "--lr", "1e-4", "--seed", 1, "--negatives", 3
+        )
+    )
+    row(
+        "data loss",
+        f"SIGKILL at {checkpoint[-1].name if checkpoint else '?'}, rerun with other --lr --seed --negatives",
+        result,
+        ws,
+    )
+    result = rankkit(
+        "train", "reranker", *train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1)[2:]
+    )
     row("data loss", "the same checkpoint resumed by another trainer (reranker)", result, ws)
     state = sorted((resumed / "checkpoints").glob("step-*"))[-1] / "state.pt"
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
@@ -180,8 +270,13 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
     first_text = Path(SAMPLE["collection.tsv"]).read_text().splitlines()[0].split("\t", 1)[1]
     result = rankkit("search", "--index", ws / "indexes" / "bom", "--query", first_text[:200], "-k", 1)
     top = re.search(r"│\s+1\s+│\s+(\S+)", result.stdout)
-    row("cli", "corpus TSV with a UTF-8 BOM: index build, then search the first passage's text", result, ws,
-        f"top docid {top.group(1) if top else '?'!r}")
+    row(
+        "cli",
+        "corpus TSV with a UTF-8 BOM: index build, then search the first passage's text",
+        result,
+        ws,
+        f"top docid {top.group(1) if top else '?'!r}",
+    )
 
     queries_bom = ws / "queries-bom.tsv"
     queries_bom.write_bytes(b"\xef\xbb\xbf" + Path(SAMPLE["queries.tsv"]).read_bytes())
@@ -192,10 +287,26 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
 
     folder = ws / "a-folder"
     folder.mkdir()
-    for case, args in (("search -o DIR", ["search", "--index", bm25, "--queries", SAMPLE["queries.tsv"], "-o", folder]),
-                       ("mine -o DIR", ["mine", "--queries", SAMPLE["queries.tsv"], "--qrels", SAMPLE["qrels.txt"],
-                                        "--corpus", SAMPLE["collection.tsv"], "--run", run50, "-o", folder]),
-                       ("eval --json DIR", ["eval", run50, SAMPLE["qrels.txt"], "--json", folder])):
+    for case, args in (
+        ("search -o DIR", ["search", "--index", bm25, "--queries", SAMPLE["queries.tsv"], "-o", folder]),
+        (
+            "mine -o DIR",
+            [
+                "mine",
+                "--queries",
+                SAMPLE["queries.tsv"],
+                "--qrels",
+                SAMPLE["qrels.txt"],
+                "--corpus",
+                SAMPLE["collection.tsv"],
+                "--run",
+                run50,
+                "-o",
+                folder,
+            ],
+        ),
+        ("eval --json DIR", ["eval", run50, SAMPLE["qrels.txt"], "--json", folder]),
+    ):
         row("cli", f"{case}, DIR an existing folder", rankkit(*args), ws)
 
     qrels = ws / "qrels-huge.txt"
@@ -208,16 +319,38 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
         fields[4] = value
         run.write_text("\n".join([*lines[:3], " ".join(fields), *lines[4:]]) + "\n")
         row("cli", f"a run with {value} scores: eval", rankkit("eval", run, SAMPLE["qrels.txt"]), ws)
-    mine_args = ["mine", "--queries", SAMPLE["queries.tsv"], "--qrels", SAMPLE["qrels.txt"], "--corpus",
-                 SAMPLE["collection.tsv"], "-o", ws / "m.jsonl"]
-    row("cli", "mine --sampling simans over candidates with NaN scores (a run with nan)",
-        rankkit(*mine_args, "--run", ws / "run-nan.trec", "--sampling", "simans", "--max-rank", 50), ws)
-    row("cli", "mine --min-rank 50 --max-rank 10", rankkit(*mine_args, "--run", run50, "--min-rank", 50,
-                                                          "--max-rank", 10), ws)
+    mine_args = [
+        "mine",
+        "--queries",
+        SAMPLE["queries.tsv"],
+        "--qrels",
+        SAMPLE["qrels.txt"],
+        "--corpus",
+        SAMPLE["collection.tsv"],
+        "-o",
+        ws / "m.jsonl",
+    ]
+    row(
+        "cli",
+        "mine --sampling simans over candidates with NaN scores (a run with nan)",
+        rankkit(*mine_args, "--run", ws / "run-nan.trec", "--sampling", "simans", "--max-rank", 50),
+        ws,
+    )
+    row(
+        "cli",
+        "mine --min-rank 50 --max-rank 10",
+        rankkit(*mine_args, "--run", run50, "--min-rank", 50, "--max-rank", 10),
+        ws,
+    )
     result = rankkit(*mine_args, "--run", run50, "--min-rank", 60, "--max-rank", 100)
     stats = json.loads((ws / "m.stats.json").read_text()) if (ws / "m.stats.json").exists() else {}
-    row("cli", "mine --run RUN (depth 50) --min-rank 60 --max-rank 100", result, ws,
-        f"stats window_beyond_depth={stats.get('window_beyond_depth')}, negatives={stats.get('negatives')}")
+    row(
+        "cli",
+        "mine --run RUN (depth 50) --min-rank 60 --max-rank 100",
+        result,
+        ws,
+        f"stats window_beyond_depth={stats.get('window_beyond_depth')}, negatives={stats.get('negatives')}",
+    )
     for count in ("0", "-3"):
         row("cli", f"mine --count {count}", rankkit(*mine_args, "--run", run50, "--count", count), ws)
 
@@ -225,13 +358,21 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
     for option, value in (("--batch-size", "0"), ("--lr", "nan"), ("--grad-accum", "0")):
         row("cli", f"train {option} {value}", rankkit(*train_args(ws, mined, ws / "t", option, value)), ws)
     row("cli", "search --k1 -1 (BM25)", rankkit("search", "--index", bm25, "-q", "stars", "--k1", "-1"), ws)
-    row("cli", "hybrid search --weight -1", rankkit("search", "--index", bm25, "--index", dense, "-q", "stars",
-                                                    "--weight", "1", "--weight", "-1"), ws)
+    row(
+        "cli",
+        "hybrid search --weight -1",
+        rankkit("search", "--index", bm25, "--index", dense, "-q", "stars", "--weight", "1", "--weight", "-1"),
+        ws,
+    )
 
     spaced = ws / "spaced.tsv"
     spaced.write_text(Path(SAMPLE["collection.tsv"]).read_text() + "D 901\ta passage whose id has a space\n")
-    row("cli", "a docid with a space (D 901<TAB>text): index build",
-        rankkit("index", "build", spaced, "--kind", "bm25", "-o", ws / "indexes" / "spaced"), ws)
+    row(
+        "cli",
+        "a docid with a space (D 901<TAB>text): index build",
+        rankkit("index", "build", spaced, "--kind", "bm25", "-o", ws / "indexes" / "spaced"),
+        ws,
+    )
 
     swapped = ws / "minilm-swapped"
     shutil.copytree(resolve_model_dir("default"), swapped)
@@ -243,31 +384,69 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
     vocab = (swapped / "vocab.txt").read_text().splitlines()
     vocab[2000], vocab[2001] = vocab[2001], vocab[2000]
     (swapped / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    row("cli", "--model MiniLM with two vocabulary entries swapped (search a MiniLM index)",
-        rankkit("search", "--index", dense, "-q", "stars", "--model", swapped), ws)
+    row(
+        "cli",
+        "--model MiniLM with two vocabulary entries swapped (search a MiniLM index)",
+        rankkit("search", "--index", dense, "-q", "stars", "--model", swapped),
+        ws,
+    )
 
-    rerank = ["rerank", "--run", run50, "--queries", SAMPLE["queries.tsv"], "--corpus", SAMPLE["collection.tsv"],
-              "--model", "default", "-o", ws / "reranked.trec", "--depth", 10]
+    rerank = [
+        "rerank",
+        "--run",
+        run50,
+        "--queries",
+        SAMPLE["queries.tsv"],
+        "--corpus",
+        SAMPLE["collection.tsv"],
+        "--model",
+        "default",
+        "-o",
+        ws / "reranked.trec",
+        "--depth",
+        10,
+    ]
     row("cli", "rerank --model default (a bi-encoder: no trained scoring head)", rankkit(*rerank), ws)
     row("cli", "rerank --model default --allow-new-head", rankkit(*rerank, "--allow-new-head"), ws)
 
-    row("cli", "eval of runs of different depths (top-10 against top-50) at R@50",
-        rankkit("eval", run10, run50, SAMPLE["qrels.txt"], "-m", "R@50", "-m", "nDCG@10"), ws)
+    row(
+        "cli",
+        "eval of runs of different depths (top-10 against top-50) at R@50",
+        rankkit("eval", run10, run50, SAMPLE["qrels.txt"], "-m", "R@50", "-m", "nDCG@10"),
+        ws,
+    )
     long_run = ws / "run.bm25-with-a-long-descriptive-system-name-k1-0.9-b-0.4.trec"
     shutil.copy(run50, long_run)
-    result = rankkit("eval", long_run, SAMPLE["qrels.txt"], "-m", "AP(rel=2)", "-m", "R(rel=2)@1000", "-m",
-                     "nDCG@10", "-m", "P(rel=2)@5")
+    result = rankkit(
+        "eval",
+        long_run,
+        SAMPLE["qrels.txt"],
+        "-m",
+        "AP(rel=2)",
+        "-m",
+        "R(rel=2)@1000",
+        "-m",
+        "nDCG@10",
+        "-m",
+        "P(rel=2)@5",
+    )
     whole = long_run.name in result.stdout and "R(rel=2)@1000" in result.stdout and "…" not in result.stdout
-    row("cli", "rankkit eval ... | cat (stdout piped)", result, ws,
-        "names whole" if whole else "NAMES CUT")
+    row("cli", "rankkit eval ... | cat (stdout piped)", result, ws, "names whole" if whole else "NAMES CUT")
 
     stale = ws / "indexes"
-    killed_during(["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "-o", stale / "killed"],
-                  lambda: any(stale.glob(".killed.*.tmp")))
+    killed_during(
+        ["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "-o", stale / "killed"],
+        lambda: any(stale.glob(".killed.*.tmp")),
+    )
     left = len(list(stale.glob(".killed.*.tmp")))
     result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", "bm25", "-o", stale / "killed")
-    row("cli", "kill -9 during index build, then build the same name again", result, ws,
-        f"temporaries left by the kill: {left}; after the next build: {len(list(stale.glob('.killed.*.tmp')))}")
+    row(
+        "cli",
+        "kill -9 during index build, then build the same name again",
+        result,
+        ws,
+        f"temporaries left by the kill: {left}; after the next build: {len(list(stale.glob('.killed.*.tmp')))}",
+    )
 
 
 def index_rows(ws: Workspace, bm25: Path, dense: Path) -> None:
@@ -286,23 +465,38 @@ def index_rows(ws: Workspace, bm25: Path, dense: Path) -> None:
             manifest = json.loads((folder / "manifest.json").read_text())
             manifest.update(changes)
             (folder / "manifest.json").write_text(json.dumps(manifest))
+
         return apply
 
     def segment(folder: Path) -> Path:
         return max((p for p in (folder / "lucene").iterdir() if p.is_file()), key=lambda p: p.stat().st_size)
 
     damaged("FAISS file missing", dense, lambda f: (f / "index.faiss").unlink())
-    damaged("FAISS file truncated", dense, lambda f: (f / "index.faiss").write_bytes((f / "index.faiss").read_bytes()[:99]))
-    damaged("FAISS file garbage (same size)", dense,
-            lambda f: (f / "index.faiss").write_bytes(bytes((f / "index.faiss").stat().st_size)))
-    damaged("FAISS file garbage, old manifest without checksums", dense,
-            lambda f: ((f / "index.faiss").write_bytes(b"garbage" * 50), edit_manifest(files={})(f)))
+    damaged(
+        "FAISS file truncated", dense, lambda f: (f / "index.faiss").write_bytes((f / "index.faiss").read_bytes()[:99])
+    )
+    damaged(
+        "FAISS file garbage (same size)",
+        dense,
+        lambda f: (f / "index.faiss").write_bytes(bytes((f / "index.faiss").stat().st_size)),
+    )
+    damaged(
+        "FAISS file garbage, old manifest without checksums",
+        dense,
+        lambda f: ((f / "index.faiss").write_bytes(b"garbage" * 50), edit_manifest(files={})(f)),
+    )
     damaged("docids file missing", dense, lambda f: (f / "docids.txt").unlink())
-    damaged("Lucene segment file corrupt (zeroed, same size)", bm25,
-            lambda f: segment(f).write_bytes(bytes(segment(f).stat().st_size)))
+    damaged(
+        "Lucene segment file corrupt (zeroed, same size)",
+        bm25,
+        lambda f: segment(f).write_bytes(bytes(segment(f).stat().st_size)),
+    )
     damaged("Lucene segment file missing", bm25, lambda f: segment(f).unlink())
-    damaged("Lucene segments_N missing, old manifest", bm25,
-            lambda f: ([p.unlink() for p in (f / "lucene").glob("segments_*")], edit_manifest(files={})(f)))
+    damaged(
+        "Lucene segments_N missing, old manifest",
+        bm25,
+        lambda f: ([p.unlink() for p in (f / "lucene").glob("segments_*")], edit_manifest(files={})(f)),
+    )
     damaged("manifest kind dense over a BM25 folder", bm25, edit_manifest(kind="dense"))
     damaged("manifest kind bm25 over a dense folder", dense, edit_manifest(kind="bm25"))
     damaged("manifest document count 81 (index holds 80)", dense, edit_manifest(count=81))
@@ -312,14 +506,22 @@ def index_rows(ws: Workspace, bm25: Path, dense: Path) -> None:
 def fuzz(examples: int) -> dict:
     report = Path(tempfile.mkdtemp()) / "fuzz.json"
     started = time.time()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "tests/test_fuzz_readers.py"], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**os.environ, "RANKKIT_FUZZ_REPORT": str(report),
-                                 "RANKKIT_FUZZ_EXAMPLES": str(examples)})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_fuzz_readers.py"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RANKKIT_FUZZ_REPORT": str(report), "RANKKIT_FUZZ_EXAMPLES": str(examples)},
+    )
     counts = json.loads(report.read_text())
-    return {"pytest": result.stdout.strip().splitlines()[-1], "seconds": round(time.time() - started, 1),
-            "inputs": sum(counts["inputs"].values()), "parsed": sum(counts["parsed"].values()),
-            "crashes": sum(counts["crashes"].values()), "per_reader": counts}
+    return {
+        "pytest": result.stdout.strip().splitlines()[-1],
+        "seconds": round(time.time() - started, 1),
+        "inputs": sum(counts["inputs"].values()),
+        "parsed": sum(counts["parsed"].values()),
+        "crashes": sum(counts["crashes"].values()),
+        "per_reader": counts,
+    }
 
 
 def main() -> None:
@@ -339,19 +541,31 @@ def main() -> None:
         shutil.rmtree(ws.root, ignore_errors=True)
     fuzzed = fuzz(args.fuzz_examples)
     tracebacks = sum(r["traceback"] for r in ROWS)
-    per_reader = [{"reader input": name, "inputs": n, "parsed": fuzzed["per_reader"]["parsed"].get(name, 0),
-                   "crashes": fuzzed["per_reader"]["crashes"].get(name, 0)}
-                  for name, n in fuzzed["per_reader"]["inputs"].items()]
-    save_result("reliability", ROWS, title="Reliability: issue 13's CLI, data-loss and index rows, as run",
-                columns=["group", "input", "exit", "message", "check"],
-                params={"fuzz_examples_per_test": args.fuzz_examples},
-                extra_tables={"Fuzzing the readers (tests/test_fuzz_readers.py)": per_reader},
-                notes=[f"{len(ROWS)} commands run, {tracebacks} printed a traceback.",
-                       f"Fuzzing: {fuzzed['inputs']} inputs ({fuzzed['parsed']} parsed, the rest refused with "
-                       f"RankkitError), {fuzzed['crashes']} crashes, {fuzzed['seconds']} s; pytest: {fuzzed['pytest']}.",
-                       "exit 2: rankkit's user errors and Click's usage errors (range checks at parse time); "
-                       "$W is the scratch folder of the run."],
-                started=started)
+    per_reader = [
+        {
+            "reader input": name,
+            "inputs": n,
+            "parsed": fuzzed["per_reader"]["parsed"].get(name, 0),
+            "crashes": fuzzed["per_reader"]["crashes"].get(name, 0),
+        }
+        for name, n in fuzzed["per_reader"]["inputs"].items()
+    ]
+    save_result(
+        "reliability",
+        ROWS,
+        title="Reliability: issue 13's CLI, data-loss and index rows, as run",
+        columns=["group", "input", "exit", "message", "check"],
+        params={"fuzz_examples_per_test": args.fuzz_examples},
+        extra_tables={"Fuzzing the readers (tests/test_fuzz_readers.py)": per_reader},
+        notes=[
+            f"{len(ROWS)} commands run, {tracebacks} printed a traceback.",
+            f"Fuzzing: {fuzzed['inputs']} inputs ({fuzzed['parsed']} parsed, the rest refused with "
+            f"RankkitError), {fuzzed['crashes']} crashes, {fuzzed['seconds']} s; pytest: {fuzzed['pytest']}.",
+            "exit 2: rankkit's user errors and Click's usage errors (range checks at parse time); "
+            "$W is the scratch folder of the run.",
+        ],
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from typing import Any, Callable
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-
 from common import save_result  # noqa: E402
+
 from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
 
 HOST = "127.0.0.1"  # loopback only
@@ -51,6 +51,7 @@ def parse_args() -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------ servers
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -61,8 +62,9 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
     environment = {**os.environ, "COLUMNS": "200", **(env or {})}
     if not env or "RANKKIT_API_KEY" not in env:
         environment.pop("RANKKIT_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "rankkit.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "rankkit.cli", *args], capture_output=True, text=True, timeout=timeout, env=environment
+    )
 
 
 class Server:
@@ -72,8 +74,12 @@ class Server:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         env.pop("RANKKIT_API_KEY", None)
         with open(log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "serve", *args, "--host", HOST,
-                                             "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rankkit.cli", "serve", *args, "--host", HOST, "--port", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -118,6 +124,7 @@ def build_sample_indexes(work: Path) -> dict[str, Path]:
 
 # ------------------------------------------------------------------------------------ probes
 
+
 def describe(response: httpx.Response) -> str:
     try:
         error = response.json().get("error")
@@ -149,8 +156,10 @@ def status_line(answer: bytes) -> str:
 
 
 def post_request(port: int, body: bytes, extra: bytes = b"", path: bytes = b"/search") -> bytes:
-    return (b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nX-API-Key: %s\r\n"
-            b"Content-Length: %d\r\n%s\r\n%s" % (path, HOST.encode(), port, KEY.encode(), len(body), extra, body))
+    return (
+        b"POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\nX-API-Key: %s\r\n"
+        b"Content-Length: %d\r\n%s\r\n%s" % (path, HOST.encode(), port, KEY.encode(), len(body), extra, body)
+    )
 
 
 def seconds_until_closed(port: int, trickle: bytes | None, limit_s: float = 120) -> str:
@@ -181,12 +190,15 @@ def seconds_until_closed(port: int, trickle: bytes | None, limit_s: float = 120)
 
 def metric(url: str, endpoint: str, status: int) -> int:
     text = httpx.get(url + "/metrics", headers={"X-API-Key": KEY}).text
-    found = re.search(rf'^rankkit_requests_total{{endpoint="{re.escape(endpoint)}",status="{status}"}} (\d+)$', text, re.M)
+    found = re.search(
+        rf'^rankkit_requests_total{{endpoint="{re.escape(endpoint)}",status="{status}"}} (\d+)$', text, re.M
+    )
     return int(found.group(1)) if found else 0
 
 
 async def concurrent_with_one_poisoned(url: str, port: int, normal: int) -> str:
     """`normal` searches and one lone-surrogate search at the same moment, each on its own connection."""
+
     async def one(body: bytes) -> tuple[int, str]:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
@@ -205,21 +217,38 @@ async def concurrent_with_one_poisoned(url: str, port: int, normal: int) -> str:
     poisoned = results.pop(normal // 2)
     innocent_failed = sum(1 for status, _ in results if status != 200)
     dropped = sum(1 for _, error in results if error)
-    return (f"poisoned: {poisoned[0]}; innocent: {normal - innocent_failed} of {normal} answered 200, "
-            f"{innocent_failed} failed, {dropped} dropped connections")
+    return (
+        f"poisoned: {poisoned[0]}; innocent: {normal - innocent_failed} of {normal} answered 200, "
+        f"{innocent_failed} failed, {dropped} dropped connections"
+    )
 
 
 def shutdown_row(paths: dict[str, Path], work: Path, grace: float) -> str:
     """8 concurrent /rerank of 256 passages, SIGTERM while they run, --graceful-timeout `grace`."""
-    server = Server(["--index", str(paths["dense"]), "--reranker", str(paths["reranker"]), "--api-key", KEY,
-                     "--graceful-timeout", str(grace)], work / "shutdown.log")
-    passages = [{"text": f"passage {i} about the colour of the sky at dusk and the scattering of light " * 3}
-                for i in range(256)]
+    server = Server(
+        [
+            "--index",
+            str(paths["dense"]),
+            "--reranker",
+            str(paths["reranker"]),
+            "--api-key",
+            KEY,
+            "--graceful-timeout",
+            str(grace),
+        ],
+        work / "shutdown.log",
+    )
+    passages = [
+        {"text": f"passage {i} about the colour of the sky at dusk and the scattering of light " * 3}
+        for i in range(256)
+    ]
 
     async def run() -> tuple[list[str], float, float]:
         async with httpx.AsyncClient(base_url=server.url, headers={"X-API-Key": KEY}, timeout=600) as client:
-            tasks = [asyncio.ensure_future(client.post("/rerank", json={"query": SKY, "passages": passages}))
-                     for _ in range(8)]
+            tasks = [
+                asyncio.ensure_future(client.post("/rerank", json={"query": SKY, "passages": passages}))
+                for _ in range(8)
+            ]
             await asyncio.sleep(1.0)
             server.process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
@@ -236,27 +265,53 @@ def shutdown_row(paths: dict[str, Path], work: Path, grace: float) -> str:
 
     outcomes, answered, exited = asyncio.run(run())
     counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
-    return (f"grace {grace:g} s: {', '.join(f'{n} x {o}' for o, n in counts.items())}; all answered "
-            f"{answered:.1f} s after SIGTERM; process exited after {exited:.1f} s with {server.process.returncode}")
+    return (
+        f"grace {grace:g} s: {', '.join(f'{n} x {o}' for o, n in counts.items())}; all answered "
+        f"{answered:.1f} s after SIGTERM; process exited after {exited:.1f} s with {server.process.returncode}"
+    )
 
 
 def schemathesis_row(url: str, work: Path, examples: int, seconds: int) -> tuple[str, dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
-            f"{url}/openapi.json", "--checks", "all", "--max-examples", str(examples), "--max-time", str(seconds),
-            "--workers", "1", "--seed", "13", "--generation-database", "none", "-H", f"X-API-Key: {KEY}"]
+    args = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(examples),
+        "--max-time",
+        str(seconds),
+        "--workers",
+        "1",
+        "--seed",
+        "13",
+        "--generation-database",
+        "none",
+        "-H",
+        f"X-API-Key: {KEY}",
+    ]
     done = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=seconds + 600)
     (work / "schemathesis.out").write_text(done.stdout + done.stderr)
     generated = re.search(r"(\d+) generated", done.stdout)
     failures = re.findall(r"^\s*❌ (.+?): (\d+)$", done.stdout, re.M)
-    facts = {"cases": int(generated.group(1)) if generated else None, "exit": done.returncode,
-             "failures": {name: int(n) for name, n in failures}, "server_errors_5xx": done.stdout.count("Server error")}
-    summary = (f"{facts['cases']} cases (every check, seed 13), exit {done.returncode}, "
-               + (", ".join(f"{n} x {name}" for name, n in failures) or "0 failures"))
+    facts = {
+        "cases": int(generated.group(1)) if generated else None,
+        "exit": done.returncode,
+        "failures": {name: int(n) for name, n in failures},
+        "server_errors_5xx": done.stdout.count("Server error"),
+    }
+    summary = f"{facts['cases']} cases (every check, seed 13), exit {done.returncode}, " + (
+        ", ".join(f"{n} x {name}" for name, n in failures) or "0 failures"
+    )
     return summary, facts
 
 
 # ------------------------------------------------------------------------------------ main
+
 
 def main() -> None:
     args = parse_args()
@@ -264,8 +319,19 @@ def main() -> None:
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
     paths = build_sample_indexes(work)
-    server = Server(["--index", str(paths["dense"]), "--index", str(paths["bm25"]), "--reranker",
-                     str(paths["reranker"]), "--api-key", KEY], work / "main.log")
+    server = Server(
+        [
+            "--index",
+            str(paths["dense"]),
+            "--index",
+            str(paths["bm25"]),
+            "--reranker",
+            str(paths["reranker"]),
+            "--api-key",
+            KEY,
+        ],
+        work / "main.log",
+    )
     url, port = server.url, server.port
     http = httpx.Client(base_url=url, headers={"X-API-Key": KEY}, timeout=120)
     rows: list[dict[str, str]] = []
@@ -278,12 +344,18 @@ def main() -> None:
     json_headers = {"Content-Type": "application/json"}
     try:
         for mode in ("dense", "bm25"):
-            row(f'POST /search {{"query": "stars \\ud800"}} ({mode})', "500 unexpected TypeError / UnicodeEncodeError",
-                lambda mode=mode: describe(http.post("/search", content=SURROGATE_SEARCH % mode.encode(),
-                                                     headers=json_headers)))
-        row("30 normal dense queries and that one at the same moment",
+            row(
+                f'POST /search {{"query": "stars \\ud800"}} ({mode})',
+                "500 unexpected TypeError / UnicodeEncodeError",
+                lambda mode=mode: describe(
+                    http.post("/search", content=SURROGATE_SEARCH % mode.encode(), headers=json_headers)
+                ),
+            )
+        row(
+            "30 normal dense queries and that one at the same moment",
             "up to 102 of 150 innocent queries 500, 12 keep-alive connections dropped",
-            lambda: asyncio.run(concurrent_with_one_poisoned(url, port, 30)))
+            lambda: asyncio.run(concurrent_with_one_poisoned(url, port, 30)),
+        )
 
         def deep_rerank() -> str:
             tic = time.perf_counter()
@@ -297,15 +369,26 @@ def main() -> None:
                 before = server.rss_mb()
                 answer = status_line(raw(port, post_request(port, b'{"query": "sky"}', extra)))
                 return f"{answer}; server RSS {before:.0f} -> {server.rss_mb():.0f} MB"
+
             return probe
 
-        row("one 64 MB request header", "200, +130 MB server memory",
-            huge_header(b"X-Big: " + b"a" * 64_000_000 + b"\r\n"))
+        row(
+            "one 64 MB request header",
+            "200, +130 MB server memory",
+            huge_header(b"X-Big: " + b"a" * 64_000_000 + b"\r\n"),
+        )
         row("10,000 request headers", "200", huge_header(b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))))
-        row("a 20 kB header (arrives in one read)", "(not in the issue)", huge_header(b"X-Big: " + b"a" * 20_000 + b"\r\n"))
+        row(
+            "a 20 kB header (arrives in one read)",
+            "(not in the issue)",
+            huge_header(b"X-Big: " + b"a" * 20_000 + b"\r\n"),
+        )
         row("a socket that never sends", "held open indefinitely", lambda: seconds_until_closed(port, None))
-        row("headers trickled one line every 0.5 s", "held open indefinitely",
-            lambda: seconds_until_closed(port, b"POST /search HTTP/1.1\r\n"))
+        row(
+            "headers trickled one line every 0.5 s",
+            "held open indefinitely",
+            lambda: seconds_until_closed(port, b"POST /search HTTP/1.1\r\n"),
+        )
 
         def serve_refused(*flags: str, env: dict[str, str] | None = None) -> Callable[[], str]:
             def probe() -> str:
@@ -314,68 +397,139 @@ def main() -> None:
                 usage = re.search(r"Invalid value for [^│\n]*", done.stderr)  # Typer's boxed usage error
                 lines = [usage.group(0).strip()] if usage else done.stderr.strip().splitlines()
                 bound = "Uvicorn running" in done.stdout + done.stderr
-                return (f"exit {done.returncode}, {'bound the port' if bound else 'before binding'}, "
-                        f"{'traceback' if 'Traceback' in done.stderr else 'no traceback'}: "
-                        f"{lines[-1] if len(lines) == 1 else ' '.join(lines)[:300]}")
+                return (
+                    f"exit {done.returncode}, {'bound the port' if bound else 'before binding'}, "
+                    f"{'traceback' if 'Traceback' in done.stderr else 'no traceback'}: "
+                    f"{lines[-1] if len(lines) == 1 else ' '.join(lines)[:300]}"
+                )
+
             return probe
 
-        row('--api-key ""', "authentication silently off", serve_refused("--index", str(paths["dense"]), "--api-key", ""))
-        row("empty RANKKIT_API_KEY", "authentication silently off",
-            serve_refused("--index", str(paths["dense"]), env={"RANKKIT_API_KEY": ""}))
-        row("a non-ASCII --api-key", "can never match (always 401)",
-            serve_refused("--index", str(paths["dense"]), "--api-key", "clé"))
-        row("serve --index DENSE_INDEX --index DENSE_INDEX (issue 13: --bm25-index DENSE_INDEX; the kind is now "
-            "read from each manifest)", "binds, prints a traceback, stays up half-broken",
-            serve_refused("--index", str(paths["dense"]), "--index", str(paths["dense"])))
-        row("/health (unauthenticated)", "shows absolute server paths",
-            lambda: f"{httpx.get(url + '/health').text} (contains a path: "
-                    f"{'yes' if str(work) in httpx.get(url + '/health').text else 'no'})")
-        row("serve --port 70000", "says :70000, listens on 4464", serve_refused("--index", str(paths["dense"]),
-                                                                               "--port", "70000"))
-        for body, label in (({"query": SKY, "k": "10"}, 'k: "10"'), ({"query": SKY, "k": True}, "k: true"),
-                            ({"query": SKY, "rerank": "yes"}, 'rerank: "yes"')):
+        row(
+            '--api-key ""',
+            "authentication silently off",
+            serve_refused("--index", str(paths["dense"]), "--api-key", ""),
+        )
+        row(
+            "empty RANKKIT_API_KEY",
+            "authentication silently off",
+            serve_refused("--index", str(paths["dense"]), env={"RANKKIT_API_KEY": ""}),
+        )
+        row(
+            "a non-ASCII --api-key",
+            "can never match (always 401)",
+            serve_refused("--index", str(paths["dense"]), "--api-key", "clé"),
+        )
+        row(
+            "serve --index DENSE_INDEX --index DENSE_INDEX (issue 13: --bm25-index DENSE_INDEX; the kind is now "
+            "read from each manifest)",
+            "binds, prints a traceback, stays up half-broken",
+            serve_refused("--index", str(paths["dense"]), "--index", str(paths["dense"])),
+        )
+        row(
+            "/health (unauthenticated)",
+            "shows absolute server paths",
+            lambda: (
+                f"{httpx.get(url + '/health').text} (contains a path: "
+                f"{'yes' if str(work) in httpx.get(url + '/health').text else 'no'})"
+            ),
+        )
+        row(
+            "serve --port 70000",
+            "says :70000, listens on 4464",
+            serve_refused("--index", str(paths["dense"]), "--port", "70000"),
+        )
+        for body, label in (
+            ({"query": SKY, "k": "10"}, 'k: "10"'),
+            ({"query": SKY, "k": True}, "k: true"),
+            ({"query": SKY, "rerank": "yes"}, 'rerank: "yes"'),
+        ):
             row(label, "200 (lenient coercion)", lambda body=body: describe(http.post("/search", json=body)))
-        row("POST /health", "415", lambda: f"{describe(httpx.post(url + '/health'))}, Allow: "
-                                           f"{httpx.post(url + '/health').headers.get('allow')}")
-        row("GET /search", "405 without Allow", lambda: f"{describe(http.get('/search'))}, Allow: "
-                                                        f"{http.get('/search').headers.get('allow')}")
+        row(
+            "POST /health",
+            "415",
+            lambda: (
+                f"{describe(httpx.post(url + '/health'))}, Allow: {httpx.post(url + '/health').headers.get('allow')}"
+            ),
+        )
+        row(
+            "GET /search",
+            "405 without Allow",
+            lambda: f"{describe(http.get('/search'))}, Allow: {http.get('/search').headers.get('allow')}",
+        )
 
         def half_close() -> str:
             before = metric(url, "/search", 200)
             answer = raw(port, post_request(port, b'{"query": "why is the sky blue", "k": 2}'), half_close=True)
             delivered = answer.startswith(b"HTTP/1.1 200") and b'"hits"' in answer
-            return (f"{status_line(answer)} {'delivered' if delivered else 'NOT delivered'}; /metrics 200 count "
-                    f"+{metric(url, '/search', 200) - before - 0}")
+            return (
+                f"{status_line(answer)} {'delivered' if delivered else 'NOT delivered'}; /metrics 200 count "
+                f"+{metric(url, '/search', 200) - before - 0}"
+            )
 
-        row("a client that half-closes (SHUT_WR) after a complete POST /search",
-            "no response reaches it, yet /metrics counts a 200", half_close)
-        row("a zero-width-only query", "200 with hits",
-            lambda: describe(http.post("/search", json={"query": "\u200b\u200b"})))
-        row("Content-Type: text/plain; x=json", "422 (substring check)",
-            lambda: describe(http.post("/search", content=b'{"query": "sky"}',
-                                       headers={"Content-Type": "text/plain; x=json"})))
-        row("page and /docs headers", "(issue 13, Deliver 1) no CSP, no nosniff, Swagger UI from a CDN", lambda: (
-            f"/: {httpx.get(url + '/').headers.get('content-security-policy', 'NO CSP')[:60]}...; nosniff "
-            f"{httpx.get(url + '/').headers.get('x-content-type-options')}; /docs loads from a CDN: "
-            f"{'yes' if 'https://' in httpx.get(url + '/docs').text else 'no'}"))
+        row(
+            "a client that half-closes (SHUT_WR) after a complete POST /search",
+            "no response reaches it, yet /metrics counts a 200",
+            half_close,
+        )
+        row(
+            "a zero-width-only query",
+            "200 with hits",
+            lambda: describe(http.post("/search", json={"query": "\u200b\u200b"})),
+        )
+        row(
+            "Content-Type: text/plain; x=json",
+            "422 (substring check)",
+            lambda: describe(
+                http.post("/search", content=b'{"query": "sky"}', headers={"Content-Type": "text/plain; x=json"})
+            ),
+        )
+        row(
+            "page and /docs headers",
+            "(issue 13, Deliver 1) no CSP, no nosniff, Swagger UI from a CDN",
+            lambda: (
+                f"/: {httpx.get(url + '/').headers.get('content-security-policy', 'NO CSP')[:60]}...; nosniff "
+                f"{httpx.get(url + '/').headers.get('x-content-type-options')}; /docs loads from a CDN: "
+                f"{'yes' if 'https://' in httpx.get(url + '/docs').text else 'no'}"
+            ),
+        )
         fuzz_summary, fuzz = schemathesis_row(url, work / "schemathesis", args.fuzz_examples, args.fuzz_seconds)
-        rows.append({"input": "schemathesis against /openapi.json", "reported (issue 13)":
-                     "336 cases, 0 5xx, 13 findings", "now (measured)": fuzz_summary})
+        rows.append(
+            {
+                "input": "schemathesis against /openapi.json",
+                "reported (issue 13)": "336 cases, 0 5xx, 13 findings",
+                "now (measured)": fuzz_summary,
+            }
+        )
         print(fuzz_summary, flush=True)
     finally:
         http.close()
         server.stop()
-    rows.append({"input": "SIGTERM while 8 x /rerank of 256 passages run past the grace",
-                 "reported (issue 13)": "2 answered; 6 plain-text 500 at +30 s; process lingered ~159 s",
-                 "now (measured)": shutdown_row(paths, work, args.grace)})
+    rows.append(
+        {
+            "input": "SIGTERM while 8 x /rerank of 256 passages run past the grace",
+            "reported (issue 13)": "2 answered; 6 plain-text 500 at +30 s; process lingered ~159 s",
+            "now (measured)": shutdown_row(paths, work, args.grace),
+        }
+    )
     print(rows[-1]["now (measured)"], flush=True)
-    save_result(args.name, rows, title="Server reliability: issue 13's server rows, measured",
-                params={"fuzz_examples": args.fuzz_examples, "fuzz_seconds": args.fuzz_seconds,
-                        "grace_s": args.grace, "model": "all-MiniLM-L6-v2 (dense); same model as a "
-                        "cross-encoder with a random head (reranker)", "corpus": "bundled sample (80 passages)"},
-                notes=[f"schemathesis: {json.dumps(fuzz)}",
-                       "every 'now' cell was measured against a real `rankkit serve` on 127.0.0.1 by this script"],
-                started=started)
+    save_result(
+        args.name,
+        rows,
+        title="Server reliability: issue 13's server rows, measured",
+        params={
+            "fuzz_examples": args.fuzz_examples,
+            "fuzz_seconds": args.fuzz_seconds,
+            "grace_s": args.grace,
+            "model": "all-MiniLM-L6-v2 (dense); same model as a cross-encoder with a random head (reranker)",
+            "corpus": "bundled sample (80 passages)",
+        },
+        notes=[
+            f"schemathesis: {json.dumps(fuzz)}",
+            "every 'now' cell was measured against a real `rankkit serve` on 127.0.0.1 by this script",
+        ],
+        started=started,
+    )
 
 
 if __name__ == "__main__":

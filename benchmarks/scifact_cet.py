@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import machine_facts, save_result  # type: ignore[import-not-found]
 from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, dense_search, scifact_setup  # type: ignore[import-not-found]
 
@@ -50,8 +49,9 @@ from rankkit.train.selection import ProvenanceScorer
 CONDITIONS = ("naive", "denoise", "CET")
 
 
-def teacher_scores(teacher: str, candidates: Candidates, queries: dict[str, str], qrels,
-                   doc_texts: dict[str, str]) -> dict[str, float]:
+def teacher_scores(
+    teacher: str, candidates: Candidates, queries: dict[str, str], qrels, doc_texts: dict[str, str]
+) -> dict[str, float]:
     """Set each candidate's teacher_score (the teacher's cosine); returns each query's best
     positive score. Every document is encoded once."""
     ids = {qid: [c.docid for c in candidates[qid]] + sorted(qrels[qid]) for qid in queries if qid in candidates}
@@ -62,7 +62,7 @@ def teacher_scores(teacher: str, candidates: Candidates, queries: dict[str, str]
             continue
         for candidate, score in zip(found, scores[qid]):
             candidate.teacher_score = float(score)
-        best[qid] = float(scores[qid][len(found):].max())
+        best[qid] = float(scores[qid][len(found) :].max())
     return best
 
 
@@ -75,8 +75,15 @@ def cet_weight_rows(selection_dir: Path, mined_cet: MinedSet, mined_denoised: Mi
         docids = [n.docid for n in q.negatives]
         for docid, w in zip(docids, 1.0 + np.exp(selection.score_documents(q.qid, [], docids, []) / ratio)):
             weights["kept by the teacher" if (q.qid, docid) in kept else "dropped by the teacher"].append(float(w))
-    return [{"negatives": name, "count": len(values), "mean CET weight": round(float(np.mean(values)), 3) if values else None,
-             "median": round(float(np.median(values)), 3) if values else None} for name, values in weights.items()]
+    return [
+        {
+            "negatives": name,
+            "count": len(values),
+            "mean CET weight": round(float(np.mean(values)), 3) if values else None,
+            "median": round(float(np.median(values)), 3) if values else None,
+        }
+        for name, values in weights.items()
+    ]
 
 
 def main() -> None:
@@ -107,23 +114,47 @@ def main() -> None:
     naive = mine(train_queries, train_qrels, candidates_from_run(dense_run, "dense"), window, mining, doc_texts)
     candidates = candidates_from_run(dense_run, "dense")
     positive_best = teacher_scores(args.teacher, candidates, train_queries, train_qrels, doc_texts)
-    denoised = mine(train_queries, train_qrels, candidates,
-                    [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
-                    mining, doc_texts, positive_teacher_scores=positive_best)
+    denoised = mine(
+        train_queries,
+        train_qrels,
+        candidates,
+        [RankWindow(1, args.window), MarginFilter(0.0, field="teacher_score"), TopN(args.count)],
+        mining,
+        doc_texts,
+        positive_teacher_scores=positive_best,
+    )
     with_provenance = with_pooling_provenance(naive, bm25_run, "bm25")
     measures = resolve_measures(None, MEASURES)
-    evaluations = {name: evaluate({q: h for q, h in run.items() if q in dev_queries}, dev_qrels, measures)
-                   for name, run in (("BM25", bm25_run), ("MiniLM untrained", dense_run))}
+    evaluations = {
+        name: evaluate({q: h for q, h in run.items() if q in dev_queries}, dev_qrels, measures)
+        for name, run in (("BM25", bm25_run), ("MiniLM untrained", dense_run))
+    }
     timings, models = {}, {}
     for condition, mined in zip(CONDITIONS, (naive, denoised, with_provenance)):
-        config = TrainConfig(output=str(CACHE / "cet" / condition), epochs=args.epochs, batch_size=args.batch_size,
-                             negatives=args.negatives, lr=args.lr, seed=args.seed, precision=TRAIN_PRECISION,
-                             overwrite=True)
+        config = TrainConfig(
+            output=str(CACHE / "cet" / condition),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            negatives=args.negatives,
+            lr=args.lr,
+            seed=args.seed,
+            precision=TRAIN_PRECISION,
+            overwrite=True,
+        )
         clock = time.time()
         if condition == "CET":
-            folder = train_cet(mined, doc_texts, config, CETConfig(
-                relevance="bi-encoder", selection="provenance", debias_ratio=args.debias_ratio,
-                selection_lr=args.selection_lr, temperature=args.temperature))
+            folder = train_cet(
+                mined,
+                doc_texts,
+                config,
+                CETConfig(
+                    relevance="bi-encoder",
+                    selection="provenance",
+                    debias_ratio=args.debias_ratio,
+                    selection_lr=args.selection_lr,
+                    temperature=args.temperature,
+                ),
+            )
             models[condition] = folder / "relevance"
         else:
             models[condition] = train_biencoder(mined, doc_texts, config, temperature=args.temperature, loss="pairwise")
@@ -143,19 +174,30 @@ def main() -> None:
                 row[f"{m} p vs naive"] = round(comparison.p_value, 4)
         row["train_s"] = timings.get(name)
         rows.append(row)
-    mined_rows = [{"MinedSet": name, "queries": m.stats["queries_mined"], "negatives": m.stats["negatives"]}
-                  for name, m in (("naive / CET", naive), ("denoise", denoised))]
-    save_result("scifact_cet", rows, title="SciFact: naive dense negatives vs teacher-denoised vs CET (train -> dev)",
-                params={**vars(args), "load_average": machine_facts()["load_average"]}, started=started,
-                extra_tables={"MinedSets": mined_rows,
-                              "CET's pair weights for the naive negatives the teacher drops and keeps":
-                                  cet_weight_rows(models["CET"].parent / "selection", with_provenance, denoised,
-                                                  args.debias_ratio)},
-                notes=["Same loss (pairwise softmax), schedule, negatives per step and seed for the three; CET adds "
-                       "its pair weights from a provenance selection model (BM25 rank and score of each document).",
-                       "Read on SciFact dev (100 queries, never mined or trained on): full-corpus retrieval with the "
-                       "trained model (bf16, FAISS Flat); p: two-sided paired t-test against naive.",
-                       "SciFact has no complete judgments, so the false negatives among the mined ones are unknown."])
+    mined_rows = [
+        {"MinedSet": name, "queries": m.stats["queries_mined"], "negatives": m.stats["negatives"]}
+        for name, m in (("naive / CET", naive), ("denoise", denoised))
+    ]
+    save_result(
+        "scifact_cet",
+        rows,
+        title="SciFact: naive dense negatives vs teacher-denoised vs CET (train -> dev)",
+        params={**vars(args), "load_average": machine_facts()["load_average"]},
+        started=started,
+        extra_tables={
+            "MinedSets": mined_rows,
+            "CET's pair weights for the naive negatives the teacher drops and keeps": cet_weight_rows(
+                models["CET"].parent / "selection", with_provenance, denoised, args.debias_ratio
+            ),
+        },
+        notes=[
+            "Same loss (pairwise softmax), schedule, negatives per step and seed for the three; CET adds "
+            "its pair weights from a provenance selection model (BM25 rank and score of each document).",
+            "Read on SciFact dev (100 queries, never mined or trained on): full-corpus retrieval with the "
+            "trained model (bf16, FAISS Flat); p: two-sided paired t-test against naive.",
+            "SciFact has no complete judgments, so the false negatives among the mined ones are unknown.",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -38,9 +38,9 @@ from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.eval.measures import Evaluation
 from rankkit.index.bm25 import build_bm25_index
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
+from rankkit.mining.minedset import MinedSet
 from rankkit.mining.recipe import MiningRecipe
 from rankkit.mining.run import run_mining
-from rankkit.mining.minedset import MinedSet
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
 from rankkit.train.biencoder import train_biencoder
@@ -123,25 +123,53 @@ def dense_search(corpus: Path, model: str | Path, index_dir: Path, queries: dict
 def train_minedset(paths_root: Path, runs: tuple[Path, Path], min_rank: int, count: int) -> Path:
     out = CACHE / f"train-r{min_rank}-c{count}.jsonl"
     if not out.is_file():
-        run_mining(MiningRecipe(queries=str(paths_root / "queries.jsonl"), qrels=str(paths_root / "qrels" / "train.tsv"),
-                                corpus=str(paths_root / "corpus.jsonl"), output=str(out),
-                                runs=tuple(str(r) for r in runs), depth=DEPTH, min_rank=min_rank, max_rank=DEPTH,
-                                count=count))
+        run_mining(
+            MiningRecipe(
+                queries=str(paths_root / "queries.jsonl"),
+                qrels=str(paths_root / "qrels" / "train.tsv"),
+                corpus=str(paths_root / "corpus.jsonl"),
+                output=str(out),
+                runs=tuple(str(r) for r in runs),
+                depth=DEPTH,
+                min_rank=min_rank,
+                max_rank=DEPTH,
+                count=count,
+            )
+        )
     return out
 
 
-def grid_row(point: GridPoint, mined_path: Path, corpus: Path, doc_texts: dict[str, str],
-             dev_queries: dict[str, str], dev_qrels, baseline: Evaluation, measures, seed: int) -> dict:
+def grid_row(
+    point: GridPoint,
+    mined_path: Path,
+    corpus: Path,
+    doc_texts: dict[str, str],
+    dev_queries: dict[str, str],
+    dev_qrels,
+    baseline: Evaluation,
+    measures,
+    seed: int,
+) -> dict:
     cached = CACHE / "rows" / f"{point.key}-s{seed}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     out = CACHE / "models" / f"{point.key}-s{seed}"
     started = time.time()
-    model_dir = train_biencoder(MinedSet.read(mined_path), doc_texts,
-                                TrainConfig(output=str(out), epochs=point.epochs, batch_size=point.batch_size,
-                                            negatives=point.negatives, lr=point.lr, seed=seed,
-                                            precision=TRAIN_PRECISION, overwrite=True),
-                                temperature=point.temperature)
+    model_dir = train_biencoder(
+        MinedSet.read(mined_path),
+        doc_texts,
+        TrainConfig(
+            output=str(out),
+            epochs=point.epochs,
+            batch_size=point.batch_size,
+            negatives=point.negatives,
+            lr=point.lr,
+            seed=seed,
+            precision=TRAIN_PRECISION,
+            overwrite=True,
+        ),
+        temperature=point.temperature,
+    )
     train_s = time.time() - started
     started = time.time()
     index_dir = CACHE / "indexes" / f"{point.key}-s{seed}"
@@ -150,15 +178,23 @@ def grid_row(point: GridPoint, mined_path: Path, corpus: Path, doc_texts: dict[s
     encode_s = time.time() - started
     write_run(run, CACHE / "runs" / f"{point.key}-s{seed}.trec", tag=point.key)
     evaluation = evaluate(run, dev_qrels, measures)
-    row: dict = {"config": point.key, "seed": seed, "lr": point.lr, "epochs": point.epochs,
-                 "negatives": point.negatives, "temperature": point.temperature, "batch_size": point.batch_size}
+    row: dict = {
+        "config": point.key,
+        "seed": seed,
+        "lr": point.lr,
+        "epochs": point.epochs,
+        "negatives": point.negatives,
+        "temperature": point.temperature,
+        "batch_size": point.batch_size,
+    }
     for name in MEASURES:
         comparison = paired_compare(name, "untrained", baseline, point.key, evaluation)
         row[name] = round(evaluation.aggregate[name], 4)
         row[f"{name} diff"] = round(comparison.mean_difference, 4)
         row[f"{name} p"] = comparison.p_value
-    row.update(train_s=round(train_s, 1), encode_search_s=round(encode_s, 1),
-               load_average=machine_facts()["load_average"])
+    row.update(
+        train_s=round(train_s, 1), encode_search_s=round(encode_s, 1), load_average=machine_facts()["load_average"]
+    )
     cached.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(cached) as handle:
         json.dump(row, handle, indent=2)
@@ -179,30 +215,53 @@ def main() -> None:
     data = scifact_setup(args.threads)
     root, paths, dev_queries, dev_qrels, runs = data.root, data.paths, data.dev_queries, data.dev_qrels, data.runs
     measures = resolve_measures(None, MEASURES)
-    baselines = {name: evaluate({q: h for q, h in read_run(path).items() if q in dev_queries}, dev_qrels, measures)
-                 for name, path in zip(("bm25", "untrained MiniLM"), runs)}
+    baselines = {
+        name: evaluate({q: h for q, h in read_run(path).items() if q in dev_queries}, dev_qrels, measures)
+        for name, path in zip(("bm25", "untrained MiniLM"), runs)
+    }
     mined_path = train_minedset(root, runs, args.min_rank, args.count)
     doc_texts = read_doc_texts(paths.corpus)
     rows = [{"config": name, **{m: round(ev.aggregate[m], 4) for m in MEASURES}} for name, ev in baselines.items()]
     for text in args.grid:
         for seed in args.seeds:
-            row = grid_row(GridPoint.parse(text), mined_path, paths.corpus, doc_texts, dev_queries, dev_qrels,
-                           baselines["untrained MiniLM"], measures, seed)
+            row = grid_row(
+                GridPoint.parse(text),
+                mined_path,
+                paths.corpus,
+                doc_texts,
+                dev_queries,
+                dev_qrels,
+                baselines["untrained MiniLM"],
+                measures,
+                seed,
+            )
             print(json.dumps(row))
             rows.append(row)
     mined_stats = json.loads(mined_path.with_suffix(".stats.json").read_text())
-    save_result(args.name, rows, title="SciFact: bi-encoder fine-tuned on train, read on dev (full-corpus retrieval)",
-                params={"min_rank": args.min_rank, "count": args.count, "depth": DEPTH, "threads": args.threads,
-                        "mined_queries": mined_stats.get("queries_mined"), "mined_negatives": mined_stats.get("negatives")},
-                notes=["Train: qrels/train.tsv (709 queries); read: qrels/dev.tsv (100 queries), never mined or trained on.",
-                       "Negatives: BM25 and untrained-MiniLM top-100 candidates of each train query, ranks "
-                       f"{args.min_rank}..{DEPTH}, top {args.count} after dropping labelled positives and duplicates "
-                       "of their text; each training group samples `negatives` of them.",
-                       "Loss: InfoNCE over in-batch positives and the batch's mined negatives (rankkit train biencoder).",
-                       "Read: corpus re-encoded with the trained model in bf16, FAISS Flat, top 100 of each dev query.",
-                       "diff / p: mean per-query difference and two-sided paired t-test against untrained MiniLM.",
-                       "train_s: wall seconds of training on this CPU (2 cores); encode_search_s: corpus + dev queries."],
-                started=started)
+    save_result(
+        args.name,
+        rows,
+        title="SciFact: bi-encoder fine-tuned on train, read on dev (full-corpus retrieval)",
+        params={
+            "min_rank": args.min_rank,
+            "count": args.count,
+            "depth": DEPTH,
+            "threads": args.threads,
+            "mined_queries": mined_stats.get("queries_mined"),
+            "mined_negatives": mined_stats.get("negatives"),
+        },
+        notes=[
+            "Train: qrels/train.tsv (709 queries); read: qrels/dev.tsv (100 queries), never mined or trained on.",
+            "Negatives: BM25 and untrained-MiniLM top-100 candidates of each train query, ranks "
+            f"{args.min_rank}..{DEPTH}, top {args.count} after dropping labelled positives and duplicates "
+            "of their text; each training group samples `negatives` of them.",
+            "Loss: InfoNCE over in-batch positives and the batch's mined negatives (rankkit train biencoder).",
+            "Read: corpus re-encoded with the trained model in bf16, FAISS Flat, top 100 of each dev query.",
+            "diff / p: mean per-query difference and two-sided paired t-test against untrained MiniLM.",
+            "train_s: wall seconds of training on this CPU (2 cores); encode_search_s: corpus + dev queries.",
+        ],
+        started=started,
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ def bi_encoder_rerank(model: str | Path, run: Run, queries: dict[str, str], doc_
     """The run's candidates rescored by a bi-encoder's cosine (each document encoded once)."""
     candidates = {qid: [h.docid for h in hits[:DEPTH]] for qid, hits in run.items()}
     scores = dot_product_scores(BiEncoder(model, precision="bf16"), queries, candidates, doc_texts)
-    return {qid: sorted((Hit(d, float(s)) for d, s in zip(candidates[qid], scores[qid])), key=lambda h: -h.score)
-            for qid in candidates}
+    return {
+        qid: sorted((Hit(d, float(s)) for d, s in zip(candidates[qid], scores[qid])), key=lambda h: -h.score)
+        for qid in candidates
+    }
 
 
 def main() -> None:
@@ -68,14 +70,25 @@ def main() -> None:
         seconds["fine-tuned bi-encoder"] = {"rerank_s": round(time.time() - clock, 1)}
     out = CACHE / f"reranker-lr{args.lr:g}-ep{args.epochs}-neg{args.negatives}-bs{args.batch_size}"
     clock = time.time()
-    model_dir = train_reranker(MinedSet.read(mined_path), doc_texts,
-                               TrainConfig(output=str(out), epochs=args.epochs, batch_size=args.batch_size,
-                                           negatives=args.negatives, lr=args.lr, seed=args.seed,
-                                           precision=TRAIN_PRECISION, overwrite=True))
+    model_dir = train_reranker(
+        MinedSet.read(mined_path),
+        doc_texts,
+        TrainConfig(
+            output=str(out),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            negatives=args.negatives,
+            lr=args.lr,
+            seed=args.seed,
+            precision=TRAIN_PRECISION,
+            overwrite=True,
+        ),
+    )
     train_s = time.time() - clock
     clock = time.time()
-    runs["cross-encoder (fine-tuned)"] = rerank_run(bm25, dev_queries, doc_texts,
-                                                    CrossEncoder(model_dir, precision="bf16"), DEPTH)
+    runs["cross-encoder (fine-tuned)"] = rerank_run(
+        bm25, dev_queries, doc_texts, CrossEncoder(model_dir, precision="bf16"), DEPTH
+    )
     seconds["cross-encoder (fine-tuned)"] = {"train_s": round(train_s, 1), "rerank_s": round(time.time() - clock, 1)}
     write_run(runs["cross-encoder (fine-tuned)"], out / "dev-reranked.trec", tag="ce")
     measures = resolve_measures(None, MEASURES)
@@ -90,16 +103,22 @@ def main() -> None:
                 row[f"p vs {baseline}"] = round(comparison.p_value, 4)
         rows.append({**row, **seconds.get(name, {})})
         print(json.dumps(rows[-1]), flush=True)
-    save_result("scifact_reranker", rows, title="SciFact dev: rerankers over BM25's top 100",
-                params=vars(args), started=started,
-                notes=["Cross-encoder: all-MiniLM-L6-v2's encoder with a new scoring head, listwise softmax over "
-                       "(positive, `negatives` mined negatives) per train query (rankkit train reranker); scored "
-                       "in bf16.",
-                       "MinedSet: benchmarks/scifact_finetune.py's (train split only; BM25 + untrained dense "
-                       "candidates).",
-                       "Bi-encoders rescore the same BM25 candidates by cosine; R@100 is the same for every row by "
-                       "construction (same 100 candidates).",
-                       "p: two-sided paired t-test on nDCG@10 over the 100 dev queries."])
+    save_result(
+        "scifact_reranker",
+        rows,
+        title="SciFact dev: rerankers over BM25's top 100",
+        params=vars(args),
+        started=started,
+        notes=[
+            "Cross-encoder: all-MiniLM-L6-v2's encoder with a new scoring head, listwise softmax over "
+            "(positive, `negatives` mined negatives) per train query (rankkit train reranker); scored "
+            "in bf16.",
+            "MinedSet: benchmarks/scifact_finetune.py's (train split only; BM25 + untrained dense candidates).",
+            "Bi-encoders rescore the same BM25 candidates by cosine; R@100 is the same for every row by "
+            "construction (same 100 candidates).",
+            "p: two-sided paired t-test on nDCG@10 over the 100 dev queries.",
+        ],
+    )
 
 
 if __name__ == "__main__":

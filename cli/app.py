@@ -20,8 +20,12 @@ from rankkit.cli.serve import query, serve
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-app = typer.Typer(help="rankkit: neural retrieval and ranking.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="rankkit: neural retrieval and ranking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 app.add_typer(index.app, name="index")
 app.add_typer(cet.app, name="cet")
 app.add_typer(train.app, name="train")

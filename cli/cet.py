@@ -12,8 +12,9 @@ from rankkit.cli.groups import Only, with_options
 from rankkit.cli.options import AT_LEAST_1
 from rankkit.options import Runtime
 
-app = typer.Typer(help="CET: false-negative estimates from trained relevance and selection models.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="CET: false-negative estimates from trained relevance and selection models.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -43,5 +44,7 @@ def suspects(
     write_suspects(ranked, output, {q.qid: q.query for q in mined_set.queries}, doc_texts, judgments)
     print(f"wrote the top {len(ranked)} suspects to {output}")
     if judgments is not None:
-        print(f"precision of the top {len(ranked)} suspects against the full qrels: "
-              f"{suspect_precision(ranked, judgments, min_grade):.4f}")
+        print(
+            f"precision of the top {len(ranked)} suspects against the full qrels: "
+            f"{suspect_precision(ranked, judgments, min_grade):.4f}"
+        )

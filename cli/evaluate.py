@@ -40,27 +40,39 @@ def depth_warning(names: Sequence[str], runs: Sequence[Run], measures: Sequence)
     listed = ", ".join(f"{name}: {depth}" for name, depth in zip(names, depths))
     shallow = [i for i, depth in enumerate(depths) if depth == shallowest]
     which, has = " and ".join(names[i] for i in shallow), "has" if len(shallow) == 1 else "have"
-    head = (f"the runs differ in depth (hits per query at most: {listed}); {', '.join(map(str, beyond))} count ranks "
-            f"beyond {shallowest}, where {which} {has} no hits, so their differences come partly from depth")
+    head = (
+        f"the runs differ in depth (hits per query at most: {listed}); {', '.join(map(str, beyond))} count ranks "
+        f"beyond {shallowest}, where {which} {has} no hits, so their differences come partly from depth"
+    )
     full = [sum(len(hits) == shallowest for hits in runs[i].values()) for i in shallow]
     if all(2 * count <= len(runs[i]) for count, i in zip(full, shallow)):  # most queries stop short of the depth
-        return (f"{head}. {which} {has} fewer hits than the cutoff because the retriever matched fewer documents "
-                f"(at most {shallowest} for any query, fewer for most), not because of -k: a deeper search adds none. "
-                f"Fix: compare with cutoffs up to {shallowest}")
+        return (
+            f"{head}. {which} {has} fewer hits than the cutoff because the retriever matched fewer documents "
+            f"(at most {shallowest} for any query, fewer for most), not because of -k: a deeper search adds none. "
+            f"Fix: compare with cutoffs up to {shallowest}"
+        )
     largest = max(m.params["cutoff"] for m in beyond)
-    return (f"{head}. Fix: if {which} was searched with -k {shallowest}, search it again with -k {max(largest, deepest)}; "
-            f"else compare with cutoffs up to {shallowest}")
+    return (
+        f"{head}. Fix: if {which} was searched with -k {shallowest}, search it again with -k {max(largest, deepest)}; "
+        f"else compare with cutoffs up to {shallowest}"
+    )
 
 
 @friendly_errors
 def evaluate(
     paths: List[str] = typer.Argument(..., help="RUN [RUN ...] QRELS: TREC runs, then the qrels (file or irds:<id>)."),
     preset: Optional[Preset] = typer.Option(
-        None, help="Measures: msmarco (RR@10, R@1000) or trec-dl (nDCG@10, AP(rel=2), R(rel=2)@1000). Default: msmarco, "
-                   "unless -m is given."),
+        None,
+        help="Measures: msmarco (RR@10, R@1000) or trec-dl (nDCG@10, AP(rel=2), R(rel=2)@1000). Default: msmarco, "
+        "unless -m is given.",
+    ),
     measure: Optional[List[str]] = typer.Option(
-        None, "--measure", "-m", help="Any ir-measures name, e.g. P@5; repeatable. Alone, -m replaces the default "
-                                      "preset's measures (msmarco: RR@10, R@1000); with --preset, adds to them."),
+        None,
+        "--measure",
+        "-m",
+        help="Any ir-measures name, e.g. P@5; repeatable. Alone, -m replaces the default "
+        "preset's measures (msmarco: RR@10, R@1000); with --preset, adds to them.",
+    ),
     per_query: bool = typer.Option(False, help="Also print per-query values."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write all figures as JSON here."),
 ) -> None:
@@ -77,11 +89,17 @@ def evaluate(
     *run_paths, qrels_path = paths
     measures = resolve_measures(preset.value if preset else None if measure else DEFAULT_PRESET, measure or [])
     if preset is None and not measure:
-        stderr.print(f"measures: {', '.join(map(str, measures))} (the {DEFAULT_PRESET} preset; choose others with "
-                     "--preset or -m)", highlight=False, soft_wrap=True)
+        stderr.print(
+            f"measures: {', '.join(map(str, measures))} (the {DEFAULT_PRESET} preset; choose others with "
+            "--preset or -m)",
+            highlight=False,
+            soft_wrap=True,
+        )
     qrels = read_qrels(qrels_path)
-    names = [Path(p).name if Path(p).name not in [Path(q).name for q in run_paths[:i]] else p
-             for i, p in enumerate(run_paths)]
+    names = [
+        Path(p).name if Path(p).name not in [Path(q).name for q in run_paths[:i]] else p
+        for i, p in enumerate(run_paths)
+    ]
     runs = [read_run(p) for p in run_paths]
     evaluations = [evaluate_run(run, qrels, measures) for run in runs]
     warning = depth_warning(names, runs, measures)
@@ -94,8 +112,11 @@ def evaluate(
             console.print(f"[yellow]{name}: {len(ev.missing_queries)} judged queries have no hits and score 0[/]")
         if per_query:
             console.print(per_query_table(name, ev))
-    comparisons = [paired_compare(m, names[0], evaluations[0], name, ev)
-                   for name, ev in zip(names[1:], evaluations[1:]) for m in evaluations[0].measures]
+    comparisons = [
+        paired_compare(m, names[0], evaluations[0], name, ev)
+        for name, ev in zip(names[1:], evaluations[1:])
+        for m in evaluations[0].measures
+    ]
     if comparisons:
         console.print(comparison_table(comparisons))
     if json_out is not None:

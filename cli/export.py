@@ -16,10 +16,12 @@ app = typer.Typer(help="Write collections in other tools' layouts.", no_args_is_
 @app.command()
 @friendly_errors
 def beir(
-    data: Optional[Path] = typer.Argument(None, help="Collection folder (collection.tsv, queries.tsv, qrels.txt); "
-                                                     "default: the bundled sample."),
-    output: Path = typer.Option(..., "--output", "-o", help="BEIR folder to write (corpus.jsonl, queries.jsonl, "
-                                                            "qrels/SPLIT.tsv)."),
+    data: Optional[Path] = typer.Argument(
+        None, help="Collection folder (collection.tsv, queries.tsv, qrels.txt); default: the bundled sample."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="BEIR folder to write (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)."
+    ),
     split: str = typer.Option("test", help="Name of the qrels split the folder's qrels.txt becomes."),
     overwrite: bool = typer.Option(False, help="Replace OUTPUT (only a BEIR folder) once the new folder is complete."),
 ) -> None:

@@ -74,8 +74,11 @@ def _plain(value: Any) -> Any:
 
 def is_option_group(cls: Any) -> bool:
     """Whether `cls` is a config dataclass with command-line options."""
-    return dataclasses.is_dataclass(cls) and isinstance(cls, type) and any(
-        option_spec(f) or is_option_group(_hints(cls).get(f.name)) for f in dataclasses.fields(cls))
+    return (
+        dataclasses.is_dataclass(cls)
+        and isinstance(cls, type)
+        and any(option_spec(f) or is_option_group(_hints(cls).get(f.name)) for f in dataclasses.fields(cls))
+    )
 
 
 @functools.cache
@@ -129,8 +132,9 @@ def _shown_default(default: Any) -> str | bool:
     return str(default)
 
 
-def _parameter(field_name: str, annotation: Any, spec: OptionSpec, default: Any, required: bool,
-               panel: str | None) -> inspect.Parameter:
+def _parameter(
+    field_name: str, annotation: Any, spec: OptionSpec, default: Any, required: bool, panel: str | None
+) -> inspect.Parameter:
     """The Typer parameter of a field, named after its long flag (--pl-temperature: pl_temperature)."""
     flags = spec.flags or (f"--{field_name.replace('_', '-')}",)
     name = flags[0][2:].replace("-", "_")
@@ -146,12 +150,15 @@ def _parameter(field_name: str, annotation: Any, spec: OptionSpec, default: Any,
     shown = False if required or spec.hidden_default else _shown_default(default)
     if spec.argument:
         argument = typer.Argument(... if required else None, help=help_text, show_default=shown, callback=callback)
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=argument,
-                                 annotation=value_type if required else cli_type)
-    typer_option = typer.Option(... if required else None, *flags, help=help_text, show_default=shown,
-                                rich_help_panel=panel, callback=callback)
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer_option,
-                             annotation=value_type if required else cli_type)
+        return inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=argument, annotation=value_type if required else cli_type
+        )
+    typer_option = typer.Option(
+        ... if required else None, *flags, help=help_text, show_default=shown, rich_help_panel=panel, callback=callback
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=typer_option, annotation=value_type if required else cli_type
+    )
 
 
 def _expand(cls: type, default: Any, only: tuple[str, ...] | None, parameters: list[inspect.Parameter]) -> _Slot:
@@ -161,24 +168,38 @@ def _expand(cls: type, default: Any, only: tuple[str, ...] | None, parameters: l
         if only is not None and field.name not in only:
             continue
         spec = option_spec(field)
-        field_default = (getattr(default, field.name) if default is not None else
-                         field.default if field.default is not dataclasses.MISSING else
-                         field.default_factory() if field.default_factory is not dataclasses.MISSING else None)
+        field_default = (
+            getattr(default, field.name)
+            if default is not None
+            else field.default
+            if field.default is not dataclasses.MISSING
+            else field.default_factory()
+            if field.default_factory is not dataclasses.MISSING
+            else None
+        )
         if spec is None:
             if is_option_group(hints[field.name]):
                 slot.nested[field.name] = _expand(hints[field.name], field_default, None, parameters)
             continue
-        required = (default is None and field.default is dataclasses.MISSING
-                    and field.default_factory is dataclasses.MISSING)
+        required = (
+            default is None and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
         parameter = _parameter(field.name, hints[field.name], spec, field_default, required, _panel(cls, field.name))
         parameters.append(parameter)
         slot.options[parameter.name] = field.name
     file_spec: OptionSpec | None = getattr(cls, "options_file", None)
     if only is None and file_spec is not None:
         name = file_spec.flags[0][2:].replace("-", "_")
-        parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                                            default=typer.Option(None, *file_spec.flags, help=file_spec.help,
-                                                                 rich_help_panel=getattr(cls, "panel", None))))
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                annotation=Optional[Path],
+                default=typer.Option(
+                    None, *file_spec.flags, help=file_spec.help, rich_help_panel=getattr(cls, "panel", None)
+                ),
+            )
+        )
         slot.options_file = name
     return slot
 
@@ -225,8 +246,11 @@ def _groups_of(slot: _Slot, only: set[str] | None = None) -> list[type]:
     """The option groups a slot draws its options from: the classes in its config's bases that
     declare options of their own, and those of its nested groups."""
     used = set(slot.options.values())
-    found = [klass for klass in slot.cls.__mro__ if "panel" in klass.__dict__
-             and used & set(klass.__dict__.get("__annotations__", {}))]
+    found = [
+        klass
+        for klass in slot.cls.__mro__
+        if "panel" in klass.__dict__ and used & set(klass.__dict__.get("__annotations__", {}))
+    ]
     return found + [group for nested in slot.nested.values() for group in _groups_of(nested)]
 
 
@@ -254,6 +278,8 @@ def option_groups_markdown(app: typer.Typer) -> str:
         flags = [(option_spec(f).flags or (f"--{f.name.replace('_', '-')}",))[0] for f in own if option_spec(f)]
         if getattr(group, "options_file", None) is not None:
             flags.append(group.options_file.flags[0])
-        rows.append(f"| {group.panel} | `{group.__module__}.{group.__qualname__}` | {' '.join(flags)} | "
-                    f"{', '.join(f'`{c}`' for c in commands)} |")
+        rows.append(
+            f"| {group.panel} | `{group.__module__}.{group.__qualname__}` | {' '.join(flags)} | "
+            f"{', '.join(f'`{c}`' for c in commands)} |"
+        )
     return "\n".join(rows) + "\n"

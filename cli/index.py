@@ -28,8 +28,10 @@ def build(config: IndexBuild) -> None:
 
     manifest, out = build_index(config)
     if "shard" in manifest.settings:
-        console.print(f"built shard {shard_of(manifest)} [bold]{out}[/] with {manifest.count} documents; merge the shards "
-               "with `rankkit index merge`")
+        console.print(
+            f"built shard {shard_of(manifest)} [bold]{out}[/] with {manifest.count} documents; merge the shards "
+            "with `rankkit index merge`"
+        )
         return
     console.print(f"built {manifest.kind} index [bold]{out}[/] with {manifest.count} documents ({manifest.index_type})")
 
@@ -44,10 +46,13 @@ def merge(config: IndexMerge) -> None:
     from rankkit.index.shards import merge_dense_shards
 
     build = DenseBuildConfig(factory=config.factory, save_embeddings=config.save_embeddings)
-    manifest = merge_dense_shards([Path(shard) for shard in config.shards], Path(config.output), build,
-                                  config.overwrite)
-    console.print(f"built {manifest.kind} index [bold]{config.output}[/] with {manifest.count} documents "
-           f"({manifest.index_type}) from {len(config.shards)} shards")
+    manifest = merge_dense_shards(
+        [Path(shard) for shard in config.shards], Path(config.output), build, config.overwrite
+    )
+    console.print(
+        f"built {manifest.kind} index [bold]{config.output}[/] with {manifest.count} documents "
+        f"({manifest.index_type}) from {len(config.shards)} shards"
+    )
 
 
 @app.command()

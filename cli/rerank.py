@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import typer
 
 from rankkit.cli.errors import friendly_errors
@@ -23,8 +24,9 @@ def rerank(
     depth: int = typer.Option(100, callback=AT_LEAST_1, help="Rerank this many top hits per query."),
     tag: str = typer.Option("rerank", help="Run tag."),
     runtime: Runtime = Runtime(),
-    allow_new_head: bool = typer.Option(False, help="Rerank even with a model that has no trained scoring head "
-                                                    "(a new random one: arbitrary scores)."),
+    allow_new_head: bool = typer.Option(
+        False, help="Rerank even with a model that has no trained scoring head (a new random one: arbitrary scores)."
+    ),
 ) -> None:
     """Rerank a run with a cross-encoder, writing a TREC run."""
     from rankkit.data.corpus import read_doc_texts
@@ -35,13 +37,20 @@ def rerank(
 
     cross_encoder = CrossEncoder(model, device=runtime.device, precision=runtime.precision)
     if cross_encoder.new_head and not allow_new_head:
-        raise RankkitError(f"{model}: has no trained scoring head (it is not a cross-encoder), so a new random "
-                           "head would score the passages and the ranking would be arbitrary. Fix: train one with "
-                           "`rankkit train reranker --model MODEL`, pass a cross-encoder folder, or --allow-new-head")
+        raise RankkitError(
+            f"{model}: has no trained scoring head (it is not a cross-encoder), so a new random "
+            "head would score the passages and the ranking would be arbitrary. Fix: train one with "
+            "`rankkit train reranker --model MODEL`, pass a cross-encoder folder, or --allow-new-head"
+        )
     candidates = read_run(run)
     needed = {h.docid for hits in candidates.values() for h in hits[:depth]}
-    reranked = rerank_run(candidates, read_queries(queries), read_doc_texts(corpus, docids=needed),
-                          cross_encoder, depth,
-                          show_progress=True)
+    reranked = rerank_run(
+        candidates,
+        read_queries(queries),
+        read_doc_texts(corpus, docids=needed),
+        cross_encoder,
+        depth,
+        show_progress=True,
+    )
     write_run(reranked, output, tag=tag)
     print(f"wrote the reranked run to {output}")

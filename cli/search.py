@@ -21,13 +21,15 @@ from rankkit.retrieve.options import BM25Params, DenseQuery
 def search(
     index: List[Path] = typer.Option(..., "--index", "-i", help="Index folder; give two or more for hybrid."),
     query: Optional[str] = typer.Option(None, "--query", "-q", help="One query, answered as a table."),
-    queries: Optional[str] = typer.Option(None, help="Queries file (TSV, TREC topics or BEIR queries.jsonl) or "
-                                                     "irds:<id>."),
+    queries: Optional[str] = typer.Option(
+        None, help="Queries file (TSV, TREC topics or BEIR queries.jsonl) or irds:<id>."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="TREC run to write."),
     k: int = typer.Option(10, "--k", "-k", callback=AT_LEAST_1, help="Hits per query."),
     tag: str = typer.Option("rankkit", help="Run tag (last column of the TREC run)."),
-    weight: Optional[List[float]] = typer.Option(None, callback=NON_NEGATIVE, help="Hybrid: one weight per --index (instead of "
-                                                                   "--fusion and --alpha)."),
+    weight: Optional[List[float]] = typer.Option(
+        None, callback=NON_NEGATIVE, help="Hybrid: one weight per --index (instead of --fusion and --alpha)."
+    ),
     dense: DenseQuery = DenseQuery(),
     bm25: BM25Params = BM25Params(),
     fusion: FusionConfig = FusionConfig(),
@@ -38,8 +40,10 @@ def search(
     from rankkit.retrieve import open_retriever
 
     if (query is None) == (queries is None):
-        raise RankkitError("give exactly one of --query TEXT or --queries FILE. "
-                           "Fix: pass --query 'some text' for one query, or --queries FILE -o RUN_FILE for many")
+        raise RankkitError(
+            "give exactly one of --query TEXT or --queries FILE. "
+            "Fix: pass --query 'some text' for one query, or --queries FILE -o RUN_FILE for many"
+        )
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
     retriever = open_retriever(index, dense, bm25, fusion, weight)
@@ -56,8 +60,12 @@ def search(
         for column in ("rank", "docid", "score", "text") if found.texts else ("rank", "docid", "score"):
             table.add_column(column, justify="right" if column in ("rank", "score") else "left")
         for rank, hit in enumerate(hits, start=1):
-            table.add_row(str(rank), Text(hit.docid), f"{hit.score:.4f}",
-                          *([Text(shorten(found.texts.get(hit.docid, "")))] if found.texts else []))
+            table.add_row(
+                str(rank),
+                Text(hit.docid),
+                f"{hit.score:.4f}",
+                *([Text(shorten(found.texts.get(hit.docid, "")))] if found.texts else []),
+            )
         stdout_console().print(table)
         if found.warning:
             stderr.print(f"[yellow]warning:[/] {escape(found.warning)}", highlight=False, soft_wrap=True)

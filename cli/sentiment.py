@@ -13,8 +13,9 @@ from rankkit.cli.groups import Only, with_options
 from rankkit.options import Runtime
 from rankkit.sentiment.config import AdaptConfig, ReviewColumns, SentimentConfig
 
-app = typer.Typer(help="Review sentiment: train, evaluate and apply classifiers (code-mixed text welcome).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Review sentiment: train, evaluate and apply classifiers (code-mixed text welcome).", no_args_is_help=True
+)
 console = Console(highlight=False, soft_wrap=True)
 
 TextColumn = Annotated[ReviewColumns, Only("text_column", "strict")]  # what unlabelled reviews need
@@ -46,9 +47,13 @@ def train(
     labelled = _read(reviews, columns)
     val_reviews = _read(val, columns) if val else None
     extra = _read(unlabeled, columns, labelled=False) if unlabeled else None
-    folder = train_sentiment(labelled.texts, labelled.labels, config,
-                             (val_reviews.texts, val_reviews.labels) if val_reviews else None,
-                             extra.texts if extra else ())
+    folder = train_sentiment(
+        labelled.texts,
+        labelled.labels,
+        config,
+        (val_reviews.texts, val_reviews.labels) if val_reviews else None,
+        extra.texts if extra else (),
+    )
     console.print(f"model saved in {folder}")
     if val_reviews:
         import json
@@ -62,9 +67,12 @@ def train(
 def adapt(
     config: AdaptConfig,
     columns: TextColumn,
-    reviews: List[Path] = typer.Option(..., help="Reviews to adapt on (CSV or JSONL, the text column only); repeat "
-                                                 "for several files, e.g. the training and the unlabelled reviews "
-                                                 "(never the reviews you evaluate on)."),
+    reviews: List[Path] = typer.Option(
+        ...,
+        help="Reviews to adapt on (CSV or JSONL, the text column only); repeat "
+        "for several files, e.g. the training and the unlabelled reviews "
+        "(never the reviews you evaluate on).",
+    ),
 ) -> None:
     """Adapt an encoder to the reviews' language (masked-LM training on unlabelled text) before `train`."""
     from rankkit.sentiment.adapt import adapt_encoder
@@ -82,8 +90,9 @@ def evaluate(
     runtime: Runtime,
     model: Path = SENTIMENT_MODEL,
     reviews: Path = typer.Option(..., help="Labelled reviews (CSV or JSONL)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Folder for metrics.json and roc.png, pr.png, reliability.png."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Folder for metrics.json and roc.png, pr.png, reliability.png."
+    ),
 ) -> None:
     """Accuracy, macro-F1, per-class P/R/F1, AUROC, AUPRC (with the positive prior), confusion, ECE; plots."""
     import json

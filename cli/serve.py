@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -44,8 +43,9 @@ def query(
     k: int = typer.Option(10, "--k", "-k", min=1, help="Hits to show."),
     mode: Optional[str] = typer.Option(None, help="bm25, dense or hybrid (default: the server's first)."),
     rerank: bool = typer.Option(False, help="Rerank the hits with the server's cross-encoder."),
-    api_key: Optional[str] = typer.Option(None, envvar=API_KEY_ENV, show_envvar=True,
-                                          help="The server's API key (X-API-Key)."),
+    api_key: Optional[str] = typer.Option(
+        None, envvar=API_KEY_ENV, show_envvar=True, help="The server's API key (X-API-Key)."
+    ),
 ) -> None:
     """Query a running rankkit server and print the hits."""
     from rankkit.serve.client import Client

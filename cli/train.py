@@ -24,9 +24,9 @@ app = typer.Typer(help="Fine-tune a ranker on a MinedSet: one sub-command per tr
 def biencoder(
     data: TrainData,
     config: TrainConfig,
-    loss: Literal["infonce", "pairwise"] = typer.Option("infonce", help="infonce (in-batch and mined negatives) "
-                                                                        "or pairwise (CET's loss without its "
-                                                                        "weights)."),
+    loss: Literal["infonce", "pairwise"] = typer.Option(
+        "infonce", help="infonce (in-batch and mined negatives) or pairwise (CET's loss without its weights)."
+    ),
     temperature: float = typer.Option(0.05, callback=POSITIVE, help="Score temperature (scores = cosine / T)."),
 ) -> None:
     """Fine-tune a bi-encoder (sentence-transformers model) on mined negatives."""
@@ -43,8 +43,9 @@ def biencoder(
 def reranker(
     data: TrainData,
     config: TrainConfig,
-    loss: Literal["softmax", "bce"] = typer.Option("softmax", help="softmax (listwise; pairwise with one negative) "
-                                                                   "or bce (pointwise)."),
+    loss: Literal["softmax", "bce"] = typer.Option(
+        "softmax", help="softmax (listwise; pairwise with one negative) or bce (pointwise)."
+    ),
 ) -> None:
     """Fine-tune a cross-encoder reranker on mined negatives (a new scoring head when the model has none)."""
     from rankkit.train import train_reranker

@@ -18,8 +18,14 @@ from rankkit.retrieve.options import DenseQuery
 app = typer.Typer(help="Tune settings on dev queries.", no_args_is_help=True)
 
 
-def _dev_runs(index: list[Path], dense_run: Optional[Path], bm25_run: Optional[Path], queries: dict[str, str],
-              depth: int, dense: DenseQuery) -> tuple[dict, dict]:
+def _dev_runs(
+    index: list[Path],
+    dense_run: Optional[Path],
+    bm25_run: Optional[Path],
+    queries: dict[str, str],
+    depth: int,
+    dense: DenseQuery,
+) -> tuple[dict, dict]:
     """(dense run, BM25 run) of the dev queries: read from --dense-run/--bm25-run, or searched
     in one dense and one BM25 --index."""
     from rankkit.data.runs import read_run
@@ -27,18 +33,23 @@ def _dev_runs(index: list[Path], dense_run: Optional[Path], bm25_run: Optional[P
     from rankkit.retrieve.hybrid import retriever_kind
 
     if index and (dense_run or bm25_run):
-        raise RankkitError("--index and --dense-run/--bm25-run given together, not both. Fix: tune on two "
-                           "indexes, or on two runs")
+        raise RankkitError(
+            "--index and --dense-run/--bm25-run given together, not both. Fix: tune on two indexes, or on two runs"
+        )
     if not index:
         if not (dense_run and bm25_run):
-            raise RankkitError("nothing to tune on. Fix: pass one dense and one BM25 --index, or --dense-run RUN "
-                               "and --bm25-run RUN of the dev queries")
+            raise RankkitError(
+                "nothing to tune on. Fix: pass one dense and one BM25 --index, or --dense-run RUN "
+                "and --bm25-run RUN of the dev queries"
+            )
         return read_run(dense_run), read_run(bm25_run)
     retrievers = [open_retriever([folder], dense) for folder in index]
     kinds = sorted(retriever_kind(r) for r in retrievers)
     if kinds != ["bm25", "dense"]:
-        raise RankkitError(f"tuning fuses one dense and one BM25 index, got {', '.join(kinds)}. "
-                           "Fix: pass --index DENSE_INDEX --index BM25_INDEX")
+        raise RankkitError(
+            f"tuning fuses one dense and one BM25 index, got {', '.join(kinds)}. "
+            "Fix: pass --index DENSE_INDEX --index BM25_INDEX"
+        )
     runs = {retriever_kind(r): r.batch_search(queries, depth) for r in retrievers}
     return runs["dense"], runs["bm25"]
 
@@ -52,8 +63,12 @@ def fusion(
     index: Optional[List[Path]] = typer.Option(None, "--index", "-i", help="One dense and one BM25 index folder."),
     dense_run: Optional[Path] = typer.Option(None, help="Instead of --index: a dense run of the dev queries."),
     bm25_run: Optional[Path] = typer.Option(None, help="Instead of --index: a BM25 run of the dev queries."),
-    output: Path = typer.Option(Path("fusion.json"), "--output", "-o",
-                                help="fusion.json to write; pass it to search/serve with --fusion-config."),
+    output: Path = typer.Option(
+        Path("fusion.json"),
+        "--output",
+        "-o",
+        help="fusion.json to write; pass it to search/serve with --fusion-config.",
+    ),
     measure: str = typer.Option("nDCG@10", help="The ir-measures measure to maximise."),
     method: Optional[List[FusionMethod]] = typer.Option(None, "--method", help="Methods to try (default: all three)."),
     fusion: Annotated[FusionConfig, Only("depth")] = FusionConfig(),
@@ -68,13 +83,22 @@ def fusion(
     qrels = read_qrels(dev_qrels)
     queries = {qid: text for qid, text in read_queries(dev_queries).items() if qid in qrels}
     if not queries:
-        raise RankkitError(f"no query of {dev_queries} is judged in {dev_qrels}. Fix: give the dev split's "
-                           "queries and qrels")
+        raise RankkitError(
+            f"no query of {dev_queries} is judged in {dev_qrels}. Fix: give the dev split's queries and qrels"
+        )
     dense_hits, bm25_hits = _dev_runs(index or [], dense_run, bm25_run, queries, fusion.depth, dense)
     methods = list(method) if method else list(FUSION_METHODS)
     result = tune_fusion(dense_hits, bm25_hits, qrels, measure, methods, depth=fusion.depth)
-    result.best.write(output, tuned_on={"queries": dev_queries, "qrels": dev_qrels, "judged_queries": result.queries,
-                                        "measure": result.measure, "score": result.score})
+    result.best.write(
+        output,
+        tuned_on={
+            "queries": dev_queries,
+            "qrels": dev_qrels,
+            "judged_queries": result.queries,
+            "measure": result.measure,
+            "score": result.score,
+        },
+    )
     table = Table(title=f"{result.measure} on {result.queries} dev queries")
     for column in ("method", "alpha", result.measure):
         table.add_column(column, justify="right")

@@ -59,9 +59,19 @@ class OptionSpec:
         return below or above
 
 
-def option(default: Any = MISSING, help: str = "", *, factory: Any = MISSING, low: float | None = None,
-           high: float | None = None, low_open: bool = False, high_open: bool = False,
-           flags: tuple[str, ...] = (), hidden_default: bool = False, argument: bool = False) -> Any:
+def option(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    factory: Any = MISSING,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    flags: tuple[str, ...] = (),
+    hidden_default: bool = False,
+    argument: bool = False,
+) -> Any:
     """A dataclass field that is also a command-line option (no default: a required option), or
     with `argument` a positional argument."""
     spec = OptionSpec(help, low, high, low_open, high_open, tuple(flags), hidden_default, argument)
@@ -77,8 +87,11 @@ def same_option(group: type, name: str, default: Any = MISSING, help: str | None
         spec = dataclasses.replace(spec, help=help)
     if default is MISSING:
         default = declared.default
-    return dataclasses.field(default=default, default_factory=declared.default_factory if default is MISSING
-                             else MISSING, metadata={OPTION: spec})
+    return dataclasses.field(
+        default=default,
+        default_factory=declared.default_factory if default is MISSING else MISSING,
+        metadata={OPTION: spec},
+    )
 
 
 def option_spec(field: Field) -> OptionSpec | None:
@@ -97,8 +110,11 @@ def check_options(config: Any) -> None:
         spec = option_spec(field)
         if spec is None or value is None:
             continue
-        choices = [typing.get_args(t) for t in (hints[field.name], *typing.get_args(hints[field.name]))
-                   if typing.get_origin(t) is Literal]
+        choices = [
+            typing.get_args(t)
+            for t in (hints[field.name], *typing.get_args(hints[field.name]))
+            if typing.get_origin(t) is Literal
+        ]
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if spec.out_of_range(item):
                 raise RankkitError(f"{field.name}={item!r} is out of range. Fix: pass a value {spec.range_text()}")
@@ -115,12 +131,15 @@ class Runtime:
 
     panel: ClassVar[str] = "Model runtime"
 
-    device: str | None = option(None, "auto (default): cuda when present, else cpu; or cpu, cuda, cuda:N.",
-                                hidden_default=True)
+    device: str | None = option(
+        None, "auto (default): cuda when present, else cpu; or cpu, cuda, cuda:N.", hidden_default=True
+    )
     precision: Precision = option(
-        "auto", "Number format the model computes in: auto (bf16 where the device runs it natively, else fp32; "
-                "the choice is printed once), fp32, or bf16. Inference casts the weights; training keeps fp32 "
-                "weights and runs the forward pass under bf16 autocast.")
+        "auto",
+        "Number format the model computes in: auto (bf16 where the device runs it natively, else fp32; "
+        "the choice is printed once), fp32, or bf16. Inference casts the weights; training keeps fp32 "
+        "weights and runs the forward pass under bf16 autocast.",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,5 +149,6 @@ class Output:
     panel: ClassVar[str] = "Output"
 
     output: str = option(help="Where the command writes its output.", flags=("--output", "-o"))
-    overwrite: bool = option(False, "Replace an existing output (only one rankkit wrote), once the new one is "
-                                    "complete.")
+    overwrite: bool = option(
+        False, "Replace an existing output (only one rankkit wrote), once the new one is complete."
+    )

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import shlex
-from itertools import islice
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +19,8 @@ from rankkit.data.files import atomic_write
 from rankkit.data.folder import CORPUS_FILES, text_files
 from rankkit.data.runs import write_run
 from rankkit.errors import RankkitError
-from rankkit.options import Output, Runtime, option, same_option
 from rankkit.index.bm25 import build_bm25_index
+from rankkit.options import Output, Runtime, option, same_option
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
@@ -35,11 +35,16 @@ if TYPE_CHECKING:  # torch, faiss and the evaluation libraries are imported when
 class QuickstartConfig(Runtime):
     """The main job on one collection folder: which folder, where the output goes, the dense model."""
 
-    data: str | None = option(None, "Collection folder (collection.tsv, queries.tsv, qrels.txt), BEIR folder "
-                                    "(corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or a folder of your own .txt / "
-                                    ".md files; default: the bundled sample.")
-    split: str | None = option(None, "BEIR folder: the qrels split to evaluate (default test, else the only one); "
-                                     "its judged queries are searched.")
+    data: str | None = option(
+        None,
+        "Collection folder (collection.tsv, queries.tsv, qrels.txt), BEIR folder "
+        "(corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv) or a folder of your own .txt / "
+        ".md files; default: the bundled sample.",
+    )
+    split: str | None = option(
+        None,
+        "BEIR folder: the qrels split to evaluate (default test, else the only one); its judged queries are searched.",
+    )
     output: str = same_option(Output, "output", "quickstart-output", "Folder for the indexes, runs and report.")
     model: str = option("default", "Dense model; default: the packaged all-MiniLM-L6-v2.")
     factory: str = "Flat"
@@ -66,7 +71,9 @@ class QuickstartResult:
 
     def how_to_search(self) -> str:
         """What to print when there was nothing to evaluate: the commands that search the indexes."""
-        return "\n".join(["no queries to evaluate; search the indexes with:", *(f"  {c}" for c in self.search_commands)])
+        return "\n".join(
+            ["no queries to evaluate; search the indexes with:", *(f"  {c}" for c in self.search_commands)]
+        )
 
 
 def is_text_folder(data: str | Path | None) -> bool:
@@ -89,16 +96,21 @@ def search_commands(indexes: dict[str, Path], query: str) -> list[str]:
     """`rankkit search` for each index and for both (hybrid)."""
     q = shlex.quote(query)
     bm25, dense = (shlex.quote(str(indexes[kind])) for kind in ("bm25", "dense"))
-    return [f"rankkit search -i {bm25} -q {q}", f"rankkit search -i {dense} -q {q}",
-            f"rankkit search -i {bm25} -i {dense} -q {q}"]
+    return [
+        f"rankkit search -i {bm25} -q {q}",
+        f"rankkit search -i {dense} -q {q}",
+        f"rankkit search -i {bm25} -i {dense} -q {q}",
+    ]
 
 
 def _text_folder_error(exc: RankkitError) -> RankkitError:
     """A folder without text files: the fix names the collection layouts too."""
     problem = str(exc).partition(" Fix: ")[0]
-    return RankkitError(f"{problem}. Fix: give a folder of text files (.txt, .md), a collection folder "
-                        "(collection.tsv, queries.tsv, qrels.txt) or a BEIR folder (corpus.jsonl, queries.jsonl, "
-                        "qrels/SPLIT.tsv)")
+    return RankkitError(
+        f"{problem}. Fix: give a folder of text files (.txt, .md), a collection folder "
+        "(collection.tsv, queries.tsv, qrels.txt) or a BEIR folder (corpus.jsonl, queries.jsonl, "
+        "qrels/SPLIT.tsv)"
+    )
 
 
 def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[dict[str, Path], BiEncoder]:
@@ -152,8 +164,10 @@ def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
 def _quickstart_text_folder(config: QuickstartConfig) -> QuickstartResult:
     root = Path(config.data)  # type: ignore[arg-type]
     if config.split is not None:
-        raise RankkitError(f"{root}: --split {config.split} names a qrels split, which only BEIR folders have; "
-                           "this is a folder of text files, without queries. Fix: drop --split")
+        raise RankkitError(
+            f"{root}: --split {config.split} names a qrels split, which only BEIR folders have; "
+            "this is a folder of text files, without queries. Fix: drop --split"
+        )
     try:
         text_files(root)
     except RankkitError as exc:

@@ -29,8 +29,9 @@ def native_bf16(monkeypatch):
     monkeypatch.delenv(NATIVE_BF16_ENV, raising=False)
 
 
-def make_tiny_model(folder: Path, hidden: int = 32, seed: int = 0, pooling: str = "mean",
-                    normalize: bool = True) -> Path:
+def make_tiny_model(
+    folder: Path, hidden: int = 32, seed: int = 0, pooling: str = "mean", normalize: bool = True
+) -> Path:
     """Save a 2-layer BERT with random weights, MiniLM's tokenizer and sentence-transformers
     pooling files into `folder`; loads in transformers and sentence-transformers."""
     import torch
@@ -38,19 +39,34 @@ def make_tiny_model(folder: Path, hidden: int = 32, seed: int = 0, pooling: str 
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("default"))
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+    )
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
     if normalize:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "1_Pooling").mkdir(exist_ok=True)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({
-        "word_embedding_dimension": hidden, "pooling_mode_mean_tokens": pooling == "mean",
-        "pooling_mode_cls_token": pooling == "cls", "pooling_mode_max_tokens": pooling == "max"}))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": hidden,
+                "pooling_mode_mean_tokens": pooling == "mean",
+                "pooling_mode_cls_token": pooling == "cls",
+                "pooling_mode_max_tokens": pooling == "max",
+            }
+        )
+    )
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
     return folder
 

@@ -15,9 +15,15 @@ from typer.testing import CliRunner
 from rankkit.cli.app import app
 from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
+from rankkit.index.dense import (
+    DenseBuildConfig,
+    DenseIndex,
+    FewerHitsWarning,
+    build_dense_index,
+    search_parameter,
+    tune_search_params,
+)
 from rankkit.retrieve.options import DenseQuery
-from rankkit.index.dense import (DenseBuildConfig, DenseIndex, FewerHitsWarning, build_dense_index,
-                                 search_parameter, tune_search_params)
 
 
 def clustered(n: int = 4000, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -57,8 +63,9 @@ def test_tuned_setting_reaches_the_target_recall_on_unseen_queries(factory, name
 def ivf_index(tmp_path_factory, sample_dir, tiny_model) -> Path:
     # regression: IVF indexes were searched with FAISS's nprobe 1 whatever their size
     out = tmp_path_factory.mktemp("ann") / "ivf"
-    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
-                      DenseBuildConfig(factory="IVF8,Flat"))
+    build_dense_index(
+        sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"), DenseBuildConfig(factory="IVF8,Flat")
+    )
     return out
 
 
@@ -102,8 +109,22 @@ def test_dense_query_maps_its_options_to_faiss_names():
 def test_cli_search_with_nprobe(ivf_index, sample_dir, tiny_model, tmp_path):
     runner = CliRunner()
     run = tmp_path / "run.trec"
-    few = runner.invoke(app, ["search", "-i", str(ivf_index), "--queries", str(sample_dir / "queries.tsv"),
-                              "-o", str(run), "-k", "80", "--nprobe", "8"])
+    few = runner.invoke(
+        app,
+        [
+            "search",
+            "-i",
+            str(ivf_index),
+            "--queries",
+            str(sample_dir / "queries.tsv"),
+            "-o",
+            str(run),
+            "-k",
+            "80",
+            "--nprobe",
+            "8",
+        ],
+    )
     assert few.exit_code == 0, few.output
     lines = run.read_text().splitlines()
     queries = len((sample_dir / "queries.tsv").read_text().splitlines())
@@ -123,9 +144,17 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
         assert faiss.extract_index_ivf(engine.dense.index.index).nprobe == 3
     finally:
         engine.close()
-    recipe = MiningRecipe(queries=str(sample_dir / "queries.tsv"), qrels=str(sample_dir / "qrels.txt"),
-                          corpus=str(sample_dir / "collection.tsv"), output=str(tmp_path / "m.jsonl"),
-                          indexes=(str(ivf_index),), depth=20, max_rank=20, nprobe=8, device="cpu")
+    recipe = MiningRecipe(
+        queries=str(sample_dir / "queries.tsv"),
+        qrels=str(sample_dir / "qrels.txt"),
+        corpus=str(sample_dir / "collection.tsv"),
+        output=str(tmp_path / "m.jsonl"),
+        indexes=(str(ivf_index),),
+        depth=20,
+        max_rank=20,
+        nprobe=8,
+        device="cpu",
+    )
     assert run_mining(recipe).config["nprobe"] == 8
     with pytest.raises(RankkitError, match="--nprobe"):
         run_mining(MiningRecipe(**{**recipe.__dict__, "nprobe": None, "ef_search": 16}))
@@ -134,8 +163,9 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
 def test_hnsw_search_deeper_than_ef_search_returns_every_hit(tmp_path, sample_dir, tiny_model, recwarn):
     # HNSW can return fewer hits than a k well above efSearch; those queries are searched again wider
     out = tmp_path / "hnsw"
-    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
-                      DenseBuildConfig(factory="HNSW8"))
+    build_dense_index(
+        sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"), DenseBuildConfig(factory="HNSW8")
+    )
     index = DenseIndex(out, {"efSearch": 16})
     queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread"], role="query")
     assert [len(hits) for hits in index.search(queries, 50)] == [50, 50]  # was at most about efSearch
@@ -147,8 +177,9 @@ def test_hnsw_full_lists_keep_the_tuned_ef_search(tmp_path, sample_dir, tiny_mod
     # widening every k > efSearch call made rankkit search at efSearch = k (100) where FAISS at the
     # tuned 64 already returned full lists: more work than the setting chosen at build (bench_search)
     out = tmp_path / "hnsw"
-    build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
-                      DenseBuildConfig(factory="HNSW8"))
+    build_dense_index(
+        sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"), DenseBuildConfig(factory="HNSW8")
+    )
     index = DenseIndex(out, {"efSearch": 4})
     queries = BiEncoder(tiny_model, device="cpu").encode(["stars", "bread", "rivers"], role="query")
     stats = faiss.cvar.hnsw_stats

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_file_error, usage_error
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -22,7 +23,6 @@ from rankkit.mining import MinedSet
 from rankkit.mining.candidates import Candidate
 from rankkit.mining.mine import mine
 from rankkit.mining.strategies import QueryContext, RankWindow, SimANS, TopN
-from conftest import assert_file_error, usage_error
 
 BOM = b"\xef\xbb\xbf"
 runner = CliRunner()
@@ -44,9 +44,15 @@ def user_error(result, *fragments: str) -> str:
 
 # --- byte-order marks ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,text", [("c.tsv", "s001\tfirst\ns002\tsecond\n"),
-                                       ("c.jsonl", '{"id": "s001", "contents": "first"}\n'),
-                                       ("b.jsonl", '{"_id": "s001", "title": "", "text": "first"}\n')])
+
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("c.tsv", "s001\tfirst\ns002\tsecond\n"),
+        ("c.jsonl", '{"id": "s001", "contents": "first"}\n'),
+        ("b.jsonl", '{"_id": "s001", "title": "", "text": "first"}\n'),
+    ],
+)
 def test_bom_is_stripped_from_corpora(tmp_path, name, text):
     path = tmp_path / name
     path.write_bytes(BOM + text.encode())
@@ -72,6 +78,7 @@ def test_bom_is_stripped_from_queries_qrels_runs_and_minedsets(tmp_path, sample_
 
 # --- ids, grades, scores ---------------------------------------------------------------------------
 
+
 def test_index_build_refuses_docids_with_whitespace_naming_the_line(tmp_path, tiny_model):
     from rankkit.encode import BiEncoder
     from rankkit.index.dense import build_dense_index
@@ -96,9 +103,11 @@ def test_run_and_qrels_writers_refuse_ids_they_cannot_hold(tmp_path):
 
 
 @pytest.mark.parametrize("grade", ["2147483648", "-2147483649", "99999999999999999999"])
-@pytest.mark.parametrize("name, line", [("qrels.txt", "q1 0 d1 1\nq1 0 d2 {}\n"),
-                                        ("dev.tsv", "query-id\tcorpus-id\tscore\r\nq1\td2\t{}\r\n")],
-                         ids=["trec", "beir"])
+@pytest.mark.parametrize(
+    "name, line",
+    [("qrels.txt", "q1 0 d1 1\nq1 0 d2 {}\n"), ("dev.tsv", "query-id\tcorpus-id\tscore\r\nq1\td2\t{}\r\n")],
+    ids=["trec", "beir"],
+)
 def test_qrels_grade_too_large_for_an_int(tmp_path, grade, name, line):
     path = tmp_path / name
     path.write_bytes(line.format(grade).encode())
@@ -130,8 +139,10 @@ def test_simans_over_nan_scores_is_a_clear_error():
 
 
 def test_window_beyond_the_candidates_depth_is_counted():
-    candidates = {"q1": [Candidate(f"d{i}", "run", i, 1.0 / i) for i in range(1, 51)],
-                  "q2": [Candidate(f"e{i}", "run", i, 1.0 / i) for i in range(1, 101)]}
+    candidates = {
+        "q1": [Candidate(f"d{i}", "run", i, 1.0 / i) for i in range(1, 51)],
+        "q2": [Candidate(f"e{i}", "run", i, 1.0 / i) for i in range(1, 101)],
+    }
     qrels = {"q1": {"p": 1}, "q2": {"p": 1}}
     mined = mine({"q1": "a", "q2": "b"}, qrels, candidates, [RankWindow(60, 100), TopN(4)])
     assert mined.stats["window_beyond_depth"] == 1 and mined.stats["skipped_empty_after_strategies"] == 1
@@ -151,26 +162,43 @@ def test_model_fingerprint_covers_the_tokenizer(tmp_path, tiny_model):
 
 # --- the commands ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory, sample_dir) -> Path:
     """A run over the sample without an index: every document for every query, by word overlap."""
     docs = {d.docid: set(d.contents.lower().split()) for d in read_corpus(sample_dir / "collection.tsv")}
     queries = read_queries(sample_dir / "queries.tsv")
-    run = {qid: [Hit(d, float(len(set(text.lower().split()) & words))) for d, words in docs.items()][:50]
-           for qid, text in queries.items()}
+    run = {
+        qid: [Hit(d, float(len(set(text.lower().split()) & words))) for d, words in docs.items()][:50]
+        for qid, text in queries.items()
+    }
     path = tmp_path_factory.mktemp("bad-inputs") / "run50.trec"
     write_run(run, path)
     return path
 
 
 def _mine(sample_dir: Path, run: Path, out: Path, *extra: str):
-    return invoke("mine", "--queries", sample_dir / "queries.tsv", "--qrels", sample_dir / "qrels.txt",
-                  "--corpus", sample_dir / "collection.tsv", "--run", run, "-o", out, *extra)
+    return invoke(
+        "mine",
+        "--queries",
+        sample_dir / "queries.tsv",
+        "--qrels",
+        sample_dir / "qrels.txt",
+        "--corpus",
+        sample_dir / "collection.tsv",
+        "--run",
+        run,
+        "-o",
+        out,
+        *extra,
+    )
 
 
 def test_mine_inverted_window(sample_dir, sample_run, tmp_path):
-    user_error(_mine(sample_dir, sample_run, tmp_path / "m.jsonl", "--min-rank", "50", "--max-rank", "10"),
-               "the rank window 50..10 is empty")
+    user_error(
+        _mine(sample_dir, sample_run, tmp_path / "m.jsonl", "--min-rank", "50", "--max-rank", "10"),
+        "the rank window 50..10 is empty",
+    )
 
 
 @pytest.mark.parametrize("count", ["0", "-3"])
@@ -192,14 +220,25 @@ def test_output_paths_naming_an_existing_folder(sample_dir, sample_run, tmp_path
     user_error(invoke("eval", sample_run, sample_dir / "qrels.txt", "--json", tmp_path), "is a folder")
 
 
-@pytest.mark.parametrize("option,value,fragment", [
-    ("--batch-size", "0", "integer >= 1"), ("--grad-accum", "0", "integer >= 1"), ("--lr", "nan", "> 0"),
-    ("--lr", "-1", "> 0"), ("--lr", "inf", "> 0"), ("--negatives", "0", "integer >= 1"),
-    ("--max-steps", "0", "integer >= 1"), ("--warmup-ratio", "1", "< 1"), ("--max-grad-norm", "0", "> 0"),
-    ("--epochs", "0", "integer >= 1")])
+@pytest.mark.parametrize(
+    "option,value,fragment",
+    [
+        ("--batch-size", "0", "integer >= 1"),
+        ("--grad-accum", "0", "integer >= 1"),
+        ("--lr", "nan", "> 0"),
+        ("--lr", "-1", "> 0"),
+        ("--lr", "inf", "> 0"),
+        ("--negatives", "0", "integer >= 1"),
+        ("--max-steps", "0", "integer >= 1"),
+        ("--warmup-ratio", "1", "< 1"),
+        ("--max-grad-norm", "0", "> 0"),
+        ("--epochs", "0", "integer >= 1"),
+    ],
+)
 def test_train_numeric_options_are_range_checked(tmp_path, option, value, fragment):
-    result = invoke("train", "biencoder", "--mined", tmp_path / "m.jsonl", "--corpus", "c.tsv", "-o", tmp_path / "o",
-                    option, value)
+    result = invoke(
+        "train", "biencoder", "--mined", tmp_path / "m.jsonl", "--corpus", "c.tsv", "-o", tmp_path / "o", option, value
+    )
     usage_error(result, option, fragment)
     assert not (tmp_path / "o").exists()
 
@@ -222,19 +261,39 @@ def test_train_sub_commands_show_only_their_own_options():
 
 @pytest.mark.parametrize("kind,loss", [("biencoder", "bce"), ("reranker", "infonce"), ("reranker", "nope")])
 def test_train_loss_choices_per_kind(tmp_path, kind, loss):
-    usage_error(invoke("train", kind, "--mined", "m", "--corpus", "c", "-o", tmp_path / "o", "--loss", loss),
-                "--loss", "is not one of")
+    usage_error(
+        invoke("train", kind, "--mined", "m", "--corpus", "c", "-o", tmp_path / "o", "--loss", loss),
+        "--loss",
+        "is not one of",
+    )
 
 
 def test_train_cet_model_choices(tmp_path):
-    usage_error(invoke("train", "cet", "--mined", "m", "--corpus", "c", "-o", tmp_path / "o", "--selection", "bm25"),
-                "--selection", "'provenance', 'cross-encoder'")
+    usage_error(
+        invoke("train", "cet", "--mined", "m", "--corpus", "c", "-o", tmp_path / "o", "--selection", "bm25"),
+        "--selection",
+        "'provenance', 'cross-encoder'",
+    )
 
 
 def test_rerank_refuses_a_model_without_a_trained_head(sample_dir, sample_run, tiny_model, tmp_path):
-    args = ["rerank", "--run", sample_run, "--queries", sample_dir / "queries.tsv", "--corpus",
-            sample_dir / "collection.tsv", "--model", tiny_model, "-o", tmp_path / "r.trec", "--depth", "5",
-            "--device", "cpu"]
+    args = [
+        "rerank",
+        "--run",
+        sample_run,
+        "--queries",
+        sample_dir / "queries.tsv",
+        "--corpus",
+        sample_dir / "collection.tsv",
+        "--model",
+        tiny_model,
+        "-o",
+        tmp_path / "r.trec",
+        "--depth",
+        "5",
+        "--device",
+        "cpu",
+    ]
     user_error(invoke(*args), "no trained scoring head", "--allow-new-head", "rankkit train reranker")
     assert not (tmp_path / "r.trec").exists()
     result = invoke(*args, "--allow-new-head")
@@ -247,9 +306,23 @@ def test_rerank_accepts_a_trained_cross_encoder(sample_dir, sample_run, tiny_mod
 
     CrossEncoder(tiny_model, device="cpu").save(tmp_path / "ce")
     assert not CrossEncoder(tmp_path / "ce", device="cpu").new_head
-    result = invoke("rerank", "--run", sample_run, "--queries", sample_dir / "queries.tsv", "--corpus",
-                    sample_dir / "collection.tsv", "--model", tmp_path / "ce", "-o", tmp_path / "r.trec",
-                    "--depth", "5", "--device", "cpu")
+    result = invoke(
+        "rerank",
+        "--run",
+        sample_run,
+        "--queries",
+        sample_dir / "queries.tsv",
+        "--corpus",
+        sample_dir / "collection.tsv",
+        "--model",
+        tmp_path / "ce",
+        "-o",
+        tmp_path / "r.trec",
+        "--depth",
+        "5",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -266,8 +339,19 @@ def test_eval_of_runs_of_different_depths_warns(sample_dir, sample_run, tmp_path
 def test_eval_piped_keeps_names_whole(sample_dir, sample_run, tmp_path):
     long_name = tmp_path / ("run." + "very-long-system-name-" * 4 + "bm25.trec")
     shutil.copyfile(sample_run, long_name)
-    result = invoke("eval", long_name, sample_dir / "qrels.txt", "-m", "AP(rel=2)", "-m", "R(rel=2)@1000",
-                    "-m", "nDCG@10", "-m", "P(rel=2)@5")
+    result = invoke(
+        "eval",
+        long_name,
+        sample_dir / "qrels.txt",
+        "-m",
+        "AP(rel=2)",
+        "-m",
+        "R(rel=2)@1000",
+        "-m",
+        "nDCG@10",
+        "-m",
+        "P(rel=2)@5",
+    )
     assert result.exit_code == 0, result.output
     assert long_name.name in result.stdout and "R(rel=2)@1000" in result.stdout and "…" not in result.stdout
 
@@ -276,4 +360,3 @@ def test_nan_run_in_eval_names_the_line(sample_dir, tmp_path):
     run = tmp_path / "nan.trec"
     run.write_text("q01 Q0 s001 1 1.0 t\nq01 Q0 s002 2 nan t\n")
     user_error(invoke("eval", run, sample_dir / "qrels.txt"), f"{run}:2", "not a finite number")
-

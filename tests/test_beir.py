@@ -9,12 +9,19 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import assert_file_error, temp_leftovers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_file_error, temp_leftovers
-from rankkit.data.beir import (BeirPaths, beir_folder, check_qrels_ids, is_beir_folder, load_beir_split,
-                               write_beir_folder, write_beir_qrels)
+from rankkit.data.beir import (
+    BeirPaths,
+    beir_folder,
+    check_qrels_ids,
+    is_beir_folder,
+    load_beir_split,
+    write_beir_folder,
+    write_beir_qrels,
+)
 from rankkit.data.collection import collection, export_beir, queries_and_qrels
 from rankkit.data.corpus import Document, read_corpus
 from rankkit.data.qrels import is_beir_qrels, read_beir_qrels, read_qrels
@@ -39,22 +46,30 @@ def make_folder(root: Path, corpus: list[dict], queries: list[dict], splits: dic
     return root
 
 
-CORPUS = [{"_id": "d1", "title": "Bread", "text": "Yeast makes bread rise."},
-          {"_id": "d2", "text": "Stars form in clouds of gas."},  # no title
-          {"_id": "d3", "title": "", "text": "The moon orbits the earth."}]
-QUERIES = [{"_id": "q1", "text": "how does bread rise", "metadata": {}},
-           {"_id": "q2", "text": "star  formation"},
-           {"_id": "q3", "text": "moon orbit"}]
+CORPUS = [
+    {"_id": "d1", "title": "Bread", "text": "Yeast makes bread rise."},
+    {"_id": "d2", "text": "Stars form in clouds of gas."},  # no title
+    {"_id": "d3", "title": "", "text": "The moon orbits the earth."},
+]
+QUERIES = [
+    {"_id": "q1", "text": "how does bread rise", "metadata": {}},
+    {"_id": "q2", "text": "star  formation"},
+    {"_id": "q3", "text": "moon orbit"},
+]
 
 
 @pytest.fixture
 def folder(tmp_path) -> Path:
-    return make_folder(tmp_path / "toy", CORPUS, QUERIES, {
-        "test": f"{HEADER}\r\nq1\td1\t1\r\nq2\td2\t2\r\n",
-        "dev": f"{HEADER}\nq3\td3\t1\n"})
+    return make_folder(
+        tmp_path / "toy",
+        CORPUS,
+        QUERIES,
+        {"test": f"{HEADER}\r\nq1\td1\t1\r\nq2\td2\t2\r\n", "dev": f"{HEADER}\nq3\td3\t1\n"},
+    )
 
 
 # --- qrels -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("newline", ["\r\n", "\n"])
 def test_qrels_crlf_and_lf(tmp_path, newline):
@@ -76,9 +91,17 @@ def test_qrels_without_header(tmp_path):
     assert_file_error(excinfo, path, 1, "header", "query-id<TAB>corpus-id<TAB>score")
 
 
-@pytest.mark.parametrize("line, problem", [("q1\td1", "found 2"), ("q1\td1\t1\t0", "found 4"),
-                                           ("q1 d1 1", "found 1"), ("q1\td1\tyes", "not an integer"),
-                                           ("q1\td1\t1.5", "not an integer"), ("\td1\t1", "empty")])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("q1\td1", "found 2"),
+        ("q1\td1\t1\t0", "found 4"),
+        ("q1 d1 1", "found 1"),
+        ("q1\td1\tyes", "not an integer"),
+        ("q1\td1\t1.5", "not an integer"),
+        ("\td1\t1", "empty"),
+    ],
+)
 def test_qrels_bad_lines(tmp_path, line, problem):
     path = write(tmp_path / "q.tsv", f"{HEADER}\r\nq0\td0\t1\r\n{line}\r\n")
     with pytest.raises(RankkitError) as excinfo:
@@ -118,18 +141,32 @@ def test_write_qrels_refuses_ids_tsv_cannot_hold(tmp_path, qrels):
 
 # --- queries -----------------------------------------------------------------------------------
 
+
 def test_queries_jsonl(folder):
-    assert read_beir_queries(folder / "queries.jsonl") == {"q1": "how does bread rise", "q2": "star formation",
-                                                           "q3": "moon orbit"}
+    assert read_beir_queries(folder / "queries.jsonl") == {
+        "q1": "how does bread rise",
+        "q2": "star formation",
+        "q3": "moon orbit",
+    }
     assert read_queries(folder / "queries.jsonl") == read_beir_queries(folder / "queries.jsonl")
 
 
-@pytest.mark.parametrize("record, problem", [
-    ({"text": "x"}, "'_id'"), ({"_id": "", "text": "x"}, "'_id'"), ({"_id": ["a"], "text": "x"}, "'_id'"),
-    ({"_id": "q9"}, "no text"), ({"_id": "q9", "text": "  "}, "no text"), ({"_id": "q9", "text": 3}, "no text"),
-    ({"_id": "q1", "text": "again"}, "duplicate query id 'q1' (first on line 1)")])
+@pytest.mark.parametrize(
+    "record, problem",
+    [
+        ({"text": "x"}, "'_id'"),
+        ({"_id": "", "text": "x"}, "'_id'"),
+        ({"_id": ["a"], "text": "x"}, "'_id'"),
+        ({"_id": "q9"}, "no text"),
+        ({"_id": "q9", "text": "  "}, "no text"),
+        ({"_id": "q9", "text": 3}, "no text"),
+        ({"_id": "q1", "text": "again"}, "duplicate query id 'q1' (first on line 1)"),
+    ],
+)
 def test_queries_bad_records(tmp_path, record, problem):
-    path = write(tmp_path / "queries.jsonl", json.dumps({"_id": "q1", "text": "one"}) + "\n" + json.dumps(record) + "\n")
+    path = write(
+        tmp_path / "queries.jsonl", json.dumps({"_id": "q1", "text": "one"}) + "\n" + json.dumps(record) + "\n"
+    )
     with pytest.raises(RankkitError) as excinfo:
         read_beir_queries(path)
     assert_file_error(excinfo, path, 2, problem)
@@ -145,6 +182,7 @@ def test_queries_bad_json(tmp_path, line, problem):
 
 # --- corpus (read by rankkit.data.corpus) --------------------------------------------------------
 
+
 def test_corpus_title_and_text_both_reach_contents(folder):
     docs = {d.docid: d for d in read_corpus(folder / "corpus.jsonl")}
     assert docs["d1"].contents == "Bread Yeast makes bread rise."  # BEIR / pyserini: title + " " + text
@@ -153,8 +191,10 @@ def test_corpus_title_and_text_both_reach_contents(folder):
 
 
 def test_corpus_duplicate_ids(tmp_path):
-    path = write(tmp_path / "corpus.jsonl", json.dumps({"_id": "d1", "text": "a"}) + "\n"
-                 + json.dumps({"_id": "d1", "text": "b"}) + "\n")
+    path = write(
+        tmp_path / "corpus.jsonl",
+        json.dumps({"_id": "d1", "text": "a"}) + "\n" + json.dumps({"_id": "d1", "text": "b"}) + "\n",
+    )
     with pytest.raises(RankkitError) as excinfo:
         list(read_corpus(path))
     assert_file_error(excinfo, path, 2, "duplicate docid")
@@ -162,11 +202,15 @@ def test_corpus_duplicate_ids(tmp_path):
 
 # --- the folder ----------------------------------------------------------------------------------
 
+
 def test_folder_as_a_collection(folder):
     paths = collection(folder, "test")
     assert isinstance(paths, BeirPaths)
-    assert (paths.corpus, paths.queries, paths.qrels) == (folder / "corpus.jsonl", folder / "queries.jsonl",
-                                                          folder / "qrels" / "test.tsv")
+    assert (paths.corpus, paths.queries, paths.qrels) == (
+        folder / "corpus.jsonl",
+        folder / "queries.jsonl",
+        folder / "qrels" / "test.tsv",
+    )
     assert paths.name == "toy-test"
     queries, qrels = queries_and_qrels(paths)
     assert queries == {"q1": "how does bread rise", "q2": "star formation"}  # only the split's judged queries
@@ -191,8 +235,10 @@ def test_not_a_beir_folder(tmp_path):
         collection(tmp_path)
 
 
-@pytest.mark.parametrize("line, problem", [("q9\td1\t1", "query-id 'q9' is not in queries.jsonl"),
-                                           ("q1\td9\t1", "corpus-id 'd9' is not in corpus.jsonl")])
+@pytest.mark.parametrize(
+    "line, problem",
+    [("q9\td1\t1", "query-id 'q9' is not in queries.jsonl"), ("q1\td9\t1", "corpus-id 'd9' is not in corpus.jsonl")],
+)
 def test_unknown_ids(folder, line, problem):
     path = write(folder / "qrels" / "test.tsv", f"{HEADER}\r\nq1\td1\t1\r\n{line}\r\n")
     with pytest.raises(RankkitError) as excinfo:
@@ -203,13 +249,18 @@ def test_unknown_ids(folder, line, problem):
 
 
 def test_write_folder_round_trip(tmp_path):
-    docs = [Document("d1", "Yeast makes bread rise.", "Bread"), Document("d2", "Stars \"form\" ünïcode.")]
-    out = write_beir_folder(tmp_path / "beir", docs, {"q1": "bread"}, {"test": {"q1": {"d1": 1}},
-                                                                        "dev": {"q1": {"d2": 0}}})
+    docs = [Document("d1", "Yeast makes bread rise.", "Bread"), Document("d2", 'Stars "form" ünïcode.')]
+    out = write_beir_folder(
+        tmp_path / "beir", docs, {"q1": "bread"}, {"test": {"q1": {"d1": 1}}, "dev": {"q1": {"d2": 0}}}
+    )
     assert is_beir_folder(out)
     assert list(read_corpus(out / "corpus.jsonl")) == docs
     assert json.loads((out / "corpus.jsonl").read_text().splitlines()[0]) == {
-        "_id": "d1", "title": "Bread", "text": "Yeast makes bread rise.", "metadata": {}}
+        "_id": "d1",
+        "title": "Bread",
+        "text": "Yeast makes bread rise.",
+        "metadata": {},
+    }
     assert (out / "qrels" / "dev.tsv").read_bytes() == f"{HEADER}\r\nq1\td2\t0\r\n".encode()
     assert load_beir_split(beir_folder(out, "test")) == ({"q1": "bread"}, {"q1": {"d1": 1}})
 
@@ -231,6 +282,7 @@ def test_export_collection_as_beir(tmp_path):
 
 # --- property tests: arbitrary and mutated input parses like a strict reference, or raises ------
 
+
 def reference_qrels(text: str) -> dict | None:
     """A strict reading of BEIR qrels, written independently: None where the file is invalid."""
     lines = [line.removesuffix("\r") for line in text.split("\n")]
@@ -250,8 +302,9 @@ def reference_qrels(text: str) -> dict | None:
 
 ids = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t\r\n"), min_size=1, max_size=6)
 judgment = st.tuples(ids, ids, st.integers(-3, 5))
-noise = st.lists(st.sampled_from(list("q1d2\t \r\n-+x.\u0085") + ["query-id", "corpus-id", "score"]),
-                 max_size=20).map("".join)
+noise = st.lists(st.sampled_from(list("q1d2\t \r\n-+x.\u0085") + ["query-id", "corpus-id", "score"]), max_size=20).map(
+    "".join
+)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -289,8 +342,11 @@ def reference_queries(lines: list[str]) -> dict | None:
     return queries or None
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=2), max_leaves=3)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=2),
+    max_leaves=3,
+)
 records = st.dictionaries(st.sampled_from(["_id", "text", "title", "metadata"]), json_values | ids, max_size=4)
 
 
@@ -308,6 +364,7 @@ def test_queries_property(tmp_path, items):
 
 
 # --- the shared SciFact folder --------------------------------------------------------------------
+
 
 def test_scifact_splits_read_as_beir_wrote_them(shared_data):
     root = shared_data / "scifact"

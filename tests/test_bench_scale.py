@@ -19,8 +19,22 @@ def test_bench_scale_tiny(tmp_path, monkeypatch):
     import bench_scale
 
     monkeypatch.setenv("RANKKIT_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setattr(sys, "argv", ["bench_scale.py", "--sizes", "400", "--factories", "Flat", "HNSW32",
-                                      "--queries", "10", "--embeddings-from", str(tmp_path / "none")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "bench_scale.py",
+            "--sizes",
+            "400",
+            "--factories",
+            "Flat",
+            "HNSW32",
+            "--queries",
+            "10",
+            "--embeddings-from",
+            str(tmp_path / "none"),
+        ],
+    )
     ballast = np.ones(1024 * 2**20 // 8)  # 1 GiB in this (parent) process
     bench_scale.main()
     del ballast

@@ -14,11 +14,11 @@ from rankkit.errors import RankkitError
 from rankkit.index.bm25 import LUCENE_DIR, build_bm25_index, open_lucene_searcher
 from rankkit.index.dense import build_dense_index
 from rankkit.index.manifest import MANIFEST, Manifest
-from rankkit.retrieve.options import BM25Params, DenseQuery
 from rankkit.retrieve import HybridRetriever, open_retriever
 from rankkit.retrieve.base import MAX_K
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
+from rankkit.retrieve.options import BM25Params, DenseQuery
 
 pytest.importorskip("pyserini", reason="BM25 needs the bm25 extra (pyserini)")
 

@@ -39,6 +39,7 @@ def softplus(x: float) -> float:
 
 # --- CETTask on fixed scores -----------------------------------------------------------------------
 
+
 class FixedScorer:
     """Scores every batch with one fixed [B, 1 + n] parameter."""
 
@@ -65,8 +66,7 @@ SELECTION = [[0.0, 2.0, -2.0]]  # positive 0; negatives 2 and -2
 
 
 def test_cet_task_losses_by_hand():
-    task = CETTask(FixedScorer(RELEVANCE), FixedScorer(SELECTION), debias_ratio=2.0, relevance_lr=0.1,
-                   selection_lr=0.2)
+    task = CETTask(FixedScorer(RELEVANCE), FixedScorer(SELECTION), debias_ratio=2.0, relevance_lr=0.1, selection_lr=0.2)
     losses = {name: loss.detach() for name, loss in task.loss([]).items()}
     # relevance pairs weighted by the selection model's negatives: w = 1 + exp(s / 2) = [1 + e, 1 + 1/e]
     #   softplus(0 - 1) = ln(1 + 1/e), softplus(2 - 1) = ln(1 + e)
@@ -106,13 +106,17 @@ def test_cet_with_huge_temperature_is_plain_pairwise_training_times_two():
 
     relevance = [[1.0, 0.0, 2.0], [-1.0, 3.0, 0.5]]
     selection = [[0.0, 2.0, -2.0], [4.0, -3.0, 9.0]]
-    losses = {name: loss.detach() for name, loss in
-              CETTask(FixedScorer(relevance), FixedScorer(selection), 1e9, 0.1, 0.1).loss([]).items()}
+    losses = {
+        name: loss.detach()
+        for name, loss in CETTask(FixedScorer(relevance), FixedScorer(selection), 1e9, 0.1, 0.1).loss([]).items()
+    }
     r, s = torch.tensor(relevance), torch.tensor(selection)
-    assert float(losses["relevance"]) == pytest.approx(2 * float(weighted_pairwise_softmax_loss(r[:, 0], r[:, 1:])),
-                                                       rel=1e-6)
-    assert float(losses["selection"]) == pytest.approx(2 * float(weighted_pairwise_softmax_loss(s[:, 0], s[:, 1:])),
-                                                       rel=1e-6)
+    assert float(losses["relevance"]) == pytest.approx(
+        2 * float(weighted_pairwise_softmax_loss(r[:, 0], r[:, 1:])), rel=1e-6
+    )
+    assert float(losses["selection"]) == pytest.approx(
+        2 * float(weighted_pairwise_softmax_loss(s[:, 0], s[:, 1:])), rel=1e-6
+    )
 
 
 def test_cet_temperature_must_be_positive():
@@ -129,6 +133,7 @@ def test_false_negative_probability_by_hand():
 
 
 # --- planted false negatives -----------------------------------------------------------------------
+
 
 class LinearScorer:
     """A relevance model: a linear function of each document's (synthetic) feature vector."""
@@ -173,8 +178,9 @@ def planted_collection(queries: int = 60, docs: int = 30, relevant: int = 5, poo
             vector = rng.normal(size=6).astype(np.float32)
             vector[0] += 2.0 * rel
             vectors[docid], truth[qid, docid] = vector, bool(rel)
-        candidates[qid] = [Candidate(docids[i], "pool", rank, float(retrieval[i]))
-                           for rank, i in enumerate(order, start=1)]
+        candidates[qid] = [
+            Candidate(docids[i], "pool", rank, float(retrieval[i])) for rank, i in enumerate(order, start=1)
+        ]
         qrels[qid] = {docids[i]: 1 for i in order[:pool] if is_relevant[i]}
     queries_text = {f"q{q:02d}": f"query {q}" for q in range(queries)}
     mined = mine(queries_text, qrels, candidates, [])
@@ -194,8 +200,9 @@ def test_cet_finds_planted_false_negatives(tmp_path):
     selection = ProvenanceScorer(ProvenanceFeatures(mined))
     task = CETTask(relevance, selection, debias_ratio=2.0, relevance_lr=0.05, selection_lr=0.01)
     doc_texts = {d: d for d in vectors}
-    config = TrainConfig(output=str(tmp_path), max_steps=150, batch_size=8, negatives=4, warmup_ratio=0.05,
-                         weight_decay=0.0)
+    config = TrainConfig(
+        output=str(tmp_path), max_steps=150, batch_size=8, negatives=4, warmup_ratio=0.05, weight_decay=0.0
+    )
     folder = fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, 4, 0, epoch), 8), config)
 
     log = [json.loads(line) for line in (tmp_path / LOG_FILE).read_text().splitlines()]
@@ -232,8 +239,9 @@ def test_cet_finds_planted_false_negatives(tmp_path):
     loaded = ProvenanceScorer.load(folder / "selection", mined)
     q = mined.queries[0]
     docids = [c.docid for c in q.negatives]
-    assert np.allclose(loaded.score_documents(q.qid, [], docids, []),
-                       selection.score_documents(q.qid, [], docids, []), atol=1e-6)
+    assert np.allclose(
+        loaded.score_documents(q.qid, [], docids, []), selection.score_documents(q.qid, [], docids, []), atol=1e-6
+    )
 
 
 def test_suspects_skip_queries_without_negatives():
@@ -251,6 +259,7 @@ def test_suspects_skip_queries_without_negatives():
 
 # --- train_cet on the sample with the tiny model ---------------------------------------------------
 
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
@@ -263,8 +272,10 @@ def shallow(sample_dir, tmp_path_factory):
     queries = read_queries(sample_dir / "queries.tsv")
     full = read_qrels(sample_dir / "qrels.txt")
     judged = {qid: {d: g for d, g in grades.items() if g == max(grades.values())} for qid, grades in full.items()}
-    run = {qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)),
-                       key=lambda h: -h.score) for qid, text in queries.items()}
+    run = {
+        qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)), key=lambda h: -h.score)
+        for qid, text in queries.items()
+    }
     mined = mine(queries, judged, candidates_from_run(run, "overlap"), [TopN(6)], doc_texts=docs)
     folder = tmp_path_factory.mktemp("shallow")
     mined.write(folder / "mined.jsonl")
@@ -275,8 +286,21 @@ def shallow(sample_dir, tmp_path_factory):
 
 
 def tiny_config(output: Path, model: Path, **changes) -> TrainConfig:
-    return TrainConfig(**{**dict(output=str(output), model=str(model), max_steps=2, batch_size=2, negatives=2,
-                                 lr=1e-4, device="cpu", max_length=32), **changes})
+    return TrainConfig(
+        **{
+            **dict(
+                output=str(output),
+                model=str(model),
+                max_steps=2,
+                batch_size=2,
+                negatives=2,
+                lr=1e-4,
+                device="cpu",
+                max_length=32,
+            ),
+            **changes,
+        }
+    )
 
 
 def check_report(suspects, mined, temperature, relevance, selection, docs):
@@ -305,7 +329,11 @@ def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, t
     # the relevance model's (the first part's) learning rate: no warm-up in 2 steps, then decay (2 - 1) / 2
     assert [r["lr"] for r in log] == pytest.approx([1e-4, 5e-5])
     assert json.loads((folder / CET_FILE).read_text()) == {
-        "relevance": "cross-encoder", "selection": "provenance", "debias_ratio": 3.0, "temperature": None}
+        "relevance": "cross-encoder",
+        "selection": "provenance",
+        "debias_ratio": 3.0,
+        "temperature": None,
+    }
     assert (folder / "relevance" / "config.json").is_file() and (folder / "selection" / "provenance.json").is_file()
 
     relevance, selection, temperature = load_cet_models(folder, mined, device="cpu")
@@ -318,8 +346,18 @@ def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, t
     write_suspects(suspects[:10], tsv, queries, docs, full)
     with open(tsv, newline="") as handle:
         rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    assert rows[0] == ["qid", "query", "docid", "passage", "fn_probability", "relevance_score", "selection_score",
-                       "source", "rank", "full_qrels_grade"]
+    assert rows[0] == [
+        "qid",
+        "query",
+        "docid",
+        "passage",
+        "fn_probability",
+        "relevance_score",
+        "selection_score",
+        "source",
+        "rank",
+        "full_qrels_grade",
+    ]
     assert len(rows) == 11 and all(len(row) == 10 for row in rows)
     for row, s in zip(rows[1:], suspects):
         assert row[0] == s.qid and row[2] == s.docid and row[1] == queries[s.qid]
@@ -331,16 +369,20 @@ def test_train_cet_cross_encoder_relevance_with_provenance_selection(tmp_path, t
 
 def test_train_cet_bi_encoder_relevance_with_cross_encoder_selection(tmp_path, tiny_model, shallow):
     mined, docs, _, _, _ = shallow
-    folder = train_cet(mined, docs, tiny_config(tmp_path, tiny_model),
-                       CETConfig(relevance="bi-encoder", selection="cross-encoder", temperature=0.1))
+    folder = train_cet(
+        mined,
+        docs,
+        tiny_config(tmp_path, tiny_model),
+        CETConfig(relevance="bi-encoder", selection="cross-encoder", temperature=0.1),
+    )
     meta = json.loads((folder / CET_FILE).read_text())
-    assert meta == {"relevance": "bi-encoder", "selection": "cross-encoder", "debias_ratio": 2.0,
-                    "temperature": 0.1}
+    assert meta == {"relevance": "bi-encoder", "selection": "cross-encoder", "debias_ratio": 2.0, "temperature": 0.1}
     relevance, selection, temperature = load_cet_models(folder, mined, device="cpu")
     assert isinstance(relevance, BiEncoderScorer) and relevance.temperature == 0.1
     assert isinstance(selection, CrossEncoderScorer)
-    check_report(score_suspects(mined, docs, relevance, selection, temperature), mined, temperature, relevance,
-                 selection, docs)
+    check_report(
+        score_suspects(mined, docs, relevance, selection, temperature), mined, temperature, relevance, selection, docs
+    )
 
 
 def test_load_cet_models_needs_a_cet_folder(tmp_path, shallow):
@@ -350,12 +392,21 @@ def test_load_cet_models_needs_a_cet_folder(tmp_path, shallow):
 
 # --- missing provenance ----------------------------------------------------------------------------
 
+
 def test_negatives_without_rank_or_score_are_refused(shallow):
     mined, _, _, _, _ = shallow
     q = mined.queries[0]
-    bare = MinedSet([MinedQuery(q.qid, q.query, q.positives,
-                                [Candidate(c.docid, c.source, None, None) for c in q.negatives],
-                                q.positive_provenance)])
+    bare = MinedSet(
+        [
+            MinedQuery(
+                q.qid,
+                q.query,
+                q.positives,
+                [Candidate(c.docid, c.source, None, None) for c in q.negatives],
+                q.positive_provenance,
+            )
+        ]
+    )
     with pytest.raises(RankkitError) as caught:
         ProvenanceFeatures(bare)
     message = str(caught.value)
@@ -365,24 +416,63 @@ def test_negatives_without_rank_or_score_are_refused(shallow):
 
 # --- the CLI ---------------------------------------------------------------------------------------
 
+
 def test_cli_train_cet_and_suspects(tmp_path, tiny_model, shallow, sample_dir):
     mined, _, _, full, folder = shallow
     runner = CliRunner()
     output = tmp_path / "cet"
-    result = runner.invoke(app, ["train", "cet", "--mined", str(folder / "mined.jsonl"),
-                                 "--corpus", str(sample_dir / "collection.tsv"), "--output", str(output),
-                                 "--model", str(tiny_model), "--max-steps", "2", "--batch-size", "2",
-                                 "--negatives", "2", "--debias-ratio", "10", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "cet",
+            "--mined",
+            str(folder / "mined.jsonl"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--output",
+            str(output),
+            "--model",
+            str(tiny_model),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--negatives",
+            "2",
+            "--debias-ratio",
+            "10",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "saved the trained cet" in result.output
     assert json.loads((output / "model" / CET_FILE).read_text())["debias_ratio"] == 10.0
     assert json.loads((output / "config.json").read_text())["max_steps"] == 2
 
     tsv = tmp_path / "suspects.tsv"
-    result = runner.invoke(app, ["cet", "suspects", "--mined", str(folder / "mined.jsonl"),
-                                 "--corpus", str(sample_dir / "collection.tsv"), "--model", str(output / "model"),
-                                 "--output", str(tsv), "--top", "8", "--full-qrels", str(sample_dir / "qrels.txt"),
-                                 "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "cet",
+            "suspects",
+            "--mined",
+            str(folder / "mined.jsonl"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--model",
+            str(output / "model"),
+            "--output",
+            str(tsv),
+            "--top",
+            "8",
+            "--full-qrels",
+            str(sample_dir / "qrels.txt"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     rows = [line.split("\t") for line in tsv.read_text().splitlines()]
     assert rows[0][-1] == "full_qrels_grade" and len(rows) == 9
@@ -400,9 +490,25 @@ def test_cli_cet_without_provenance_exits_2(tmp_path, tiny_model, shallow, sampl
             n["rank"] = None
     bad = tmp_path / "bad.jsonl"
     bad.write_text("\n".join([lines[0], *map(json.dumps, records)]) + "\n")
-    result = CliRunner().invoke(app, ["train", "cet", "--mined", str(bad), "--corpus",
-                                      str(sample_dir / "collection.tsv"), "--output", str(tmp_path / "o"),
-                                      "--model", str(tiny_model), "--max-steps", "1", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "cet",
+            "--mined",
+            str(bad),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--model",
+            str(tiny_model),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "error:" in result.stderr and "negatives[].rank" in result.stderr and "re-mine" in result.stderr
     assert "Traceback" not in result.output
@@ -410,9 +516,26 @@ def test_cli_cet_without_provenance_exits_2(tmp_path, tiny_model, shallow, sampl
 
 def test_cli_debias_ratio_zero_names_the_flag(tmp_path, tiny_model, shallow, sample_dir):
     _, _, _, _, folder = shallow
-    result = CliRunner().invoke(app, ["train", "cet", "--mined", str(folder / "mined.jsonl"), "--corpus",
-                                      str(sample_dir / "collection.tsv"), "--output", str(tmp_path / "o"),
-                                      "--model", str(tiny_model), "--max-steps", "1", "--device", "cpu",
-                                      "--debias-ratio", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "cet",
+            "--mined",
+            str(folder / "mined.jsonl"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--output",
+            str(tmp_path / "o"),
+            "--model",
+            str(tiny_model),
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+            "--debias-ratio",
+            "0",
+        ],
+    )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "--debias-ratio" in result.stderr and "Traceback" not in result.output

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import temp_leftovers, usage_error
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -20,7 +21,6 @@ from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import read_run
 from rankkit.index.manifest import Manifest
-from conftest import temp_leftovers, usage_error
 
 pytest.importorskip("pyserini", reason="the CLI tests build a BM25 index too (bm25 extra)")
 
@@ -72,8 +72,18 @@ def index_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def dense_index(index_dir, corpus, tiny_model) -> Path:
-    result = ok("index", "build", corpus, "--model", tiny_model, "-o", index_dir / "collection-dense", "--device", "cpu",
-                "--save-embeddings")
+    result = ok(
+        "index",
+        "build",
+        corpus,
+        "--model",
+        tiny_model,
+        "-o",
+        index_dir / "collection-dense",
+        "--device",
+        "cpu",
+        "--save-embeddings",
+    )
     out = index_dir / "collection-dense"
     assert "with 80 documents (Flat)" in result.output
     return out
@@ -89,14 +99,39 @@ def bm25_index(index_dir, corpus) -> Path:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, dense_index, bm25_index, queries_file) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("cli-runs")
-    ok("search", "--index", bm25_index, "--queries", queries_file, "-o", folder / "bm25.trec", "-k", "100",
-       "--tag", "bm25")
-    ok("search", "--index", dense_index, "--queries", queries_file, "-o", folder / "dense.trec", "-k", "100",
-       "--device", "cpu", "--tag", "dense")
+    ok(
+        "search",
+        "--index",
+        bm25_index,
+        "--queries",
+        queries_file,
+        "-o",
+        folder / "bm25.trec",
+        "-k",
+        "100",
+        "--tag",
+        "bm25",
+    )
+    ok(
+        "search",
+        "--index",
+        dense_index,
+        "--queries",
+        queries_file,
+        "-o",
+        folder / "dense.trec",
+        "-k",
+        "100",
+        "--device",
+        "cpu",
+        "--tag",
+        "dense",
+    )
     return folder / "bm25.trec", folder / "dense.trec"
 
 
 # --- index -----------------------------------------------------------------------------------
+
 
 def test_index_build_dense(dense_index, tiny_model):
     manifest = Manifest.read(dense_index)
@@ -111,20 +146,42 @@ def test_index_build_bm25(bm25_index):
 
 
 def test_index_build_from_saved_embeddings(dense_index, index_dir, corpus):
-    result = ok("index", "build", corpus, "-o", index_dir / "hnsw", "--factory", "HNSW32",
-                "--embeddings-from", dense_index)
+    result = ok(
+        "index", "build", corpus, "-o", index_dir / "hnsw", "--factory", "HNSW32", "--embeddings-from", dense_index
+    )
     assert "(HNSW32)" in result.output
     assert Manifest.read(index_dir / "hnsw").model_fingerprint == Manifest.read(dense_index).model_fingerprint
 
 
 def test_index_build_existing_needs_overwrite(dense_index, index_dir, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "-o", index_dir / "collection-dense", "--device", "cpu",
-          expect="--overwrite")
+    fails(
+        "index",
+        "build",
+        corpus,
+        "--model",
+        tiny_model,
+        "-o",
+        index_dir / "collection-dense",
+        "--device",
+        "cpu",
+        expect="--overwrite",
+    )
 
 
 def test_index_build_bad_factory(tmp_path, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "-o", tmp_path / "collection-dense", "--factory", "IVF256,Flat",
-          "--device", "cpu")
+    fails(
+        "index",
+        "build",
+        corpus,
+        "--model",
+        tiny_model,
+        "-o",
+        tmp_path / "collection-dense",
+        "--factory",
+        "IVF256,Flat",
+        "--device",
+        "cpu",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -151,6 +208,7 @@ def test_index_info_not_an_index(tmp_path):
 
 # --- search ----------------------------------------------------------------------------------
 
+
 def test_search_query_dense(dense_index):
     result = ok("search", "--index", dense_index, "--query", "how do stars form", "-k", "5", "--device", "cpu")
     lines = [line for line in result.stdout.splitlines() if " s0" in line]
@@ -159,8 +217,9 @@ def test_search_query_dense(dense_index):
 
 
 def test_search_query_bm25(bm25_index):
-    result = ok("search", "--index", bm25_index, "--query", "protostar hydrogen fusion", "-k", "3",
-                "--k1", "1.2", "--b", "0.75")
+    result = ok(
+        "search", "--index", bm25_index, "--query", "protostar hydrogen fusion", "-k", "3", "--k1", "1.2", "--b", "0.75"
+    )
     assert "s001" in result.stdout
 
 
@@ -186,8 +245,25 @@ def test_search_queries_writes_a_trec_run(runs, queries_file):
 
 def test_search_hybrid_two_indexes(bm25_index, dense_index, queries_file, tmp_path):
     out = tmp_path / "hybrid.trec"
-    result = ok("search", "--index", bm25_index, "--index", dense_index, "--weight", "1", "--weight", "0.5",
-                "--queries", queries_file, "-o", out, "-k", "10", "--device", "cpu")
+    result = ok(
+        "search",
+        "--index",
+        bm25_index,
+        "--index",
+        dense_index,
+        "--weight",
+        "1",
+        "--weight",
+        "0.5",
+        "--queries",
+        queries_file,
+        "-o",
+        out,
+        "-k",
+        "10",
+        "--device",
+        "cpu",
+    )
     assert f"to {out}" in result.stdout
     run = read_run(out)
     assert set(run) == set(read_queries(queries_file))
@@ -197,8 +273,20 @@ def test_search_hybrid_two_indexes(bm25_index, dense_index, queries_file, tmp_pa
 
 
 def test_search_hybrid_weight_count_mismatch(bm25_index, dense_index):
-    fails("search", "-i", bm25_index, "-i", dense_index, "--weight", "1", "-q", "stars", "--device", "cpu",
-          expect="--weight")
+    fails(
+        "search",
+        "-i",
+        bm25_index,
+        "-i",
+        dense_index,
+        "--weight",
+        "1",
+        "-q",
+        "stars",
+        "--device",
+        "cpu",
+        expect="--weight",
+    )
 
 
 def test_search_with_neither_query_nor_queries(dense_index):
@@ -227,12 +315,21 @@ def test_search_bad_k(bm25_index):
 
 
 def test_search_missing_queries_file(bm25_index, tmp_path):
-    fails("search", "--index", bm25_index, "--queries", tmp_path / "missing.tsv", "-o", tmp_path / "r.trec",
-          expect="missing.tsv")
+    fails(
+        "search",
+        "--index",
+        bm25_index,
+        "--queries",
+        tmp_path / "missing.tsv",
+        "-o",
+        tmp_path / "r.trec",
+        expect="missing.tsv",
+    )
     assert not (tmp_path / "r.trec").exists()
 
 
 # --- eval ------------------------------------------------------------------------------------
+
 
 def test_eval_trec_dl_preset(runs, qrels_file):
     result = ok("eval", runs[0], qrels_file, "--preset", "trec-dl")
@@ -312,6 +409,7 @@ def test_eval_needs_a_run_and_qrels(qrels_file):
 
 # --- quickstart ------------------------------------------------------------------------------
 
+
 def test_quickstart_with_tiny_model(tmp_path, tiny_model):
     out = tmp_path / "qs"
     result = ok("quickstart", "--model", tiny_model, "--output", out, "--device", "cpu")
@@ -336,6 +434,7 @@ def test_quickstart_bad_data_folder(tmp_path):
 
 # --- the installed console script ------------------------------------------------------------
 
+
 def _console_script() -> str:
     script = Path(sys.executable).parent / "rankkit"
     found = str(script) if script.exists() else shutil.which("rankkit")
@@ -355,8 +454,13 @@ def test_console_script_error_has_no_traceback(runs, qrels_file):
     """A real process: the error line goes to stderr, the exit status is 2, no traceback.
     P@0 once aborted the interpreter inside pytrec_eval (an assertion in C)."""
     env = {**os.environ, "COLUMNS": "200"}
-    result = subprocess.run([_console_script(), "eval", str(runs[0]), str(qrels_file), "--measure", "P@0"],
-                            capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [_console_script(), "eval", str(runs[0]), str(qrels_file), "--measure", "P@0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "error:" in result.stderr and "Fix" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
@@ -376,13 +480,30 @@ def test_quickstart_with_the_default_model(tmp_path):
 def test_sigterm_during_index_build_leaves_no_temporary_folder(tmp_path, tiny_model):
     # regression: SIGTERM killed the build without unwinding, leaving `.NAME.*.tmp` behind
     corpus = tmp_path / "big.tsv"
-    corpus.write_text("".join(f"d{i}\tpassage number {i} about topic {i % 97} and more words\n"
-                              for i in range(200_000)), encoding="utf-8")
+    corpus.write_text(
+        "".join(f"d{i}\tpassage number {i} about topic {i % 97} and more words\n" for i in range(200_000)),
+        encoding="utf-8",
+    )
     out, log = tmp_path / "indexes", tmp_path / "stderr.txt"
     with open(log, "wb") as stderr:  # a file, not a pipe: an unread pipe fills up and blocks the build
-        process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "index", "build", str(corpus), "--model",
-                                    str(tiny_model), "-o", str(out / "collection-dense"), "--device", "cpu"],
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rankkit.cli",
+                "index",
+                "build",
+                str(corpus),
+                "--model",
+                str(tiny_model),
+                "-o",
+                str(out / "collection-dense"),
+                "--device",
+                "cpu",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         deadline = time.monotonic() + 120
         while not (out.exists() and temp_leftovers(out)):  # the build has started writing

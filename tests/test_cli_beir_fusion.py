@@ -8,13 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import usage_error
+from test_cli import fails, invoke, ok
 
 from rankkit.data.collection import collection, export_beir
 from rankkit.data.qrels import read_qrels
 from rankkit.data.runs import read_run
 from rankkit.retrieve.fusion import FusionConfig, normalised_fuse
-from conftest import usage_error
-from test_cli import fails, invoke, ok
 
 pytest.importorskip("pyserini", reason="BM25 through pyserini (bm25 extra)")
 
@@ -26,8 +26,10 @@ def beir(tmp_path_factory) -> Path:
     out = export_beir(collection(), tmp_path_factory.mktemp("beir") / "sample-beir")
     test = read_qrels(out / "qrels" / "test.tsv")
     for split, qids in (("dev", sorted(test)[:4]), ("train", sorted(test)[4:])):
-        (out / "qrels" / f"{split}.tsv").write_bytes(b"query-id\tcorpus-id\tscore\r\n" + "".join(
-            f"{q}\t{d}\t{g}\r\n" for q in qids for d, g in test[q].items()).encode())
+        (out / "qrels" / f"{split}.tsv").write_bytes(
+            b"query-id\tcorpus-id\tscore\r\n"
+            + "".join(f"{q}\t{d}\t{g}\r\n" for q in qids for d, g in test[q].items()).encode()
+        )
     return out
 
 
@@ -35,8 +37,7 @@ def beir(tmp_path_factory) -> Path:
 def indexes(tmp_path_factory, beir, tiny_model) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("beir-indexes")
     ok("index", "build", beir / "corpus.jsonl", "--kind", "bm25", "-o", out / "bm25")
-    ok("index", "build", beir / "corpus.jsonl", "--model", tiny_model, "-o", out / "dense",
-       "--device", "cpu")
+    ok("index", "build", beir / "corpus.jsonl", "--model", tiny_model, "-o", out / "dense", "--device", "cpu")
     return out / "bm25", out / "dense"
 
 
@@ -45,15 +46,43 @@ def runs(tmp_path_factory, beir, indexes) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("beir-runs")
     bm25, dense = indexes
     for name, index in (("bm25", bm25), ("dense", dense)):
-        ok("search", "-i", index, "--queries", beir / "queries.jsonl", "-o", folder / f"{name}.trec", "-k", "50",
-           "--device", "cpu", "--tag", name)
+        ok(
+            "search",
+            "-i",
+            index,
+            "--queries",
+            beir / "queries.jsonl",
+            "-o",
+            folder / f"{name}.trec",
+            "-k",
+            "50",
+            "--device",
+            "cpu",
+            "--tag",
+            name,
+        )
     return folder / "dense.trec", folder / "bm25.trec"
 
 
 def test_quickstart_on_a_beir_folder_and_split(tmp_path, beir, tiny_model):
     out = tmp_path / "qs"
-    result = ok("quickstart", "--data", beir, "--split", "dev", "--model", tiny_model, "--output", out,
-                "--device", "cpu", "--fusion", "convex", "--alpha", "0.3")
+    result = ok(
+        "quickstart",
+        "--data",
+        beir,
+        "--split",
+        "dev",
+        "--model",
+        tiny_model,
+        "--output",
+        out,
+        "--device",
+        "cpu",
+        "--fusion",
+        "convex",
+        "--alpha",
+        "0.3",
+    )
     assert "nDCG@10" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert set(report) == {"bm25", "dense", "hybrid"}
@@ -75,8 +104,9 @@ def test_quickstart_unknown_split(tmp_path, beir):
 
 def test_a_split_of_a_collection_tsv_folder_is_refused(tmp_path):
     """A collection.tsv folder has one qrels.txt: a --split there would be silently ignored."""
-    fails("quickstart", "--data", collection().root, "--split", "dev", "--output", tmp_path / "qs",
-          expect="drop --split")
+    fails(
+        "quickstart", "--data", collection().root, "--split", "dev", "--output", tmp_path / "qs", expect="drop --split"
+    )
 
 
 def test_eval_against_beir_qrels(runs, beir):
@@ -93,8 +123,27 @@ def test_eval_headerless_beir_qrels_names_the_fix(runs, tmp_path):
 @pytest.mark.parametrize("fusion", ["rrf", "convex", "zscore"])
 def test_search_fusion_flags(indexes, beir, tmp_path, fusion):
     out = tmp_path / "hybrid.trec"
-    ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out, "-k", "10",
-       "--fusion", fusion, "--alpha", "0.25", "--fusion-depth", "50", "--device", "cpu")
+    ok(
+        "search",
+        "-i",
+        indexes[0],
+        "-i",
+        indexes[1],
+        "--queries",
+        beir / "queries.jsonl",
+        "-o",
+        out,
+        "-k",
+        "10",
+        "--fusion",
+        fusion,
+        "--alpha",
+        "0.25",
+        "--fusion-depth",
+        "50",
+        "--device",
+        "cpu",
+    )
     run = read_run(out)
     assert len(run) == 16 and all(len(hits) == 10 for hits in run.values())
 
@@ -103,8 +152,27 @@ def test_search_alpha_moves_the_ranking_to_one_side(indexes, runs, beir, tmp_pat
     dense_run, bm25_run = read_run(runs[0]), read_run(runs[1])
     for alpha, side in (("1", dense_run), ("0", bm25_run)):
         out = tmp_path / f"alpha{alpha}.trec"
-        ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out, "-k", "5",
-           "--fusion", "convex", "--alpha", alpha, "--fusion-depth", "50", "--device", "cpu")
+        ok(
+            "search",
+            "-i",
+            indexes[0],
+            "-i",
+            indexes[1],
+            "--queries",
+            beir / "queries.jsonl",
+            "-o",
+            out,
+            "-k",
+            "5",
+            "--fusion",
+            "convex",
+            "--alpha",
+            alpha,
+            "--fusion-depth",
+            "50",
+            "--device",
+            "cpu",
+        )
         fused = read_run(out)
         agree = sum([h.docid for h in fused[q]][:3] == [h.docid for h in side[q]][:3] for q in fused)
         assert agree >= len(fused) - 2  # only ties among a list's own scores may reorder
@@ -112,23 +180,67 @@ def test_search_alpha_moves_the_ranking_to_one_side(indexes, runs, beir, tmp_pat
 
 def test_tune_fusion_from_runs_writes_what_search_reads(runs, beir, indexes, tmp_path):
     config_path = tmp_path / "fusion.json"
-    result = ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
-                "--dense-run", runs[0], "--bm25-run", runs[1], "-o", config_path, "--fusion-depth", "50")
+    result = ok(
+        "tune",
+        "fusion",
+        "--dev-queries",
+        beir / "queries.jsonl",
+        "--dev-qrels",
+        beir / "qrels" / "dev.tsv",
+        "--dense-run",
+        runs[0],
+        "--bm25-run",
+        runs[1],
+        "-o",
+        config_path,
+        "--fusion-depth",
+        "50",
+    )
     assert "best:" in result.stdout
     written = json.loads(config_path.read_text())
     assert written["tuned_on"]["judged_queries"] == 4
     config = FusionConfig.read(config_path)
     assert config.depth == 50
     out = tmp_path / "tuned.trec"
-    ok("search", "-i", indexes[0], "-i", indexes[1], "--queries", beir / "queries.jsonl", "-o", out,
-       "--fusion-config", config_path, "--device", "cpu")
+    ok(
+        "search",
+        "-i",
+        indexes[0],
+        "-i",
+        indexes[1],
+        "--queries",
+        beir / "queries.jsonl",
+        "-o",
+        out,
+        "--fusion-config",
+        config_path,
+        "--device",
+        "cpu",
+    )
     assert len(read_run(out)) == 16
 
 
 def test_tune_fusion_from_indexes(indexes, beir, tmp_path):
-    ok("tune", "fusion", "--dev-queries", beir / "queries.jsonl", "--dev-qrels", beir / "qrels" / "dev.tsv",
-       "-i", indexes[0], "-i", indexes[1], "-o", tmp_path / "fusion.json", "--method", "convex", "--fusion-depth", "20",
-       "--device", "cpu")
+    ok(
+        "tune",
+        "fusion",
+        "--dev-queries",
+        beir / "queries.jsonl",
+        "--dev-qrels",
+        beir / "qrels" / "dev.tsv",
+        "-i",
+        indexes[0],
+        "-i",
+        indexes[1],
+        "-o",
+        tmp_path / "fusion.json",
+        "--method",
+        "convex",
+        "--fusion-depth",
+        "20",
+        "--device",
+        "cpu",
+    )
     assert FusionConfig.read(tmp_path / "fusion.json").method == "convex"
 
 
@@ -140,12 +252,25 @@ def test_tune_fusion_errors(indexes, runs, beir, tmp_path):
 
 
 def test_search_bad_alpha_and_bad_config(indexes, tmp_path):
-    usage_error(invoke("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--alpha", "2"),
-                "--alpha", "<= 1")  # refused at parse time, before any index is opened
+    usage_error(
+        invoke("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--alpha", "2"), "--alpha", "<= 1"
+    )  # refused at parse time, before any index is opened
     bad = tmp_path / "fusion.json"
     bad.write_text('{"method": "max"}')
-    fails("search", "-i", indexes[0], "-i", indexes[1], "-q", "bread", "--fusion-config", bad, "--device", "cpu",
-          expect=str(bad))
+    fails(
+        "search",
+        "-i",
+        indexes[0],
+        "-i",
+        indexes[1],
+        "-q",
+        "bread",
+        "--fusion-config",
+        bad,
+        "--device",
+        "cpu",
+        expect=str(bad),
+    )
 
 
 def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, tiny_model):
@@ -153,8 +278,27 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
     from BM25 and dense candidates (labelled positives excluded), train a bi-encoder and a reranker
     on it, with the dev split (--dev-split) and its BM25 run for dev evaluation."""
     mined = tmp_path / "mined.jsonl"
-    ok("mine", "--data", beir, "--split", "train", "-i", indexes[0], "-i", indexes[1], "--depth", "30",
-       "--max-rank", "30", "--count", "3", "-o", mined, "--device", "cpu")
+    ok(
+        "mine",
+        "--data",
+        beir,
+        "--split",
+        "train",
+        "-i",
+        indexes[0],
+        "-i",
+        indexes[1],
+        "--depth",
+        "30",
+        "--max-rank",
+        "30",
+        "--count",
+        "3",
+        "-o",
+        mined,
+        "--device",
+        "cpu",
+    )
     records = [json.loads(line) for line in mined.read_text().splitlines()[1:]]  # after the _meta line
     train, dev = read_qrels(beir / "qrels" / "train.tsv"), read_qrels(beir / "qrels" / "dev.tsv")
     assert records and {r["qid"] for r in records} <= set(train)
@@ -164,9 +308,32 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
     stats = json.loads(mined.with_suffix(".stats.json").read_text())
     assert stats["skipped_no_positive"] == 0  # the dev (and other) queries were never retrieved
     for kind in ("biencoder", "reranker"):
-        result = ok("train", kind, "--mined", mined, "--data", beir, "--dev-split", "dev", "--dev-run", runs[1],
-                    "-o", tmp_path / kind, "--model", tiny_model, "--max-steps", "2", "--batch-size", "2",
-                    "--negatives", "2", "--eval-every", "2", "--device", "cpu")
+        result = ok(
+            "train",
+            kind,
+            "--mined",
+            mined,
+            "--data",
+            beir,
+            "--dev-split",
+            "dev",
+            "--dev-run",
+            runs[1],
+            "-o",
+            tmp_path / kind,
+            "--model",
+            tiny_model,
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--negatives",
+            "2",
+            "--eval-every",
+            "2",
+            "--device",
+            "cpu",
+        )
         assert f"saved the trained {kind}" in result.stdout
         assert "warning" not in result.stderr
         log = [json.loads(line) for line in (tmp_path / kind / "train_log.jsonl").read_text().splitlines()]
@@ -176,23 +343,88 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
 
 def test_train_warns_when_the_dev_queries_were_trained_on(beir, indexes, runs, tmp_path, tiny_model):
     mined = tmp_path / "mined.jsonl"
-    ok("mine", "--data", beir, "--split", "test", "-i", indexes[0], "--depth", "30", "--max-rank", "30",
-       "--count", "3", "-o", mined)
-    result = ok("train", "biencoder", "--mined", mined, "--data", beir, "--dev-split", "dev", "--dev-run", runs[1],
-                "-o", tmp_path / "bi", "--model", tiny_model, "--max-steps", "1", "--batch-size", "2",
-                "--negatives", "1", "--device", "cpu")
+    ok(
+        "mine",
+        "--data",
+        beir,
+        "--split",
+        "test",
+        "-i",
+        indexes[0],
+        "--depth",
+        "30",
+        "--max-rank",
+        "30",
+        "--count",
+        "3",
+        "-o",
+        mined,
+    )
+    result = ok(
+        "train",
+        "biencoder",
+        "--mined",
+        mined,
+        "--data",
+        beir,
+        "--dev-split",
+        "dev",
+        "--dev-run",
+        runs[1],
+        "-o",
+        tmp_path / "bi",
+        "--model",
+        tiny_model,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--negatives",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert "4 dev queries" in result.stderr and "--split train" in result.stderr
 
 
 def test_mine_and_train_name_the_missing_inputs(beir, indexes, tmp_path):
     fails("mine", "--split", "train", "-i", indexes[0], "-o", tmp_path / "m.jsonl", expect="--data")
-    fails("mine", "--qrels", beir / "qrels" / "train.tsv", "-i", indexes[0], "-o", tmp_path / "m.jsonl",
-          expect="--queries and --corpus")
-    fails("mine", "--data", beir, "--split", "validation", "-i", indexes[0], "-o", tmp_path / "m.jsonl",
-          expect="validation")
+    fails(
+        "mine",
+        "--qrels",
+        beir / "qrels" / "train.tsv",
+        "-i",
+        indexes[0],
+        "-o",
+        tmp_path / "m.jsonl",
+        expect="--queries and --corpus",
+    )
+    fails(
+        "mine",
+        "--data",
+        beir,
+        "--split",
+        "validation",
+        "-i",
+        indexes[0],
+        "-o",
+        tmp_path / "m.jsonl",
+        expect="validation",
+    )
     fails("train", "biencoder", "--mined", tmp_path / "m.jsonl", "-o", tmp_path / "bi", expect="--corpus")
-    fails("train", "biencoder", "--mined", tmp_path / "m.jsonl", "--corpus", beir / "corpus.jsonl",
-          "--dev-split", "dev", "-o", tmp_path / "bi", expect="--data")
+    fails(
+        "train",
+        "biencoder",
+        "--mined",
+        tmp_path / "m.jsonl",
+        "--corpus",
+        beir / "corpus.jsonl",
+        "--dev-split",
+        "dev",
+        "-o",
+        tmp_path / "bi",
+        expect="--data",
+    )
 
 
 def test_serve_checks_the_fusion_settings_before_binding_the_port(indexes, tmp_path):
@@ -234,9 +466,42 @@ def test_train_takes_the_corpus_of_a_beir_folder_without_a_test_split(beir, inde
     shutil.copytree(beir, folder)
     (folder / "qrels" / "test.tsv").unlink()
     mined = tmp_path / "mined.jsonl"
-    ok("mine", "--data", folder, "--split", "train", "-i", indexes[0], "--depth", "30", "--max-rank", "30",
-       "--count", "2", "-o", mined)
-    result = ok("train", "biencoder", "--mined", mined, "--data", folder, "-o", tmp_path / "bi", "--model", tiny_model,
-                "--max-steps", "1", "--batch-size", "2", "--negatives", "1", "--device", "cpu")
+    ok(
+        "mine",
+        "--data",
+        folder,
+        "--split",
+        "train",
+        "-i",
+        indexes[0],
+        "--depth",
+        "30",
+        "--max-rank",
+        "30",
+        "--count",
+        "2",
+        "-o",
+        mined,
+    )
+    result = ok(
+        "train",
+        "biencoder",
+        "--mined",
+        mined,
+        "--data",
+        folder,
+        "-o",
+        tmp_path / "bi",
+        "--model",
+        tiny_model,
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--negatives",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert "saved the trained biencoder" in result.stdout
     fails("train", "biencoder", "--mined", mined, "--data", tmp_path, "-o", tmp_path / "bi2", expect="corpus.jsonl")

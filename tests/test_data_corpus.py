@@ -17,7 +17,7 @@ from rankkit.errors import RankkitError
 DOCS = [
     Document("d1", "The quick brown fox.", "Foxes"),
     Document("d2", "Jumps over the lazy dog. Ünïcödé ✓ 中文"),
-    Document("7", "Numbers as ids", "Title with \"quotes\""),
+    Document("7", "Numbers as ids", 'Title with "quotes"'),
 ]
 
 
@@ -74,10 +74,12 @@ def test_beir_round_trip_keeps_title_separate_and_joins_it_into_contents(tmp_pat
 
 
 def test_beir_reader_accepts_missing_or_null_title_and_extra_keys(tmp_path):
-    path = write_text(tmp_path / "c.jsonl",
-                      '{"_id": "a", "text": "alpha", "metadata": {"url": "x"}}\n'
-                      '{"_id": "b", "title": null, "text": "beta"}\n'
-                      '{"_id": 3, "title": "T", "text": "gamma"}\n')
+    path = write_text(
+        tmp_path / "c.jsonl",
+        '{"_id": "a", "text": "alpha", "metadata": {"url": "x"}}\n'
+        '{"_id": "b", "title": null, "text": "beta"}\n'
+        '{"_id": 3, "title": "T", "text": "gamma"}\n',
+    )
     assert list(read_corpus(path)) == [Document("a", "alpha"), Document("b", "beta"), Document("3", "gamma", "T")]
 
 
@@ -90,15 +92,18 @@ def test_tab_inside_tsv_text_is_kept(tmp_path):
 # --- detection -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, content, expected", [
-    ("c.tsv", "1\ttext\n", "tsv"),
-    ("c.txt", "1\ttext\n", "tsv"),
-    ("c.tsv.gz", None, "tsv"),
-    ("c.jsonl", '{"id": "1", "contents": "x"}\n', "pyserini"),
-    ("c.json", '{"id": "1", "contents": "x"}\n', "pyserini"),
-    ("c.jsonl", '{"_id": "1", "title": "", "text": "x"}\n', "beir"),
-    ("c.jsonl", '\n\n{"_id": "1", "text": "x"}\n', "beir"),  # blank lines before the first record
-])
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("c.tsv", "1\ttext\n", "tsv"),
+        ("c.txt", "1\ttext\n", "tsv"),
+        ("c.tsv.gz", None, "tsv"),
+        ("c.jsonl", '{"id": "1", "contents": "x"}\n', "pyserini"),
+        ("c.json", '{"id": "1", "contents": "x"}\n', "pyserini"),
+        ("c.jsonl", '{"_id": "1", "title": "", "text": "x"}\n', "beir"),
+        ("c.jsonl", '\n\n{"_id": "1", "text": "x"}\n', "beir"),  # blank lines before the first record
+    ],
+)
 def test_detect_corpus_format(tmp_path, name, content, expected):
     path = tmp_path / name
     if content is None:
@@ -207,16 +212,27 @@ def test_read_corpus_does_not_open_the_file_before_iteration(tmp_path):
 # --- malformed input -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, content, fmt, line, fragments", [
-    ("c.tsv", "1\tok\n2 no tab\n", None, 2, ("tab",)),
-    ("c.tsv", "\tno id\n", None, 1, ()),
-    ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"id": "2", "contents": \n', None, 2, ("invalid JSON",)),
-    ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"contents": "no id"}\n', None, 2, ("'id'",)),
-    ("c.jsonl", '{"id": "", "contents": "x"}\n', "pyserini", 1, ("'id'",)),
-    ("c.jsonl", '{"_id": "1", "text": "ok"}\n{"title": "t", "text": "no id"}\n', None, 2, ("'_id'",)),
-    ("c.jsonl", '{"_id": "1", "text": ["a", "list"]}\n', None, 1, ("'text'",)),
-], ids=["tsv-missing-tab", "tsv-empty-docid", "bad-json", "pyserini-missing-id", "pyserini-empty-id",
-        "beir-missing-id", "non-string-text"])
+@pytest.mark.parametrize(
+    "name, content, fmt, line, fragments",
+    [
+        ("c.tsv", "1\tok\n2 no tab\n", None, 2, ("tab",)),
+        ("c.tsv", "\tno id\n", None, 1, ()),
+        ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"id": "2", "contents": \n', None, 2, ("invalid JSON",)),
+        ("c.jsonl", '{"id": "1", "contents": "ok"}\n{"contents": "no id"}\n', None, 2, ("'id'",)),
+        ("c.jsonl", '{"id": "", "contents": "x"}\n', "pyserini", 1, ("'id'",)),
+        ("c.jsonl", '{"_id": "1", "text": "ok"}\n{"title": "t", "text": "no id"}\n', None, 2, ("'_id'",)),
+        ("c.jsonl", '{"_id": "1", "text": ["a", "list"]}\n', None, 1, ("'text'",)),
+    ],
+    ids=[
+        "tsv-missing-tab",
+        "tsv-empty-docid",
+        "bad-json",
+        "pyserini-missing-id",
+        "pyserini-empty-id",
+        "beir-missing-id",
+        "non-string-text",
+    ],
+)
 def test_malformed_corpus_names_file_and_line(tmp_path, name, content, fmt, line, fragments):
     path = write_text(tmp_path / name, content)
     with pytest.raises(RankkitError) as excinfo:
@@ -254,10 +270,13 @@ def test_invalid_utf8(tmp_path):
     assert_file_error(excinfo, path, 2, "UTF-8")
 
 
-@pytest.mark.parametrize("name, content", [
-    ("c.tsv", "a\tfirst\nb\tother\n\na\tsecond\n"),
-    ("c.jsonl", '{"id": "a", "contents": "first"}\n{"id": "b", "contents": "x"}\n\n{"id": "a", "contents": "y"}\n'),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("c.tsv", "a\tfirst\nb\tother\n\na\tsecond\n"),
+        ("c.jsonl", '{"id": "a", "contents": "first"}\n{"id": "b", "contents": "x"}\n\n{"id": "a", "contents": "y"}\n'),
+    ],
+)
 def test_duplicate_docid_names_both_lines(tmp_path, name, content):
     path = write_text(tmp_path / name, content)
     with pytest.raises(RankkitError) as excinfo:
@@ -272,9 +291,16 @@ def test_duplicate_docid_counts_numeric_json_ids_as_strings(tmp_path):
     assert_file_error(excinfo, path, 2, "duplicate docid '1'", "first on line 1")
 
 
-@pytest.mark.parametrize("name, content", [
-    ("empty.jsonl", ""), ("blank.jsonl", "\n  \n"), ("empty.tsv", ""), ("blank.tsv", "\n\n"), ("e.tsv.gz", None),
-])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("empty.jsonl", ""),
+        ("blank.jsonl", "\n  \n"),
+        ("empty.tsv", ""),
+        ("blank.tsv", "\n\n"),
+        ("e.tsv.gz", None),
+    ],
+)
 def test_empty_file(tmp_path, name, content):
     # regression: an empty TSV corpus used to read as zero documents without a word
     path = tmp_path / name
@@ -338,8 +364,10 @@ def test_write_tsv_with_tab_in_text_fails_and_leaves_no_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("bad", [Document("1", "line\nbreak"), Document("1", "x", "title\nbreak"),
-                                 Document("a\tb", "x"), Document("a\nb", "x")])
+@pytest.mark.parametrize(
+    "bad",
+    [Document("1", "line\nbreak"), Document("1", "x", "title\nbreak"), Document("a\tb", "x"), Document("a\nb", "x")],
+)
 def test_write_tsv_refuses_what_tsv_cannot_hold_and_keeps_the_old_file(tmp_path, bad):
     # regression: a newline in a docid used to be written, corrupting the file
     path = write_text(tmp_path / "out.tsv", "old\tcontent\n")

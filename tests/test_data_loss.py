@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training import LinearTask, _linear_groups
 
 from rankkit.data.files import atomic_dir, atomic_write, remove_stale_temp_dirs
 from rankkit.errors import RankkitError
@@ -20,7 +21,6 @@ from rankkit.index.manifest import is_index_folder
 from rankkit.train.config import TrainConfig
 from rankkit.train.examples import batches
 from rankkit.train.loop import CHECKPOINTS, STATE_FILE, fit, is_training_output
-from test_training import LinearTask, _linear_groups
 
 
 def _foreign_folder(path: Path) -> Path:
@@ -74,15 +74,17 @@ def test_dense_build_overwrite_keeps_the_old_index_when_the_new_build_fails(tmp_
     build_dense_index(sample_dir / "collection.tsv", out, encoder)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(RankkitError, match="FAISS cannot build"):
-        build_dense_index(sample_dir / "collection.tsv", out, encoder, DenseBuildConfig(factory="Nonsense12"),
-                          overwrite=True)
+        build_dense_index(
+            sample_dir / "collection.tsv", out, encoder, DenseBuildConfig(factory="Nonsense12"), overwrite=True
+        )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     stale = tmp_path / f".idx.{dead}.abcd1234.tmp"
     live = tmp_path / f".idx.{os.getpid()}.live0000.tmp"
     other = tmp_path / f".other.{dead}.abcd1234.tmp"
@@ -102,6 +104,7 @@ def test_atomic_write_to_an_existing_folder_is_a_clear_error(tmp_path):
 
 
 # --- training --------------------------------------------------------------------------------------
+
 
 def _fit(output: Path, **changes) -> Path:
     vectors, groups = _linear_groups()

@@ -86,24 +86,30 @@ def test_trec_topic_file_title_at_end_of_block(tmp_path):
 
 
 def test_trec_topic_duplicate_qid_names_its_line(tmp_path):
-    path = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> one\n</top>\n\n"
-                                           "<top>\n<num> Number: 1\n<title> again\n</top>\n")
+    path = write(
+        tmp_path / "topics.txt",
+        "<top>\n<num> Number: 1\n<title> one\n</top>\n\n<top>\n<num> Number: 1\n<title> again\n</top>\n",
+    )
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
     assert_file_error(excinfo, path, 7, "duplicate qid '1'")
 
 
 def test_trec_topic_empty_title_names_its_line(tmp_path):
-    path = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> fine\n</top>\n"
-                                           "<top>\n<num> Number: 2\n<title>\n<desc> Description:\nsome desc\n</top>\n")
+    path = write(
+        tmp_path / "topics.txt",
+        "<top>\n<num> Number: 1\n<title> fine\n</top>\n"
+        "<top>\n<num> Number: 2\n<title>\n<desc> Description:\nsome desc\n</top>\n",
+    )
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
     assert_file_error(excinfo, path, 6, "query '2' has empty text")
 
 
 def test_trec_topic_without_num_names_its_line(tmp_path):
-    path = write(tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> fine\n</top>\n"
-                                           "<top>\n<title> no number\n</top>\n")
+    path = write(
+        tmp_path / "topics.txt", "<top>\n<num> Number: 1\n<title> fine\n</top>\n<top>\n<title> no number\n</top>\n"
+    )
     with pytest.raises(RankkitError) as excinfo:
         read_queries(path)
     assert_file_error(excinfo, path, 5, "<num>")
@@ -187,14 +193,14 @@ def test_relevant():
 
 
 def test_run_read_sorts_by_score_and_ignores_the_rank_column(tmp_path):
-    path = write(tmp_path / "run.trec",
-                 "1 Q0 a 1 1.5 bm25\n"
-                 "1 Q0 b 2 3.0 bm25\n"
-                 "2 Q0 a 1 -2 bm25\n"
-                 "1\tQ0\tc\t3\t2.25\tbm25\n"
-                 "2 Q0 b 9 1e-3 bm25\n")
-    assert read_run(path) == {"1": [Hit("b", 3.0), Hit("c", 2.25), Hit("a", 1.5)],
-                              "2": [Hit("b", 0.001), Hit("a", -2.0)]}
+    path = write(
+        tmp_path / "run.trec",
+        "1 Q0 a 1 1.5 bm25\n1 Q0 b 2 3.0 bm25\n2 Q0 a 1 -2 bm25\n1\tQ0\tc\t3\t2.25\tbm25\n2 Q0 b 9 1e-3 bm25\n",
+    )
+    assert read_run(path) == {
+        "1": [Hit("b", 3.0), Hit("c", 2.25), Hit("a", 1.5)],
+        "2": [Hit("b", 0.001), Hit("a", -2.0)],
+    }
 
 
 def test_run_ties_keep_file_order(tmp_path):
@@ -212,8 +218,7 @@ def test_run_write_read_round_trip(tmp_path):
         "q1 Q0 low 3 0.500000 my-system",
         "q2 Q0 only 1 -1.000000 my-system",
     ]
-    assert read_run(path) == {"q1": [Hit("high", 2.0), Hit("mid", 1.25), Hit("low", 0.5)],
-                              "q2": [Hit("only", -1.0)]}
+    assert read_run(path) == {"q1": [Hit("high", 2.0), Hit("mid", 1.25), Hit("low", 0.5)], "q2": [Hit("only", -1.0)]}
     assert temp_leftovers(path.parent) == []
 
 
@@ -237,15 +242,25 @@ MALFORMED_LINES = [  # reader, file content, line named, fragments of the messag
     (read_qrels, "1 0 d1 1\n1 0 d2\n", 2, ("expected 4 fields", "found 3")),
     (read_qrels, "1 0 d1 1\n1 0 d2 1 extra\n", 2, ("expected 4 fields", "found 5")),
     (read_qrels, "1 0 d1 1\n1\n", 2, ("expected 4 fields", "found 1")),
-    *[(read_qrels, f"1 0 d1 1\n\n1 0 d2 {grade}\n", 3, (f"grade {grade!r} is not an integer",))
-      for grade in ("1.5", "high", "nan")],
+    *[
+        (read_qrels, f"1 0 d1 1\n\n1 0 d2 {grade}\n", 3, (f"grade {grade!r} is not an integer",))
+        for grade in ("1.5", "high", "nan")
+    ],
     (read_qrels, "1 0 d1 1\n2 0 d1 0\n1 0 d1 2\n", 3, ("'d1' judged twice for query '1'",)),
-    *[(read_run, f"1 Q0 a 1 2.0 t\n\n{bad}\n", 3, ("expected 6 fields", f"found {count}"))
-      for bad, count in (("1 Q0 b 2 1.0", 5), ("1 Q0 b 2 1.0 tag extra", 7), ("1 b 1.0", 3))],
-    *[(read_run, f"1 Q0 a 1 2.0 t\n1 Q0 b 2 {score} t\n", 2, (f"score {score!r} is not a number",))
-      for score in ("high", "1,5", "--1")],
-    (read_run, "1 Q0 a 1 2.0 t\n2 Q0 a 1 2.0 t\n1 Q0 b 2 1.0 t\n1 Q0 a 3 0.5 t\n", 4,
-     ("'a' appears twice for query '1'", "first on line 1")),
+    *[
+        (read_run, f"1 Q0 a 1 2.0 t\n\n{bad}\n", 3, ("expected 6 fields", f"found {count}"))
+        for bad, count in (("1 Q0 b 2 1.0", 5), ("1 Q0 b 2 1.0 tag extra", 7), ("1 b 1.0", 3))
+    ],
+    *[
+        (read_run, f"1 Q0 a 1 2.0 t\n1 Q0 b 2 {score} t\n", 2, (f"score {score!r} is not a number",))
+        for score in ("high", "1,5", "--1")
+    ],
+    (
+        read_run,
+        "1 Q0 a 1 2.0 t\n2 Q0 a 1 2.0 t\n1 Q0 b 2 1.0 t\n1 Q0 a 3 0.5 t\n",
+        4,
+        ("'a' appears twice for query '1'", "first on line 1"),
+    ),
 ]
 
 
@@ -277,11 +292,14 @@ def test_readers_missing_file_and_folder(tmp_path, reader):
 # --- ir_datasets ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call", [
-    lambda spec: read_queries(spec),
-    lambda spec: read_qrels(spec),
-    lambda spec: next(read_corpus(spec)),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda spec: read_queries(spec),
+        lambda spec: read_qrels(spec),
+        lambda spec: next(read_corpus(spec)),
+    ],
+)
 def test_irds_without_ir_datasets_says_how_to_fix(monkeypatch, call):
     monkeypatch.setitem(sys.modules, "ir_datasets", None)  # absent, whether or not it is installed here
     spec = "irds:msmarco-passage/dev/small"

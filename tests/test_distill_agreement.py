@@ -21,7 +21,7 @@ from rankkit.errors import RankkitError
 def test_teacher_agreement_by_hand():
     teacher, student = {"q": np.array([2.0, 0.0, 0.0])}, {"q": np.array([0.0, 2.0, 0.0])}
     # p = softmax(teacher) = (e^2, 1, 1) / (e^2 + 2); log p - log softmax(student) = (2, -2, 0)
-    expected_kl = 2 * (math.e ** 2 - 1) / (math.e ** 2 + 2)
+    expected_kl = 2 * (math.e**2 - 1) / (math.e**2 + 2)
     top1 = teacher_agreement(student, teacher, cutoff=1)
     assert top1 == pytest.approx({"teacher_kl": expected_kl, "top1_overlap": 0.0, "queries": 1})
     # top 2: the teacher's {0, 1} (ties keep the candidates' order) against the student's {1, 0}
@@ -45,8 +45,9 @@ def test_hold_out_is_seeded_disjoint_and_leaves_queries_to_train_on():
         hold_out(_knowledge(10), 10, seed=0)
 
 
-def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(tmp_path, sample_dir, tiny_model,
-                                                                       other_tiny_model, monkeypatch):
+def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(
+    tmp_path, sample_dir, tiny_model, other_tiny_model, monkeypatch
+):
     trained_on: set[str] = set()
     original = DistillTask.loss
 
@@ -56,11 +57,40 @@ def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(tmp_path,
 
     monkeypatch.setattr(DistillTask, "loss", loss)
     out = tmp_path / "distilled"
-    result = CliRunner().invoke(app, [
-        "distill", "--teacher", str(other_tiny_model), "--student", str(tiny_model), "--queries",
-        str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"), "-o", str(out),
-        "--rounds", "2", "--queries-per-round", "100", "--batch-size", "4", "--depth", "12", "--hard-pool", "6",
-        "--pl-temperature", "0.05", "--holdout-queries", "3", "--eval-every", "1", "--mode", "plain"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(other_tiny_model),
+            "--student",
+            str(tiny_model),
+            "--queries",
+            str(sample_dir / "queries.tsv"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "-o",
+            str(out),
+            "--rounds",
+            "2",
+            "--queries-per-round",
+            "100",
+            "--batch-size",
+            "4",
+            "--depth",
+            "12",
+            "--hard-pool",
+            "6",
+            "--pl-temperature",
+            "0.05",
+            "--holdout-queries",
+            "3",
+            "--eval-every",
+            "1",
+            "--mode",
+            "plain",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert records and all(set(r["dev"]) == {"teacher_kl", "top10_overlap", "queries"} for r in records)
@@ -71,7 +101,20 @@ def test_distill_logs_agreement_on_held_out_queries_it_never_trains_on(tmp_path,
     assert before["queries"] == 3 and before["teacher_kl"] >= 0 and before != records[-1]["dev"]
     used = summary["knowledge"]["queries_used"]
     assert len(trained_on) == used - 3  # every other query was trained on (100 per round covers them all)
-    bad = CliRunner().invoke(app, ["distill", "--teacher", str(other_tiny_model), "--queries",
-                                   str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"),
-                                   "-o", str(tmp_path / "bad"), "--holdout-queries", "-1"])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(other_tiny_model),
+            "--queries",
+            str(sample_dir / "queries.tsv"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "-o",
+            str(tmp_path / "bad"),
+            "--holdout-queries",
+            "-1",
+        ],
+    )
     assert bad.exit_code == 2 and "--holdout-queries" in bad.stderr and "Fix" in bad.stderr

@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rankkit.distill.knowledge import (NegativeConfig, PositiveConfig, build_knowledge, confident_queries,
-                                       self_adversarial_negatives, teacher_positives)
+from rankkit.distill.knowledge import (
+    NegativeConfig,
+    PositiveConfig,
+    build_knowledge,
+    confident_queries,
+    self_adversarial_negatives,
+    teacher_positives,
+)
 from rankkit.distill.plackett_luce import plackett_luce_samples, self_consistent
 from rankkit.errors import RankkitError
 from rankkit.mining.candidates import Candidate
@@ -75,12 +81,22 @@ def test_teacher_positives_without_self_consistency_is_the_top_document():
 def _knowledge(teacher: dict[str, list[float]], labelled=None, denoise_z=0.0):
     """Queries q0.. with candidates d0.. in source order and the given teacher scores."""
     queries = {qid: f"query {qid}" for qid in teacher}
-    candidates = {qid: [Candidate(f"{qid}-d{i}", "bm25", i + 1, -float(i)) for i in range(len(scores))]
-                  for qid, scores in teacher.items()}
+    candidates = {
+        qid: [Candidate(f"{qid}-d{i}", "bm25", i + 1, -float(i)) for i in range(len(scores))]
+        for qid, scores in teacher.items()
+    }
     doc_texts = {c.docid: f"text of {c.docid}" for found in candidates.values() for c in found}
     scores = {qid: np.array(s) for qid, s in teacher.items()}
-    knowledge, stats = build_knowledge(queries, candidates, scores, PositiveConfig(samples=32, temperature=0.05, top_m=1),
-                                       NegativeConfig(denoise_z=denoise_z, hard_pool=10), labelled or {}, 0, doc_texts)
+    knowledge, stats = build_knowledge(
+        queries,
+        candidates,
+        scores,
+        PositiveConfig(samples=32, temperature=0.05, top_m=1),
+        NegativeConfig(denoise_z=denoise_z, hard_pool=10),
+        labelled or {},
+        0,
+        doc_texts,
+    )
     return knowledge, stats, doc_texts
 
 
@@ -102,8 +118,13 @@ def test_build_knowledge_counts_queries_it_leaves_out():
 
 
 def test_confident_queries_are_those_with_the_highest_best_teacher_score():
-    scores = {"off-topic": np.array([0.2, 0.3, 0.1]), "on-topic": np.array([0.1, 0.9]), "middling": np.array([0.5]),
-              "tied": np.array([0.5, 0.4]), "empty": np.array([])}
+    scores = {
+        "off-topic": np.array([0.2, 0.3, 0.1]),
+        "on-topic": np.array([0.1, 0.9]),
+        "middling": np.array([0.5]),
+        "tied": np.array([0.5, 0.4]),
+        "empty": np.array([]),
+    }
     assert confident_queries(scores, 2) == ["on-topic", "middling"]  # a tie goes to the smaller qid
     assert confident_queries(scores, 10) == ["on-topic", "middling", "tied", "off-topic"]  # no candidate, no rank
 
@@ -112,8 +133,15 @@ def test_self_adversarial_mining_returns_what_the_student_ranks_high_and_the_tea
     knowledge, _, doc_texts = _knowledge({"q": [5.0, 0.0, 0.1, -0.1, 0.05, 4.9]})
     # the earlier student ranks d5 (teacher-high), d0 (the positive), d3, d1 on top
     student = {"q": np.array([9.0, 7.0, 0.0, 8.0, -1.0, 10.0])}
-    found = self_adversarial_negatives(knowledge, student, "student-round-0",
-                                       NegativeConfig(self_adversarial_top=4, self_adversarial_pool=8), {}, 0, doc_texts)
+    found = self_adversarial_negatives(
+        knowledge,
+        student,
+        "student-round-0",
+        NegativeConfig(self_adversarial_top=4, self_adversarial_pool=8),
+        {},
+        0,
+        doc_texts,
+    )
     assert found == {"q": ["q-d3", "q-d1"]}  # in the student's order; d5 denoised, d0 a positive
 
 
@@ -124,8 +152,15 @@ def test_self_adversarial_mining_never_returns_teacher_or_labelled_positives():
         labelled = {"q0": {"q0-d4": 2}}
         knowledge, _, doc_texts = _knowledge(teacher, labelled=labelled, denoise_z=3.0)
         student = {qid: rng.normal(size=12) for qid in knowledge}
-        found = self_adversarial_negatives(knowledge, student, "s", NegativeConfig(denoise_z=3.0,
-                                           self_adversarial_top=12, self_adversarial_pool=12), labelled, trial, doc_texts)
+        found = self_adversarial_negatives(
+            knowledge,
+            student,
+            "s",
+            NegativeConfig(denoise_z=3.0, self_adversarial_top=12, self_adversarial_pool=12),
+            labelled,
+            trial,
+            doc_texts,
+        )
         for qid, negatives in found.items():
             assert not set(negatives) & set(knowledge[qid].positives)
             assert not set(negatives) & set(labelled.get(qid, {}))

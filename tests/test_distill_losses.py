@@ -8,8 +8,12 @@ import pytest
 import torch
 
 from rankkit.distill.discriminator import Discriminator, discriminator_loss, item_features, role_weights
-from rankkit.train.losses import (listwise_kl_loss, margin_mse_loss, softmax_cross_entropy_loss,
-                                  weighted_contrastive_loss)
+from rankkit.train.losses import (
+    listwise_kl_loss,
+    margin_mse_loss,
+    softmax_cross_entropy_loss,
+    weighted_contrastive_loss,
+)
 
 
 def test_listwise_kl_is_zero_for_equal_lists_and_matches_hand_value():
@@ -52,7 +56,8 @@ def test_weighted_contrastive_loss_with_unit_weights_is_softmax_cross_entropy():
     scores = torch.tensor([[0.3, 1.2, -0.4], [2.0, 0.1, 0.5]])
     assert float(weighted_contrastive_loss(scores)) == pytest.approx(float(softmax_cross_entropy_loss(scores)))
     assert float(weighted_contrastive_loss(scores, torch.ones(2, 2), torch.ones(2))) == pytest.approx(
-        float(softmax_cross_entropy_loss(scores)))
+        float(softmax_cross_entropy_loss(scores))
+    )
 
 
 def test_zero_weight_removes_a_negative():

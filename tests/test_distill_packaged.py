@@ -34,7 +34,7 @@ def _fake_parts(tmp_path: Path) -> list[Part]:
     data = buffer.getvalue()
     cut = len(data) // 3
     parts = []
-    for i, chunk in enumerate((data[:cut], data[cut:2 * cut], data[2 * cut:])):
+    for i, chunk in enumerate((data[:cut], data[cut : 2 * cut], data[2 * cut :])):
         path = tmp_path / FAKE.packages[i] / f"fake-model.zip.{i + 1:03d}"
         path.parent.mkdir(parents=True)
         path.write_bytes(chunk)

@@ -9,15 +9,27 @@ import torch
 
 from rankkit.distill import pipeline as distill_module
 from rankkit.distill.groups import CANDIDATE
-from rankkit.distill.pipeline import DistillConfig, Rounds, dense_candidates, score_candidates, snapshot_dir
 from rankkit.distill.knowledge import NegativeConfig, PositiveConfig, build_knowledge
+from rankkit.distill.pipeline import DistillConfig, Rounds, dense_candidates, score_candidates, snapshot_dir
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.mining.candidates import Candidate
 from rankkit.train.scorers import BiEncoderScorer
 
-TEXTS = {f"d{i}": text for i, text in enumerate([
-    "stars form in clouds of gas", "the moon has phases", "yeast makes bread rise", "vaccines train immunity",
-    "rain falls from clouds", "the sky scatters blue light", "volcanoes erupt lava", "bees make honey"])}
+TEXTS = {
+    f"d{i}": text
+    for i, text in enumerate(
+        [
+            "stars form in clouds of gas",
+            "the moon has phases",
+            "yeast makes bread rise",
+            "vaccines train immunity",
+            "rain falls from clouds",
+            "the sky scatters blue light",
+            "volcanoes erupt lava",
+            "bees make honey",
+        ]
+    )
+}
 QUERIES = {"q1": "how do stars form", "q2": "why is the sky blue", "q3": "how is honey made"}
 
 
@@ -67,11 +79,29 @@ def rounds_setup(tmp_path, scorer):
     docids = list(TEXTS)
     candidates = {qid: [Candidate(d, "src", r + 1) for r, d in enumerate(docids)] for qid in QUERIES}
     teacher = {qid: np.linspace(3.0, -3.0, len(docids)) for qid in QUERIES}  # d0 best for every query
-    knowledge, _ = build_knowledge(QUERIES, candidates, teacher, PositiveConfig(temperature=0.01, top_m=1),
-                                   NegativeConfig(denoise_z=1.0, hard_pool=4), {}, 0, TEXTS)
-    config = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path), queries_per_round=2,
-                           batch_size=2, self_adversarial_rounds=1, hard_negatives=1, self_adversarial_negatives=2,
-                           distill_candidates=2, negatives=NegativeConfig(denoise_z=1.0, self_adversarial_top=4))
+    knowledge, _ = build_knowledge(
+        QUERIES,
+        candidates,
+        teacher,
+        PositiveConfig(temperature=0.01, top_m=1),
+        NegativeConfig(denoise_z=1.0, hard_pool=4),
+        {},
+        0,
+        TEXTS,
+    )
+    config = DistillConfig(
+        teacher="t",
+        queries="q",
+        corpus="c",
+        output=str(tmp_path),
+        queries_per_round=2,
+        batch_size=2,
+        self_adversarial_rounds=1,
+        hard_negatives=1,
+        self_adversarial_negatives=2,
+        distill_candidates=2,
+        negatives=NegativeConfig(denoise_z=1.0, self_adversarial_top=4),
+    )
     return knowledge, config
 
 

@@ -36,9 +36,19 @@ class FixedScorer:
 
 def _group(kinds, teacher, confidence=1.0) -> DistillGroup:
     n = len(kinds) - 1
-    return DistillGroup("q", "query", "pos", "p", tuple(f"n{i}" for i in range(n)), tuple(f"n{i}" for i in range(n)),
-                        teacher_scores=tuple(teacher), teacher_z=tuple(0.0 for _ in kinds),
-                        source_ranks=tuple(0.5 for _ in kinds), kinds=tuple(kinds), confidence=confidence)
+    return DistillGroup(
+        "q",
+        "query",
+        "pos",
+        "p",
+        tuple(f"n{i}" for i in range(n)),
+        tuple(f"n{i}" for i in range(n)),
+        teacher_scores=tuple(teacher),
+        teacher_z=tuple(0.0 for _ in kinds),
+        source_ranks=tuple(0.5 for _ in kinds),
+        kinds=tuple(kinds),
+        confidence=confidence,
+    )
 
 
 def _constant_discriminator(probability: float) -> Discriminator:
@@ -84,7 +94,9 @@ def test_plain_distillation_is_the_score_term_only():
     p = np.exp(teacher) / np.exp(teacher).sum()
     q = np.exp(scores[0]) / np.exp(scores[0]).sum()
     expected = 2.0 * float((p * np.log(p / q)).sum())
-    assert kl.loss([_group((POSITIVE, CANDIDATE, CANDIDATE), teacher)])["student"].item() == pytest.approx(expected, rel=1e-5)
+    assert kl.loss([_group((POSITIVE, CANDIDATE, CANDIDATE), teacher)])["student"].item() == pytest.approx(
+        expected, rel=1e-5
+    )
 
 
 def test_the_task_refuses_unknown_settings():
@@ -98,8 +110,9 @@ def test_the_task_refuses_unknown_settings():
 
 def _query_knowledge() -> QueryKnowledge:
     candidates = [Candidate(f"d{i}", "bm25", i + 1, None, float(1 - i)) for i in range(6)]
-    return QueryKnowledge("q", "query", candidates, {f"d{i}": float(10 - i) for i in range(6)},
-                          {"d0": 0.9, "d1": 0.6}, ["d4", "d5"])
+    return QueryKnowledge(
+        "q", "query", candidates, {f"d{i}": float(10 - i) for i in range(6)}, {"d0": 0.9, "d1": 0.6}, ["d4", "d5"]
+    )
 
 
 def test_contrastive_groups_mix_self_adversarial_and_hard_negatives_and_top_up():

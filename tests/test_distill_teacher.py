@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rankkit.data.runs import Hit, write_run
-from rankkit.distill.teacher import (BiEncoderTeacher, CrossEncoderTeacher, RunTeacher, model_kind, open_teacher)
+from rankkit.distill.teacher import BiEncoderTeacher, CrossEncoderTeacher, RunTeacher, model_kind, open_teacher
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.errors import RankkitError
@@ -41,9 +41,10 @@ def test_bi_encoder_teacher_scores_dot_products_on_the_student_scale(tiny_model)
 def test_bi_encoder_teacher_and_student_encode_queries_with_the_query_prompt(tmp_path):
     """Regression: the teacher's and the student's dot products encoded queries as passages, so an
     E5/BGE-style model's query prompt was never applied."""
+    from test_st_stack import st_model
+
     from rankkit.distill.pipeline import dense_candidates
     from rankkit.train.scorers import BiEncoderScorer
-    from test_st_stack import st_model
 
     folder = st_model(tmp_path / "prompted", prompts={"query": "query: ", "document": "passage: "})
     encoder = BiEncoder(folder, device="cpu")

@@ -20,18 +20,18 @@ import torch
 from conftest import make_tiny_model, temp_leftovers
 
 from rankkit.data.corpus import read_doc_texts
-from rankkit.data.queries import read_queries
 from rankkit.data.qrels import read_qrels
+from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.encode.crossencoder import CrossEncoder
-from rankkit.mining import TopN, candidates_from_run, mine
-from rankkit.train.cet import CETConfig, train_cet
 from rankkit.errors import RankkitError
+from rankkit.mining import TopN, candidates_from_run, mine
 from rankkit.train import TrainConfig, distributed, train_biencoder, train_reranker
+from rankkit.train.cet import CETConfig, train_cet
 from rankkit.train.distributed import shard_of_batch, weight_of_shard
-from rankkit.train.losses import info_nce_loss
 from rankkit.train.loop import CHECKPOINTS, LOG_FILE
+from rankkit.train.losses import info_nce_loss
 from rankkit.train.suspects import load_cet_models
 
 # what each process runs: the job's trainer on the job's MinedSet; "interrupt_at_call": Ctrl-C in
@@ -77,10 +77,13 @@ def sample(sample_dir, tmp_path_factory):
     top 6 non-positives mined (with provenance, for CET's selection model)."""
     docs = read_doc_texts(sample_dir / "collection.tsv")
     queries = read_queries(sample_dir / "queries.tsv")
-    run = {qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)),
-                       key=lambda h: -h.score) for qid, text in queries.items()}
-    mined = mine(queries, read_qrels(sample_dir / "qrels.txt"), candidates_from_run(run, "overlap"), [TopN(6)],
-                 doc_texts=docs)
+    run = {
+        qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)), key=lambda h: -h.score)
+        for qid, text in queries.items()
+    }
+    mined = mine(
+        queries, read_qrels(sample_dir / "qrels.txt"), candidates_from_run(run, "overlap"), [TopN(6)], doc_texts=docs
+    )
     path = tmp_path_factory.mktemp("mined") / "mined.jsonl"
     mined.write(path)
     return path, mined, docs
@@ -97,22 +100,54 @@ def still_model(tmp_path_factory) -> Path:
 
 
 def train_config(output: Path, model: Path, **changes) -> TrainConfig:
-    settings = dict(output=str(output), model=str(model), max_steps=1, batch_size=4, negatives=2, lr=1e-4,
-                    warmup_ratio=0.0, device="cpu", max_length=32)
+    settings = dict(
+        output=str(output),
+        model=str(model),
+        max_steps=1,
+        batch_size=4,
+        negatives=2,
+        lr=1e-4,
+        warmup_ratio=0.0,
+        device="cpu",
+        max_length=32,
+    )
     return TrainConfig(**{**settings, **changes})
 
 
-def torchrun(tmp_path: Path, sample_dir: Path, mined: Path, config: TrainConfig, trainer: str = "biencoder",
-             **job) -> subprocess.CompletedProcess:
+def torchrun(
+    tmp_path: Path, sample_dir: Path, mined: Path, config: TrainConfig, trainer: str = "biencoder", **job
+) -> subprocess.CompletedProcess:
     """Run SCRIPT on 2 processes (torchrun --standalone, gloo on CPU)."""
     script, job_file = tmp_path / "train_job.py", tmp_path / f"job-{Path(config.output).name}.json"
     script.write_text(SCRIPT)
-    job_file.write_text(json.dumps({"trainer": trainer, "mined": str(mined), "config": config.__dict__,
-                                    "corpus": str(sample_dir / "collection.tsv"), **job}))
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), str(job_file)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    job_file.write_text(
+        json.dumps(
+            {
+                "trainer": trainer,
+                "mined": str(mined),
+                "config": config.__dict__,
+                "corpus": str(sample_dir / "collection.tsv"),
+                **job,
+            }
+        )
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(job_file),
+    ]
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
 
 
 def succeeded(result: subprocess.CompletedProcess) -> None:
@@ -134,6 +169,7 @@ def log_of(output: Path) -> list[dict]:
 
 
 # --- the helpers in one process ----------------------------------------------------------------------
+
 
 def test_one_process_trains_on_the_whole_batch():
     batch = list(range(5))
@@ -157,25 +193,28 @@ def test_shards_of_a_batch_are_contiguous_and_weighted_by_size(monkeypatch):
 def test_info_nce_of_some_queries_against_every_positive_by_offset():
     generator = torch.Generator().manual_seed(0)
     queries, positives, negatives = (torch.randn(n, 3, generator=generator) for n in (4, 4, 6))
-    each = torch.nn.functional.cross_entropy(queries @ torch.cat([positives, negatives]).T / 0.1, torch.arange(4),
-                                             reduction="none")
+    each = torch.nn.functional.cross_entropy(
+        queries @ torch.cat([positives, negatives]).T / 0.1, torch.arange(4), reduction="none"
+    )
     # queries 2 and 3 (a second process's) against all 4 positives: their positives are rows 2 and 3
     assert float(info_nce_loss(queries[2:], positives, negatives, 0.1, offset=2)) == pytest.approx(
-        float(each[2:].mean()), abs=1e-6)
+        float(each[2:].mean()), abs=1e-6
+    )
     assert float(info_nce_loss(queries, positives, negatives, 0.1)) == pytest.approx(float(each.mean()), abs=1e-6)
 
 
 # --- 2 processes -------------------------------------------------------------------------------------
 
+
 def test_ddp_step_with_negatives_gathered_across_processes_equals_one_process_on_the_whole_batch(
-        tmp_path, sample_dir, sample, still_model):
+    tmp_path, sample_dir, sample, still_model
+):
     mined_file, mined, docs = sample
     # a global batch of 5 groups: 3 on rank 0, 2 on rank 1 (every rank's queries against all 5
     # positives and 10 mined negatives)
     config = train_config(tmp_path / "ddp", still_model, batch_size=5)
     succeeded(torchrun(tmp_path, sample_dir, mined_file, config))
-    single = train_biencoder(mined, docs, train_config(tmp_path / "single", still_model, batch_size=5),
-                             temperature=0.1)
+    single = train_biencoder(mined, docs, train_config(tmp_path / "single", still_model, batch_size=5), temperature=0.1)
     trained = weights(BiEncoder(tmp_path / "ddp" / "model", device="cpu").model)
     expected = weights(BiEncoder(single, device="cpu").model)
     assert_close_weights(trained, expected)
@@ -220,8 +259,15 @@ def without_head_bias(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_reranker_under_ddp_matches_one_process(tmp_path, sample_dir, sample, still_model):
     mined_file, mined, docs = sample
-    succeeded(torchrun(tmp_path, sample_dir, mined_file, train_config(tmp_path / "ddp", still_model, max_steps=2),
-                       trainer="reranker"))
+    succeeded(
+        torchrun(
+            tmp_path,
+            sample_dir,
+            mined_file,
+            train_config(tmp_path / "ddp", still_model, max_steps=2),
+            trainer="reranker",
+        )
+    )
     single = train_reranker(mined, docs, train_config(tmp_path / "single", still_model, max_steps=2))
     assert_close_weights(without_head_bias(tmp_path / "ddp" / "model"), without_head_bias(single))
 
@@ -250,15 +296,39 @@ def test_cet_trains_both_models_under_ddp_and_rank_0_saves_once(tmp_path, sample
 def test_distillation_under_ddp_matches_one_process(tmp_path, sample_dir, still_model, other_tiny_model):
     # 3 rounds: round 2 mines from round 1's snapshot and deletes round 0's (rank 0 alone writes and deletes)
     rankkit = str(Path(sys.executable).parent / "rankkit")
-    args = ["distill", "--teacher", str(other_tiny_model), "--student", str(still_model),
-            "--queries", str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"),
-            "--rounds", "3", "--queries-per-round", "4", "--batch-size", "4", "--depth", "12", "--hard-pool", "6",
-            "--self-adversarial-rounds", "1", "--pl-temperature", "0.05", "--device", "cpu"]
+    args = [
+        "distill",
+        "--teacher",
+        str(other_tiny_model),
+        "--student",
+        str(still_model),
+        "--queries",
+        str(sample_dir / "queries.tsv"),
+        "--corpus",
+        str(sample_dir / "collection.tsv"),
+        "--rounds",
+        "3",
+        "--queries-per-round",
+        "4",
+        "--batch-size",
+        "4",
+        "--depth",
+        "12",
+        "--hard-pool",
+        "6",
+        "--self-adversarial-rounds",
+        "1",
+        "--pl-temperature",
+        "0.05",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python"]
     for command, out in ((launch + [rankkit], tmp_path / "ddp"), ([rankkit], tmp_path / "single")):
-        succeeded(subprocess.run([*command, *args, "-o", str(out)], capture_output=True, text=True, timeout=600,
-                                 env=env))
+        succeeded(
+            subprocess.run([*command, *args, "-o", str(out)], capture_output=True, text=True, timeout=600, env=env)
+        )
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     log, single_log = log_of(ddp), log_of(single)
     assert [r["step"] for r in log] == [1, 2, 3]  # rank 0 alone logs
@@ -267,8 +337,11 @@ def test_distillation_under_ddp_matches_one_process(tmp_path, sample_dir, still_
             # rel 1e-3: by step 3 the weights differ by the Adam noise below (losses by about 1e-4)
             assert ours[key] == pytest.approx(theirs[key], rel=1e-3), (ours["step"], key)
     # a weight whose gradient is rounding noise moves +-lr per Adam step either way: 3 steps of lr <= 2e-5
-    assert_close_weights(weights(BiEncoder(ddp / "model", device="cpu").model),
-                         weights(BiEncoder(single / "model", device="cpu").model), atol=1.5e-4)
+    assert_close_weights(
+        weights(BiEncoder(ddp / "model", device="cpu").model),
+        weights(BiEncoder(single / "model", device="cpu").model),
+        atol=1.5e-4,
+    )
     summary = json.loads((ddp / "distill.json").read_text())
     assert summary["knowledge"] == json.loads((single / "distill.json").read_text())["knowledge"]
     assert not (tmp_path / ".ddp.snapshots").exists() and temp_leftovers(tmp_path) == []

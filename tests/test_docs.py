@@ -29,8 +29,19 @@ MAX_README_LINES = 220
 
 # The order the blocks run in: each page may use what the pages before it wrote.
 PAGES = [
-    "getting-started.md", "indexes.md", "search.md", "evaluation.md", "mining.md", "training.md", "cet.md",
-    "distillation.md", "sentiment.md", "serving.md", "scaling.md", "file-formats.md", "python-api.md",
+    "getting-started.md",
+    "indexes.md",
+    "search.md",
+    "evaluation.md",
+    "mining.md",
+    "training.md",
+    "cet.md",
+    "distillation.md",
+    "sentiment.md",
+    "serving.md",
+    "scaling.md",
+    "file-formats.md",
+    "python-api.md",
 ]
 
 BLOCK = re.compile(r"^```(sh|python)\n(.*?)^```", re.S | re.M)
@@ -116,8 +127,12 @@ def test_readme_is_a_front_page():
 
 def test_readme_and_docs_hold_no_history_or_machine_facts():
     """Dates, load averages and issue numbers belong in benchmarks/results and the changelog."""
-    patterns = {"a date": r"\b20\d\d-\d\d-\d\d\b", "a load average": r"\bload (average|~?\d)",
-                "an issue number": r"\bissue #?\d+", "a test count": r"\b\d[\d,]* (fast |slow )?tests\b"}
+    patterns = {
+        "a date": r"\b20\d\d-\d\d-\d\d\b",
+        "a load average": r"\bload (average|~?\d)",
+        "an issue number": r"\bissue #?\d+",
+        "a test count": r"\b\d[\d,]* (fast |slow )?tests\b",
+    }
     found = []
     for page in ordered_pages() + [DOCS / "README.md"]:
         text = page.read_text(encoding="utf-8")
@@ -139,7 +154,7 @@ def documented_commands() -> list[tuple[str, list[str]]]:
                 for start, word in enumerate(words):
                     if Path(word).name in ("rankkit", "rankkit.cli") and not word.endswith((".py", ".md")):
                         args = []
-                        for arg in words[start + 1:]:
+                        for arg in words[start + 1 :]:
                             if arg in ("|", "||", "&&", ";", "&", ">", "2>", ">>") or arg.startswith((">", "2>")):
                                 break
                             args.append(arg)
@@ -169,8 +184,11 @@ def test_every_documented_command_parses_with_the_current_options():
 def test_documented_commands_ask_for_no_precision_a_cpu_may_lack():
     """The default `--precision auto` picks bf16 where it is native; a documented command that asked
     for bf16 outright would fail on a CPU without it."""
-    found = [f"{page}: rankkit {' '.join(args)}" for page, args in documented_commands()
-             if " ".join(args).find("--precision bf16") >= 0]
+    found = [
+        f"{page}: rankkit {' '.join(args)}"
+        for page, args in documented_commands()
+        if " ".join(args).find("--precision bf16") >= 0
+    ]
     assert not found, "\n".join(found)
 
 
@@ -181,13 +199,17 @@ def test_the_tutorial_has_runnable_blocks():
 
 @pytest.mark.slow
 def test_every_documented_command_runs(shared_data):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "RANKKIT_NATIVE_BF16": "0"}  # `--precision auto` chooses fp32, as on a CPU without bf16
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "RANKKIT_NATIVE_BF16": "0",
+    }  # `--precision auto` chooses fp32, as on a CPU without bf16
     for page in ordered_pages():
         for kind, code in runnable_blocks(page):
             command = ["bash", "-euo", "pipefail", "-c", code] if kind == "sh" else [sys.executable, "-c", code]
             result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
-            assert result.returncode == 0, (f"{page.relative_to(ROOT)}: block failed:\n{code}\n"
-                                            f"--- stderr ---\n{result.stderr[-3000:]}")
+            assert result.returncode == 0, (
+                f"{page.relative_to(ROOT)}: block failed:\n{code}\n--- stderr ---\n{result.stderr[-3000:]}"
+            )
             if "run.bm25.top100.trec" in code:
                 assert "0.5058" in result.stdout

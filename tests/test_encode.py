@@ -159,8 +159,9 @@ def test_cross_encoder_logits_in_chunks_match_one_padded_batch(tiny_model):
 
     queries = ["why is the sky blue"] * len(TEXTS)
     chunked = CrossEncoder(tiny_model, device="cpu", max_tokens=64, max_batch_size=3)
-    whole = chunked.tokenizer(queries, TEXTS, truncation="only_second", max_length=chunked.max_length,
-                              padding=True, return_tensors="pt")
+    whole = chunked.tokenizer(
+        queries, TEXTS, truncation="only_second", max_length=chunked.max_length, padding=True, return_tensors="pt"
+    )
     expected = chunked.model(**whole).logits.squeeze(-1)
     logits = chunked.logits(queries, TEXTS)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)

@@ -96,8 +96,9 @@ def test_queries_with_empty_judgments_are_ignored():
 
 def test_skipping_hard_queries_does_not_help():
     measures = resolve_measures(None, ["RR@10"])
-    full = evaluate({"q1": [Hit("d1", 1.0)], "q2": [Hit("x", 1.0), Hit("a", 0.5)]},
-                    {"q1": {"d1": 1}, "q2": {"a": 1}}, measures)
+    full = evaluate(
+        {"q1": [Hit("d1", 1.0)], "q2": [Hit("x", 1.0), Hit("a", 0.5)]}, {"q1": {"d1": 1}, "q2": {"a": 1}}, measures
+    )
     partial = evaluate({"q1": [Hit("d1", 1.0)]}, {"q1": {"d1": 1}, "q2": {"a": 1}}, measures)
     assert full.aggregate["RR@10"] == pytest.approx(0.75)
     assert partial.aggregate["RR@10"] == pytest.approx(0.5)
@@ -206,8 +207,10 @@ def test_to_json_is_valid_json_with_the_expected_keys(evaluation):
     better = {"q1": [Hit("d1", 3.0), Hit("d2", 2.0), Hit("d5", 1.5), Hit("d3", 1.0)], "q2": [Hit("a", 1.0)]}
     other = evaluate(better, QRELS, resolve_measures(None, list(evaluation.measures)))
     assert other.per_query["nDCG@10"] == pytest.approx({"q1": 1.0, "q2": 1.0, "q3": 0.0})
-    comparisons = [paired_compare("nDCG@10", "a", evaluation, "b", other),
-                   paired_compare("RR@10", "a", evaluation, "a-again", evaluation)]  # identical: p is nan
+    comparisons = [
+        paired_compare("nDCG@10", "a", evaluation, "b", other),
+        paired_compare("RR@10", "a", evaluation, "a-again", evaluation),
+    ]  # identical: p is nan
     text = to_json(["a", "b"], [evaluation, other], comparisons)
 
     def no_constants(name):
@@ -253,8 +256,9 @@ def test_tables_render_the_values(evaluation):
 
 def test_dl19_bm25_ndcg10(shared_data):
     dl19 = shared_data / "dl19"
-    result = evaluate(read_run(dl19 / "run.bm25.top100.trec"), read_qrels(dl19 / "qrels.txt"),
-                      resolve_measures("trec-dl"))
+    result = evaluate(
+        read_run(dl19 / "run.bm25.top100.trec"), read_qrels(dl19 / "qrels.txt"), resolve_measures("trec-dl")
+    )
     assert round(result.aggregate["nDCG@10"], 4) == 0.5058
     assert result.missing_queries == ()
     assert len(result.per_query["nDCG@10"]) == 43

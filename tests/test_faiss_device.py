@@ -9,13 +9,13 @@ from types import SimpleNamespace
 
 import faiss
 import pytest
+from test_cli import ok
 
 from rankkit.index import faiss_device
 from rankkit.index.dense import DenseBuildConfig, build_dense_index
 from rankkit.index.faiss_device import to_search_device
 from rankkit.serve.config import ServeConfig
 from rankkit.serve.engine import SearchEngine
-from test_cli import ok
 
 
 class ClonerOptions:
@@ -77,8 +77,9 @@ def dense_index(tmp_path_factory, sample_dir, tiny_model) -> Path:
 
 
 def test_search_cli_passes_the_options(two_gpus, dense_index):
-    result = ok("search", "--index", dense_index, "--query", "how do stars form", "--device", "cpu",
-                "--gpu-shard", "--gpu-fp16")
+    result = ok(
+        "search", "--index", dense_index, "--query", "how do stars form", "--device", "cpu", "--gpu-shard", "--gpu-fp16"
+    )
     assert "s0" in result.output  # the hits table
     assert [(c.shard, c.fp16) for c in two_gpus] == [(True, True)]
 

@@ -58,9 +58,13 @@ def test_folder_documents_ids_titles_and_texts(notes):
     docs = {d.docid: d for d in read_corpus(notes)}
     assert list(docs) == ["bread.txt", "kitchen/soup.md", "kitchen/tea.TXT", "stars.md"]  # sorted, POSIX paths
     assert (docs["stars.md"].title, docs["stars.md"].text) == (
-        "How stars form", "Stars form when clouds of hydrogen collapse under gravity.")
+        "How stars form",
+        "Stars form when clouds of hydrogen collapse under gravity.",
+    )
     assert (docs["kitchen/soup.md"].title, docs["kitchen/soup.md"].text) == (
-        "Tomato soup", "Simmer tomatoes with onions and garlic.")  # closing #s, CRLF and a blank first line
+        "Tomato soup",
+        "Simmer tomatoes with onions and garlic.",
+    )  # closing #s, CRLF and a blank first line
     assert docs["bread.txt"].title == ""  # no heading: no title, the whole file is the text
     assert docs["bread.txt"].text == "Yeast makes bread rise.\nKnead the dough for ten minutes."
     assert docs["stars.md"].contents == "How stars form Stars form when clouds of hydrogen collapse under gravity."
@@ -82,7 +86,8 @@ def test_read_doc_texts_opens_only_the_wanted_files(notes):
     write(notes / "broken.txt", b"caf\xe9 latin-1")  # would fail if it were read
     assert read_doc_texts(notes, docids={"stars.md", "kitchen/tea.TXT", "missing.md", "../outside.md"}) == {
         "stars.md": "How stars form Stars form when clouds of hydrogen collapse under gravity.",
-        "kitchen/tea.TXT": "Green tea steeps for two minutes at 80 degrees."}
+        "kitchen/tea.TXT": "Green tea steeps for two minutes at 80 degrees.",
+    }
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -166,8 +171,13 @@ def test_cli_index_build_and_search_a_folder(notes, tmp_path, tiny_model, monkey
     needs_pyserini()
     # in the default place, indexes/FOLDER-KIND; a process of its own, as Lucene resolves relative
     # paths against the folder its JVM started in
-    built = subprocess.run([sys.executable, "-m", "rankkit.cli", "index", "build", str(notes), "--kind", "bm25"],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "rankkit.cli", "index", "build", str(notes), "--kind", "bm25"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     assert "notes-bm25" in built.stdout and "4 documents" in built.stdout
     monkeypatch.chdir(tmp_path)
@@ -190,17 +200,20 @@ def test_quickstart_on_a_folder_builds_both_indexes_and_says_how_to_search(notes
     needs_pyserini()
     from rankkit.quickstart import QuickstartConfig, run_quickstart
 
-    result = run_quickstart(QuickstartConfig(data=str(notes), output=str(tmp_path / "qs"), model=str(tiny_model),
-                                             device="cpu"))
+    result = run_quickstart(
+        QuickstartConfig(data=str(notes), output=str(tmp_path / "qs"), model=str(tiny_model), device="cpu")
+    )
     assert result.evaluations == {}
     assert set(result.indexes) == {"bm25", "dense"}
     for kind, folder in result.indexes.items():
         manifest = Manifest.read(folder)
         assert (manifest.kind, manifest.count, manifest.corpus.path) == (kind, 4, str(notes.resolve()))
     bm25, dense = result.indexes["bm25"], result.indexes["dense"]
-    assert result.search_commands == [f"rankkit search -i {bm25} -q 'Tomato soup'",
-                                      f"rankkit search -i {dense} -q 'Tomato soup'",
-                                      f"rankkit search -i {bm25} -i {dense} -q 'Tomato soup'"]
+    assert result.search_commands == [
+        f"rankkit search -i {bm25} -q 'Tomato soup'",
+        f"rankkit search -i {dense} -q 'Tomato soup'",
+        f"rankkit search -i {bm25} -i {dense} -q 'Tomato soup'",
+    ]
     assert not (tmp_path / "qs" / "report.json").exists()
     assert json.loads((tmp_path / "qs" / "config.json").read_text())["collection"] == str(notes)
 

@@ -11,8 +11,15 @@ import pytest
 
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
-from rankkit.retrieve.fusion import (FusionConfig, fuse, fusion_weights, minmax_scores, normalised_fuse, rrf_fuse,
-                                     zscore_scores)
+from rankkit.retrieve.fusion import (
+    FusionConfig,
+    fuse,
+    fusion_weights,
+    minmax_scores,
+    normalised_fuse,
+    rrf_fuse,
+    zscore_scores,
+)
 from rankkit.retrieve.hybrid import HybridRetriever
 from rankkit.retrieve.tune import DEFAULT_ALPHAS, fused_runs, tune_fusion
 from rankkit.serve.config import ServeConfig
@@ -81,7 +88,8 @@ def test_empty_lists_and_weight_count():
 def test_fuse_dispatches_on_the_method():
     assert fuse([DENSE, BM25], [1.0, 1.0], 10, FusionConfig(method="rrf")) == rrf_fuse([DENSE, BM25], [1.0, 1.0], 10)
     assert fuse([DENSE, BM25], [0.6, 0.4], 10, FusionConfig(method="zscore")) == normalised_fuse(
-        [DENSE, BM25], [0.6, 0.4], 10, "zscore")
+        [DENSE, BM25], [0.6, 0.4], 10, "zscore"
+    )
 
 
 def test_weights_from_alpha():
@@ -94,8 +102,10 @@ def test_weights_from_alpha():
         fusion_weights(["dense", "bm25"], config, [1.0])
 
 
-@pytest.mark.parametrize("changes, problem", [({"method": "max"}, "unknown fusion method"),
-                                              ({"alpha": 1.5}, "not a number in"), ({"depth": 0}, "depth")])
+@pytest.mark.parametrize(
+    "changes, problem",
+    [({"method": "max"}, "unknown fusion method"), ({"alpha": 1.5}, "not a number in"), ({"depth": 0}, "depth")],
+)
 def test_config_refuses_bad_values(changes, problem):
     with pytest.raises(RankkitError, match=problem):
         FusionConfig(**changes)
@@ -110,8 +120,9 @@ def test_config_file_round_trip_and_flags_on_top(tmp_path):
     assert config.replace(alpha=0.8, method=None) == FusionConfig(method="convex", alpha=0.8, depth=200)
 
 
-@pytest.mark.parametrize("text, problem", [("{", "invalid JSON"), ("[]", "not a JSON object"),
-                                           ('{"alpha": "x"}', "alpha")])
+@pytest.mark.parametrize(
+    "text, problem", [("{", "invalid JSON"), ("[]", "not a JSON object"), ('{"alpha": "x"}', "alpha")]
+)
 def test_config_file_errors(tmp_path, text, problem):
     path = tmp_path / "fusion.json"
     path.write_text(text)
@@ -126,7 +137,10 @@ def test_config_file_errors(tmp_path, text, problem):
 
 # q1: only dense finds the relevant document at the top; q2: only BM25 does; fusing the two lists
 # with either weight > 0 is the only way to get both relevant ones high
-TOY_DENSE = {"q1": [Hit("r1", 0.9), Hit("x", 0.8), Hit("y", 0.1)], "q2": [Hit("x", 0.9), Hit("y", 0.85), Hit("r2", 0.8)]}
+TOY_DENSE = {
+    "q1": [Hit("r1", 0.9), Hit("x", 0.8), Hit("y", 0.1)],
+    "q2": [Hit("x", 0.9), Hit("y", 0.85), Hit("r2", 0.8)],
+}
 TOY_BM25 = {"q1": [Hit("x", 9.0), Hit("y", 8.0), Hit("r1", 7.5)], "q2": [Hit("r2", 9.0), Hit("x", 2.0), Hit("y", 1.0)]}
 TOY_QRELS = {"q1": {"r1": 1}, "q2": {"r2": 1}}
 
@@ -167,6 +181,7 @@ def test_tuner_errors():
 
 
 # --- one path for search and serve ----------------------------------------------------------------
+
 
 class FakeRetriever:
     def __init__(self, name: str, run: dict[str, list[Hit]]):

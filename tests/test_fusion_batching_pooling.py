@@ -31,8 +31,7 @@ def test_rrf_weighted_scores_by_hand():
     # b: 1/(60+2)              = 0.016129
     # d:            0.5/(60+3) = 0.007937
     assert [h.docid for h in fused] == ["a", "c", "b", "d"]
-    assert scores(fused) == pytest.approx({"a": 1 / 61 + 0.5 / 62, "c": 1 / 63 + 0.5 / 61,
-                                           "b": 1 / 62, "d": 0.5 / 63})
+    assert scores(fused) == pytest.approx({"a": 1 / 61 + 0.5 / 62, "c": 1 / 63 + 0.5 / 61, "b": 1 / 62, "d": 0.5 / 63})
     assert scores(fused)["a"] == pytest.approx(0.024458, abs=1e-6)
     assert all(isinstance(h, Hit) for h in fused)
 
@@ -157,7 +156,6 @@ def test_batching_invariants_on_random_lengths(seed):
         assert padded <= max_tokens or len(batch) == 1
 
 
-
 def test_inverse_order_puts_rows_back_in_input_order():
     order = [2, 0, 3, 1]  # rows computed for inputs 2, 0, 3, 1
     rows = ["row of 2", "row of 0", "row of 3", "row of 1"]
@@ -167,8 +165,11 @@ def test_inverse_order_puts_rows_back_in_input_order():
 
 
 def test_right_padded_pads_ids_and_token_types_and_builds_the_mask():
-    encoded = {"input_ids": [[5, 6], [7, 8, 9], [4]], "token_type_ids": [[0, 1], [0, 0, 1], [0]],
-               "attention_mask": [[1, 1], [1, 1, 1], [1]]}
+    encoded = {
+        "input_ids": [[5, 6], [7, 8, 9], [4]],
+        "token_type_ids": [[0, 1], [0, 0, 1], [0]],
+        "attention_mask": [[1, 1], [1, 1, 1], [1]],
+    }
     inputs = right_padded(encoded, [1, 0, 2], pad_id=3, device=torch.device("cpu"))
     assert inputs["input_ids"].tolist() == [[7, 8, 9], [5, 6, 3], [4, 3, 3]]
     assert inputs["token_type_ids"].tolist() == [[0, 0, 1], [0, 1, 0], [0, 0, 0]]

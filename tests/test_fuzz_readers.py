@@ -28,8 +28,13 @@ from rankkit.mining.minedset import MinedSet
 
 BOM = b"\xef\xbb\xbf"
 EXAMPLES = int(os.environ.get("RANKKIT_FUZZ_EXAMPLES", "120"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 COUNTS: Counter[str] = Counter()
 PARSED: Counter[str] = Counter()  # inputs the reader accepted (the rest it refused with RankkitError)
 CRASHES: Counter[str] = Counter()
@@ -46,10 +51,11 @@ class NoReference(Exception):
 
 # --- reference parsers -----------------------------------------------------------------------------
 
+
 def ref_lines(data: bytes) -> list[tuple[int, str]]:
     """Non-blank lines with numbers: split on \\n only, UTF-8, BOM at the start and trailing \\r dropped."""
     if data.startswith(BOM):
-        data = data[len(BOM):]
+        data = data[len(BOM) :]
     lines = []
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
@@ -71,7 +77,7 @@ def ref_qrels(data: bytes) -> dict:
             grade = int(fields[3])
         except ValueError:
             raise Invalid from None
-        if not -2**31 <= grade < 2**31 or fields[2] in qrels.get(fields[0], {}):
+        if not -(2**31) <= grade < 2**31 or fields[2] in qrels.get(fields[0], {}):
             raise Invalid
         qrels.setdefault(fields[0], {})[fields[2]] = grade
     if not qrels:
@@ -154,19 +160,24 @@ def ref_corpus(fmt: str) -> Callable[[bytes], list]:
                 doc = (_text(record.get("id"), True), _text(record.get("contents"), False), "")
             else:
                 record = _json_object(line)
-                doc = (_text(record.get("_id"), True), _text(record.get("text"), False),
-                       _text(record.get("title"), False))
+                doc = (
+                    _text(record.get("_id"), True),
+                    _text(record.get("text"), False),
+                    _text(record.get("title"), False),
+                )
             if any(d[0] == doc[0] for d in docs):
                 raise Invalid
             docs.append(doc)
         if not docs:
             raise Invalid
         return docs
+
     return parse
 
 
-def _typed(record: dict, key: str, kind: type | tuple, nullable: bool = False, required: bool = True,
-           default: Any = None) -> Any:
+def _typed(
+    record: dict, key: str, kind: type | tuple, nullable: bool = False, required: bool = True, default: Any = None
+) -> Any:
     if key not in record:
         if required:
             raise Invalid
@@ -196,10 +207,12 @@ PROVENANCE = {"source", "rank", "score", "teacher_score"}
 
 
 def _provenance(record: dict) -> tuple:
-    return (_typed(record, "source", str, required=False, default=""),
-            _typed(record, "rank", int, nullable=True, required=False),
-            _typed(record, "score", (int, float), nullable=True, required=False),
-            _typed(record, "teacher_score", (int, float), nullable=True, required=False))
+    return (
+        _typed(record, "source", str, required=False, default=""),
+        _typed(record, "rank", int, nullable=True, required=False),
+        _typed(record, "score", (int, float), nullable=True, required=False),
+        _typed(record, "teacher_score", (int, float), nullable=True, required=False),
+    )
 
 
 def ref_minedset(data: bytes) -> tuple:
@@ -225,29 +238,41 @@ def ref_minedset(data: bytes) -> tuple:
         negatives = []
         for n in _typed(record, "negatives", list):
             n = _exact_keys(n, {"docid", "strategy"} | PROVENANCE)
-            negatives.append((_typed(n, "docid", str), *_provenance(n),
-                              _typed(n, "strategy", str, required=False, default="")))
+            negatives.append(
+                (_typed(n, "docid", str), *_provenance(n), _typed(n, "strategy", str, required=False, default=""))
+            )
         queries.append((qid, text, positives, negatives, retrieved))
     return (meta.get("config", {}), meta.get("stats", {}), queries)
 
 
 # --- what rankkit's readers give, in the reference's shape -----------------------------------------
 
+
 def rankkit_minedset(path: Path) -> tuple:
     mined = MinedSet.read(path)
-    return (mined.config, mined.stats,
-            [(q.qid, q.query, q.positives,
-              [(c.docid, c.source, c.rank, c.score, c.teacher_score, c.strategy) for c in q.negatives],
-              {d: (c.source, c.rank, c.score, c.teacher_score) for d, c in q.positive_provenance.items()})
-             for q in mined.queries])
+    return (
+        mined.config,
+        mined.stats,
+        [
+            (
+                q.qid,
+                q.query,
+                q.positives,
+                [(c.docid, c.source, c.rank, c.score, c.teacher_score, c.strategy) for c in q.negatives],
+                {d: (c.source, c.rank, c.score, c.teacher_score) for d, c in q.positive_provenance.items()},
+            )
+            for q in mined.queries
+        ],
+    )
 
 
 def rankkit_corpus(fmt: str) -> Callable[[Path], list]:
     return lambda path: [(d.docid, d.text, d.title) for d in read_corpus(path, fmt)]  # type: ignore[arg-type]
 
 
-def check(name: str, folder: Path, data: bytes, reader: Callable[[Path], Any],
-          reference: Callable[[bytes], Any] | None) -> None:
+def check(
+    name: str, folder: Path, data: bytes, reader: Callable[[Path], Any], reference: Callable[[bytes], Any] | None
+) -> None:
     """The reader agrees with the reference (value, or both reject); it raises nothing but
     RankkitError. Without a reference, only the second half is checked."""
     path = folder / f"{name}.input"
@@ -274,14 +299,51 @@ def check(name: str, folder: Path, data: bytes, reader: Callable[[Path], Any],
 
 # --- inputs ----------------------------------------------------------------------------------------
 
-TOKENS = [b"\t", b" ", b"\n", b"\r", b"\r\n", BOM, b"\xff", b"\xc3", b"\xc2\x85", b"\xe2\x80\xa8", b"nan",
-          b"inf", b"-1", b"2147483648", b"1e400", b"1_0", b'"', b"{", b"}", b"[", b",", b":", b"null", b"true",
-          b"\\ud800", b'"_id"', b'"id"', b"<top>", b"</top>", b"<num>", b"<title>", b"\x00"]
+TOKENS = [
+    b"\t",
+    b" ",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    BOM,
+    b"\xff",
+    b"\xc3",
+    b"\xc2\x85",
+    b"\xe2\x80\xa8",
+    b"nan",
+    b"inf",
+    b"-1",
+    b"2147483648",
+    b"1e400",
+    b"1_0",
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"\\ud800",
+    b'"_id"',
+    b'"id"',
+    b"<top>",
+    b"</top>",
+    b"<num>",
+    b"<title>",
+    b"\x00",
+]
 
 
-JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=8),
-                        st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(),
-                                                                             max_size=2))
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def _retyped(draw: st.DrawFn, line: bytes) -> bytes:
@@ -322,8 +384,9 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
     data = bytearray(valid)
     for _ in range(draw(st.integers(1, 4))):
         at = draw(st.integers(0, len(data)))
-        action = draw(st.sampled_from(["insert", "delete", "replace", "repeat line", "token", "bom", "retype",
-                                       "retype"]))
+        action = draw(
+            st.sampled_from(["insert", "delete", "replace", "repeat line", "token", "bom", "retype", "retype"])
+        )
         if action == "bom":
             data[0:0] = BOM
         elif action == "retype":
@@ -334,7 +397,7 @@ def mutated(draw: st.DrawFn, valid: bytes) -> bytes:
         elif action == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=4))
         elif action == "delete":
-            del data[at:at + draw(st.integers(1, 12))]
+            del data[at : at + draw(st.integers(1, 12))]
         elif action == "replace" and at < len(data):
             data[at] = draw(st.integers(0, 255))
         elif action == "repeat line":
@@ -356,19 +419,46 @@ def seeds(sample_dir, tmp_path_factory) -> dict[str, bytes]:
     docs = list(read_corpus(sample_dir / "collection.tsv"))[:4]
     pyserini = "".join(json.dumps({"id": d.docid, "contents": d.text}) + "\n" for d in docs)
     beir = "".join(json.dumps({"_id": d.docid, "title": "t", "text": d.text}) + "\n" for d in docs)
-    mined = (json.dumps({"_meta": {"format": "rankkit-minedset", "version": 1, "config": {"seed": 0}, "stats": {}}})
-             + "\n" + json.dumps({"qid": "q1", "query": "stars", "positives": [
-                 {"docid": "s001", "grade": 2, "retrieved": {"source": "bm25", "rank": 1, "score": 3.5,
-                                                             "teacher_score": None}}],
-                 "negatives": [{"docid": "s002", "source": "bm25", "rank": 2, "score": 2.0, "teacher_score": None,
-                                "strategy": "window>top"}]}) + "\n")
-    return {"tsv": _head(sample_dir / "collection.tsv", 4), "pyserini": pyserini.encode(), "beir": beir.encode(),
-            "queries": _head(sample_dir / "queries.tsv", 4), "qrels": _head(sample_dir / "qrels.txt", 5),
-            "run": b"q1 Q0 s001 1 3.5 bm25\nq1 Q0 s002 2 2.0 bm25\nq2 Q0 s001 1 1.25 bm25\n",
-            "topics": b"<top>\n<num> Number: 7\n<title> stars and planets\n</top>\n<top>\n<num> 8\n<title> moon\n</top>\n",
-            "minedset": mined.encode(),
-            "beir-queries": b'{"_id": "q1", "text": "stars", "metadata": {}}\n{"_id": 2, "text": "moon"}\n',
-            "beir-qrels": b"query-id\tcorpus-id\tscore\r\nq1\ts001\t1\r\nq1\ts002\t0\r\n"}
+    mined = (
+        json.dumps({"_meta": {"format": "rankkit-minedset", "version": 1, "config": {"seed": 0}, "stats": {}}})
+        + "\n"
+        + json.dumps(
+            {
+                "qid": "q1",
+                "query": "stars",
+                "positives": [
+                    {
+                        "docid": "s001",
+                        "grade": 2,
+                        "retrieved": {"source": "bm25", "rank": 1, "score": 3.5, "teacher_score": None},
+                    }
+                ],
+                "negatives": [
+                    {
+                        "docid": "s002",
+                        "source": "bm25",
+                        "rank": 2,
+                        "score": 2.0,
+                        "teacher_score": None,
+                        "strategy": "window>top",
+                    }
+                ],
+            }
+        )
+        + "\n"
+    )
+    return {
+        "tsv": _head(sample_dir / "collection.tsv", 4),
+        "pyserini": pyserini.encode(),
+        "beir": beir.encode(),
+        "queries": _head(sample_dir / "queries.tsv", 4),
+        "qrels": _head(sample_dir / "qrels.txt", 5),
+        "run": b"q1 Q0 s001 1 3.5 bm25\nq1 Q0 s002 2 2.0 bm25\nq2 Q0 s001 1 1.25 bm25\n",
+        "topics": b"<top>\n<num> Number: 7\n<title> stars and planets\n</top>\n<top>\n<num> 8\n<title> moon\n</top>\n",
+        "minedset": mined.encode(),
+        "beir-queries": b'{"_id": "q1", "text": "stars", "metadata": {}}\n{"_id": 2, "text": "moon"}\n',
+        "beir-qrels": b"query-id\tcorpus-id\tscore\r\nq1\ts001\t1\r\nq1\ts002\t0\r\n",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -380,9 +470,17 @@ def scratch(tmp_path_factory) -> Path:
 def report_counts():
     yield
     if os.environ.get("RANKKIT_FUZZ_REPORT"):
-        Path(os.environ["RANKKIT_FUZZ_REPORT"]).write_text(json.dumps(
-            {"inputs": dict(COUNTS), "parsed": dict(PARSED), "crashes": dict(CRASHES),
-             "examples_per_test": EXAMPLES}, indent=2))
+        Path(os.environ["RANKKIT_FUZZ_REPORT"]).write_text(
+            json.dumps(
+                {
+                    "inputs": dict(COUNTS),
+                    "parsed": dict(PARSED),
+                    "crashes": dict(CRASHES),
+                    "examples_per_test": EXAMPLES,
+                },
+                indent=2,
+            )
+        )
 
 
 READERS: dict[str, tuple[Callable[[Path], Any], Callable[[bytes], Any] | None]] = {

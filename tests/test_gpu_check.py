@@ -9,9 +9,9 @@ from pathlib import Path
 
 import faiss
 import torch
+from test_faiss_device import ClonerOptions
 
 from rankkit.index import faiss_device
-from test_faiss_device import ClonerOptions
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 NO_GPU = "skipped: no GPU (faiss.get_num_gpus() == 0, torch.cuda.is_available() False)"
@@ -25,8 +25,22 @@ def test_gpu_check_without_gpu_skips_the_gpu_figures(tiny_model, tmp_path, monke
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("RANKKIT_RESULTS", str(tmp_path / "results"))
     monkeypatch.setattr(sys, "argv", ["gpu_check.py"])
-    gpu_check.main(["--model", str(tiny_model), "--vectors", "600", "--queries", "20", "--passages", "24",
-                    "--steps", "1", "--threads", "1"])
+    gpu_check.main(
+        [
+            "--model",
+            str(tiny_model),
+            "--vectors",
+            "600",
+            "--queries",
+            "20",
+            "--passages",
+            "24",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
 
     result = json.loads((tmp_path / "results" / "gpu-check.json").read_text())
     assert (tmp_path / "results" / "gpu-check.md").is_file()
@@ -53,8 +67,23 @@ def test_gpu_check_faiss_rows_with_a_faked_gpu(tiny_model, tmp_path, monkeypatch
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("RANKKIT_RESULTS", str(tmp_path))
     monkeypatch.setattr(sys, "argv", ["gpu_check.py"])
-    gpu_check.main(["--quick", "--model", str(tiny_model), "--vectors", "600", "--queries", "20", "--passages", "24",
-                    "--steps", "1", "--threads", "1"])
+    gpu_check.main(
+        [
+            "--quick",
+            "--model",
+            str(tiny_model),
+            "--vectors",
+            "600",
+            "--queries",
+            "20",
+            "--passages",
+            "24",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+        ]
+    )
 
     rows = json.loads((tmp_path / "gpu-check.json").read_text())["rows"]
     faiss_rows = [r for r in rows if r["part"].startswith("faiss")]

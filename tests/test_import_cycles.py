@@ -110,8 +110,13 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path):
     (tmp_path / "pkg").mkdir()
     module = tmp_path / "pkg" / "m.py"
     module.write_text("from . import n\n\ndef f():\n    from pkg.o import thing\n    import pkg.p\n")
-    modules = {"pkg": tmp_path / "pkg" / "__init__.py", "pkg.m": module, "pkg.n": module, "pkg.o": module,
-               "pkg.p": module}
+    modules = {
+        "pkg": tmp_path / "pkg" / "__init__.py",
+        "pkg.m": module,
+        "pkg.n": module,
+        "pkg.o": module,
+        "pkg.p": module,
+    }
     assert imported_modules("pkg.m", module, modules) == {"pkg.n", "pkg.o", "pkg.p"}
 
 
@@ -121,4 +126,5 @@ def test_no_import_circle_among_rankkit_modules():
     assert graph["rankkit.serve.engine"], "the walk found no imports"
     found = cycles(graph)
     assert not found, "import circles (move the name that sits a floor too high):\n" + "\n".join(
-        describe(graph, component) for component in found)
+        describe(graph, component) for component in found
+    )

@@ -14,8 +14,16 @@ from rankkit.data.corpus import read_corpus
 from rankkit.data.files import sha256_file
 from rankkit.encode import BiEncoder, model_fingerprint
 from rankkit.errors import RankkitError
-from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, INDEX_FILE, DenseBuildConfig, DenseIndex,
-                                 build_dense_index, load_embeddings, make_faiss_index)
+from rankkit.index.dense import (
+    DOCIDS_FILE,
+    EMBEDDINGS_FILE,
+    INDEX_FILE,
+    DenseBuildConfig,
+    DenseIndex,
+    build_dense_index,
+    load_embeddings,
+    make_faiss_index,
+)
 from rankkit.index.manifest import MANIFEST, Manifest
 from rankkit.retrieve.dense import DenseRetriever
 
@@ -118,6 +126,7 @@ def test_load_embeddings_without_saved_embeddings(tmp_path, corpus, encoder):
 
 # --- atomic builds ---------------------------------------------------------------------------
 
+
 def test_bad_factory_leaves_nothing(tmp_path, corpus, encoder):
     out = tmp_path / "indexes" / "bad"
     with pytest.raises(RankkitError, match="Fix:") as info:
@@ -191,10 +200,12 @@ def test_dense_build_needs_a_model_or_embeddings(tmp_path, corpus):
 
 # --- reuse of saved embeddings ---------------------------------------------------------------
 
+
 def test_embeddings_from_builds_another_type(tmp_path, flat_index, corpus, encoder, docs):
     hnsw = tmp_path / "hnsw"
-    manifest = build_dense_index(corpus, hnsw, None, DenseBuildConfig(factory="HNSW32", save_embeddings=True),
-                                 embeddings_from=flat_index)
+    manifest = build_dense_index(
+        corpus, hnsw, None, DenseBuildConfig(factory="HNSW32", save_embeddings=True), embeddings_from=flat_index
+    )
     source = Manifest.read(flat_index)
     assert manifest.index_type == "HNSW32"
     assert manifest.count == 80
@@ -238,6 +249,7 @@ def test_embeddings_from_index_without_embeddings(tmp_path, corpus, encoder):
 
 
 # --- FAISS training and search parameters ----------------------------------------------------
+
 
 @pytest.mark.parametrize("factory", ["IVF256,Flat", "IVF4,PQ4"])  # 256 centroids > 80 vectors
 def test_too_few_vectors_to_train(tmp_path, corpus, encoder, factory):
@@ -313,6 +325,7 @@ def test_unreadable_manifest(tmp_path, flat_index):
 
 # --- model mismatch --------------------------------------------------------------------------
 
+
 def test_other_model_on_index_is_refused(flat_index, tiny_model, other_tiny_model):
     with pytest.raises(RankkitError) as info:
         DenseRetriever.from_folder(flat_index, model=str(other_tiny_model), device="cpu")
@@ -355,6 +368,7 @@ def test_embeddings_from_another_irds_dataset_is_refused(tmp_path, flat_index):
     with pytest.raises(RankkitError, match="differs"):
         build_dense_index("irds:beir/scifact", tmp_path / "x", None, embeddings_from=source)
     assert not (tmp_path / "x").exists()
-    manifest = build_dense_index("irds:msmarco-passage", tmp_path / "y", None,
-                                 DenseBuildConfig(factory="HNSW32"), embeddings_from=source)
+    manifest = build_dense_index(
+        "irds:msmarco-passage", tmp_path / "y", None, DenseBuildConfig(factory="HNSW32"), embeddings_from=source
+    )
     assert manifest.corpus.path == "irds:msmarco-passage" and manifest.count == 80

@@ -75,7 +75,9 @@ def _damage(folder: Path, damage: str) -> str:
     elif damage == "faiss truncated":
         faiss_file.write_bytes(faiss_file.read_bytes()[:200])
     elif damage == "faiss garbage":
-        faiss_file.write_bytes(b"\x00garbage" * (faiss_file.stat().st_size // 8) + b"\x00" * (faiss_file.stat().st_size % 8))
+        faiss_file.write_bytes(
+            b"\x00garbage" * (faiss_file.stat().st_size // 8) + b"\x00" * (faiss_file.stat().st_size % 8)
+        )
     elif damage == "docids missing":
         docids.unlink()
     elif damage == "docids changed":
@@ -85,8 +87,9 @@ def _damage(folder: Path, damage: str) -> str:
     return INDEX_FILE if damage.startswith("faiss") else DOCIDS_FILE
 
 
-@pytest.mark.parametrize("damage", ["faiss missing", "faiss truncated", "faiss garbage", "docids missing",
-                                    "docids changed"])
+@pytest.mark.parametrize(
+    "damage", ["faiss missing", "faiss truncated", "faiss garbage", "docids missing", "docids changed"]
+)
 def test_damaged_dense_index_names_the_file_and_the_rebuild(built_dense, tmp_path, damage):
     folder = _copy(built_dense, tmp_path)
     name = _damage(folder, damage)
@@ -158,8 +161,9 @@ def test_lucene_errors_are_caught_at_the_boundary(built_bm25, tmp_path):
 
     folder = _copy(built_bm25, tmp_path)
     files = Manifest.read(folder).files  # unrecorded segments_N files: no size check sees them go
-    _edit_manifest(folder, files={name: record for name, record in files.items()
-                                  if not Path(name).name.startswith("segments_")})
+    _edit_manifest(
+        folder, files={name: record for name, record in files.items() if not Path(name).name.startswith("segments_")}
+    )
     for segment in (folder / "lucene").glob("segments_*"):
         segment.unlink()
     with pytest.raises(RankkitError, match="lucene: Lucene cannot open it.*rebuild"):

@@ -14,17 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from rankkit.encode import BiEncoder
-from rankkit.errors import RankkitError
-from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, DenseIndex, build_dense_index,
-                                 load_embeddings)
-from rankkit.index.manifest import MANIFEST, Manifest, Shard
-from rankkit.encode.device import launcher_device
-from rankkit.index.shards import build_dense_shard, launcher_shard, merge_dense_shards, parse_shard, resolve_shard
-from rankkit.index.verify import verify
 from conftest import temp_leftovers
 from test_cli import fails, ok
+
+from rankkit.encode import BiEncoder
+from rankkit.encode.device import launcher_device
+from rankkit.errors import RankkitError
+from rankkit.index.dense import (
+    DOCIDS_FILE,
+    EMBEDDINGS_FILE,
+    DenseBuildConfig,
+    DenseIndex,
+    build_dense_index,
+    load_embeddings,
+)
+from rankkit.index.manifest import MANIFEST, Manifest, Shard
+from rankkit.index.shards import build_dense_shard, launcher_shard, merge_dense_shards, parse_shard, resolve_shard
+from rankkit.index.verify import verify
 
 QUERIES = ["how do stars form", "why does bread rise", "phases of the moon", "ocean tides"]
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -81,6 +87,7 @@ def assert_same_index(merged: Path, single: Path, encoder: BiEncoder) -> None:
 
 # --- the split ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("documents", [1, 7, 80, 101])
 @pytest.mark.parametrize("count", [1, 2, 3, 8])
 def test_shards_are_contiguous_and_concatenate_to_the_corpus(documents, count):
@@ -101,6 +108,7 @@ def test_parse_shard_refuses_what_is_no_shard(text):
 
 
 # --- torchrun's rank and world size --------------------------------------------------------------
+
 
 def test_auto_takes_rank_and_world_size_from_torchrun(monkeypatch):
     monkeypatch.setenv("RANK", "1")
@@ -152,6 +160,7 @@ def test_each_local_rank_gets_its_own_gpu(monkeypatch):
 
 # --- build and merge -----------------------------------------------------------------------------
 
+
 def test_shard_folders(shards, single):
     docids = (single / DOCIDS_FILE).read_text().splitlines()
     for index, folder in enumerate(shards):
@@ -159,7 +168,7 @@ def test_shard_folders(shards, single):
         assert manifest.kind == "dense-shard" and manifest.settings["shard"] == {"index": index, "count": 2}
         assert manifest.count == 40
         assert sorted(p.name for p in folder.iterdir()) == [DOCIDS_FILE, EMBEDDINGS_FILE, MANIFEST]
-        assert (folder / DOCIDS_FILE).read_text().splitlines() == docids[40 * index:40 * (index + 1)]
+        assert (folder / DOCIDS_FILE).read_text().splitlines() == docids[40 * index : 40 * (index + 1)]
         assert verify(folder).checksums
 
 
@@ -179,8 +188,19 @@ def test_merge_builds_any_factory(tmp_path, shards):
 
 def test_cli_shards_then_merge(tmp_path, corpus, tiny_model, single, encoder):
     for shard in ("0/2", "1/2"):
-        result = ok("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "-o", tmp_path / "sample",
-                    "--shard", shard)
+        result = ok(
+            "index",
+            "build",
+            corpus,
+            "--model",
+            tiny_model,
+            "--device",
+            "cpu",
+            "-o",
+            tmp_path / "sample",
+            "--shard",
+            shard,
+        )
         assert "with 40 documents" in " ".join(result.output.split())
     folders = [tmp_path / "sample-shard-0-of-2", tmp_path / "sample-shard-1-of-2"]
     result = ok("index", "merge", *folders, "-o", tmp_path / "sample", "--save-embeddings")
@@ -190,9 +210,27 @@ def test_cli_shards_then_merge(tmp_path, corpus, tiny_model, single, encoder):
 
 def test_torchrun_two_processes_then_merge(tmp_path, corpus, tiny_model, single, encoder):
     """Two processes started by torch.distributed.run each encode their shard (--shard auto)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "rankkit.cli", "index", "build", str(corpus), "--model", str(tiny_model), "--device", "cpu",
-               "-o", str(tmp_path / "sample"), "--shard", "auto"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "rankkit.cli",
+        "index",
+        "build",
+        str(corpus),
+        "--model",
+        str(tiny_model),
+        "--device",
+        "cpu",
+        "-o",
+        str(tmp_path / "sample"),
+        "--shard",
+        "auto",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -204,9 +242,9 @@ def test_torchrun_two_processes_then_merge(tmp_path, corpus, tiny_model, single,
 
 # --- shards that do not belong together ------------------------------------------------------------
 
+
 def test_missing_shard(tmp_path, shards):
-    message = fails("index", "merge", shards[0], "-o", tmp_path / "x",
-                    expect="1 of 2 shards missing (1/2)").stderr
+    message = fails("index", "merge", shards[0], "-o", tmp_path / "x", expect="1 of 2 shards missing (1/2)").stderr
     assert "--shard 1/2" in message  # the build command of the missing shard
     assert not (tmp_path / "x").exists()
 
@@ -214,35 +252,46 @@ def test_missing_shard(tmp_path, shards):
 def test_duplicate_shard(tmp_path, shards):
     copy = tmp_path / "copy-of-0"
     shutil.copytree(shards[0], copy)
-    fails("index", "merge", shards[0], shards[1], copy, "-o", tmp_path / "x",
-          expect="shard 0/2 is given twice")
+    fails("index", "merge", shards[0], shards[1], copy, "-o", tmp_path / "x", expect="shard 0/2 is given twice")
     fails("index", "merge", shards[0], shards[0], "-o", tmp_path / "x", expect="given twice")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy-of-0"]
 
 
 def test_shards_of_another_model(tmp_path, corpus, shards, other_tiny_model):
     other = build_dense_shard(corpus, tmp_path / "other", BiEncoder(other_tiny_model, device="cpu"), Shard(1, 2))
-    fails("index", "merge", shards[0], tmp_path / "other", "-o", tmp_path / "x",
-          expect=f"differ in model ({other.model!r}")
+    fails(
+        "index",
+        "merge",
+        shards[0],
+        tmp_path / "other",
+        "-o",
+        tmp_path / "x",
+        expect=f"differ in model ({other.model!r}",
+    )
 
 
 def test_shards_of_another_corpus(tmp_path, corpus, shards, encoder):
     changed = tmp_path / "changed.tsv"
     changed.write_text(corpus.read_text(encoding="utf-8").replace("\t", "\tchanged ", 1), encoding="utf-8")
     build_dense_shard(changed, tmp_path / "other", encoder, Shard(1, 2))
-    fails("index", "merge", shards[0], tmp_path / "other", "-o", tmp_path / "x",
-          expect="their contents differ")
+    fails("index", "merge", shards[0], tmp_path / "other", "-o", tmp_path / "x", expect="their contents differ")
 
 
 def test_shards_of_another_split(tmp_path, corpus, shards, encoder):
     build_dense_shard(corpus, tmp_path / "third", encoder, Shard(1, 3))
-    fails("index", "merge", shards[0], tmp_path / "third", "-o", tmp_path / "x",
-          expect="differ in number of shards (3, 2)")
+    fails(
+        "index",
+        "merge",
+        shards[0],
+        tmp_path / "third",
+        "-o",
+        tmp_path / "x",
+        expect="differ in number of shards (3, 2)",
+    )
 
 
 def test_merge_refuses_an_index(tmp_path, shards, single):
-    fails("index", "merge", shards[0], single, "-o", tmp_path / "x",
-          expect="a dense index, not a shard")
+    fails("index", "merge", shards[0], single, "-o", tmp_path / "x", expect="a dense index, not a shard")
 
 
 def test_damaged_shard_names_the_rebuild(tmp_path, shards):
@@ -250,23 +299,58 @@ def test_damaged_shard_names_the_rebuild(tmp_path, shards):
     shutil.copytree(shards[1], damaged)
     with open(damaged / EMBEDDINGS_FILE, "r+b") as vectors:
         vectors.truncate(100)
-    message = fails("index", "merge", shards[0], damaged, "-o", tmp_path / "x",
-                    expect=str(damaged / EMBEDDINGS_FILE)).stderr
+    message = fails(
+        "index", "merge", shards[0], damaged, "-o", tmp_path / "x", expect=str(damaged / EMBEDDINGS_FILE)
+    ).stderr
     assert f"-o {tmp_path / 'sample'} --overwrite" in message and "--shard 1/2" in message
 
 
 @pytest.mark.parametrize("shard", ["3/2", "a/b", "-1/2"])
 def test_bad_shard_option(tmp_path, corpus, tiny_model, shard):
-    fails("index", "build", corpus, "--model", tiny_model, "--device", "cpu", "-o", tmp_path / "sample",
-          "--shard", shard, expect=f"--shard {shard!r} is not a shard of a split")
+    fails(
+        "index",
+        "build",
+        corpus,
+        "--model",
+        tiny_model,
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path / "sample",
+        "--shard",
+        shard,
+        expect=f"--shard {shard!r} is not a shard of a split",
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 def test_shard_options_that_belong_to_the_merge(tmp_path, corpus, tiny_model):
-    fails("index", "build", corpus, "--model", tiny_model, "-o", tmp_path / "sample", "--shard", "0/2",
-          "--factory", "HNSW32", expect="pass --factory to `rankkit index merge`")
-    fails("index", "build", corpus, "--kind", "bm25", "-o", tmp_path / "sample", "--shard", "0/2",
-          expect="only dense indexes are encoded in shards")
+    fails(
+        "index",
+        "build",
+        corpus,
+        "--model",
+        tiny_model,
+        "-o",
+        tmp_path / "sample",
+        "--shard",
+        "0/2",
+        "--factory",
+        "HNSW32",
+        expect="pass --factory to `rankkit index merge`",
+    )
+    fails(
+        "index",
+        "build",
+        corpus,
+        "--kind",
+        "bm25",
+        "-o",
+        tmp_path / "sample",
+        "--shard",
+        "0/2",
+        expect="only dense indexes are encoded in shards",
+    )
 
 
 def test_cli_under_torchrun_without_shard(tmp_path, corpus, tiny_model, monkeypatch):

@@ -7,8 +7,13 @@ import math
 import pytest
 import torch
 
-from rankkit.train.losses import (cet_pair_weights, info_nce_loss, pointwise_bce_loss, softmax_cross_entropy_loss,
-                                  weighted_pairwise_softmax_loss)
+from rankkit.train.losses import (
+    cet_pair_weights,
+    info_nce_loss,
+    pointwise_bce_loss,
+    softmax_cross_entropy_loss,
+    weighted_pairwise_softmax_loss,
+)
 
 e = math.e
 
@@ -23,6 +28,7 @@ def softplus(x: float) -> float:
 
 
 # --- InfoNCE ---------------------------------------------------------------------------------------
+
 
 def test_info_nce_with_a_mined_negative_by_hand():
     queries = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
@@ -79,6 +85,7 @@ def test_softmax_cross_entropy_with_one_negative_is_the_pairwise_loss():
 
 # --- pointwise BCE ---------------------------------------------------------------------------------
 
+
 def test_pointwise_bce_by_hand():
     ln3 = math.log(3.0)
     scores = torch.tensor([[0.0, ln3], [ln3, 0.0]])
@@ -96,6 +103,7 @@ def test_pointwise_bce_accepts_integer_labels():
 
 # --- CET: weights and the weighted pairwise loss ---------------------------------------------------
 
+
 def test_cet_pair_weights_by_hand():
     scores = torch.tensor([0.0, 2.0, -2.0])
     # 1 / (1 - sigmoid(s / 2)): sigmoid(0) = 1/2 -> 2; sigmoid(1) = e / (1 + e) -> 1 + e;
@@ -112,8 +120,10 @@ def test_weighted_pairwise_softmax_loss_by_hand():
     # softplus(n - p): row 1: softplus(0) = ln 2, softplus(-1) = ln(1 + 1/e)
     #                  row 2: softplus(2) = ln(1 + e^2), softplus(0) = ln 2
     pairs = [math.log(2), math.log(1 + 1 / e), math.log(1 + e**2), math.log(2)]
-    close(weighted_pairwise_softmax_loss(positive, negatives, weights),
-          (1 * pairs[0] + 2 * pairs[1] + 3 * pairs[2] + 4 * pairs[3]) / 4)
+    close(
+        weighted_pairwise_softmax_loss(positive, negatives, weights),
+        (1 * pairs[0] + 2 * pairs[1] + 3 * pairs[2] + 4 * pairs[3]) / 4,
+    )
     close(weighted_pairwise_softmax_loss(positive, negatives), sum(pairs) / 4)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import usage_error
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -22,7 +22,6 @@ from rankkit.data.runs import Hit, read_run, write_run
 from rankkit.encode import BiEncoder
 from rankkit.index.dense import build_dense_index
 from rankkit.mining import MinedSet
-from conftest import usage_error
 
 runner = CliRunner()
 
@@ -50,16 +49,20 @@ def fails(*args: str | Path, expect: str):
 
 @pytest.fixture(scope="module")
 def sample(sample_dir) -> dict[str, Path]:
-    return {"queries": sample_dir / "queries.tsv", "qrels": sample_dir / "qrels.txt",
-            "corpus": sample_dir / "collection.tsv"}
+    return {
+        "queries": sample_dir / "queries.tsv",
+        "qrels": sample_dir / "qrels.txt",
+        "corpus": sample_dir / "collection.tsv",
+    }
 
 
 def common(sample: dict[str, Path], qrels: Path | None = None) -> list[str | Path]:
     return ["--queries", sample["queries"], "--qrels", qrels or sample["qrels"], "--corpus", sample["corpus"]]
 
 
-def bm25_run(queries: dict[str, str], docs: dict[str, str], depth: int, k1: float = 0.9,
-             b: float = 0.4) -> dict[str, list[Hit]]:
+def bm25_run(
+    queries: dict[str, str], docs: dict[str, str], depth: int, k1: float = 0.9, b: float = 0.4
+) -> dict[str, list[Hit]]:
     """A plain BM25 (Robertson idf, whitespace tokens) over the sample: the top `depth` per query."""
     tokens = {d: [t.strip(".,;:!?()'\"").lower() for t in text.split()] for d, text in docs.items()}
     avg = sum(len(t) for t in tokens.values()) / len(tokens)
@@ -84,8 +87,7 @@ def bm25_run(queries: dict[str, str], docs: dict[str, str], depth: int, k1: floa
 @pytest.fixture(scope="module")
 def run_file(sample, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("mine-run") / "bm25.run"
-    write_run(bm25_run(read_queries(sample["queries"]), read_doc_texts(sample["corpus"]), depth=30), path,
-              tag="bm25")
+    write_run(bm25_run(read_queries(sample["queries"]), read_doc_texts(sample["corpus"]), depth=30), path, tag="bm25")
     return path
 
 
@@ -139,8 +141,19 @@ def test_full_qrels_add_the_false_negative_rate(sample, run_file, tmp_path):
     partial_path = tmp_path / "partial.qrels"
     write_qrels(partial, partial_path)
     output = tmp_path / "mined.jsonl"
-    ok(*common(sample, partial_path), "--run", run_file, "--output", output, "--count", 5, "--max-rank", 30,
-       "--full-qrels", sample["qrels"])
+    ok(
+        *common(sample, partial_path),
+        "--run",
+        run_file,
+        "--output",
+        output,
+        "--count",
+        5,
+        "--max-rank",
+        30,
+        "--full-qrels",
+        sample["qrels"],
+    )
     mined, stats = read_output(output)
     rates = stats["false_negative_rate"]
     assert set(rates) == {"bm25.run"}
@@ -156,8 +169,21 @@ def test_full_qrels_rate_uses_the_mining_min_grade(sample, run_file, tmp_path):
     """Regression: with --min-grade 2, grade-1 documents are not positives (so they may be mined),
     and the same judgments as --full-qrels must not call them false negatives."""
     output = tmp_path / "mined.jsonl"
-    ok(*common(sample), "--run", run_file, "--output", output, "--count", 10, "--max-rank", 30,
-       "--min-grade", 2, "--full-qrels", sample["qrels"])
+    ok(
+        *common(sample),
+        "--run",
+        run_file,
+        "--output",
+        output,
+        "--count",
+        10,
+        "--max-rank",
+        30,
+        "--min-grade",
+        2,
+        "--full-qrels",
+        sample["qrels"],
+    )
     mined, stats = read_output(output)
     qrels = read_qrels(sample["qrels"])
     grade1 = [c for q in mined.queries for c in q.negatives if qrels[q.qid].get(c.docid) == 1]
@@ -168,8 +194,21 @@ def test_full_qrels_rate_uses_the_mining_min_grade(sample, run_file, tmp_path):
 def test_random_sampling_is_seeded_through_the_cli(sample, run_file, tmp_path):
     def body(seed: int, name: str) -> list[str]:
         output = tmp_path / name
-        ok(*common(sample), "--run", run_file, "--output", output, "--count", 4, "--max-rank", 30,
-           "--sampling", "random", "--seed", seed)
+        ok(
+            *common(sample),
+            "--run",
+            run_file,
+            "--output",
+            output,
+            "--count",
+            4,
+            "--max-rank",
+            30,
+            "--sampling",
+            "random",
+            "--seed",
+            seed,
+        )
         return output.read_text(encoding="utf-8").splitlines()[1:]  # the header names the output path
 
     first, again, other = body(5, "a.jsonl"), body(5, "b.jsonl"), body(6, "c.jsonl")
@@ -179,8 +218,23 @@ def test_random_sampling_is_seeded_through_the_cli(sample, run_file, tmp_path):
 
 def test_margin_and_simans_from_a_run(sample, run_file, tmp_path):
     output = tmp_path / "mined.jsonl"
-    ok(*common(sample), "--run", run_file, "--output", output, "--count", 2, "--max-rank", 30,
-       "--margin", 0.5, "--sampling", "simans", "--simans-a", 0.5)
+    ok(
+        *common(sample),
+        "--run",
+        run_file,
+        "--output",
+        output,
+        "--count",
+        2,
+        "--max-rank",
+        30,
+        "--margin",
+        0.5,
+        "--sampling",
+        "simans",
+        "--simans-a",
+        0.5,
+    )
     mined, _ = read_output(output)
     assert mined.queries
     for q in mined.queries:
@@ -195,8 +249,25 @@ def test_margin_and_simans_from_a_run(sample, run_file, tmp_path):
 
 def test_mine_from_dense_index(sample, dense_index, tiny_model, tmp_path):
     output = tmp_path / "dense.jsonl"
-    ok(*common(sample), "--index", dense_index, "--output", output, "--depth", 20, "--min-rank", 2,
-       "--max-rank", 20, "--count", 4, "--margin", 0.0, "--device", "cpu")
+    ok(
+        *common(sample),
+        "--index",
+        dense_index,
+        "--output",
+        output,
+        "--depth",
+        20,
+        "--min-rank",
+        2,
+        "--max-rank",
+        20,
+        "--count",
+        4,
+        "--margin",
+        0.0,
+        "--device",
+        "cpu",
+    )
     mined, stats = read_output(output)
     assert stats["queries_mined"] == len(mined.queries) > 0
     encoder = BiEncoder(tiny_model, device="cpu")
@@ -219,8 +290,23 @@ def test_mine_from_dense_index(sample, dense_index, tiny_model, tmp_path):
 
 def test_teacher_scores_every_negative(sample, run_file, tiny_model, tmp_path):
     output = tmp_path / "teacher.jsonl"
-    ok(*common(sample), "--run", run_file, "--output", output, "--count", 3, "--max-rank", 30,
-       "--teacher", tiny_model, "--denoise-threshold", 0.5, "--device", "cpu")
+    ok(
+        *common(sample),
+        "--run",
+        run_file,
+        "--output",
+        output,
+        "--count",
+        3,
+        "--max-rank",
+        30,
+        "--teacher",
+        tiny_model,
+        "--denoise-threshold",
+        0.5,
+        "--device",
+        "cpu",
+    )
     mined, stats = read_output(output)
     assert stats["negatives"] > 0
     negatives = [c for q in mined.queries for c in q.negatives]
@@ -239,26 +325,49 @@ def test_no_candidate_source(sample, tmp_path):
 
 
 def test_denoise_without_teacher(sample, run_file, tmp_path):
-    fails(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--denoise-threshold", 0.5,
-          expect="--teacher")
-    fails(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--adaptive-k", 1.0,
-          expect="--teacher")
+    fails(
+        *common(sample),
+        "--run",
+        run_file,
+        "--output",
+        tmp_path / "m.jsonl",
+        "--denoise-threshold",
+        0.5,
+        expect="--teacher",
+    )
+    fails(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--adaptive-k", 1.0, expect="--teacher")
     assert not (tmp_path / "m.jsonl").exists()
 
 
 def test_unknown_sampling(sample, run_file, tmp_path):
-    usage_error(invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--sampling", "hardest"),
-                "--sampling", "'hardest' is not one of 'top', 'random', 'simans'")
+    usage_error(
+        invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--sampling", "hardest"),
+        "--sampling",
+        "'hardest' is not one of 'top', 'random', 'simans'",
+    )
 
 
 def test_unknown_score_field(sample, run_file, tmp_path):
-    usage_error(invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--score-field", "logit"),
-                "--score-field", "'logit' is not one of")
+    usage_error(
+        invoke(*common(sample), "--run", run_file, "--output", tmp_path / "m.jsonl", "--score-field", "logit"),
+        "--score-field",
+        "'logit' is not one of",
+    )
 
 
 def test_window_deeper_than_retrieval(sample, dense_index, tmp_path):
-    fails(*common(sample), "--index", dense_index, "--output", tmp_path / "m.jsonl", "--depth", 50,
-          "--max-rank", 100, expect="--depth 100")
+    fails(
+        *common(sample),
+        "--index",
+        dense_index,
+        "--output",
+        tmp_path / "m.jsonl",
+        "--depth",
+        50,
+        "--max-rank",
+        100,
+        expect="--depth 100",
+    )
     assert not (tmp_path / "m.jsonl").exists()
 
 
@@ -268,18 +377,35 @@ def test_missing_run_file(sample, tmp_path):
 
 def test_pooling_run_gives_the_provenance(sample, dense_index, run_file, tmp_path):
     output = tmp_path / "mined.jsonl"
-    ok(*common(sample), "--index", dense_index, "--output", output, "--count", 5, "--max-rank", 30, "--depth", 30,
-       "--pooling-run", run_file, "--full-qrels", sample["qrels"])
+    ok(
+        *common(sample),
+        "--index",
+        dense_index,
+        "--output",
+        output,
+        "--count",
+        5,
+        "--max-rank",
+        30,
+        "--depth",
+        30,
+        "--pooling-run",
+        run_file,
+        "--full-qrels",
+        sample["qrels"],
+    )
     mined, stats = read_output(output)
     assert set(stats["false_negative_rate"]) == {"dense:sample-dense"}  # measured per mining source
-    pool = {qid: {h.docid: (rank, h.score) for rank, h in enumerate(hits, 1)}
-            for qid, hits in read_run(run_file).items()}
+    pool = {
+        qid: {h.docid: (rank, h.score) for rank, h in enumerate(hits, 1)} for qid, hits in read_run(run_file).items()
+    }
     for q in mined.queries:
         for c in q.negatives:
             assert c.source == "bm25.run"
             assert (c.rank, c.score) == pool[q.qid].get(c.docid, (31, min(s for _, s in pool[q.qid].values())))
         assert {d: (c.rank, c.score) for d, c in q.positive_provenance.items()} == {
-            d: pool[q.qid][d] for d in q.positives if d in pool[q.qid]}
+            d: pool[q.qid][d] for d in q.positives if d in pool[q.qid]
+        }
     assert mined.config["provenance_from"] == "bm25.run"
 
 
@@ -288,8 +414,25 @@ def test_bf16_mining_scores_match_fp32(sample, dense_index, tiny_model, tmp_path
     mined = {}
     for precision in ("fp32", "bf16"):
         output = tmp_path / f"{precision}.jsonl"
-        ok(*common(sample), "--index", dense_index, "--output", output, "--depth", 20, "--max-rank", 20,
-           "--count", 4, "--teacher", tiny_model, "--device", "cpu", "--precision", precision)
+        ok(
+            *common(sample),
+            "--index",
+            dense_index,
+            "--output",
+            output,
+            "--depth",
+            20,
+            "--max-rank",
+            20,
+            "--count",
+            4,
+            "--teacher",
+            tiny_model,
+            "--device",
+            "cpu",
+            "--precision",
+            precision,
+        )
         mined[precision] = read_output(output)[0]
     assert mined["bf16"].config["precision"] == "bf16"
     fp32 = {(q.qid, c.docid): c for q in mined["fp32"].queries for c in q.negatives}

@@ -9,12 +9,23 @@ import pytest
 
 from rankkit.data.runs import Hit
 from rankkit.errors import RankkitError
-from rankkit.mining import (AdaptiveThreshold, Candidate, MarginFilter, QueryContext, RandomN, RankWindow,
-                            SelfAdversarial, SimANS, TeacherDenoise, TopN)
+from rankkit.mining import (
+    AdaptiveThreshold,
+    Candidate,
+    MarginFilter,
+    QueryContext,
+    RandomN,
+    RankWindow,
+    SelfAdversarial,
+    SimANS,
+    TeacherDenoise,
+    TopN,
+)
 
 
-def ctx(positive: float | None = None, positive_teacher: float | None = None, seed: int = 0,
-        qid: str = "q1") -> QueryContext:
+def ctx(
+    positive: float | None = None, positive_teacher: float | None = None, seed: int = 0, qid: str = "q1"
+) -> QueryContext:
     return QueryContext(qid, positive, positive_teacher, np.random.default_rng(seed))
 
 
@@ -204,8 +215,7 @@ def test_adaptive_threshold_keeps_equal_scores():
 
 
 def test_self_adversarial_from_run_keeps_top_depth():
-    run = {"q1": [Hit("d4", 9.0), Hit("d2", 8.0), Hit("d9", 7.0), Hit("d1", 6.0)],
-           "q2": [Hit("d1", 1.0)]}
+    run = {"q1": [Hit("d4", 9.0), Hit("d2", 8.0), Hit("d9", 7.0), Hit("d1", 6.0)], "q2": [Hit("d1", 1.0)]}
     strategy = SelfAdversarial.from_run(run, depth=3)
     assert strategy.top_docids == {"q1": frozenset({"d4", "d2", "d9"}), "q2": frozenset({"d1"})}
     found = cands([5.0, 4.0, 3.0, 2.0, 1.0])
@@ -217,12 +227,16 @@ def test_self_adversarial_from_run_keeps_top_depth():
 # ---- strategies needing teacher scores --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy, context", [
-    (TeacherDenoise(0.5), ctx()),
-    (AdaptiveThreshold(1.0), ctx()),
-    (MarginFilter(0.1, field="teacher_score"), ctx(positive_teacher=1.0)),
-    (SimANS(1, field="teacher_score"), ctx(positive_teacher=1.0)),
-], ids=["denoise", "adaptive", "margin-teacher", "simans-teacher"])
+@pytest.mark.parametrize(
+    "strategy, context",
+    [
+        (TeacherDenoise(0.5), ctx()),
+        (AdaptiveThreshold(1.0), ctx()),
+        (MarginFilter(0.1, field="teacher_score"), ctx(positive_teacher=1.0)),
+        (SimANS(1, field="teacher_score"), ctx(positive_teacher=1.0)),
+    ],
+    ids=["denoise", "adaptive", "margin-teacher", "simans-teacher"],
+)
 def test_teacher_strategies_without_teacher_scores_raise(strategy, context):
     with pytest.raises(RankkitError, match="Fix") as info:
         strategy(cands([3.0, 2.0, 1.0]), context)

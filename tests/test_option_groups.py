@@ -3,24 +3,23 @@ command and a Python caller with the same values build the same config, every op
 a range check where it has a range, and the option-group table in benchmarks/results is the code's."""
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated, Literal
 
 import click
 import pytest
 import typer
+from conftest import usage_error
 from typer.testing import CliRunner
 
-from conftest import usage_error
 from rankkit.cli.app import app
 from rankkit.cli.groups import Only, command_groups, option_groups_markdown, with_options
 from rankkit.distill.config import DistillConfig
+from rankkit.errors import RankkitError
 from rankkit.mining.recipe import MiningRecipe
 from rankkit.options import Runtime, check_options, option, same_option
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.options import DenseQuery
-from rankkit.errors import RankkitError
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -62,11 +61,30 @@ def capture(config_class: type) -> tuple[typer.Typer, list]:
 
 def test_a_config_is_built_from_the_options_given_over_its_defaults():
     app_, seen = capture(Outer)
-    result = runner.invoke(app_, ["--name", "x", "-t", "a", "--tag", "b", "--kind", "b", "--no-flag", "--depth", "9",
-                                  "--precision", "fp32", "--extra", "3"])
+    result = runner.invoke(
+        app_,
+        [
+            "--name",
+            "x",
+            "-t",
+            "a",
+            "--tag",
+            "b",
+            "--kind",
+            "b",
+            "--no-flag",
+            "--depth",
+            "9",
+            "--precision",
+            "fp32",
+            "--extra",
+            "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert seen == [(Outer(name="x", tags=("a", "b"), kinds=("b",), flag=False, inner=Inner(depth=9),
-                           precision="fp32"), 3)]
+    assert seen == [
+        (Outer(name="x", tags=("a", "b"), kinds=("b",), flag=False, inner=Inner(depth=9), precision="fp32"), 3)
+    ]
 
 
 def test_left_out_options_keep_the_config_defaults_nested_ones_included():
@@ -188,11 +206,25 @@ def test_distill_command_and_python_caller_build_the_same_config(monkeypatch, tm
 
     seen = []
     monkeypatch.setattr(pipeline, "distill", lambda config: seen.append(config) or tmp_path)
-    args = ["distill", "--teacher", "t", "--queries", "q", "--corpus", "c", "-o", str(tmp_path / "o"), "--depth",
-            "30", "--self-adversarial-negatives", "2"]
+    args = [
+        "distill",
+        "--teacher",
+        "t",
+        "--queries",
+        "q",
+        "--corpus",
+        "c",
+        "-o",
+        str(tmp_path / "o"),
+        "--depth",
+        "30",
+        "--self-adversarial-negatives",
+        "2",
+    ]
     assert runner.invoke(app, args).exit_code == 0
-    python = DistillConfig(teacher="t", queries="q", corpus="c", output=str(tmp_path / "o"), depth=30,
-                           self_adversarial_negatives=2)
+    python = DistillConfig(
+        teacher="t", queries="q", corpus="c", output=str(tmp_path / "o"), depth=30, self_adversarial_negatives=2
+    )
     assert seen == [python]
     assert python.negative_knowledge().max_rank == 30 and python.negative_knowledge().self_adversarial_pool == 2
 
@@ -206,11 +238,26 @@ def test_mine_command_builds_the_recipe_a_python_caller_would(monkeypatch, tmp_p
         stats = {"queries_mined": 1, "negatives": 1}
 
     monkeypatch.setattr(run, "run_mining", lambda r: seen.append(r) or Mined())
-    args = ["mine", "--data", "d", "-o", "m.jsonl", "-i", "a", "-i", "b", "--export", "st", "--gpu-fp16",
-            "--nprobe", "4"]
+    args = [
+        "mine",
+        "--data",
+        "d",
+        "-o",
+        "m.jsonl",
+        "-i",
+        "a",
+        "-i",
+        "b",
+        "--export",
+        "st",
+        "--gpu-fp16",
+        "--nprobe",
+        "4",
+    ]
     assert runner.invoke(app, args).exit_code == 0
-    assert seen == [MiningRecipe(data="d", output="m.jsonl", indexes=("a", "b"), exports=("st",), gpu_fp16=True,
-                                 nprobe=4)]
+    assert seen == [
+        MiningRecipe(data="d", output="m.jsonl", indexes=("a", "b"), exports=("st",), gpu_fp16=True, nprobe=4)
+    ]
 
 
 def test_the_option_group_table_is_the_codes():

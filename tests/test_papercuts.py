@@ -94,8 +94,10 @@ def test_find_documents_reads_only_until_all_are_found(tmp_path):
     assert [(d.docid, d.text) for d in find_documents(tsv, {"b", "a", "zz"})] == [("a", "first"), ("b", "second")]
     assert [d.docid for d in find_documents(tsv, {"c"})] == ["c"]
     jsonl = tmp_path / "c.jsonl"
-    jsonl.write_text('{"_id": "caf\\u00e9", "title": "T", "text": "x"}\n{"_id": "d2", "title": "", "text": "y"}\n'
-                     '{"_id": "d3", broken\n')
+    jsonl.write_text(
+        '{"_id": "caf\\u00e9", "title": "T", "text": "x"}\n{"_id": "d2", "title": "", "text": "y"}\n'
+        '{"_id": "d3", broken\n'
+    )
     assert [(d.docid, d.contents) for d in find_documents(jsonl, ["café", "d2"])] == [("café", "T x"), ("d2", "y")]
     assert list(find_documents(jsonl, [])) == []
 
@@ -238,9 +240,13 @@ def test_sentiment_without_a_model_names_the_flag():
     client = TestClient(app)  # no lifespan: nothing loads, /sentiment does not need it
     response = client.post("/sentiment", json={"texts": ["valo"]})
     assert response.status_code == 404
-    assert response.json() == {"error": {
-        "code": "not_found", "message": "this server has no sentiment model, so it does not serve /sentiment",
-        "fix": "start the server with --sentiment-model FOLDER (a folder `rankkit sentiment train` wrote)"}}
+    assert response.json() == {
+        "error": {
+            "code": "not_found",
+            "message": "this server has no sentiment model, so it does not serve /sentiment",
+            "fix": "start the server with --sentiment-model FOLDER (a folder `rankkit sentiment train` wrote)",
+        }
+    }
     assert "/sentiment" not in app.openapi()["paths"]
 
 
@@ -300,8 +306,12 @@ def run_page(tmp_path: Path, search: str, modes: list[str]) -> dict:
     (tmp_path / "page.js").write_text(SCRIPT)
     (tmp_path / "harness.js").write_text(PAGE_HARNESS)
     health = json.dumps({"status": "ready", "modes": modes})
-    done = subprocess.run([node, str(tmp_path / "harness.js"), str(tmp_path / "page.js"), search, health],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [node, str(tmp_path / "harness.js"), str(tmp_path / "page.js"), search, health],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -323,8 +333,10 @@ def test_page_labels_the_servers_modes(tmp_path):
 def test_page_runs_the_search_in_its_address_and_keeps_new_ones_there(tmp_path):
     page = run_page(tmp_path, "?q=why+is+the+sky+blue&mode=bm25&rerank=1", ["dense", "bm25", "hybrid"])
     assert page["onLoad"][0]["url"] == "/health"
-    assert page["onLoad"][1] == {"url": "/search", "body": {"query": "why is the sky blue", "k": 10, "rerank": True,
-                                                            "text": True, "mode": "bm25"}}
+    assert page["onLoad"][1] == {
+        "url": "/search",
+        "body": {"query": "why is the sky blue", "k": 10, "rerank": True, "text": True, "mode": "bm25"},
+    }
     assert page["status"].startswith("1 results (bm25)")
     assert page["submitted"][0]["body"]["query"] == "sky blue"
     assert page["urls"] == ["?q=sky+blue&mode=hybrid&k=5&rerank=1"]
@@ -356,18 +368,23 @@ def test_sentiment_plots_carry_the_models_name(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
     plot_curves([0, 1, 0, 1, 1, 0], [0.1, 0.9, 0.4, 0.6, 0.8, 0.3], tmp_path, name="contrastive (all-MiniLM-L6-v2)")
-    assert titles == ["contrastive (all-MiniLM-L6-v2): ROC curve",
-                      "contrastive (all-MiniLM-L6-v2): precision-recall curve",
-                      "contrastive (all-MiniLM-L6-v2): reliability"]
+    assert titles == [
+        "contrastive (all-MiniLM-L6-v2): ROC curve",
+        "contrastive (all-MiniLM-L6-v2): precision-recall curve",
+        "contrastive (all-MiniLM-L6-v2): reliability",
+    ]
     assert not any("Classifier" in text for text in legends)
     assert any("contrastive (all-MiniLM-L6-v2)" in text for text in legends)
 
 
-@pytest.mark.parametrize("meta, name", [({"kind": "tfidf"}, "tfidf"),
-                                        ({"kind": "transformer", "method": "contrastive", "base_model": "default"},
-                                         "contrastive (all-MiniLM-L6-v2)"),
-                                        ({"kind": "transformer", "method": "plain", "base_model": "/m/my-encoder"},
-                                         "plain (my-encoder)")])
+@pytest.mark.parametrize(
+    "meta, name",
+    [
+        ({"kind": "tfidf"}, "tfidf"),
+        ({"kind": "transformer", "method": "contrastive", "base_model": "default"}, "contrastive (all-MiniLM-L6-v2)"),
+        ({"kind": "transformer", "method": "plain", "base_model": "/m/my-encoder"}, "plain (my-encoder)"),
+    ],
+)
 def test_sentiment_model_name(tmp_path, meta, name):
     from rankkit.sentiment.metrics import model_name
 

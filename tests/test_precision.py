@@ -44,7 +44,9 @@ def test_auto_is_bf16_only_where_native_and_says_so_once(monkeypatch, capsys, na
     monkeypatch.setattr(precision_module, "_announced", set())
     assert precision_module.resolve_precision("auto", CPU) == chosen
     assert precision_module.resolve_precision("auto", CPU) == chosen
-    assert capsys.readouterr().err == f"precision auto: {chosen} on cpu ({'native' if native else 'no native'} bfloat16)\n"
+    assert (
+        capsys.readouterr().err == f"precision auto: {chosen} on cpu ({'native' if native else 'no native'} bfloat16)\n"
+    )
     assert inference_dtype("auto", CPU) is precision_module.PRECISIONS[chosen]
 
 
@@ -81,8 +83,9 @@ def test_bf16_cross_encoder_scores_close_to_fp32(tiny_model):
 @needs_bf16
 def test_bf16_index_records_its_precision_and_serves_fp32_queries(tiny_model, tmp_path):
     folder = tmp_path / "bf16-index"
-    manifest = build_dense_index(SAMPLE_DIR / "collection.tsv", folder,
-                                 BiEncoder(tiny_model, device="cpu", precision="bf16"))
+    manifest = build_dense_index(
+        SAMPLE_DIR / "collection.tsv", folder, BiEncoder(tiny_model, device="cpu", precision="bf16")
+    )
     assert manifest.settings["precision"] == "bf16"
     fp32 = DenseRetriever.from_folder(folder, device="cpu").search("why is the sky blue", 5)
     bf16 = DenseRetriever.from_folder(folder, device="cpu", precision="bf16").search("why is the sky blue", 5)
@@ -90,9 +93,16 @@ def test_bf16_index_records_its_precision_and_serves_fp32_queries(tiny_model, tm
     assert bf16[0].score == pytest.approx(fp32[0].score, abs=0.02)
 
 
-@pytest.mark.parametrize("command", ["index build corpus.tsv", "search --index ix --query sky",
-                                     "mine --queries q --qrels r --corpus c -o out",
-                                     "rerank --run r --queries q --corpus c --model m -o out", "serve --index ix"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "index build corpus.tsv",
+        "search --index ix --query sky",
+        "mine --queries q --qrels r --corpus c -o out",
+        "rerank --run r --queries q --corpus c --model m -o out",
+        "serve --index ix",
+    ],
+)
 def test_cli_refuses_an_unknown_precision_before_reading_anything(command):
     result = CliRunner().invoke(app, [*command.split(), "--precision", "fp16"], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output
@@ -102,7 +112,8 @@ def test_cli_refuses_an_unknown_precision_before_reading_anything(command):
 def test_serve_refuses_bf16_where_emulated_before_binding_the_port(monkeypatch, tiny_model, tmp_path):
     build_dense_index(SAMPLE_DIR / "collection.tsv", tmp_path / "ix", BiEncoder(tiny_model, device="cpu"))
     monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
-    result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path / "ix"), "--precision", "bf16",
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        app, ["serve", "--index", str(tmp_path / "ix"), "--precision", "bf16", "--device", "cpu"]
+    )
     assert result.exit_code == 2, result.output
     assert "no native bfloat16" in result.output and "--precision auto or fp32" in result.output

@@ -44,4 +44,6 @@ def test_bm25_build_has_a_bar(bars, tmp_path, sample_dir):
 def test_corpus_size(sample_dir):
     docs = list(read_corpus(sample_dir / "collection.tsv"))
     assert progress_module.corpus_size(sample_dir / "collection.tsv", "tsv") == (
-        len(docs), sum(len(d.contents) for d in docs))
+        len(docs),
+        sum(len(d.contents) for d in docs),
+    )

@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"} | env
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,24 +34,28 @@ def bm25_folder(tmp_path_factory, sample_dir) -> Path:
 
 def test_importing_rankkit_sets_no_environment_variable():
     # regression: importing rankkit's BM25 code set a dummy OPENAI_API_KEY in the user's environment
-    result = run_python("import os; before = dict(os.environ)\n"
-                        "import rankkit, rankkit.index.bm25, rankkit.retrieve, rankkit.cli.app\n"
-                        "print(sorted(set(os.environ.items()) ^ set(before.items())))")
+    result = run_python(
+        "import os; before = dict(os.environ)\n"
+        "import rankkit, rankkit.index.bm25, rankkit.retrieve, rankkit.cli.app\n"
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.slow  # a fresh JVM
 def test_lucene_searcher_opens_a_rankkit_index_and_the_environment_is_kept(bm25_folder):
-    code = ("import os\nfrom rankkit.index.java import configure_java\n"
-            "java_home = os.environ.get('JAVA_HOME')\nconfigure_java()\n"
-            "from pyserini.search.lucene import LuceneSearcher\n"
-            f"hits = LuceneSearcher({str(bm25_folder / 'lucene')!r}).search('stars', k=3)\n"
-            "from rankkit.retrieve.bm25 import BM25Retriever\n"
-            f"ours = BM25Retriever({str(bm25_folder)!r}).search('stars', 3)\n"
-            "assert [h.docid for h in hits] == [h.docid for h in ours], (hits, ours)\n"
-            "assert 'OPENAI_API_KEY' not in os.environ and os.environ.get('JAVA_HOME') == java_home\n"
-            "print('hits', [h.docid for h in hits])")
+    code = (
+        "import os\nfrom rankkit.index.java import configure_java\n"
+        "java_home = os.environ.get('JAVA_HOME')\nconfigure_java()\n"
+        "from pyserini.search.lucene import LuceneSearcher\n"
+        f"hits = LuceneSearcher({str(bm25_folder / 'lucene')!r}).search('stars', k=3)\n"
+        "from rankkit.retrieve.bm25 import BM25Retriever\n"
+        f"ours = BM25Retriever({str(bm25_folder)!r}).search('stars', 3)\n"
+        "assert [h.docid for h in hits] == [h.docid for h in ours], (hits, ours)\n"
+        "assert 'OPENAI_API_KEY' not in os.environ and os.environ.get('JAVA_HOME') == java_home\n"
+        "print('hits', [h.docid for h in hits])"
+    )
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("hits ['")
@@ -60,8 +65,21 @@ def test_lucene_searcher_opens_a_rankkit_index_and_the_environment_is_kept(bm25_
 def test_java_log_lines_stay_off_stdout(sample_dir, tmp_path):
     # regression: Anserini's INFO lines were printed on stdout by every BM25 command
     rankkit = Path(sys.executable).parent / "rankkit"
-    result = subprocess.run([str(rankkit), "index", "build", str(sample_dir / "collection.tsv"), "--kind", "bm25",
-                             "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            str(rankkit),
+            "index",
+            "build",
+            str(sample_dir / "collection.tsv"),
+            "--kind",
+            "bm25",
+            "-o",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("built bm25 index"), result.stdout
     assert "INFO" not in result.stdout + result.stderr and "MMapDirectory" not in result.stdout + result.stderr

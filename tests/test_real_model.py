@@ -31,8 +31,13 @@ def test_quickstart_on_the_bundled_sample(tmp_path):
 
 
 def test_eval_reproduces_the_published_dl19_bm25_figure(shared_data):
-    result = rankkit("eval", str(shared_data / "dl19" / "run.bm25.top100.trec"),
-                     str(shared_data / "dl19" / "qrels.txt"), "--preset", "trec-dl")
+    result = rankkit(
+        "eval",
+        str(shared_data / "dl19" / "run.bm25.top100.trec"),
+        str(shared_data / "dl19" / "qrels.txt"),
+        "--preset",
+        "trec-dl",
+    )
     assert result.returncode == 0, result.stderr
     assert "0.5058" in result.stdout
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_spread_model
 import torch
+from conftest import make_spread_model
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -33,8 +33,10 @@ class TableModel:
 
 QUERIES = {"q1": "first query", "q2": "second query"}
 DOCS = {f"d{i}": f"text {i}" for i in range(1, 7)}
-RUN = {"q1": [Hit("d1", 9.0), Hit("d2", 8.0), Hit("d3", 7.0), Hit("d4", 6.0), Hit("d5", 5.0)],
-       "q2": [Hit("d6", 3.0), Hit("d1", 2.0)]}
+RUN = {
+    "q1": [Hit("d1", 9.0), Hit("d2", 8.0), Hit("d3", 7.0), Hit("d4", 6.0), Hit("d5", 5.0)],
+    "q2": [Hit("d6", 3.0), Hit("d1", 2.0)],
+}
 TABLE = {"text 1": 0.1, "text 2": 0.5, "text 3": 0.9, "text 4": 5.0, "text 5": -1.0, "text 6": 0.2}
 
 
@@ -49,9 +51,15 @@ def test_rerank_orders_the_top_by_model_score_and_keeps_the_rest_below():
     # q2 has only 2 hits: both reranked (d6 0.2 > d1 0.1)
     assert [h.docid for h in reranked["q2"]] == ["d6", "d1"]
     # only the top `depth` pairs went to the model, each with its own query's text
-    assert sorted(model.scored) == sorted([("first query", "text 1"), ("first query", "text 2"),
-                                           ("first query", "text 3"), ("second query", "text 6"),
-                                           ("second query", "text 1")])
+    assert sorted(model.scored) == sorted(
+        [
+            ("first query", "text 1"),
+            ("first query", "text 2"),
+            ("first query", "text 3"),
+            ("second query", "text 6"),
+            ("second query", "text 1"),
+        ]
+    )
     # the input run is untouched, and a TREC writer keeps the new order
     assert [h.docid for h in RUN["q1"]] == ["d1", "d2", "d3", "d4", "d5"]
 
@@ -65,8 +73,9 @@ def test_rerank_written_run_reads_back_in_the_same_order(tmp_path):
     reranked = rerank_run(RUN, QUERIES, DOCS, TableModel(TABLE), depth=3)  # type: ignore[arg-type]
     write_run(reranked, tmp_path / "run.txt", tag="rr")
     back = read_run(tmp_path / "run.txt")
-    assert {q: [h.docid for h in hits] for q, hits in back.items()} == \
-        {q: [h.docid for h in hits] for q, hits in reranked.items()}
+    assert {q: [h.docid for h in hits] for q, hits in back.items()} == {
+        q: [h.docid for h in hits] for q, hits in reranked.items()
+    }
 
 
 def test_rerank_unknown_docid_is_a_user_error():
@@ -85,6 +94,7 @@ def test_rerank_query_without_text_is_a_user_error():
 
 # --- with a real (tiny) cross-encoder and the CLI --------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cross_encoder(tmp_path_factory) -> Path:
     """A tiny model with a seeded, randomly initialised scoring head, saved as a cross-encoder."""
@@ -100,8 +110,10 @@ def sample_run(sample_dir, tmp_path_factory) -> Path:
     """A run over the sample: for each query, 8 documents in docid order with falling scores."""
     docids = sorted(read_doc_texts(sample_dir / "collection.tsv"))
     queries = read_queries(sample_dir / "queries.tsv")
-    run = {qid: [Hit(d, float(100 - i)) for i, d in enumerate(docids[q * 3: q * 3 + 8])]
-           for q, qid in enumerate(sorted(queries)[:4])}
+    run = {
+        qid: [Hit(d, float(100 - i)) for i, d in enumerate(docids[q * 3 : q * 3 + 8])]
+        for q, qid in enumerate(sorted(queries)[:4])
+    }
     path = tmp_path_factory.mktemp("run") / "run.txt"
     write_run(run, path, tag="first")
     return path
@@ -122,19 +134,43 @@ def test_rerank_with_a_cross_encoder_sorts_by_its_scores(cross_encoder, sample_d
 
 def test_cli_rerank_writes_a_trec_run(cross_encoder, sample_dir, sample_run, tmp_path):
     output = tmp_path / "reranked.txt"
-    result = CliRunner().invoke(app, ["rerank", "--run", str(sample_run), "--queries",
-                                      str(sample_dir / "queries.tsv"), "--corpus", str(sample_dir / "collection.tsv"),
-                                      "--model", str(cross_encoder), "--output", str(output), "--depth", "5",
-                                      "--tag", "ce", "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rerank",
+            "--run",
+            str(sample_run),
+            "--queries",
+            str(sample_dir / "queries.tsv"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--model",
+            str(cross_encoder),
+            "--output",
+            str(output),
+            "--depth",
+            "5",
+            "--tag",
+            "ce",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     lines = [line.split() for line in output.read_text().splitlines()]
     assert all(len(fields) == 6 and fields[1] == "Q0" and fields[5] == "ce" for fields in lines)
     run = read_run(sample_run)
-    expected = rerank_run(run, read_queries(sample_dir / "queries.tsv"),
-                          read_doc_texts(sample_dir / "collection.tsv"), CrossEncoder(cross_encoder, device="cpu"), 5)
+    expected = rerank_run(
+        run,
+        read_queries(sample_dir / "queries.tsv"),
+        read_doc_texts(sample_dir / "collection.tsv"),
+        CrossEncoder(cross_encoder, device="cpu"),
+        5,
+    )
     written = read_run(output)
-    assert {q: [h.docid for h in hits] for q, hits in written.items()} == \
-        {q: [h.docid for h in hits] for q, hits in expected.items()}
+    assert {q: [h.docid for h in hits] for q, hits in written.items()} == {
+        q: [h.docid for h in hits] for q, hits in expected.items()
+    }
     for qid in run:  # ranks 1..n in file order
         assert [int(f[3]) for f in lines if f[0] == qid] == list(range(1, len(run[qid]) + 1))
 
@@ -142,9 +178,24 @@ def test_cli_rerank_writes_a_trec_run(cross_encoder, sample_dir, sample_run, tmp
 def test_cli_rerank_with_unknown_queries_exits_2(cross_encoder, sample_dir, tmp_path):
     run = tmp_path / "run.txt"
     write_run({"zz9": [Hit("s001", 1.0)]}, run)
-    result = CliRunner().invoke(app, ["rerank", "--run", str(run), "--queries", str(sample_dir / "queries.tsv"),
-                                      "--corpus", str(sample_dir / "collection.tsv"), "--model", str(cross_encoder),
-                                      "--output", str(tmp_path / "out.txt"), "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "rerank",
+            "--run",
+            str(run),
+            "--queries",
+            str(sample_dir / "queries.tsv"),
+            "--corpus",
+            str(sample_dir / "collection.tsv"),
+            "--model",
+            str(cross_encoder),
+            "--output",
+            str(tmp_path / "out.txt"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "error:" in result.stderr and "zz9" in result.stderr
     assert not (tmp_path / "out.txt").exists()

@@ -12,11 +12,11 @@ from rankkit.data.runs import Hit
 from rankkit.encode import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DenseBuildConfig, DenseIndex, build_dense_index
-from rankkit.retrieve.options import DenseQuery
 from rankkit.retrieve import HybridRetriever, Retriever, open_retriever, rrf_fuse
-from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.base import MAX_K
 from rankkit.retrieve.dense import DenseRetriever
+from rankkit.retrieve.fusion import FusionConfig
+from rankkit.retrieve.options import DenseQuery
 
 CPU = DenseQuery(device="cpu")
 
@@ -98,6 +98,7 @@ def test_retrievers_follow_the_protocol(dense, indexes):
 
 # --- reciprocal rank fusion ------------------------------------------------------------------
 
+
 def test_rrf_fuse_hand_computed():
     a = [Hit("d1", 9.0), Hit("d2", 8.0), Hit("d3", 7.0)]
     b = [Hit("d3", 0.9), Hit("d1", 0.5)]
@@ -167,6 +168,7 @@ def test_hybrid_needs_two_retrievers(dense):
 
 
 # --- open_retriever --------------------------------------------------------------------------
+
 
 def test_open_retriever_one_dense_folder(indexes, tiny_model):
     retriever = open_retriever([indexes[0]], CPU)

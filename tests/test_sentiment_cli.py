@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import usage_error
 from typer.testing import CliRunner
 
-from conftest import usage_error
 from rankkit.cli.app import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "rankkit" / "sentiment" / "sample" / "reviews.csv"
@@ -23,8 +23,21 @@ def invoke(*args: str | Path):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sentiment") / "run"
-    result = invoke("train", "--reviews", SAMPLE, "--rating-column", "rating", "--method", "tfidf", "-o", output,
-                    "--val", SAMPLE, "--embedding", "cls")
+    result = invoke(
+        "train",
+        "--reviews",
+        SAMPLE,
+        "--rating-column",
+        "rating",
+        "--method",
+        "tfidf",
+        "-o",
+        output,
+        "--val",
+        SAMPLE,
+        "--embedding",
+        "cls",
+    )
     assert result.exit_code == 0, result.output
     assert "31 usable rows; negative 16 (51.6%), positive 15 (48.4%); 2 rows left out" in result.output
     assert "line 33: empty text; line 34: non-numeric rating 'five'" in result.output
@@ -39,8 +52,18 @@ def test_train_writes_the_model_and_val_metrics(trained):
 
 
 def test_strict_makes_bad_rows_an_error(tmp_path):
-    result = invoke("train", "--reviews", SAMPLE, "--rating-column", "rating", "--method", "tfidf",
-                    "-o", tmp_path / "strict", "--strict")
+    result = invoke(
+        "train",
+        "--reviews",
+        SAMPLE,
+        "--rating-column",
+        "rating",
+        "--method",
+        "tfidf",
+        "-o",
+        tmp_path / "strict",
+        "--strict",
+    )
     assert result.exit_code == 2
     assert f"{SAMPLE}:33: unusable row (empty text)" in result.stderr and "Fix:" in result.stderr
     assert not (tmp_path / "strict").exists()
@@ -51,8 +74,10 @@ def test_eval_writes_metrics_and_plots(trained, tmp_path):
     result = invoke("eval", "--model", trained, "--reviews", SAMPLE, "--rating-column", "rating", "-o", tmp_path / "e")
     assert result.exit_code == 0, result.output
     measured = json.loads((tmp_path / "e" / "metrics.json").read_text())
-    assert measured["left_out_rows"] == [{"line": 33, "reason": "empty text"},
-                                         {"line": 34, "reason": "non-numeric rating 'five'"}]
+    assert measured["left_out_rows"] == [
+        {"line": 33, "reason": "empty text"},
+        {"line": 34, "reason": "non-numeric rating 'five'"},
+    ]
     assert {"accuracy", "macro_f1", "auroc", "auprc", "positive_prior", "ece", "confusion_matrix"} <= set(measured)
     assert sorted(p.name for p in (tmp_path / "e").glob("*.png")) == ["pr.png", "reliability.png", "roc.png"]
 
@@ -71,12 +96,20 @@ def test_a_folder_that_is_no_model_is_a_clear_error(tmp_path):
     assert result.exit_code == 2 and "not a sentiment model folder" in result.stderr
 
 
-@pytest.mark.parametrize("option, value, fragment", [("--epochs", "0", ">= 1"), ("--batch-size", "0", ">= 1"),
-                                                     ("--lr", "nan", "> 0"), ("--confidence", "2", "<= 1"),
-                                                     ("--precision", "fp16", "auto"),
-                                                     ("--embedding", "max", "cls")])
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("--epochs", "0", ">= 1"),
+        ("--batch-size", "0", ">= 1"),
+        ("--lr", "nan", "> 0"),
+        ("--confidence", "2", "<= 1"),
+        ("--precision", "fp16", "auto"),
+        ("--embedding", "max", "cls"),
+    ],
+)
 def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value, fragment):
     # as every other command's (issue 13): the trainer never sees a zero batch or a nan rate
-    result = CliRunner().invoke(app, ["sentiment", "train", "--reviews", str(tmp_path / "none.csv"), "-o",
-                                      str(tmp_path / "out"), option, value])
+    result = CliRunner().invoke(
+        app, ["sentiment", "train", "--reviews", str(tmp_path / "none.csv"), "-o", str(tmp_path / "out"), option, value]
+    )
     usage_error(result, option, fragment)

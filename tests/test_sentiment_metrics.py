@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from rankkit.errors import RankkitError
@@ -27,10 +26,12 @@ def test_threshold_metrics_and_confusion_matrix():
     # predicted positive (>= 0.5): ranks 1-4, so TP 2, FP 2, TN 4, FN 0
     assert measured["confusion_matrix"] == [[4, 2], [0, 2]]
     assert measured["accuracy"] == pytest.approx(6 / 8)
-    assert measured["per_class"]["positive"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3,
-                                                               "support": 2})
-    assert measured["per_class"]["negative"] == pytest.approx({"precision": 1.0, "recall": 4 / 6, "f1": 0.8,
-                                                               "support": 6})
+    assert measured["per_class"]["positive"] == pytest.approx(
+        {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 2}
+    )
+    assert measured["per_class"]["negative"] == pytest.approx(
+        {"precision": 1.0, "recall": 4 / 6, "f1": 0.8, "support": 6}
+    )
     assert measured["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
 
 
@@ -59,8 +60,15 @@ def test_mismatched_lengths_are_an_error():
 
 def test_format_mentions_every_measure():
     text = format_metrics(sentiment_metrics(LABELS, SCORES))
-    for fragment in ("accuracy 0.7500", "AUROC 0.8333", "AUPRC 0.7500", "positive prior 0.2500", "ECE",
-                     "positive: precision 0.5000", "[[4, 2], [0, 2]]"):
+    for fragment in (
+        "accuracy 0.7500",
+        "AUROC 0.8333",
+        "AUPRC 0.7500",
+        "positive prior 0.2500",
+        "ECE",
+        "positive: precision 0.5000",
+        "[[4, 2], [0, 2]]",
+    ):
         assert fragment in text
 
 

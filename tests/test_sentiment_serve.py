@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_serve import ServerProcess, assert_error, httpx, run_cli  # skips where the serve extra is absent
 
 from rankkit.errors import RankkitError
@@ -21,8 +20,11 @@ SAMPLE = Path(__file__).resolve().parents[1] / "rankkit" / "sentiment" / "sample
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     reviews = read_reviews(SAMPLE, LabelSpec(rating_column="rating"))
-    return train_sentiment(reviews.texts, reviews.labels,
-                           SentimentConfig(output=str(tmp_path_factory.mktemp("sentiment") / "run"), method="tfidf"))
+    return train_sentiment(
+        reviews.texts,
+        reviews.labels,
+        SentimentConfig(output=str(tmp_path_factory.mktemp("sentiment") / "run"), method="tfidf"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +36,12 @@ def servers(tmp_path_factory, model_dir, tiny_model):
     from rankkit.index.dense import build_dense_index
 
     root = tmp_path_factory.mktemp("sentiment-serve")
-    started = {"sentiment": ServerProcess(["--sentiment-model", str(model_dir), "--max-batch-queries", "4",
-                                           "--max-query-chars", "50"], root / "sentiment.log")}
+    started = {
+        "sentiment": ServerProcess(
+            ["--sentiment-model", str(model_dir), "--max-batch-queries", "4", "--max-query-chars", "50"],
+            root / "sentiment.log",
+        )
+    }
     try:
         build_dense_index(SAMPLE_DIR / "collection.tsv", root / "dense", BiEncoder(tiny_model, device="cpu"))
         started["search"] = ServerProcess(["--index", str(root / "dense")], root / "search.log")
@@ -78,29 +84,42 @@ def test_concurrent_requests_are_all_answered(http, servers):
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda i: httpx.post(servers["sentiment"].url + "/sentiment",
-                                                      json={"texts": [f"valo {i}"]}, timeout=30).status_code,
-                                 range(16)))
+        statuses = list(
+            pool.map(
+                lambda i: (
+                    httpx.post(
+                        servers["sentiment"].url + "/sentiment", json={"texts": [f"valo {i}"]}, timeout=30
+                    ).status_code
+                ),
+                range(16),
+            )
+        )
     assert statuses == [200] * 16
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ({"texts": []}, 422, "invalid_batch"),
-    ({"texts": ["a"] * 5}, 422, "invalid_batch"),
-    ({"texts": ["valo", " \t "]}, 422, "empty_text"),
-    ({"texts": ["x" * 51]}, 422, "text_too_long"),
-    ({"texts": "valo"}, 422, "invalid_field"),
-    ({"texts": [1, 2]}, 422, "invalid_field"),
-    ({"texts": ["valo"], "k": 3}, 422, "unknown_field"),
-    ({}, 422, "missing_field"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"texts": []}, 422, "invalid_batch"),
+        ({"texts": ["a"] * 5}, 422, "invalid_batch"),
+        ({"texts": ["valo", " \t "]}, 422, "empty_text"),
+        ({"texts": ["x" * 51]}, 422, "text_too_long"),
+        ({"texts": "valo"}, 422, "invalid_field"),
+        ({"texts": [1, 2]}, 422, "invalid_field"),
+        ({"texts": ["valo"], "k": 3}, 422, "unknown_field"),
+        ({}, 422, "missing_field"),
+    ],
+)
 def test_bad_sentiment_requests(http, body, status, code):
     assert_error(http.post("/sentiment", json=body), status, code)
 
 
 def test_malformed_json_and_wrong_content_type(http):
-    assert_error(http.post("/sentiment", content=b'{"texts": [', headers={"Content-Type": "application/json"}),
-                 400, "malformed_json")
+    assert_error(
+        http.post("/sentiment", content=b'{"texts": [', headers={"Content-Type": "application/json"}),
+        400,
+        "malformed_json",
+    )
     assert_error(http.post("/sentiment", content=b"valo", headers={"Content-Type": "text/plain"}), 415, "not_json")
 
 

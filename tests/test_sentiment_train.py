@@ -21,19 +21,31 @@ from rankkit.sentiment.normalize import normalize_all
 from rankkit.sentiment.train import SentimentConfig, SentimentTask, train_sentiment
 from rankkit.train.losses import supervised_contrastive_loss
 
-TEXTS = ["valo product", "khub kharap", "bhalo laglo", "faltu jinis", "onek sundor", "ekdom baje",
-         "darun jinis", "taka nosto", "perfect size", "bhanga chilo"]
+TEXTS = [
+    "valo product",
+    "khub kharap",
+    "bhalo laglo",
+    "faltu jinis",
+    "onek sundor",
+    "ekdom baje",
+    "darun jinis",
+    "taka nosto",
+    "perfect size",
+    "bhanga chilo",
+]
 LABELS = [1, 0] * 5
 
 
 # ---- the loss ------------------------------------------------------------------------------------
 
+
 def test_supervised_contrastive_loss_by_hand():
     a1, a2, neighbour = [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]
     anchors = torch.tensor([a1, a2])
     pool = torch.tensor([a1, a2, neighbour])
-    loss = supervised_contrastive_loss(anchors, torch.tensor([0, 1]), pool, torch.tensor([0, 1, 1]),
-                                       torch.tensor([0, 1]), temperature=1.0)
+    loss = supervised_contrastive_loss(
+        anchors, torch.tensor([0, 1]), pool, torch.tensor([0, 1, 1]), torch.tensor([0, 1]), temperature=1.0
+    )
     # a1 has no same-label item besides itself: left out. a2: positive `neighbour` (s = 0.8),
     # denominator over a1 (s = 0) and neighbour: -log(e^0.8 / (e^0 + e^0.8))
     assert float(loss) == pytest.approx(math.log(1 + math.exp(-0.8)), rel=1e-6)
@@ -64,10 +76,12 @@ def test_the_loss_falls_when_opposite_labels_move_apart():
     far = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, 0.0], [-1.0, 0.2]]), dim=-1)
     own = torch.arange(3)
     assert supervised_contrastive_loss(far, labels, far, labels, own) < supervised_contrastive_loss(
-        near, labels, near, labels, own)
+        near, labels, near, labels, own
+    )
 
 
 # ---- DBPM ------------------------------------------------------------------------------------------
+
 
 def test_dbpm_flags_examples_whose_mean_loss_is_an_outlier():
     history = LossHistory(10, k=2.0, weight=0.1, warmup=1)
@@ -93,6 +107,7 @@ def test_dbpm_waits_for_warmup_and_ignores_unseen_examples():
 
 
 # ---- mining ----------------------------------------------------------------------------------------
+
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(4, 30), st.integers(1, 5), st.integers(0, 1000), st.booleans())
@@ -125,6 +140,7 @@ def test_mined_negatives_are_the_nearest_opposite_label_reviews():
 
 # ---- training --------------------------------------------------------------------------------------
 
+
 def config(tmp_path, method: str, **overrides) -> SentimentConfig:
     settings = {"epochs": 2, "batch_size": 4, "device": "cpu", **overrides}
     return SentimentConfig(output=str(tmp_path / method), method=method, **settings)
@@ -132,8 +148,9 @@ def config(tmp_path, method: str, **overrides) -> SentimentConfig:
 
 @pytest.mark.parametrize("method", ["tfidf", "transformer", "contrastive", "self-training"])
 def test_every_method_trains_saves_and_reports(tmp_path, tiny_model, method):
-    folder = train_sentiment(TEXTS * 2, LABELS * 2, config(tmp_path, method, model=str(tiny_model)),
-                             val=(TEXTS, LABELS), unlabeled=TEXTS)
+    folder = train_sentiment(
+        TEXTS * 2, LABELS * 2, config(tmp_path, method, model=str(tiny_model)), val=(TEXTS, LABELS), unlabeled=TEXTS
+    )
     model = load_sentiment_model(folder)
     probability = model.predict_proba(TEXTS)
     assert probability.shape == (len(TEXTS),) and ((0 <= probability) & (probability <= 1)).all()
@@ -169,8 +186,9 @@ def test_saved_classifier_round_trips_through_transformers(tmp_path, tiny_model)
 
 
 def test_a_trained_model_keeps_its_normalisation_choice(tmp_path, tiny_model):
-    folder = train_sentiment(TEXTS, LABELS, config(tmp_path, "transformer", model=str(tiny_model), epochs=1,
-                                                   normalize=False))
+    folder = train_sentiment(
+        TEXTS, LABELS, config(tmp_path, "transformer", model=str(tiny_model), epochs=1, normalize=False)
+    )
     assert load_sentiment_model(folder).normalize is False
     assert json.loads((folder / "sentiment.json").read_text())["normalize"] is False
 
@@ -191,9 +209,13 @@ def test_embeddings_are_the_first_token_or_the_mean_of_the_last_hidden_states(ti
 
 def test_pseudo_labels_are_confident_and_spread_over_the_batches(tiny_model):
     classifier = TransformerSentiment(tiny_model, device="cpu")
-    task = SentimentTask(classifier, TEXTS, LABELS, SentimentConfig(output="unused", method="self-training",
-                                                                    batch_size=4, confidence=0.0,
-                                                                    self_training_from=0), unlabeled=TEXTS * 3)
+    task = SentimentTask(
+        classifier,
+        TEXTS,
+        LABELS,
+        SentimentConfig(output="unused", method="self-training", batch_size=4, confidence=0.0, self_training_from=0),
+        unlabeled=TEXTS * 3,
+    )
     batches = task.epoch_batches(0)
     pseudo = [item for batch in batches for item in batch if item.index is None]
     assert len(batches) == 3 and len(pseudo) == len(TEXTS) * 3

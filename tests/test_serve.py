@@ -25,10 +25,11 @@ pytest.importorskip("fastapi", reason="serving needs the serve extra (fastapi)")
 pytest.importorskip("uvicorn", reason="serving needs the serve extra (uvicorn)")
 pytest.importorskip("pyserini", reason="the BM25 index needs the bm25 extra (pyserini)")
 
+from serve_fakes import GatedEngine  # noqa: E402
+
 from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.serve import Client  # noqa: E402
-from serve_fakes import GatedEngine  # noqa: E402
 
 KEY = "testkey"
 AUTH = {"X-API-Key": KEY}
@@ -47,8 +48,9 @@ def free_port() -> int:
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200"}
     env.pop("RANKKIT_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "rankkit.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "rankkit.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 class ServerProcess:
@@ -61,9 +63,12 @@ class ServerProcess:
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         env.pop("RANKKIT_API_KEY", None)
         with open(log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "serve", *args,
-                                             "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT,
-                                            env=env)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rankkit.cli", "serve", *args, "--port", str(self.port)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -116,13 +121,27 @@ def servers(tmp_path_factory, tiny_model):
     started: dict[str, ServerProcess] = {}
     try:
         build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
-        started["small"] = ServerProcess(["--index", str(dense), "--max-queue", "1", "--batch-max", "1",
-                                          "--max-body-bytes", "4096", "--client-timeout", str(CLIENT_TIMEOUT_S)],
-                                         root / "small.log")
+        started["small"] = ServerProcess(
+            [
+                "--index",
+                str(dense),
+                "--max-queue",
+                "1",
+                "--batch-max",
+                "1",
+                "--max-body-bytes",
+                "4096",
+                "--client-timeout",
+                str(CLIENT_TIMEOUT_S),
+            ],
+            root / "small.log",
+        )
         build_bm25_index(corpus, bm25)
         CrossEncoder(tiny_model, device="cpu").save(reranker)
-        started["main"] = ServerProcess(["--index", str(dense), "--index", str(bm25), "--reranker",
-                                         str(reranker), "--api-key", KEY], root / "main.log")
+        started["main"] = ServerProcess(
+            ["--index", str(dense), "--index", str(bm25), "--reranker", str(reranker), "--api-key", KEY],
+            root / "main.log",
+        )
         started["doomed"] = ServerProcess(["--index", str(dense), "--index", str(bm25)], root / "doomed.log")
         for server in started.values():
             server.wait_ready()
@@ -169,17 +188,26 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict:
 
 
 def request_counts(metrics_text: str) -> dict[tuple[str, str], int]:
-    return {(e, s): int(n) for e, s, n in
-            re.findall(r'^rankkit_requests_total\{endpoint="([^"]+)",status="(\d+)"\} (\d+)$', metrics_text, re.M)}
+    return {
+        (e, s): int(n)
+        for e, s, n in re.findall(
+            r'^rankkit_requests_total\{endpoint="([^"]+)",status="(\d+)"\} (\d+)$', metrics_text, re.M
+        )
+    }
 
 
 # ---- endpoints -------------------------------------------------------------------------------
 
+
 def test_health_needs_no_key(main_server):
     response = httpx.get(main_server.url + "/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "modes": ["dense", "bm25", "hybrid"], "reranker": True,
-                               "documents": 80}
+    assert response.json() == {
+        "status": "ready",
+        "modes": ["dense", "bm25", "hybrid"],
+        "reranker": True,
+        "documents": 80,
+    }
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
@@ -214,23 +242,26 @@ def test_search_with_text_returns_passage_text(http, collection):
 
 def test_rerank_in_search_reorders_the_first_stage_by_cross_encoder_score(http, collection):
     first = http.post("/search", json={"query": SKY, "k": 5, "mode": "bm25"}).json()["hits"]
-    body = http.post("/search", json={"query": SKY, "k": 5, "mode": "bm25", "rerank": True,
-                                      "rerank_depth": 5, "text": True}).json()
+    body = http.post(
+        "/search", json={"query": SKY, "k": 5, "mode": "bm25", "rerank": True, "rerank_depth": 5, "text": True}
+    ).json()
     assert body["reranked"] is True
     hits = body["hits"]
     assert {h["docid"] for h in hits} == {h["docid"] for h in first}
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     assert [h["rank"] for h in hits] == [1, 2, 3, 4, 5]
     # the same scores as /rerank gives for those passages
-    direct = http.post("/rerank", json={"query": SKY, "passages": [
-        {"id": h["docid"], "text": collection[h["docid"]]} for h in first]}).json()["passages"]
+    direct = http.post(
+        "/rerank", json={"query": SKY, "passages": [{"id": h["docid"], "text": collection[h["docid"]]} for h in first]}
+    ).json()["passages"]
     assert {p["id"]: p["score"] for p in direct} == pytest.approx({h["docid"]: h["score"] for h in hits}, rel=1e-4)
 
 
 def test_rerank_shallower_than_k_keeps_scores_falling(http):
     first = http.post("/search", json={"query": SKY, "k": 8, "mode": "bm25"}).json()["hits"]
-    hits = http.post("/search", json={"query": SKY, "k": 8, "mode": "bm25", "rerank": True,
-                                      "rerank_depth": 3}).json()["hits"]
+    hits = http.post("/search", json={"query": SKY, "k": 8, "mode": "bm25", "rerank": True, "rerank_depth": 3}).json()[
+        "hits"
+    ]
     assert [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
     # below the reranked top 3, the first-stage order stays
     assert [h["docid"] for h in hits[3:]] == [h["docid"] for h in first[3:]]
@@ -283,8 +314,9 @@ def test_metrics_count_requests_by_status_with_latency_buckets(http):
     assert http.post("/search", json={"query": SKY, "k": 2, "mode": "bm25"}).status_code == 200
     assert http.post("/search", json={"query": " ", "k": 2}).status_code == 422
     assert http.post("/search", json={"query": SKY}, headers={"X-API-Key": "nope"}).status_code == 401
-    assert http.post("/search", content=b"x" * 2_000_000,
-                     headers={"content-type": "application/json"}).status_code == 413
+    assert (
+        http.post("/search", content=b"x" * 2_000_000, headers={"content-type": "application/json"}).status_code == 413
+    )
     assert http.post("/rerank", json={"query": SKY, "passages": [{"text": "blue"}]}).status_code == 200
     response = http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
@@ -292,8 +324,13 @@ def test_metrics_count_requests_by_status_with_latency_buckets(http):
     after = request_counts(text)
     delta = {key: after.get(key, 0) - before.get(key, 0) for key in set(after) | set(before)}
     assert {key: n for key, n in delta.items() if n} == {
-        ("/search", "200"): 2, ("/search", "422"): 1, ("/search", "401"): 1, ("/search", "413"): 1,
-        ("/rerank", "200"): 1, ("/metrics", "200"): 1}
+        ("/search", "200"): 2,
+        ("/search", "422"): 1,
+        ("/search", "401"): 1,
+        ("/search", "413"): 1,
+        ("/rerank", "200"): 1,
+        ("/metrics", "200"): 1,
+    }
     assert "# TYPE rankkit_requests_total counter" in text
     assert "# TYPE rankkit_request_seconds histogram" in text
     assert re.search(r'^rankkit_errors_total\{endpoint="/search"\} [1-9]\d*$', text, re.M)
@@ -315,8 +352,7 @@ BAD_REQUESTS = {
     "k negative": ("/search", {"query": SKY, "k": -3}, 422, "invalid_k"),
     "k over max_k": ("/search", {"query": SKY, "k": 1001}, 422, "invalid_k"),
     "k not a number": ("/search", {"query": SKY, "k": "ten"}, 422, "invalid_field"),
-    "rerank_depth zero": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 0}, 422,
-                          "invalid_rerank_depth"),
+    "rerank_depth zero": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 0}, 422, "invalid_rerank_depth"),
     "unknown mode": ("/search", {"query": SKY, "mode": "sparse"}, 422, "unknown_mode"),
     "unknown field": ("/search", {"query": SKY, "top_k": 3}, 422, "unknown_field"),
     "missing field": ("/search", {"k": 3}, 422, "missing_field"),
@@ -338,12 +374,14 @@ BAD_REQUESTS = {
     "batch k a string": ("/search/batch", {"queries": [SKY], "k": "3"}, 422, "invalid_field"),
     "query a number": ("/search", {"query": 42}, 422, "invalid_field"),
     # regression: rerank_depth was capped only at max k (1000 cross-encoder passes for one request)
-    "rerank_depth 1000": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 1000}, 422,
-                          "invalid_rerank_depth"),
-    "rerank_depth over max-passages": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 257}, 422,
-                                       "invalid_rerank_depth"),
-    "rerank too many passages": ("/rerank", {"query": SKY, "passages": [{"text": "x"}] * 257}, 422,
-                                 "invalid_passages"),
+    "rerank_depth 1000": ("/search", {"query": SKY, "rerank": True, "rerank_depth": 1000}, 422, "invalid_rerank_depth"),
+    "rerank_depth over max-passages": (
+        "/search",
+        {"query": SKY, "rerank": True, "rerank_depth": 257},
+        422,
+        "invalid_rerank_depth",
+    ),
+    "rerank too many passages": ("/rerank", {"query": SKY, "passages": [{"text": "x"}] * 257}, 422, "invalid_passages"),
     # regression: zero-width-only queries were searched (200 with hits)
     "zero-width query": ("/search", {"query": "\u200b\u200b"}, 422, "empty_query"),
     "invisible query": ("/search", {"query": " \u2060\ufeff\u200d "}, 422, "empty_query"),
@@ -358,8 +396,9 @@ def test_bad_json_requests(http, case):
 
 
 def test_rerank_depth_error_names_the_limit_and_flag(http):
-    error = assert_error(http.post("/search", json={"query": SKY, "rerank": True, "rerank_depth": 1000}),
-                         422, "invalid_rerank_depth")
+    error = assert_error(
+        http.post("/search", json={"query": SKY, "rerank": True, "rerank_depth": 1000}), 422, "invalid_rerank_depth"
+    )
     assert "256" in error["fix"] and "--max-passages" in error["fix"]
 
 
@@ -378,8 +417,9 @@ SURROGATE_BODIES = {
 def test_lone_surrogate_is_422_before_it_reaches_a_batch(http, case):
     # regression: 500 "unexpected TypeError" (dense) / "UnicodeEncodeError" (bm25)
     path, body = SURROGATE_BODIES[case]
-    error = assert_error(http.post(path, content=body.replace(b"%s", LONE_SURROGATE), headers=JSON),
-                         422, "invalid_text")
+    error = assert_error(
+        http.post(path, content=body.replace(b"%s", LONE_SURROGATE), headers=JSON), 422, "invalid_text"
+    )
     assert "surrogate" in error["message"] and "UTF-8" in error["fix"]
 
 
@@ -389,8 +429,9 @@ def test_query_too_long_says_the_limit(http):
 
 
 def test_invalid_utf8(http):
-    error = assert_error(http.post("/search", content=b'{"query": "sky \xff\xfe blue"}', headers=JSON),
-                         400, "invalid_body")
+    error = assert_error(
+        http.post("/search", content=b'{"query": "sky \xff\xfe blue"}', headers=JSON), 400, "invalid_body"
+    )
     assert "UTF-8" in error["fix"]
 
 
@@ -404,8 +445,17 @@ def test_empty_body(http):
     assert "''" not in error["message"]
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
-                                          "text/plain; x=json", "application/jsonp", "application/json-seq"])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        None,
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "text/plain; x=json",
+        "application/jsonp",
+        "application/json-seq",
+    ],
+)
 def test_non_json_content_type(http, content_type):
     headers = {"content-type": content_type} if content_type else {}
     response = http.post("/search", content=b'{"query": "sky"}', headers=headers)
@@ -481,14 +531,19 @@ def test_keyless_server_needs_no_key(servers):
 
 
 def test_mode_not_loaded(servers):
-    error = assert_error(httpx.post(servers["small"].url + "/search", json={"query": SKY, "mode": "bm25"}),
-                         400, "mode_unavailable")
+    error = assert_error(
+        httpx.post(servers["small"].url + "/search", json={"query": SKY, "mode": "bm25"}), 400, "mode_unavailable"
+    )
     assert "-i DENSE_INDEX -i BM25_INDEX" in error["fix"]
-    assert_error(httpx.post(servers["small"].url + "/rerank", json={"query": SKY, "passages": [{"text": "x"}]}),
-                 400, "no_reranker")
+    assert_error(
+        httpx.post(servers["small"].url + "/rerank", json={"query": SKY, "passages": [{"text": "x"}]}),
+        400,
+        "no_reranker",
+    )
 
 
 # ---- overload and shutdown -------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def in_process_server(config_fields: dict, engine=None, load=None, wait_ready: bool = True):
@@ -536,6 +591,7 @@ def test_overload_answers_503_at_once_and_recovers(gated_server):
 
     async def overload() -> tuple[list[httpx.Response], httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
             def search() -> asyncio.Task:
                 return asyncio.ensure_future(client.post("/search", json={"query": SKY, "k": 1}))
 
@@ -575,8 +631,9 @@ def test_storm_on_a_queue_of_one_gets_only_200_or_fast_503(servers):
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
             # open the connections first, so the searches arrive together
             await asyncio.gather(*(client.get("/health") for _ in range(40)))
-            return await asyncio.gather(*(client.post("/search", json={"query": query, "k": 10, "mode": "dense"})
-                                          for _ in range(40)))
+            return await asyncio.gather(
+                *(client.post("/search", json={"query": query, "k": 10, "mode": "dense"}) for _ in range(40))
+            )
 
     before = request_counts(httpx.get(url + "/metrics").text).get(("/search", "503"), 0)
     responses = asyncio.run(storm())
@@ -641,6 +698,7 @@ def test_sigterm_lets_the_in_flight_request_finish_and_exits_0(servers):
 
 # ---- the library client and `rankkit query` -------------------------------------------------
 
+
 def test_client(main_server):
     with Client(main_server.url, api_key=KEY) as client:
         assert client.health()["status"] == "ready"
@@ -689,6 +747,7 @@ def test_rankkit_query_errors_cleanly(main_server):
 
 # ---- `rankkit serve` start-up errors -------------------------------------------------------
 
+
 def test_serve_missing_index_folder(tmp_path):
     done = run_cli("serve", "--index", str(tmp_path / "no-such-index"), "--port", str(free_port()))
     assert done.returncode == 2
@@ -705,6 +764,7 @@ def test_serve_with_neither_index():
 
 # ---- issue 13: connections, shutdown, start-up, headers, schema --------------------------------
 
+
 def raw_exchange(port: int, request: bytes, half_close: bool = False, timeout: float = 10) -> bytes:
     """Send `request` on a fresh socket (optionally then SHUT_WR) and read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -718,9 +778,10 @@ def raw_exchange(port: int, request: bytes, half_close: bool = False, timeout: f
 
 
 def search_request(port: int, body: bytes, extra_headers: bytes = b"") -> bytes:
-    return (b"POST /search HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-            b"X-API-Key: %s\r\nContent-Length: %d\r\n%s\r\n%s"
-            % (port, KEY.encode(), len(body), extra_headers, body))
+    return (
+        b"POST /search HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+        b"X-API-Key: %s\r\nContent-Length: %d\r\n%s\r\n%s" % (port, KEY.encode(), len(body), extra_headers, body)
+    )
 
 
 def test_half_closed_client_still_gets_its_response_and_metrics_agree(main_server, http):
@@ -742,8 +803,9 @@ def test_half_close_before_the_body_is_complete_closes(main_server):
 
 def test_header_over_the_byte_limit_is_431(http):
     # a 20 kB header arrives in one read, where h11's incomplete-event limit does not apply
-    error = assert_error(http.post("/search", json={"query": SKY}, headers={"X-Big": "a" * 20_000}),
-                         431, "headers_too_large")
+    error = assert_error(
+        http.post("/search", json={"query": SKY}, headers={"X-Big": "a" * 20_000}), 431, "headers_too_large"
+    )
     assert "16384" in error["message"]
 
 
@@ -767,8 +829,11 @@ def test_huge_headers_are_cut_off(main_server, case):
     # regression: accepted with 200, +130 MB of server memory. The server answers and closes
     # while the rest is still arriving, so the client may see the reset before the answer
     port = main_server.port
-    extra = b"X-Big: " + b"a" * 64_000_000 + b"\r\n" if case == "a 64 MB header" else \
-        b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+    extra = (
+        b"X-Big: " + b"a" * 64_000_000 + b"\r\n"
+        if case == "a 64 MB header"
+        else b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+    )
     try:
         answer = raw_exchange(port, search_request(port, b'{"query": "sky"}', extra))
     except (ConnectionResetError, BrokenPipeError):
@@ -824,7 +889,9 @@ def test_headers_trickled_a_line_at_a_time_are_cut_off(servers):
 def test_a_body_trickled_too_slowly_is_408(servers):
     port = servers["small"].port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+        sock.sendall(
+            b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        )
         answer = b""
         try:
             for _ in range(int(10 * CLIENT_TIMEOUT_S / 0.2)):
@@ -847,6 +914,7 @@ def test_idle_keep_alive_connection_is_closed(main_server):
 
 
 # ---- security headers, /docs, OpenAPI ---------------------------------------------------------
+
 
 def test_page_has_security_headers_and_a_csp_that_allows_only_its_own_script(main_server):
     import base64
@@ -884,8 +952,11 @@ def test_docs_load_no_assets_from_a_cdn(main_server):
 def test_openapi_declares_the_key_limits_and_error_responses(main_server):
     spec = httpx.get(main_server.url + "/openapi.json").json()
     assert spec["components"]["securitySchemes"]["ApiKey"] == {
-        "type": "apiKey", "in": "header", "name": "X-API-Key",
-        "description": spec["components"]["securitySchemes"]["ApiKey"]["description"]}
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": spec["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
     search = spec["paths"]["/search"]["post"]
     assert search["security"] == [{"ApiKey": []}]
     assert "security" not in spec["paths"]["/health"]["get"]
@@ -906,6 +977,7 @@ def test_openapi_of_a_keyless_server_declares_no_security(servers):
 
 
 # ---- one bad request never fails another; bounded shutdown ------------------------------------
+
 
 def test_one_poisoned_query_among_30_fails_only_itself():
     # regression: the whole micro-batch failed (up to 102 of 150 innocent queries got 500)
@@ -945,8 +1017,12 @@ def test_sigterm_past_the_grace_period_answers_json_503_and_exits_in_time(tmp_pa
     port, log = free_port(), tmp_path / "gated.log"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "serve_fakes.py"), str(port),
-                                    str(SHUTDOWN_GRACE_S)], stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "serve_fakes.py"), str(port), str(SHUTDOWN_GRACE_S)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -998,12 +1074,18 @@ def test_health_names_no_paths_when_loading_failed():
 
 # ---- `rankkit serve` start-up checks, options, `rankkit query -k` ----------------------------
 
+
 def serve_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "COLUMNS": "200", **(env or {})}
     if env is None or "RANKKIT_API_KEY" not in env:
         environment.pop("RANKKIT_API_KEY", None)
-    return subprocess.run([sys.executable, "-m", "rankkit.cli", "serve", *args], capture_output=True, text=True,
-                          timeout=60, env=environment)
+    return subprocess.run(
+        [sys.executable, "-m", "rankkit.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
 
 
 def assert_refused(done: subprocess.CompletedProcess, *words: str) -> None:
@@ -1020,8 +1102,15 @@ def test_serve_refuses_two_indexes_of_one_kind_before_binding(servers):
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
-@pytest.mark.parametrize("args, env", [(["--api-key", ""], None), ([], {"RANKKIT_API_KEY": ""}),
-                                       (["--api-key", "clé-secrète"], None), (["--api-key", "two words"], None)])
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        (["--api-key", ""], None),
+        ([], {"RANKKIT_API_KEY": ""}),
+        (["--api-key", "clé-secrète"], None),
+        (["--api-key", "two words"], None),
+    ],
+)
 def test_serve_refuses_an_empty_or_non_ascii_api_key(servers, args, env):
     # regression: an empty key turned authentication off; a non-ASCII one could never match (always 401)
     done = serve_cli("--index", str(INDEXES["dense"]), "--port", str(free_port()), *args, env=env)
@@ -1055,13 +1144,34 @@ def test_rankkit_query_short_k(main_server):
 
 # ---- the schema and the behaviour agree (slow: schemathesis) ----------------------------------
 
-def schemathesis_run(url: str, api_key: str | None, workdir: Path, max_examples: int, max_time_s: int,
-                     seed: int = 13) -> subprocess.CompletedProcess:
+
+def schemathesis_run(
+    url: str, api_key: str | None, workdir: Path, max_examples: int, max_time_s: int, seed: int = 13
+) -> subprocess.CompletedProcess:
     """schemathesis' CLI, every check, against the server's own /openapi.json."""
-    args = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()", "run",
-            f"{url}/openapi.json", "--checks", "all", "--max-examples", str(max_examples),
-            "--max-time", str(max_time_s), "--workers", "1", "--seed", str(seed),
-            "--generation-database", "none", "--report", "junit", "--report-dir", str(workdir)]
+    args = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--max-time",
+        str(max_time_s),
+        "--workers",
+        "1",
+        "--seed",
+        str(seed),
+        "--generation-database",
+        "none",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(workdir),
+    ]
     if api_key:
         args += ["-H", f"X-API-Key: {api_key}"]
     return subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=max_time_s + 300)

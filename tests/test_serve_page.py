@@ -17,8 +17,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 if not CHROMIUM.exists():
-    pytest.skip(f"headless page tests need Chromium at {CHROMIUM} (Debian package `chromium`)",
-                allow_module_level=True)
+    pytest.skip(f"headless page tests need Chromium at {CHROMIUM} (Debian package `chromium`)", allow_module_level=True)
 httpx = pytest.importorskip("httpx", reason="serving needs the serve extra (httpx)")
 pytest.importorskip("fastapi", reason="serving needs the serve extra (fastapi)")
 pytest.importorskip("pyserini", reason="the BM25 index needs the bm25 extra (pyserini)")
@@ -56,9 +55,25 @@ def server_url(tmp_path_factory):
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     env.pop("RANKKIT_API_KEY", None)
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "rankkit.cli", "serve", "--index", str(root / "dense"),
-                                    "--index", str(root / "bm25"), "--port", str(port), "--api-key", KEY],
-                                   stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rankkit.cli",
+                "serve",
+                "--index",
+                str(root / "dense"),
+                "--index",
+                str(root / "bm25"),
+                "--port",
+                str(port),
+                "--api-key",
+                KEY,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -89,10 +104,18 @@ def browser(tmp_path_factory):
     from selenium.webdriver.chrome.service import Service
 
     options = Options()
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--window-size=1280,1400",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(argument)
     options.binary_location = str(CHROMIUM)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -137,8 +160,7 @@ def search(driver, url: str, query: str, mode: str, key: str = KEY, rerank: bool
     driver.execute_script("document.getElementById('status').textContent = '';")
     driver.find_element(By.ID, "go").click()
     status = driver.find_element(By.ID, "status")
-    WebDriverWait(driver, 60).until(
-        lambda d: status.text and status.text != "searching...")
+    WebDriverWait(driver, 60).until(lambda d: status.text and status.text != "searching...")
     return status.text
 
 
@@ -148,8 +170,14 @@ def shown_hits(driver) -> list[dict]:
         meta = element.find_element(By.CSS_SELECTOR, ".meta").text.split()
         # "#1  s061  score 0.6543"
         assert meta[0].startswith("#") and meta[2] == "score", meta
-        hits.append({"rank": int(meta[0][1:]), "docid": meta[1], "score": float(meta[3]),
-                     "text": element.find_element(By.CSS_SELECTOR, ".text").text})
+        hits.append(
+            {
+                "rank": int(meta[0][1:]),
+                "docid": meta[1],
+                "score": float(meta[3]),
+                "text": element.find_element(By.CSS_SELECTOR, ".text").text,
+            }
+        )
     return hits
 
 

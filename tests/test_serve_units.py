@@ -23,9 +23,20 @@ from rankkit.serve.startup import check_api_key, check_startup  # noqa: E402
 from rankkit.serve.text import has_visible_text, normalise_query, unencodable  # noqa: E402
 
 
-@pytest.mark.parametrize("text, visible", [("sky", True), ("", False), (" \t\n", False), ("\u200b\u200d", False),
-                                           ("\ufeff\u2060 \u00ad", False), ("\x00\x07", False), ("\u200bx", True),
-                                           ("日本", True), ("🙂", True)])
+@pytest.mark.parametrize(
+    "text, visible",
+    [
+        ("sky", True),
+        ("", False),
+        (" \t\n", False),
+        ("\u200b\u200d", False),
+        ("\ufeff\u2060 \u00ad", False),
+        ("\x00\x07", False),
+        ("\u200bx", True),
+        ("日本", True),
+        ("🙂", True),
+    ],
+)
 def test_has_visible_text(text, visible):
     assert has_visible_text(text) is visible
 
@@ -39,9 +50,18 @@ def test_normalise_query():
     assert normalise_query("  why is\tthe sky\n blue ") == "why is the sky blue"
 
 
-@pytest.mark.parametrize("value, ok", [("application/json", True), ("application/json; charset=utf-8", True),
-                                       ("APPLICATION/JSON ;charset=UTF-8", True), ("text/plain; x=json", False),
-                                       ("application/jsonp", False), ("", False), ("json", False)])
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ("APPLICATION/JSON ;charset=UTF-8", True),
+        ("text/plain; x=json", False),
+        ("application/jsonp", False),
+        ("", False),
+        ("json", False),
+    ],
+)
 def test_is_json_media_type(value, ok):
     assert is_json_media_type(value) is ok
 

@@ -10,20 +10,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_tiny_model
+
 from rankkit.encode import BiEncoder
 from rankkit.encode.stack import resolve_prompt
 from rankkit.errors import RankkitError
 
 LONG = " ".join(f"word{i}" for i in range(200))
-TEXTS = ["short", "a longer sentence about stars forming inside cold molecular clouds", "", "why", LONG,
-         LONG + " and then some more words"]
+TEXTS = [
+    "short",
+    "a longer sentence about stars forming inside cold molecular clouds",
+    "",
+    "why",
+    LONG,
+    LONG + " and then some more words",
+]
 
 
-def st_model(folder: Path, *, dense: int | None = None, max_seq_length: int | None = None,
-             prompts: dict[str, str] | None = None, default_prompt_name: str | None = None,
-             include_prompt: bool = True) -> Path:
+def st_model(
+    folder: Path,
+    *,
+    dense: int | None = None,
+    max_seq_length: int | None = None,
+    prompts: dict[str, str] | None = None,
+    default_prompt_name: str | None = None,
+    include_prompt: bool = True,
+) -> Path:
     """A tiny model built with sentence-transformers' own modules and saved by `SentenceTransformer.save`."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
@@ -79,8 +91,12 @@ def test_prompts_for_queries_and_passages(tmp_path):
 def test_prompt_excluded_from_pooling_and_default_prompt_name(tmp_path):
     # sentence-transformers saves empty 'query' and 'document' prompts, which win over the default
     # prompt name in encode_query / encode_document; rankkit follows it
-    folder = st_model(tmp_path / "m", prompts={"query": "Represent this question: ", "instruct": "Represent: "},
-                      default_prompt_name="instruct", include_prompt=False)
+    folder = st_model(
+        tmp_path / "m",
+        prompts={"query": "Represent this question: ", "instruct": "Represent: "},
+        default_prompt_name="instruct",
+        include_prompt=False,
+    )
     encoder = assert_like_sentence_transformers(folder)
     assert encoder.prompts == {"query": "Represent this question: ", "passage": ""}
 
@@ -91,8 +107,9 @@ def test_prompt_overrides(tmp_path):
     folder = st_model(tmp_path / "m", prompts={"query": "query: ", "document": "passage: "})
     reference = SentenceTransformer(str(folder), device="cpu")
     encoder = BiEncoder(folder, device="cpu", query_prompt="question: ", passage_prompt="")
-    np.testing.assert_allclose(encoder.encode(TEXTS, role="query"), reference.encode(TEXTS, prompt="question: "),
-                               atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        encoder.encode(TEXTS, role="query"), reference.encode(TEXTS, prompt="question: "), atol=1e-6, rtol=0
+    )
     np.testing.assert_allclose(encoder.encode(TEXTS), reference.encode(TEXTS, prompt=""), atol=1e-6, rtol=0)
 
 
@@ -134,8 +151,9 @@ def test_plain_transformers_folder_is_mean_pooled_and_normalised(tiny_model, tmp
     shutil.rmtree(folder / "1_Pooling")
     encoder = BiEncoder(folder, device="cpu")
     assert (encoder.pooling_mode, encoder.normalized) == ("mean", True)
-    np.testing.assert_allclose(encoder.encode(TEXTS), BiEncoder(tiny_model, device="cpu", max_length=128)
-                               .encode(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode(TEXTS), BiEncoder(tiny_model, device="cpu", max_length=128).encode(TEXTS), atol=1e-6
+    )
 
 
 def test_resolve_prompt_follows_encode_query_and_encode_document():
@@ -154,8 +172,20 @@ def test_cli_prompts_reach_the_manifest_and_the_query_encoder(tiny_model, sample
     from rankkit.retrieve import open_retriever
     from rankkit.retrieve.options import DenseQuery
 
-    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "-o", str(tmp_path / "p"),
-                                      "--model", str(tiny_model), "--passage-prompt", "passage: "])
+    result = CliRunner().invoke(
+        app,
+        [
+            "index",
+            "build",
+            str(sample_dir / "collection.tsv"),
+            "-o",
+            str(tmp_path / "p"),
+            "--model",
+            str(tiny_model),
+            "--passage-prompt",
+            "passage: ",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["passage_prompt"] == "passage: "
     retriever = open_retriever([tmp_path / "p"], DenseQuery(device="cpu", query_prompt="query: "))

@@ -33,10 +33,12 @@ def heavy_modules_after(code: str, *args: str) -> tuple[list[str], list[str]]:
 
 
 def test_the_data_index_and_retrieve_modules_import_no_heavy_module():
-    code = ("import rankkit.retrieve, rankkit.index.manifest, rankkit.data.corpus, rankkit.data.queries, "
-            "rankkit.data.runs, rankkit.data.qrels, rankkit.data.collection, rankkit.index.bm25, rankkit.index.verify, "
-            "rankkit.retrieve.bm25, rankkit.retrieve.fusion, rankkit.retrieve.hybrid, rankkit.retrieve.texts, "
-            "rankkit.retrieve.progress, rankkit.quickstart")
+    code = (
+        "import rankkit.retrieve, rankkit.index.manifest, rankkit.data.corpus, rankkit.data.queries, "
+        "rankkit.data.runs, rankkit.data.qrels, rankkit.data.collection, rankkit.index.bm25, rankkit.index.verify, "
+        "rankkit.retrieve.bm25, rankkit.retrieve.fusion, rankkit.retrieve.hybrid, rankkit.retrieve.texts, "
+        "rankkit.retrieve.progress, rankkit.quickstart"
+    )
     assert heavy_modules_after(code)[0] == []
 
 
@@ -88,19 +90,23 @@ def test_bm25_search_imports_no_heavy_module_and_matches_pyserini(tmp_path, samp
 
     folder = tmp_path / "bm25"
     build_bm25_index(sample_dir / "collection.tsv", folder)
-    ours = ("import sys\nfrom rankkit.retrieve import open_retriever\n"
-            "retriever = open_retriever([sys.argv[1]])\n"
-            "one = retriever.search('how do stars form', 5)\n"
-            "batch = retriever.batch_search({'a': 'how do stars form', 'b': 'bread yeast'}, 5)\n"
-            "print([(h.docid, h.score) for h in one], [(h.docid, h.score) for h in batch['b']])")
+    ours = (
+        "import sys\nfrom rankkit.retrieve import open_retriever\n"
+        "retriever = open_retriever([sys.argv[1]])\n"
+        "one = retriever.search('how do stars form', 5)\n"
+        "batch = retriever.batch_search({'a': 'how do stars form', 'b': 'bread yeast'}, 5)\n"
+        "print([(h.docid, h.score) for h in one], [(h.docid, h.score) for h in batch['b']])"
+    )
     heavy, ours_printed = heavy_modules_after(ours, str(folder))
     assert heavy == []
-    theirs = ("import sys\nfrom rankkit.index.java import configure_java\nconfigure_java()\n"
-              "from pyserini.search.lucene import LuceneSearcher\n"
-              "searcher = LuceneSearcher(sys.argv[1] + '/lucene')\nsearcher.set_bm25(0.9, 0.4)\n"
-              "one = searcher.search('how do stars form', 5)\n"
-              "batch = searcher.batch_search(['how do stars form', 'bread yeast'], ['a', 'b'], 5)\n"
-              "print([(h.docid, h.score) for h in one], [(h.docid, h.score) for h in batch['b']])")
+    theirs = (
+        "import sys\nfrom rankkit.index.java import configure_java\nconfigure_java()\n"
+        "from pyserini.search.lucene import LuceneSearcher\n"
+        "searcher = LuceneSearcher(sys.argv[1] + '/lucene')\nsearcher.set_bm25(0.9, 0.4)\n"
+        "one = searcher.search('how do stars form', 5)\n"
+        "batch = searcher.batch_search(['how do stars form', 'bread yeast'], ['a', 'b'], 5)\n"
+        "print([(h.docid, h.score) for h in one], [(h.docid, h.score) for h in batch['b']])"
+    )
     result = run_python(theirs, str(folder))
     assert result.returncode == 0, result.stderr[-2000:]
     assert ours_printed == result.stdout.strip().splitlines() and "s0" in ours_printed[0]

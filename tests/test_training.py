@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_spread_model
 import torch
+from conftest import make_spread_model
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
@@ -27,14 +27,15 @@ from rankkit.mining import TopN, candidates_from_run, mine
 from rankkit.train import DevSet, TrainConfig, train_biencoder, train_reranker
 from rankkit.train.biencoder import BiEncoderTask
 from rankkit.train.examples import Group, batches, epoch_groups
-from rankkit.train.losses import softmax_cross_entropy_loss
 from rankkit.train.loop import CHECKPOINTS, LOG_FILE, fit, warmup_linear_decay
+from rankkit.train.losses import softmax_cross_entropy_loss
 from rankkit.train.reranker import RerankerTask
 
 LR = 1e-4
 
 
 # --- the sample as a MinedSet ----------------------------------------------------------------------
+
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
@@ -47,8 +48,10 @@ def sample(sample_dir):
     docs = read_doc_texts(sample_dir / "collection.tsv")
     queries = read_queries(sample_dir / "queries.tsv")
     qrels = read_qrels(sample_dir / "qrels.txt")
-    run = {qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)),
-                       key=lambda h: -h.score) for qid, text in queries.items()}
+    run = {
+        qid: sorted((Hit(d, float(len(_words(text) & _words(docs[d])))) for d in sorted(docs)), key=lambda h: -h.score)
+        for qid, text in queries.items()
+    }
     mined = mine(queries, qrels, candidates_from_run(run, "overlap"), [TopN(6)], doc_texts=docs)
     assert len(mined.queries) == len(queries) and all(q.negatives for q in mined.queries)
     return queries, qrels, docs, run, mined
@@ -61,8 +64,17 @@ def dev(sample):
 
 
 def config(tmp: Path, model: Path, **changes) -> TrainConfig:
-    settings = dict(output=str(tmp), model=str(model), max_steps=4, batch_size=2, negatives=2, lr=LR,
-                    warmup_ratio=0.25, device="cpu", max_length=32)
+    settings = dict(
+        output=str(tmp),
+        model=str(model),
+        max_steps=4,
+        batch_size=2,
+        negatives=2,
+        lr=LR,
+        warmup_ratio=0.25,
+        device="cpu",
+        max_length=32,
+    )
     return TrainConfig(**{**settings, **changes})
 
 
@@ -88,8 +100,9 @@ def assert_same_log(a: list[dict], b: list[dict]) -> None:
         assert ("dev" in x) == ("dev" in y)
 
 
-def fail_at_call(monkeypatch, task_class, call: int, error: type[BaseException], after_forward: bool = False
-                 ) -> list[int]:
+def fail_at_call(
+    monkeypatch, task_class, call: int, error: type[BaseException], after_forward: bool = False
+) -> list[int]:
     """Make task_class.loss raise `error` on its call-th call: before the forward pass, or after it
     (when the forward pass has already drawn its dropout masks from the RNG)."""
     calls = []
@@ -110,6 +123,7 @@ def fail_at_call(monkeypatch, task_class, call: int, error: type[BaseException],
 
 # --- the schedule ----------------------------------------------------------------------------------
 
+
 def test_warmup_linear_decay_values():
     schedule = warmup_linear_decay(10, 0.2)  # warm-up of int(10 * 0.2) = 2 steps
     # warm-up: (step + 1) / (warmup + 1) = 1/3, 2/3; then (10 - step) / (10 - 2)
@@ -121,6 +135,7 @@ def test_warmup_linear_decay_values():
 
 
 # --- the loop with a small exact task --------------------------------------------------------------
+
 
 class LinearTask:
     """A linear scorer over fixed document vectors (no dropout, so runs compare exactly)."""
@@ -142,8 +157,7 @@ class LinearTask:
 def _linear_groups() -> tuple[dict[str, torch.Tensor], list[Group]]:
     generator = torch.Generator().manual_seed(0)
     vectors = {f"d{i}": torch.randn(4, generator=generator) for i in range(40)}
-    groups = [Group(f"q{i}", "", "", f"d{i}", ("", ""), (f"d{(i + 13) % 40}", f"d{(i + 27) % 40}"))
-              for i in range(12)]
+    groups = [Group(f"q{i}", "", "", f"d{i}", ("", ""), (f"d{(i + 13) % 40}", f"d{(i + 27) % 40}")) for i in range(12)]
     return vectors, groups
 
 
@@ -151,11 +165,17 @@ def test_gradient_accumulation_equals_one_larger_batch(tmp_path):
     vectors, groups = _linear_groups()
     # 2 micro-batches of 2 groups per step == 1 batch of 4: equal-size means average to the big mean
     small = LinearTask(vectors)
-    fit(small, lambda epoch: batches(groups, 2), TrainConfig(output=str(tmp_path / "a"), batch_size=2, grad_accum=2,
-                                                             max_steps=3, warmup_ratio=0.0))
+    fit(
+        small,
+        lambda epoch: batches(groups, 2),
+        TrainConfig(output=str(tmp_path / "a"), batch_size=2, grad_accum=2, max_steps=3, warmup_ratio=0.0),
+    )
     big = LinearTask(vectors)
-    fit(big, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path / "b"), batch_size=4, grad_accum=1,
-                                                           max_steps=3, warmup_ratio=0.0))
+    fit(
+        big,
+        lambda epoch: batches(groups, 4),
+        TrainConfig(output=str(tmp_path / "b"), batch_size=4, grad_accum=1, max_steps=3, warmup_ratio=0.0),
+    )
     assert not torch.equal(small.module.weight, LinearTask(vectors).module.weight)  # it did train
     assert torch.allclose(small.module.weight, big.module.weight, atol=1e-6)
     assert_same_log(log_of(tmp_path / "a"), log_of(tmp_path / "b"))
@@ -217,8 +237,12 @@ def test_ctrl_c_during_dev_evaluation_resumes_with_every_step_logged(tmp_path):
     vectors, groups = _linear_groups()
     cfg = dict(batch_size=2, max_steps=4, eval_every=2, warmup_ratio=0.0)
     whole = LinearTask(vectors)
-    fit(whole, lambda epoch: batches(groups, 2), TrainConfig(output=str(tmp_path / "whole"), **cfg),
-        evaluate=lambda: {"score": float(whole.module.weight.detach().sum())})
+    fit(
+        whole,
+        lambda epoch: batches(groups, 2),
+        TrainConfig(output=str(tmp_path / "whole"), **cfg),
+        evaluate=lambda: {"score": float(whole.module.weight.detach().sum())},
+    )
 
     stopped, evaluations = LinearTask(vectors), []
 
@@ -247,6 +271,7 @@ def test_fit_without_any_groups_is_a_user_error(tmp_path):
 
 
 # --- the reranker ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def spread_model(tmp_path_factory) -> Path:
@@ -288,8 +313,11 @@ def test_reranker_writes_the_log_dev_measures_config_and_curves(trained_reranker
 def test_reranker_changes_the_model(trained_reranker, spread_model):
     _, folder = trained_reranker
     before, after = CrossEncoder(spread_model, device="cpu"), CrossEncoder(folder, device="cpu")
-    changed = [name for name, tensor in after.model.bert.state_dict().items()
-               if not torch.equal(tensor, before.model.bert.state_dict()[name])]
+    changed = [
+        name
+        for name, tensor in after.model.bert.state_dict().items()
+        if not torch.equal(tensor, before.model.bert.state_dict()[name])
+    ]
     assert changed  # the encoder weights moved, not just the new head
 
 
@@ -309,8 +337,14 @@ def test_saved_reranker_loads_in_sentence_transformers_and_transformers(trained_
     with torch.no_grad():
         # the saved tokenizer carries the max length the reranker was trained with (config(): 32)
         assert tokenizer.model_max_length == 32
-        inputs = tokenizer([q for q, _ in pairs], [p for _, p in pairs], truncation="only_second",
-                           max_length=tokenizer.model_max_length, padding=True, return_tensors="pt")
+        inputs = tokenizer(
+            [q for q, _ in pairs],
+            [p for _, p in pairs],
+            truncation="only_second",
+            max_length=tokenizer.model_max_length,
+            padding=True,
+            return_tensors="pt",
+        )
         logits = model(**inputs).logits.squeeze(-1).numpy()
     assert np.allclose(logits, ours, atol=1e-4)
     assert np.diff(np.sort(ours)).min() > 1e-4  # a real ranking, not near-ties
@@ -387,8 +421,9 @@ def test_bce_and_softmax_losses_on_one_batch(tiny_model, sample):
     bce = RerankerTask(model, "bce", LR).loss(groups)["model"].detach()
     assert float(softmax.detach()) == pytest.approx(float(-torch.log_softmax(scores, -1)[:, 0].mean()), abs=1e-5)
     labels = torch.tensor([[1.0, 0.0, 0.0]] * 2)
-    assert float(bce) == pytest.approx(float(torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)),
-                                       abs=1e-5)
+    assert float(bce) == pytest.approx(
+        float(torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)), abs=1e-5
+    )
     with pytest.raises(RankkitError, match="unknown reranker loss"):
         RerankerTask(model, "hinge", LR)  # type: ignore[arg-type]
 
@@ -402,6 +437,7 @@ def test_training_needs_every_docid_in_the_corpus(tmp_path, tiny_model, sample):
 
 
 # --- the bi-encoder --------------------------------------------------------------------------------
+
 
 def test_biencoder_trains_logs_and_loads_in_sentence_transformers(tmp_path, tiny_model, sample, dev):
     from sentence_transformers import SentenceTransformer
@@ -427,7 +463,8 @@ def test_biencoder_trains_logs_and_loads_in_sentence_transformers(tmp_path, tiny
     assert [m["type"] for m in json.loads((folder / "modules.json").read_text())] == [
         "sentence_transformers.base.modules.transformer.Transformer",
         "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
-        "sentence_transformers.base.modules.normalize.Normalize"]
+        "sentence_transformers.base.modules.normalize.Normalize",
+    ]
 
 
 def test_biencoder_losses_on_one_batch(tiny_model, sample):
@@ -442,12 +479,14 @@ def test_biencoder_losses_on_one_batch(tiny_model, sample):
         pairwise = BiEncoderTask(encoder, 0.1, LR, "pairwise").loss(groups)["model"]
     # InfoNCE: each query against both positives and all 4 mined negatives, its own positive the label
     documents = torch.cat([d[:, 0], d[:, 1:].reshape(4, -1)])
-    assert float(infonce) == pytest.approx(float(torch.nn.functional.cross_entropy(q @ documents.T / 0.1,
-                                                                                  torch.arange(2))), abs=1e-5)
+    assert float(infonce) == pytest.approx(
+        float(torch.nn.functional.cross_entropy(q @ documents.T / 0.1, torch.arange(2))), abs=1e-5
+    )
     # pairwise: mean over (positive, own negative) pairs of softplus(s_neg - s_pos), s = cos / 0.1
     scores = (q.unsqueeze(1) * d).sum(-1) / 0.1
-    assert float(pairwise) == pytest.approx(float(torch.nn.functional.softplus(scores[:, 1:] - scores[:, :1]).mean()),
-                                            abs=1e-5)
+    assert float(pairwise) == pytest.approx(
+        float(torch.nn.functional.softplus(scores[:, 1:] - scores[:, :1]).mean()), abs=1e-5
+    )
     with pytest.raises(RankkitError, match="unknown bi-encoder loss"):
         BiEncoderTask(encoder, 0.1, LR, "triplet")  # type: ignore[arg-type]
 
@@ -470,6 +509,7 @@ def test_biencoder_resume_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, ti
 
 
 # --- training precision ----------------------------------------------------------------------------
+
 
 def _recording_task(vectors: dict[str, torch.Tensor]) -> tuple[LinearTask, list[tuple[bool, torch.dtype]]]:
     """A LinearTask that records, per loss call, whether CPU autocast was on and its output's dtype."""
@@ -496,13 +536,19 @@ def test_cpu_training_is_fp32_unless_bf16_is_asked_for(tmp_path, precision):
 def test_bf16_training_runs_the_forward_pass_under_autocast_and_keeps_fp32_weights(tmp_path):
     vectors, groups = _linear_groups()
     task, seen = _recording_task(vectors)
-    fit(task, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path / "bf16"), max_steps=3,
-                                                            warmup_ratio=0.0, precision="bf16"))
+    fit(
+        task,
+        lambda epoch: batches(groups, 4),
+        TrainConfig(output=str(tmp_path / "bf16"), max_steps=3, warmup_ratio=0.0, precision="bf16"),
+    )
     assert seen == [(True, torch.bfloat16)] * 3
     assert task.module.weight.dtype is torch.float32
     fp32 = LinearTask(vectors)
-    fit(fp32, lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path / "fp32"), max_steps=3,
-                                                            warmup_ratio=0.0, precision="fp32"))
+    fit(
+        fp32,
+        lambda epoch: batches(groups, 4),
+        TrainConfig(output=str(tmp_path / "fp32"), max_steps=3, warmup_ratio=0.0, precision="fp32"),
+    )
     assert not torch.equal(task.module.weight, LinearTask(vectors).module.weight)  # it did train
     # the same steps up to bfloat16 rounding (8 bits of mantissa: about 0.4% relative)
     assert torch.allclose(task.module.weight, fp32.module.weight, rtol=0.02, atol=2e-3)
@@ -515,10 +561,16 @@ def test_bf16_training_refused_where_it_would_be_emulated(tmp_path, monkeypatch)
 
     monkeypatch.setattr(precision_module, "bf16_supported", lambda device: False)
     vectors, groups = _linear_groups()
-    with pytest.raises(RankkitError, match=r"--precision bf16: cpu has no native bfloat16.*Fix: use "
-                                           r"--precision auto or fp32"):
-        fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
-                                                                               precision="bf16"))
+    with pytest.raises(
+        RankkitError,
+        match=r"--precision bf16: cpu has no native bfloat16.*Fix: use "
+        r"--precision auto or fp32",
+    ):
+        fit(
+            LinearTask(vectors),
+            lambda epoch: batches(groups, 4),
+            TrainConfig(output=str(tmp_path), max_steps=1, precision="bf16"),
+        )
     assert not (tmp_path / "model").exists()
 
 
@@ -533,5 +585,8 @@ def test_auto_training_precision_is_bf16_autocast_where_native(monkeypatch, nati
 def test_unknown_training_precision_names_the_choices(tmp_path):
     vectors, groups = _linear_groups()
     with pytest.raises(RankkitError, match=r"unknown precision 'fp16'. Fix: use one of auto, fp32, bf16"):
-        fit(LinearTask(vectors), lambda epoch: batches(groups, 4), TrainConfig(output=str(tmp_path), max_steps=1,
-                                                                               precision="fp16"))
+        fit(
+            LinearTask(vectors),
+            lambda epoch: batches(groups, 4),
+            TrainConfig(output=str(tmp_path), max_steps=1, precision="fp16"),
+        )

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import make_tiny_model
 from typer.testing import CliRunner
 
-from conftest import make_tiny_model
 from rankkit.cli.app import app
 from rankkit.encode import BiEncoder, model_fingerprint
 from rankkit.errors import RankkitError
@@ -24,8 +24,13 @@ def query_tower(tmp_path_factory):
 def test_declared_query_tower_is_recorded_and_searches(tmp_path, sample_dir, tiny_model, query_tower):
     # regression: a separate query encoder was refused by the fingerprint check, with no way to declare it
     out = tmp_path / "two-tower"
-    manifest = build_dense_index(sample_dir / "collection.tsv", out, BiEncoder(tiny_model, device="cpu"),
-                                 DenseBuildConfig(), query_encoder=BiEncoder(query_tower, device="cpu"))
+    manifest = build_dense_index(
+        sample_dir / "collection.tsv",
+        out,
+        BiEncoder(tiny_model, device="cpu"),
+        DenseBuildConfig(),
+        query_encoder=BiEncoder(query_tower, device="cpu"),
+    )
     assert manifest.query_model == str(query_tower.resolve())
     assert manifest.query_model_fingerprint == model_fingerprint(query_tower)
     retriever = DenseRetriever.from_folder(out, device="cpu")
@@ -39,20 +44,40 @@ def test_declared_query_tower_is_recorded_and_searches(tmp_path, sample_dir, tin
 
 def test_query_tower_of_another_dimension_is_refused(tmp_path, sample_dir, tiny_model, other_tiny_model):
     with pytest.raises(RankkitError, match="48 dimensions.*Fix:"):
-        build_dense_index(sample_dir / "collection.tsv", tmp_path / "bad", BiEncoder(tiny_model, device="cpu"),
-                          DenseBuildConfig(), query_encoder=BiEncoder(other_tiny_model, device="cpu"))
+        build_dense_index(
+            sample_dir / "collection.tsv",
+            tmp_path / "bad",
+            BiEncoder(tiny_model, device="cpu"),
+            DenseBuildConfig(),
+            query_encoder=BiEncoder(other_tiny_model, device="cpu"),
+        )
     assert not (tmp_path / "bad").exists()
 
 
 def test_cli_query_model(tmp_path, sample_dir, tiny_model, query_tower):
-    result = CliRunner().invoke(app, ["index", "build", str(sample_dir / "collection.tsv"), "-o", str(tmp_path / "tt"),
-                                      "--model", str(tiny_model), "--query-model", str(query_tower),
-                                      "--device", "cpu"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "index",
+            "build",
+            str(sample_dir / "collection.tsv"),
+            "-o",
+            str(tmp_path / "tt"),
+            "--model",
+            str(tiny_model),
+            "--query-model",
+            str(query_tower),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "tt" / "manifest.json").read_text())["query_model"] == str(query_tower.resolve())
     run = tmp_path / "run.trec"
-    found = CliRunner().invoke(app, ["search", "-i", str(tmp_path / "tt"), "--queries", str(sample_dir / "queries.tsv"),
-                                     "-o", str(run), "-k", "3"])
+    found = CliRunner().invoke(
+        app,
+        ["search", "-i", str(tmp_path / "tt"), "--queries", str(sample_dir / "queries.tsv"), "-o", str(run), "-k", "3"],
+    )
     assert found.exit_code == 0, found.output
     first = run.read_text().splitlines()[0].split()
     retriever = DenseRetriever.from_folder(tmp_path / "tt", device="cpu")

@@ -33,11 +33,19 @@ def check_qrels_ids(path: str | Path, queries: Mapping[str, str], docids: Iterab
     path, known = Path(path), set(docids)
     for number, qid, docid, _ in iter_beir_qrels(path):
         if qid not in queries:
-            raise file_error(path, number, f"query-id {qid!r} is not in queries.jsonl",
-                             "judge only queries of the folder's queries.jsonl, or add the query")
+            raise file_error(
+                path,
+                number,
+                f"query-id {qid!r} is not in queries.jsonl",
+                "judge only queries of the folder's queries.jsonl, or add the query",
+            )
         if docid not in known:
-            raise file_error(path, number, f"corpus-id {docid!r} is not in corpus.jsonl",
-                             "judge only documents of the folder's corpus.jsonl, or add the document")
+            raise file_error(
+                path,
+                number,
+                f"corpus-id {docid!r} is not in corpus.jsonl",
+                "judge only documents of the folder's corpus.jsonl, or add the document",
+            )
 
 
 def is_beir_folder(root: str | Path) -> bool:
@@ -77,8 +85,9 @@ def beir_folder(root: str | Path, split: str | None = None) -> BeirPaths:
     """The BEIR folder `root` with split `split` (default: test, else the only split there is)."""
     root = Path(root)
     if not is_beir_folder(root):
-        raise RankkitError(f"{root}: not a BEIR folder. Fix: give a folder holding corpus.jsonl, queries.jsonl "
-                           "and qrels/SPLIT.tsv")
+        raise RankkitError(
+            f"{root}: not a BEIR folder. Fix: give a folder holding corpus.jsonl, queries.jsonl and qrels/SPLIT.tsv"
+        )
     splits = beir_splits(root)
     if split is None:
         if "test" in splits or len(splits) != 1:
@@ -86,8 +95,10 @@ def beir_folder(root: str | Path, split: str | None = None) -> BeirPaths:
         else:
             split = splits[0]
     if split not in splits:
-        raise RankkitError(f"{root}: no qrels/{split}.tsv (splits there: {', '.join(splits) or 'none'}). "
-                           f"Fix: pass --split with one of them")
+        raise RankkitError(
+            f"{root}: no qrels/{split}.tsv (splits there: {', '.join(splits) or 'none'}). "
+            f"Fix: pass --split with one of them"
+        )
     return BeirPaths(root, split)
 
 
@@ -116,25 +127,38 @@ def write_beir_qrels(qrels: Mapping[str, Mapping[str, int]], path: str | Path) -
 
 def _check_id(kind: str, identifier: str) -> None:
     if not identifier.strip() or identifier != identifier.strip() or any(c in identifier for c in "\t\r\n"):
-        raise RankkitError(f"{kind} id {identifier!r} is empty or holds a tab or line break, which BEIR's qrels "
-                           "TSV cannot hold (or spaces around it, which readers strip). Fix: rename it")
+        raise RankkitError(
+            f"{kind} id {identifier!r} is empty or holds a tab or line break, which BEIR's qrels "
+            "TSV cannot hold (or spaces around it, which readers strip). Fix: rename it"
+        )
 
 
-def write_beir_folder(out: str | Path, docs: Iterable[Document], queries: Mapping[str, str],
-                      splits: Mapping[str, Mapping[str, Mapping[str, int]]], overwrite: bool = False) -> Path:
+def write_beir_folder(
+    out: str | Path,
+    docs: Iterable[Document],
+    queries: Mapping[str, str],
+    splits: Mapping[str, Mapping[str, Mapping[str, int]]],
+    overwrite: bool = False,
+) -> Path:
     """Write a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv per split) atomically:
     the folder appears complete or not at all; `overwrite` replaces only a BEIR folder (or an
     empty one). Returns its path."""
     for split in splits:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", split):
-            raise RankkitError(f"split name {split!r} cannot be a file name under qrels/. Fix: use letters, digits, "
-                               "'.', '_' or '-', e.g. test, dev or train")
+            raise RankkitError(
+                f"split name {split!r} cannot be a file name under qrels/. Fix: use letters, digits, "
+                "'.', '_' or '-', e.g. test, dev or train"
+            )
     with atomic_dir(out, overwrite=overwrite, replaceable=is_beir_folder, what="BEIR folder") as folder:
         with open(folder / "corpus.jsonl", "w", encoding="utf-8", newline="\n") as handle:
             for doc in docs:
                 _check_id("document", doc.docid)
-                handle.write(json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text, "metadata": {}},
-                                        ensure_ascii=False) + "\n")
+                handle.write(
+                    json.dumps(
+                        {"_id": doc.docid, "title": doc.title, "text": doc.text, "metadata": {}}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
         with open(folder / "queries.jsonl", "w", encoding="utf-8", newline="\n") as handle:
             for qid, text in queries.items():
                 _check_id("query", qid)

@@ -45,13 +45,17 @@ def collection(root: str | Path | None = None, split: str | None = None) -> Coll
         return beir_folder(root, split)
     paths = CollectionPaths(Path(root) if root is not None else SAMPLE_DIR)
     if split is not None:
-        raise RankkitError(f"{paths.root}: --split {split} names a qrels split, which only BEIR folders have "
-                           "(qrels/SPLIT.tsv); this one has a single qrels.txt. Fix: drop --split")
+        raise RankkitError(
+            f"{paths.root}: --split {split} names a qrels split, which only BEIR folders have "
+            "(qrels/SPLIT.tsv); this one has a single qrels.txt. Fix: drop --split"
+        )
     missing = [name for name in COLLECTION_FILES if not (paths.root / name).is_file()]
     if missing:
-        raise RankkitError(f"{paths.root}: missing {', '.join(missing)}. Fix: give a folder holding "
-                           "collection.tsv (docid<TAB>text), queries.tsv (qid<TAB>text) and qrels.txt (TREC qrels), "
-                           "or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)")
+        raise RankkitError(
+            f"{paths.root}: missing {', '.join(missing)}. Fix: give a folder holding "
+            "collection.tsv (docid<TAB>text), queries.tsv (qid<TAB>text) and qrels.txt (TREC qrels), "
+            "or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv)"
+        )
     return paths
 
 
@@ -82,8 +86,13 @@ def queries_and_qrels(paths: BeirPaths | CollectionPaths) -> tuple[dict[str, str
 def export_beir(paths: CollectionPaths, out: str | Path, split: str = "test", overwrite: bool = False) -> Path:
     """Write a collection folder (collection.tsv, queries.tsv, qrels.txt) in BEIR's layout, its
     qrels as qrels/SPLIT.tsv; texts go to "text" (the TSV layout has no titles)."""
-    return write_beir_folder(out, read_corpus(paths.corpus), read_queries(paths.queries),
-                             {split: read_qrels(paths.qrels)}, overwrite=overwrite)
+    return write_beir_folder(
+        out,
+        read_corpus(paths.corpus),
+        read_queries(paths.queries),
+        {split: read_qrels(paths.qrels)},
+        overwrite=overwrite,
+    )
 
 
 def collection_files(data: str | Path | None, split: str | None, split_flag: str = "--split") -> Any:
@@ -91,8 +100,10 @@ def collection_files(data: str | Path | None, split: str | None, split_flag: str
     a split without a folder is refused."""
     if data is None:
         if split is not None:
-            raise RankkitError(f"{split_flag} {split} names a qrels split of a BEIR folder, but no folder was given. "
-                               f"Fix: pass --data DIR with {split_flag}")
+            raise RankkitError(
+                f"{split_flag} {split} names a qrels split of a BEIR folder, but no folder was given. "
+                f"Fix: pass --data DIR with {split_flag}"
+            )
         return None
     return collection(data, split)
 
@@ -102,6 +113,8 @@ def required_files(**given: str | Path | None) -> dict[str, str]:
     its flag."""
     missing = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is None]
     if missing:
-        raise RankkitError(f"missing {', '.join(missing)}. Fix: pass {' and '.join(missing)}, or --data DIR "
-                           "(a collection or BEIR folder) whose files stand in for them")
+        raise RankkitError(
+            f"missing {', '.join(missing)}. Fix: pass {' and '.join(missing)}, or --data DIR "
+            "(a collection or BEIR folder) whose files stand in for them"
+        )
     return {name: str(value) for name, value in given.items()}

@@ -50,11 +50,19 @@ def detect_corpus_format(path: str | Path) -> CorpusFormat:
                 return "beir"
             if "id" in record and "contents" in record:
                 return "pyserini"
-            raise file_error(path, number, f"JSONL record has keys {sorted(record)}",
-                             "use pyserini JSONL {id, contents} or BEIR JSONL {_id, title, text}")
+            raise file_error(
+                path,
+                number,
+                f"JSONL record has keys {sorted(record)}",
+                "use pyserini JSONL {id, contents} or BEIR JSONL {_id, title, text}",
+            )
         raise file_error(path, None, "file is empty", "give a corpus with at least one document")
-    raise file_error(path, None, f"cannot tell the corpus format from the name {path.name!r}",
-                     "name it .tsv or .jsonl, or pass --format tsv|pyserini|beir")
+    raise file_error(
+        path,
+        None,
+        f"cannot tell the corpus format from the name {path.name!r}",
+        "name it .tsv or .jsonl, or pass --format tsv|pyserini|beir",
+    )
 
 
 def _string_field(path: Path, number: int, record: dict, key: str, required: bool = True) -> str:
@@ -62,13 +70,18 @@ def _string_field(path: Path, number: int, record: dict, key: str, required: boo
     if value is None and not required:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)) or (required and str(value) == ""):
-        raise file_error(path, number, f"field {key!r} is missing or not a string",
-                         f"give every record a non-empty {key!r}")
+        raise file_error(
+            path, number, f"field {key!r} is missing or not a string", f"give every record a non-empty {key!r}"
+        )
     try:
         str(value).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: valid JSON (\\ud800), but not text
-        raise file_error(path, number, f"field {key!r} holds a lone surrogate, which is not text",
-                         "write valid Unicode (escape pairs such as \\ud83d\\ude00 are fine)") from None
+        raise file_error(
+            path,
+            number,
+            f"field {key!r} holds a lone surrogate, which is not text",
+            "write valid Unicode (escape pairs such as \\ud83d\\ude00 are fine)",
+        ) from None
     return str(value)
 
 
@@ -76,16 +89,18 @@ def _parse_document(path: Path, number: int, line: str, fmt: CorpusFormat) -> Do
     if fmt == "tsv":
         docid, sep, text = line.partition("\t")
         if not sep or not docid.strip():
-            raise file_error(path, number, "expected 'docid<TAB>text'",
-                             "separate the id from the text with a tab")
+            raise file_error(path, number, "expected 'docid<TAB>text'", "separate the id from the text with a tab")
         return Document(docid.strip(), text)
     record = json_object(path, number, line)
     if fmt == "pyserini":
-        return Document(_string_field(path, number, record, "id"),
-                        _string_field(path, number, record, "contents", required=False))
-    return Document(_string_field(path, number, record, "_id"),
-                    _string_field(path, number, record, "text", required=False),
-                    _string_field(path, number, record, "title", required=False))
+        return Document(
+            _string_field(path, number, record, "id"), _string_field(path, number, record, "contents", required=False)
+        )
+    return Document(
+        _string_field(path, number, record, "_id"),
+        _string_field(path, number, record, "text", required=False),
+        _string_field(path, number, record, "title", required=False),
+    )
 
 
 def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: bool = False) -> Iterator[Document]:
@@ -105,11 +120,19 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: boo
     for number, line in iter_lines(path):
         doc = _parse_document(path, number, line, fmt)
         if word_ids and any(c.isspace() for c in doc.docid):
-            raise file_error(path, number, f"docid {doc.docid!r} contains whitespace, which TREC runs and qrels "
-                             "cannot hold", "give every document a single-word id (e.g. replace spaces by '_')")
+            raise file_error(
+                path,
+                number,
+                f"docid {doc.docid!r} contains whitespace, which TREC runs and qrels cannot hold",
+                "give every document a single-word id (e.g. replace spaces by '_')",
+            )
         if doc.docid in first_line:
-            raise file_error(path, number, f"duplicate docid {doc.docid!r} (first on line {first_line[doc.docid]})",
-                             "give every document a unique id")
+            raise file_error(
+                path,
+                number,
+                f"duplicate docid {doc.docid!r} (first on line {first_line[doc.docid]})",
+                "give every document a unique id",
+            )
         first_line[doc.docid] = number
         yield doc
     if not first_line:
@@ -118,30 +141,40 @@ def read_corpus(path: str | Path, fmt: CorpusFormat | None = None, word_ids: boo
 
 def _read_folder(path: Path, fmt: str, word_ids: bool) -> Iterator[Document]:
     if fmt != FOLDER:
-        raise file_error(path, None, f"is a folder, but the corpus format {fmt!r} is a file format",
-                         "drop --format to read the folder's .txt and .md files, or name the corpus file")
+        raise file_error(
+            path,
+            None,
+            f"is a folder, but the corpus format {fmt!r} is a file format",
+            "drop --format to read the folder's .txt and .md files, or name the corpus file",
+        )
     for docid, title, text in iter_folder_docs(path):
         if word_ids and any(c.isspace() for c in docid):
-            raise file_error(path / docid, None, f"its docid {docid!r} (the path in the folder) contains whitespace, "
-                             "which TREC runs and qrels cannot hold", "rename it without spaces (e.g. replace them by '_')")
+            raise file_error(
+                path / docid,
+                None,
+                f"its docid {docid!r} (the path in the folder) contains whitespace, "
+                "which TREC runs and qrels cannot hold",
+                "rename it without spaces (e.g. replace them by '_')",
+            )
         yield Document(docid, text, title)
 
 
-def read_corpus_rows(path: str | Path, fmt: CorpusFormat | None, rows: range | None,
-                     word_ids: bool = False) -> Iterator[Document]:
+def read_corpus_rows(
+    path: str | Path, fmt: CorpusFormat | None, rows: range | None, word_ids: bool = False
+) -> Iterator[Document]:
     """read_corpus limited to the documents at positions `rows` (all when None): a shard's. The
     documents before them are still read, so a duplicate of an earlier id is caught as in a full read."""
     documents = read_corpus(path, fmt, word_ids=word_ids)
     return documents if rows is None else islice(documents, rows.start, rows.stop)
 
 
-def read_doc_texts(path: str | Path, fmt: CorpusFormat | None = None,
-                   docids: Collection[str] | None = None) -> dict[str, str]:
+def read_doc_texts(
+    path: str | Path, fmt: CorpusFormat | None = None, docids: Collection[str] | None = None
+) -> dict[str, str]:
     """{docid: contents} for the documents in `docids` (all when None), streamed from the corpus
     (from a folder corpus, only the files of `docids` are read)."""
     if docids is not None and not irds.is_irds(path) and (fmt == FOLDER or Path(path).is_dir()):
-        return {docid: Document(docid, text, title).contents
-                for docid, title, text in iter_folder_docs(path, docids)}
+        return {docid: Document(docid, text, title).contents for docid, title, text in iter_folder_docs(path, docids)}
     wanted = set(docids) if docids is not None else None
     return {doc.docid: doc.contents for doc in read_corpus(path, fmt) if wanted is None or doc.docid in wanted}
 
@@ -186,14 +219,17 @@ def write_corpus(docs: Iterable[Document], path: str | Path, fmt: CorpusFormat =
         for doc in docs:
             if fmt == "tsv":
                 if "\t" in doc.docid or "\n" in doc.docid or "\n" in doc.contents or "\t" in doc.contents:
-                    raise RankkitError(f"document {doc.docid!r} has a tab or newline, which TSV cannot hold. "
-                                       "Fix: write it as pyserini or beir JSONL")
+                    raise RankkitError(
+                        f"document {doc.docid!r} has a tab or newline, which TSV cannot hold. "
+                        "Fix: write it as pyserini or beir JSONL"
+                    )
                 out.write(f"{doc.docid}\t{doc.contents}\n")
             elif fmt == "pyserini":
                 out.write(json.dumps({"id": doc.docid, "contents": doc.contents}, ensure_ascii=False) + "\n")
             elif fmt == "beir":
-                out.write(json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text},
-                                     ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps({"_id": doc.docid, "title": doc.title, "text": doc.text}, ensure_ascii=False) + "\n"
+                )
             else:
                 raise RankkitError(f"unknown corpus format {fmt!r}. Fix: use one of {', '.join(CORPUS_FORMATS)}")
             count += 1

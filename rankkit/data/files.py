@@ -42,18 +42,26 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
         try:
             for number, raw in enumerate(handle, start=1):
                 if number == 1 and raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
+                    raw = raw[len(UTF8_BOM) :]
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise file_error(path, number, f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                                     "re-encode the file as UTF-8") from None
+                    raise file_error(
+                        path,
+                        number,
+                        f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+                        "re-encode the file as UTF-8",
+                    ) from None
                 line = line.rstrip("\n").rstrip("\r")
                 if line.strip():
                     yield number, line
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-            raise file_error(path, number + 1, f"not a valid gzip file ({exc})",
-                             "re-compress it with gzip, or drop the .gz suffix if it is plain text") from None
+            raise file_error(
+                path,
+                number + 1,
+                f"not a valid gzip file ({exc})",
+                "re-compress it with gzip, or drop the .gz suffix if it is plain text",
+            ) from None
 
 
 def json_object(path: Path, number: int, line: str, fix: str = "write one JSON object per line") -> dict:
@@ -87,8 +95,10 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
     path = Path(path)
     if path.is_dir():
-        raise RankkitError(f"{path}: is a folder, so a file cannot be written there. "
-                           f"Fix: name a file, e.g. {path / 'out.txt'}, or another path")
+        raise RankkitError(
+            f"{path}: is a folder, so a file cannot be written there. "
+            f"Fix: name a file, e.g. {path / 'out.txt'}, or another path"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -141,13 +151,19 @@ def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[Path]
     if not overwrite:
         raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
     if replaceable is not None and any(path.iterdir()) and not replaceable(path):
-        raise RankkitError(f"{path}: holds files that are not {what}, so --overwrite will not delete them. "
-                           "Fix: choose another name, or delete or move that folder yourself")
+        raise RankkitError(
+            f"{path}: holds files that are not {what}, so --overwrite will not delete them. "
+            "Fix: choose another name, or delete or move that folder yourself"
+        )
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = False, replaceable: Callable[[Path], bool] | None = None,
-               what: str = "rankkit output") -> Iterator[Path]:
+def atomic_dir(
+    path: str | Path,
+    overwrite: bool = False,
+    replaceable: Callable[[Path], bool] | None = None,
+    what: str = "rankkit output",
+) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds, so a
     failed or interrupted run leaves the old `path` as it was.
 

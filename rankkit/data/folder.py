@@ -20,8 +20,10 @@ TEXT_SUFFIXES: tuple[str, ...] = (".txt", ".md")
 HEADING = re.compile(r"#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*")  # ATX heading; a closing run of #s is dropped
 # a collection or BEIR folder holds its corpus in one file (and qrels.txt, which is no document)
 CORPUS_FILES = ("collection.tsv", "corpus.jsonl")
-FIX_NO_FILES = ("put text files (.txt or .md) in it, or give a corpus file instead "
-                "(.tsv: docid<TAB>text, or pyserini / BEIR .jsonl)")
+FIX_NO_FILES = (
+    "put text files (.txt or .md) in it, or give a corpus file instead "
+    "(.tsv: docid<TAB>text, or pyserini / BEIR .jsonl)"
+)
 
 
 def is_text_file(path: Path) -> bool:
@@ -40,8 +42,12 @@ def text_files(root: str | Path) -> list[Path]:
         raise RankkitError(f"{root}: no such folder. Fix: check the path (relative paths start at {Path.cwd()})")
     for name in CORPUS_FILES:
         if (root / name).is_file():
-            raise file_error(root, None, f"is a collection folder (it holds {name}), not a folder of text files",
-                             f"give its corpus file, {root / name}")
+            raise file_error(
+                root,
+                None,
+                f"is a collection folder (it holds {name}), not a folder of text files",
+                f"give its corpus file, {root / name}",
+            )
     found, others = [], []
     for path in root.rglob("*"):
         relative = path.relative_to(root)
@@ -49,8 +55,12 @@ def text_files(root: str | Path) -> list[Path]:
             continue
         (found if is_text_file(path) else others).append(path)
     if not found:
-        what = (f"no .txt or .md files (it holds {len(others)} other files, e.g. "
-                f"{sorted(others)[0].relative_to(root).as_posix()})" if others else "no .txt or .md files (it is empty)")
+        what = (
+            f"no .txt or .md files (it holds {len(others)} other files, e.g. "
+            f"{sorted(others)[0].relative_to(root).as_posix()})"
+            if others
+            else "no .txt or .md files (it is empty)"
+        )
         raise file_error(root, None, what, FIX_NO_FILES)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
@@ -64,14 +74,17 @@ def read_text_file(path: Path) -> tuple[str, str]:
     heading, and the text the rest; otherwise no title and the whole file as text."""
     raw = path.read_bytes()
     if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM):]
+        raw = raw[len(UTF8_BOM) :]
     try:
         content = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise file_error(path, line, f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
-                         "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or move it out of "
-                         "the folder") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise file_error(
+            path,
+            line,
+            f"not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or move it out of the folder",
+        ) from None
     content = content.replace("\r\n", "\n").replace("\r", "\n").strip()
     first, _, rest = content.partition("\n")
     heading = HEADING.fullmatch(first.strip())
@@ -94,8 +107,13 @@ def iter_folder_docs(root: str | Path, docids: Collection[str] | None = None) ->
     for docid in sorted(set(docids)):
         relative = Path(docid)
         path = root / relative
-        if (relative.is_absolute() or ".." in relative.parts or _hidden(relative) or not is_text_file(path)
-                or not path.is_file()):
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or _hidden(relative)
+            or not is_text_file(path)
+            or not path.is_file()
+        ):
             continue
         yield (docid, *read_text_file(path))
 

@@ -18,10 +18,11 @@ def load_dataset(spec: str) -> Any:
     try:
         import ir_datasets
     except ImportError:
-        raise RankkitError(f"{spec}: ir_datasets is not installed. "
-                           "Fix: `pip install 'rankkit[datasets]'` or pass a local file") from None
+        raise RankkitError(
+            f"{spec}: ir_datasets is not installed. Fix: `pip install 'rankkit[datasets]'` or pass a local file"
+        ) from None
     try:
-        return ir_datasets.load(spec[len(PREFIX):])
+        return ir_datasets.load(spec[len(PREFIX) :])
     except KeyError:
         raise RankkitError(f"{spec}: unknown ir_datasets id. Fix: see https://ir-datasets.com for ids") from None
 

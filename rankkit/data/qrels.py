@@ -12,7 +12,7 @@ from rankkit.data.runs import check_word_ids
 from rankkit.errors import file_error
 
 Qrels = dict[str, dict[str, int]]
-GRADE_RANGE = (-2**31, 2**31 - 1)  # trec_eval and pytrec_eval hold grades in a C int
+GRADE_RANGE = (-(2**31), 2**31 - 1)  # trec_eval and pytrec_eval hold grades in a C int
 QRELS_HEADER = ("query-id", "corpus-id", "score")  # BEIR's qrels TSV header
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
@@ -29,19 +29,28 @@ def read_qrels(path: str | Path) -> Qrels:
     for number, line in iter_lines(path):
         fields = line.split()
         if len(fields) != 4:
-            raise file_error(path, number, f"expected 4 fields 'qid 0 docid grade', found {len(fields)}",
-                             "write TREC qrels, one judgment per line")
+            raise file_error(
+                path,
+                number,
+                f"expected 4 fields 'qid 0 docid grade', found {len(fields)}",
+                "write TREC qrels, one judgment per line",
+            )
         qid, _, docid, grade_text = fields
         try:
             grade = int(grade_text)
         except ValueError:
-            raise file_error(path, number, f"grade {grade_text!r} is not an integer",
-                             "use integer grades (0 = not relevant)") from None
+            raise file_error(
+                path, number, f"grade {grade_text!r} is not an integer", "use integer grades (0 = not relevant)"
+            ) from None
         check_grade_range(path, number, grade, "grade")
         judged = qrels.setdefault(qid, {})
         if docid in judged:
-            raise file_error(path, number, f"docid {docid!r} judged twice for query {qid!r}",
-                             "keep one judgment per (query, document)")
+            raise file_error(
+                path,
+                number,
+                f"docid {docid!r} judged twice for query {qid!r}",
+                "keep one judgment per (query, document)",
+            )
         judged[docid] = grade
     if not qrels:
         raise file_error(path, None, "no judgments found", "give a qrels file with at least one line")
@@ -51,8 +60,12 @@ def read_qrels(path: str | Path) -> Qrels:
 def check_grade_range(path: Path, number: int, grade: int, what: str) -> None:
     """Refuse a grade trec_eval and pytrec_eval cannot hold (a C int), naming the line."""
     if not GRADE_RANGE[0] <= grade <= GRADE_RANGE[1]:
-        raise file_error(path, number, f"{what} {grade} is too large for an integer grade",
-                         f"use {what}s between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)")
+        raise file_error(
+            path,
+            number,
+            f"{what} {grade} is too large for an integer grade",
+            f"use {what}s between {GRADE_RANGE[0]} and {GRADE_RANGE[1]} (usually 0-3)",
+        )
 
 
 def is_beir_qrels(path: str | Path) -> bool:
@@ -67,23 +80,33 @@ def iter_beir_qrels(path: Path) -> Iterator[tuple[int, str, str, int]]:
     lines = iter_lines(path)
     first = next(lines, None)
     if first is None:
-        raise file_error(path, None, "file is empty", "write the header 'query-id<TAB>corpus-id<TAB>score' "
-                         "and at least one judgment")
+        raise file_error(
+            path, None, "file is empty", "write the header 'query-id<TAB>corpus-id<TAB>score' and at least one judgment"
+        )
     number, line = first
     if tuple(field.strip() for field in line.split("\t")) != QRELS_HEADER:
-        raise file_error(path, number, f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {line[:60]!r}",
-                         "add BEIR's header line first (or give TREC qrels 'qid 0 docid grade' in a .txt file)")
+        raise file_error(
+            path,
+            number,
+            f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {line[:60]!r}",
+            "add BEIR's header line first (or give TREC qrels 'qid 0 docid grade' in a .txt file)",
+        )
     for number, line in lines:
         fields = [field.strip() for field in line.split("\t")]
         if len(fields) != 3:
-            raise file_error(path, number, f"expected 3 tab-separated fields 'query-id corpus-id score', "
-                             f"found {len(fields)}", "write one judgment per line, fields separated by tabs")
+            raise file_error(
+                path,
+                number,
+                f"expected 3 tab-separated fields 'query-id corpus-id score', found {len(fields)}",
+                "write one judgment per line, fields separated by tabs",
+            )
         qid, docid, score_text = fields
         if not qid or not docid:
             raise file_error(path, number, "empty query-id or corpus-id", "give both ids on every line")
         if not _INTEGER.fullmatch(score_text):
-            raise file_error(path, number, f"score {score_text!r} is not an integer",
-                             "use integer scores (0 = not relevant)")
+            raise file_error(
+                path, number, f"score {score_text!r} is not an integer", "use integer scores (0 = not relevant)"
+            )
         score = int(score_text)
         check_grade_range(path, number, score, "score")
         yield number, qid, docid, score
@@ -96,8 +119,12 @@ def read_beir_qrels(path: str | Path) -> Qrels:
     for number, qid, docid, score in iter_beir_qrels(path):
         judged = qrels.setdefault(qid, {})
         if docid in judged:
-            raise file_error(path, number, f"corpus-id {docid!r} judged twice for query {qid!r}",
-                             "keep one judgment per (query, document)")
+            raise file_error(
+                path,
+                number,
+                f"corpus-id {docid!r} judged twice for query {qid!r}",
+                "keep one judgment per (query, document)",
+            )
         judged[docid] = score
     if not qrels:
         raise file_error(path, None, "no judgments after the header", "give at least one judgment")

@@ -38,20 +38,29 @@ def _read_trec_topics(path: Path) -> dict[str, str]:
         block = match.group(1)
         num, title = _NUM.search(block), _TITLE.search(block)
         if not num or not title:
-            raise file_error(path, line_at(match.start()), f"topic without <num> or <title>: {block.strip()[:60]!r}",
-                             "give every <top> a <num> and a <title>")
+            raise file_error(
+                path,
+                line_at(match.start()),
+                f"topic without <num> or <title>: {block.strip()[:60]!r}",
+                "give every <top> a <num> and a <title>",
+            )
         _add(queries, path, line_at(match.start(1) + num.start()), num.group(1), title.group(1))
     if not queries:
-        raise file_error(path, numbered[0][0], "no complete <top> ... </top> topic found",
-                         "close every topic with </top>")
+        raise file_error(
+            path, numbered[0][0], "no complete <top> ... </top> topic found", "close every topic with </top>"
+        )
     return queries
 
 
 def _id_field(path: Path, number: int, record: dict, key: str = "_id") -> str:
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise file_error(path, number, f"field {key!r} is missing, empty or not a string",
-                         f"give every record a non-empty string {key!r}")
+        raise file_error(
+            path,
+            number,
+            f"field {key!r} is missing, empty or not a string",
+            f"give every record a non-empty string {key!r}",
+        )
     return str(value).strip()
 
 
@@ -65,11 +74,19 @@ def read_beir_queries(path: str | Path) -> dict[str, str]:
         qid = _id_field(path, number, record)
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise file_error(path, number, f"query {qid!r} has no text (field 'text' missing, empty or "
-                             "not a string)", "give every query a non-empty 'text'")
+            raise file_error(
+                path,
+                number,
+                f"query {qid!r} has no text (field 'text' missing, empty or not a string)",
+                "give every query a non-empty 'text'",
+            )
         if qid in first_line:
-            raise file_error(path, number, f"duplicate query id {qid!r} (first on line {first_line[qid]})",
-                             "give every query a unique '_id'")
+            raise file_error(
+                path,
+                number,
+                f"duplicate query id {qid!r} (first on line {first_line[qid]})",
+                "give every query a unique '_id'",
+            )
         first_line[qid] = number
         queries[qid] = " ".join(text.split())
     if not queries:

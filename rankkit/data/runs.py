@@ -28,19 +28,31 @@ def read_run(path: str | Path) -> Run:
     for number, line in iter_lines(path):
         fields = line.split()
         if len(fields) != 6:
-            raise file_error(path, number, f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}",
-                             "write a TREC run, one hit per line")
+            raise file_error(
+                path,
+                number,
+                f"expected 6 fields 'qid Q0 docid rank score tag', found {len(fields)}",
+                "write a TREC run, one hit per line",
+            )
         qid, _, docid, _, score_text, _ = fields
         try:
             score = float(score_text)
         except ValueError:
             raise file_error(path, number, f"score {score_text!r} is not a number", "write numeric scores") from None
         if not math.isfinite(score):
-            raise file_error(path, number, f"score {score_text!r} is not a finite number",
-                             "write finite scores (the system that wrote this run produced nan or inf)")
+            raise file_error(
+                path,
+                number,
+                f"score {score_text!r} is not a finite number",
+                "write finite scores (the system that wrote this run produced nan or inf)",
+            )
         if (qid, docid) in seen:
-            raise file_error(path, number, f"docid {docid!r} appears twice for query {qid!r} "
-                             f"(first on line {seen[qid, docid]})", "keep one line per (query, document)")
+            raise file_error(
+                path,
+                number,
+                f"docid {docid!r} appears twice for query {qid!r} (first on line {seen[qid, docid]})",
+                "keep one line per (query, document)",
+            )
         seen[qid, docid] = number
         run.setdefault(qid, []).append(Hit(docid, score))
     if not run:
@@ -55,9 +67,13 @@ def check_word_ids(path: str | Path, line: int, **ids: str) -> None:
     whitespace. `path` and `line` are where the id would have been written."""
     for kind, value in ids.items():
         if not value or any(c.isspace() for c in value):
-            raise file_error(path, line, f"{kind} {value!r} is empty or contains whitespace, which TREC files "
-                             "cannot hold", f"give every {kind} a single-word id (e.g. replace spaces by '_') "
-                             "in the corpus or queries file and rebuild")
+            raise file_error(
+                path,
+                line,
+                f"{kind} {value!r} is empty or contains whitespace, which TREC files cannot hold",
+                f"give every {kind} a single-word id (e.g. replace spaces by '_') "
+                "in the corpus or queries file and rebuild",
+            )
 
 
 def write_run(run: Mapping[str, Sequence[Hit]], path: str | Path, tag: str = "rankkit") -> None:

@@ -12,8 +12,9 @@ import torch
 from rankkit.train.losses import listwise_kl_loss
 
 
-def teacher_agreement(student: Mapping[str, np.ndarray], teacher: Mapping[str, np.ndarray],
-                      temperature: float = 1.0, cutoff: int = 10) -> dict[str, float]:
+def teacher_agreement(
+    student: Mapping[str, np.ndarray], teacher: Mapping[str, np.ndarray], temperature: float = 1.0, cutoff: int = 10
+) -> dict[str, float]:
     """Mean over queries of the listwise T^2 * KL(softmax(teacher / T) || softmax(student / T)) (lower
     is closer; what the KL distillation term minimises) and of the share of the teacher's top
     `cutoff` candidates that are also in the student's top `cutoff` (higher is closer).

@@ -36,20 +36,35 @@ def _draw(rng: np.random.Generator, pool: Sequence[str], count: int) -> list[str
     return [pool[i] for i in rng.choice(len(pool), size=count, replace=len(pool) < count)]
 
 
-def _group(k: QueryKnowledge, doc_texts: Mapping[str, str], positive: str, confidence: float,
-           items: list[tuple[str, str]]) -> DistillGroup:
+def _group(
+    k: QueryKnowledge, doc_texts: Mapping[str, str], positive: str, confidence: float, items: list[tuple[str, str]]
+) -> DistillGroup:
     candidates = {c.docid: c for c in k.candidates}
     docids = [positive, *(d for d, _ in items)]
     return DistillGroup(
-        k.qid, k.query, doc_texts[positive], positive, tuple(doc_texts[d] for d, _ in items), tuple(d for d, _ in items),
+        k.qid,
+        k.query,
+        doc_texts[positive],
+        positive,
+        tuple(doc_texts[d] for d, _ in items),
+        tuple(d for d, _ in items),
         teacher_scores=tuple(k.teacher[d] for d in docids),
         teacher_z=tuple(float(candidates[d].teacher_score) for d in docids),  # type: ignore[arg-type]
         source_ranks=tuple(candidates[d].rank / len(candidates) for d in docids),  # type: ignore[operator]
-        kinds=(POSITIVE, *(kind for _, kind in items)), confidence=confidence)
+        kinds=(POSITIVE, *(kind for _, kind in items)),
+        confidence=confidence,
+    )
 
 
-def contrastive_group(k: QueryKnowledge, doc_texts: Mapping[str, str], adversarial: Sequence[str], hard: int,
-                      self_adversarial: int, rng: np.random.Generator, candidates: int = 0) -> DistillGroup:
+def contrastive_group(
+    k: QueryKnowledge,
+    doc_texts: Mapping[str, str],
+    adversarial: Sequence[str],
+    hard: int,
+    self_adversarial: int,
+    rng: np.random.Generator,
+    candidates: int = 0,
+) -> DistillGroup:
     """A positive drawn in proportion to its confidence, `self_adversarial` negatives from
     `adversarial` (topped up with hard ones when short), `hard` hard negatives, then `candidates`
     of the query's other candidates drawn uniformly (kind CANDIDATE: scored by the distillation
@@ -66,7 +81,9 @@ def contrastive_group(k: QueryKnowledge, doc_texts: Mapping[str, str], adversari
     return _group(k, doc_texts, positive, k.positives[positive], items)
 
 
-def plain_group(k: QueryKnowledge, doc_texts: Mapping[str, str], negatives: int, rng: np.random.Generator) -> DistillGroup:
+def plain_group(
+    k: QueryKnowledge, doc_texts: Mapping[str, str], negatives: int, rng: np.random.Generator
+) -> DistillGroup:
     """The teacher's top candidate first, then `negatives` other candidates drawn uniformly."""
     top = max(k.teacher, key=lambda d: k.teacher[d])
     rest = [c.docid for c in k.candidates if c.docid != top]

@@ -12,8 +12,9 @@ import numpy as np
 from rankkit.errors import RankkitError
 
 
-def plackett_luce_samples(scores: np.ndarray, samples: int, temperature: float, rng: np.random.Generator,
-                          top: int | None = None) -> np.ndarray:
+def plackett_luce_samples(
+    scores: np.ndarray, samples: int, temperature: float, rng: np.random.Generator, top: int | None = None
+) -> np.ndarray:
     """`samples` rankings of the items, as item indices best first: shape [samples, top or n].
 
     temperature -> 0 gives the teacher's own ranking every time; large temperatures approach

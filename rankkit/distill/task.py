@@ -10,7 +10,6 @@ discriminator (its groups carry no mined negatives, see rankkit.distill.groups).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
 
@@ -23,21 +22,31 @@ from rankkit.train.losses import listwise_kl_loss, margin_mse_loss, weighted_con
 from rankkit.train.scorers import GroupScorer
 
 
-
 def _mined_columns(batch: list[DistillGroup]) -> list[int]:
     """The columns of the mined negatives (every item after the positive that is not a uniformly
     drawn candidate); the groups of a batch share them, as they share their length."""
     layouts = {tuple(kind == CANDIDATE for kind in g.kinds) for g in batch}
     if len(layouts) != 1:
-        raise RankkitError("a batch mixes groups with candidates in different places. Fix: build every group "
-                           "of a round with the same negative counts")
+        raise RankkitError(
+            "a batch mixes groups with candidates in different places. Fix: build every group "
+            "of a round with the same negative counts"
+        )
     return [i for i, is_candidate in enumerate(layouts.pop()) if i > 0 and not is_candidate]
 
 
 class DistillTask:
-    def __init__(self, student: GroupScorer, lr: float, mode: Mode = "contrastive", distill_loss: DistillLoss = "kl",
-                 kl_temperature: float = 1.0, contrastive_weight: float = 1.0, distill_weight: float = 1.0,
-                 discriminator: Discriminator | None = None, discriminator_lr: float = 1e-3):
+    def __init__(
+        self,
+        student: GroupScorer,
+        lr: float,
+        mode: Mode = "contrastive",
+        distill_loss: DistillLoss = "kl",
+        kl_temperature: float = 1.0,
+        contrastive_weight: float = 1.0,
+        distill_weight: float = 1.0,
+        discriminator: Discriminator | None = None,
+        discriminator_lr: float = 1e-3,
+    ):
         if mode not in ("contrastive", "plain"):
             raise RankkitError(f"unknown distillation mode {mode!r}. Fix: use contrastive or plain")
         if distill_loss not in ("kl", "margin-mse"):
@@ -45,7 +54,11 @@ class DistillTask:
         if mode == "plain" and discriminator is not None:
             raise RankkitError("plain distillation has no discriminator. Fix: use mode contrastive")
         self.student, self.mode, self.distill_loss = student, mode, distill_loss
-        self.kl_temperature, self.contrastive_weight, self.distill_weight = kl_temperature, contrastive_weight, distill_weight
+        self.kl_temperature, self.contrastive_weight, self.distill_weight = (
+            kl_temperature,
+            contrastive_weight,
+            distill_weight,
+        )
         self.discriminator = discriminator
         self.parts: dict[str, torch.nn.Module] = {"student": student.module}
         self.learning_rates = {"student": lr}
@@ -62,8 +75,11 @@ class DistillTask:
     def loss(self, batch: list[DistillGroup]) -> dict[str, torch.Tensor]:
         scores = self.student.group_scores(batch)
         teacher = self._tensor([g.teacher_scores for g in batch])
-        distill = listwise_kl_loss(scores, teacher, self.kl_temperature) if self.distill_loss == "kl" \
+        distill = (
+            listwise_kl_loss(scores, teacher, self.kl_temperature)
+            if self.distill_loss == "kl"
             else margin_mse_loss(scores, teacher)
+        )
         self._last = {"distill_loss": float(distill.detach())}
         if self.mode == "plain":
             return {"student": self.distill_weight * distill}
@@ -73,15 +89,23 @@ class DistillTask:
         losses: dict[str, torch.Tensor] = {}
         weights = None
         if self.discriminator is not None:
-            features = item_features(self._tensor([[g.teacher_z[i] for i in mined] for g in batch]), scores[:, mined],
-                                     self._tensor([[g.source_ranks[i] for i in mined] for g in batch]))
+            features = item_features(
+                self._tensor([[g.teacher_z[i] for i in mined] for g in batch]),
+                scores[:, mined],
+                self._tensor([[g.source_ranks[i] for i in mined] for g in batch]),
+            )
             logits = self.discriminator(features)
             weights = role_weights(torch.sigmoid(logits), adversarial)
             losses["discriminator"] = discriminator_loss(logits, adversarial)
             self._last.update(self._weight_record(weights, adversarial, logits))
         contrastive = weighted_contrastive_loss(scores[:, [0, *mined]], weights, confidence)
-        self._last.update({"contrastive_loss": float(contrastive.detach()), "self_adversarial_share":
-                           float(adversarial.float().mean()), "confidence": float(confidence.mean())})
+        self._last.update(
+            {
+                "contrastive_loss": float(contrastive.detach()),
+                "self_adversarial_share": float(adversarial.float().mean()),
+                "confidence": float(confidence.mean()),
+            }
+        )
         losses["student"] = self.contrastive_weight * contrastive + self.distill_weight * distill
         return dict(sorted(losses.items(), key=lambda item: item[0] != "student"))
 

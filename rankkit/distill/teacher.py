@@ -24,8 +24,9 @@ CandidateIds = Mapping[str, Sequence[str]]  # qid -> docids
 class Teacher(Protocol):
     name: str
 
-    def score(self, queries: Mapping[str, str], candidates: CandidateIds,
-              doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]: ...
+    def score(
+        self, queries: Mapping[str, str], candidates: CandidateIds, doc_texts: Mapping[str, str]
+    ) -> dict[str, np.ndarray]: ...
 
 
 def model_kind(name: str | Path) -> ModelKind:
@@ -36,22 +37,35 @@ def model_kind(name: str | Path) -> ModelKind:
     return "cross-encoder" if heads else "bi-encoder"
 
 
-def dot_product_scores(encoder: "BiEncoder", queries: Mapping[str, str], candidates: CandidateIds,
-                       doc_texts: Mapping[str, str], scale: float = 1.0,
-                       progress: str | None = None, cache: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def dot_product_scores(
+    encoder: "BiEncoder",
+    queries: Mapping[str, str],
+    candidates: CandidateIds,
+    doc_texts: Mapping[str, str],
+    scale: float = 1.0,
+    progress: str | None = None,
+    cache: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
     """scale * (query . document) for each query's candidates, every document encoded once
     (`progress`: show a progress bar with this label). `cache` holds this encoder's document
     vectors by docid: documents in it are not encoded again, and the new ones are added to it."""
     cache = {} if cache is None else cache
     missing = sorted({d for found in candidates.values() for d in found} - cache.keys())
     if missing:
-        vectors = encoder.encode([doc_texts[d] for d in missing], show_progress=progress is not None,
-                                 desc=f"{progress}: documents")
+        vectors = encoder.encode(
+            [doc_texts[d] for d in missing], show_progress=progress is not None, desc=f"{progress}: documents"
+        )
         cache.update(zip(missing, vectors))
     qids = list(candidates)
     query_vectors = encoder.encode([queries[q] for q in qids], role="query")
-    return {qid: scale * (np.array([cache[d] for d in candidates[qid]], dtype=np.float32).reshape(-1, encoder.dimension)
-                          @ query_vectors[i]) for i, qid in enumerate(qids)}
+    return {
+        qid: scale
+        * (
+            np.array([cache[d] for d in candidates[qid]], dtype=np.float32).reshape(-1, encoder.dimension)
+            @ query_vectors[i]
+        )
+        for i, qid in enumerate(qids)
+    }
 
 
 class BiEncoderTeacher:
@@ -63,8 +77,9 @@ class BiEncoderTeacher:
         self.encoder = BiEncoder(model, device=device, precision=precision)
         self.name, self.scale = self.encoder.name, scale
 
-    def score(self, queries: Mapping[str, str], candidates: CandidateIds,
-              doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+    def score(
+        self, queries: Mapping[str, str], candidates: CandidateIds, doc_texts: Mapping[str, str]
+    ) -> dict[str, np.ndarray]:
         return dot_product_scores(self.encoder, queries, candidates, doc_texts, self.scale, "teacher")
 
 
@@ -75,14 +90,15 @@ class CrossEncoderTeacher:
         self.model = CrossEncoder(model, device=device, precision=precision)
         self.name, self.scale = self.model.name, scale
 
-    def score(self, queries: Mapping[str, str], candidates: CandidateIds,
-              doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+    def score(
+        self, queries: Mapping[str, str], candidates: CandidateIds, doc_texts: Mapping[str, str]
+    ) -> dict[str, np.ndarray]:
         owners = [(qid, len(found)) for qid, found in candidates.items()]
         pairs = [(queries[qid], doc_texts[d]) for qid, found in candidates.items() for d in found]
         flat = self.scale * self.model.score(pairs, show_progress=True)
         scores, start = {}, 0
         for qid, count in owners:
-            scores[qid] = flat[start:start + count]
+            scores[qid] = flat[start : start + count]
             start += count
         return scores
 
@@ -94,22 +110,30 @@ class RunTeacher:
         self.run: Run = read_run(path)
         self.name, self.scale = Path(path).name, scale
 
-    def score(self, queries: Mapping[str, str], candidates: CandidateIds,
-              doc_texts: Mapping[str, str]) -> dict[str, np.ndarray]:
+    def score(
+        self, queries: Mapping[str, str], candidates: CandidateIds, doc_texts: Mapping[str, str]
+    ) -> dict[str, np.ndarray]:
         scores = {}
         for qid, found in candidates.items():
             known = {h.docid: h.score for h in self.run.get(qid, [])}
             missing = [d for d in found if d not in known]
             if missing:
-                raise RankkitError(f"teacher run {self.name} has no score for document {missing[0]!r} of query "
-                                   f"{qid!r}. Fix: take the candidates from the teacher run itself (no --candidates "
-                                   "or --index), or use a model as the teacher")
+                raise RankkitError(
+                    f"teacher run {self.name} has no score for document {missing[0]!r} of query "
+                    f"{qid!r}. Fix: take the candidates from the teacher run itself (no --candidates "
+                    "or --index), or use a model as the teacher"
+                )
             scores[qid] = self.scale * np.array([known[d] for d in found], dtype=np.float64)
         return scores
 
 
-def open_teacher(spec: str, device: str | None = None, scale: float | None = None,
-                 bi_encoder_scale: float = 20.0, precision: str = "fp32") -> Teacher:
+def open_teacher(
+    spec: str,
+    device: str | None = None,
+    scale: float | None = None,
+    bi_encoder_scale: float = 20.0,
+    precision: str = "fp32",
+) -> Teacher:
     """A TREC run file, or a model (folder, packaged name or hub id) of either kind.
 
     A bi-encoder's cosines are multiplied by `bi_encoder_scale` (the student's 1 / temperature)

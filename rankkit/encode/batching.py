@@ -33,15 +33,21 @@ def inverse_order(order: Sequence[int]) -> list[int]:
     return position
 
 
-def right_padded(encoded: Mapping[str, Sequence[Sequence[int]]], batch: Sequence[int], pad_id: int,
-                 device: torch.device) -> dict[str, torch.Tensor]:
+def right_padded(
+    encoded: Mapping[str, Sequence[Sequence[int]]], batch: Sequence[int], pad_id: int, device: torch.device
+) -> dict[str, torch.Tensor]:
     """Model inputs for the rows `batch` indexes in unpadded tokenizer output (input_ids, and
     token_type_ids for pairs), right-padded to the batch's longest row: ids with `pad_id`, token
     types with 0; the attention mask is built here, so tokenizing need not store one per text."""
     lengths = [len(encoded["input_ids"][i]) for i in batch]
     width = max(lengths)
-    inputs = {name: torch.tensor([list(values[i]) + [pad_id if name == "input_ids" else 0] * (width - n)
-                                  for i, n in zip(batch, lengths)], device=device)
-              for name, values in encoded.items() if name != "attention_mask"}
+    inputs = {
+        name: torch.tensor(
+            [list(values[i]) + [pad_id if name == "input_ids" else 0] * (width - n) for i, n in zip(batch, lengths)],
+            device=device,
+        )
+        for name, values in encoded.items()
+        if name != "attention_mask"
+    }
     inputs["attention_mask"] = torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)
     return inputs

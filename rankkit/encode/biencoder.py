@@ -35,9 +35,17 @@ class BiEncoder:
             model's config_sentence_transformers.json ('' for none).
     """
 
-    def __init__(self, model: str | Path = "default", device: str | None = None,
-                 max_length: int | None = None, max_tokens: int = 2048, max_batch_size: int = 64,
-                 precision: str = "fp32", query_prompt: str | None = None, passage_prompt: str | None = None):
+    def __init__(
+        self,
+        model: str | Path = "default",
+        device: str | None = None,
+        max_length: int | None = None,
+        max_tokens: int = 2048,
+        max_batch_size: int = 64,
+        precision: str = "fp32",
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+    ):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
@@ -52,8 +60,10 @@ class BiEncoder:
             self.stack.max_seq_length = max_length
         limit = self.stack.max_seq_length or UNBOUNDED_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
-        self.prompts = {role: resolve_prompt(self.stack.prompts, self.stack.default_prompt_name, role, override)
-                        for role, override in (("query", query_prompt), ("passage", passage_prompt))}
+        self.prompts = {
+            role: resolve_prompt(self.stack.prompts, self.stack.default_prompt_name, role, override)
+            for role, override in (("query", query_prompt), ("passage", passage_prompt))
+        }
         self.pooling_mode, self.normalized = describe_pooling(self.stack)
         self.dimension = int(self.stack.get_embedding_dimension())
         self.max_tokens = max_tokens
@@ -84,8 +94,14 @@ class BiEncoder:
         self.stack.save(str(folder), create_model_card=False)
 
     @torch.inference_mode()
-    def encode(self, texts: Sequence[str], show_progress: bool = False, desc: str = "encoding",
-               role: Role = "passage", on_batch: Callable[[list[int]], None] | None = None) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        show_progress: bool = False,
+        desc: str = "encoding",
+        role: Role = "passage",
+        on_batch: Callable[[list[int]], None] | None = None,
+    ) -> np.ndarray:
         """Embeddings of `texts` (queries or passages, which may get different prompts) as a
         float32 array [len(texts), dimension], in input order. `on_batch` is called with the
         indices of each batch once it is encoded (for a caller's progress bar)."""
@@ -109,9 +125,13 @@ class BiEncoder:
         """Unpadded token ids of the prompted `texts`, their lengths, and the prompt's length in
         tokens (pooling skips it when the model's Pooling sets include_prompt false)."""
         prompt = self.prompts[role]
-        encoded = self.tokenizer([prompt + text for text in texts] if prompt else list(texts), truncation=True,
-                                 max_length=self.max_length, return_attention_mask=False,
-                                 return_token_type_ids=False)
+        encoded = self.tokenizer(
+            [prompt + text for text in texts] if prompt else list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         skip = prompt_length(self.tokenizer, prompt) if prompt else 0
         return dict(encoded), [len(ids) for ids in encoded["input_ids"]], skip
 

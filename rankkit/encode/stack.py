@@ -37,18 +37,24 @@ def check_modules(model_dir: Path) -> None:
     where = model_dir / "modules.json"
     if not modules or _module_class_name(modules[0]) != "Transformer":
         first = modules[0].get("type") if modules else "nothing"
-        raise RankkitError(f"{where}: the first module is {first}, not a Transformer, so rankkit cannot run this "
-                           "model. Fix: encode it with sentence-transformers, or use a Transformer-based model")
+        raise RankkitError(
+            f"{where}: the first module is {first}, not a Transformer, so rankkit cannot run this "
+            "model. Fix: encode it with sentence-transformers, or use a Transformer-based model"
+        )
     for entry in modules[1:]:
         if _module_class_name(entry) not in SUPPORTED_HEAD_MODULES:
-            raise RankkitError(f"{where}: module {entry.get('name')} of type {entry.get('type')} is not one rankkit "
-                               f"can run (it runs Transformer, then {', '.join(SUPPORTED_HEAD_MODULES)}). "
-                               "Fix: encode this model with sentence-transformers")
+            raise RankkitError(
+                f"{where}: module {entry.get('name')} of type {entry.get('type')} is not one rankkit "
+                f"can run (it runs Transformer, then {', '.join(SUPPORTED_HEAD_MODULES)}). "
+                "Fix: encode this model with sentence-transformers"
+            )
     config = read_json(model_dir / modules[0].get("path", "") / "sentence_bert_config.json") or {}
     task = config.get("transformer_task", "feature-extraction")
     if task != "feature-extraction":
-        raise RankkitError(f"{where}: its Transformer runs the task {task!r}; rankkit's bi-encoder runs "
-                           "feature-extraction only. Fix: encode this model with sentence-transformers")
+        raise RankkitError(
+            f"{where}: its Transformer runs the task {task!r}; rankkit's bi-encoder runs "
+            "feature-extraction only. Fix: encode this model with sentence-transformers"
+        )
 
 
 def load_stack(model_dir: Path, device: torch.device):
@@ -64,8 +70,7 @@ def load_stack(model_dir: Path, device: torch.device):
     return SentenceTransformer(modules=[transformer, pooling, Normalize()], device=str(device))
 
 
-def resolve_prompt(prompts: dict[str, str], default_prompt_name: str | None, role: str,
-                   override: str | None) -> str:
+def resolve_prompt(prompts: dict[str, str], default_prompt_name: str | None, role: str, override: str | None) -> str:
     """The prompt sentence-transformers' encode_query / encode_document would prepend: an explicit
     prompt, else the role's named prompt ('query'; 'document', 'passage' or 'corpus'), else the
     default prompt; '' for none."""
@@ -91,4 +96,3 @@ def describe_pooling(stack) -> tuple[str, bool]:
     mode = pooling.pooling_mode if pooling is not None else "none"
     mode = mode if isinstance(mode, str) else "+".join(mode)
     return mode, isinstance(stack[-1], Normalize)
-

@@ -20,8 +20,9 @@ class Comparison:
     queries: int
 
 
-def paired_compare(measure: str, baseline_name: str, baseline: Evaluation,
-                   other_name: str, other: Evaluation) -> Comparison:
+def paired_compare(
+    measure: str, baseline_name: str, baseline: Evaluation, other_name: str, other: Evaluation
+) -> Comparison:
     """Compare two evaluations of one measure on the queries both evaluated."""
     a, b = baseline.per_query[measure], other.per_query[measure]
     qids = sorted(set(a) & set(b))

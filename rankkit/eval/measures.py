@@ -53,8 +53,9 @@ def resolve_measures(preset: str | None, names: Sequence[str] = ()) -> list[ir_m
                 raise ValueError(f"cutoff {cutoff!r}")
             parsed.append(measure)
         except (ValueError, NameError, TypeError, AttributeError, KeyError):
-            raise RankkitError(f"unknown measure {name!r}. Fix: use an ir-measures name such as nDCG@10, "
-                               "RR@10, AP(rel=2), R@1000, P@5") from None
+            raise RankkitError(
+                f"unknown measure {name!r}. Fix: use an ir-measures name such as nDCG@10, RR@10, AP(rel=2), R@1000, P@5"
+            ) from None
     return list(dict.fromkeys(parsed))
 
 
@@ -62,10 +63,13 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[ir_measures.Measure]) ->
     """Evaluate a run against qrels; see the module docstring for missing queries."""
     judged = {qid for qid, docs in qrels.items() if docs}
     run_dict: Mapping[str, dict[str, float]] = {
-        qid: {hit.docid: hit.score for hit in hits} for qid, hits in run.items() if qid in judged}
+        qid: {hit.docid: hit.score for hit in hits} for qid, hits in run.items() if qid in judged
+    }
     if not run_dict:
-        raise RankkitError("the run shares no query id with the qrels. Fix: evaluate the run against the qrels "
-                           "of the same queries (check the qid column of both files)")
+        raise RankkitError(
+            "the run shares no query id with the qrels. Fix: evaluate the run against the qrels "
+            "of the same queries (check the qid column of both files)"
+        )
     names = tuple(str(m) for m in measures)
     per_query: dict[str, dict[str, float]] = {name: {} for name in names}
     for value in ir_measures.iter_calc(measures, qrels, run_dict):

@@ -44,8 +44,19 @@ def comparison_table(comparisons: Sequence[Comparison]) -> Table:
 
 
 def to_json(names: Sequence[str], evaluations: Sequence[Evaluation], comparisons: Sequence[Comparison]) -> str:
-    return json.dumps({
-        "runs": {name: {"aggregate": ev.aggregate, "per_query": ev.per_query, "missing_queries": list(ev.missing_queries)}
-                 for name, ev in zip(names, evaluations)},
-        "comparisons": [{**c.__dict__, "p_value": None if math.isnan(c.p_value) else c.p_value} for c in comparisons],
-    }, indent=2)
+    return json.dumps(
+        {
+            "runs": {
+                name: {
+                    "aggregate": ev.aggregate,
+                    "per_query": ev.per_query,
+                    "missing_queries": list(ev.missing_queries),
+                }
+                for name, ev in zip(names, evaluations)
+            },
+            "comparisons": [
+                {**c.__dict__, "p_value": None if math.isnan(c.p_value) else c.p_value} for c in comparisons
+            ],
+        },
+        indent=2,
+    )

@@ -10,8 +10,8 @@ from typing import Any, Sequence
 from rankkit.data.corpus import CorpusFormat, detect_corpus_format, read_corpus
 from rankkit.data.files import atomic_dir
 from rankkit.errors import RankkitError
-from rankkit.index.java import configure_java, start_jvm
 from rankkit.index.integrity import check_count, check_sizes, index_error
+from rankkit.index.java import configure_java, start_jvm
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
@@ -47,8 +47,9 @@ class LuceneBM25Searcher:
     def search(self, query: str, k: int = 10) -> list[Any]:
         return list(self.object.search(query, int(k)))
 
-    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10,
-                     threads: int = 1) -> dict[str, list[Any]]:
+    def batch_search(
+        self, queries: Sequence[str], qids: Sequence[str], k: int = 10, threads: int = 1
+    ) -> dict[str, list[Any]]:
         query_strings, qid_strings = self._array_list(), self._array_list()
         for query in queries:
             query_strings.add(query)
@@ -58,8 +59,9 @@ class LuceneBM25Searcher:
         return {entry.getKey(): list(entry.getValue()) for entry in results.entrySet().toArray()}
 
 
-def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | None = None,
-                     threads: int = 2, overwrite: bool = False) -> Manifest:
+def build_bm25_index(
+    corpus: str | Path, out: str | Path, fmt: CorpusFormat | None = None, threads: int = 2, overwrite: bool = False
+) -> Manifest:
     """Index `corpus` with Lucene (Anserini's default English analyzer, positions and raw text
     stored) into the folder `out`, atomically. Returns its manifest."""
     fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
@@ -67,8 +69,9 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
     indexer_class = _pyserini_indexer()
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         lucene = folder / LUCENE_DIR
-        indexer = indexer_class(args=["-index", str(lucene), "-storePositions", "-storeDocvectors", "-storeRaw"],
-                                threads=threads)
+        indexer = indexer_class(
+            args=["-index", str(lucene), "-storePositions", "-storeDocvectors", "-storeRaw"], threads=threads
+        )
         count, batch = 0, []
         try:
             with corpus_bar(corpus_size(corpus, fmt)[0], "indexing corpus", "doc") as progress:
@@ -86,8 +89,13 @@ def build_bm25_index(corpus: str | Path, out: str | Path, fmt: CorpusFormat | No
             indexer.close()
         if count == 0:
             raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
-        manifest = Manifest(kind="bm25", count=count, corpus=corpus_info, index_type="lucene",
-                            settings={"analyzer": "anserini-default-english"})
+        manifest = Manifest(
+            kind="bm25",
+            count=count,
+            corpus=corpus_info,
+            index_type="lucene",
+            settings={"analyzer": "anserini-default-english"},
+        )
         manifest = manifest.write(folder)
     return manifest
 

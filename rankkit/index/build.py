@@ -16,8 +16,9 @@ def build_index(config: IndexBuild) -> tuple[Manifest, str]:
             raise RankkitError("--shard with --kind bm25: only dense indexes are encoded in shards. Fix: drop --shard")
         from rankkit.index.bm25 import build_bm25_index
 
-        return build_bm25_index(config.corpus, out, config.format, threads=config.threads,
-                                overwrite=config.overwrite), str(out)
+        return build_bm25_index(
+            config.corpus, out, config.format, threads=config.threads, overwrite=config.overwrite
+        ), str(out)
     from rankkit.encode.biencoder import BiEncoder
     from rankkit.encode.device import launcher_device
     from rankkit.index.dense import DenseBuildConfig, build_dense_index
@@ -26,16 +27,36 @@ def build_index(config: IndexBuild) -> tuple[Manifest, str]:
 
     split = resolve_shard(config.shard)
     if split is not None and (config.factory != "Flat" or config.embeddings_from):
-        raise RankkitError("--shard encodes embeddings only, so --factory and --embeddings-from do not apply. "
-                           "Fix: drop them, and pass --factory to `rankkit index merge`")
+        raise RankkitError(
+            "--shard encodes embeddings only, so --factory and --embeddings-from do not apply. "
+            "Fix: drop them, and pass --factory to `rankkit index merge`"
+        )
     device = launcher_device(config.device) if split is not None else config.device
-    encoder = None if config.embeddings_from else BiEncoder(config.model, device=device, precision=config.precision,
-                                                             passage_prompt=config.passage_prompt)
+    encoder = (
+        None
+        if config.embeddings_from
+        else BiEncoder(config.model, device=device, precision=config.precision, passage_prompt=config.passage_prompt)
+    )
     query_encoder = BiEncoder(config.query_model, device=device) if config.query_model else None
     if split is not None:
         out = out.with_name(shard_name(out.name, split))
-        return build_dense_shard(config.corpus, out, encoder, split, fmt=config.format, overwrite=config.overwrite,
-                                 query_encoder=query_encoder), str(out)
+        return build_dense_shard(
+            config.corpus,
+            out,
+            encoder,
+            split,
+            fmt=config.format,
+            overwrite=config.overwrite,
+            query_encoder=query_encoder,
+        ), str(out)
     build = DenseBuildConfig(factory=config.factory, save_embeddings=config.save_embeddings)
-    return build_dense_index(config.corpus, out, encoder, build, config.format, config.embeddings_from,
-                             config.overwrite, query_encoder=query_encoder), str(out)
+    return build_dense_index(
+        config.corpus,
+        out,
+        encoder,
+        build,
+        config.format,
+        config.embeddings_from,
+        config.overwrite,
+        query_encoder=query_encoder,
+    ), str(out)

@@ -66,19 +66,25 @@ def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
         yield chunk
 
 
-def encode_corpus(corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int,
-                   rows: range | None = None) -> int:
+def encode_corpus(
+    corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int, rows: range | None = None
+) -> int:
     """Encode the corpus (or only its documents at positions `rows`) chunk by chunk into
     embeddings.f32 and docids.txt, under one progress bar over their characters (time per chunk
     follows its text length, not its document count)."""
     count = 0
-    with open(folder / EMBEDDINGS_FILE, "wb") as vectors, open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids, \
-            corpus_bar(corpus_size(corpus, fmt, rows)[1], "encoding corpus", "char") as progress:
+    with (
+        open(folder / EMBEDDINGS_FILE, "wb") as vectors,
+        open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids,
+        corpus_bar(corpus_size(corpus, fmt, rows)[1], "encoding corpus", "char") as progress,
+    ):
         for chunk in _chunks(read_corpus_rows(corpus, fmt, rows, word_ids=True), chunk_size):
             if any("\n" in d.docid for d in chunk):
                 raise RankkitError("a docid contains a newline. Fix: use single-line document ids")
             texts = [d.contents for d in chunk]
-            embeddings = encoder.encode(texts, on_batch=lambda batch: progress.update(sum(len(texts[i]) for i in batch)))
+            embeddings = encoder.encode(
+                texts, on_batch=lambda batch: progress.update(sum(len(texts[i]) for i in batch))
+            )
             vectors.write(embeddings.tobytes())
             ids.writelines(f"{d.docid}\n" for d in chunk)
             count += len(chunk)
@@ -123,8 +129,9 @@ def set_search_params(index: faiss.Index, params: dict[str, int], where: str | P
             raise RankkitError(f"{where}: the index has no search parameter {name!r}. Fix: {fix}") from None
 
 
-def tune_search_params(index: faiss.Index, vectors: np.ndarray, seed: int, target: float = TUNING_TARGET_RECALL,
-                       depth: int = TUNING_DEPTH) -> dict[str, int]:
+def tune_search_params(
+    index: faiss.Index, vectors: np.ndarray, seed: int, target: float = TUNING_TARGET_RECALL, depth: int = TUNING_DEPTH
+) -> dict[str, int]:
     """The smallest nprobe / efSearch (powers of two) at which the index's top `depth` for sampled
     corpus vectors, used as queries, holds at least `target` of the exact top `depth`; {} for exact
     indexes. Recorded in the manifest as the default search setting."""
@@ -153,18 +160,22 @@ def make_faiss_index(vectors: np.ndarray, factory: str, seed: int) -> faiss.Inde
     try:
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise RankkitError(f"FAISS cannot build {factory!r} ({str(exc).strip().splitlines()[-1]}). "
-                           "Fix: use a factory string such as Flat, HNSW32 or IVF256,PQ32") from None
+        raise RankkitError(
+            f"FAISS cannot build {factory!r} ({str(exc).strip().splitlines()[-1]}). "
+            "Fix: use a factory string such as Flat, HNSW32 or IVF256,PQ32"
+        ) from None
     index = to_search_device(index)
     if not index.is_trained:
         rows = np.random.default_rng(seed).permutation(count)[:MAX_TRAINING_VECTORS]
         try:
             index.train(np.ascontiguousarray(vectors[np.sort(rows)]))
         except RuntimeError as exc:
-            raise RankkitError(f"FAISS could not train {factory!r} on {count} vectors ({str(exc).strip()[:200]}). "
-                               "Fix: use fewer IVF lists or PQ centroids for a corpus this size, or Flat") from None
+            raise RankkitError(
+                f"FAISS could not train {factory!r} on {count} vectors ({str(exc).strip()[:200]}). "
+                "Fix: use fewer IVF lists or PQ centroids for a corpus this size, or Flat"
+            ) from None
     for start in range(0, count, 50_000):
-        index.add(np.ascontiguousarray(vectors[start:start + 50_000]))
+        index.add(np.ascontiguousarray(vectors[start : start + 50_000]))
     return to_cpu(index)
 
 
@@ -173,25 +184,40 @@ def _query_model(encoder: BiEncoder, query_encoder: BiEncoder | None) -> dict:
     if query_encoder is None:
         return {}
     if query_encoder.dimension != encoder.dimension:
-        raise RankkitError(f"query model {query_encoder.name!r} gives {query_encoder.dimension} dimensions, the "
-                           f"passage model {encoder.name!r} {encoder.dimension}. Fix: pair towers of one dimension")
+        raise RankkitError(
+            f"query model {query_encoder.name!r} gives {query_encoder.dimension} dimensions, the "
+            f"passage model {encoder.name!r} {encoder.dimension}. Fix: pair towers of one dimension"
+        )
     return dict(query_model=query_encoder.name, query_model_fingerprint=query_encoder.fingerprint)
 
 
 def encoder_fields(encoder: BiEncoder, query_encoder: BiEncoder | None) -> tuple[dict, dict]:
     """The manifest fields (model, dimension, pooling, ...) and encoding settings (precision,
     passage prompt) of vectors `encoder` computes; the towers are checked before any encoding."""
-    model = dict(model=encoder.name, model_fingerprint=encoder.fingerprint, dimension=encoder.dimension,
-                 pooling=encoder.pooling_mode, normalized=encoder.normalized, max_length=encoder.max_length,
-                 **_query_model(encoder, query_encoder))
+    model = dict(
+        model=encoder.name,
+        model_fingerprint=encoder.fingerprint,
+        dimension=encoder.dimension,
+        pooling=encoder.pooling_mode,
+        normalized=encoder.normalized,
+        max_length=encoder.max_length,
+        **_query_model(encoder, query_encoder),
+    )
     return model, {"precision": encoder.precision, "passage_prompt": encoder.prompts["passage"]}
 
 
 def source_fields(source: Manifest) -> tuple[dict, dict]:
     """The same fields, taken from the manifest of the folder whose saved vectors are reused."""
-    model = dict(model=source.model, model_fingerprint=source.model_fingerprint, dimension=source.dimension,
-                 pooling=source.pooling, normalized=source.normalized, max_length=source.max_length,
-                 query_model=source.query_model, query_model_fingerprint=source.query_model_fingerprint)
+    model = dict(
+        model=source.model,
+        model_fingerprint=source.model_fingerprint,
+        dimension=source.dimension,
+        pooling=source.pooling,
+        normalized=source.normalized,
+        max_length=source.max_length,
+        query_model=source.query_model,
+        query_model_fingerprint=source.query_model_fingerprint,
+    )
     prompts = {key: source.settings[key] for key in ("passage_prompt",) if key in source.settings}
     return model, {"precision": source.settings.get("precision", "fp32"), **prompts}
 
@@ -201,8 +227,9 @@ def same_corpus(a: CorpusInfo, b: CorpusInfo) -> bool:
     return (a.sha256, a.sha256 or a.path) == (b.sha256, b.sha256 or b.path)
 
 
-def write_dense_index(folder: Path, vectors: np.ndarray, corpus_info: CorpusInfo, model: dict, encoding: dict,
-                      config: DenseBuildConfig) -> Manifest:
+def write_dense_index(
+    folder: Path, vectors: np.ndarray, corpus_info: CorpusInfo, model: dict, encoding: dict, config: DenseBuildConfig
+) -> Manifest:
     """Index `vectors` (row i is line i of the folder's docids.txt) with `config.factory`, tune its
     search setting, and write index.faiss and the manifest into `folder`; a folder's embeddings.f32
     is kept only with `config.save_embeddings`. The one ending of every dense build (from a corpus,
@@ -212,15 +239,28 @@ def write_dense_index(folder: Path, vectors: np.ndarray, corpus_info: CorpusInfo
     faiss.write_index(index, str(folder / INDEX_FILE))
     if not config.save_embeddings:
         (folder / EMBEDDINGS_FILE).unlink(missing_ok=True)
-    manifest = Manifest(kind="dense", count=index.ntotal, corpus=corpus_info, index_type=config.factory, metric="ip",
-                        settings={"seed": config.seed, "search_params": search_params, **encoding}, **model)
+    manifest = Manifest(
+        kind="dense",
+        count=index.ntotal,
+        corpus=corpus_info,
+        index_type=config.factory,
+        metric="ip",
+        settings={"seed": config.seed, "search_params": search_params, **encoding},
+        **model,
+    )
     return manifest.write(folder)
 
 
-def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | None,
-                      config: DenseBuildConfig = DenseBuildConfig(), fmt: CorpusFormat | None = None,
-                      embeddings_from: str | Path | None = None, overwrite: bool = False,
-                      query_encoder: BiEncoder | None = None) -> Manifest:
+def build_dense_index(
+    corpus: str | Path,
+    out: str | Path,
+    encoder: BiEncoder | None,
+    config: DenseBuildConfig = DenseBuildConfig(),
+    fmt: CorpusFormat | None = None,
+    embeddings_from: str | Path | None = None,
+    overwrite: bool = False,
+    query_encoder: BiEncoder | None = None,
+) -> Manifest:
     """Encode `corpus` (or reuse the embeddings saved in the index `embeddings_from`) and write a
     dense index folder to `out` atomically. Returns its manifest.
 
@@ -231,15 +271,21 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         if embeddings_from is not None:
             if query_encoder is not None:
-                raise RankkitError("--query-model with --embeddings-from: the towers are those of the source index. "
-                                   "Fix: drop --query-model, or build from the corpus")
+                raise RankkitError(
+                    "--query-model with --embeddings-from: the towers are those of the source index. "
+                    "Fix: drop --query-model, or build from the corpus"
+                )
             source = Manifest.read(embeddings_from)
             if source.kind != "dense":
-                raise RankkitError(f"{embeddings_from}: a {source.kind} folder, not a dense index. Fix: pass an index "
-                                   "built with --save-embeddings (merge shards with `rankkit index merge`)")
+                raise RankkitError(
+                    f"{embeddings_from}: a {source.kind} folder, not a dense index. Fix: pass an index "
+                    "built with --save-embeddings (merge shards with `rankkit index merge`)"
+                )
             if not same_corpus(source.corpus, corpus_info):
-                raise RankkitError(f"{embeddings_from}: its embeddings were computed on {source.corpus.path}, "
-                                   f"which differs from {corpus}. Fix: pass the same corpus, or drop --embeddings-from")
+                raise RankkitError(
+                    f"{embeddings_from}: its embeddings were computed on {source.corpus.path}, "
+                    f"which differs from {corpus}. Fix: pass the same corpus, or drop --embeddings-from"
+                )
             vectors = load_embeddings(embeddings_from)
             shutil.copyfile(Path(embeddings_from) / DOCIDS_FILE, folder / DOCIDS_FILE)
             if config.save_embeddings:
@@ -247,14 +293,15 @@ def build_dense_index(corpus: str | Path, out: str | Path, encoder: BiEncoder | 
             model, encoding = source_fields(source)
         else:
             if encoder is None:
-                raise RankkitError("building a dense index needs a model or saved embeddings. "
-                                   "Fix: pass --model, or --embeddings-from an index built with --save-embeddings")
+                raise RankkitError(
+                    "building a dense index needs a model or saved embeddings. "
+                    "Fix: pass --model, or --embeddings-from an index built with --save-embeddings"
+                )
             model, encoding = encoder_fields(encoder, query_encoder)  # checked before the corpus is encoded
             count = encode_corpus(corpus, fmt, encoder, folder, config.chunk_size)
             if count == 0:
                 raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
-            vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r",
-                                shape=(count, encoder.dimension))
+            vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r", shape=(count, encoder.dimension))
         manifest = write_dense_index(folder, vectors, corpus_info, model, encoding, config)
     return manifest
 
@@ -263,8 +310,7 @@ class DenseIndex:
     """A dense index folder opened for search (read-only); on the GPUs, when FAISS sees any, as
     `gpu` says (a replica per GPU by default)."""
 
-    def __init__(self, folder: str | Path, search_params: dict[str, int] | None = None,
-                 gpu: GpuOptions = GpuOptions()):
+    def __init__(self, folder: str | Path, search_params: dict[str, int] | None = None, gpu: GpuOptions = GpuOptions()):
         self.folder = Path(folder)
         self.manifest = Manifest.read(self.folder)
         if self.manifest.kind != "dense":
@@ -283,8 +329,9 @@ class DenseIndex:
         except UnicodeDecodeError:
             raise index_error(self.folder, self.manifest, DOCIDS_FILE, "not valid UTF-8") from None
         if len(self.docids) != index.ntotal:
-            raise index_error(self.folder, self.manifest, DOCIDS_FILE,
-                              f"{len(self.docids)} docids for {index.ntotal} vectors")
+            raise index_error(
+                self.folder, self.manifest, DOCIDS_FILE, f"{len(self.docids)} docids for {index.ntotal} vectors"
+            )
         self.index = to_search_device(index, shard=gpu.shard, fp16=gpu.fp16)
         # the setting tuned at build time, overridden by the caller's
         self.search_params = {**self.manifest.settings.get("search_params", {}), **(search_params or {})}
@@ -302,8 +349,10 @@ class DenseIndex:
         if short:
             self._warn_short(short, len(rows), k, int((rows >= 0).sum(axis=1).min()))
         docids = self.docids  # plain Python lists: a third cheaper than numpy scalars per hit
-        return [[_new_hit((docids[row], score)) for score, row in zip(score_row, row_ids) if row >= 0]
-                for score_row, row_ids in zip(scores.tolist(), rows.tolist())]
+        return [
+            [_new_hit((docids[row], score)) for score, row in zip(score_row, row_ids) if row >= 0]
+            for score_row, row_ids in zip(scores.tolist(), rows.tolist())
+        ]
 
     def _widen_short_lists(self, vectors: np.ndarray, k: int, scores: np.ndarray, rows: np.ndarray) -> None:
         """Search again, with efSearch widened to k for these calls only, the queries for which HNSW
@@ -316,6 +365,14 @@ class DenseIndex:
 
     def _warn_short(self, short: int, queries: int, k: int, fewest: int) -> None:
         knob = search_parameter(faiss.downcast_index(self.index))
-        fix = f"raise {SEARCH_PARAMETERS[knob]} (now {self.search_params.get(knob, 'the FAISS default')})" if knob else "rebuild the index"
-        warnings.warn(f"{self.folder}: {short} of {queries} queries got fewer than the {k} hits asked for (fewest "
-                      f"{fewest}). Fix: {fix}", FewerHitsWarning, stacklevel=3)
+        fix = (
+            f"raise {SEARCH_PARAMETERS[knob]} (now {self.search_params.get(knob, 'the FAISS default')})"
+            if knob
+            else "rebuild the index"
+        )
+        warnings.warn(
+            f"{self.folder}: {short} of {queries} queries got fewer than the {k} hits asked for (fewest "
+            f"{fewest}). Fix: {fix}",
+            FewerHitsWarning,
+            stacklevel=3,
+        )

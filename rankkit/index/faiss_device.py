@@ -23,8 +23,11 @@ def gpu_count() -> int:
 
 @functools.cache
 def _warn_without_gpu(options: str) -> None:
-    print(f"warning: {options} ignored: FAISS sees no GPU (faiss.get_num_gpus() == 0); searching on the CPU. "
-          "Fix: install faiss-gpu (`make setup-gpu`) on a CUDA machine, or drop the option", file=sys.stderr)
+    print(
+        f"warning: {options} ignored: FAISS sees no GPU (faiss.get_num_gpus() == 0); searching on the CPU. "
+        "Fix: install faiss-gpu (`make setup-gpu`) on a CUDA machine, or drop the option",
+        file=sys.stderr,
+    )
 
 
 def to_search_device(index: faiss.Index, shard: bool = False, fp16: bool = False) -> faiss.Index:

@@ -13,8 +13,11 @@ from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest, shard_name, shard_of
 
 SHARD_KIND = "dense-shard"  # one shard of a dense index's embeddings (see shards.py)
-REQUIRED_FILES = {"dense": ("index.faiss", "docids.txt"), "bm25": ("lucene",),
-                  SHARD_KIND: ("embeddings.f32", "docids.txt")}
+REQUIRED_FILES = {
+    "dense": ("index.faiss", "docids.txt"),
+    "bm25": ("lucene",),
+    SHARD_KIND: ("embeddings.f32", "docids.txt"),
+}
 
 
 def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
@@ -27,8 +30,7 @@ def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
         shard = shard_of(manifest)
         kind, name = "dense", name.removesuffix(shard_name("", shard))
         options = f" --model {manifest.model} --shard {shard}"
-    command = (f"rankkit index build {manifest.corpus.path} --kind {kind} -o {folder.parent / name} "
-               f"--overwrite{options}")
+    command = f"rankkit index build {manifest.corpus.path} --kind {kind} -o {folder.parent / name} --overwrite{options}"
     return f"Fix: rebuild the index ({command})"
 
 
@@ -44,11 +46,18 @@ def check_layout(folder: str | Path, manifest: Manifest) -> None:
         raise index_error(folder, manifest, "manifest.json", f"unknown index kind {manifest.kind!r}")
     for name in REQUIRED_FILES[manifest.kind]:
         if not (folder / name).exists():
-            others = [kind for kind, names in REQUIRED_FILES.items()
-                      if kind != manifest.kind and all((folder / n).exists() for n in names)]
+            others = [
+                kind
+                for kind, names in REQUIRED_FILES.items()
+                if kind != manifest.kind and all((folder / n).exists() for n in names)
+            ]
             hint = f" (the folder holds the files of a {others[0]} index)" if others else ""
-            raise index_error(folder, manifest, name, f"missing: the manifest says this is a {manifest.kind} "
-                              f"index, which needs it{hint}")
+            raise index_error(
+                folder,
+                manifest,
+                name,
+                f"missing: the manifest says this is a {manifest.kind} index, which needs it{hint}",
+            )
 
 
 def check_sizes(folder: str | Path, manifest: Manifest) -> None:
@@ -64,11 +73,16 @@ def check_sizes(folder: str | Path, manifest: Manifest) -> None:
             raise index_error(folder, manifest, name, "missing (the manifest records it)")
         size = path.stat().st_size
         if size != record["size"]:
-            raise index_error(folder, manifest, name, f"{size:,} bytes, but {record['size']:,} when the index "
-                              "was built (truncated or replaced)")
+            raise index_error(
+                folder,
+                manifest,
+                name,
+                f"{size:,} bytes, but {record['size']:,} when the index was built (truncated or replaced)",
+            )
 
 
 def check_count(folder: str | Path, manifest: Manifest, found: int, what: str) -> None:
     if found != manifest.count:
-        raise index_error(folder, manifest, "manifest.json", f"the manifest says {manifest.count} documents, "
-                          f"but {what} holds {found}")
+        raise index_error(
+            folder, manifest, "manifest.json", f"the manifest says {manifest.count} documents, but {what} holds {found}"
+        )

@@ -71,8 +71,10 @@ class Manifest:
     def read(cls, folder: str | Path) -> "Manifest":
         path = Path(folder) / MANIFEST
         if not path.is_file():
-            raise RankkitError(f"{folder}: not a rankkit index (no {MANIFEST}). "
-                               "Fix: build one with `rankkit index build`, or check the path")
+            raise RankkitError(
+                f"{folder}: not a rankkit index (no {MANIFEST}). "
+                "Fix: build one with `rankkit index build`, or check the path"
+            )
         try:
             data = json.loads(path.read_text())
             data["corpus"] = CorpusInfo(**data["corpus"])
@@ -109,8 +111,11 @@ def shard_of(manifest: Manifest) -> Shard:
 def file_records(folder: str | Path) -> dict[str, dict[str, Any]]:
     """{relative path: {"size", "sha256"}} of every file under `folder` except the manifest."""
     folder = Path(folder)
-    return {path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
-            for path in sorted(folder.rglob("*")) if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST}
+    return {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST
+    }
 
 
 def is_index_folder(folder: Path) -> bool:

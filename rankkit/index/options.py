@@ -21,26 +21,37 @@ class DenseBuild(Runtime):
     factory: str = option("Flat", "Dense: FAISS factory string, e.g. Flat, HNSW32, IVF256,PQ32.")
     save_embeddings: bool = option(False, "Dense: keep embeddings.f32 to build other index types later.")
     embeddings_from: str | None = option(None, "Dense: reuse the embeddings saved in this index.")
-    passage_prompt: str | None = option(None, "Dense: prompt prepended to passages (default: the model's own, from "
-                                              "config_sentence_transformers.json).")
-    query_model: str | None = option(None, "Dense: a separate query encoder (two-tower, DPR / Tevatron style), "
-                                           "recorded in the manifest and used by search, serve and mine.")
-    shard: str | None = option(None, "Dense: encode only shard I of N of the corpus (0-based, e.g. 0/2) into the "
-                                     "shard folder OUTPUT-shard-I-of-N, for `rankkit index merge`; auto: this "
-                                     "process's RANK of WORLD_SIZE under torchrun (which then requires --shard).")
+    passage_prompt: str | None = option(
+        None, "Dense: prompt prepended to passages (default: the model's own, from config_sentence_transformers.json)."
+    )
+    query_model: str | None = option(
+        None,
+        "Dense: a separate query encoder (two-tower, DPR / Tevatron style), "
+        "recorded in the manifest and used by search, serve and mine.",
+    )
+    shard: str | None = option(
+        None,
+        "Dense: encode only shard I of N of the corpus (0-based, e.g. 0/2) into the "
+        "shard folder OUTPUT-shard-I-of-N, for `rankkit index merge`; auto: this "
+        "process's RANK of WORLD_SIZE under torchrun (which then requires --shard).",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class IndexBuild(Output, DenseBuild):
     """One index to build from one corpus."""
 
-    corpus: str = option(help="Corpus file (.tsv, pyserini or BEIR .jsonl), a folder of .txt/.md files, or "
-                              "irds:<dataset id>.", argument=True)
+    corpus: str = option(
+        help="Corpus file (.tsv, pyserini or BEIR .jsonl), a folder of .txt/.md files, or irds:<dataset id>.",
+        argument=True,
+    )
     kind: Literal["bm25", "dense"] = option("dense", "bm25 (Lucene through pyserini) or dense (FAISS).")
-    output: str | None = same_option(Output, "output", None, "Index folder to write (default: "
-                                                             "indexes/CORPUS_NAME-KIND).")
+    output: str | None = same_option(
+        Output, "output", None, "Index folder to write (default: indexes/CORPUS_NAME-KIND)."
+    )
     format: Literal["tsv", "pyserini", "beir", "folder"] | None = option(
-        None, "Corpus format; guessed from the path when absent.")
+        None, "Corpus format; guessed from the path when absent."
+    )
     threads: int = option(2, "BM25: indexing threads.", low=1)
 
     def folder(self) -> Path:
@@ -55,8 +66,9 @@ class IndexBuild(Output, DenseBuild):
 class IndexMerge(Output):
     """One dense index from the shards of one `index build --shard` split."""
 
-    shards: tuple[str, ...] = option(help="The shard folders of one `index build --shard` split, any order.",
-                                     argument=True)
+    shards: tuple[str, ...] = option(
+        help="The shard folders of one `index build --shard` split, any order.", argument=True
+    )
     output: str = same_option(Output, "output", help="Index folder to write.")
     factory: str = same_option(DenseBuild, "factory")
     save_embeddings: bool = same_option(DenseBuild, "save_embeddings")

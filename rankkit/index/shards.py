@@ -21,8 +21,17 @@ from rankkit.data.corpus import CorpusFormat
 from rankkit.data.files import atomic_dir
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
-from rankkit.index.dense import (DOCIDS_FILE, EMBEDDINGS_FILE, DenseBuildConfig, corpus_format, encode_corpus,
-                                 encoder_fields, same_corpus, source_fields, write_dense_index)
+from rankkit.index.dense import (
+    DOCIDS_FILE,
+    EMBEDDINGS_FILE,
+    DenseBuildConfig,
+    corpus_format,
+    encode_corpus,
+    encoder_fields,
+    same_corpus,
+    source_fields,
+    write_dense_index,
+)
 from rankkit.index.integrity import SHARD_KIND, check_sizes, index_error
 from rankkit.index.manifest import CorpusInfo, Manifest, Shard, is_index_folder, shard_of
 from rankkit.index.progress import corpus_size
@@ -34,8 +43,10 @@ def parse_shard(text: str) -> Shard:
     """'I/N' as a Shard."""
     match = SHARD_PATTERN.fullmatch(text.strip())
     if match is None or int(match[1]) >= int(match[2]):
-        raise RankkitError(f"--shard {text!r} is not a shard of a split. Fix: pass --shard I/N with whole numbers "
-                           "0 <= I < N (e.g. 0/2 and 1/2 for two shards), or --shard auto under torchrun")
+        raise RankkitError(
+            f"--shard {text!r} is not a shard of a split. Fix: pass --shard I/N with whole numbers "
+            "0 <= I < N (e.g. 0/2 and 1/2 for two shards), or --shard auto under torchrun"
+        )
     return Shard(int(match[1]), int(match[2]))
 
 
@@ -52,8 +63,10 @@ def launcher_shard() -> Shard | None:
     try:
         return parse_shard(f"{rank}/{world}")
     except RankkitError:
-        raise RankkitError(f"RANK={rank!r} and WORLD_SIZE={world!r} are not a rank of a world. Fix: launch with "
-                           "torchrun, which sets them, or pass --shard I/N") from None
+        raise RankkitError(
+            f"RANK={rank!r} and WORLD_SIZE={world!r} are not a rank of a world. Fix: launch with "
+            "torchrun, which sets them, or pass --shard I/N"
+        ) from None
 
 
 def resolve_shard(option: str | None) -> Shard | None:
@@ -63,20 +76,31 @@ def resolve_shard(option: str | None) -> Shard | None:
     launched = launcher_shard()
     if option is None:
         if launched is not None and launched.count > 1:
-            raise RankkitError(f"this process is rank {launched.index} of {launched.count} (torchrun), but no --shard "
-                               "was given, so each would encode the whole corpus. Fix: pass --shard auto")
+            raise RankkitError(
+                f"this process is rank {launched.index} of {launched.count} (torchrun), but no --shard "
+                "was given, so each would encode the whole corpus. Fix: pass --shard auto"
+            )
         return None
     if option.strip() == "auto":
         if launched is None:
-            raise RankkitError("--shard auto: no RANK and WORLD_SIZE set, nor a torch.distributed process group. "
-                               "Fix: launch with torchrun, or pass --shard I/N")
+            raise RankkitError(
+                "--shard auto: no RANK and WORLD_SIZE set, nor a torch.distributed process group. "
+                "Fix: launch with torchrun, or pass --shard I/N"
+            )
         return launched
     return parse_shard(option)
 
 
-def build_dense_shard(corpus: str | Path, out: str | Path, encoder: BiEncoder, shard: Shard,
-                      chunk_size: int = DenseBuildConfig.chunk_size, fmt: CorpusFormat | None = None,
-                      overwrite: bool = False, query_encoder: BiEncoder | None = None) -> Manifest:
+def build_dense_shard(
+    corpus: str | Path,
+    out: str | Path,
+    encoder: BiEncoder,
+    shard: Shard,
+    chunk_size: int = DenseBuildConfig.chunk_size,
+    fmt: CorpusFormat | None = None,
+    overwrite: bool = False,
+    query_encoder: BiEncoder | None = None,
+) -> Manifest:
     """Encode shard `shard` of `corpus` into the shard folder `out` (atomically). Returns its manifest."""
     fmt = fmt or corpus_format(corpus)
     corpus_info = CorpusInfo.of(corpus, fmt)
@@ -84,8 +108,15 @@ def build_dense_shard(corpus: str | Path, out: str | Path, encoder: BiEncoder, s
     documents = corpus_size(corpus, fmt)[0]
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:
         count = encode_corpus(corpus, fmt, encoder, folder, chunk_size, shard.rows(documents))
-        manifest = Manifest(kind=SHARD_KIND, count=count, corpus=corpus_info, index_type="embeddings", metric="ip",
-                            settings={**encoding, "shard": {"index": shard.index, "count": shard.count}}, **model)
+        manifest = Manifest(
+            kind=SHARD_KIND,
+            count=count,
+            corpus=corpus_info,
+            index_type="embeddings",
+            metric="ip",
+            settings={**encoding, "shard": {"index": shard.index, "count": shard.count}},
+            **model,
+        )
         manifest = manifest.write(folder)
     return manifest
 
@@ -96,13 +127,19 @@ def read_shard(folder: str | Path) -> Manifest:
     folder = Path(folder)
     manifest = Manifest.read(folder)
     if manifest.kind != SHARD_KIND:
-        raise RankkitError(f"{folder}: a {manifest.kind} index, not a shard. Fix: pass the shard folders that "
-                           "`rankkit index build --shard I/N` wrote")
+        raise RankkitError(
+            f"{folder}: a {manifest.kind} index, not a shard. Fix: pass the shard folders that "
+            "`rankkit index build --shard I/N` wrote"
+        )
     check_sizes(folder, manifest)
     size = (folder / EMBEDDINGS_FILE).stat().st_size
     if size != manifest.count * manifest.dimension * np.dtype(np.float32).itemsize:
-        raise index_error(folder, manifest, EMBEDDINGS_FILE, f"{size:,} bytes, not {manifest.count} vectors of "
-                          f"{manifest.dimension} float32")
+        raise index_error(
+            folder,
+            manifest,
+            EMBEDDINGS_FILE,
+            f"{size:,} bytes, not {manifest.count} vectors of {manifest.dimension} float32",
+        )
     with open(folder / DOCIDS_FILE, "rb") as ids:
         lines = sum(1 for _ in ids)
     if lines != manifest.count:
@@ -123,33 +160,46 @@ def _check_together(shards: list[tuple[Path, Manifest]]) -> list[tuple[Path, Man
     expected = _identity(reference)
     for folder, manifest in shards[1:]:
         if not same_corpus(manifest.corpus, reference.corpus):
-            raise RankkitError(f"{folder} was encoded from {manifest.corpus.path}, {first} from "
-                               f"{reference.corpus.path}, and their contents differ. Fix: merge the shards of one "
-                               "corpus (rebuild the odd ones from the same corpus file)")
+            raise RankkitError(
+                f"{folder} was encoded from {manifest.corpus.path}, {first} from "
+                f"{reference.corpus.path}, and their contents differ. Fix: merge the shards of one "
+                "corpus (rebuild the odd ones from the same corpus file)"
+            )
         for field, value in _identity(manifest).items():
             if value != expected[field]:
-                raise RankkitError(f"{folder} and {first} differ in {field} ({value!r}, {expected[field]!r}). Fix: "
-                                   "merge the shards of one split, encoded by one model with one setting (rebuild "
-                                   "the odd ones with the options of the others)")
+                raise RankkitError(
+                    f"{folder} and {first} differ in {field} ({value!r}, {expected[field]!r}). Fix: "
+                    "merge the shards of one split, encoded by one model with one setting (rebuild "
+                    "the odd ones with the options of the others)"
+                )
     by_index: dict[int, Path] = {}
     for folder, manifest in shards:
         index = shard_of(manifest).index
         if index in by_index:
-            raise RankkitError(f"shard {shard_of(manifest)} is given twice ({by_index[index]}, {folder}). "
-                               "Fix: pass each shard folder once")
+            raise RankkitError(
+                f"shard {shard_of(manifest)} is given twice ({by_index[index]}, {folder}). "
+                "Fix: pass each shard folder once"
+            )
         by_index[index] = folder
     count = expected["number of shards"]
     missing = [Shard(index, count) for index in range(count) if index not in by_index]
     if missing:
-        build = (f"rankkit index build {reference.corpus.path} --kind dense --model {reference.model} "
-                 f"--shard {missing[0]}")
-        raise RankkitError(f"{len(missing)} of {count} shards missing ({', '.join(map(str, missing))}). Fix: build "
-                           f"each missing shard and pass its folder too, e.g. {build}")
+        build = (
+            f"rankkit index build {reference.corpus.path} --kind dense --model {reference.model} --shard {missing[0]}"
+        )
+        raise RankkitError(
+            f"{len(missing)} of {count} shards missing ({', '.join(map(str, missing))}). Fix: build "
+            f"each missing shard and pass its folder too, e.g. {build}"
+        )
     return sorted(shards, key=lambda shard: shard_of(shard[1]).index)
 
 
-def merge_dense_shards(shard_folders: list[str | Path], out: str | Path, config: DenseBuildConfig = DenseBuildConfig(),
-                       overwrite: bool = False) -> Manifest:
+def merge_dense_shards(
+    shard_folders: list[str | Path],
+    out: str | Path,
+    config: DenseBuildConfig = DenseBuildConfig(),
+    overwrite: bool = False,
+) -> Manifest:
     """Build the dense index `out` (atomically) from the shards of one corpus: their docids and
     vectors concatenated in shard order, indexed exactly as `build_dense_index` indexes a whole
     corpus. Returns its manifest."""

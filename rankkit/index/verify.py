@@ -29,8 +29,12 @@ def verify(folder: str | Path) -> VerifyReport:
     report = VerifyReport(folder, manifest.kind, files_checked=len(manifest.files))
     for name, record in manifest.files.items():
         if sha256_file(folder / name) != record["sha256"]:
-            raise index_error(folder, manifest, name, "its SHA-256 differs from the one recorded at build time "
-                              "(the file was changed or damaged)")
+            raise index_error(
+                folder,
+                manifest,
+                name,
+                "its SHA-256 differs from the one recorded at build time (the file was changed or damaged)",
+            )
     if manifest.kind == "dense":
         from rankkit.index.dense import DenseIndex
 

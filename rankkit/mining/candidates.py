@@ -27,15 +27,18 @@ Candidates = dict[str, list[Candidate]]
 
 def candidates_from_run(run: Run, source: str) -> Candidates:
     """Every hit of a run as a candidate, ranks from 1 in score order."""
-    return {qid: [Candidate(hit.docid, source, rank, hit.score) for rank, hit in enumerate(hits, start=1)]
-            for qid, hits in run.items()}
+    return {
+        qid: [Candidate(hit.docid, source, rank, hit.score) for rank, hit in enumerate(hits, start=1)]
+        for qid, hits in run.items()
+    }
 
 
 def candidates_from_retriever(retriever: Retriever, queries: Mapping[str, str], depth: int) -> Candidates:
     """The top-`depth` hits of a retriever (BM25, dense, hybrid) for each query (a progress bar
     counts the queries where there are many)."""
-    return candidates_from_run(search_with_progress(retriever, queries, depth, desc="retrieving candidates"),
-                               retriever.name)
+    return candidates_from_run(
+        search_with_progress(retriever, queries, depth, desc="retrieving candidates"), retriever.name
+    )
 
 
 def merge_candidates(*sources: Candidates) -> Candidates:

@@ -72,8 +72,12 @@ def _tevatron_rows(mined: MinedSet, texts: Mapping[str, str], counts: dict) -> I
         if not q.positives:
             counts["queries_left_out"] += 1
             continue
-        yield {"query_id": q.qid, "query": q.query, "positive_passages": [passage(d) for d in q.positives],
-               "negative_passages": [passage(c.docid) for c in q.negatives]}
+        yield {
+            "query_id": q.qid,
+            "query": q.query,
+            "positive_passages": [passage(d) for d in q.positives],
+            "negative_passages": [passage(c.docid) for c in q.negatives],
+        }
 
 
 _WRITERS = {"st": _st_rows, "flagembedding": _flagembedding_rows, "tevatron": _tevatron_rows}
@@ -84,11 +88,14 @@ def export_minedset(mined: MinedSet, doc_texts: Mapping[str, str], fmt: str, pat
     (rows written, queries left out, and for flagembedding where its scores came from)."""
     if fmt not in _WRITERS:
         raise RankkitError(f"unknown export format {fmt!r}. Fix: use one of {', '.join(EXPORT_FORMATS)}")
-    missing = sorted({d for q in mined.queries for d in (*q.positives, *(c.docid for c in q.negatives))}
-                     - set(doc_texts))
+    missing = sorted(
+        {d for q in mined.queries for d in (*q.positives, *(c.docid for c in q.negatives))} - set(doc_texts)
+    )
     if missing:
-        raise RankkitError(f"{len(missing)} mined documents have no text (first: {missing[0]}). "
-                           "Fix: pass the corpus the MinedSet was mined from")
+        raise RankkitError(
+            f"{len(missing)} mined documents have no text (first: {missing[0]}). "
+            "Fix: pass the corpus the MinedSet was mined from"
+        )
     counts = {"format": fmt, "path": str(path), "rows": 0, "queries_left_out": 0}
     with atomic_write(path) as out:
         for row in _WRITERS[fmt](mined, doc_texts, counts):

@@ -38,10 +38,16 @@ def _best(scores: Sequence[float | None]) -> float | None:
     return max(known) if known else None
 
 
-def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strategies: Sequence[Strategy],
-         config: MiningConfig = MiningConfig(), doc_texts: Mapping[str, str] | None = None,
-         positive_scores: Mapping[str, float] | None = None,
-         positive_teacher_scores: Mapping[str, float] | None = None) -> MinedSet:
+def mine(
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    candidates: Candidates,
+    strategies: Sequence[Strategy],
+    config: MiningConfig = MiningConfig(),
+    doc_texts: Mapping[str, str] | None = None,
+    positive_scores: Mapping[str, float] | None = None,
+    positive_teacher_scores: Mapping[str, float] | None = None,
+) -> MinedSet:
     """Mine negatives for every query that has a positive.
 
     Labeled positives (and, with doc_texts, exact text duplicates of a positive) never come out as
@@ -73,14 +79,19 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
         ctx = QueryContext(
             qid,
             positive_scores.get(qid) if positive_scores else _best([c.score for c in found if c.docid in positives]),
-            positive_teacher_scores.get(qid) if positive_teacher_scores
+            positive_teacher_scores.get(qid)
+            if positive_teacher_scores
             else _best([c.teacher_score for c in found if c.docid in positives]),
-            rng)
+            rng,
+        )
         deepest = max((c.rank for c in found), default=0)
         if any(isinstance(s, RankWindow) and deepest < s.min_rank for s in strategies):
             counts["window_beyond_depth"] += 1  # the window starts past the deepest candidate
-        provenance = {c.docid: Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, "positive")
-                      for c in found if c.docid in positives}
+        provenance = {
+            c.docid: Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, "positive")
+            for c in found
+            if c.docid in positives
+        }
         kept = [c for c in found if c.docid not in positives]
         counts["positives_dropped"] += len(found) - len(kept)
         if doc_texts is not None:
@@ -99,9 +110,11 @@ def mine(queries: Mapping[str, str], qrels: Qrels, candidates: Candidates, strat
         chain = ">".join(s.name for s in strategies)
         negatives = [Candidate(c.docid, c.source, c.rank, c.score, c.teacher_score, chain) for c in kept]
         mined.append(MinedQuery(qid, queries[qid], positives, negatives, provenance))
-    return MinedSet(mined, {"seed": config.seed, "min_grade": config.min_grade,
-                            "strategies": [repr(s) for s in strategies]},
-                    summarise(mined, counts, dropped, before))
+    return MinedSet(
+        mined,
+        {"seed": config.seed, "min_grade": config.min_grade, "strategies": [repr(s) for s in strategies]},
+        summarise(mined, counts, dropped, before),
+    )
 
 
 def summarise(mined: Sequence[MinedQuery], counts: Counter, dropped: Counter, before: Counter) -> dict:
@@ -110,14 +123,26 @@ def summarise(mined: Sequence[MinedQuery], counts: Counter, dropped: Counter, be
     return {
         "queries_mined": len(mined),
         "negatives": sum(per_query),
-        "negatives_per_query": {"mean": float(np.mean(per_query)) if per_query else 0.0,
-                                "min": min(per_query, default=0), "max": max(per_query, default=0)},
+        "negatives_per_query": {
+            "mean": float(np.mean(per_query)) if per_query else 0.0,
+            "min": min(per_query, default=0),
+            "max": max(per_query, default=0),
+        },
         "rank_histogram": {label: ranks.get(label, 0) for label in (rank_bin(low) for low, _ in RANK_BINS)},
         "share_dropped_by_strategy": {name: dropped[name] / before[name] if before[name] else 0.0 for name in before},
-        **{key: counts.get(key, 0) for key in (
-            "skipped_no_positive", "skipped_no_candidates", "skipped_empty_after_strategies",
-            "qrels_queries_without_text", "unknown_docids_dropped", "positives_dropped",
-            "positive_duplicates_dropped", "window_beyond_depth")},
+        **{
+            key: counts.get(key, 0)
+            for key in (
+                "skipped_no_positive",
+                "skipped_no_candidates",
+                "skipped_empty_after_strategies",
+                "qrels_queries_without_text",
+                "unknown_docids_dropped",
+                "positives_dropped",
+                "positive_duplicates_dropped",
+                "window_beyond_depth",
+            )
+        },
     }
 
 

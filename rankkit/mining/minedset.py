@@ -38,20 +38,38 @@ class MinedQuery:
 def _provenance(candidate: Candidate | None) -> dict | None:
     if candidate is None:
         return None
-    return {"source": candidate.source, "rank": candidate.rank, "score": candidate.score,
-            "teacher_score": candidate.teacher_score}
+    return {
+        "source": candidate.source,
+        "rank": candidate.rank,
+        "score": candidate.score,
+        "teacher_score": candidate.teacher_score,
+    }
 
 
 # field -> (type, may be absent); a type ending in "?" may also be null
-_CANDIDATE_FIELDS = {"docid": ("str", False), "source": ("str", True), "rank": ("int?", True),
-                     "score": ("number?", True), "teacher_score": ("number?", True), "strategy": ("str", True)}
+_CANDIDATE_FIELDS = {
+    "docid": ("str", False),
+    "source": ("str", True),
+    "rank": ("int?", True),
+    "score": ("number?", True),
+    "teacher_score": ("number?", True),
+    "strategy": ("str", True),
+}
 _PROVENANCE_FIELDS = {key: _CANDIDATE_FIELDS[key] for key in ("source", "rank", "score", "teacher_score")}
 _POSITIVE_FIELDS = {"docid": ("str", False), "grade": ("int", False), "retrieved": ("object?", False)}
-_QUERY_FIELDS = {"qid": ("str", False), "query": ("str", False), "positives": ("list", False),
-                 "negatives": ("list", False)}
-_CHECKS = {"str": lambda v: isinstance(v, str), "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-           "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
-           "list": lambda v: isinstance(v, list), "object": lambda v: isinstance(v, dict)}
+_QUERY_FIELDS = {
+    "qid": ("str", False),
+    "query": ("str", False),
+    "positives": ("list", False),
+    "negatives": ("list", False),
+}
+_CHECKS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    "list": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
 
 
 def _fields(record: Any, spec: dict[str, tuple[str, bool]], what: str) -> dict[str, Any]:
@@ -68,8 +86,10 @@ def _fields(record: Any, spec: dict[str, tuple[str, bool]], what: str) -> dict[s
             continue
         value, nullable = record[key], kind.endswith("?")
         if not (value is None and nullable) and not _CHECKS[kind.rstrip("?")](value):
-            raise ValueError(f"{what}: {key!r} must be {'a finite number' if 'number' in kind else 'a ' + kind}"
-                             f"{' or null' if nullable else ''}")
+            raise ValueError(
+                f"{what}: {key!r} must be {'a finite number' if 'number' in kind else 'a ' + kind}"
+                f"{' or null' if nullable else ''}"
+            )
         if isinstance(value, str):
             value.encode("utf-8")  # a lone surrogate (valid JSON, not text) raises UnicodeEncodeError
         values[key] = value
@@ -84,14 +104,28 @@ class MinedSet:
 
     def write(self, path: str | Path) -> None:
         with atomic_write(path) as out:
-            out.write(json.dumps({"_meta": {"format": FORMAT, "version": VERSION, "config": self.config,
-                                            "stats": self.stats}}) + "\n")
+            out.write(
+                json.dumps(
+                    {"_meta": {"format": FORMAT, "version": VERSION, "config": self.config, "stats": self.stats}}
+                )
+                + "\n"
+            )
             for q in self.queries:
-                out.write(json.dumps({
-                    "qid": q.qid, "query": q.query,
-                    "positives": [{"docid": d, "grade": g, "retrieved": _provenance(q.positive_provenance.get(d))}
-                                  for d, g in q.positives.items()],
-                    "negatives": [asdict(c) for c in q.negatives]}, ensure_ascii=False) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "qid": q.qid,
+                            "query": q.query,
+                            "positives": [
+                                {"docid": d, "grade": g, "retrieved": _provenance(q.positive_provenance.get(d))}
+                                for d, g in q.positives.items()
+                            ],
+                            "negatives": [asdict(c) for c in q.negatives],
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
 
     @classmethod
     def read(cls, path: str | Path) -> "MinedSet":
@@ -112,13 +146,28 @@ class MinedSet:
                     continue
                 query = _fields(record, _QUERY_FIELDS, "the query record")
                 positives = [_fields(p, _POSITIVE_FIELDS, "a positive") for p in query["positives"]]
-                mined.queries.append(MinedQuery(
-                    query["qid"], query["query"], {p["docid"]: p["grade"] for p in positives},
-                    [Candidate(**_fields(n, _CANDIDATE_FIELDS, "a negative")) for n in query["negatives"]],
-                    {p["docid"]: Candidate(p["docid"], strategy="positive",
-                                           **_fields(p["retrieved"], _PROVENANCE_FIELDS, "a positive's provenance"))
-                     for p in positives if p["retrieved"] is not None}))
+                mined.queries.append(
+                    MinedQuery(
+                        query["qid"],
+                        query["query"],
+                        {p["docid"]: p["grade"] for p in positives},
+                        [Candidate(**_fields(n, _CANDIDATE_FIELDS, "a negative")) for n in query["negatives"]],
+                        {
+                            p["docid"]: Candidate(
+                                p["docid"],
+                                strategy="positive",
+                                **_fields(p["retrieved"], _PROVENANCE_FIELDS, "a positive's provenance"),
+                            )
+                            for p in positives
+                            if p["retrieved"] is not None
+                        },
+                    )
+                )
             except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
-                raise file_error(path, number, f"not a MinedSet record ({type(exc).__name__}: {exc})",
-                                 "give a file written by `rankkit mine`") from None
+                raise file_error(
+                    path,
+                    number,
+                    f"not a MinedSet record ({type(exc).__name__}: {exc})",
+                    "give a file written by `rankkit mine`",
+                ) from None
         return mined

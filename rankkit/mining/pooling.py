@@ -22,8 +22,9 @@ def with_pooling_provenance(mined: MinedSet, pool_run: Run, source: str) -> Mine
         hits = pool_run.get(q.qid, [])
         found = {h.docid: (rank, h.score) for rank, h in enumerate(hits, start=1)}
         beyond = (len(hits) + 1, min((h.score for h in hits), default=0.0))
-        negatives = [Candidate(c.docid, source, *found.get(c.docid, beyond), c.teacher_score, c.strategy)
-                     for c in q.negatives]
+        negatives = [
+            Candidate(c.docid, source, *found.get(c.docid, beyond), c.teacher_score, c.strategy) for c in q.negatives
+        ]
         provenance = {d: Candidate(d, source, *found[d], strategy="positive") for d in q.positives if d in found}
         queries.append(MinedQuery(q.qid, q.query, q.positives, negatives, provenance))
     return MinedSet(queries, {**mined.config, "provenance_from": source}, mined.stats)

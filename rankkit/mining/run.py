@@ -21,8 +21,17 @@ from rankkit.mining.mine import MiningConfig, false_negative_rate, mine
 from rankkit.mining.minedset import MinedSet
 from rankkit.mining.pooling import with_pooling_provenance
 from rankkit.mining.recipe import MiningRecipe
-from rankkit.mining.strategies import (AdaptiveThreshold, MarginFilter, RandomN, RankWindow, SelfAdversarial,
-                                       SimANS, Strategy, TeacherDenoise, TopN)
+from rankkit.mining.strategies import (
+    AdaptiveThreshold,
+    MarginFilter,
+    RandomN,
+    RankWindow,
+    SelfAdversarial,
+    SimANS,
+    Strategy,
+    TeacherDenoise,
+    TopN,
+)
 
 
 def recipe_strategies(recipe: MiningRecipe) -> list[Strategy]:
@@ -30,15 +39,17 @@ def recipe_strategies(recipe: MiningRecipe) -> list[Strategy]:
     field = recipe.score_field
     if field not in ("score", "teacher_score"):
         raise RankkitError(f"unknown score field {field!r}. Fix: use score or teacher_score")
-    needs_teacher = (recipe.denoise_threshold is not None or recipe.adaptive_k is not None
-                     or field == "teacher_score")
+    needs_teacher = recipe.denoise_threshold is not None or recipe.adaptive_k is not None or field == "teacher_score"
     if needs_teacher and recipe.teacher is None:
         raise RankkitError("teacher-based strategies need scores from a teacher. Fix: pass --teacher MODEL")
     if not 1 <= recipe.min_rank <= recipe.max_rank:
-        raise RankkitError(f"the rank window {recipe.min_rank}..{recipe.max_rank} is empty. "
-                           "Fix: give 1 <= --min-rank <= --max-rank")
+        raise RankkitError(
+            f"the rank window {recipe.min_rank}..{recipe.max_rank} is empty. Fix: give 1 <= --min-rank <= --max-rank"
+        )
     if recipe.count < 1:
-        raise RankkitError(f"count {recipe.count}: at least one negative per query is needed. Fix: pass --count 1 or more")
+        raise RankkitError(
+            f"count {recipe.count}: at least one negative per query is needed. Fix: pass --count 1 or more"
+        )
     steps: list[Strategy] = [RankWindow(recipe.min_rank, recipe.max_rank)]
     if recipe.denoise_threshold is not None:
         steps.append(TeacherDenoise(recipe.denoise_threshold))
@@ -48,8 +59,11 @@ def recipe_strategies(recipe: MiningRecipe) -> list[Strategy]:
         steps.append(MarginFilter(recipe.margin, recipe.relative_margin, field))  # type: ignore[arg-type]
     if recipe.self_adversarial_run is not None:
         steps.append(SelfAdversarial.from_run(read_run(recipe.self_adversarial_run), recipe.self_adversarial_depth))
-    samplers = {"top": lambda: TopN(recipe.count), "random": lambda: RandomN(recipe.count),
-                "simans": lambda: SimANS(recipe.count, recipe.simans_a, recipe.simans_b, field)}  # type: ignore[arg-type]
+    samplers = {
+        "top": lambda: TopN(recipe.count),
+        "random": lambda: RandomN(recipe.count),
+        "simans": lambda: SimANS(recipe.count, recipe.simans_a, recipe.simans_b, field),
+    }  # type: ignore[arg-type]
     if recipe.sampling not in samplers:
         raise RankkitError(f"unknown sampling {recipe.sampling!r}. Fix: use top, random or simans")
     steps.append(samplers[recipe.sampling]())
@@ -62,8 +76,10 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
     if not recipe.indexes and not recipe.runs:
         raise RankkitError("no candidate source. Fix: pass --index FOLDER or --run RUN_FILE")
     if recipe.max_rank > recipe.depth and recipe.indexes:
-        raise RankkitError(f"the window ends at rank {recipe.max_rank} but only {recipe.depth} candidates are "
-                           f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank")
+        raise RankkitError(
+            f"the window ends at rank {recipe.max_rank} but only {recipe.depth} candidates are "
+            f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank"
+        )
     sources, encoders = [], {}
     for folder in recipe.indexes:
         retriever = open_retriever([folder], recipe)
@@ -100,25 +116,34 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
 
         teacher = CrossEncoder(recipe.teacher, device=recipe.device, precision=recipe.precision)
         positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts, teacher.score, recipe.min_grade)
-    mined = mine(queries, qrels, candidates, strategies, MiningConfig(recipe.seed, recipe.min_grade),
-                 doc_texts, positive_scores, positive_teacher)
+    mined = mine(
+        queries,
+        qrels,
+        candidates,
+        strategies,
+        MiningConfig(recipe.seed, recipe.min_grade),
+        doc_texts,
+        positive_scores,
+        positive_teacher,
+    )
     mined.config = {**asdict(recipe), **files, "strategies": mined.config["strategies"]}
     if recipe.full_qrels is not None:
-        mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels),
-                                                                 recipe.min_grade)
+        mined.stats["false_negative_rate"] = false_negative_rate(mined, read_qrels(recipe.full_qrels), recipe.min_grade)
     if recipe.pooling_run is not None:  # after the rate, which is per mining source
         mined = with_pooling_provenance(mined, read_run(recipe.pooling_run), Path(recipe.pooling_run).name)
     if recipe.exports:
-        mined.stats["exports"] = [export_minedset(mined, doc_texts, fmt, export_path(recipe.output, fmt))
-                                  for fmt in recipe.exports]
+        mined.stats["exports"] = [
+            export_minedset(mined, doc_texts, fmt, export_path(recipe.output, fmt)) for fmt in recipe.exports
+        ]
     mined.write(recipe.output)
     with atomic_write(Path(recipe.output).with_suffix(".stats.json")) as out:
         json.dump(mined.stats, out, indent=2)
     return mined
 
 
-def dense_positive_scores(encoder, queries: dict[str, str], qrels: dict, doc_texts: dict[str, str],
-                          min_grade: int) -> dict[str, float]:
+def dense_positive_scores(
+    encoder, queries: dict[str, str], qrels: dict, doc_texts: dict[str, str], min_grade: int
+) -> dict[str, float]:
     """Each query's best positive score under a bi-encoder (dot product of normalised embeddings)."""
     pairs = [(qid, d) for qid in queries for d, g in qrels.get(qid, {}).items() if g >= min_grade and d in doc_texts]
     if not pairs:

@@ -40,8 +40,10 @@ class Strategy(Protocol):
 def _value(candidate: Candidate, field: ScoreField) -> float:
     value = getattr(candidate, field)
     if value is None:
-        raise RankkitError(f"candidate {candidate.docid} has no {field}. Fix: score candidates with a teacher "
-                           "(--teacher MODEL) before teacher-based strategies")
+        raise RankkitError(
+            f"candidate {candidate.docid} has no {field}. Fix: score candidates with a teacher "
+            "(--teacher MODEL) before teacher-based strategies"
+        )
     return value
 
 
@@ -140,10 +142,13 @@ class SimANS:
             return list(candidates)
         scores = np.array([_value(c, self.field) for c in candidates])
         if not (np.isfinite(scores).all() and math.isfinite(positive)):
-            raise RankkitError(f"query {ctx.qid}: SimANS needs finite {self.field}s, but some are nan or inf. "
-                               "Fix: mine from a run with finite scores, or use --sampling top or random")
-        chosen = set(ctx.rng.choice(len(candidates), size=self.n, replace=False,
-                                    p=self.weights(scores, positive)).tolist())
+            raise RankkitError(
+                f"query {ctx.qid}: SimANS needs finite {self.field}s, but some are nan or inf. "
+                "Fix: mine from a run with finite scores, or use --sampling top or random"
+            )
+        chosen = set(
+            ctx.rng.choice(len(candidates), size=self.n, replace=False, p=self.weights(scores, positive)).tolist()
+        )
         return [c for i, c in enumerate(candidates) if i in chosen]
 
 

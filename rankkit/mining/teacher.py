@@ -13,8 +13,14 @@ from rankkit.mining.candidates import Candidates
 Teacher = Callable[[Sequence[tuple[str, str]]], np.ndarray]  # (query, passage) pairs -> scores
 
 
-def add_teacher_scores(candidates: Candidates, queries: Mapping[str, str], positives: Qrels,
-                       doc_texts: Mapping[str, str], teacher: Teacher, min_grade: int = 1) -> dict[str, float]:
+def add_teacher_scores(
+    candidates: Candidates,
+    queries: Mapping[str, str],
+    positives: Qrels,
+    doc_texts: Mapping[str, str],
+    teacher: Teacher,
+    min_grade: int = 1,
+) -> dict[str, float]:
     """Set teacher_score on every candidate whose text is known; returns each query's best
     positive teacher score (for margin and SimANS on teacher scores)."""
     pairs, targets = [], []

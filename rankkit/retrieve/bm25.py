@@ -12,14 +12,14 @@ from rankkit.retrieve.base import check_k, check_query
 from rankkit.retrieve.options import BM25Params
 
 
-
 def _too_many_terms(exc: Exception, qid: str | None = None) -> RankkitError | None:
     """Lucene's limit of 1024 clauses per query, as a rankkit error (None for other failures)."""
     if "TooManyClauses" not in str(exc):
         return None
     which = f"query {qid}" if qid is not None else "the query"
-    return RankkitError(f"{which} has more distinct terms than Lucene allows in one BM25 query (1024). "
-                        "Fix: shorten the query")
+    return RankkitError(
+        f"{which} has more distinct terms than Lucene allows in one BM25 query (1024). Fix: shorten the query"
+    )
 
 
 class BM25Retriever:

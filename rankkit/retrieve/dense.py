@@ -23,7 +23,8 @@ def check_model_matches(index: DenseIndex, encoder: BiEncoder) -> None:
             f"{index.folder} was built for query model {expected_name!r} (dimension {built.dimension}, fingerprint "
             f"{expected}), but the query model is {encoder.name!r} (dimension {encoder.dimension}, "
             f"fingerprint {encoder.fingerprint}). Fix: search with --model {expected_name}, or rebuild the index "
-            f"with the query model (--query-model declares a separate query encoder)")
+            f"with the query model (--query-model declares a separate query encoder)"
+        )
 
 
 class DenseRetriever:
@@ -36,9 +37,16 @@ class DenseRetriever:
         self.name = f"dense:{index.folder.name}"
 
     @classmethod
-    def from_folder(cls, folder: str | Path, model: str | None = None, device: str | None = None,
-                    search_params: dict[str, int] | None = None, precision: str = "fp32",
-                    query_prompt: str | None = None, gpu: GpuOptions = GpuOptions()) -> "DenseRetriever":
+    def from_folder(
+        cls,
+        folder: str | Path,
+        model: str | None = None,
+        device: str | None = None,
+        search_params: dict[str, int] | None = None,
+        precision: str = "fp32",
+        query_prompt: str | None = None,
+        gpu: GpuOptions = GpuOptions(),
+    ) -> "DenseRetriever":
         index = DenseIndex(folder, search_params, gpu)
         model = model or index.manifest.query_model or index.manifest.model
         return cls(index, BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt))
@@ -52,7 +60,7 @@ class DenseRetriever:
         texts = [check_query(queries[qid]) for qid in qids]
         run: Run = {}
         for start in range(0, len(qids), self.batch_size):
-            vectors = self.encoder.encode(texts[start:start + self.batch_size], role="query")
-            for qid, hits in zip(qids[start:start + self.batch_size], self.index.search(vectors, k)):
+            vectors = self.encoder.encode(texts[start : start + self.batch_size], role="query")
+            for qid, hits in zip(qids[start : start + self.batch_size], self.index.search(vectors, k)):
                 run[qid] = hits
         return run

@@ -46,23 +46,29 @@ class FusionConfig:
     panel: ClassVar[str] = "Fusion"
     options_file: ClassVar[OptionSpec] = OptionSpec(
         "Hybrid: a fusion.json written by `rankkit tune fusion`; the fusion options given override it.",
-        flags=("--fusion-config",))
+        flags=("--fusion-config",),
+    )
 
-    method: FusionMethod = option("zscore", "Hybrid: rrf (reciprocal rank), convex (alpha * dense + (1 - alpha) "
-                                            "* BM25 over min-max normalised scores) or zscore (the same over "
-                                            "z-scores).", flags=("--fusion",))
-    alpha: float = option(0.65, "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha).",
-                          low=0, high=1)
+    method: FusionMethod = option(
+        "zscore",
+        "Hybrid: rrf (reciprocal rank), convex (alpha * dense + (1 - alpha) "
+        "* BM25 over min-max normalised scores) or zscore (the same over "
+        "z-scores).",
+        flags=("--fusion",),
+    )
+    alpha: float = option(0.65, "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha).", low=0, high=1)
     rrf_k: int = DEFAULT_RRF_K
-    depth: int = option(DEFAULT_DEPTH, "Hybrid: hits each retriever contributes before fusion.", low=1,
-                        flags=("--fusion-depth",))
+    depth: int = option(
+        DEFAULT_DEPTH, "Hybrid: hits each retriever contributes before fusion.", low=1, flags=("--fusion-depth",)
+    )
 
     def __post_init__(self) -> None:
         if self.method not in FUSION_METHODS:
             raise RankkitError(f"unknown fusion method {self.method!r}. Fix: use one of {', '.join(FUSION_METHODS)}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
-            raise RankkitError(f"alpha={self.alpha!r} is not a number in [0, 1]. Fix: give the dense weight as "
-                               "0 <= alpha <= 1")
+            raise RankkitError(
+                f"alpha={self.alpha!r} is not a number in [0, 1]. Fix: give the dense weight as 0 <= alpha <= 1"
+            )
         if not all(type(v) is int for v in (self.rrf_k, self.depth)) or self.rrf_k < 0 or self.depth < 1:
             raise RankkitError(f"rrf_k={self.rrf_k}, depth={self.depth}. Fix: use rrf_k >= 0 and depth >= 1")
 
@@ -83,11 +89,13 @@ class FusionConfig:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise RankkitError(f"{path}: no such file. Fix: check the path, or write one with "
-                               "`rankkit tune fusion`") from None
+            raise RankkitError(
+                f"{path}: no such file. Fix: check the path, or write one with `rankkit tune fusion`"
+            ) from None
         except json.JSONDecodeError as exc:
-            raise file_error(path, exc.lineno, f"invalid JSON ({exc.msg})",
-                             "write it with `rankkit tune fusion`") from None
+            raise file_error(
+                path, exc.lineno, f"invalid JSON ({exc.msg})", "write it with `rankkit tune fusion`"
+            ) from None
         if not isinstance(record, dict):
             raise file_error(path, None, "not a JSON object", "write it with `rankkit tune fusion`")
         known = {f.name for f in fields(cls)}
@@ -116,8 +124,7 @@ def zscore_scores(hits: Sequence[Hit]) -> dict[str, float]:
     return {h.docid: (h.score - mean) / std if std > 0 else 0.0 for h in hits}
 
 
-NORMALISERS: dict[str, Callable[[Sequence[Hit]], dict[str, float]]] = {
-    "convex": minmax_scores, "zscore": zscore_scores}
+NORMALISERS: dict[str, Callable[[Sequence[Hit]], dict[str, float]]] = {"convex": minmax_scores, "zscore": zscore_scores}
 
 
 def _best(scores: dict[str, float], k: int) -> list[Hit]:
@@ -125,8 +132,9 @@ def _best(scores: dict[str, float], k: int) -> list[Hit]:
     return [Hit(docid, score) for docid, score in ranked]
 
 
-def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int,
-             rrf_k: int = DEFAULT_RRF_K) -> list[Hit]:
+def rrf_fuse(
+    rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int, rrf_k: int = DEFAULT_RRF_K
+) -> list[Hit]:
     """Fuse ranked hit lists (best first) by weighted reciprocal rank."""
     fused: dict[str, float] = {}
     for hits, weight in zip(rankings, weights, strict=True):
@@ -135,8 +143,9 @@ def rrf_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int
     return _best(fused, k)
 
 
-def normalise_lists(rankings: Sequence[Sequence[Hit]],
-                    method: Literal["convex", "zscore"]) -> tuple[list[str], np.ndarray]:
+def normalise_lists(
+    rankings: Sequence[Sequence[Hit]], method: Literal["convex", "zscore"]
+) -> tuple[list[str], np.ndarray]:
     """The union of the lists' docids (sorted) and a [lists x docids] matrix of their normalised
     scores, a document missing from a list holding that list's minimum."""
     normalised = [NORMALISERS[method](hits) for hits in rankings]
@@ -164,8 +173,9 @@ def combine_normalised(normalised: tuple[list[str], np.ndarray], weights: Sequen
     return [Hit(docids[i], float(fused[i])) for i in order]
 
 
-def normalised_fuse(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int,
-                    method: Literal["convex", "zscore"] = "convex") -> list[Hit]:
+def normalised_fuse(
+    rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: int, method: Literal["convex", "zscore"] = "convex"
+) -> list[Hit]:
     """sum_i w_i * norm_i(d) over the union of the lists; a document missing from list i counts
     as list i's minimum normalised score."""
     return combine_normalised(normalise_lists(rankings, method), weights, k)
@@ -184,7 +194,9 @@ def fusion_weights(kinds: Sequence[str], config: FusionConfig, weights: Sequence
     one BM25 list, alpha for the dense list and 1 - alpha for the BM25 one; else 1 each."""
     if weights is not None:
         if len(weights) != len(kinds):
-            raise RankkitError(f"{len(weights)} weights for {len(kinds)} retrievers. Fix: pass one --weight per --index")
+            raise RankkitError(
+                f"{len(weights)} weights for {len(kinds)} retrievers. Fix: pass one --weight per --index"
+            )
         return list(weights)
     if config.method != "rrf" and sorted(kinds) == ["bm25", "dense"]:
         return [config.alpha if kind == "dense" else 1.0 - config.alpha for kind in kinds]

@@ -21,11 +21,16 @@ def retriever_kind(retriever: Retriever) -> str:
 class HybridRetriever:
     """Fuse retrievers as `config` says; each contributes its top `config.depth` hits."""
 
-    def __init__(self, retrievers: Sequence[Retriever], weights: Sequence[float] | None = None,
-                 config: FusionConfig | None = None):
+    def __init__(
+        self,
+        retrievers: Sequence[Retriever],
+        weights: Sequence[float] | None = None,
+        config: FusionConfig | None = None,
+    ):
         if len(retrievers) < 2:
-            raise RankkitError(f"hybrid search needs 2 or more retrievers (got {len(retrievers)}). "
-                               "Fix: pass two or more --index")
+            raise RankkitError(
+                f"hybrid search needs 2 or more retrievers (got {len(retrievers)}). Fix: pass two or more --index"
+            )
         self.retrievers = list(retrievers)
         self.config = config or FusionConfig()
         self.weights = fusion_weights([retriever_kind(r) for r in self.retrievers], self.config, weights)

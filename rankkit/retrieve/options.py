@@ -15,21 +15,33 @@ class DenseQuery(Runtime):
     panel: ClassVar[str] = "Dense search"
 
     model: str | None = option(None, "Dense: query model (default: the one the index manifest names).")
-    nprobe: int | None = option(None, "Dense IVF index: inverted lists visited per query (default: tuned at "
-                                      "build, in the manifest).", low=1)
-    ef_search: int | None = option(None, "Dense HNSW index: efSearch, the candidate queue per query (default: "
-                                         "tuned at build, in the manifest).", low=1)
-    query_prompt: str | None = option(None, "Dense: prompt prepended to queries (default: the model's own, from "
-                                            "config_sentence_transformers.json).")
-    gpu_shard: bool = option(False, "Dense index on several GPUs: split the vectors over them (1/N each) instead "
-                                    "of a full copy on each. Without a GPU: ignored, with a warning.")
-    gpu_fp16: bool = option(False, "Dense index on the GPUs: store the vectors in float16 (half the memory; "
-                                   "scores differ slightly from fp32). Without a GPU: ignored, with a warning.")
+    nprobe: int | None = option(
+        None, "Dense IVF index: inverted lists visited per query (default: tuned at build, in the manifest).", low=1
+    )
+    ef_search: int | None = option(
+        None,
+        "Dense HNSW index: efSearch, the candidate queue per query (default: tuned at build, in the manifest).",
+        low=1,
+    )
+    query_prompt: str | None = option(
+        None, "Dense: prompt prepended to queries (default: the model's own, from config_sentence_transformers.json)."
+    )
+    gpu_shard: bool = option(
+        False,
+        "Dense index on several GPUs: split the vectors over them (1/N each) instead "
+        "of a full copy on each. Without a GPU: ignored, with a warning.",
+    )
+    gpu_fp16: bool = option(
+        False,
+        "Dense index on the GPUs: store the vectors in float16 (half the memory; "
+        "scores differ slightly from fp32). Without a GPU: ignored, with a warning.",
+    )
 
     def search_params(self) -> dict[str, int]:
         """The search parameters set here, by their FAISS names."""
-        return {name: value for name, value in (("nprobe", self.nprobe), ("efSearch", self.ef_search))
-                if value is not None}
+        return {
+            name: value for name, value in (("nprobe", self.nprobe), ("efSearch", self.ef_search)) if value is not None
+        }
 
 
 @dataclass(frozen=True, kw_only=True)

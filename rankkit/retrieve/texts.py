@@ -31,7 +31,7 @@ def shorten(text: str, width: int = PREVIEW_CHARS) -> str:
     text = " ".join(text.split())
     if len(text) <= width:
         return text
-    cut = text[:width - 1]
+    cut = text[: width - 1]
     space = cut.rfind(" ")
     return (cut[:space] if space > width // 2 else cut).rstrip() + "…"
 
@@ -45,8 +45,10 @@ def _from_irds(spec: str, wanted: set[str]) -> dict[str, str]:
         found = irds.load_dataset(spec).docs_store().get_many(wanted)
     except (AttributeError, NotImplementedError):  # no document store: stream the corpus
         return read_doc_texts(spec, docids=wanted)
-    return {docid: Document(docid, getattr(d, "text", "") or d.default_text(), getattr(d, "title", "") or "").contents
-            for docid, d in found.items()}
+    return {
+        docid: Document(docid, getattr(d, "text", "") or d.default_text(), getattr(d, "title", "") or "").contents
+        for docid, d in found.items()
+    }
 
 
 def _changed(corpus: CorpusInfo) -> str | None:
@@ -54,8 +56,10 @@ def _changed(corpus: CorpusInfo) -> str | None:
     the full checksum would read the whole file on every search)."""
     path = Path(corpus.path)
     if corpus.format != FOLDER and path.is_file() and corpus.size_bytes and path.stat().st_size != corpus.size_bytes:
-        return (f"{path} changed since the index was built ({path.stat().st_size:,} bytes, was "
-                f"{corpus.size_bytes:,}), so texts may not match the hits. Fix: rebuild the index from it")
+        return (
+            f"{path} changed since the index was built ({path.stat().st_size:,} bytes, was "
+            f"{corpus.size_bytes:,}), so texts may not match the hits. Fix: rebuild the index from it"
+        )
     return None
 
 
@@ -66,8 +70,11 @@ def corpus_texts(corpus: CorpusInfo, docids: Collection[str]) -> HitTexts:
     if not wanted:
         return HitTexts({})
     if not irds.is_irds(corpus.path) and not Path(corpus.path).exists():
-        return HitTexts({}, f"no texts: the corpus the index was built from, {corpus.path}, is gone (moved or "
-                            "deleted). Fix: put it back there, or rebuild the index from where it is now")
+        return HitTexts(
+            {},
+            f"no texts: the corpus the index was built from, {corpus.path}, is gone (moved or "
+            "deleted). Fix: put it back there, or rebuild the index from where it is now",
+        )
     try:
         if irds.is_irds(corpus.path):
             texts = _from_irds(corpus.path, wanted)
@@ -78,8 +85,10 @@ def corpus_texts(corpus: CorpusInfo, docids: Collection[str]) -> HitTexts:
     warning = _changed(corpus)
     missing = len(wanted - set(texts))
     if warning is None and missing:
-        warning = (f"{missing} of {len(wanted)} hits are not in {corpus.path}, which changed since the index was "
-                   "built. Fix: rebuild the index from it")
+        warning = (
+            f"{missing} of {len(wanted)} hits are not in {corpus.path}, which changed since the index was "
+            "built. Fix: rebuild the index from it"
+        )
     return HitTexts(texts, warning)
 
 

@@ -15,7 +15,6 @@ word embeddings as usual.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,8 +25,8 @@ from rankkit.encode.batching import length_sorted_batches
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import resolve_model_dir
 from rankkit.errors import RankkitError
-from rankkit.sentiment.normalize import normalize_all
 from rankkit.sentiment.config import AdaptConfig
+from rankkit.sentiment.normalize import normalize_all
 from rankkit.train.config import TrainConfig, schedule_of
 from rankkit.train.loop import fit
 
@@ -37,8 +36,10 @@ def _masked_lm_head(model: torch.nn.Module) -> torch.nn.Module:
     besides its encoder (BERT's `cls`, RoBERTa's and MPNet's `lm_head`)."""
     heads = [module for name, module in model.named_children() if name != model.base_model_prefix]
     if len(heads) != 1:
-        raise RankkitError(f"{type(model).__name__}: no single masked-LM head beside the encoder. "
-                           "Fix: pass a BERT-, RoBERTa- or MPNet-style encoder as --model")
+        raise RankkitError(
+            f"{type(model).__name__}: no single masked-LM head beside the encoder. "
+            "Fix: pass a BERT-, RoBERTa- or MPNet-style encoder as --model"
+        )
     return heads[0]
 
 
@@ -51,8 +52,10 @@ class MaskedLMTask:
         folder = resolve_model_dir(config.model)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         if self.tokenizer.mask_token is None:
-            raise RankkitError(f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked "
-                               "language model. Fix: pass a BERT-style encoder as --model")
+            raise RankkitError(
+                f"{config.model}: its tokenizer has no mask token, so it cannot be trained as a masked "
+                "language model. Fix: pass a BERT-style encoder as --model"
+            )
         torch.manual_seed(config.seed)  # a new masked-LM head's initial weights (the loop seeds only later)
         self.model = AutoModelForMaskedLM.from_pretrained(folder)
         self.head = _masked_lm_head(self.model)
@@ -85,19 +88,28 @@ def adapt_encoder(texts: Sequence[str], config: AdaptConfig) -> Path:
     if not texts:
         raise RankkitError("no text to adapt the encoder on. Fix: pass files with non-empty reviews to --reviews")
     task = MaskedLMTask(config)
-    token_ids = task.tokenizer(texts, truncation=True, max_length=config.max_length,
-                               return_attention_mask=False)["input_ids"]
+    token_ids = task.tokenizer(texts, truncation=True, max_length=config.max_length, return_attention_mask=False)[
+        "input_ids"
+    ]
     # texts of similar length share a batch (little padding); the batches' order is shuffled per epoch
-    fixed = list(length_sorted_batches([len(ids) for ids in token_ids], config.batch_size * config.max_length,
-                                       config.batch_size))
+    fixed = list(
+        length_sorted_batches([len(ids) for ids in token_ids], config.batch_size * config.max_length, config.batch_size)
+    )
 
     def epoch_batches(epoch: int) -> list[list[list[int]]]:
         order = np.random.default_rng([config.seed, epoch]).permutation(len(fixed))
         return [[token_ids[i] for i in fixed[b]] for b in order]
 
-    loop_config = TrainConfig(output=config.output, model=config.model, epochs=config.epochs,
-                              **schedule_of(config), device=config.device, precision=config.precision,
-                              max_length=config.max_length, overwrite=config.overwrite)
+    loop_config = TrainConfig(
+        output=config.output,
+        model=config.model,
+        epochs=config.epochs,
+        **schedule_of(config),
+        device=config.device,
+        precision=config.precision,
+        max_length=config.max_length,
+        overwrite=config.overwrite,
+    )
     return fit(task, epoch_batches, loop_config)  # type: ignore[arg-type]
 
 

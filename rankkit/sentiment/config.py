@@ -35,16 +35,23 @@ class ReviewColumns:
 class SentimentConfig(Output, Epochs, Schedule, Runtime):
     """A sentiment classifier's training."""
 
-    output: str = same_option(Output, "output", help="Folder: model/, sentiment_config.json, train_log.jsonl, "
-                                                     "val_metrics.json.")
-    method: Method = option("contrastive", "tfidf: char n-gram TF-IDF + logistic regression (seconds); "
-                                           "transformer: fine-tuned classifier; contrastive: transformer + "
-                                           "supervised contrastive term on mined opposite-label neighbours, "
-                                           "DBPM-weighted; self-training: contrastive + pseudo-labelled "
-                                           "--unlabeled reviews.")
+    output: str = same_option(
+        Output, "output", help="Folder: model/, sentiment_config.json, train_log.jsonl, val_metrics.json."
+    )
+    method: Method = option(
+        "contrastive",
+        "tfidf: char n-gram TF-IDF + logistic regression (seconds); "
+        "transformer: fine-tuned classifier; contrastive: transformer + "
+        "supervised contrastive term on mined opposite-label neighbours, "
+        "DBPM-weighted; self-training: contrastive + pseudo-labelled "
+        "--unlabeled reviews.",
+    )
     model: str = option("default", SENTIMENT_MODEL_HELP)
-    normalize: bool = option(True, "Normalise code-mixed text (NFC, case, elongations, punctuation runs, emoji "
-                                   "tokens); --no-normalize keeps it as is.")
+    normalize: bool = option(
+        True,
+        "Normalise code-mixed text (NFC, case, elongations, punctuation runs, emoji "
+        "tokens); --no-normalize keeps it as is.",
+    )
     epochs: int = same_option(Epochs, "epochs", 4)
     batch_size: int = same_option(Schedule, "batch_size", 16)
     lr: float = same_option(Schedule, "lr", 5e-5)
@@ -52,9 +59,12 @@ class SentimentConfig(Output, Epochs, Schedule, Runtime):
     # (c): supervised contrastive term against mined opposite-label neighbours
     contrastive_weight: float = option(0.5, "Weight of the supervised contrastive term.", low=0)
     temperature: float = option(0.1, "Temperature of the supervised contrastive term.", low=0, low_open=True)
-    embedding: Literal["mean", "cls"] = option("mean", "Embedding of the contrastive term and the mining: mean "
-                                                       "(mean-pooled tokens) or cls (the first token, which the "
-                                                       "classification head reads).")
+    embedding: Literal["mean", "cls"] = option(
+        "mean",
+        "Embedding of the contrastive term and the mining: mean "
+        "(mean-pooled tokens) or cls (the first token, which the "
+        "classification head reads).",
+    )
     negatives: int = option(4, "Mined opposite-label neighbours per review.", low=1)
     mining_depth: int = 64  # nearest reviews searched for them
     dbpm_k: float = 2.0  # flag a review whose mean loss > mean + k std
@@ -70,14 +80,16 @@ class SentimentConfig(Output, Epochs, Schedule, Runtime):
 class AdaptConfig(Output, Epochs, Schedule, Runtime):
     """Masked-LM adaptation of an encoder to the reviews' language."""
 
-    output: str = same_option(Output, "output", help="Folder: model/ (pass it to `sentiment train --model`), "
-                                                     "train_log.jsonl, config.json.")
+    output: str = same_option(
+        Output, "output", help="Folder: model/ (pass it to `sentiment train --model`), train_log.jsonl, config.json."
+    )
     model: str = option("default", SENTIMENT_MODEL_HELP)
     epochs: int = same_option(Epochs, "epochs", 3)
     batch_size: int = same_option(Schedule, "batch_size", 32)
     lr: float = same_option(Schedule, "lr", 1e-4)
     warmup_ratio: float = same_option(Schedule, "warmup_ratio", 0.06)
-    mask_probability: float = option(0.15, "Share of tokens masked for prediction.", low=0, high=1, low_open=True,
-                                     high_open=True)
+    mask_probability: float = option(
+        0.15, "Share of tokens masked for prediction.", low=0, high=1, low_open=True, high_open=True
+    )
     max_length: int = option(DEFAULT_MAX_LENGTH, "Token limit per review.", low=1)
     normalize: bool = option(True, "Normalise the reviews as `train` does (keep the same setting).")

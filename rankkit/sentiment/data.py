@@ -89,7 +89,10 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
     """(line, record) for each row of a CSV or JSONL file."""
     if path.suffix.lower() in (".jsonl", ".json") or path.name.endswith(".jsonl.gz"):
         for number, line in iter_lines(path):
-            yield number, json_object(path, number, line, 'write one object per line, such as {"text": ..., "label": 1}')
+            yield (
+                number,
+                json_object(path, number, line, 'write one object per line, such as {"text": ..., "label": 1}'),
+            )
         return
     if not path.is_file():
         raise RankkitError(f"{path}: no such file. Fix: check the path (relative paths start at {Path.cwd()})")
@@ -135,8 +138,9 @@ def _label(value: object, spec: LabelSpec) -> tuple[int | None, str | None]:
     return _LABEL_VALUES[key], None
 
 
-def read_reviews(path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool = True,
-                 strict: bool = False) -> Reviews:
+def read_reviews(
+    path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool = True, strict: bool = False
+) -> Reviews:
     """Read a review file. With labelled=False only the text column is read (labels stay None).
 
     Raises RankkitError when a needed column is absent, when no row is usable, or, with
@@ -147,8 +151,12 @@ def read_reviews(path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool
     for number, record in _records(path):
         absent = [column for column in needed if column not in record]
         if absent and not reviews.texts and not reviews.problems:
-            raise file_error(path, number, f"no column {absent[0]!r} (columns: {', '.join(map(str, record))})",
-                             f"name the column with --{'text' if absent[0] == spec.text_column else 'rating' if spec.rating_column else 'label'}-column")
+            raise file_error(
+                path,
+                number,
+                f"no column {absent[0]!r} (columns: {', '.join(map(str, record))})",
+                f"name the column with --{'text' if absent[0] == spec.text_column else 'rating' if spec.rating_column else 'label'}-column",
+            )
         text = record.get(spec.text_column)
         reason = None if isinstance(text, str) and text.strip() else "empty text"
         label = None
@@ -156,8 +164,12 @@ def read_reviews(path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool
             label, reason = _label(record.get(spec.rating_column or spec.label_column), spec)
         if reason is not None:
             if strict:
-                raise file_error(path, number, f"unusable row ({reason})",
-                                 "fix or remove the row, or drop --strict to leave such rows out")
+                raise file_error(
+                    path,
+                    number,
+                    f"unusable row ({reason})",
+                    "fix or remove the row, or drop --strict to leave such rows out",
+                )
             reviews.problems.append(Problem(number, reason))
             continue
         reviews.texts.append(" ".join(str(text).split()))
@@ -165,18 +177,30 @@ def read_reviews(path: str | Path, spec: LabelSpec = LabelSpec(), labelled: bool
         if reviews.labels is not None:
             reviews.labels.append(label)  # type: ignore[arg-type]
     if not reviews.texts:
-        raise RankkitError(f"{path}: no usable rows ({len(reviews.problems)} left out). "
-                           f"Fix: give a file with a {spec.text_column!r} column"
-                           + (f" and a {spec.rating_column or spec.label_column!r} column" if labelled else ""))
+        raise RankkitError(
+            f"{path}: no usable rows ({len(reviews.problems)} left out). "
+            f"Fix: give a file with a {spec.text_column!r} column"
+            + (f" and a {spec.rating_column or spec.label_column!r} column" if labelled else "")
+        )
     return reviews
 
 
 def write_predictions(reviews: Reviews, positive_probability: Sequence[float], path: str | Path | None) -> None:
     """JSONL, one line per usable review: its line in the input, text, predicted label and
     P(positive); to stdout when `path` is None, else written atomically."""
-    lines = (json.dumps({"line": line, "text": text, "label": LABEL_NAMES[int(p >= 0.5)],
-                         "positive_probability": round(float(p), 6)}, ensure_ascii=False) + "\n"
-             for line, text, p in zip(reviews.lines, reviews.texts, positive_probability))
+    lines = (
+        json.dumps(
+            {
+                "line": line,
+                "text": text,
+                "label": LABEL_NAMES[int(p >= 0.5)],
+                "positive_probability": round(float(p), 6),
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+        for line, text, p in zip(reviews.lines, reviews.texts, positive_probability)
+    )
     if path is None:
         sys.stdout.writelines(lines)
         return

@@ -42,18 +42,26 @@ def sentiment_metrics(labels: Sequence[int], positive_probability: Sequence[floa
     y = np.asarray(labels)
     p = np.asarray(positive_probability, dtype=np.float64)
     if len(y) == 0 or len(y) != len(p):
-        raise RankkitError(f"metrics need as many probabilities as labels, and at least one "
-                           f"(got {len(y)} labels, {len(p)} probabilities). Fix: evaluate on a labelled file")
+        raise RankkitError(
+            f"metrics need as many probabilities as labels, and at least one "
+            f"(got {len(y)} labels, {len(p)} probabilities). Fix: evaluate on a labelled file"
+        )
     predicted = (p >= 0.5).astype(int)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(y, predicted, labels=[0, 1],
-                                                                         zero_division=0)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(y, predicted, labels=[0, 1], zero_division=0)
     both_classes = len(set(y.tolist())) == 2
     return {
         "count": int(len(y)),
         "accuracy": float(skm.accuracy_score(y, predicted)),
         "macro_f1": float(skm.f1_score(y, predicted, average="macro", labels=[0, 1], zero_division=0)),
-        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                             "support": int(support[i])} for i, name in enumerate(LABEL_NAMES)},
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(LABEL_NAMES)
+        },
         "auroc": float(skm.roc_auc_score(y, p)) if both_classes else None,
         "auprc": float(skm.average_precision_score(y, p)) if both_classes else None,
         "positive_prior": float(y.mean()),
@@ -64,15 +72,20 @@ def sentiment_metrics(labels: Sequence[int], positive_probability: Sequence[floa
 
 def format_metrics(measured: dict) -> str:
     """A few readable lines of sentiment_metrics' result."""
+
     def number(value: float | None) -> str:
         return "n/a (one class only)" if value is None else f"{value:.4f}"
 
-    lines = [f"reviews {measured['count']}  accuracy {measured['accuracy']:.4f}  macro-F1 {measured['macro_f1']:.4f}",
-             f"AUROC {number(measured['auroc'])}  AUPRC {number(measured['auprc'])} "
-             f"(positive prior {measured['positive_prior']:.4f}, AUPRC's chance level)  ECE {measured['ece']:.4f}"]
+    lines = [
+        f"reviews {measured['count']}  accuracy {measured['accuracy']:.4f}  macro-F1 {measured['macro_f1']:.4f}",
+        f"AUROC {number(measured['auroc'])}  AUPRC {number(measured['auprc'])} "
+        f"(positive prior {measured['positive_prior']:.4f}, AUPRC's chance level)  ECE {measured['ece']:.4f}",
+    ]
     for name, values in measured["per_class"].items():
-        lines.append(f"{name:>8}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
-                     f"F1 {values['f1']:.4f}  support {values['support']}")
+        lines.append(
+            f"{name:>8}: precision {values['precision']:.4f}  recall {values['recall']:.4f}  "
+            f"F1 {values['f1']:.4f}  support {values['support']}"
+        )
     (tn, fp), (fn, tp) = measured["confusion_matrix"]
     lines.append(f"confusion (rows true, columns predicted; negative, positive): [[{tn}, {fp}], [{fn}, {tp}]]")
     return "\n".join(lines)
@@ -91,8 +104,13 @@ def model_name(folder: str | Path) -> str:
     return f"{method} ({'all-MiniLM-L6-v2' if base == 'default' else Path(str(base)).name})"
 
 
-def plot_curves(labels: Sequence[int], positive_probability: Sequence[float], folder: str | Path,
-                bins: int = 10, name: str = "model") -> list[Path]:
+def plot_curves(
+    labels: Sequence[int],
+    positive_probability: Sequence[float],
+    folder: str | Path,
+    bins: int = 10,
+    name: str = "model",
+) -> list[Path]:
     """roc.png, pr.png and reliability.png in `folder` (scikit-learn's displays on matplotlib),
     each titled and labelled with `name`, the model's (see model_name)."""
     try:
@@ -107,12 +125,23 @@ def plot_curves(labels: Sequence[int], positive_probability: Sequence[float], fo
     folder.mkdir(parents=True, exist_ok=True)
     y, p = np.asarray(labels), np.asarray(positive_probability)
     written = []
-    plots = (("roc.png", "ROC curve", lambda ax: skm.RocCurveDisplay.from_predictions(
-                 y, p, ax=ax, name=name, plot_chance_level=True)),
-             ("pr.png", "precision-recall curve", lambda ax: skm.PrecisionRecallDisplay.from_predictions(
-                 y, p, ax=ax, name=name, plot_chance_level=True)),
-             ("reliability.png", "reliability", lambda ax: CalibrationDisplay.from_predictions(
-                 y, p, n_bins=bins, ax=ax, name=name)))
+    plots = (
+        (
+            "roc.png",
+            "ROC curve",
+            lambda ax: skm.RocCurveDisplay.from_predictions(y, p, ax=ax, name=name, plot_chance_level=True),
+        ),
+        (
+            "pr.png",
+            "precision-recall curve",
+            lambda ax: skm.PrecisionRecallDisplay.from_predictions(y, p, ax=ax, name=name, plot_chance_level=True),
+        ),
+        (
+            "reliability.png",
+            "reliability",
+            lambda ax: CalibrationDisplay.from_predictions(y, p, n_bins=bins, ax=ax, name=name),
+        ),
+    )
     for file_name, what, draw in plots:
         figure, axis = plt.subplots(figsize=(4.5, 4.5))
         draw(axis)

@@ -17,8 +17,9 @@ from rankkit.mining import MinedSet, TopN, candidates_from_run, mine
 SOURCE = "faiss:train-reviews"
 
 
-def mine_opposite_label(embeddings: np.ndarray, labels: Sequence[int], texts: Sequence[str], n: int,
-                        depth: int = 64, seed: int = 0) -> MinedSet:
+def mine_opposite_label(
+    embeddings: np.ndarray, labels: Sequence[int], texts: Sequence[str], n: int, depth: int = 64, seed: int = 0
+) -> MinedSet:
     """A MinedSet whose query i (qid str(i)) is review i and whose negatives are its n nearest
     opposite-label reviews among the `depth` nearest reviews (inner product of normalised
     embeddings); reviews whose text repeats a same-label review's are never negatives."""
@@ -27,8 +28,10 @@ def mine_opposite_label(embeddings: np.ndarray, labels: Sequence[int], texts: Se
     qrels = {ids[i]: same_label[label] for i, label in enumerate(labels)}  # shared dicts: O(n) memory
     vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
     scores, rows = make_faiss_index(vectors, "Flat", seed).search(vectors, min(depth, len(texts)))
-    run = {ids[i]: [Hit(ids[row], score) for score, row in zip(score_row, row_ids) if row >= 0]
-           for i, (score_row, row_ids) in enumerate(zip(scores.tolist(), rows.tolist()))}
+    run = {
+        ids[i]: [Hit(ids[row], score) for score, row in zip(score_row, row_ids) if row >= 0]
+        for i, (score_row, row_ids) in enumerate(zip(scores.tolist(), rows.tolist()))
+    }
     texts_by_id = dict(zip(ids, texts))
     return mine(texts_by_id, qrels, candidates_from_run(run, SOURCE), [TopN(n)], doc_texts=texts_by_id)
 

@@ -57,8 +57,11 @@ class SentimentModel(Protocol):
 
 def _write_meta(folder: Path, kind: str, normalize: bool, **extra: object) -> None:
     with atomic_write(folder / META_FILE) as out:
-        json.dump({"format": FORMAT, "kind": kind, "normalize": normalize, "labels": list(LABEL_NAMES), **extra},
-                  out, indent=2)
+        json.dump(
+            {"format": FORMAT, "kind": kind, "normalize": normalize, "labels": list(LABEL_NAMES), **extra},
+            out,
+            indent=2,
+        )
 
 
 class TfidfSentiment:
@@ -76,8 +79,13 @@ class TfidfSentiment:
         self.normalize = normalize
         self.pipeline = make_pipeline(
             TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, lowercase=False),
-            GridSearchCV(LogisticRegression(max_iter=2000, random_state=seed), {"C": list(np.logspace(-2, 3, 11))},
-                         cv=5, scoring="neg_log_loss"))
+            GridSearchCV(
+                LogisticRegression(max_iter=2000, random_state=seed),
+                {"C": list(np.logspace(-2, 3, 11))},
+                cv=5,
+                scoring="neg_log_loss",
+            ),
+        )
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "TfidfSentiment":
         self.pipeline.fit(normalize_all(list(texts), self.normalize), np.asarray(labels))
@@ -115,9 +123,17 @@ class TransformerSentiment:
         pooling: the embeddings `forward` and `encode` give: 'cls' or 'mean' (see the module).
     """
 
-    def __init__(self, model: str | Path = "default", device: str | None = None,
-                 max_length: int = DEFAULT_MAX_LENGTH, normalize: bool = True, precision: str = "fp32",
-                 max_tokens: int = 4096, max_batch_size: int = 64, pooling: str = "mean"):
+    def __init__(
+        self,
+        model: str | Path = "default",
+        device: str | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        normalize: bool = True,
+        precision: str = "fp32",
+        max_tokens: int = 4096,
+        max_batch_size: int = 64,
+        pooling: str = "mean",
+    ):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if pooling not in POOLINGS:
@@ -128,15 +144,20 @@ class TransformerSentiment:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         labels = dict(enumerate(LABEL_NAMES))
         self.model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()})
+            self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
+        )
         self.model.to(self.device, inference_dtype(precision, self.device)).eval()
         limit = getattr(self.model.config, "max_position_embeddings", max_length)
         self.max_length = min(max_length, limit)
         self.normalize, self.max_tokens, self.max_batch_size = normalize, max_tokens, max_batch_size
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[dict, list[int]]:
-        encoded = self.tokenizer(normalize_all(list(texts), self.normalize), truncation=True,
-                                 max_length=self.max_length, return_attention_mask=False)
+        encoded = self.tokenizer(
+            normalize_all(list(texts), self.normalize),
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+        )
         return dict(encoded), [len(ids) for ids in encoded["input_ids"]]
 
     def _run(self, encoded: dict, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,8 +213,10 @@ def sentiment_model_folder(folder: str | Path) -> Path:
     if not (folder / META_FILE).is_file() and (folder / "model" / META_FILE).is_file():
         folder = folder / "model"
     if not (folder / META_FILE).is_file():
-        raise RankkitError(f"{folder}: no {META_FILE}, so not a sentiment model folder. "
-                           "Fix: pass the folder `rankkit sentiment train` wrote (or its model/ folder)")
+        raise RankkitError(
+            f"{folder}: no {META_FILE}, so not a sentiment model folder. "
+            "Fix: pass the folder `rankkit sentiment train` wrote (or its model/ folder)"
+        )
     return folder
 
 
@@ -202,9 +225,16 @@ def load_sentiment_model(folder: str | Path, device: str | None = None, precisio
     folder = sentiment_model_folder(folder)
     meta = json.loads((folder / META_FILE).read_text())
     if meta.get("format") != FORMAT or meta.get("kind") not in ("tfidf", "transformer"):
-        raise RankkitError(f"{folder / META_FILE}: not a rankkit sentiment model description. "
-                           "Fix: pass a folder written by `rankkit sentiment train`")
+        raise RankkitError(
+            f"{folder / META_FILE}: not a rankkit sentiment model description. "
+            "Fix: pass a folder written by `rankkit sentiment train`"
+        )
     if meta["kind"] == "tfidf":
         return TfidfSentiment.load(folder, meta)
-    return TransformerSentiment(folder, device=device, max_length=int(meta["max_length"]),
-                                normalize=bool(meta["normalize"]), precision=precision)
+    return TransformerSentiment(
+        folder,
+        device=device,
+        max_length=int(meta["max_length"]),
+        normalize=bool(meta["normalize"]),
+        precision=precision,
+    )

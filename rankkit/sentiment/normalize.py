@@ -24,8 +24,8 @@ import unicodedata
 _ELONGATED = re.compile(r"([^\W\d_])\1{2,}")
 _REPEATED_PUNCTUATION = re.compile(r"([^\w\s])\1+")
 _EMOJI = re.compile(
-    "(?:[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF\u2300-\u23FF])"  # pictographs, symbols, dingbats
-    "[\uFE0F\U0001F3FB-\U0001F3FF]*"  # variation selector, skin tones
+    "(?:[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff])"  # pictographs, symbols, dingbats
+    "[\ufe0f\U0001f3fb-\U0001f3ff]*"  # variation selector, skin tones
 )
 _SPACES = re.compile(r"\s+")
 

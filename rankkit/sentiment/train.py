@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,14 +27,15 @@ import torch.nn.functional as F
 
 from rankkit.data.files import atomic_dir, atomic_write
 from rankkit.errors import RankkitError
+from rankkit.sentiment.config import METHODS, SentimentConfig
 from rankkit.sentiment.dbpm import LossHistory
 from rankkit.sentiment.metrics import sentiment_metrics
 from rankkit.sentiment.mining import mine_opposite_label, negatives_by_review
 from rankkit.sentiment.model import TfidfSentiment, TransformerSentiment
-from rankkit.sentiment.config import METHODS, SentimentConfig
 from rankkit.train.config import TrainConfig, schedule_of
-from rankkit.train.losses import supervised_contrastive_loss
 from rankkit.train.loop import fit
+from rankkit.train.losses import supervised_contrastive_loss
+
 
 @dataclass(frozen=True)
 class Item:
@@ -49,8 +50,14 @@ class SentimentTask:
     """The Task rankkit's loop trains: cross-entropy (DBPM-weighted for (c), (d)), plus the
     supervised contrastive term, plus pseudo-labelled reviews."""
 
-    def __init__(self, model: TransformerSentiment, texts: Sequence[str], labels: Sequence[int],
-                 config: SentimentConfig, unlabeled: Sequence[str] = ()):
+    def __init__(
+        self,
+        model: TransformerSentiment,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        config: SentimentConfig,
+        unlabeled: Sequence[str] = (),
+    ):
         self.model, self.texts, self.labels, self.config = model, list(texts), list(labels), config
         self.unlabeled = list(unlabeled)
         self.parts, self.learning_rates, self.device = {"model": model.model}, {"model": config.lr}, model.device
@@ -78,13 +85,16 @@ class SentimentTask:
             stats["dbpm_flagged"] = int((self.weights < 1).sum())
             embeddings = self.model.encode(self.texts)
             self.bank = torch.from_numpy(embeddings).to(self.device)
-            mined = mine_opposite_label(embeddings, self.labels, self.texts, config.negatives,
-                                        config.mining_depth, config.seed)
+            mined = mine_opposite_label(
+                embeddings, self.labels, self.texts, config.negatives, config.mining_depth, config.seed
+            )
             self.negatives = negatives_by_review(mined, len(self.texts))
             stats["mined_negatives"] = mined.stats["negatives"]
         order = np.random.default_rng([config.seed, epoch]).permutation(len(self.texts))
-        batches = [[Item(int(i), self.texts[i], self.labels[i]) for i in order[start:start + config.batch_size]]
-                   for start in range(0, len(order), config.batch_size)]
+        batches = [
+            [Item(int(i), self.texts[i], self.labels[i]) for i in order[start : start + config.batch_size]]
+            for start in range(0, len(order), config.batch_size)
+        ]
         if config.method == "self-training" and epoch >= config.self_training_from and self.unlabeled:
             pseudo = self._pseudo_labelled(epoch)
             stats["pseudo_labelled"] = len(pseudo)
@@ -96,7 +106,7 @@ class SentimentTask:
 
     def _pseudo_labelled(self, epoch: int) -> list[Item]:
         rng = np.random.default_rng([self.config.seed, epoch, 1])
-        sample = rng.permutation(len(self.unlabeled))[:self.config.unlabeled_per_epoch]
+        sample = rng.permutation(len(self.unlabeled))[: self.config.unlabeled_per_epoch]
         texts = [self.unlabeled[i] for i in sample]
         probability = self.model.predict_proba(texts)
         confident = np.maximum(probability, 1 - probability) >= self.config.confidence
@@ -109,11 +119,16 @@ class SentimentTask:
         labelled = [row for row, item in enumerate(batch) if item.index is not None]
         indices = [batch[row].index for row in labelled]
         self.history.record(self.epoch, indices, per_example[labelled].detach().cpu().tolist())  # type: ignore[arg-type]
-        weights = torch.tensor([self.weights[item.index] if item.index is not None else self.config.pseudo_weight
-                                for item in batch], device=self.device, dtype=logits.dtype)
+        weights = torch.tensor(
+            [self.weights[item.index] if item.index is not None else self.config.pseudo_weight for item in batch],
+            device=self.device,
+            dtype=logits.dtype,
+        )
         total = (weights * per_example).mean()
         if self.contrastive and labelled:
-            total = total + self.config.contrastive_weight * self._contrastive(embeddings[labelled], indices, labels[labelled])
+            total = total + self.config.contrastive_weight * self._contrastive(
+                embeddings[labelled], indices, labels[labelled]
+            )
         return {"model": total}
 
     def _contrastive(self, anchors: torch.Tensor, indices: list[int], labels: torch.Tensor) -> torch.Tensor:
@@ -126,9 +141,15 @@ class SentimentTask:
         member_weights = torch.tensor(self.weights[members], device=self.device, dtype=anchors.dtype)
         anchor_weights = torch.tensor(self.weights[indices], device=self.device, dtype=anchors.dtype)
         pair_weights = anchor_weights.unsqueeze(1) * member_weights.unsqueeze(0)
-        return supervised_contrastive_loss(anchors, labels, pool, pool_labels,
-                                           torch.arange(len(indices), device=self.device),
-                                           self.config.temperature, pair_weights)
+        return supervised_contrastive_loss(
+            anchors,
+            labels,
+            pool,
+            pool_labels,
+            torch.arange(len(indices), device=self.device),
+            self.config.temperature,
+            pair_weights,
+        )
 
     def save(self, folder: Path) -> None:
         self.model.save(folder, method=self.config.method, base_model=self.config.model)
@@ -141,9 +162,13 @@ def _check(config: SentimentConfig, labels: Sequence[int]) -> None:
         raise RankkitError("the training reviews hold one class only. Fix: train on reviews of both labels")
 
 
-def train_sentiment(texts: Sequence[str], labels: Sequence[int], config: SentimentConfig,
-                    val: tuple[Sequence[str], Sequence[int]] | None = None,
-                    unlabeled: Sequence[str] = ()) -> Path:
+def train_sentiment(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    config: SentimentConfig,
+    val: tuple[Sequence[str], Sequence[int]] | None = None,
+    unlabeled: Sequence[str] = (),
+) -> Path:
     """Train `config.method` and save it in config.output/model; with `val`, write its metrics to
     config.output/val_metrics.json. Returns the model folder."""
     _check(config, labels)
@@ -161,20 +186,46 @@ def train_sentiment(texts: Sequence[str], labels: Sequence[int], config: Sentime
         predict = model.predict_proba
     else:
         torch.manual_seed(config.seed)  # the new classification head
-        classifier = TransformerSentiment(config.model, config.device, config.max_length, config.normalize,
-                                          pooling=config.embedding)
+        classifier = TransformerSentiment(
+            config.model, config.device, config.max_length, config.normalize, pooling=config.embedding
+        )
         task = SentimentTask(classifier, texts, labels, config, unlabeled)
-        evaluate = (lambda: {k: v for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
-                             if k in ("accuracy", "macro_f1", "auroc")}) if val else None
-        loop_config = TrainConfig(output=str(output), model=config.model, epochs=config.epochs,
-                                  **schedule_of(config), device=config.device, precision=config.precision,
-                                  max_length=config.max_length, overwrite=config.overwrite)
+        evaluate = (
+            (
+                lambda: {
+                    k: v
+                    for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
+                    if k in ("accuracy", "macro_f1", "auroc")
+                }
+            )
+            if val
+            else None
+        )
+        loop_config = TrainConfig(
+            output=str(output),
+            model=config.model,
+            epochs=config.epochs,
+            **schedule_of(config),
+            device=config.device,
+            precision=config.precision,
+            max_length=config.max_length,
+            overwrite=config.overwrite,
+        )
         folder = fit(task, task.epoch_batches, loop_config, evaluate)  # type: ignore[arg-type]
         epoch_stats, predict = task.epoch_stats, classifier.predict_proba
     cpu_s, wall_s = time.process_time() - started[0], time.perf_counter() - started[1]
     with atomic_write(output / "sentiment_config.json") as out:
-        json.dump({**asdict(config), "train_reviews": len(texts), "train_cpu_s": round(cpu_s, 1),
-                   "train_wall_s": round(wall_s, 1), "epochs_log": epoch_stats}, out, indent=2)
+        json.dump(
+            {
+                **asdict(config),
+                "train_reviews": len(texts),
+                "train_cpu_s": round(cpu_s, 1),
+                "train_wall_s": round(wall_s, 1),
+                "epochs_log": epoch_stats,
+            },
+            out,
+            indent=2,
+        )
     if val is not None:
         with atomic_write(output / "val_metrics.json") as out:
             json.dump(sentiment_metrics(val[1], predict(val[0])), out, indent=2)

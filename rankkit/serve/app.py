@@ -23,16 +23,25 @@ from rankkit.errors import RankkitError
 from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
 from rankkit.serve.config import ServeConfig
+from rankkit.serve.docs import add_docs
 from rankkit.serve.engine import SearchEngine
 from rankkit.serve.errors import ApiError, error_response
 from rankkit.serve.metrics import Metrics
-from rankkit.serve.docs import add_docs
 from rankkit.serve.openapi import document_api
 from rankkit.serve.page import PAGE_CSP, SEARCH_PAGE
-from rankkit.serve.sentiment import add_sentiment_route
-from rankkit.serve.schemas import (BatchSearchRequest, BatchSearchResponse, HealthResponse, RerankedPassage,
-                                   RerankRequest, RerankResponse, SearchHit, SearchRequest, SearchResponse)
+from rankkit.serve.schemas import (
+    BatchSearchRequest,
+    BatchSearchResponse,
+    HealthResponse,
+    RerankedPassage,
+    RerankRequest,
+    RerankResponse,
+    SearchHit,
+    SearchRequest,
+    SearchResponse,
+)
 from rankkit.serve.security import with_security_headers
+from rankkit.serve.sentiment import add_sentiment_route
 from rankkit.serve.text import has_visible_text, normalise_query, unencodable
 
 log = logging.getLogger("rankkit.serve")
@@ -77,35 +86,46 @@ class Guard:
             # uvicorn cancels requests still running when the shutdown grace period ends:
             # answer them with the documented JSON error instead of its plain-text 500
             if not response_started[0]:
-                await error_response(503, "shutting_down", "the server is shutting down and stopped this request",
-                                     "retry against a running server",
-                                     {"Retry-After": RETRY_AFTER_S, "Connection": "close"}
-                                     )(scope, receive, send_and_record)
+                await error_response(
+                    503,
+                    "shutting_down",
+                    "the server is shutting down and stopped this request",
+                    "retry against a running server",
+                    {"Retry-After": RETRY_AFTER_S, "Connection": "close"},
+                )(scope, receive, send_and_record)
         finally:
             self.metrics.observe(path if path in ENDPOINTS else "other", status[0], time.perf_counter() - started)
 
     async def _guarded(self, scope: dict, receive: Callable, send: Callable, status: list[int]) -> None:
         raw_headers, path = scope.get("headers", []), scope["path"]
         if len(raw_headers) > self.config.max_headers:
-            return await error_response(431, "too_many_headers", f"{len(raw_headers)} request headers, over the "
-                                        f"limit {self.config.max_headers}", "send fewer headers"
-                                        )(scope, receive, send)
+            return await error_response(
+                431,
+                "too_many_headers",
+                f"{len(raw_headers)} request headers, over the limit {self.config.max_headers}",
+                "send fewer headers",
+            )(scope, receive, send)
         # h11 bounds headers that arrive in pieces; headers that arrive in one read are counted here
         header_bytes = sum(len(name) + len(value) + 4 for name, value in raw_headers)
         if header_bytes > self.config.max_header_bytes:
-            return await error_response(431, "headers_too_large", f"{header_bytes} bytes of request headers, over "
-                                        f"the limit {self.config.max_header_bytes}", "send smaller headers"
-                                        )(scope, receive, send)
+            return await error_response(
+                431,
+                "headers_too_large",
+                f"{header_bytes} bytes of request headers, over the limit {self.config.max_header_bytes}",
+                "send smaller headers",
+            )(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         if self.config.api_key and not is_public(path):
             given = headers.get("x-api-key", "")
             if not hmac.compare_digest(given.encode("latin-1"), self.config.api_key.encode("ascii")):
-                return await error_response(401, "unauthorized", "missing or wrong API key",
-                                            "send the key in the X-API-Key header")(scope, receive, send)
+                return await error_response(
+                    401, "unauthorized", "missing or wrong API key", "send the key in the X-API-Key header"
+                )(scope, receive, send)
         if scope["method"] == "POST" and path in self.json_paths():
             if not is_json_media_type(headers.get("content-type", "")):
-                return await error_response(415, "not_json", "the body must be JSON",
-                                            "send the header Content-Type: application/json")(scope, receive, send)
+                return await error_response(
+                    415, "not_json", "the body must be JSON", "send the header Content-Type: application/json"
+                )(scope, receive, send)
             body = await self._read_body(scope, receive, send, headers, status)
             if body is None:
                 return
@@ -121,8 +141,9 @@ class Guard:
             return await self.app(scope, replay_receive, send)
         await self.app(scope, receive, send)
 
-    async def _read_body(self, scope: dict, receive: Callable, send: Callable, headers: dict[str, str],
-                         status: list[int]) -> bytes | None:
+    async def _read_body(
+        self, scope: dict, receive: Callable, send: Callable, headers: dict[str, str], status: list[int]
+    ) -> bytes | None:
         """The whole (small) body, read here so that a chunked body over the limit gets 413 too
         (raised from inside the app, FastAPI would turn the overflow into a 400), and a body
         trickled slower than --client-timeout gets 408; None when an error was answered."""
@@ -137,9 +158,13 @@ class Guard:
                 async with asyncio.timeout_at(deadline):
                     message = await receive()
             except TimeoutError:
-                await error_response(408, "request_timeout", f"the body did not arrive within "
-                                     f"{self.config.client_timeout_s:g} s", "send the whole request at once",
-                                     {"Connection": "close"})(scope, receive, send)
+                await error_response(
+                    408,
+                    "request_timeout",
+                    f"the body did not arrive within {self.config.client_timeout_s:g} s",
+                    "send the whole request at once",
+                    {"Connection": "close"},
+                )(scope, receive, send)
                 return None
             if message["type"] != "http.request":  # the client went away
                 status[0] = 499
@@ -153,29 +178,44 @@ class Guard:
         return b"".join(chunks)
 
     async def _too_large(self, scope: dict, receive: Callable, send: Callable) -> None:
-        await error_response(413, "body_too_large", f"request body over {self.config.max_body_bytes} bytes",
-                             "send a smaller body (fewer queries or passages)")(scope, receive, send)
+        await error_response(
+            413,
+            "body_too_large",
+            f"request body over {self.config.max_body_bytes} bytes",
+            "send a smaller body (fewer queries or passages)",
+        )(scope, receive, send)
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0]
     kind, where = first.get("type", ""), ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     if kind == "json_invalid":
-        return error_response(400, "malformed_json", f"the body is not valid JSON ({first.get('msg')})",
-                              'send a JSON object, e.g. {"query": "what is bm25", "k": 10}')
+        return error_response(
+            400,
+            "malformed_json",
+            f"the body is not valid JSON ({first.get('msg')})",
+            'send a JSON object, e.g. {"query": "what is bm25", "k": 10}',
+        )
     if kind == "extra_forbidden":
-        return error_response(422, "unknown_field", f"unknown field {where!r}",
-                              "remove it; see /docs for the fields each endpoint takes")
+        return error_response(
+            422, "unknown_field", f"unknown field {where!r}", "remove it; see /docs for the fields each endpoint takes"
+        )
     if kind == "missing" and not where:
-        return error_response(422, "missing_body", "the request has no body",
-                              'send a JSON object, e.g. {"query": "what is bm25", "k": 10}')
+        return error_response(
+            422,
+            "missing_body",
+            "the request has no body",
+            'send a JSON object, e.g. {"query": "what is bm25", "k": 10}',
+        )
     if kind == "missing":
         return error_response(422, "missing_field", f"field {where!r} is required", "add it; see /docs")
     if kind == "literal_error" and where.endswith("mode"):
-        return error_response(422, "unknown_mode", f"unknown mode {first.get('input')!r}",
-                              "use one of bm25, dense, hybrid")
-    return error_response(422, "invalid_field", f"{where or 'body'}: {first.get('msg')}",
-                          "send the field with the type /docs shows")
+        return error_response(
+            422, "unknown_mode", f"unknown mode {first.get('input')!r}", "use one of bm25, dense, hybrid"
+        )
+    return error_response(
+        422, "invalid_field", f"{where or 'body'}: {first.get('msg')}", "send the field with the type /docs shows"
+    )
 
 
 class Server:
@@ -190,16 +230,29 @@ class Server:
         # only dense encoding gains from waiting for company; BM25 and rerank batch what queued
         # while their worker was busy (measured in benchmarks/results/serve_load.md: a 3 ms wait
         # tripled BM25's 1-client latency and lowered its 16-client throughput)
-        waits = {"dense": self.config.batch_wait_ms / 1000, "bm25": 0.0, "rerank": 0.0,
-                 "sentiment": self.config.batch_wait_ms / 1000}
-        work = {"dense": (engine.dense, engine.dense_batch), "bm25": (engine.bm25, engine.bm25_batch),
-                "rerank": (engine.reranker, engine.rerank_batch),
-                # an engine without the attribute (a test double, say) serves no sentiment
-                "sentiment": (getattr(engine, "sentiment", None), getattr(engine, "sentiment_batch", None))}
+        waits = {
+            "dense": self.config.batch_wait_ms / 1000,
+            "bm25": 0.0,
+            "rerank": 0.0,
+            "sentiment": self.config.batch_wait_ms / 1000,
+        }
+        work = {
+            "dense": (engine.dense, engine.dense_batch),
+            "bm25": (engine.bm25, engine.bm25_batch),
+            "rerank": (engine.reranker, engine.rerank_batch),
+            # an engine without the attribute (a test double, say) serves no sentiment
+            "sentiment": (getattr(engine, "sentiment", None), getattr(engine, "sentiment_batch", None)),
+        }
         for name, (loaded, process) in work.items():
             if loaded is not None:
-                batcher = MicroBatcher(process, engine.executors[name], self.config.batch_max, waits[name],
-                                       self.config.max_queue, self.metrics.observe_batch)
+                batcher = MicroBatcher(
+                    process,
+                    engine.executors[name],
+                    self.config.batch_max,
+                    waits[name],
+                    self.config.max_queue,
+                    self.metrics.observe_batch,
+                )
                 batcher.start()
                 self.batchers[name] = batcher
         self.engine = engine
@@ -207,9 +260,14 @@ class Server:
     def ready_engine(self) -> SearchEngine:
         if self.engine is None:
             # the reason is in the server's log: error messages name files, and this is public
-            raise ApiError(503, "loading", "indexes and models are still loading" if not self.load_error
-                           else "loading failed (the reason is in the server's log)",
-                           "retry once GET /health says ready")
+            raise ApiError(
+                503,
+                "loading",
+                "indexes and models are still loading"
+                if not self.load_error
+                else "loading failed (the reason is in the server's log)",
+                "retry once GET /health says ready",
+            )
         return self.engine
 
     async def submit(self, work: str, item: Any) -> Any:
@@ -225,11 +283,19 @@ class Server:
         that it never joins a micro-batch."""
         self.check_text(query, "query")
         if not has_visible_text(query):
-            raise ApiError(422, "empty_query", "the query is empty or whitespace (or only invisible characters)",
-                           "send some query text")
+            raise ApiError(
+                422,
+                "empty_query",
+                "the query is empty or whitespace (or only invisible characters)",
+                "send some query text",
+            )
         if len(query) > self.config.max_query_chars:
-            raise ApiError(422, "query_too_long", f"the query has {len(query)} characters, over the limit "
-                           f"{self.config.max_query_chars}", "send a shorter query")
+            raise ApiError(
+                422,
+                "query_too_long",
+                f"the query has {len(query)} characters, over the limit {self.config.max_query_chars}",
+                "send a shorter query",
+            )
         return normalise_query(query)
 
     @staticmethod
@@ -240,20 +306,29 @@ class Server:
 
     def check_range(self, value: int, name: str, high: int, flag: str) -> None:
         if not 1 <= value <= high:
-            raise ApiError(422, f"invalid_{name}", f"{name}={value} is out of range",
-                           f"use 1 <= {name} <= {high} (the server's {flag})")
+            raise ApiError(
+                422,
+                f"invalid_{name}",
+                f"{name}={value} is out of range",
+                f"use 1 <= {name} <= {high} (the server's {flag})",
+            )
 
     def check_k(self, k: int) -> None:
         self.check_range(k, "k", self.config.max_k, "--max-k")
 
     def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
         if not engine.modes:  # a server for /sentiment only
-            raise ApiError(400, "no_index", "this server loaded no index", "start it with -i INDEX (a dense and/or a BM25 index)")
+            raise ApiError(
+                400, "no_index", "this server loaded no index", "start it with -i INDEX (a dense and/or a BM25 index)"
+            )
         mode = mode or engine.modes[0]
         if mode not in engine.modes:
-            raise ApiError(400, "mode_unavailable", f"mode {mode!r} needs an index this server did not load "
-                           f"(available: {', '.join(engine.modes)})",
-                           "use an available mode, or start the server with -i DENSE_INDEX -i BM25_INDEX")
+            raise ApiError(
+                400,
+                "mode_unavailable",
+                f"mode {mode!r} needs an index this server did not load (available: {', '.join(engine.modes)})",
+                "use an available mode, or start the server with -i DENSE_INDEX -i BM25_INDEX",
+            )
         return mode
 
     async def search(self, request: SearchRequest) -> SearchResponse:
@@ -267,8 +342,12 @@ class Server:
             if engine.reranker is None:
                 raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
             if not engine.doc_texts:
-                raise ApiError(400, "no_texts", "reranking needs passage texts, which are not loaded",
-                               "start the server with the index's corpus file in place and texts on")
+                raise ApiError(
+                    400,
+                    "no_texts",
+                    "reranking needs passage texts, which are not loaded",
+                    "start the server with the index's corpus file in place and texts on",
+                )
         depth = max(request.k, request.rerank_depth if request.rerank else 0)
         if mode == "hybrid":
             pool = max(depth, self.config.hybrid_depth)
@@ -277,17 +356,28 @@ class Server:
         else:
             hits = await self.submit(mode, (query, depth))
         if request.rerank:
-            top = hits[:request.rerank_depth]
+            top = hits[: request.rerank_depth]
             scores = await self.submit("rerank", (query, [engine.doc_texts.get(h.docid, "") for h in top]))
-            hits = splice_reranked([Hit(h.docid, s) for h, s in zip(top, scores)], hits[request.rerank_depth:])
-        return SearchResponse(query=query, mode=mode, reranked=request.rerank, hits=[
-            SearchHit(docid=h.docid, score=h.score, rank=rank,
-                      text=engine.doc_texts.get(h.docid) if request.text else None)
-            for rank, h in enumerate(hits[:request.k], start=1)])
+            hits = splice_reranked([Hit(h.docid, s) for h, s in zip(top, scores)], hits[request.rerank_depth :])
+        return SearchResponse(
+            query=query,
+            mode=mode,
+            reranked=request.rerank,
+            hits=[
+                SearchHit(
+                    docid=h.docid,
+                    score=h.score,
+                    rank=rank,
+                    text=engine.doc_texts.get(h.docid) if request.text else None,
+                )
+                for rank, h in enumerate(hits[: request.k], start=1)
+            ],
+        )
 
 
-def create_app(config: ServeConfig, engine: SearchEngine | None = None,
-               load: Callable[[ServeConfig], SearchEngine] = SearchEngine) -> FastAPI:
+def create_app(
+    config: ServeConfig, engine: SearchEngine | None = None, load: Callable[[ServeConfig], SearchEngine] = SearchEngine
+) -> FastAPI:
     """The app; without `engine`, indexes and models load in the background after start-up and
     /health says 'loading' until they are ready."""
     server = Server(config)
@@ -309,8 +399,13 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
         if server.engine is not None:
             server.engine.close()  # does not wait for a batch still running past the grace period
 
-    app = FastAPI(title="rankkit", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  description="Search BM25, dense and hybrid indexes; rerank with a cross-encoder.")
+    app = FastAPI(
+        title="rankkit",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        description="Search BM25, dense and hybrid indexes; rerank with a cross-encoder.",
+    )
     app.state.server = server
     json_paths: set[str] = set()
 
@@ -334,11 +429,19 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        fixes = {404: "see /docs for the endpoints", 405: "see /docs for each endpoint's method",
-                 400: "send a UTF-8 JSON body"}
+        fixes = {
+            404: "see /docs for the endpoints",
+            405: "see /docs for each endpoint's method",
+            400: "send a UTF-8 JSON body",
+        }
         codes = {400: "invalid_body", 404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail),
-                              fixes.get(exc.status_code, "see /docs"), exc.headers)  # 405 keeps its Allow
+        return error_response(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            fixes.get(exc.status_code, "see /docs"),
+            exc.headers,
+        )  # 405 keeps its Allow
 
     @app.exception_handler(RankkitError)
     async def rankkit_error(request: Request, exc: RankkitError) -> JSONResponse:
@@ -359,12 +462,20 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
     async def search_batch(request: BatchSearchRequest) -> BatchSearchResponse:
         """Search many queries at once."""
         if not 1 <= len(request.queries) <= config.max_batch_queries:
-            raise ApiError(422, "invalid_batch", f"{len(request.queries)} queries in the batch",
-                           f"send 1 to {config.max_batch_queries} queries")
+            raise ApiError(
+                422,
+                "invalid_batch",
+                f"{len(request.queries)} queries in the batch",
+                f"send 1 to {config.max_batch_queries} queries",
+            )
         for query in request.queries:  # every query is checked before any is searched
             server.check_query(query)
-        results = await asyncio.gather(*(server.search(SearchRequest(query=q, k=request.k, mode=request.mode,
-                                                                      text=request.text)) for q in request.queries))
+        results = await asyncio.gather(
+            *(
+                server.search(SearchRequest(query=q, k=request.k, mode=request.mode, text=request.text))
+                for q in request.queries
+            )
+        )
         return BatchSearchResponse(results=list(results))
 
     @app.post("/rerank", response_model=RerankResponse)
@@ -375,23 +486,36 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
         if engine.reranker is None:
             raise ApiError(400, "no_reranker", "this server has no reranker", "start it with --reranker MODEL")
         if not 1 <= len(request.passages) <= config.max_passages:
-            raise ApiError(422, "invalid_passages", f"{len(request.passages)} passages",
-                           f"send 1 to {config.max_passages} passages (the server's --max-passages)")
+            raise ApiError(
+                422,
+                "invalid_passages",
+                f"{len(request.passages)} passages",
+                f"send 1 to {config.max_passages} passages (the server's --max-passages)",
+            )
         for i, passage in enumerate(request.passages):
             server.check_text(passage.text, f"passages[{i}].text")
         scores = await server.submit("rerank", (query, [p.text for p in request.passages]))
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        return RerankResponse(query=query, passages=[
-            RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
-            for rank, i in enumerate(order, start=1)])
+        return RerankResponse(
+            query=query,
+            passages=[
+                RerankedPassage(id=request.passages[i].id, score=scores[i], rank=rank, index=i)
+                for rank, i in enumerate(order, start=1)
+            ],
+        )
 
     if config.sentiment_model is not None:  # else /sentiment is not in the schema, and says how to serve it
         add_sentiment_route(app, server, config)
     else:
+
         @app.api_route("/sentiment", methods=["GET", "POST"], include_in_schema=False)
         async def no_sentiment() -> None:
-            raise ApiError(404, "not_found", "this server has no sentiment model, so it does not serve /sentiment",
-                           "start the server with --sentiment-model FOLDER (a folder `rankkit sentiment train` wrote)")
+            raise ApiError(
+                404,
+                "not_found",
+                "this server has no sentiment model, so it does not serve /sentiment",
+                "start the server with --sentiment-model FOLDER (a folder `rankkit sentiment train` wrote)",
+            )
 
     @app.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
     async def health() -> JSONResponse:
@@ -402,8 +526,14 @@ def create_app(config: ServeConfig, engine: SearchEngine | None = None,
             error = "loading failed; the reason is in the server's log" if server.load_error else None
             return JSONResponse({"status": status, "error": error}, 503, headers={"Retry-After": RETRY_AFTER_S})
         engine = server.engine
-        return JSONResponse({"status": "ready", "modes": engine.modes, "reranker": engine.reranker is not None,
-                             "documents": len(engine.doc_texts) or None})
+        return JSONResponse(
+            {
+                "status": "ready",
+                "modes": engine.modes,
+                "reranker": engine.reranker is not None,
+                "documents": len(engine.doc_texts) or None,
+            }
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:

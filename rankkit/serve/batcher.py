@@ -25,9 +25,15 @@ class MicroBatcher:
     `process(items) -> results` for all of them in one worker thread. Items already queued always
     join, up to `max_batch`."""
 
-    def __init__(self, process: Callable[[Sequence[Any]], Sequence[Any]], executor: concurrent.futures.Executor,
-                 max_batch: int = 32, max_wait_s: float = 0.003, max_queue: int = 256,
-                 on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        process: Callable[[Sequence[Any]], Sequence[Any]],
+        executor: concurrent.futures.Executor,
+        max_batch: int = 32,
+        max_wait_s: float = 0.003,
+        max_queue: int = 256,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         self.process, self.executor = process, executor
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
         self.on_batch = on_batch

@@ -20,22 +20,32 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise RankkitError(f"cannot reach {self.http.base_url} ({type(exc).__name__}). "
-                               "Fix: start the server with `rankkit serve` or check --url") from None
+            raise RankkitError(
+                f"cannot reach {self.http.base_url} ({type(exc).__name__}). "
+                "Fix: start the server with `rankkit serve` or check --url"
+            ) from None
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
                 raise RankkitError(f"server answered {response.status_code}: {error['message']}. Fix: {error['fix']}")
             except (ValueError, KeyError):
-                raise RankkitError(f"server answered {response.status_code}: {response.text[:200]}. "
-                                   "Fix: check the server's log") from None
+                raise RankkitError(
+                    f"server answered {response.status_code}: {response.text[:200]}. Fix: check the server's log"
+                ) from None
         return response.json() if "json" in response.headers.get("content-type", "") else response.text
 
     def health(self) -> dict:
         return self._call("GET", "/health")
 
-    def search(self, query: str, k: int = 10, mode: str | None = None, rerank: bool = False,
-               rerank_depth: int = 50, text: bool = False) -> dict:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str | None = None,
+        rerank: bool = False,
+        rerank_depth: int = 50,
+        text: bool = False,
+    ) -> dict:
         body = {"query": query, "k": k, "rerank": rerank, "rerank_depth": rerank_depth, "text": text}
         if mode:
             body["mode"] = mode

@@ -23,41 +23,64 @@ class ServeLimits:
     max_k: int = option(1000, "Largest k a search may ask for.", low=1)
     max_query_chars: int = option(1000, "Longest query, in characters.", low=1)
     max_batch_queries: int = option(64, "Most queries in one /search/batch request.", low=1)
-    max_passages: int = option(256, "Most passages in one /rerank request, and the largest rerank_depth of "
-                                    "/search.", low=1)
+    max_passages: int = option(
+        256, "Most passages in one /rerank request, and the largest rerank_depth of /search.", low=1
+    )
     max_body_bytes: int = option(1_000_000, "Largest request body (413 over it).", low=1)
-    batch_wait_ms: float = option(3.0, "Longest wait to fill a dense micro-batch; it ends early once as many "
-                                       "queries as were recently in flight have arrived.", low=0)
+    batch_wait_ms: float = option(
+        3.0,
+        "Longest wait to fill a dense micro-batch; it ends early once as many "
+        "queries as were recently in flight have arrived.",
+        low=0,
+    )
     batch_max: int = option(32, "Largest micro-batch.", low=1)
     max_queue: int = option(256, "Waiting queries per worker before answering 503.", low=1)
-    max_header_bytes: int = option(16_384, "Largest request line + headers in bytes (400 over it; h11's limit).",
-                                   low=1024)
+    max_header_bytes: int = option(
+        16_384, "Largest request line + headers in bytes (400 over it; h11's limit).", low=1024
+    )
     max_headers: int = option(100, "Most request headers (431 over it).", low=1)
-    client_timeout_s: float = option(10.0, "Seconds a client has to send the request line and headers (else the "
-                                           "connection is closed), and again the body (else 408).", low=0.1,
-                                     flags=("--client-timeout",))
-    keep_alive_s: float = option(5.0, "Seconds an idle keep-alive connection stays open.", low=0.1,
-                                 flags=("--keep-alive-timeout",))
-    max_connections: int = option(1024, "Open connections + running requests before new requests get 503 "
-                                        "(uvicorn's limit_concurrency).", low=1)
-    graceful_timeout_s: float = option(30.0, "On SIGTERM/SIGINT, seconds in-flight requests may still finish; "
-                                             "those still running are then answered 503 shutting_down and the "
-                                             "process exits.", low=0, flags=("--graceful-timeout",))
+    client_timeout_s: float = option(
+        10.0,
+        "Seconds a client has to send the request line and headers (else the "
+        "connection is closed), and again the body (else 408).",
+        low=0.1,
+        flags=("--client-timeout",),
+    )
+    keep_alive_s: float = option(
+        5.0, "Seconds an idle keep-alive connection stays open.", low=0.1, flags=("--keep-alive-timeout",)
+    )
+    max_connections: int = option(
+        1024, "Open connections + running requests before new requests get 503 (uvicorn's limit_concurrency).", low=1
+    )
+    graceful_timeout_s: float = option(
+        30.0,
+        "On SIGTERM/SIGINT, seconds in-flight requests may still finish; "
+        "those still running are then answered 503 shutting_down and the "
+        "process exits.",
+        low=0,
+        flags=("--graceful-timeout",),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig(ServeLimits, DenseQuery):
     """A server: its indexes (one of each kind), models, address and limits."""
 
-    indexes: tuple[str, ...] = option((), "Index folder to serve (repeatable: one dense and one BM25 index; each "
-                                          "index's manifest says its kind).", flags=("--index", "-i"))
+    indexes: tuple[str, ...] = option(
+        (),
+        "Index folder to serve (repeatable: one dense and one BM25 index; each index's manifest says its kind).",
+        flags=("--index", "-i"),
+    )
     reranker: str | None = option(None, "Cross-encoder folder for reranking (/rerank, rerank: true).")
     sentiment_model: str | None = option(None, "Sentiment model folder: serves POST /sentiment.")
     host: str = option("127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     port: int = option(8000, "TCP port to listen on.", low=1, high=65535)
-    api_key: str | None = option(None, "Require this X-API-Key header on every endpoint but /health, /docs and "
-                                       f"the page. Visible ASCII, not empty. Also read from ${API_KEY_ENV}.",
-                                 hidden_default=True)
+    api_key: str | None = option(
+        None,
+        "Require this X-API-Key header on every endpoint but /health, /docs and "
+        f"the page. Visible ASCII, not empty. Also read from ${API_KEY_ENV}.",
+        hidden_default=True,
+    )
     texts: bool = option(True, "Load passage texts (needed for text in results and reranking).")
     fusion: FusionConfig = field(default_factory=FusionConfig)  # hybrid: the same fusion as `rankkit search`
 
@@ -75,7 +98,9 @@ class ServeConfig(ServeLimits, DenseQuery):
         for folder in self.indexes:
             kind = Manifest.read(folder).kind
             if kind in found:
-                raise RankkitError(f"{found[kind]} and {folder} are both {kind} indexes; a server serves one index "
-                                   "of each kind. Fix: pass one dense and/or one BM25 index with -i")
+                raise RankkitError(
+                    f"{found[kind]} and {folder} are both {kind} indexes; a server serves one index "
+                    "of each kind. Fix: pass one dense and/or one BM25 index with -i"
+                )
             found[kind] = folder
         return found

@@ -28,12 +28,18 @@ def swagger_assets() -> Path | None:
 
 
 def docs_page(openapi_url: str, title: str) -> HTMLResponse:
-    html = get_swagger_ui_html(openapi_url=openapi_url, title=title, swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{ASSETS}/swagger-ui.css",
-                               swagger_favicon_url=f"{ASSETS}/favicon.png").body.decode("utf-8")
+    html = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=title,
+        swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS}/favicon.png",
+    ).body.decode("utf-8")
     scripts = [csp_hash(s) for s in re.findall(r"<script>(.*?)</script>", html, re.S)]
-    policy = (f"default-src 'none'; script-src 'self' {' '.join(scripts)}; style-src 'self' 'unsafe-inline'; "
-              "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+    policy = (
+        f"default-src 'none'; script-src 'self' {' '.join(scripts)}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    )
     return HTMLResponse(html, headers={"Content-Security-Policy": policy})
 
 
@@ -46,7 +52,10 @@ def add_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False, response_model=None)
     async def docs() -> HTMLResponse:
         if assets is None:
-            return HTMLResponse("<!doctype html><title>rankkit API</title><p>Swagger UI is not installed: "
-                                "<code>pip install fastapi-offline</code> (part of rankkit[serve]); the schema is at "
-                                f'<a href="{app.openapi_url}">{app.openapi_url}</a>.', 503)
+            return HTMLResponse(
+                "<!doctype html><title>rankkit API</title><p>Swagger UI is not installed: "
+                "<code>pip install fastapi-offline</code> (part of rankkit[serve]); the schema is at "
+                f'<a href="{app.openapi_url}">{app.openapi_url}</a>.',
+                503,
+            )
         return docs_page(app.openapi_url or "/openapi.json", f"{app.title} API")

@@ -21,22 +21,35 @@ class SearchEngine:
 
     def __init__(self, config: ServeConfig):
         if not config.indexes and config.sentiment_model is None:
-            raise RankkitError("nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or "
-                               "--sentiment-model DIR")
+            raise RankkitError(
+                "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
+            )
         self.config = config
         self.dense = self.bm25 = self.reranker = self.sentiment = None
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
-        self.executors = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
-                          for name in ("dense", "bm25", "rerank", "sentiment")}
+        self.executors = {
+            name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
+            for name in ("dense", "bm25", "rerank", "sentiment")
+        }
         folders = config.index_by_kind if config.indexes else {}
         if "dense" in folders:
             from rankkit.index.faiss_device import GpuOptions
             from rankkit.retrieve.dense import DenseRetriever
 
-            self.dense = self.executors["dense"].submit(
-                DenseRetriever.from_folder, folders["dense"], config.model, config.device, precision=config.precision,
-                search_params=config.search_params(), query_prompt=config.query_prompt,
-                gpu=GpuOptions(config.gpu_shard, config.gpu_fp16)).result()
+            self.dense = (
+                self.executors["dense"]
+                .submit(
+                    DenseRetriever.from_folder,
+                    folders["dense"],
+                    config.model,
+                    config.device,
+                    precision=config.precision,
+                    search_params=config.search_params(),
+                    query_prompt=config.query_prompt,
+                    gpu=GpuOptions(config.gpu_shard, config.gpu_fp16),
+                )
+                .result()
+            )
         if "bm25" in folders:
             from rankkit.retrieve.bm25 import BM25Retriever
 
@@ -44,8 +57,11 @@ class SearchEngine:
         if config.reranker is not None:
             from rankkit.encode.crossencoder import CrossEncoder
 
-            self.reranker = self.executors["rerank"].submit(CrossEncoder, config.reranker, config.device,
-                                                             precision=config.precision).result()
+            self.reranker = (
+                self.executors["rerank"]
+                .submit(CrossEncoder, config.reranker, config.device, precision=config.precision)
+                .result()
+            )
         if config.sentiment_model is not None:
             self.sentiment = self.executors["sentiment"].submit(load_sentiment, config).result()
         self.doc_texts = self._load_texts() if config.texts else {}
@@ -60,8 +76,7 @@ class SearchEngine:
 
     @property
     def modes(self) -> list[str]:
-        return [m for m, ok in (("dense", self.dense), ("bm25", self.bm25),
-                                ("hybrid", self.dense and self.bm25)) if ok]
+        return [m for m, ok in (("dense", self.dense), ("bm25", self.bm25), ("hybrid", self.dense and self.bm25)) if ok]
 
     def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
         """One encode and one FAISS search for a micro-batch of (query, k)."""
@@ -82,7 +97,7 @@ class SearchEngine:
         scores = self.reranker.score(pairs).tolist()
         out, start = [], 0
         for _, passages in items:
-            out.append(scores[start:start + len(passages)])
+            out.append(scores[start : start + len(passages)])
             start += len(passages)
         return out
 

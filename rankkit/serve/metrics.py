@@ -35,12 +35,18 @@ class Metrics:
 
     def render(self) -> str:
         with self._lock:
-            lines = ["# HELP rankkit_requests_total HTTP requests by endpoint and status.",
-                     "# TYPE rankkit_requests_total counter"]
-            lines += [f'rankkit_requests_total{{endpoint="{e}",status="{s}"}} {n}'
-                      for (e, s), n in sorted(self.requests.items())]
-            lines += ["# HELP rankkit_errors_total HTTP responses with status >= 400.",
-                      "# TYPE rankkit_errors_total counter"]
+            lines = [
+                "# HELP rankkit_requests_total HTTP requests by endpoint and status.",
+                "# TYPE rankkit_requests_total counter",
+            ]
+            lines += [
+                f'rankkit_requests_total{{endpoint="{e}",status="{s}"}} {n}'
+                for (e, s), n in sorted(self.requests.items())
+            ]
+            lines += [
+                "# HELP rankkit_errors_total HTTP responses with status >= 400.",
+                "# TYPE rankkit_errors_total counter",
+            ]
             errors: dict[str, int] = defaultdict(int)
             for (e, s), n in self.requests.items():
                 if s >= 400:
@@ -50,15 +56,20 @@ class Metrics:
             for endpoint in sorted(self.latency_total):
                 for bound, count in zip(LATENCY_BUCKETS, self.latency_counts[endpoint]):
                     lines.append(f'rankkit_request_seconds_bucket{{endpoint="{endpoint}",le="{bound}"}} {count}')
-                lines.append(f'rankkit_request_seconds_bucket{{endpoint="{endpoint}",le="+Inf"}} '
-                             f'{self.latency_total[endpoint]}')
+                lines.append(
+                    f'rankkit_request_seconds_bucket{{endpoint="{endpoint}",le="+Inf"}} {self.latency_total[endpoint]}'
+                )
                 lines.append(f'rankkit_request_seconds_sum{{endpoint="{endpoint}"}} {self.latency_sum[endpoint]:.6f}')
                 lines.append(f'rankkit_request_seconds_count{{endpoint="{endpoint}"}} {self.latency_total[endpoint]}')
-            lines += ["# HELP rankkit_queue_depth Queries waiting for a search worker.", "# TYPE rankkit_queue_depth gauge",
-                      f"rankkit_queue_depth {self.queue_depth}",
-                      "# HELP rankkit_batches_total Micro-batches searched.", "# TYPE rankkit_batches_total counter",
-                      f"rankkit_batches_total {self.batch_sizes[0]}",
-                      "# HELP rankkit_batched_queries_total Queries searched in micro-batches.",
-                      "# TYPE rankkit_batched_queries_total counter",
-                      f"rankkit_batched_queries_total {self.batch_sizes[1]}"]
+            lines += [
+                "# HELP rankkit_queue_depth Queries waiting for a search worker.",
+                "# TYPE rankkit_queue_depth gauge",
+                f"rankkit_queue_depth {self.queue_depth}",
+                "# HELP rankkit_batches_total Micro-batches searched.",
+                "# TYPE rankkit_batches_total counter",
+                f"rankkit_batches_total {self.batch_sizes[0]}",
+                "# HELP rankkit_batched_queries_total Queries searched in micro-batches.",
+                "# TYPE rankkit_batched_queries_total counter",
+                f"rankkit_batched_queries_total {self.batch_sizes[1]}",
+            ]
             return "\n".join(lines) + "\n"

@@ -14,17 +14,25 @@ from rankkit.serve.config import ServeConfig
 from rankkit.serve.schemas import ErrorResponse
 from rankkit.serve.text import VISIBLE_PATTERN
 
-API_KEY_SCHEME = {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
-                             "description": "Required on every endpoint but /health, /docs and /openapi.json "
-                                            "when the server was started with --api-key (or RANKKIT_API_KEY)."}}
-ERRORS = {400: "Malformed JSON, or a mode or reranker this server did not load.",
-          401: "Missing or wrong X-API-Key.",
-          408: "The body did not arrive within the server's --client-timeout.",
-          413: "Body over the server's --max-body-bytes.",
-          415: "Content-Type is not application/json.",
-          422: "A field is missing, of the wrong type or out of range.",
-          431: "More request headers than the server's --max-headers.",
-          503: "Still loading, at capacity (with Retry-After), or shutting down."}
+API_KEY_SCHEME = {
+    "ApiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Required on every endpoint but /health, /docs and /openapi.json "
+        "when the server was started with --api-key (or RANKKIT_API_KEY).",
+    }
+}
+ERRORS = {
+    400: "Malformed JSON, or a mode or reranker this server did not load.",
+    401: "Missing or wrong X-API-Key.",
+    408: "The body did not arrive within the server's --client-timeout.",
+    413: "Body over the server's --max-body-bytes.",
+    415: "Content-Type is not application/json.",
+    422: "A field is missing, of the wrong type or out of range.",
+    431: "More request headers than the server's --max-headers.",
+    503: "Still loading, at capacity (with Retry-After), or shutting down.",
+}
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -34,8 +42,10 @@ def _limits(config: ServeConfig) -> dict[str, dict[str, dict[str, Any]]]:
     k = {"minimum": 1, "maximum": config.max_k}
     return {
         "SearchRequest": {"query": query, "k": k, "rerank_depth": {"minimum": 1, "maximum": config.max_passages}},
-        "BatchSearchRequest": {"queries": {"minItems": 1, "maxItems": config.max_batch_queries, "items": query},
-                               "k": k},
+        "BatchSearchRequest": {
+            "queries": {"minItems": 1, "maxItems": config.max_batch_queries, "items": query},
+            "k": k,
+        },
         "RerankRequest": {"query": query, "passages": {"minItems": 1, "maxItems": config.max_passages}},
     }
 
@@ -70,8 +80,10 @@ def build_schema(app: FastAPI, config: ServeConfig) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for code in _error_codes(path, method, config):
                 if str(code) not in responses or code == 422:  # replaces FastAPI's validation schema
-                    responses[str(code)] = {"description": ERRORS[code],
-                                            "content": {"application/json": {"schema": ERROR_REF}}}
+                    responses[str(code)] = {
+                        "description": ERRORS[code],
+                        "content": {"application/json": {"schema": ERROR_REF}},
+                    }
             if config.api_key and path != "/health":
                 operation["security"] = [{"ApiKey": []}]
     schemas.pop("HTTPValidationError", None)
@@ -81,6 +93,7 @@ def build_schema(app: FastAPI, config: ServeConfig) -> dict[str, Any]:
 
 def document_api(app: FastAPI, config: ServeConfig) -> None:
     """Serve build_schema's schema at /openapi.json (built once, on first request)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = build_schema(app, config)

@@ -115,12 +115,15 @@ loadModes().then(() => {
 });
 """
 
-SEARCH_PAGE = """<!doctype html>
+SEARCH_PAGE = (
+    """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>rankkit search</title>
-<style>""" + STYLE + """</style>
+<style>"""
+    + STYLE
+    + """</style>
 </head>
 <body>
 <h1>rankkit</h1>
@@ -137,10 +140,15 @@ SEARCH_PAGE = """<!doctype html>
 </form>
 <p id="status" role="status"></p>
 <div id="results"></div>
-<script>""" + SCRIPT + """</script>
+<script>"""
+    + SCRIPT
+    + """</script>
 </body>
 </html>
 """
+)
 
-PAGE_CSP = (f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}; connect-src 'self'; "
-            "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+PAGE_CSP = (
+    f"default-src 'none'; script-src {csp_hash(SCRIPT)}; style-src {csp_hash(STYLE)}; connect-src 'self'; "
+    "img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)

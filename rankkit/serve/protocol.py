@@ -19,9 +19,15 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-INVALID_REQUEST = json.dumps({"error": {
-    "code": "invalid_http", "message": "the request is not valid HTTP/1.1, or its headers are too large",
-    "fix": "send a well-formed request with headers under the server's --max-header-bytes"}}).encode("ascii")
+INVALID_REQUEST = json.dumps(
+    {
+        "error": {
+            "code": "invalid_http",
+            "message": "the request is not valid HTTP/1.1, or its headers are too large",
+            "fix": "send a well-formed request with headers under the server's --max-header-bytes",
+        }
+    }
+).encode("ascii")
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -62,8 +68,11 @@ class GuardedH11Protocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-        for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
-                      h11.Data(data=INVALID_REQUEST), h11.EndOfMessage()):
+        for event in (
+            h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+            h11.Data(data=INVALID_REQUEST),
+            h11.EndOfMessage(),
+        ):
             self.transport.write(self.conn.send(event))
         self.transport.close()
 

@@ -8,8 +8,11 @@ import base64
 import hashlib
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
-BASE_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                (b"referrer-policy", b"no-referrer"))
+BASE_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
 
 
 def csp_hash(source: str) -> str:

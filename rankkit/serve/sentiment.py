@@ -58,8 +58,12 @@ def classify_batch(model: "SentimentModel", texts: Sequence[str]) -> list[float]
 def add_sentiment_route(app: "FastAPI", server: SentimentServer, config: "ServeConfig") -> None:
     def check(texts: list[str]) -> list[str]:
         if not 1 <= len(texts) <= config.max_batch_queries:
-            raise ApiError(422, "invalid_batch", f"{len(texts)} texts in the request",
-                           f"send 1 to {config.max_batch_queries} texts")
+            raise ApiError(
+                422,
+                "invalid_batch",
+                f"{len(texts)} texts in the request",
+                f"send 1 to {config.max_batch_queries} texts",
+            )
         for position, text in enumerate(texts):
             server.check_text(text, f"texts[{position}]")  # lone surrogates never join a batch
         cleaned = [" ".join(t.split()) for t in texts]
@@ -67,8 +71,12 @@ def add_sentiment_route(app: "FastAPI", server: SentimentServer, config: "ServeC
             if not text:
                 raise ApiError(422, "empty_text", f"texts[{position}] is empty or whitespace", "send review text")
             if len(text) > config.max_query_chars:
-                raise ApiError(422, "text_too_long", f"texts[{position}] has {len(text)} characters, over the "
-                               f"limit {config.max_query_chars}", "send shorter reviews")
+                raise ApiError(
+                    422,
+                    "text_too_long",
+                    f"texts[{position}] has {len(text)} characters, over the limit {config.max_query_chars}",
+                    "send shorter reviews",
+                )
         return cleaned
 
     @app.post("/sentiment", response_model=SentimentResponse)
@@ -77,5 +85,9 @@ def add_sentiment_route(app: "FastAPI", server: SentimentServer, config: "ServeC
         server.ready_engine()  # 503 while the model loads (the route exists only with --sentiment-model)
         texts = check(request.texts)
         scores = await asyncio.gather(*(server.submit("sentiment", text) for text in texts))
-        return SentimentResponse(results=[SentimentResult(label=LABEL_NAMES[int(p >= 0.5)], positive_probability=p,
-                                                          index=i) for i, p in enumerate(scores)])
+        return SentimentResponse(
+            results=[
+                SentimentResult(label=LABEL_NAMES[int(p >= 0.5)], positive_probability=p, index=i)
+                for i, p in enumerate(scores)
+            ]
+        )

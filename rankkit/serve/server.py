@@ -31,11 +31,18 @@ def uvicorn_config(app: Any, config: ServeConfig) -> Any:
 
     from rankkit.serve.protocol import protocol_class
 
-    return uvicorn.Config(app, host=config.host, port=config.port, log_level="info", access_log=False,
-                          http=protocol_class(config.client_timeout_s),
-                          h11_max_incomplete_event_size=config.max_header_bytes,
-                          timeout_keep_alive=config.keep_alive_s, limit_concurrency=config.max_connections,
-                          timeout_graceful_shutdown=config.graceful_timeout_s)
+    return uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        access_log=False,
+        http=protocol_class(config.client_timeout_s),
+        h11_max_incomplete_event_size=config.max_header_bytes,
+        timeout_keep_alive=config.keep_alive_s,
+        limit_concurrency=config.max_connections,
+        timeout_graceful_shutdown=config.graceful_timeout_s,
+    )
 
 
 def busy_workers() -> list[str]:

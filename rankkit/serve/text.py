@@ -11,8 +11,10 @@ import re
 
 # whitespace, C0/C1 controls, soft hyphen, and the zero-width, joiner, direction, filler and
 # variation-selector characters of the BMP (escapes both Python's re and JSON Schema understand)
-INVISIBLE = (r"\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
-             r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0")
+INVISIBLE = (
+    r"\s\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+    r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0"
+)
 VISIBLE_PATTERN = f"[^{INVISIBLE}]"
 _VISIBLE = re.compile(VISIBLE_PATTERN)
 

@@ -19,10 +19,9 @@ from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.distributed import gather_with_grad
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
-from rankkit.train.losses import info_nce_loss, weighted_pairwise_softmax_loss
 from rankkit.train.loop import fit
+from rankkit.train.losses import info_nce_loss, weighted_pairwise_softmax_loss
 from rankkit.train.scorers import BiEncoderScorer
-
 
 BiEncoderLoss = Literal["infonce", "pairwise"]
 
@@ -49,13 +48,23 @@ class BiEncoderTask:
         self.encoder.save(folder)
 
 
-def train_biencoder(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
-                    temperature: float = 0.05, dev: DevSet | None = None, loss: BiEncoderLoss = "infonce") -> Path:
+def train_biencoder(
+    mined: MinedSet,
+    doc_texts: Mapping[str, str],
+    config: TrainConfig,
+    temperature: float = 0.05,
+    dev: DevSet | None = None,
+    loss: BiEncoderLoss = "infonce",
+) -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
     check_texts(mined, doc_texts)
     encoder = BiEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length)
     task = BiEncoderTask(encoder, temperature, config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
-    return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate,
-               options={"trainer": "biencoder", "loss": loss, "temperature": temperature})
+    return fit(
+        task,
+        lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch), config.batch_size),
+        config,
+        evaluate,
+        options={"trainer": "biencoder", "loss": loss, "temperature": temperature},
+    )

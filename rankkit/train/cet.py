@@ -9,9 +9,9 @@ Selection: a cross-encoder as in the paper, or the light provenance model (model
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -25,8 +25,8 @@ from rankkit.train import distributed
 from rankkit.train.config import CETConfig, TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
-from rankkit.train.losses import cet_pair_weights, weighted_pairwise_softmax_loss
 from rankkit.train.loop import fit
+from rankkit.train.losses import cet_pair_weights, weighted_pairwise_softmax_loss
 from rankkit.train.scorers import BiEncoderScorer, CrossEncoderScorer, GroupScorer
 from rankkit.train.selection import ProvenanceFeatures, ProvenanceScorer
 
@@ -34,8 +34,14 @@ CET_FILE = "cet.json"
 
 
 class CETTask:
-    def __init__(self, relevance: GroupScorer, selection: GroupScorer, debias_ratio: float,
-                 relevance_lr: float, selection_lr: float):
+    def __init__(
+        self,
+        relevance: GroupScorer,
+        selection: GroupScorer,
+        debias_ratio: float,
+        relevance_lr: float,
+        selection_lr: float,
+    ):
         if debias_ratio <= 0:
             raise RankkitError(f"CET debias ratio T={debias_ratio} must be positive. Fix: pass e.g. --debias-ratio 2")
         self.relevance, self.selection, self.debias_ratio = relevance, selection, debias_ratio
@@ -48,17 +54,26 @@ class CETTask:
         selection = self.selection.group_scores(batch).to(relevance.device)
         return {
             "relevance": weighted_pairwise_softmax_loss(
-                relevance[:, 0], relevance[:, 1:], cet_pair_weights(selection[:, 1:], self.debias_ratio)),
+                relevance[:, 0], relevance[:, 1:], cet_pair_weights(selection[:, 1:], self.debias_ratio)
+            ),
             "selection": weighted_pairwise_softmax_loss(
-                selection[:, 0], selection[:, 1:], cet_pair_weights(relevance[:, 1:], self.debias_ratio)),
+                selection[:, 0], selection[:, 1:], cet_pair_weights(relevance[:, 1:], self.debias_ratio)
+            ),
         }
 
     def save(self, folder: Path) -> None:
         self.relevance.save(folder / "relevance")
         self.selection.save(folder / "selection")
-        (folder / CET_FILE).write_text(json.dumps({"relevance": self.relevance.kind, "selection": self.selection.kind,
-                                                   "debias_ratio": self.debias_ratio,
-                                                   "temperature": getattr(self.relevance, "temperature", None)}))
+        (folder / CET_FILE).write_text(
+            json.dumps(
+                {
+                    "relevance": self.relevance.kind,
+                    "selection": self.selection.kind,
+                    "debias_ratio": self.debias_ratio,
+                    "temperature": getattr(self.relevance, "temperature", None),
+                }
+            )
+        )
 
 
 def _relevance_scorer(config: TrainConfig, cet: CETConfig, model: str) -> GroupScorer:
@@ -75,13 +90,19 @@ def _selection_scorer(config: TrainConfig, cet: CETConfig, mined: MinedSet, mode
         device = launcher_device(config.device) if distributed.launched() else "cpu"
         return ProvenanceScorer(ProvenanceFeatures(mined), device=choose_device(device))
     if cet.selection == "cross-encoder":
-        return CrossEncoderScorer(CrossEncoder(model or config.model, device=launcher_device(config.device),
-                                               max_length=config.max_length))
+        return CrossEncoderScorer(
+            CrossEncoder(model or config.model, device=launcher_device(config.device), max_length=config.max_length)
+        )
     raise RankkitError(f"unknown selection model {cet.selection!r}. Fix: use provenance or cross-encoder")
 
 
-def train_cet(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig, cet: CETConfig = CETConfig(),
-              dev: DevSet | None = None) -> Path:
+def train_cet(
+    mined: MinedSet,
+    doc_texts: Mapping[str, str],
+    config: TrainConfig,
+    cet: CETConfig = CETConfig(),
+    dev: DevSet | None = None,
+) -> Path:
     """Train both models; returns the model folder (relevance/, selection/, cet.json)."""
     check_texts(mined, doc_texts)
     torch.manual_seed(config.seed)  # the provenance model's initial weights
@@ -90,9 +111,13 @@ def train_cet(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig
     selection_lr = cet.selection_lr or (1e-3 if cet.selection == "provenance" else config.lr)
     task = CETTask(relevance, selection, cet.debias_ratio, config.lr, selection_lr)
     evaluate = dev.evaluator(relevance.score_texts) if dev else None  # type: ignore[attr-defined]
-    return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate,
-               options={"trainer": "cet", **asdict(cet)})
+    return fit(
+        task,
+        lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch), config.batch_size),
+        config,
+        evaluate,
+        options={"trainer": "cet", **asdict(cet)},
+    )
 
 
 def false_negative_probability(relevance: np.ndarray, selection: np.ndarray, temperature: float) -> np.ndarray:

@@ -16,10 +16,15 @@ class Schedule:
     panel: ClassVar[str] = "Training schedule"
 
     max_steps: int | None = option(None, "Stop after this many optimizer steps.", low=1)
-    batch_size: int = option(8, "Training examples (queries, reviews) per micro-batch, of all processes together "
-                                "under torchrun.", low=1)
-    grad_accum: int = option(1, "Micro-batches per optimizer step: --batch-size 4 --grad-accum 2 takes the step "
-                                "of --batch-size 8 in about half the memory.", low=1)
+    batch_size: int = option(
+        8, "Training examples (queries, reviews) per micro-batch, of all processes together under torchrun.", low=1
+    )
+    grad_accum: int = option(
+        1,
+        "Micro-batches per optimizer step: --batch-size 4 --grad-accum 2 takes the step "
+        "of --batch-size 8 in about half the memory.",
+        low=1,
+    )
     lr: float = option(2e-5, "Peak learning rate.", low=0, low_open=True)
     warmup_ratio: float = option(0.1, "Share of steps warming up, then linear decay.", low=0, high=1, high_open=True)
     max_grad_norm: float = option(1.0, "Gradient clipping.", low=0, low_open=True)
@@ -55,17 +60,23 @@ class CETConfig:
 
     panel: ClassVar[str] = "CET"
 
-    relevance: Literal["cross-encoder", "bi-encoder"] = option("cross-encoder", "Relevance model (the ranker you "
-                                                                                "keep).")
+    relevance: Literal["cross-encoder", "bi-encoder"] = option(
+        "cross-encoder", "Relevance model (the ranker you keep)."
+    )
     selection: Literal["provenance", "cross-encoder"] = option(
-        "provenance", "Selection model: provenance (a small MLP over the pooling provenance) or cross-encoder.")
-    debias_ratio: float = option(2.0, "T in the pair weight 1 / (1 - sigmoid(s_neg / T)) (the reference script "
-                                      "used 10).", low=0, low_open=True)
+        "provenance", "Selection model: provenance (a small MLP over the pooling provenance) or cross-encoder."
+    )
+    debias_ratio: float = option(
+        2.0, "T in the pair weight 1 / (1 - sigmoid(s_neg / T)) (the reference script used 10).", low=0, low_open=True
+    )
     selection_model: str | None = option(None, "Cross-encoder selection model's start (default: --model).")
-    selection_lr: float | None = option(None, "Selection model learning rate (default: 1e-3 for provenance, "
-                                              "--lr for a cross-encoder).", low=0, low_open=True)
-    temperature: float = option(0.05, "Bi-encoder relevance: scores are cosine / temperature.", low=0,
-                                low_open=True)
+    selection_lr: float | None = option(
+        None,
+        "Selection model learning rate (default: 1e-3 for provenance, --lr for a cross-encoder).",
+        low=0,
+        low_open=True,
+    )
+    temperature: float = option(0.05, "Bi-encoder relevance: scores are cosine / temperature.", low=0, low_open=True)
 
 
 def schedule_of(config: Schedule) -> dict[str, object]:

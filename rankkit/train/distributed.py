@@ -76,12 +76,14 @@ def shard_of_batch(batch: Sequence[T]) -> list[T]:
     """This rank's contiguous slice of a global batch (the first len % W ranks take one more)."""
     world, me = world_size(), rank()
     if len(batch) < world:
-        raise RankkitError(f"a batch of {len(batch)} groups cannot be split over {world} processes (the last batch "
-                           "of an epoch holds the groups left over). Fix: pass a --batch-size that leaves no small "
-                           "last batch, or start fewer processes")
+        raise RankkitError(
+            f"a batch of {len(batch)} groups cannot be split over {world} processes (the last batch "
+            "of an epoch holds the groups left over). Fix: pass a --batch-size that leaves no small "
+            "last batch, or start fewer processes"
+        )
     size, extra = divmod(len(batch), world)
     start = me * size + min(me, extra)
-    return list(batch[start:start + size + (me < extra)])
+    return list(batch[start : start + size + (me < extra)])
 
 
 def weight_of_shard(shard: Sequence, batch: Sequence) -> float:
@@ -124,7 +126,7 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     with warnings.catch_warnings():  # deprecated by torch 2.13 for a private module that older torch lacks
         warnings.simplefilter("ignore", FutureWarning)
         parts = dist_nn.all_gather(padded.contiguous())
-    return torch.cat([part[:count] for part, count in zip(parts, counts)]), sum(counts[:rank()])
+    return torch.cat([part[:count] for part, count in zip(parts, counts)]), sum(counts[: rank()])
 
 
 class _TaskModule(torch.nn.Module):
@@ -143,13 +145,16 @@ class _TaskModule(torch.nn.Module):
         return self.loss(shard)
 
 
-def data_parallel_loss(parts: dict[str, torch.nn.Module], loss: Callable[[list], dict[str, torch.Tensor]],
-                       device: torch.device) -> Callable[[list], dict[str, torch.Tensor]]:
+def data_parallel_loss(
+    parts: dict[str, torch.nn.Module], loss: Callable[[list], dict[str, torch.Tensor]], device: torch.device
+) -> Callable[[list], dict[str, torch.Tensor]]:
     """The task's loss as the forward of DistributedDataParallel over its parts, when distributed
     (else `loss` itself). find_unused_parameters: some parameters get no gradient (an encoder's
     pooler that bi-encoders skip)."""
     if not is_distributed():
         return loss
     return torch.nn.parallel.DistributedDataParallel(
-        _TaskModule(parts, loss), device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=True)
+        _TaskModule(parts, loss),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=True,
+    )

@@ -27,16 +27,16 @@ class Group:
 
 def check_texts(mined: MinedSet, doc_texts: Mapping[str, str]) -> None:
     """Every docid of the MinedSet must have text in the corpus."""
-    missing = {d for q in mined.queries for d in (*q.positives, *(n.docid for n in q.negatives))
-               if d not in doc_texts}
+    missing = {d for q in mined.queries for d in (*q.positives, *(n.docid for n in q.negatives)) if d not in doc_texts}
     if missing:
         example = ", ".join(sorted(missing)[:3])
-        raise RankkitError(f"{len(missing)} docids of the MinedSet are not in the corpus (e.g. {example}). "
-                           "Fix: train with the corpus the MinedSet was mined from")
+        raise RankkitError(
+            f"{len(missing)} docids of the MinedSet are not in the corpus (e.g. {example}). "
+            "Fix: train with the corpus the MinedSet was mined from"
+        )
 
 
-def epoch_groups(mined: MinedSet, doc_texts: Mapping[str, str], negatives: int, seed: int,
-                 epoch: int) -> list[Group]:
+def epoch_groups(mined: MinedSet, doc_texts: Mapping[str, str], negatives: int, seed: int, epoch: int) -> list[Group]:
     """One epoch's groups in a seeded order; queries with no negatives are left out."""
     usable = [q for q in mined.queries if q.negatives]
     order = np.random.default_rng([seed, epoch]).permutation(len(usable))
@@ -49,9 +49,11 @@ def epoch_groups(mined: MinedSet, doc_texts: Mapping[str, str], negatives: int, 
         positive = top_positives[rng.integers(len(top_positives))]
         picks = rng.choice(len(q.negatives), size=negatives, replace=len(q.negatives) < negatives)
         chosen = [q.negatives[i].docid for i in picks]
-        groups.append(Group(q.qid, q.query, doc_texts[positive], positive, tuple(doc_texts[d] for d in chosen), tuple(chosen)))
+        groups.append(
+            Group(q.qid, q.query, doc_texts[positive], positive, tuple(doc_texts[d] for d in chosen), tuple(chosen))
+        )
     return groups
 
 
 def batches(groups: list[Group], batch_size: int) -> list[list[Group]]:
-    return [groups[i:i + batch_size] for i in range(0, len(groups), batch_size)]
+    return [groups[i : i + batch_size] for i in range(0, len(groups), batch_size)]

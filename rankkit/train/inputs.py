@@ -23,8 +23,11 @@ class TrainData:
     dev_queries: str | None = option(None, "Dev queries file.")
     dev_qrels: str | None = option(None, "Dev qrels.")
     dev_run: str | None = option(None, "Dev candidates to rerank (TREC run, e.g. BM25 top-100).")
-    dev_split: str | None = option(None, "BEIR folder (--data): the split whose queries and qrels are the dev set, "
-                                         "e.g. dev (instead of --dev-queries and --dev-qrels).")
+    dev_split: str | None = option(
+        None,
+        "BEIR folder (--data): the split whose queries and qrels are the dev set, "
+        "e.g. dev (instead of --dev-queries and --dev-qrels).",
+    )
 
     def load(self) -> tuple[Any, dict[str, str], Any]:
         """The MinedSet, the texts of every document it (and the dev run) names, the dev set or None."""
@@ -43,11 +46,14 @@ class TrainData:
         mined_set = MinedSet.read(self.mined)
         dev_given = [dev_queries, dev_qrels, self.dev_run]
         if any(dev_given) and not all(dev_given):
-            raise RankkitError("dev evaluation needs --dev-queries, --dev-qrels (or --data with --dev-split) and "
-                               "--dev-run together. Fix: pass all of them, or none")
+            raise RankkitError(
+                "dev evaluation needs --dev-queries, --dev-qrels (or --data with --dev-split) and "
+                "--dev-run together. Fix: pass all of them, or none"
+            )
         dev_candidates = read_run(self.dev_run) if self.dev_run else {}
-        needed = ({d for q in mined_set.queries for d in (*q.positives, *(n.docid for n in q.negatives))}
-                  | {h.docid for hits in dev_candidates.values() for h in hits})
+        needed = {d for q in mined_set.queries for d in (*q.positives, *(n.docid for n in q.negatives))} | {
+            h.docid for hits in dev_candidates.values() for h in hits
+        }
         doc_texts = read_doc_texts(corpus, docids=needed)
         if not self.dev_run:
             return mined_set, doc_texts, None
@@ -60,7 +66,9 @@ def warn_dev_overlap(mined_set: Any, dev_qrels: Any, where: str) -> None:
     """Warn when dev evaluation would read queries the model is trained on."""
     shared = sorted({q.qid for q in mined_set.queries} & set(dev_qrels))
     if shared:
-        print(f"warning: {len(shared)} dev queries of {where} are also training queries of the MinedSet (e.g. "
-              f"{', '.join(shared[:3])}): their dev figures read training data. Fix: mine with the train split's "
-              "qrels only (rankkit mine --data DIR --split train), or pass dev qrels that hold other queries",
-              file=sys.stderr)
+        print(
+            f"warning: {len(shared)} dev queries of {where} are also training queries of the MinedSet (e.g. "
+            f"{', '.join(shared[:3])}): their dev figures read training data. Fix: mine with the train split's "
+            "qrels only (rankkit mine --data DIR --split train), or pass dev qrels that hold other queries",
+            file=sys.stderr,
+        )

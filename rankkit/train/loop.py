@@ -73,8 +73,9 @@ def _adamw(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.opt
     """AdamW without weight decay on biases and norms (parameters with one dimension)."""
     decay = [p for p in module.parameters() if p.ndim > 1]
     no_decay = [p for p in module.parameters() if p.ndim <= 1]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
 
 
 def _first(task: Task) -> str:
@@ -92,8 +93,10 @@ def _latest_checkpoint(output: Path) -> Path | None:
 
 
 def _rng_state() -> dict:
-    return {"torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def resume_options(config: TrainConfig, task_options: dict | None = None) -> dict:
@@ -112,17 +115,31 @@ def is_training_output(folder: Path) -> bool:
     return isinstance(config, dict) and {"output", "grad_accum", "negatives"} <= set(config)
 
 
-def _save_checkpoint(output: Path, step: int, task: Task, optimizers: dict, schedulers: dict, scaler,
-                     options: dict, rng: dict | None = None) -> None:
+def _save_checkpoint(
+    output: Path,
+    step: int,
+    task: Task,
+    optimizers: dict,
+    schedulers: dict,
+    scaler,
+    options: dict,
+    rng: dict | None = None,
+) -> None:
     """rng: the random state as it was when `step` ended (default: now). Saved as tensors and
     plain values only, so that it loads with torch.load(weights_only=True)."""
     with atomic_dir(output / CHECKPOINTS / f"step-{step}", overwrite=True) as folder:
-        torch.save({"step": step, "options": options,
-                    "parts": {name: part.state_dict() for name, part in task.parts.items()},
-                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-                    "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-                    "scaler": scaler.state_dict(), **(rng or _rng_state())},
-                   folder / STATE_FILE)
+        torch.save(
+            {
+                "step": step,
+                "options": options,
+                "parts": {name: part.state_dict() for name, part in task.parts.items()},
+                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+                "scaler": scaler.state_dict(),
+                **(rng or _rng_state()),
+            },
+            folder / STATE_FILE,
+        )
     for old in (output / CHECKPOINTS).glob("step-*"):  # keep only the newest
         if old.name != f"step-{step}":
             shutil.rmtree(old, ignore_errors=True)
@@ -145,8 +162,10 @@ def _check_same_options(path: Path, saved: dict, options: dict) -> None:
     differ = sorted(k for k in {*saved, *options} if saved.get(k) != options.get(k))
     if differ:
         changes = ", ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {options.get(k)!r} now" for k in differ)
-        raise RankkitError(f"{path}: the checkpoint was written with other options ({changes}). Fix: rerun with the "
-                           "checkpoint's options to resume, or pass --overwrite to start afresh")
+        raise RankkitError(
+            f"{path}: the checkpoint was written with other options ({changes}). Fix: rerun with the "
+            "checkpoint's options to resume, or pass --overwrite to start afresh"
+        )
 
 
 def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler, options: dict) -> int:
@@ -170,8 +189,10 @@ def _resume(output: Path, task: Task, optimizers: dict, schedulers: dict, scaler
         if state["cuda_rng"]:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise RankkitError(f"{path}: the checkpoint does not fit this model ({type(exc).__name__}: "
-                           f"{str(exc)[:200]}). Fix: rerun with --overwrite to start afresh") from None
+        raise RankkitError(
+            f"{path}: the checkpoint does not fit this model ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Fix: rerun with --overwrite to start afresh"
+        ) from None
     if distributed.is_main() and log.exists():  # forget what was logged after the checkpoint: it will be redone
         kept = [line for line in log.read_text().splitlines() if json.loads(line)["step"] <= state["step"]]
         with atomic_write(log) as out:
@@ -190,8 +211,10 @@ def _interrupts_held() -> Iterator[None]:
         yield
         return
     held: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
@@ -201,8 +224,13 @@ def _interrupts_held() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: TrainConfig,
-        evaluate: Callable[[], dict[str, float]] | None = None, options: dict | None = None) -> Path:
+def fit(
+    task: Task,
+    epoch_batches: Callable[[int], list[list[Group]]],
+    config: TrainConfig,
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    options: dict | None = None,
+) -> Path:
     """Train until config.max_steps (or config.epochs); returns the folder of the final model
     (config.output/model). `options` are the trainer's own settings (loss, temperature, ...):
     with the config, a checkpoint records them and refuses a resume with other values.
@@ -219,9 +247,16 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
     options = resume_options(config, options)
     with distributed.process_group(task.device):
         if config.overwrite:
-            with (atomic_dir(output, overwrite=True, replaceable=is_training_output,
-                             what="a rankkit training output (config.json)")
-                  if distributed.is_main() else contextlib.nullcontext()) as work:
+            with (
+                atomic_dir(
+                    output,
+                    overwrite=True,
+                    replaceable=is_training_output,
+                    what="a rankkit training output (config.json)",
+                )
+                if distributed.is_main()
+                else contextlib.nullcontext()
+            ) as work:
                 _train(distributed.from_main(work), output, task, epoch_batches, config, evaluate, options)
         else:
             _check_output(output)
@@ -236,25 +271,39 @@ def fit(task: Task, epoch_batches: Callable[[int], list[list[Group]]], config: T
 def _check_output(output: Path) -> None:
     """Training without --overwrite writes only into a new, empty or unfinished training output."""
     if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not is_training_output(output))):
-        raise RankkitError(f"{output}: exists and is not a rankkit training output, so training will not write "
-                           "into it. Fix: pass another --output (a new or empty folder)")
+        raise RankkitError(
+            f"{output}: exists and is not a rankkit training output, so training will not write "
+            "into it. Fix: pass another --output (a new or empty folder)"
+        )
     if (output / "model").exists() and _latest_checkpoint(output) is None:
         raise RankkitError(f"{output} already holds a trained model. Fix: pass another --output, or --overwrite")
 
 
-def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int], list[list[Group]]],
-           config: TrainConfig, evaluate: Callable[[], dict[str, float]] | None, options: dict) -> None:
+def _train(
+    output: Path,
+    final: Path,
+    task: Task,
+    epoch_batches: Callable[[int], list[list[Group]]],
+    config: TrainConfig,
+    evaluate: Callable[[], dict[str, float]] | None,
+    options: dict,
+) -> None:
     """Train in `output` (`final` itself, or the temporary folder that will become it)."""
     per_epoch = len(epoch_batches(0))
     if per_epoch == 0:
-        raise RankkitError("no training groups: every query of the MinedSet lacks negatives. "
-                           "Fix: mine with a wider window or fewer filters")
+        raise RankkitError(
+            "no training groups: every query of the MinedSet lacks negatives. "
+            "Fix: mine with a wider window or fewer filters"
+        )
     total_steps = config.max_steps or math.ceil(config.epochs * per_epoch / config.grad_accum)
     torch.manual_seed(config.seed)
-    optimizers = {name: _adamw(part, task.learning_rates[name], config.weight_decay)
-                  for name, part in task.parts.items()}
-    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(o, warmup_linear_decay(total_steps, config.warmup_ratio))
-                  for name, o in optimizers.items()}
+    optimizers = {
+        name: _adamw(part, task.learning_rates[name], config.weight_decay) for name, part in task.parts.items()
+    }
+    schedulers = {
+        name: torch.optim.lr_scheduler.LambdaLR(o, warmup_linear_decay(total_steps, config.warmup_ratio))
+        for name, o in optimizers.items()
+    }
     autocast_dtype = training_autocast_dtype(config.precision, task.device)
     scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
     step = _resume(output, task, optimizers, schedulers, scaler, options)
@@ -296,7 +345,11 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
                     part_losses[name] += float(loss.detach()) * weight / config.grad_accum
                 groups += len(batch)
             part_losses = dict(zip(part_losses, distributed.mean_over_ranks(list(part_losses.values()), task.device)))
-            record = {"step": step + 1, "loss": sum(part_losses.values()), "lr": schedulers[_first(task)].get_last_lr()[0]}
+            record = {
+                "step": step + 1,
+                "loss": sum(part_losses.values()),
+                "lr": schedulers[_first(task)].get_last_lr()[0],
+            }
             with _interrupts_held():  # weights, schedules and step count change together
                 for name, optimizer in optimizers.items():
                     scaler.unscale_(optimizer)
@@ -329,14 +382,17 @@ def _train(output: Path, final: Path, task: Task, epoch_batches: Callable[[int],
                 distributed.barrier()
     except (KeyboardInterrupt, SystemExit):  # Ctrl-C; SIGTERM, which the CLI turns into SystemExit
         if config.overwrite:  # the temporary folder goes; the previous output stays
-            raise RankkitError(f"training interrupted at step {step}; {final} was left as it was (--overwrite "
-                               "replaces it only when training completes). Fix: run the command again") from None
+            raise RankkitError(
+                f"training interrupted at step {step}; {final} was left as it was (--overwrite "
+                "replaces it only when training completes). Fix: run the command again"
+            ) from None
         if unlogged is not None:
             log.write(json.dumps(unlogged) + "\n")
         if main:
             _save_checkpoint(output, step, task, optimizers, schedulers, scaler, options, rng_at_step)
-        raise RankkitError(f"training interrupted at step {step}; a checkpoint was saved. "
-                           "Fix: run the same command again to resume") from None
+        raise RankkitError(
+            f"training interrupted at step {step}; a checkpoint was saved. Fix: run the same command again to resume"
+        ) from None
     finally:
         log.close()
         progress.close()

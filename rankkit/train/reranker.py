@@ -15,8 +15,8 @@ from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_texts, epoch_groups
-from rankkit.train.losses import pointwise_bce_loss, softmax_cross_entropy_loss
 from rankkit.train.loop import fit
+from rankkit.train.losses import pointwise_bce_loss, softmax_cross_entropy_loss
 from rankkit.train.scorers import CrossEncoderScorer
 
 RerankerLoss = Literal["softmax", "bce"]
@@ -41,15 +41,25 @@ class RerankerTask:
         self.model.save(folder)
 
 
-
-def train_reranker(mined: MinedSet, doc_texts: Mapping[str, str], config: TrainConfig,
-                   loss: RerankerLoss = "softmax", dev: DevSet | None = None) -> Path:
+def train_reranker(
+    mined: MinedSet,
+    doc_texts: Mapping[str, str],
+    config: TrainConfig,
+    loss: RerankerLoss = "softmax",
+    dev: DevSet | None = None,
+) -> Path:
     """Fine-tune a cross-encoder from config.model (a new scoring head when it has none); returns
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
     check_texts(mined, doc_texts)
     torch.manual_seed(config.seed)  # a new scoring head's initial weights: the same seed gives the same model
-    task = RerankerTask(CrossEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), loss, config.lr)
+    task = RerankerTask(
+        CrossEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), loss, config.lr
+    )
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None
-    return fit(task, lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch),
-                                           config.batch_size), config, evaluate,
-               options={"trainer": "reranker", "loss": loss})
+    return fit(
+        task,
+        lambda epoch: batches(epoch_groups(mined, doc_texts, config.negatives, config.seed, epoch), config.batch_size),
+        config,
+        evaluate,
+        options={"trainer": "reranker", "loss": loss},
+    )

@@ -23,8 +23,9 @@ class GroupScorer(Protocol):
 
     def group_scores(self, batch: list[Group]) -> torch.Tensor: ...
 
-    def score_documents(self, qid: str, queries: Sequence[str], docids: Sequence[str],
-                        passages: Sequence[str]) -> np.ndarray: ...
+    def score_documents(
+        self, qid: str, queries: Sequence[str], docids: Sequence[str], passages: Sequence[str]
+    ) -> np.ndarray: ...
 
     def save(self, folder: Path) -> None: ...
 
@@ -45,8 +46,9 @@ class CrossEncoderScorer:
     def score_texts(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
         return self.model.score(list(zip(queries, passages)))
 
-    def score_documents(self, qid: str, queries: Sequence[str], docids: Sequence[str],
-                        passages: Sequence[str]) -> np.ndarray:
+    def score_documents(
+        self, qid: str, queries: Sequence[str], docids: Sequence[str], passages: Sequence[str]
+    ) -> np.ndarray:
         return self.score_texts(queries, passages)
 
     def save(self, folder: Path) -> None:
@@ -70,10 +72,13 @@ class BiEncoderScorer:
         return (queries.unsqueeze(1) * documents).sum(-1) / self.temperature
 
     def score_texts(self, queries: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-        return (self.encoder.encode(queries, role="query") * self.encoder.encode(passages)).sum(axis=1) / self.temperature
+        return (self.encoder.encode(queries, role="query") * self.encoder.encode(passages)).sum(
+            axis=1
+        ) / self.temperature
 
-    def score_documents(self, qid: str, queries: Sequence[str], docids: Sequence[str],
-                        passages: Sequence[str]) -> np.ndarray:
+    def score_documents(
+        self, qid: str, queries: Sequence[str], docids: Sequence[str], passages: Sequence[str]
+    ) -> np.ndarray:
         return self.score_texts(queries, passages)
 
     def save(self, folder: Path) -> None:

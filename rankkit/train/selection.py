@@ -32,9 +32,11 @@ def require_provenance(mined: MinedSet, where: str = "the MinedSet") -> None:
         for c in q.negatives:
             missing |= {f"negatives[].{name}" for name in ("source", "rank", "score") if getattr(c, name) in (None, "")}
     if missing:
-        raise RankkitError(f"{where} lacks the provenance the provenance selection model needs: "
-                           f"{', '.join(sorted(missing))}. Fix: re-mine it with `rankkit mine`, which records the "
-                           "source, rank and score of every negative and positive, or use --selection cross-encoder")
+        raise RankkitError(
+            f"{where} lacks the provenance the provenance selection model needs: "
+            f"{', '.join(sorted(missing))}. Fix: re-mine it with `rankkit mine`, which records the "
+            "source, rank and score of every negative and positive, or use --selection cross-encoder"
+        )
 
 
 class ProvenanceFeatures:
@@ -42,8 +44,9 @@ class ProvenanceFeatures:
 
     def __init__(self, mined: MinedSet, sources: list[str] | None = None, max_rank: int | None = None):
         require_provenance(mined)
-        self.sources = sources or sorted({c.source for q in mined.queries
-                                          for c in (*q.negatives, *q.positive_provenance.values())})
+        self.sources = sources or sorted(
+            {c.source for q in mined.queries for c in (*q.negatives, *q.positive_provenance.values())}
+        )
         self.max_rank = max_rank or max((c.rank for q in mined.queries for c in q.negatives), default=1)
         self.table: dict[tuple[str, str], np.ndarray] = {}
         for q in mined.queries:
@@ -79,15 +82,17 @@ class ProvenanceScorer:
     def __init__(self, features: ProvenanceFeatures, hidden: int = 16, device: torch.device | None = None):
         self.features, self.hidden = features, hidden
         self.device = device or torch.device("cpu")
-        self.module = torch.nn.Sequential(torch.nn.Linear(features.size, hidden), torch.nn.ReLU(),
-                                          torch.nn.Linear(hidden, 1)).to(self.device)
+        self.module = torch.nn.Sequential(
+            torch.nn.Linear(features.size, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1)
+        ).to(self.device)
 
     def group_scores(self, batch: list[Group]) -> torch.Tensor:
         rows = [[self.features.of(g.qid, d) for d in (g.positive_id, *g.negative_ids)] for g in batch]
         return self.module(torch.from_numpy(np.array(rows)).to(self.device)).squeeze(-1)
 
-    def score_documents(self, qid: str, queries: Sequence[str], docids: Sequence[str],
-                        passages: Sequence[str]) -> np.ndarray:
+    def score_documents(
+        self, qid: str, queries: Sequence[str], docids: Sequence[str], passages: Sequence[str]
+    ) -> np.ndarray:
         """Scores from provenance alone: the texts are not used."""
         with torch.no_grad():
             rows = np.array([self.features.of(qid, d) for d in docids])
@@ -96,8 +101,9 @@ class ProvenanceScorer:
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         torch.save(self.module.state_dict(), folder / WEIGHTS_FILE)
-        (folder / FEATURES_FILE).write_text(json.dumps({"sources": self.features.sources, "hidden": self.hidden,
-                                                        "max_rank": self.features.max_rank}))
+        (folder / FEATURES_FILE).write_text(
+            json.dumps({"sources": self.features.sources, "hidden": self.hidden, "max_rank": self.features.max_rank})
+        )
 
     @classmethod
     def load(cls, folder: Path, mined: MinedSet) -> "ProvenanceScorer":

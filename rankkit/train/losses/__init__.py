@@ -9,6 +9,14 @@ from rankkit.train.losses.softmax_cross_entropy import softmax_cross_entropy_los
 from rankkit.train.losses.supervised_contrastive import supervised_contrastive_loss
 from rankkit.train.losses.weighted_contrastive import weighted_contrastive_loss
 
-__all__ = ["cet_pair_weights", "info_nce_loss", "listwise_kl_loss", "margin_mse_loss", "pointwise_bce_loss",
-           "softmax_cross_entropy_loss", "supervised_contrastive_loss", "weighted_contrastive_loss",
-           "weighted_pairwise_softmax_loss"]
+__all__ = [
+    "cet_pair_weights",
+    "info_nce_loss",
+    "listwise_kl_loss",
+    "margin_mse_loss",
+    "pointwise_bce_loss",
+    "softmax_cross_entropy_loss",
+    "supervised_contrastive_loss",
+    "weighted_contrastive_loss",
+    "weighted_pairwise_softmax_loss",
+]

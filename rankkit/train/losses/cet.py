@@ -21,8 +21,9 @@ def cet_pair_weights(other_negative_scores: torch.Tensor, temperature: float) ->
     return 1.0 + torch.exp(other_negative_scores.detach() / temperature)
 
 
-def weighted_pairwise_softmax_loss(positive: torch.Tensor, negatives: torch.Tensor,
-                                   weights: torch.Tensor | None = None) -> torch.Tensor:
+def weighted_pairwise_softmax_loss(
+    positive: torch.Tensor, negatives: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over (positive, negative) pairs of w * -log softmax([s_pos, s_neg])[0].
 
     -log(e^p / (e^p + e^n)) = softplus(n - p), computed stably.

@@ -7,8 +7,13 @@ import torch
 import torch.nn.functional as F
 
 
-def info_nce_loss(queries: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None = None,
-                  temperature: float = 0.05, offset: int = 0) -> torch.Tensor:
+def info_nce_loss(
+    queries: torch.Tensor,
+    positives: torch.Tensor,
+    negatives: torch.Tensor | None = None,
+    temperature: float = 0.05,
+    offset: int = 0,
+) -> torch.Tensor:
     """Mean over queries of -log softmax(q . d / temperature) at the query's own positive.
 
     Each query is scored against every positive in the batch (its own, plus the others' as

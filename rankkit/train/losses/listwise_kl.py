@@ -26,4 +26,4 @@ def listwise_kl_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: 
     target = F.log_softmax(teacher.detach() / temperature, dim=-1)
     predicted = F.log_softmax(student / temperature, dim=-1)
     per_list = (target.exp() * (target - predicted)).sum(-1)
-    return per_list.mean() * temperature ** 2
+    return per_list.mean() * temperature**2

@@ -7,9 +7,15 @@ from __future__ import annotations
 import torch
 
 
-def supervised_contrastive_loss(anchors: torch.Tensor, anchor_labels: torch.Tensor, pool: torch.Tensor,
-                                pool_labels: torch.Tensor, anchor_in_pool: torch.Tensor | None = None,
-                                temperature: float = 0.1, pair_weights: torch.Tensor | None = None) -> torch.Tensor:
+def supervised_contrastive_loss(
+    anchors: torch.Tensor,
+    anchor_labels: torch.Tensor,
+    pool: torch.Tensor,
+    pool_labels: torch.Tensor,
+    anchor_in_pool: torch.Tensor | None = None,
+    temperature: float = 0.1,
+    pair_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean over anchors of -(1/sum_p w_ap) sum_p w_ap log(exp(s_ap) / sum_k w_ak exp(s_ak)).
 
     s_ak = anchor . pool_k / temperature; p runs over the pool items sharing the anchor's label,

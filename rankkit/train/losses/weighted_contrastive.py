@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 
 
-def weighted_contrastive_loss(scores: torch.Tensor, negative_weights: torch.Tensor | None = None,
-                              confidence: torch.Tensor | None = None) -> torch.Tensor:
+def weighted_contrastive_loss(
+    scores: torch.Tensor, negative_weights: torch.Tensor | None = None, confidence: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over lists of -c * log(e^{s_0} / (e^{s_0} + sum_j w_j e^{s_j})).
 
     With every w_j = 1 and c = 1 this is softmax_cross_entropy_loss. A weight w_j < 1 shrinks a
@@ -26,8 +27,9 @@ def weighted_contrastive_loss(scores: torch.Tensor, negative_weights: torch.Tens
         weighted_contrastive_loss(torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0]]))  # -log(1/1) = 0
     """
     positive, negatives = scores[:, 0], scores[:, 1:]
-    log_weights = torch.zeros_like(negatives) if negative_weights is None \
-        else torch.log(negative_weights.detach().clamp_min(0.0))
+    log_weights = (
+        torch.zeros_like(negatives) if negative_weights is None else torch.log(negative_weights.detach().clamp_min(0.0))
+    )
     denominator = torch.logsumexp(torch.cat([positive.unsqueeze(-1), negatives + log_weights], dim=-1), dim=-1)
     losses = denominator - positive
     if confidence is not None:
