@@ -10,8 +10,7 @@ from rich.console import Console
 
 from rankkit.cli.errors import friendly_errors
 from rankkit.cli.groups import Only, with_options
-from rankkit.options import Runtime
-from rankkit.sentiment.config import AdaptConfig, ReviewColumns, SentimentConfig
+from rankkit.sentiment.config import AdaptConfig, ReviewColumns, SentimentConfig, SentimentModelRun
 
 app = typer.Typer(
     help="Review sentiment: train, evaluate and apply classifiers (code-mixed text welcome).", no_args_is_help=True
@@ -19,7 +18,6 @@ app = typer.Typer(
 console = Console(highlight=False, soft_wrap=True)
 
 TextColumn = Annotated[ReviewColumns, Only("text_column", "strict")]  # what unlabelled reviews need
-SENTIMENT_MODEL = typer.Option(..., "--model", help="Sentiment model folder (from `rankkit sentiment train`).")
 
 
 def _read(path: Path, columns: ReviewColumns, labelled: bool = True):
@@ -86,9 +84,8 @@ def adapt(
 @friendly_errors
 @with_options
 def evaluate(
+    classifier: SentimentModelRun,
     columns: ReviewColumns,
-    runtime: Runtime,
-    model: Path = SENTIMENT_MODEL,
     reviews: Path = typer.Option(..., help="Labelled reviews (CSV or JSONL)."),
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Folder for metrics.json and roc.png, pr.png, reliability.png."
@@ -98,19 +95,17 @@ def evaluate(
     import json
 
     from rankkit.data.files import atomic_write
-    from rankkit.sentiment.metrics import format_metrics, plot_curves, sentiment_metrics
-    from rankkit.sentiment.model import load_sentiment_model
+    from rankkit.sentiment.metrics import format_metrics, model_name, plot_curves, sentiment_metrics
 
     labelled = _read(reviews, columns)
-    classifier = load_sentiment_model(model, runtime.device, runtime.precision)
-    probability = classifier.predict_proba(labelled.texts)
+    probability = classifier.load().predict_proba(labelled.texts)
     measured = sentiment_metrics(labelled.labels, probability)
     measured["left_out_rows"] = [{"line": p.line, "reason": p.reason} for p in labelled.problems]
     console.print(format_metrics(measured))
     if output is not None:
         with atomic_write(output / "metrics.json") as out:
             json.dump(measured, out, indent=2)
-        written = plot_curves(labelled.labels, probability, output)
+        written = plot_curves(labelled.labels, probability, output, name=model_name(classifier.model))
         console.print(f"wrote {output / 'metrics.json'}, " + ", ".join(str(p) for p in written))
 
 
@@ -118,18 +113,15 @@ def evaluate(
 @friendly_errors
 @with_options
 def predict(
+    classifier: SentimentModelRun,
     columns: TextColumn,
-    runtime: Runtime,
-    model: Path = SENTIMENT_MODEL,
     reviews: Path = typer.Option(..., help="Reviews (CSV or JSONL); only the text column is read."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="JSONL predictions (default: stdout)."),
 ) -> None:
     """Label each review positive or negative, with P(positive), as JSONL."""
     from rankkit.sentiment.data import read_reviews, write_predictions
-    from rankkit.sentiment.model import load_sentiment_model
 
     found = read_reviews(reviews, columns.label_spec(), labelled=False, strict=columns.strict)
     if output is not None or found.problems:  # stdout stays pure JSONL when it carries the predictions
         Console(stderr=True, highlight=False, soft_wrap=True).print(found.summary())
-    classifier = load_sentiment_model(model, runtime.device, runtime.precision)
-    write_predictions(found, classifier.predict_proba(found.texts), output)
+    write_predictions(found, classifier.load().predict_proba(found.texts), output)

@@ -82,6 +82,17 @@ def test_eval_writes_metrics_and_plots(trained, tmp_path):
     assert sorted(p.name for p in (tmp_path / "e").glob("*.png")) == ["pr.png", "reliability.png", "roc.png"]
 
 
+def test_eval_plots_carry_the_models_name(trained, tmp_path, monkeypatch):
+    # regression: the command's plots were titled "Classifier", then "model": name the model evaluated
+    from rankkit.sentiment import metrics
+
+    names = []
+    monkeypatch.setattr(metrics, "plot_curves", lambda *args, name: names.append(name) or [])
+    result = invoke("eval", "--model", trained, "--reviews", SAMPLE, "--rating-column", "rating", "-o", tmp_path / "e")
+    assert result.exit_code == 0, result.output
+    assert names == ["tfidf"]
+
+
 def test_predict_writes_jsonl_with_lines(trained, tmp_path):
     result = invoke("predict", "--model", trained, "--reviews", SAMPLE, "-o", tmp_path / "p.jsonl")
     assert result.exit_code == 0, result.output

@@ -32,6 +32,20 @@ class ReviewColumns:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SentimentModelRun(Runtime):
+    """A trained sentiment model to apply (`sentiment eval`, `sentiment predict`), where it runs."""
+
+    panel: ClassVar[str] = "Sentiment model"
+
+    model: str = option(help="Sentiment model folder (from `rankkit sentiment train`).")
+
+    def load(self):  # noqa: ANN201 - a TfidfSentiment or TransformerSentiment
+        from rankkit.sentiment.model import load_sentiment_model
+
+        return load_sentiment_model(self.model, self.device, self.precision)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SentimentConfig(Output, Epochs, Schedule, Runtime):
     """A sentiment classifier's training."""
 
