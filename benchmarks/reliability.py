@@ -238,6 +238,8 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
         "model " + unchanged(trained / "model", model_before),
     )
 
+    sentiment_rows(ws)
+
     resumed = ws / "resumed"
     args = train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1)
     killed_during(args, lambda: any((resumed / "checkpoints").glob("step-2")))
@@ -261,6 +263,50 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     result = rankkit(*args)
     row("data loss", "a truncated checkpoints/step-N/state.pt", result, ws)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def sentiment_rows(ws: Workspace) -> None:
+    """sentiment train -o DIR follows the rule of train, index build and export beir."""
+    reviews = REPO_ROOT / "rankkit" / "sentiment" / "sample" / "reviews.csv"
+
+    def sentiment(output: Path, *extra: str) -> subprocess.CompletedProcess:
+        args = ["--reviews", reviews, "--rating-column", "rating", "--method", "tfidf", "-o", output, *extra]
+        return rankkit("sentiment", "train", *args)
+
+    project = ws / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "weights.bin").write_bytes(b"my own model")
+    (project / "sentiment_config.json").write_text("my own settings")
+    (project / "thesis.tex").write_text("years of work\n")
+    before = tree(project)
+    for case, output in (
+        ("sentiment train -o DIR --overwrite, DIR holding its own model/ and sentiment_config.json", project),
+        ("sentiment train -o LINK --overwrite, LINK a symlink to that folder", ws / "link"),
+    ):
+        (ws / "link").unlink(missing_ok=True)
+        (ws / "link").symlink_to(project)
+        result = sentiment(output, "--overwrite")
+        row("data loss", case, result, ws, "folder unchanged" if tree(project) == before else "FOLDER CHANGED")
+    notes = ws / "notes"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine\n")
+    result = sentiment(notes)
+    row(
+        "data loss",
+        "sentiment train -o DIR (no --overwrite), DIR holding other files",
+        result,
+        ws,
+        "folder unchanged" if tree(notes) == {"notes.txt": b"mine\n"} else "FOLDER CHANGED",
+    )
+    own = ws / "sentiment"
+    assert sentiment(own).returncode == 0
+    result = sentiment(own, "--overwrite", "--seed", "3")
+    saved = json.loads((own / "sentiment_config.json").read_text()).get("seed") if result.returncode == 0 else None
+    row("data loss", "sentiment train --overwrite over its own earlier output", result, ws, f"seed now {saved}")
 
 
 def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -> None:

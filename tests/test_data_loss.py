@@ -205,3 +205,80 @@ def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path, monkeypatch, 
     with pytest.raises(RankkitError) as info:
         _fit(tmp_path / "out", checkpoint_every=1)
     assert f"{state}: damaged checkpoint" in str(info.value) and "--overwrite" in str(info.value)
+
+
+# --- sentiment train: the rule of train, index build and export beir -----------------------------
+
+REVIEWS = ["valo product", "khub kharap", "darun jinis", "baje quality", "very good", "very bad"] * 5
+STARS = [1, 0, 1, 0, 1, 0] * 5
+
+
+def _sentiment(output: Path, method: str = "tfidf", **changes) -> Path:
+    from rankkit.sentiment.config import SentimentConfig
+    from rankkit.sentiment.train import train_sentiment
+
+    config = SentimentConfig(output=str(output), method=method, epochs=1, batch_size=4, device="cpu", **changes)
+    return train_sentiment(REVIEWS, STARS, config, val=(REVIEWS, STARS))
+
+
+def _project_folder(path: Path, own_model: bool = True) -> dict[str, bytes]:
+    """A user's folder, with a model/ folder and a sentiment_config.json of their own."""
+    _foreign_folder(path)
+    if own_model:
+        (path / "model").mkdir()
+        (path / "model" / "weights.bin").write_bytes(b"my own model")
+        (path / "sentiment_config.json").write_text("my own settings")
+    return _tree(path)
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [True, False])
+@pytest.mark.parametrize("own_model", [True, False])
+def test_sentiment_train_refuses_a_folder_it_did_not_write(tmp_path, overwrite, own_model):
+    target = tmp_path / "project"
+    before = _project_folder(target, own_model)
+    with pytest.raises(RankkitError, match="project.*Fix"):
+        _sentiment(target, overwrite=overwrite)
+    assert _tree(target) == before
+
+
+def test_sentiment_train_overwrite_refuses_a_link_to_a_foreign_folder(tmp_path, tiny_model):
+    foreign = tmp_path / "foreign"
+    before = _project_folder(foreign)
+    link = tmp_path / "out"
+    link.symlink_to(foreign)
+    for method in ("tfidf", "transformer"):
+        with pytest.raises(RankkitError, match="not a rankkit sentiment output.*Fix"):
+            _sentiment(link, method, model=str(tiny_model), overwrite=True)
+    assert _tree(foreign) == before and link.is_symlink()
+
+
+def test_sentiment_train_overwrite_replaces_its_own_output_only_once_complete(tmp_path, monkeypatch):
+    from rankkit.sentiment.model import TfidfSentiment
+
+    output = tmp_path / "out"
+    _sentiment(output)
+    before = _tree(output)
+    with pytest.raises(RankkitError, match="already exists.*--overwrite"):
+        _sentiment(output)
+    with monkeypatch.context() as patch:
+        patch.setattr(TfidfSentiment, "save", lambda self, folder: (_ for _ in ()).throw(OSError("disk full")))
+        with pytest.raises(OSError, match="disk full"):
+            _sentiment(output, overwrite=True, seed=3)
+    assert _tree(output) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    _sentiment(output, overwrite=True, seed=3)
+    assert json.loads((output / "sentiment_config.json").read_text())["seed"] == 3
+
+
+def test_sentiment_train_overwrite_replaces_a_transformer_output_with_a_tfidf_one(tmp_path, tiny_model):
+    output = tmp_path / "out"
+    _sentiment(output, "transformer", model=str(tiny_model))
+    _sentiment(output, overwrite=True)
+    assert json.loads((output / "sentiment_config.json").read_text())["method"] == "tfidf"
+    assert (output / "val_metrics.json").is_file() and not (output / "config.json").exists()
+    _sentiment(output, "transformer", model=str(tiny_model), overwrite=True)
+    assert json.loads((output / "sentiment_config.json").read_text())["method"] == "transformer"

@@ -144,17 +144,29 @@ def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
 
 
 def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[Path], bool] | None, what: str) -> None:
+    """An output folder may be written when it is new or empty; an existing one is replaced only
+    with --overwrite, and, when `replaceable` is given, only if it is `what`."""
     if not path.exists():
         return
     if not path.is_dir():
         raise RankkitError(f"{path}: exists and is a file, not a folder. Fix: choose another name, or move the file")
-    if not overwrite:
-        raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
-    if replaceable is not None and any(path.iterdir()) and not replaceable(path):
+    if not any(path.iterdir()):
+        return
+    if replaceable is not None and not replaceable(path):
         raise RankkitError(
-            f"{path}: holds files that are not {what}, so --overwrite will not delete them. "
+            f"{path}: holds files that are not {what}, so rankkit will not write there, even with --overwrite. "
             "Fix: choose another name, or delete or move that folder yourself"
         )
+    if not overwrite:
+        raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, or only the link when `path` is a symbolic link (never what it points to)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -167,9 +179,10 @@ def atomic_dir(
     """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds, so a
     failed or interrupted run leaves the old `path` as it was.
 
-    An existing `path` is replaced only with `overwrite`, and, when `replaceable` is given, only
-    if it is empty or `replaceable(path)` says it is `what` (e.g. an index rankkit built): a
-    folder of other files is refused. Stale temporaries of killed runs for `path` are removed."""
+    A new or empty `path` is written; an existing one is replaced only with `overwrite`, and,
+    when `replaceable` is given, only if `replaceable(path)` says it is `what` (e.g. an index
+    rankkit built): a folder of other files is refused, --overwrite or not. The one rule of every
+    command that writes an output folder. Stale temporaries of killed runs for `path` are removed."""
     path = Path(path)
     _check_replaceable(path, overwrite, replaceable, what)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -178,13 +191,13 @@ def atomic_dir(
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
-        if path.exists():
+        if path.exists() or path.is_symlink():
             _check_replaceable(path, overwrite, replaceable, what)  # it may have changed meanwhile
             old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.replace(tmp, path)
     except BaseException:

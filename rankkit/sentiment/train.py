@@ -19,7 +19,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from rankkit.sentiment.metrics import sentiment_metrics
 from rankkit.sentiment.mining import mine_opposite_label, negatives_by_review
 from rankkit.sentiment.model import TfidfSentiment, TransformerSentiment
 from rankkit.train.config import TrainConfig, schedule_of
-from rankkit.train.loop import fit
+from rankkit.train.loop import fit, is_training_output
 from rankkit.train.losses import supervised_contrastive_loss
 
 
@@ -162,6 +162,20 @@ def _check(config: SentimentConfig, labels: Sequence[int]) -> None:
         raise RankkitError("the training reviews hold one class only. Fix: train on reviews of both labels")
 
 
+CONFIG_FILE = "sentiment_config.json"
+SENTIMENT_OUTPUT = "a rankkit sentiment output (sentiment_config.json)"
+
+
+def is_sentiment_output(folder: Path) -> bool:
+    """Whether `folder` is what `train_sentiment` writes (its sentiment_config.json names a
+    method), or the training output a stopped run left there: what --overwrite may replace."""
+    try:
+        saved = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return is_training_output(folder)
+    return isinstance(saved, dict) and saved.get("method") in METHODS
+
+
 def train_sentiment(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -169,67 +183,80 @@ def train_sentiment(
     val: tuple[Sequence[str], Sequence[int]] | None = None,
     unlabeled: Sequence[str] = (),
 ) -> Path:
-    """Train `config.method` and save it in config.output/model; with `val`, write its metrics to
-    config.output/val_metrics.json. Returns the model folder."""
+    """Train `config.method` and save it in config.output/model, with config.output/
+    sentiment_config.json and, with `val`, its metrics in config.output/val_metrics.json.
+    Returns the model folder.
+
+    The output follows the rule of every training output: a new or empty folder is written; an
+    existing one only with config.overwrite and only if it is a sentiment output, replaced once the
+    new one is complete; without it, a transformer run resumes from its checkpoints."""
     _check(config, labels)
     if config.method == "self-training" and not unlabeled:
         raise RankkitError("self-training needs unlabelled reviews. Fix: pass --unlabeled FILE")
     output = Path(config.output)
     started = time.process_time(), time.perf_counter()
-    if config.method == "tfidf":
-        if (output / "model").exists() and not config.overwrite:
-            raise RankkitError(f"{output} already holds a trained model. Fix: pass another --output, or --overwrite")
-        model = TfidfSentiment(config.normalize, config.seed).fit(texts, labels)
-        with atomic_dir(output / "model", overwrite=True) as folder:
-            model.save(folder)
-        folder, epoch_stats = output / "model", []
-        predict = model.predict_proba
-    else:
-        torch.manual_seed(config.seed)  # the new classification head
-        classifier = TransformerSentiment(
-            config.model, config.device, config.max_length, config.normalize, pooling=config.embedding
-        )
-        task = SentimentTask(classifier, texts, labels, config, unlabeled)
-        evaluate = (
-            (
-                lambda: {
-                    k: v
-                    for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
-                    if k in ("accuracy", "macro_f1", "auroc")
-                }
+
+    def finish(folder: Path, predict: Callable[[Sequence[str]], np.ndarray], epoch_stats: list[dict]) -> None:
+        cpu_s, wall_s = time.process_time() - started[0], time.perf_counter() - started[1]
+        with atomic_write(folder / CONFIG_FILE) as out:
+            json.dump(
+                {
+                    **asdict(config),
+                    "train_reviews": len(texts),
+                    "train_cpu_s": round(cpu_s, 1),
+                    "train_wall_s": round(wall_s, 1),
+                    "epochs_log": epoch_stats,
+                },
+                out,
+                indent=2,
             )
-            if val
-            else None
+        if val is not None:
+            with atomic_write(folder / "val_metrics.json") as out:
+                json.dump(sentiment_metrics(val[1], predict(val[0])), out, indent=2)
+
+    if config.method == "tfidf":
+        with atomic_dir(
+            output, overwrite=config.overwrite, replaceable=is_sentiment_output, what=SENTIMENT_OUTPUT
+        ) as folder:
+            model = TfidfSentiment(config.normalize, config.seed).fit(texts, labels)
+            model.save(folder / "model")
+            finish(folder, model.predict_proba, [])
+        return output / "model"
+    torch.manual_seed(config.seed)  # the new classification head
+    classifier = TransformerSentiment(
+        config.model, config.device, config.max_length, config.normalize, pooling=config.embedding
+    )
+    task = SentimentTask(classifier, texts, labels, config, unlabeled)
+    evaluate = (
+        (
+            lambda: {
+                k: v
+                for k, v in sentiment_metrics(val[1], classifier.predict_proba(val[0])).items()
+                if k in ("accuracy", "macro_f1", "auroc")
+            }
         )
-        loop_config = TrainConfig(
-            output=str(output),
-            model=config.model,
-            epochs=config.epochs,
-            **schedule_of(config),
-            device=config.device,
-            precision=config.precision,
-            max_length=config.max_length,
-            overwrite=config.overwrite,
-        )
-        folder = fit(task, task.epoch_batches, loop_config, evaluate)  # type: ignore[arg-type]
-        epoch_stats, predict = task.epoch_stats, classifier.predict_proba
-    cpu_s, wall_s = time.process_time() - started[0], time.perf_counter() - started[1]
-    with atomic_write(output / "sentiment_config.json") as out:
-        json.dump(
-            {
-                **asdict(config),
-                "train_reviews": len(texts),
-                "train_cpu_s": round(cpu_s, 1),
-                "train_wall_s": round(wall_s, 1),
-                "epochs_log": epoch_stats,
-            },
-            out,
-            indent=2,
-        )
-    if val is not None:
-        with atomic_write(output / "val_metrics.json") as out:
-            json.dump(sentiment_metrics(val[1], predict(val[0])), out, indent=2)
-    return folder
+        if val
+        else None
+    )
+    loop_config = TrainConfig(
+        output=str(output),
+        model=config.model,
+        epochs=config.epochs,
+        **schedule_of(config),
+        device=config.device,
+        precision=config.precision,
+        max_length=config.max_length,
+        overwrite=config.overwrite,
+    )
+    return fit(
+        task,
+        task.epoch_batches,  # type: ignore[arg-type]
+        loop_config,
+        evaluate,
+        finish=lambda folder: finish(folder, classifier.predict_proba, task.epoch_stats),
+        replaceable=is_sentiment_output,
+        what=SENTIMENT_OUTPUT,
+    )
 
 
 __all__ = ["METHODS", "SentimentConfig", "SentimentTask", "train_sentiment"]

@@ -105,6 +105,9 @@ def resume_options(config: TrainConfig, task_options: dict | None = None) -> dic
     return json.loads(json.dumps({**options, **(task_options or {})}))
 
 
+TRAINING_OUTPUT = "a rankkit training output (config.json)"
+
+
 def is_training_output(folder: Path) -> bool:
     """Whether `folder` is what `fit` writes (its config.json holds a TrainConfig): what
     --overwrite may replace."""
@@ -230,15 +233,19 @@ def fit(
     config: TrainConfig,
     evaluate: Callable[[], dict[str, float]] | None = None,
     options: dict | None = None,
+    finish: Callable[[Path], None] | None = None,
+    replaceable: Callable[[Path], bool] = is_training_output,
+    what: str = TRAINING_OUTPUT,
 ) -> Path:
     """Train until config.max_steps (or config.epochs); returns the folder of the final model
     (config.output/model). `options` are the trainer's own settings (loss, temperature, ...):
     with the config, a checkpoint records them and refuses a resume with other values.
+    `finish(folder)` writes a trainer's own files into the output once the model is saved.
 
     Without config.overwrite, the run resumes from the newest checkpoint in config.output (a
-    folder of anything but a rankkit training output is refused). With it, training runs in a
-    temporary folder that replaces config.output only once complete, so a failed run keeps the
-    old output; only a folder rankkit trained into is replaced.
+    folder of anything but `what`, as `replaceable` recognises it, is refused). With it, training
+    runs in a temporary folder that replaces config.output only once complete (`finish` done), so
+    a failed run keeps the old output; only a folder that `replaceable` recognises is replaced.
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its share of every batch (see
     rankkit/train/distributed.py) and rank 0 alone writes; config.batch_size is the global batch,
@@ -248,31 +255,26 @@ def fit(
     with distributed.process_group(task.device):
         if config.overwrite:
             with (
-                atomic_dir(
-                    output,
-                    overwrite=True,
-                    replaceable=is_training_output,
-                    what="a rankkit training output (config.json)",
-                )
+                atomic_dir(output, overwrite=True, replaceable=replaceable, what=what)
                 if distributed.is_main()
                 else contextlib.nullcontext()
             ) as work:
-                _train(distributed.from_main(work), output, task, epoch_batches, config, evaluate, options)
+                _train(distributed.from_main(work), output, task, epoch_batches, config, evaluate, options, finish)
         else:
-            _check_output(output)
+            _check_output(output, replaceable, what)
             distributed.barrier()  # every rank has looked at the folder before rank 0 writes into it
             if distributed.is_main():
                 output.mkdir(parents=True, exist_ok=True)
-            _train(output, output, task, epoch_batches, config, evaluate, options)
+            _train(output, output, task, epoch_batches, config, evaluate, options, finish)
         distributed.barrier()  # the model is in place before any rank returns
     return output / "model"
 
 
-def _check_output(output: Path) -> None:
+def _check_output(output: Path, replaceable: Callable[[Path], bool], what: str) -> None:
     """Training without --overwrite writes only into a new, empty or unfinished training output."""
-    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not is_training_output(output))):
+    if output.exists() and (not output.is_dir() or (any(output.iterdir()) and not replaceable(output))):
         raise RankkitError(
-            f"{output}: exists and is not a rankkit training output, so training will not write "
+            f"{output}: exists and is not {what}, so training will not write "
             "into it. Fix: pass another --output (a new or empty folder)"
         )
     if (output / "model").exists() and _latest_checkpoint(output) is None:
@@ -287,6 +289,7 @@ def _train(
     config: TrainConfig,
     evaluate: Callable[[], dict[str, float]] | None,
     options: dict,
+    finish: Callable[[Path], None] | None = None,
 ) -> None:
     """Train in `output` (`final` itself, or the temporary folder that will become it)."""
     per_epoch = len(epoch_batches(0))
@@ -406,3 +409,5 @@ def _train(
         from rankkit.train.plot import plot_training_log
 
         plot_training_log(output / LOG_FILE, output / "training_curves.png")
+    if finish is not None:
+        finish(output)
