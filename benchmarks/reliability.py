@@ -28,6 +28,7 @@ from common import REPO_ROOT, save_result
 
 from rankkit.data.collection import SAMPLE_DIR
 from rankkit.encode.models import resolve_model_dir
+from rankkit.index.manifest import Manifest
 
 RANKKIT = str(Path(sys.executable).absolute().with_name("rankkit"))
 SAMPLE = {name: str(SAMPLE_DIR / name) for name in ("collection.tsv", "queries.tsv", "qrels.txt")}
@@ -549,6 +550,53 @@ def index_rows(ws: Workspace, bm25: Path, dense: Path) -> None:
     damaged("BM25 manifest document count 79 (index holds 80)", bm25, edit_manifest(count=79))
 
 
+def nan_rows(ws: Workspace) -> None:
+    """Non-finite vectors: refused where they are made, checksummed before reuse, caught by verify."""
+    import faiss
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    nan_model = ws / "minilm-nan"
+    shutil.copytree(resolve_model_dir("default"), nan_model)
+    weights = load_file(nan_model / "model.safetensors")
+    name = next(key for key in weights if key.endswith("LayerNorm.weight"))
+    weights[name] = np.full_like(weights[name], np.nan)
+    save_file(weights, nan_model / "model.safetensors", metadata={"format": "pt"})
+    out = ws / "indexes" / "nan"
+    result = rankkit("index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "--model", nan_model, "-o", out)
+    row("nan", "index build --model M, M's weights holding NaN", result, ws, f"index written: {out.exists()}")
+
+    saved = ws / "indexes" / "saved"
+    args = ["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "-o", saved, "--save-embeddings"]
+    assert rankkit(*args).returncode == 0
+    embeddings = saved / "embeddings.f32"
+    vectors = np.fromfile(embeddings, dtype=np.float32)
+    vectors[: vectors.size // 80] = np.nan  # the first document's vector
+    vectors.tofile(embeddings)
+    rebuilt = ws / "indexes" / "rebuilt"
+    from_saved = ["index", "build", SAMPLE["collection.tsv"], "--kind", "dense", "--factory", "HNSW32"]
+    result = rankkit(*from_saved, "--embeddings-from", saved, "-o", rebuilt)
+    row("nan", "--embeddings-from INDEX, its embeddings.f32 changed (first vector NaN)", result, ws)
+    Manifest.read(saved).write(saved)  # the NaN file recorded as if built so
+    result = rankkit(*from_saved, "--embeddings-from", saved, "-o", rebuilt)
+    row("nan", "--embeddings-from INDEX, a NaN vector its manifest records", result, ws)
+    row("nan", "index verify of that index (NaN in embeddings.f32)", rankkit("index", "verify", saved), ws)
+    (saved / "embeddings.f32").unlink()
+    index = faiss.read_index(str(saved / "index.faiss"))
+    stored = index.reconstruct_n(0, index.ntotal)
+    stored[0] = np.nan
+    nan_index = faiss.IndexFlatIP(stored.shape[1])
+    nan_index.add(stored)
+    faiss.write_index(nan_index, str(saved / "index.faiss"))
+    Manifest.read(saved).write(saved)
+    row(
+        "nan",
+        "index verify, index.faiss holding a NaN vector (manifest re-recorded)",
+        rankkit("index", "verify", saved),
+        ws,
+    )
+
+
 def fuzz(examples: int) -> dict:
     report = Path(tempfile.mkdtemp()) / "fuzz.json"
     started = time.time()
@@ -583,6 +631,7 @@ def main() -> None:
         data_loss_rows(ws, mined)
         cli_rows(ws, bm25, dense, run10, run50)
         index_rows(ws, bm25, dense)
+        nan_rows(ws)
     finally:
         shutil.rmtree(ws.root, ignore_errors=True)
     fuzzed = fuzz(args.fuzz_examples)

@@ -65,12 +65,13 @@ def info(index: Path = typer.Argument(..., help="Index folder.")) -> None:
 @app.command()
 @friendly_errors
 def verify(index: Path = typer.Argument(..., help="Index folder.")) -> None:
-    """Check an index: every file's size and SHA-256 against its manifest, then open it and compare
-    document counts. A problem names the file; the fix is to rebuild."""
+    """Check an index: every file's size and SHA-256 against its manifest, then open it, compare
+    document counts and check its stored vectors are finite. A problem names the file; the fix is to rebuild."""
     from rankkit.index.verify import verify as verify_index
 
     report = verify_index(index)
     for note in report.notes:
         console.print(f"[yellow]warning:[/] {note}")
     checked = f"{report.files_checked} files, sizes and SHA-256" if report.checksums else "layout only"
-    console.print(f"ok: {report.kind} index {index} ({checked}; opened, document count matches)")
+    vectors = "; vectors finite" if report.kind != "bm25" and not report.notes else ""
+    console.print(f"ok: {report.kind} index {index} ({checked}; opened, document count matches{vectors})")

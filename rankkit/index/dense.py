@@ -7,6 +7,7 @@ built from the same embeddings without re-encoding.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -23,7 +24,17 @@ from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import GpuOptions, to_cpu, to_search_device
-from rankkit.index.integrity import SHARD_KIND, check_count, check_sizes, index_error
+from rankkit.index.integrity import (
+    SHARD_KIND,
+    VECTOR_CHUNK,
+    check_checksums,
+    check_count,
+    check_finite,
+    check_sizes,
+    first_non_finite,
+    index_error,
+    row_chunks,
+)
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
@@ -71,7 +82,8 @@ def encode_corpus(
 ) -> int:
     """Encode the corpus (or only its documents at positions `rows`) chunk by chunk into
     embeddings.f32 and docids.txt, under one progress bar over their characters (time per chunk
-    follows its text length, not its document count)."""
+    follows its text length, not its document count). A non-finite vector is refused, naming its
+    document: search would never return it."""
     count = 0
     with (
         open(folder / EMBEDDINGS_FILE, "wb") as vectors,
@@ -85,10 +97,22 @@ def encode_corpus(
             embeddings = encoder.encode(
                 texts, on_batch=lambda batch: progress.update(sum(len(texts[i]) for i in batch))
             )
+            bad = first_non_finite(embeddings)
+            if bad is not None:
+                raise _non_finite_output(corpus, encoder, chunk[bad].docid)
             vectors.write(embeddings.tobytes())
             ids.writelines(f"{d.docid}\n" for d in chunk)
             count += len(chunk)
     return count
+
+
+def _non_finite_output(corpus: str | Path, encoder: BiEncoder, docid: str) -> RankkitError:
+    fp32 = "" if encoder.precision == "fp32" else "; if it holds in fp32, encode with --precision fp32"
+    return RankkitError(
+        f"{corpus}: the model {encoder.name} gave a non-finite vector (NaN or infinity) for document "
+        f"{docid!r}, which search would never return. Fix: use a model whose outputs are finite (damaged "
+        f"or diverged weights give NaN: re-download or retrain it){fp32}"
+    )
 
 
 def corpus_format(corpus: str | Path) -> CorpusFormat:
@@ -97,13 +121,46 @@ def corpus_format(corpus: str | Path) -> CorpusFormat:
 
 
 def load_embeddings(folder: str | Path) -> np.ndarray:
-    """The saved embeddings of an index, memory-mapped read-only."""
+    """The saved embeddings of an index or shard, memory-mapped read-only, for reuse: only once
+    they and the docids have the SHA-256 the manifest records and every vector is finite."""
     manifest = Manifest.read(folder)
     check_sizes(folder, manifest)
     path = Path(folder) / EMBEDDINGS_FILE
     if not path.is_file():
         raise RankkitError(f"{folder}: no saved embeddings. Fix: rebuild it with --save-embeddings")
-    return np.memmap(path, dtype=np.float32, mode="r", shape=(manifest.count, manifest.dimension))
+    check_checksums(folder, manifest, (EMBEDDINGS_FILE, DOCIDS_FILE))
+    vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(manifest.count, manifest.dimension))
+    check_finite(folder, manifest, EMBEDDINGS_FILE, row_chunks(vectors))
+    return vectors
+
+
+def _faiss_vectors(index: faiss.Index) -> Iterator[np.ndarray]:
+    """The vectors a FAISS index stores (decoded), a chunk at a time."""
+    with contextlib.suppress(RuntimeError):  # an IVF index reconstructs by id only through its direct map
+        faiss.extract_index_ivf(index).make_direct_map()
+    for start in range(0, index.ntotal, VECTOR_CHUNK):
+        yield index.reconstruct_n(start, min(VECTOR_CHUNK, index.ntotal - start))
+
+
+def check_stored_vectors(folder: str | Path, manifest: Manifest) -> list[str]:
+    """Every vector the folder stores (embeddings.f32, and index.faiss's as FAISS decodes them) is
+    finite; returns notes on what could not be checked."""
+    folder = Path(folder)
+    if (folder / EMBEDDINGS_FILE).is_file():
+        shape = (manifest.count, manifest.dimension)
+        vectors = np.memmap(folder / EMBEDDINGS_FILE, dtype=np.float32, mode="r", shape=shape)
+        check_finite(folder, manifest, EMBEDDINGS_FILE, row_chunks(vectors))
+    if manifest.kind != "dense":
+        return []
+    index = faiss.read_index(str(folder / INDEX_FILE), faiss.IO_FLAG_READ_ONLY)
+    try:
+        check_finite(folder, manifest, INDEX_FILE, _faiss_vectors(index))
+    except RuntimeError as exc:  # an index type that cannot decode its vectors
+        reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else type(exc).__name__
+        return [
+            f"{INDEX_FILE}: its vectors were not checked for NaN ({manifest.index_type} cannot decode them: {reason})"
+        ]
+    return []
 
 
 def search_parameter(index: faiss.Index) -> str | None:

@@ -7,11 +7,17 @@ corpus, never repaired."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Iterable
 
+import numpy as np
+
+from rankkit.data.files import sha256_file
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest, shard_name, shard_of
 
+VECTOR_CHUNK = 50_000  # vectors checked at a time: memory-mapped files stream
 SHARD_KIND = "dense-shard"  # one shard of a dense index's embeddings (see shards.py)
 REQUIRED_FILES = {
     "dense": ("index.faiss", "docids.txt"),
@@ -86,3 +92,52 @@ def check_count(folder: str | Path, manifest: Manifest, found: int, what: str) -
         raise index_error(
             folder, manifest, "manifest.json", f"the manifest says {manifest.count} documents, but {what} holds {found}"
         )
+
+
+def check_checksums(folder: str | Path, manifest: Manifest, names: Iterable[str] | None = None) -> int:
+    """Each file `names` (default: every file the manifest records) has the SHA-256 recorded at
+    build time. Returns how many files were compared."""
+    folder = Path(folder)
+    names = list(manifest.files if names is None else names)
+    for name in names:
+        record = manifest.files.get(name)
+        if record is None:
+            raise index_error(folder, manifest, name, "not recorded in the manifest, so it cannot be checked")
+        if sha256_file(folder / name) != record["sha256"]:
+            raise index_error(
+                folder,
+                manifest,
+                name,
+                "its SHA-256 differs from the one recorded at build time (the file was changed or damaged)",
+            )
+    return len(names)
+
+
+def row_chunks(vectors: np.ndarray, size: int = VECTOR_CHUNK) -> Iterable[np.ndarray]:
+    """`vectors` a chunk of rows at a time."""
+    return (vectors[start : start + size] for start in range(0, len(vectors), size))
+
+
+def first_non_finite(vectors: np.ndarray) -> int | None:
+    """The first row of `vectors` holding a NaN or an infinity, or None."""
+    bad = ~np.isfinite(vectors).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def check_finite(folder: str | Path, manifest: Manifest, file: str, chunks: Iterable[np.ndarray]) -> None:
+    """Every vector of an index file (given as consecutive chunks of rows) is finite: a NaN vector
+    is never found by search, so its document would be silently lost."""
+    start = 0
+    for chunk in chunks:
+        row = first_non_finite(chunk)
+        if row is not None:
+            row += start
+            with open(Path(folder) / "docids.txt", encoding="utf-8", errors="replace") as ids:
+                docid = next(itertools.islice(ids, row, None), "?").rstrip("\n")
+            raise index_error(
+                folder,
+                manifest,
+                file,
+                f"vector {row} (document {docid!r}) is not finite (NaN or infinity), so search would never return it",
+            )
+        start += len(chunk)

@@ -28,6 +28,7 @@ from rankkit.index.dense import (
     corpus_format,
     encode_corpus,
     encoder_fields,
+    load_embeddings,
     same_corpus,
     source_fields,
     write_dense_index,
@@ -201,11 +202,13 @@ def merge_dense_shards(
     overwrite: bool = False,
 ) -> Manifest:
     """Build the dense index `out` (atomically) from the shards of one corpus: their docids and
-    vectors concatenated in shard order, indexed exactly as `build_dense_index` indexes a whole
-    corpus. Returns its manifest."""
+    vectors (checked against their checksums, and finite) concatenated in shard order, indexed
+    exactly as `build_dense_index` indexes a whole corpus. Returns its manifest."""
     if not shard_folders:
         raise RankkitError("no shard folders to merge. Fix: pass the folders that `rankkit index build --shard` wrote")
     shards = _check_together([(Path(folder), read_shard(folder)) for folder in shard_folders])
+    for shard, _ in shards:
+        load_embeddings(shard)  # checksums and finite vectors, before they are reused
     reference = shards[0][1]
     model, encoding = source_fields(reference)
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:

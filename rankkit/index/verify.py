@@ -1,13 +1,13 @@
 """`rankkit index verify`: an index checked fully, its layout, the size and SHA-256 of every file
-its manifest records, then opened and its document count compared with the manifest's."""
+its manifest records, then opened, its document count compared with the manifest's, and its
+stored vectors checked to be finite."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rankkit.data.files import sha256_file
-from rankkit.index.integrity import SHARD_KIND, check_sizes, index_error
+from rankkit.index.integrity import SHARD_KIND, check_checksums, check_sizes
 from rankkit.index.manifest import Manifest
 
 
@@ -21,28 +21,24 @@ class VerifyReport:
 
 
 def verify(folder: str | Path) -> VerifyReport:
-    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it and
-    compare its document count with the manifest's. Raises RankkitError on the first problem."""
+    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it,
+    compare its document count with the manifest's and check its stored vectors are finite.
+    Raises RankkitError on the first problem."""
     folder = Path(folder)
     manifest = Manifest.read(folder)
     check_sizes(folder, manifest)
-    report = VerifyReport(folder, manifest.kind, files_checked=len(manifest.files))
-    for name, record in manifest.files.items():
-        if sha256_file(folder / name) != record["sha256"]:
-            raise index_error(
-                folder,
-                manifest,
-                name,
-                "its SHA-256 differs from the one recorded at build time (the file was changed or damaged)",
-            )
+    report = VerifyReport(folder, manifest.kind, files_checked=check_checksums(folder, manifest))
     if manifest.kind == "dense":
-        from rankkit.index.dense import DenseIndex
+        from rankkit.index.dense import DenseIndex, check_stored_vectors
 
         DenseIndex(folder)  # reads the FAISS file and docids, checks both counts
+        report.notes += check_stored_vectors(folder, manifest)
     elif manifest.kind == SHARD_KIND:
+        from rankkit.index.dense import check_stored_vectors
         from rankkit.index.shards import read_shard
 
         read_shard(folder)  # checks the counts of docids and vectors
+        report.notes += check_stored_vectors(folder, manifest)
     else:
         from rankkit.index.bm25 import open_lucene_searcher
 
