@@ -240,6 +240,7 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     )
 
     sentiment_rows(ws)
+    concurrent_rows(ws, mined)
 
     resumed = ws / "resumed"
     args = train_args(ws, mined, resumed, "--max-steps", 6, "--checkpoint-every", 1)
@@ -264,6 +265,40 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
     result = rankkit(*args)
     row("data loss", "a truncated checkpoints/step-N/state.pt", result, ws)
+
+
+def concurrent_rows(ws: Workspace, mined: Path) -> None:
+    """Two runs into one output at once: the second is refused while the first holds the lock."""
+    reviews = REPO_ROOT / "rankkit" / "sentiment" / "sample" / "reviews.csv"
+    large = ws / "collection-x30.tsv"  # encoding takes long enough for a second run to start meanwhile
+    lines = Path(SAMPLE["collection.tsv"]).read_text().splitlines()
+    large.write_text("".join(f"r{copy}-{line}\n" for copy in range(30) for line in lines))
+    for case, output, args in (
+        ("train", ws / "busy-train", train_args(ws, mined, ws / "busy-train", "--max-steps", 200, "--overwrite")),
+        (
+            "index build",
+            ws / "busy-index",
+            ["index", "build", large, "--kind", "dense", "-o", ws / "busy-index", "--overwrite"],
+        ),
+        (
+            "sentiment train",
+            ws / "busy-sentiment",
+            ["sentiment", "train", "--reviews", reviews, "--rating-column", "rating", "--method", "transformer"]
+            + ["--epochs", "20", "-o", ws / "busy-sentiment", "--overwrite"],
+        ),
+    ):
+        lock = output.with_name(f".{output.name}.lock")
+        first = subprocess.Popen(
+            [RANKKIT, *map(str, args)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.time() + 120
+        while not lock.exists() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        result = rankkit(*args)
+        first.send_signal(signal.SIGTERM)
+        status = first.wait()
+        check = f"first run: exit {status} on SIGTERM, lock file {'LEFT' if lock.exists() else 'gone'}"
+        row("concurrency", f"{case} -o DIR twice at once (the second while the first runs)", result, ws, check)
 
 
 def tree(folder: Path) -> dict[str, bytes]:

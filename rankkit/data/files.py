@@ -4,6 +4,7 @@ writes (temporary path, then rename) and checksums."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import json
@@ -11,6 +12,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import zlib
 from pathlib import Path
 from typing import IO, Callable, Iterator
@@ -143,6 +145,75 @@ def remove_stale_temp_dirs(path: str | Path) -> list[Path]:
     return removed
 
 
+_held_locks: dict[Path, tuple[int, int]] = {}  # output -> (thread holding its lock, depth)
+
+
+def _lock_file(lock: Path, path: Path) -> IO[str]:
+    """Open and flock `lock` (exclusive, non-blocking); refuse, naming the holder, if a run holds it."""
+    while True:
+        try:
+            handle = open(lock, "a+", encoding="utf-8")
+        except OSError as exc:
+            raise RankkitError(
+                f"{lock}: cannot create the lock file of {path} ({exc.strerror}). "
+                "Fix: choose an output in a folder you can write to"
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise RankkitError(
+                f"{path}: another run (process {holder}) is writing this output now. "
+                "Fix: wait for it to finish, or choose another output"
+            ) from None
+        try:  # a run that finished meanwhile removed the file it locked: lock the one now there
+            if os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+@contextlib.contextmanager
+def output_lock(path: str | Path) -> Iterator[None]:
+    """Hold the lock of output `path` for the block: .NAME.lock beside it, flock'd exclusively, so a
+    second run writing the same output at the same time (another process, or another thread) is
+    refused with the fix instead of silently replacing the first one's work. Nested blocks of one
+    run (a trainer's whole run around the training loop's) share the lock. It is released when the
+    block ends, on errors and Ctrl-C/SIGTERM too; the system releases it if the process is killed."""
+    key = Path(os.path.abspath(path))
+    me = threading.get_ident()
+    holder, depth = _held_locks.get(key, (me, 0))
+    if depth:
+        if holder != me:
+            raise RankkitError(
+                f"{key}: another run in this process is writing this output now. Fix: choose another output"
+            )
+        _held_locks[key] = (me, depth + 1)
+        try:
+            yield
+        finally:
+            _held_locks[key] = (me, depth)
+        return
+    key.parent.mkdir(parents=True, exist_ok=True)
+    lock = key.with_name(f".{key.name}.lock")
+    handle = _lock_file(lock, key)
+    _held_locks[key] = (me, 1)
+    try:
+        yield
+    finally:
+        del _held_locks[key]
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()  # while still holding it: a run waiting on this file locks a fresh one
+        handle.close()
+
+
 def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[Path], bool] | None, what: str) -> None:
     """An output folder may be written when it is new or empty; an existing one is replaced only
     with --overwrite, and, when `replaceable` is given, only if it is `what`."""
@@ -175,6 +246,7 @@ def atomic_dir(
     overwrite: bool = False,
     replaceable: Callable[[Path], bool] | None = None,
     what: str = "rankkit output",
+    lock: bool = True,
 ) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; it becomes `path` only if the block succeeds, so a
     failed or interrupted run leaves the old `path` as it was.
@@ -182,27 +254,30 @@ def atomic_dir(
     A new or empty `path` is written; an existing one is replaced only with `overwrite`, and,
     when `replaceable` is given, only if `replaceable(path)` says it is `what` (e.g. an index
     rankkit built): a folder of other files is refused, --overwrite or not. The one rule of every
-    command that writes an output folder. Stale temporaries of killed runs for `path` are removed."""
+    command that writes an output folder. With `lock`, the block holds `path`'s output_lock, so a
+    concurrent run into the same output is refused. Stale temporaries of killed runs for `path`
+    are removed."""
     path = Path(path)
     _check_replaceable(path, overwrite, replaceable, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_dirs(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
-        if path.exists() or path.is_symlink():
-            _check_replaceable(path, overwrite, replaceable, what)  # it may have changed meanwhile
-            old = path.with_name(f".{path.name}.old")
-            _remove(old)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with output_lock(path) if lock else contextlib.nullcontext():
+        remove_stale_temp_dirs(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+        try:
+            yield tmp
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
+            if path.exists() or path.is_symlink():
+                _check_replaceable(path, overwrite, replaceable, what)  # it may have changed meanwhile
+                old = path.with_name(f".{path.name}.old")
+                _remove(old)
+                os.replace(path, old)
+                os.replace(tmp, path)
+                _remove(old)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def sha256_file(path: str | Path) -> str:

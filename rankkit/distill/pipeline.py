@@ -16,6 +16,7 @@ Output: OUTPUT/model (loads in sentence-transformers), train_log.jsonl, config.j
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import shutil
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from rankkit.data.corpus import read_doc_texts
-from rankkit.data.files import atomic_write
+from rankkit.data.files import atomic_write, output_lock
 from rankkit.data.qrels import read_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, read_run
@@ -263,8 +264,15 @@ class Rounds:
 
 
 def distill(config: DistillConfig) -> Path:
-    """Distil the teacher into the student; returns the student's model folder."""
+    """Distil the teacher into the student; returns the student's model folder. The run holds
+    the output's lock throughout (snapshots, training, distill.json), so a second run into the
+    same output at the same time is refused before it scores anything."""
     config.check()
+    with output_lock(config.output) if distributed.is_main() else contextlib.nullcontext():
+        return _distill(config)
+
+
+def _distill(config: DistillConfig) -> Path:
     queries = read_queries(config.queries)
     labelled = read_qrels(config.qrels) if config.qrels else {}
     scorer = student_scorer(config)

@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from rankkit.data.files import atomic_dir, atomic_write
+from rankkit.data.files import atomic_dir, atomic_write, output_lock
 from rankkit.encode.precision import training_autocast_dtype
 from rankkit.errors import RankkitError
 from rankkit.train import distributed
@@ -247,12 +247,18 @@ def fit(
     runs in a temporary folder that replaces config.output only once complete (`finish` done), so
     a failed run keeps the old output; only a folder that `replaceable` recognises is replaced.
 
+    The run holds config.output's lock (rankkit.data.files.output_lock) throughout, so a second
+    run into the same output at the same time is refused.
+
     Under torchrun (WORLD_SIZE > 1) each process trains on its share of every batch (see
     rankkit/train/distributed.py) and rank 0 alone writes; config.batch_size is the global batch,
     so a checkpoint resumes the same with any number of processes."""
     output = Path(config.output)
     options = resume_options(config, options)
-    with distributed.process_group(task.device):
+    with (
+        distributed.process_group(task.device),
+        output_lock(output) if distributed.is_main() else contextlib.nullcontext(),
+    ):
         if config.overwrite:
             with (
                 atomic_dir(output, overwrite=True, replaceable=replaceable, what=what)
