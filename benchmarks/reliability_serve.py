@@ -478,6 +478,17 @@ def main() -> None:
             lambda: describe(http.post("/search", json={"query": "\u200b\u200b"})),
         )
         row(
+            'POST /rerank, a passage id "\\ud800" (lone surrogate)',
+            "(second pass) 500 PydanticSerializationError, a traceback in the log",
+            lambda: describe(
+                http.post(
+                    "/rerank",
+                    content=rb'{"query": "sky", "passages": [{"id": "p\ud800", "text": "blue"}]}',
+                    headers=json_headers,
+                )
+            ),
+        )
+        row(
             "Content-Type: text/plain; x=json",
             "422 (substring check)",
             lambda: describe(

@@ -410,6 +410,7 @@ SURROGATE_BODIES = {
     "batch": ("/search/batch", b'{"queries": ["why is the sky blue", "%s"]}'),
     "rerank query": ("/rerank", b'{"query": "%s", "passages": [{"text": "blue"}]}'),
     "rerank passage": ("/rerank", b'{"query": "sky", "passages": [{"text": "blue"}, {"text": "%s"}]}'),
+    "rerank passage id": ("/rerank", b'{"query": "sky", "passages": [{"text": "blue"}, {"id": "%s", "text": "sea"}]}'),
 }
 
 
@@ -421,6 +422,8 @@ def test_lone_surrogate_is_422_before_it_reaches_a_batch(http, case):
         http.post(path, content=body.replace(b"%s", LONE_SURROGATE), headers=JSON), 422, "invalid_text"
     )
     assert "surrogate" in error["message"] and "UTF-8" in error["fix"]
+    if case == "rerank passage id":
+        assert error["message"].startswith("passages[1].id:")
 
 
 def test_query_too_long_says_the_limit(http):

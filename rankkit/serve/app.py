@@ -492,8 +492,10 @@ def create_app(
                 f"{len(request.passages)} passages",
                 f"send 1 to {config.max_passages} passages (the server's --max-passages)",
             )
-        for i, passage in enumerate(request.passages):
+        for i, passage in enumerate(request.passages):  # ids too: the response echoes them
             server.check_text(passage.text, f"passages[{i}].text")
+            if passage.id is not None:
+                server.check_text(passage.id, f"passages[{i}].id")
         scores = await server.submit("rerank", (query, [p.text for p in request.passages]))
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         return RerankResponse(
