@@ -205,7 +205,16 @@ def data_loss_rows(ws: Workspace, mined: Path) -> None:
     row("data loss", "train -o DIR --overwrite, DIR holding other files", result, ws, unchanged(other, before))
 
     trained = ws / "trained"
-    assert rankkit(*train_args(ws, mined, trained, "--max-steps", 1)).returncode == 0
+    result = rankkit(*train_args(ws, mined, trained, "--max-steps", 1))
+    assert result.returncode == 0
+    weights = trained / "model" / "model.safetensors"
+    row(
+        "data loss",
+        f"train: mode of model/model.safetensors (umask {os.umask(os.umask(0)):03o})",
+        result,
+        ws,
+        f"mode {weights.stat().st_mode & 0o777:03o}",
+    )
     model_before = snapshot(trained / "model")
     result = rankkit(*train_args(ws, mined, trained, "--max-steps", 1, "--overwrite", "--lr", "nan"))
     row(
@@ -437,6 +446,25 @@ def cli_rows(ws: Workspace, bm25: Path, dense: Path, run10: Path, run50: Path) -
         row("cli", f"mine --count {count}", rankkit(*mine_args, "--run", run50, "--count", count), ws)
 
     mined = ws / "mined.jsonl"
+    row(
+        "cli",
+        "train --negatives 8 on a MinedSet of 4 negatives per query",
+        rankkit(*train_args(ws, mined, ws / "t-negatives", "--max-steps", 1, "--negatives", 8)),
+        ws,
+    )
+    reviews = ws / "reviews-bom.csv"
+    reviews.write_bytes(b"\xef\xbb\xbf" + (REPO_ROOT / "rankkit" / "sentiment" / "sample" / "reviews.csv").read_bytes())
+    result = rankkit(
+        "sentiment", "train", "--reviews", reviews, "--rating-column", "rating", "--method", "tfidf", "-o", ws / "s-bom"
+    )
+    usable = re.search(r"(\d+) usable rows", result.stdout)
+    row(
+        "cli",
+        "sentiment train on a CSV with a UTF-8 BOM",
+        result,
+        ws,
+        f"usable rows {usable.group(1) if usable else '?'}",
+    )
     for option, value in (("--batch-size", "0"), ("--lr", "nan"), ("--grad-accum", "0")):
         row("cli", f"train {option} {value}", rankkit(*train_args(ws, mined, ws / "t", option, value)), ws)
     row("cli", "search --k1 -1 (BM25)", rankkit("search", "--index", bm25, "-q", "stars", "--k1", "-1"), ws)
@@ -583,6 +611,17 @@ def index_rows(ws: Workspace, bm25: Path, dense: Path) -> None:
     damaged("manifest kind bm25 over a dense folder", dense, edit_manifest(kind="bm25"))
     damaged("manifest document count 81 (index holds 80)", dense, edit_manifest(count=81))
     damaged("BM25 manifest document count 79 (index holds 80)", bm25, edit_manifest(count=79))
+    damaged("manifest dimension 385 (the FAISS index holds 384)", dense, edit_manifest(dimension=385))
+
+    def replace_index_file(make: Callable[[Path], None]) -> Callable[[Path], None]:
+        def apply(folder: Path) -> None:
+            (folder / "index.faiss").unlink()
+            make(folder / "index.faiss")
+
+        return apply
+
+    damaged("index.faiss a named pipe (FIFO)", dense, replace_index_file(os.mkfifo))
+    damaged("index.faiss a link to /dev/zero", dense, replace_index_file(lambda p: p.symlink_to("/dev/zero")))
 
 
 def nan_rows(ws: Workspace) -> None:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import httpx  # noqa: E402
-from common import save_result  # noqa: E402
+from common import REPO_ROOT, save_result  # noqa: E402
 
 from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
 
@@ -111,7 +111,7 @@ def build_sample_indexes(work: Path) -> dict[str, Path]:
     from rankkit.index.bm25 import build_bm25_index
     from rankkit.index.dense import build_dense_index
 
-    paths = {name: work / name for name in ("dense", "bm25", "reranker")}
+    paths = {name: work / name for name in ("dense", "bm25", "reranker", "sentiment")}
     corpus = SAMPLE_DIR / "collection.tsv"
     if not (paths["dense"] / "manifest.json").is_file():
         build_dense_index(corpus, paths["dense"], BiEncoder("default", device="cpu"))
@@ -119,6 +119,13 @@ def build_sample_indexes(work: Path) -> dict[str, Path]:
         build_bm25_index(corpus, paths["bm25"])
     if not (paths["reranker"] / "config.json").is_file():
         CrossEncoder("default", device="cpu").save(paths["reranker"])
+    if not (paths["sentiment"] / "model").is_dir():
+        from rankkit.sentiment import SentimentConfig, read_reviews, train_sentiment
+        from rankkit.sentiment.data import LabelSpec
+
+        reviews = read_reviews(REPO_ROOT / "rankkit/sentiment/sample/reviews.csv", LabelSpec(rating_column="rating"))
+        config = SentimentConfig(output=str(paths["sentiment"]), method="tfidf", overwrite=True)
+        train_sentiment(reviews.texts, reviews.labels, config)
     return paths
 
 
@@ -231,6 +238,8 @@ def shutdown_row(paths: dict[str, Path], work: Path, grace: float) -> str:
             str(paths["dense"]),
             "--reranker",
             str(paths["reranker"]),
+            "--sentiment-model",
+            str(paths["sentiment"]),
             "--api-key",
             KEY,
             "--graceful-timeout",
@@ -487,6 +496,11 @@ def main() -> None:
                     headers=json_headers,
                 )
             ),
+        )
+        row(
+            "POST /sentiment, a review of zero-width characters only",
+            "(second pass) 200, classified",
+            lambda: describe(http.post("/sentiment", json={"texts": ["valo", "\u200b\u200b"]})),
         )
         row(
             "Content-Type: text/plain; x=json",

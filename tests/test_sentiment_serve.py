@@ -103,6 +103,7 @@ def test_concurrent_requests_are_all_answered(http, servers):
         ({"texts": []}, 422, "invalid_batch"),
         ({"texts": ["a"] * 5}, 422, "invalid_batch"),
         ({"texts": ["valo", " \t "]}, 422, "empty_text"),
+        ({"texts": ["valo", "\u200b\u200b\ufeff"]}, 422, "empty_text"),  # zero-width only, as /search refuses
         ({"texts": ["x" * 51]}, 422, "text_too_long"),
         ({"texts": "valo"}, 422, "invalid_field"),
         ({"texts": [1, 2]}, 422, "invalid_field"),

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 import zlib
@@ -28,6 +29,27 @@ def _open_binary(path: Path) -> IO[bytes]:
     if path.is_dir():
         raise RankkitError(f"{path}: is a folder, a file was expected. Fix: name the file inside it")
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def not_a_file(path: Path) -> str | None:
+    """What `path` is when it is no regular file ("missing", "a named pipe (FIFO), not a file", ...),
+    found with stat alone, so a FIFO is never opened (reading one blocks until a writer comes);
+    None for a regular file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return f"a device ({os.path.realpath(path)}), not a file"
+    return "a socket, not a file" if stat.S_ISSOCK(mode) else "not a regular file"
 
 
 def iter_lines(path: str | Path) -> Iterator[tuple[int, str]]:
@@ -232,6 +254,22 @@ def _check_replaceable(path: Path, overwrite: bool, replaceable: Callable[[Path]
         raise RankkitError(f"{path}: already exists. Fix: choose another name or pass --overwrite")
 
 
+def _usual_permissions(folder: Path) -> None:
+    """Give `folder` and everything in it at least the permissions the umask allows: mkdtemp
+    makes 0700 folders, and libraries that write through temporary files (transformers'
+    model.safetensors) leave 0600 files."""
+    mask = _umask()
+
+    def widen(path: str, usual: int) -> None:
+        os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) | usual & ~mask)
+
+    for root, _, files in os.walk(folder):  # every folder is a root once
+        widen(root, 0o777)
+        for name in files:
+            if not os.path.islink(path := os.path.join(root, name)):
+                widen(path, 0o666)
+
+
 def _remove(path: Path) -> None:
     """Remove a folder, or only the link when `path` is a symbolic link (never what it points to)."""
     if path.is_symlink():
@@ -265,7 +303,7 @@ def atomic_dir(
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
         try:
             yield tmp
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700 folders; give the usual permissions
+            _usual_permissions(tmp)
             if path.exists() or path.is_symlink():
                 _check_replaceable(path, overwrite, replaceable, what)  # it may have changed meanwhile
                 old = path.with_name(f".{path.name}.old")

@@ -381,6 +381,13 @@ class DenseIndex:
             reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise index_error(self.folder, self.manifest, INDEX_FILE, f"FAISS cannot read it ({reason})") from None
         check_count(self.folder, self.manifest, index.ntotal, INDEX_FILE)
+        if index.d != self.manifest.dimension:
+            raise index_error(
+                self.folder,
+                self.manifest,
+                "manifest.json",
+                f"the manifest says {self.manifest.dimension} dimensions, but {INDEX_FILE} holds {index.d}",
+            )
         try:
             self.docids = (self.folder / DOCIDS_FILE).read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:

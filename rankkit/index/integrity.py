@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rankkit.data.files import sha256_file
+from rankkit.data.files import not_a_file, sha256_file
 from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest, shard_name, shard_of
 
@@ -74,9 +74,10 @@ def check_sizes(folder: str | Path, manifest: Manifest) -> None:
     if not manifest.files:
         raise index_error(folder, manifest, "manifest.json", "records no files, so the index cannot be checked")
     for name, record in manifest.files.items():
+        problem = not_a_file(folder / name)
+        if problem is not None:
+            raise index_error(folder, manifest, name, f"{problem} (the manifest records it)")
         path = folder / name
-        if not path.is_file():
-            raise index_error(folder, manifest, name, "missing (the manifest records it)")
         size = path.stat().st_size
         if size != record["size"]:
             raise index_error(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rankkit import __version__
-from rankkit.data.files import atomic_write, sha256_file
+from rankkit.data.files import atomic_write, not_a_file, sha256_file
 from rankkit.errors import RankkitError
 
 MANIFEST = "manifest.json"
@@ -70,11 +70,14 @@ class Manifest:
     @classmethod
     def read(cls, folder: str | Path) -> "Manifest":
         path = Path(folder) / MANIFEST
-        if not path.is_file():
+        problem = not_a_file(path)
+        if problem == "missing":
             raise RankkitError(
                 f"{folder}: not a rankkit index (no {MANIFEST}). "
                 "Fix: build one with `rankkit index build`, or check the path"
             )
+        if problem is not None:  # never read: a FIFO would block
+            raise RankkitError(f"{path}: {problem}. Fix: rebuild the index")
         try:
             data = json.loads(path.read_text())
             data["corpus"] = CorpusInfo(**data["corpus"])

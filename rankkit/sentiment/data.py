@@ -97,7 +97,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
     if not path.is_file():
         raise RankkitError(f"{path}: no such file. Fix: check the path (relative paths start at {Path.cwd()})")
     start = 1  # the line the current record starts on
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark dropped
         try:
             reader = csv.DictReader(handle)
             if not reader.fieldnames:

@@ -47,6 +47,7 @@ def _limits(config: ServeConfig) -> dict[str, dict[str, dict[str, Any]]]:
             "k": k,
         },
         "RerankRequest": {"query": query, "passages": {"minItems": 1, "maxItems": config.max_passages}},
+        "SentimentRequest": {"texts": {"minItems": 1, "maxItems": config.max_batch_queries, "items": query}},
     }
 
 
@@ -66,6 +67,8 @@ def build_schema(app: FastAPI, config: ServeConfig) -> dict[str, Any]:
     schemas["ErrorResponse"] = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(schemas["ErrorResponse"].pop("$defs", {}))
     for name, properties in _limits(config).items():
+        if name not in schemas:  # /sentiment exists only with --sentiment-model
+            continue
         for field, constraints in properties.items():
             target = schemas[name]["properties"][field]
             for key, value in constraints.items():

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from rankkit.sentiment.data import LABEL_NAMES
 from rankkit.serve.errors import ApiError
 from rankkit.serve.schemas import Strict
+from rankkit.serve.text import has_visible_text
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -68,8 +69,13 @@ def add_sentiment_route(app: "FastAPI", server: SentimentServer, config: "ServeC
             server.check_text(text, f"texts[{position}]")  # lone surrogates never join a batch
         cleaned = [" ".join(t.split()) for t in texts]
         for position, text in enumerate(cleaned):
-            if not text:
-                raise ApiError(422, "empty_text", f"texts[{position}] is empty or whitespace", "send review text")
+            if not has_visible_text(text):  # as a query
+                raise ApiError(
+                    422,
+                    "empty_text",
+                    f"texts[{position}] is empty or whitespace (or only invisible characters)",
+                    "send review text",
+                )
             if len(text) > config.max_query_chars:
                 raise ApiError(
                     422,

@@ -18,7 +18,7 @@ from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.distributed import gather_with_grad
-from rankkit.train.examples import Group, batches, check_texts, epoch_groups
+from rankkit.train.examples import Group, batches, check_mined, epoch_groups
 from rankkit.train.loop import fit
 from rankkit.train.losses import info_nce_loss, weighted_pairwise_softmax_loss
 from rankkit.train.scorers import BiEncoderScorer
@@ -57,7 +57,7 @@ def train_biencoder(
     loss: BiEncoderLoss = "infonce",
 ) -> Path:
     """Fine-tune config.model; returns the saved model folder (loads in SentenceTransformer)."""
-    check_texts(mined, doc_texts)
+    check_mined(mined, doc_texts, config.negatives)
     encoder = BiEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length)
     task = BiEncoderTask(encoder, temperature, config.lr, loss)
     evaluate = dev.evaluator(task.scorer.score_texts) if dev else None

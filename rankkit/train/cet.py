@@ -24,7 +24,7 @@ from rankkit.mining.minedset import MinedSet
 from rankkit.train import distributed
 from rankkit.train.config import CETConfig, TrainConfig
 from rankkit.train.dev import DevSet
-from rankkit.train.examples import Group, batches, check_texts, epoch_groups
+from rankkit.train.examples import Group, batches, check_mined, epoch_groups
 from rankkit.train.loop import fit
 from rankkit.train.losses import cet_pair_weights, weighted_pairwise_softmax_loss
 from rankkit.train.scorers import BiEncoderScorer, CrossEncoderScorer, GroupScorer
@@ -104,7 +104,7 @@ def train_cet(
     dev: DevSet | None = None,
 ) -> Path:
     """Train both models; returns the model folder (relevance/, selection/, cet.json)."""
-    check_texts(mined, doc_texts)
+    check_mined(mined, doc_texts, config.negatives)
     torch.manual_seed(config.seed)  # the provenance model's initial weights
     relevance = _relevance_scorer(config, cet, config.model)
     selection = _selection_scorer(config, cet, mined, cet.selection_model)

@@ -6,6 +6,7 @@ query position), so a run resumed from a checkpoint sees exactly the batches it 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -25,14 +26,24 @@ class Group:
     negative_ids: tuple[str, ...]
 
 
-def check_texts(mined: MinedSet, doc_texts: Mapping[str, str]) -> None:
-    """Every docid of the MinedSet must have text in the corpus."""
+def check_mined(mined: MinedSet, doc_texts: Mapping[str, str], negatives: int) -> None:
+    """Every docid of the MinedSet must have text in the corpus; queries that hold fewer than
+    `negatives` negatives (but some) are said, since their groups draw negatives with replacement."""
     missing = {d for q in mined.queries for d in (*q.positives, *(n.docid for n in q.negatives)) if d not in doc_texts}
     if missing:
         example = ", ".join(sorted(missing)[:3])
         raise RankkitError(
             f"{len(missing)} docids of the MinedSet are not in the corpus (e.g. {example}). "
             "Fix: train with the corpus the MinedSet was mined from"
+        )
+    short = [len(q.negatives) for q in mined.queries if 0 < len(q.negatives) < negatives]
+    if short:
+        usable = sum(1 for q in mined.queries if q.negatives)
+        print(
+            f"warning: {len(short)} of {usable} queries of the MinedSet hold fewer than --negatives {negatives} "
+            f"negatives (fewest {min(short)}): their groups repeat negatives (drawn with replacement). "
+            f"Fix: pass --negatives {min(short)}, or mine more per query (rankkit mine --count)",
+            file=sys.stderr,
         )
 
 

@@ -14,7 +14,7 @@ from rankkit.errors import RankkitError
 from rankkit.mining.minedset import MinedSet
 from rankkit.train.config import TrainConfig
 from rankkit.train.dev import DevSet
-from rankkit.train.examples import Group, batches, check_texts, epoch_groups
+from rankkit.train.examples import Group, batches, check_mined, epoch_groups
 from rankkit.train.loop import fit
 from rankkit.train.losses import pointwise_bce_loss, softmax_cross_entropy_loss
 from rankkit.train.scorers import CrossEncoderScorer
@@ -50,7 +50,7 @@ def train_reranker(
 ) -> Path:
     """Fine-tune a cross-encoder from config.model (a new scoring head when it has none); returns
     the saved model folder (loads in sentence-transformers' CrossEncoder)."""
-    check_texts(mined, doc_texts)
+    check_mined(mined, doc_texts, config.negatives)
     torch.manual_seed(config.seed)  # a new scoring head's initial weights: the same seed gives the same model
     task = RerankerTask(
         CrossEncoder(config.model, device=launcher_device(config.device), max_length=config.max_length), loss, config.lr
