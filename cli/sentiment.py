@@ -96,9 +96,12 @@ def evaluate(
 
     from rankkit.data.files import atomic_write
     from rankkit.sentiment.metrics import format_metrics, model_name, plot_curves, sentiment_metrics
+    from rankkit.sentiment.model import load_sentiment_model
 
     labelled = _read(reviews, columns)
-    probability = classifier.load().predict_proba(labelled.texts)
+    probability = load_sentiment_model(classifier.model, classifier.device, classifier.precision).predict_proba(
+        labelled.texts
+    )
     measured = sentiment_metrics(labelled.labels, probability)
     measured["left_out_rows"] = [{"line": p.line, "reason": p.reason} for p in labelled.problems]
     console.print(format_metrics(measured))
@@ -120,8 +123,13 @@ def predict(
 ) -> None:
     """Label each review positive or negative, with P(positive), as JSONL."""
     from rankkit.sentiment.data import read_reviews, write_predictions
+    from rankkit.sentiment.model import load_sentiment_model
 
     found = read_reviews(reviews, columns.label_spec(), labelled=False, strict=columns.strict)
     if output is not None or found.problems:  # stdout stays pure JSONL when it carries the predictions
         Console(stderr=True, highlight=False, soft_wrap=True).print(found.summary())
-    write_predictions(found, classifier.load().predict_proba(found.texts), output)
+    write_predictions(
+        found,
+        load_sentiment_model(classifier.model, classifier.device, classifier.precision).predict_proba(found.texts),
+        output,
+    )

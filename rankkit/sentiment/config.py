@@ -39,11 +39,6 @@ class SentimentModelRun(Runtime):
 
     model: str = option(help="Sentiment model folder (from `rankkit sentiment train`).")
 
-    def load(self):  # noqa: ANN201 - a TfidfSentiment or TransformerSentiment
-        from rankkit.sentiment.model import load_sentiment_model
-
-        return load_sentiment_model(self.model, self.device, self.precision)
-
 
 @dataclass(frozen=True, kw_only=True)
 class SentimentConfig(Output, Epochs, Schedule, Runtime):
