@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -448,6 +449,26 @@ def main() -> None:
             "says :70000, listens on 4464",
             serve_refused("--index", str(paths["dense"]), "--port", "70000"),
         )
+        damaged = work / "damaged"
+        shutil.rmtree(damaged, ignore_errors=True)
+        truncated = Path(shutil.copytree(paths["dense"], damaged / "dense"))
+        (truncated / "index.faiss").write_bytes((truncated / "index.faiss").read_bytes()[:99])
+        garbage = Path(shutil.copytree(paths["reranker"], damaged / "reranker"))
+        (garbage / "model.safetensors").write_bytes(b"garbage" * 100)
+        for label, flags in (
+            ("serve -i DENSE, its index.faiss truncated", ("--index", str(truncated))),
+            ("serve --reranker MISSING_FOLDER", ("--index", str(paths["bm25"]), "--reranker", str(damaged / "none"))),
+            (
+                "serve --reranker DIR, its model.safetensors garbage",
+                ("--index", str(paths["bm25"]), "--reranker", str(garbage)),
+            ),
+            ("serve --port P, P in use by the running server", ("--index", str(paths["bm25"]), "--port", str(port))),
+        ):
+            row(
+                label,
+                "(second pass) binds, then 503 'retry once ready' to everything / exit 0 after logging",
+                serve_refused(*flags),
+            )
         for body, label in (
             ({"query": SKY, "k": "10"}, 'k: "10"'),
             ({"query": SKY, "k": True}, "k: true"),

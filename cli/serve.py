@@ -23,7 +23,7 @@ def serve(config: ServeConfig) -> None:
     from rankkit.encode.device import choose_device
     from rankkit.encode.precision import resolve_precision
     from rankkit.serve.server import run
-    from rankkit.serve.startup import check_startup
+    from rankkit.serve.startup import check_port, check_startup
 
     if config.api_key is None and API_KEY_ENV in os.environ:  # an empty variable is refused, not ignored
         config = dataclasses.replace(config, api_key=os.environ[API_KEY_ENV])
@@ -32,6 +32,7 @@ def serve(config: ServeConfig) -> None:
 
         config = dataclasses.replace(config, sentiment_model=str(sentiment_model_folder(config.sentiment_model)))
     check_startup(config)  # fail fast, before binding the port
+    check_port(config.host, config.port)
     resolve_precision(config.precision, choose_device(config.device))
     run(config)
 

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,7 +118,7 @@ def servers(tmp_path_factory, tiny_model):
     root = tmp_path_factory.mktemp("serve")
     corpus = SAMPLE_DIR / "collection.tsv"
     dense, bm25, reranker = root / "dense", root / "bm25", root / "reranker"
-    INDEXES.update(dense=dense, bm25=bm25)
+    INDEXES.update(dense=dense, bm25=bm25, reranker=reranker)
     started: dict[str, ServerProcess] = {}
     try:
         build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
@@ -1103,6 +1104,56 @@ def test_serve_refuses_two_indexes_of_one_kind_before_binding(servers):
     done = serve_cli("-i", str(INDEXES["dense"]), "-i", str(INDEXES["dense"]), "--port", str(free_port()))
     assert_refused(done, "are both dense indexes; a server serves one index of each kind", "Fix")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _damaged(source: Path, into: Path, damage) -> Path:
+    folder = Path(shutil.copytree(source, into / source.name))
+    damage(folder)
+    return folder
+
+
+INDEX_DAMAGE = {
+    "FAISS file truncated": ("dense", lambda f: (f / "index.faiss").write_bytes((f / "index.faiss").read_bytes()[:99])),
+    "docids file missing": ("dense", lambda f: (f / "docids.txt").unlink()),
+    "Lucene segment missing": ("bm25", lambda f: next((f / "lucene").glob("*.si")).unlink()),
+}
+
+
+@pytest.mark.parametrize("case", list(INDEX_DAMAGE))
+def test_serve_refuses_a_damaged_index_before_binding_as_search_does(servers, tmp_path, case):
+    # regression: found after binding; the server then answered 503 "retry once ready" to everything
+    kind, damage = INDEX_DAMAGE[case]
+    folder = _damaged(INDEXES[kind], tmp_path, damage)
+    done = serve_cli("-i", str(folder), "--port", str(free_port()))
+    assert_refused(done, str(folder), "Fix: rebuild the index")
+    searched = run_cli("search", "--index", str(folder), "-q", "sky")
+    assert searched.returncode == 2 and " ".join(done.stderr.split()) == " ".join(searched.stderr.split())
+
+
+MODEL_DAMAGE = {
+    "missing folder": lambda f: shutil.rmtree(f),
+    "no weights file": lambda f: (f / "model.safetensors").unlink(),
+    "garbage weights": lambda f: (f / "model.safetensors").write_bytes(b"garbage" * 100),
+    "truncated weights": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-100]),
+    "weights header length 2^62": lambda f: (f / "model.safetensors").write_bytes(
+        (2**62).to_bytes(8, "little") + (f / "model.safetensors").read_bytes()[8:]
+    ),
+    "invalid config.json": lambda f: (f / "config.json").write_text("{not json"),
+}
+
+
+@pytest.mark.parametrize("case", list(MODEL_DAMAGE))
+def test_serve_refuses_a_missing_or_damaged_reranker_before_binding(servers, tmp_path, case):
+    folder = _damaged(INDEXES["reranker"], tmp_path, MODEL_DAMAGE[case])
+    done = serve_cli("-i", str(INDEXES["bm25"]), "--reranker", str(folder), "--port", str(free_port()))
+    assert_refused(done, str(folder), "Fix")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_serve_on_a_port_in_use_exits_non_zero(main_server):
+    # regression: uvicorn logged the error and the process exited 0
+    done = serve_cli("-i", str(INDEXES["bm25"]), "--port", str(main_server.port))
+    assert_refused(done, f"127.0.0.1:{main_server.port}", "Fix: choose another --port")
 
 
 @pytest.mark.parametrize(

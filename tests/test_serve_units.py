@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 
 import pytest
 
@@ -14,6 +15,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rankkit.errors import RankkitError  # noqa: E402
+from rankkit.index.integrity import REQUIRED_FILES  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
 from rankkit.serve.app import Server, create_app, is_json_media_type  # noqa: E402
 from rankkit.serve.config import ServeConfig  # noqa: E402
@@ -78,7 +80,12 @@ def test_check_api_key_accepts():
 
 
 def write_manifest(folder, kind: str) -> None:
+    """A manifest over placeholder files of the kind's layout (what check_startup checks)."""
     folder.mkdir()
+    for name in REQUIRED_FILES[kind]:
+        (folder / name).mkdir() if name == "lucene" else (folder / name).write_text("x")
+    if kind == "bm25":
+        (folder / "lucene" / "segments_1").write_text("x")
     Manifest(kind=kind, count=1, corpus=CorpusInfo("c.tsv", "tsv", "", 0), index_type="Flat").write(folder)
 
 
@@ -89,6 +96,21 @@ def test_check_startup(tmp_path):
         check_startup(ServeConfig())
     with pytest.raises(RankkitError, match="API key is empty"):
         check_startup(ServeConfig(indexes=(str(tmp_path / "bm25"),), api_key=""))
+    (tmp_path / "bm25" / "lucene" / "segments_1").write_text("truncated")
+    with pytest.raises(RankkitError, match="segments_1: 9 bytes, but 1 when the index was built.*Fix: rebuild"):
+        check_startup(ServeConfig(indexes=(str(tmp_path / "bm25"),)))
+
+
+def test_check_port_refuses_a_port_in_use():
+    from rankkit.serve.startup import check_port
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RankkitError, match=f"127.0.0.1:{port}: cannot listen there.*Fix: choose another --port"):
+            check_port("127.0.0.1", port)
+    check_port("127.0.0.1", port)  # free again
 
 
 def test_check_startup_refuses_two_indexes_of_one_kind(tmp_path):

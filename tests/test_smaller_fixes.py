@@ -118,3 +118,26 @@ def test_a_trained_model_safetensors_follows_the_umask(tmp_path, tiny_model):
     model = _sentiment(tmp_path / "out", "transformer", model=str(tiny_model))
     weights = model / "model.safetensors"
     assert weights.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+DAMAGED_MODELS = {
+    "no weights file": lambda f: (f / "model.safetensors").unlink(),
+    "garbage weights": lambda f: (f / "model.safetensors").write_bytes(b"garbage" * 100),
+    "truncated weights": lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:-9]),
+    "header length 2^62": lambda f: (f / "model.safetensors").write_bytes(
+        (2**62).to_bytes(8, "little") + (f / "model.safetensors").read_bytes()[8:]
+    ),
+    "invalid config.json": lambda f: (f / "config.json").write_text("{not json"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_MODELS))
+def test_a_damaged_model_folder_is_one_error_naming_the_file(tmp_path, tiny_model, case):
+    from rankkit.encode import BiEncoder
+    from rankkit.encode.crossencoder import CrossEncoder
+
+    folder = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    DAMAGED_MODELS[case](folder)
+    for load in (BiEncoder, CrossEncoder):  # index build, search, rerank, train and serve load so
+        with pytest.raises(RankkitError, match=re.escape(str(folder)) + r".*Fix: save the model again"):
+            load(folder, device="cpu")

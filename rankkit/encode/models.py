@@ -47,6 +47,7 @@ def resolve_model_dir(name: str | Path) -> Path:
                 f"{path}: no config.json, so not a transformers model folder. "
                 "Fix: pass a folder saved by save_pretrained or a hub id"
             )
+        check_model_files(path)
         return path
     if path.exists() or str(name).startswith((".", "/")):
         raise RankkitError(
@@ -62,6 +63,48 @@ def resolve_model_dir(name: str | Path) -> Path:
             f"model {name!r} is neither a local folder nor reachable on the hub ({type(exc).__name__}). "
             "Fix: pass a local model folder, or 'default' for the packaged all-MiniLM-L6-v2"
         ) from None
+
+
+DAMAGED_FIX = "Fix: save the model again (save_pretrained) or re-download it, or pass another model folder"
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on a header
+
+
+def check_model_files(folder: Path) -> None:
+    """A local model folder's files, checked without loading the model (cheap: headers only):
+    config.json is a JSON object, there is a weights file, and each safetensors file's header is
+    readable and spans the file exactly. A damaged folder is one error naming the file."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise RankkitError(f"{folder / 'config.json'}: not a readable JSON file ({exc}). {DAMAGED_FIX}") from None
+    if not isinstance(config, dict):
+        raise RankkitError(f"{folder / 'config.json'}: not a JSON object. {DAMAGED_FIX}")
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not weights:
+        raise RankkitError(f"{folder}: no weights file (model.safetensors or pytorch_model.bin). {DAMAGED_FIX}")
+    for path in weights:
+        if path.suffix == ".safetensors":
+            problem = _safetensors_problem(path)
+            if problem:
+                raise RankkitError(f"{path}: damaged weights ({problem}). {DAMAGED_FIX}")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a safetensors file cannot be loaded, from its header alone, or None: an 8-byte header
+    length, a JSON header, and tensors whose data ends exactly where the file does."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little") if size >= 8 else -1
+        if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+            return f"a header of {length:,} bytes in a file of {size:,}"
+        try:
+            header = json.loads(handle.read(length))
+            end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "its header is not safetensors JSON"
+    if 8 + length + end != size:
+        return f"{size:,} bytes, but its header describes {8 + length + end:,} (truncated or padded)"
+    return None
 
 
 def model_display_name(name: str | Path) -> str:

@@ -14,6 +14,7 @@ import sys
 import threading
 from typing import Any
 
+from rankkit.errors import RankkitError
 from rankkit.serve.config import ServeConfig
 from rankkit.serve.engine import SearchEngine
 
@@ -69,4 +70,9 @@ def run(config: ServeConfig, engine: SearchEngine | None = None) -> None:
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(0)
+            os._exit(0 if server.started else 2)
+    if not server.started:  # uvicorn logged why (e.g. the port was taken after check_port)
+        raise RankkitError(
+            f"{config.host}:{config.port}: the server did not start (see the error above). "
+            "Fix: choose another --port, or stop the server already using it"
+        )

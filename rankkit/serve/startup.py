@@ -3,6 +3,8 @@ with one line instead of binding, printing a traceback and staying up half-broke
 
 from __future__ import annotations
 
+import socket
+
 from rankkit.errors import RankkitError
 from rankkit.serve.config import ServeConfig
 
@@ -30,11 +32,42 @@ def check_api_key(key: str | None) -> None:
 
 
 def check_startup(config: ServeConfig) -> None:
-    """Everything the server is asked to serve exists and fits: at least one index or model, a
-    usable API key, rankkit indexes of which no two share a kind."""
+    """Everything the server is asked to serve exists and fits, checked as `rankkit search` checks
+    it (the same one-line errors): at least one index or model, a usable API key, rankkit indexes
+    of which no two share a kind, each index's files (sizes as its manifest records them), and the
+    model folders it will load (config.json and the weights' headers). What then loads in the
+    background is slow but not expected to fail."""
+    from rankkit.encode.models import resolve_model_dir
+    from rankkit.index.integrity import check_sizes
+    from rankkit.index.manifest import Manifest
+
     if not config.indexes and config.sentiment_model is None:
         raise RankkitError(
             "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
         )
     check_api_key(config.api_key)
-    config.index_by_kind  # reads each manifest: refuses a folder that is no rankkit index, or two of one kind
+    for kind, folder in config.index_by_kind.items():  # refuses a folder that is no index, or two of one kind
+        manifest = Manifest.read(folder)
+        check_sizes(folder, manifest)
+        if kind == "dense":
+            resolve_model_dir(config.model or manifest.query_model or manifest.model)
+    if config.reranker is not None:
+        resolve_model_dir(config.reranker)
+
+
+def check_port(host: str, port: int) -> None:
+    """The server can listen on host:port (nothing else listens there), so a port in use is one
+    error and a non-zero exit, not a log line after the models loaded."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise RankkitError(f"--host {host}: not an address of this machine ({exc.strerror}). Fix: pass one") from None
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise RankkitError(
+                f"{host}:{port}: cannot listen there ({exc.strerror}). "
+                "Fix: choose another --port, or stop the server already using it"
+            ) from None
