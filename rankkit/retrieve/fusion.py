@@ -72,10 +72,6 @@ class FusionConfig:
         if not all(type(v) is int for v in (self.rrf_k, self.depth)) or self.rrf_k < 0 or self.depth < 1:
             raise RankkitError(f"rrf_k={self.rrf_k}, depth={self.depth}. Fix: use rrf_k >= 0 and depth >= 1")
 
-    def replace(self, **changes: object) -> "FusionConfig":
-        """A copy with the given fields changed; None values leave a field as it is."""
-        return FusionConfig(**{**asdict(self), **{k: v for k, v in changes.items() if v is not None}})
-
     def write(self, path: str | Path, **extra: object) -> None:
         """Write as JSON (with `extra` facts, e.g. what it was tuned on), atomically."""
         with atomic_write(path) as handle:
