@@ -4,6 +4,7 @@ writes (temporary path, then rename) and checksums."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import gzip
 import hashlib
@@ -21,6 +22,52 @@ from typing import IO, Callable, Iterator
 from rankkit.errors import RankkitError, file_error
 
 UTF8_BOM = b"\xef\xbb\xbf"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+ALMOST_FULL_BYTES = 1 << 20  # a disk with less space available than this counts as full
+
+
+class DiskFullError(RankkitError):
+    """An output could not be written because its disk is full (or the user's quota spent)."""
+
+
+def free_bytes(folder: str | Path) -> int | None:
+    """Bytes available to this user on the disk holding `folder` (None if it cannot be told)."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def is_disk_full(exc: BaseException, folder: str | Path) -> bool:
+    """Whether `exc`, raised while writing into `folder`, means the disk is full: an OSError
+    ENOSPC or EDQUOT, or any other error raised while (almost) no space is left there, as
+    libraries report a full disk without an errno (torch.save raises RuntimeError("... iostream
+    error"), Lucene logs its IOException and commits nothing). Ctrl-C and SIGTERM never count."""
+    if isinstance(exc, DiskFullError) or isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return True
+    if not isinstance(exc, Exception):
+        return False
+    free = free_bytes(folder)
+    return free is not None and free < ALMOST_FULL_BYTES
+
+
+def disk_full_error(path: str | Path | None, kept: str = "") -> DiskFullError:
+    """The one-line error for a full disk, naming the output (when known) and what was kept."""
+    if path is None:
+        return DiskFullError(
+            "no space left on the disk. Fix: free space on it, or write the output to a folder on another disk"
+        )
+    path = Path(path)
+    return DiskFullError(
+        f"{path}: no space left on the disk to write it{f' ({kept})' if kept else ''}. "
+        f"Fix: free space on that disk (see `df -h {path.parent}`), or write to a folder on another disk"
+    )
+
+
+def _kept(path: Path, existed: bool) -> str:
+    """What a failed atomic write of `path` left: the earlier output, or nothing."""
+    left = "the earlier one is unchanged" if existed else "nothing was written"
+    return f"{left}; temporary files removed"
 
 
 def _open_binary(path: Path) -> IO[bytes]:
@@ -116,7 +163,9 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds."""
+    """Open a temporary file beside `path`; rename it over `path` only if the block succeeds. A
+    full disk (see is_disk_full) is one DiskFullError naming `path`, raised once the temporary
+    file is gone."""
     path = Path(path)
     if path.is_dir():
         raise RankkitError(
@@ -124,16 +173,32 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
             f"Fix: name a file, e.g. {path / 'out.txt'}, or another path"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    existed = path.exists()
+    with _disk_full_named(path, existed):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding, newline=None if "b" in mode else "\n") as handle:
             yield handle
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc, path.parent)  # before the temporary file frees its space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if full:
+            raise disk_full_error(path, _kept(path, existed)) from None
+        raise
+
+
+@contextlib.contextmanager
+def _disk_full_named(path: Path, existed: bool) -> Iterator[None]:
+    """A disk too full to hold even the temporary file or folder of `path` is the one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise disk_full_error(path, _kept(path, existed)) from None
         raise
 
 
@@ -294,13 +359,16 @@ def atomic_dir(
     rankkit built): a folder of other files is refused, --overwrite or not. The one rule of every
     command that writes an output folder. With `lock`, the block holds `path`'s output_lock, so a
     concurrent run into the same output is refused. Stale temporaries of killed runs for `path`
-    are removed."""
+    are removed. A full disk (see is_disk_full) is one DiskFullError naming `path`, raised once
+    the temporary folder is gone."""
     path = Path(path)
     _check_replaceable(path, overwrite, replaceable, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(path) if lock else contextlib.nullcontext():
         remove_stale_temp_dirs(path)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
+        existed = path.exists() or path.is_symlink()
+        with _disk_full_named(path, existed):
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
         try:
             yield tmp
             _usual_permissions(tmp)
@@ -313,8 +381,11 @@ def atomic_dir(
                 _remove(old)
             else:
                 os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
+            full = is_disk_full(exc, path.parent)  # before the temporary folder frees its space
             shutil.rmtree(tmp, ignore_errors=True)
+            if full:
+                raise disk_full_error(path, _kept(path, existed)) from None
             raise
 
 

@@ -89,6 +89,7 @@ def build_bm25_index(
             indexer.close()
         if count == 0:
             raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
+        _check_committed(out, lucene, count)
         manifest = Manifest(
             kind="bm25",
             count=count,
@@ -98,6 +99,24 @@ def build_bm25_index(
         )
         manifest = manifest.write(folder)
     return manifest
+
+
+def _check_committed(out: str | Path, lucene: Path, count: int) -> None:
+    """Every document added is in the committed index: Anserini's SimpleIndexer.close() logs and
+    swallows Lucene's IOException (a full disk among them), leaving a partial index or none. On a
+    full disk atomic_dir turns this error into its own."""
+    try:
+        searcher = LuceneBM25Searcher(str(lucene))
+    except Exception:  # jnius.JavaException: no segments were committed
+        committed = 0
+    else:
+        committed = searcher.num_docs
+        searcher.object.close()
+    if committed != count:
+        raise RankkitError(
+            f"{out}: Lucene committed {committed} of the {count} documents (it logged why above). "
+            "Fix: mend what Lucene's error says (a full disk: free space, or -o a folder on another disk), then rebuild"
+        )
 
 
 def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> LuceneBM25Searcher:
