@@ -1150,6 +1150,55 @@ def test_serve_refuses_a_missing_or_damaged_reranker_before_binding(servers, tmp
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def test_serve_stops_with_exit_2_when_the_background_load_fails(tmp_path, tiny_model):
+    # regression: damage only a full load finds (index.faiss garbage within its recorded size) was
+    # found after the port was bound; the server then answered 503 "failed" and stayed up forever
+    from rankkit.encode import BiEncoder
+    from rankkit.index.dense import build_dense_index
+
+    folder = tmp_path / "dense"
+    build_dense_index(SAMPLE_DIR / "collection.tsv", folder, BiEncoder(tiny_model, device="cpu"))
+    faiss_file = folder / "index.faiss"
+    faiss_file.write_bytes(bytes(faiss_file.stat().st_size))
+    done = serve_cli("-i", str(folder), "--port", str(free_port()))
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {faiss_file}: FAISS cannot read it") and "Fix: rebuild the index" in last, last
+    searched = run_cli("search", "--index", str(folder), "-q", "sky")
+    assert searched.returncode == 2 and " ".join(last.split()) == " ".join(searched.stderr.split())
+
+
+def test_run_stops_when_the_background_load_fails(tmp_path):
+    # run() in a thread (no signal handlers set in the test process): an index folder removed
+    # after the start-up checks fails the load, and run() raises its error once the server stopped
+    from rankkit.serve.config import ServeConfig
+    from rankkit.serve.server import run
+
+    raised: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            run(ServeConfig(indexes=(str(tmp_path / "gone"),), port=free_port()))
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the server kept running after its load failed"
+    assert len(raised) == 1 and isinstance(raised[0], RankkitError) and "gone" in str(raised[0]), raised
+
+
+def test_an_unexpected_load_error_becomes_one_line():
+    from rankkit.serve.server import load_failure
+
+    error = load_failure(ValueError("weights of the wrong shape\nsecond line"))
+    assert isinstance(error, RankkitError)
+    assert str(error).startswith("loading the indexes and models failed (ValueError: weights of the wrong shape)")
+    assert "\n" not in str(error) and "Fix:" in str(error)
+
+
 def test_serve_on_a_port_in_use_exits_non_zero(main_server):
     # regression: uvicorn logged the error and the process exited 0
     done = serve_cli("-i", str(INDEXES["bm25"]), "--port", str(main_server.port))

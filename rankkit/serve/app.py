@@ -376,10 +376,15 @@ class Server:
 
 
 def create_app(
-    config: ServeConfig, engine: SearchEngine | None = None, load: Callable[[ServeConfig], SearchEngine] = SearchEngine
+    config: ServeConfig,
+    engine: SearchEngine | None = None,
+    load: Callable[[ServeConfig], SearchEngine] = SearchEngine,
+    on_load_error: Callable[[Exception], None] | None = None,
 ) -> FastAPI:
     """The app; without `engine`, indexes and models load in the background after start-up and
-    /health says 'loading' until they are ready."""
+    /health says 'loading' until they are ready. If loading fails, /health says 'failed' and
+    `on_load_error` gets the error (`rankkit serve` then stops the server: see server.run);
+    without it, the error is logged and the app stays up to say so."""
     server = Server(config)
 
     @asynccontextmanager
@@ -387,9 +392,12 @@ def create_app(
         async def load_in_background() -> None:
             try:
                 server.start(engine or await asyncio.get_running_loop().run_in_executor(None, load, config))
-            except Exception as exc:  # reported by /health; the process stays up to say why
+            except Exception as exc:
                 server.load_error = str(exc)
-                log.exception("loading failed")
+                if on_load_error is None:
+                    log.exception("loading failed")
+                else:
+                    on_load_error(exc)
 
         loading = asyncio.create_task(load_in_background())
         yield

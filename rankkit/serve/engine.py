@@ -9,21 +9,18 @@ from typing import Sequence
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit
-from rankkit.errors import RankkitError
 from rankkit.index.manifest import Manifest
 from rankkit.retrieve.fusion import fuse, fusion_weights
 from rankkit.serve.config import ServeConfig
 from rankkit.serve.sentiment import classify_batch, load_sentiment
+from rankkit.serve.startup import check_something_to_serve
 
 
 class SearchEngine:
     """Loads what the config names; every method runs in a worker thread, never in the event loop."""
 
     def __init__(self, config: ServeConfig):
-        if not config.indexes and config.sentiment_model is None:
-            raise RankkitError(
-                "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
-            )
+        check_something_to_serve(config)
         self.config = config
         self.dense = self.bm25 = self.reranker = self.sentiment = None
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
@@ -31,6 +28,14 @@ class SearchEngine:
             name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
             for name in ("dense", "bm25", "rerank", "sentiment")
         }
+        try:
+            self._load()
+        except BaseException:
+            self.close()  # no worker threads of an engine that never was
+            raise
+
+    def _load(self) -> None:
+        config = self.config
         folders = config.index_by_kind if config.indexes else {}
         if "dense" in folders:
             from rankkit.index.faiss_device import GpuOptions

@@ -51,12 +51,35 @@ def busy_workers() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("rankkit-") and t.is_alive()]
 
 
+def load_failure(exc: Exception) -> RankkitError:
+    """The error `rankkit serve` exits with when the background load failed: rankkit's own (the
+    one-line message `rankkit search` gives for the same file), or an unexpected one, whose
+    traceback is logged."""
+    if isinstance(exc, RankkitError):
+        return exc
+    log.error("loading failed", exc_info=exc)
+    reason = (str(exc).strip().splitlines() or [""])[0][:300]
+    return RankkitError(
+        f"loading the indexes and models failed ({type(exc).__name__}: {reason}). "
+        "Fix: check the files the traceback above names, then start the server again"
+    )
+
+
 def run(config: ServeConfig, engine: SearchEngine | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (exit status 0). A server that did not start, or whose
+    background load failed (a file damaged within its recorded size: found by a full load, not
+    by check_startup), stops with its RankkitError: up or not started, never up and failing."""
     import uvicorn
 
     from rankkit.serve.app import create_app
 
-    server = uvicorn.Server(uvicorn_config(create_app(config, engine), config))
+    failed: list[Exception] = []
+
+    def stop(exc: Exception) -> None:
+        failed.append(exc)
+        server.should_exit = True
+
+    server = uvicorn.Server(uvicorn_config(create_app(config, engine, on_load_error=stop), config))
     if threading.current_thread() is threading.main_thread():
         # uvicorn handles SIGTERM itself (graceful shutdown), then re-raises it with this handler
         # restored: a server stopped gracefully exits with status 0, not as killed by the signal
@@ -65,12 +88,14 @@ def run(config: ServeConfig, engine: SearchEngine | None = None) -> None:
         server.run()
     finally:
         busy = busy_workers()
-        if busy:  # a thread of a cancelled batch would hold the process until the batch ends
+        if busy and not failed:  # a thread of a cancelled batch would hold the process until the batch ends
             log.warning("exiting with %d worker thread(s) still in a batch past the grace period", len(busy))
             logging.shutdown()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0 if server.started else 2)
+    if failed:
+        raise load_failure(failed[0])
     if not server.started:  # uvicorn logged why (e.g. the port was taken after check_port)
         raise RankkitError(
             f"{config.host}:{config.port}: the server did not start (see the error above). "

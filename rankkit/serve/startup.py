@@ -31,20 +31,26 @@ def check_api_key(key: str | None) -> None:
         )
 
 
+def check_something_to_serve(config: ServeConfig) -> None:
+    """At least one index or a sentiment model."""
+    if not config.indexes and config.sentiment_model is None:
+        raise RankkitError(
+            "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
+        )
+
+
 def check_startup(config: ServeConfig) -> None:
     """Everything the server is asked to serve exists and fits, checked as `rankkit search` checks
     it (the same one-line errors): at least one index or model, a usable API key, rankkit indexes
     of which no two share a kind, each index's files (sizes as its manifest records them), and the
     model folders it will load (config.json and the weights' headers). What then loads in the
-    background is slow but not expected to fail."""
+    background is slow and rarely fails (a file damaged within its recorded size, a model's
+    weights that do not load): if it does, the server stops with exit status 2 (see server.run)."""
     from rankkit.encode.models import resolve_model_dir
     from rankkit.index.integrity import check_sizes
     from rankkit.index.manifest import Manifest
 
-    if not config.indexes and config.sentiment_model is None:
-        raise RankkitError(
-            "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
-        )
+    check_something_to_serve(config)
     check_api_key(config.api_key)
     for kind, folder in config.index_by_kind.items():  # refuses a folder that is no index, or two of one kind
         manifest = Manifest.read(folder)
