@@ -788,6 +788,47 @@ def search_request(port: int, body: bytes, extra_headers: bytes = b"") -> bytes:
     )
 
 
+def exchange_until_close(port: int, request: bytes, wait_s: float = 3.0) -> tuple[bytes, bool]:
+    """Send `request`; read what comes back until the server closes (True) or `wait_s` of silence."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait_s) as sock:
+        sock.sendall(request)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            return b"".join(chunks), False
+        return b"".join(chunks), True
+
+
+SMUGGLED = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n",
+        b"transfer-encoding: chunked\r\ncontent-length: %d\r\n",
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # the length a proxy would not agree with
+    ],
+)
+def test_a_request_framed_by_both_length_and_chunks_is_refused_and_the_connection_closed(framing):
+    # regression: h11 framed it by Transfer-Encoding and kept the connection open, so a request
+    # smuggled after the chunked body, in the same packet, was answered too (RFC 9112 section 6.1)
+    body = b"0\r\n\r\n" + SMUGGLED
+    head = b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    if b"%d" in framing:
+        framing = framing % len(body)
+    with in_process_server({}, GatedEngine()) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        answer, closed = exchange_until_close(port, head + framing + b"\r\n" + body)
+        plain, _ = exchange_until_close(port, SMUGGLED.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
+    assert closed, answer
+    assert len(re.findall(rb"(?:^|\r\n)HTTP/1\.1 \d{3} ", answer)) == 1 and answer.startswith(b"HTTP/1.1 400"), answer
+    assert b'"code": "invalid_http"' in answer
+    assert plain.startswith(b"HTTP/1.1 200"), plain  # the same request alone is answered
+
+
 def test_half_closed_client_still_gets_its_response_and_metrics_agree(main_server, http):
     # regression: after SHUT_WR the response never arrived, yet /metrics counted a 200
     port = main_server.port

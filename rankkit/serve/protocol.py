@@ -8,26 +8,53 @@ and closes idle keep-alive connections (timeout_keep_alive). This subclass adds:
   request still gets the response (uvicorn closed the connection at EOF and dropped it, while
   /metrics counted a 200); an EOF before the request is complete still closes;
 - a JSON body (the API's error format) on the 400 uvicorn sends for a request h11 cannot parse,
-  including headers over the byte limit."""
+  including headers over the byte limit;
+- a request framed twice, by Content-Length and Transfer-Encoding, is refused with that 400 and
+  the connection closed (StrictFramingConnection)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Iterable
 
 import h11
+from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE  # as uvicorn imports it
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 INVALID_REQUEST = json.dumps(
     {
         "error": {
             "code": "invalid_http",
-            "message": "the request is not valid HTTP/1.1, or its headers are too large",
-            "fix": "send a well-formed request with headers under the server's --max-header-bytes",
+            "message": "the request is not valid HTTP/1.1 (malformed, framed by both Content-Length and "
+            "Transfer-Encoding, or its headers too large)",
+            "fix": "send a well-formed request with one of Content-Length or Transfer-Encoding, and headers "
+            "under the server's --max-header-bytes",
         }
     }
 ).encode("ascii")
+
+
+def framed_twice(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether a request carries both Content-Length and Transfer-Encoding (h11 gives header names
+    in lower case)."""
+    names = {name for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names
+
+
+class StrictFramingConnection(h11.Connection):
+    """h11 frames a request that carries both Content-Length and Transfer-Encoding by the latter
+    and keeps the connection open. A proxy in front that frames it by Content-Length forwards the
+    bytes past the chunked body as part of this request, and this server would read them as a
+    second request the proxy never saw (request smuggling). RFC 9112 section 6.1 allows such a
+    request only if the connection is closed after it: it is refused here as malformed, which
+    uvicorn answers with the 400 of send_400_response, closing the connection unread."""
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and framed_twice(event.headers):
+            raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding", error_status_hint=400)
+        return event
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -35,6 +62,9 @@ class GuardedH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn = StrictFramingConnection(
+            h11.SERVER, self.config.h11_max_incomplete_event_size or DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+        )
         self.header_timer: asyncio.TimerHandle | None = None
         self.half_closed = False
 
