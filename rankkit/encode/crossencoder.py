@@ -13,16 +13,34 @@ from typing import Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
 from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, read_json, resolve_model_dir
 from rankkit.encode.precision import PRECISIONS, resolve_precision
+from rankkit.errors import RankkitError
 
 DEFAULT_MAX_LENGTH = 256
 IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
+
+
+def pad_with_eos(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, model_dir: Path) -> None:
+    """GPT-2-style models have no padding token, and their sequence-classification head finds
+    each pair's last token through it ("Cannot handle batch sizes > 1 if no padding token is
+    defined"): they pad with their end-of-sequence token, as transformers' docs advise, and save
+    it so that the trained folder pads the same elsewhere. A model with neither is refused."""
+    if tokenizer.pad_token is not None:
+        return
+    if tokenizer.eos_token is None or tokenizer.eos_token_id is None:
+        raise RankkitError(
+            f"{model_dir}: the tokenizer has no padding token and no end-of-sequence token to pad "
+            "with, so pairs of different lengths cannot be scored together. Fix: give its tokenizer a "
+            "pad_token (tokenizer_config.json), or use another model"
+        )
+    tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
 
 
 class CrossEncoder:
@@ -54,6 +72,7 @@ class CrossEncoder:
             hf_logging.set_verbosity(verbosity)
         # weights the folder lacks, beyond a pooler some encoders omit: the scoring head is new and random
         self.new_head = any("pooler" not in key for key in loading["missing_keys"])
+        pad_with_eos(self.tokenizer, self.model, self.model_dir)
         self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None
         configured = (read_json(self.model_dir / "sentence_bert_config.json") or {}).get("max_seq_length")
