@@ -124,3 +124,32 @@ def test_numeric_options_are_range_checked_at_parse_time(tmp_path, option, value
         app, ["sentiment", "train", "--reviews", str(tmp_path / "none.csv"), "-o", str(tmp_path / "out"), option, value]
     )
     usage_error(result, option, fragment)
+
+
+def _reviews(path: Path, ratings: list[int]) -> Path:
+    texts = ["khub valo jinis", "ekdom baje product", "valo laglo onek", "baje quality, taka nosto", "darun"]
+    path.write_text("text,rating\n" + "".join(f'"{texts[i % len(texts)]} {i}",{r}\n' for i, r in enumerate(ratings)))
+    return path
+
+
+def test_tfidf_trains_on_a_four_review_file(tmp_path):
+    # regression: sklearn's "n_splits=5 cannot be greater than the number of members in each class"
+    reviews = _reviews(tmp_path / "four.csv", [5, 1, 5, 1])
+    result = invoke(
+        "train", "--reviews", reviews, "--rating-column", "rating", "--method", "tfidf", "-o", tmp_path / "m"
+    )
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    config = json.loads((tmp_path / "m" / "sentiment_config.json").read_text())
+    assert config["train_reviews"] == 4
+    assert "2-fold cross-validation" in result.output  # fewer folds than 5, said once
+
+
+def test_tfidf_with_one_review_of_a_label_is_one_error_saying_how_many_are_needed(tmp_path):
+    reviews = _reviews(tmp_path / "three.csv", [5, 1, 5])
+    result = invoke(
+        "train", "--reviews", reviews, "--rating-column", "rating", "--method", "tfidf", "-o", tmp_path / "m"
+    )
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    error = " ".join(result.stderr.split())
+    assert "at least 2 training reviews of each label" in error and "1 negative" in error and "Fix:" in error, error
+    assert not (tmp_path / "m").exists()

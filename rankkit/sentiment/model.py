@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -64,11 +65,39 @@ def _write_meta(folder: Path, kind: str, normalize: bool, **extra: object) -> No
         )
 
 
+CV_FOLDS = 5  # TfidfSentiment's cross-validation: fewer when a label has fewer reviews
+MIN_PER_LABEL = 2  # the fewest reviews of each label that cross-validation can split
+
+
+def cv_folds(labels: np.ndarray) -> int:
+    """The folds of TfidfSentiment's stratified cross-validation: CV_FOLDS, or as many as the
+    rarer label has reviews (each fold holds one of each); too few is one error saying how many
+    are needed (scikit-learn's says n_splits)."""
+    counts = np.bincount(labels, minlength=len(LABEL_NAMES))
+    fewest = int(counts.min())
+    if fewest < MIN_PER_LABEL:
+        held = ", ".join(f"{int(n)} {name}" for n, name in zip(counts, LABEL_NAMES))
+        raise RankkitError(
+            f"--method tfidf chooses its regularisation by cross-validation, which needs at least "
+            f"{MIN_PER_LABEL} training reviews of each label; these hold {held}. Fix: add reviews of "
+            f"the rarer label (at least {CV_FOLDS} of each for the usual {CV_FOLDS}-fold choice)"
+        )
+    if fewest < CV_FOLDS:
+        print(
+            f"warning: the rarer label has {fewest} training reviews, so --method tfidf chooses its "
+            f"regularisation by {fewest}-fold cross-validation instead of {CV_FOLDS}-fold; a model from "
+            f"so few reviews is a rough one. Fix: add reviews (at least {CV_FOLDS} of each label)",
+            file=sys.stderr,
+        )
+    return min(CV_FOLDS, fewest)
+
+
 class TfidfSentiment:
     """Character n-grams within word boundaries (2-5 letters, sublinear TF, seen in at least two
     reviews) fed to logistic regression whose regularisation is chosen by 5-fold cross-validation
-    on the training reviews alone. Character n-grams match spelling variants of romanised Bangla
-    ("valo", "bhalo", "valoo") by their shared pieces."""
+    on the training reviews alone (fewer folds when a label has fewer reviews: see cv_folds).
+    Character n-grams match spelling variants of romanised Bangla ("valo", "bhalo", "valoo") by
+    their shared pieces."""
 
     def __init__(self, normalize: bool = True, seed: int = 0):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -82,13 +111,15 @@ class TfidfSentiment:
             GridSearchCV(
                 LogisticRegression(max_iter=2000, random_state=seed),
                 {"C": list(np.logspace(-2, 3, 11))},
-                cv=5,
+                cv=CV_FOLDS,
                 scoring="neg_log_loss",
             ),
         )
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "TfidfSentiment":
-        self.pipeline.fit(normalize_all(list(texts), self.normalize), np.asarray(labels))
+        targets = np.asarray(labels)
+        self.pipeline.set_params(gridsearchcv__cv=cv_folds(targets))
+        self.pipeline.fit(normalize_all(list(texts), self.normalize), targets)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
