@@ -9,7 +9,7 @@ groups, (b) effectiveness of fine-tuning on Cranfield with 2-fold cross-validati
     - bi-encoder: rankkit train_biencoder (InfoNCE over in-batch + mined negatives, T = 0.05)
       vs SentenceTransformerTrainer + MultipleNegativesRankingLoss (scale 20 = 1 / 0.05): the same
       loss; columns (anchor, positive, negative_1..n).
-    - cross-encoder: rankkit train_reranker(loss='softmax'): listwise softmax cross-entropy over
+    - cross-encoder: rankkit train_reranker(RerankerConfig(loss="softmax")): listwise softmax cross-entropy over
       [positive, n negatives] vs CrossEncoderTrainer + cross_encoder.losses.MultipleNegativesRankingLoss
       with its in-batch sampling off, no activation and scale 1, which is exactly that loss;
       optionally (--ce-losses softmax,bce) rankkit loss='bce' vs BinaryCrossEntropyLoss on the same
@@ -67,6 +67,7 @@ from rankkit.retrieve.bm25 import BM25Retriever  # noqa: E402
 from rankkit.retrieve.dense import DenseRetriever  # noqa: E402
 from rankkit.retrieve.rerank import rerank_run  # noqa: E402
 from rankkit.train import TrainConfig, train_biencoder, train_reranker  # noqa: E402
+from rankkit.train.config import RerankerConfig  # noqa: E402
 from rankkit.train.examples import Group, epoch_groups  # noqa: E402
 
 MEASURES = ("nDCG@10", "R@100")
@@ -308,7 +309,7 @@ def run_throughput(args, model_dir: Path) -> tuple[list[dict], list[str]]:
             if kind == "bi-encoder":
                 train_biencoder(mined, doc_texts, config)
             else:
-                train_reranker(mined, doc_texts, config, loss=loss_name)
+                train_reranker(mined, doc_texts, config, RerankerConfig(loss=loss_name))
             records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
             return [batch / r["groups_per_s"] for r in records], [r["loss"] for r in records]
 
@@ -533,7 +534,10 @@ def run_effectiveness(args) -> tuple[list[dict], list[dict], list[str]]:
         runs["MiniLM dense, fine-tuned"].update(tuned_dense)
         t0 = time.perf_counter()
         ce_model = train_reranker(
-            mined, doc_texts, TrainConfig(output=str(folder / "reranker"), lr=args.ce_lr, **common), loss="softmax"
+            mined,
+            doc_texts,
+            TrainConfig(output=str(folder / "reranker"), lr=args.ce_lr, **common),
+            RerankerConfig(loss="softmax"),
         )
         ce_s = time.perf_counter() - t0
         ce_steps = len((folder / "reranker" / "train_log.jsonl").read_text().splitlines())

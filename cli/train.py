@@ -12,7 +12,7 @@ import typer
 from rankkit.cli.errors import friendly_errors
 from rankkit.cli.groups import with_options
 from rankkit.cli.options import POSITIVE
-from rankkit.train.config import CETConfig, TrainConfig
+from rankkit.train.config import CETConfig, RerankerConfig, TrainConfig
 from rankkit.train.inputs import TrainData
 
 app = typer.Typer(help="Fine-tune a ranker on a MinedSet: one sub-command per trainer.", no_args_is_help=True)
@@ -40,18 +40,12 @@ def biencoder(
 @app.command()
 @friendly_errors
 @with_options
-def reranker(
-    data: TrainData,
-    config: TrainConfig,
-    loss: Literal["softmax", "bce"] = typer.Option(
-        "softmax", help="softmax (listwise; pairwise with one negative) or bce (pointwise)."
-    ),
-) -> None:
+def reranker(data: TrainData, config: TrainConfig, reranker: RerankerConfig) -> None:
     """Fine-tune a cross-encoder reranker on mined negatives (a new scoring head when the model has none)."""
     from rankkit.train import train_reranker
 
     mined_set, doc_texts, dev = data.load()
-    folder = train_reranker(mined_set, doc_texts, config, loss=loss, dev=dev)
+    folder = train_reranker(mined_set, doc_texts, config, reranker, dev=dev)
     print(f"saved the trained reranker to {folder}")
 
 

@@ -22,14 +22,16 @@ from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.encode.crossencoder import CrossEncoder
+from rankkit.encode.dev_record import NO_RECORD, RECORD_FILE, DevRecord, describe_reranker
 from rankkit.errors import RankkitError
 from rankkit.mining import TopN, candidates_from_run, mine
 from rankkit.train import DevSet, TrainConfig, train_biencoder, train_reranker
 from rankkit.train.biencoder import BiEncoderTask
+from rankkit.train.config import RerankerConfig
 from rankkit.train.examples import Group, batches, epoch_groups
-from rankkit.train.loop import CHECKPOINTS, LOG_FILE, fit, warmup_linear_decay
-from rankkit.train.losses import softmax_cross_entropy_loss
-from rankkit.train.reranker import RerankerTask
+from rankkit.train.loop import CHECKPOINTS, LOG_FILE, _adamw, fit, warmup_linear_decay
+from rankkit.train.losses import listwise_kl_loss, softmax_cross_entropy_loss
+from rankkit.train.reranker import RerankerTask, head_parameters, teacher_scores
 
 LR = 1e-4
 
@@ -399,7 +401,7 @@ def test_reranker_bce_and_gradient_accumulation(tmp_path, tiny_model, sample, mo
     _, _, docs, _, mined = sample
     calls = fail_at_call(monkeypatch, RerankerTask, -1, RuntimeError)  # counts calls, never fails
     cfg = config(tmp_path, tiny_model, max_steps=3, grad_accum=2)
-    train_reranker(mined, docs, cfg, loss="bce")
+    train_reranker(mined, docs, cfg, RerankerConfig(loss="bce"))
     assert calls == [2] * 6  # 2 micro-batches of 2 groups per optimizer step
     log = log_of(tmp_path)
     assert [r["step"] for r in log] == [1, 2, 3]
@@ -434,6 +436,113 @@ def test_training_needs_every_docid_in_the_corpus(tmp_path, tiny_model, sample):
     with pytest.raises(RankkitError, match="not in the corpus"):
         train_reranker(mined, partial, config(tmp_path, tiny_model))
     assert not (tmp_path / "model").exists()
+
+
+def test_reranker_records_its_dev_figure_beside_the_first_stage(trained_reranker, dev):
+    output, folder = trained_reranker
+    record = DevRecord.read(folder)
+    final = log_of(output)[-1]["dev"]["nDCG@10"]
+    assert record == DevRecord(
+        measure="nDCG@10",
+        reranker=round(final, 4),
+        first_stage=round(dev.first_stage()["nDCG@10"], 4),
+        queries=8,
+        candidates="the dev run",
+    )
+    assert describe_reranker(folder) == record.summary()
+    assert f"{record.reranker:.4f}" in record.summary() and f"{record.first_stage:.4f}" in record.summary()
+
+
+def test_first_stage_figure_is_the_runs_own_order(sample):
+    queries, qrels, docs, _, _ = sample
+    qid = next(iter(qrels))
+    relevant = [d for d, g in qrels[qid].items() if g > 0]
+    others = [d for d in sorted(docs) if d not in qrels[qid]][:5]
+    judged = {qid: qrels[qid]}
+    best_first = DevSet(queries, judged, {qid: [Hit(d, 0.0) for d in relevant + others]}, docs)
+    best_last = DevSet(queries, judged, {qid: [Hit(d, 0.0) for d in others + relevant]}, docs)
+    assert best_first.first_stage()["nDCG@10"] == pytest.approx(1.0)  # the hits' order, not their (tied) scores
+    assert best_last.first_stage()["nDCG@10"] < 0.6
+
+
+def test_a_reranker_worse_than_its_first_stage_ends_with_a_warning(tmp_path, spread_model, sample, capsys):
+    """Bad on purpose: the dev run already ranks every relevant passage first, so the reranker
+    can only tie or lose; training says so, and the record says NOT better."""
+    queries, qrels, docs, _, mined = sample
+    judged = {qid: qrels[qid] for qid in sorted(qrels)[:6]}
+    perfect = {
+        qid: [Hit(d, float(-rank)) for rank, d in enumerate(sorted(docs, key=lambda d: -grades.get(d, 0)))][:10]
+        for qid, grades in judged.items()
+    }
+    dev = DevSet(queries, judged, perfect, docs, source="perfect.trec")
+    folder = train_reranker(mined, docs, config(tmp_path, spread_model, max_steps=1), dev=dev)
+    record = DevRecord.read(folder)
+    assert record.first_stage == pytest.approx(1.0) and not record.improves
+    err = capsys.readouterr().err
+    assert "warning: the trained reranker ranks worse than what it reorders" in err
+    assert "NOT better than" in err and "perfect.trec" in err and "Fix:" in err
+
+
+def test_a_reranker_trained_without_dev_set_records_nothing_and_says_so(tmp_path, tiny_model, sample, capsys):
+    _, _, docs, _, mined = sample
+    folder = train_reranker(mined, docs, config(tmp_path, tiny_model, max_steps=1))
+    assert DevRecord.read(folder) is None and describe_reranker(folder) == NO_RECORD
+    assert "trained without a dev set" in capsys.readouterr().err
+
+
+def test_damaged_dev_record_is_one_error_naming_it(tmp_path):
+    (tmp_path / RECORD_FILE).write_text('{"measure": "nDCG@10"}')
+    with pytest.raises(RankkitError, match=f"{RECORD_FILE}: damaged dev record.*Fix: delete it"):
+        DevRecord.read(tmp_path)
+
+
+def test_new_head_learns_at_its_own_rate(tiny_model):
+    model = CrossEncoder(tiny_model, device="cpu")
+    assert head_parameters(model.model) == ["classifier.weight", "classifier.bias"]
+    task = RerankerTask(model, RerankerConfig(head_lr=1e-2), LR)
+    optimizer = _adamw(model.model, LR, 0.01, task.parameter_rates["model"])
+    rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.model.named_parameters())
+    assert rates[id(named["classifier.weight"])] == rates[id(named["classifier.bias"])] == 1e-2
+    assert {rates[id(p)] for n, p in named.items() if not n.startswith("classifier")} == {LR}
+    decay = {id(p): g["weight_decay"] for g in optimizer.param_groups for p in g["params"]}
+    assert decay[id(named["classifier.weight"])] == 0.01 and decay[id(named["classifier.bias"])] == 0.0
+
+
+def test_teacher_term_is_the_listwise_kl_to_the_teachers_scores(tmp_path, tiny_model, spread_model, sample):
+    _, _, docs, _, mined = sample
+    scores = teacher_scores(mined, docs, str(tiny_model), "cpu", "fp32")
+    teacher = BiEncoder(tiny_model, device="cpu")
+    query = mined.queries[0]
+    for docid in (*query.positives, *(n.docid for n in query.negatives)):
+        expected = 20.0 * float(teacher.encode([query.query], role="query")[0] @ teacher.encode([docs[docid]])[0])
+        assert scores[query.qid, docid] == pytest.approx(expected, abs=1e-4)  # cosine x 20, open_teacher's scale
+    model = CrossEncoder(spread_model, device="cpu")
+    model.model.train(False)
+    task = RerankerTask(model, RerankerConfig(teacher=str(tiny_model), teacher_weight=0.5), LR, scores)
+    groups = epoch_groups(mined, docs, 2, seed=0, epoch=0)[:3]
+    terms = task.loss(groups)
+    assert set(terms) == {"labels", "teacher"}
+    student = task.scorer.group_scores(groups).float()
+    targets = torch.tensor([[scores[g.qid, d] for d in (g.positive_id, *g.negative_ids)] for g in groups])
+    assert terms["teacher"].item() == pytest.approx(0.5 * listwise_kl_loss(student, targets).item(), rel=1e-5)
+    assert terms["labels"].item() == pytest.approx(softmax_cross_entropy_loss(student).item(), rel=1e-5)
+
+
+def test_reranker_trains_with_a_teacher_and_logs_both_terms(tmp_path, tiny_model, sample):
+    _, _, docs, _, mined = sample
+    train_reranker(mined, docs, config(tmp_path, tiny_model, max_steps=2), RerankerConfig(teacher=str(tiny_model)))
+    for record in log_of(tmp_path):
+        assert record["loss"] == pytest.approx(record["loss_labels"] + record["loss_teacher"])
+        assert record["loss_teacher"] >= 0
+
+
+def test_a_run_file_is_refused_as_a_rerankers_teacher(tmp_path, sample):
+    _, _, docs, _, mined = sample
+    run = tmp_path / "teacher.trec"
+    run.write_text("q1 Q0 d1 1 3.0 t\n")
+    with pytest.raises(RankkitError, match="teacher.trec: a reranker's teacher is a model folder"):
+        teacher_scores(mined, docs, str(run), "cpu", "fp32")
 
 
 # --- the bi-encoder --------------------------------------------------------------------------------

@@ -55,6 +55,30 @@ class TrainConfig(Output, Epochs, Schedule, Runtime):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RerankerConfig:
+    """What a cross-encoder reranker learns from: its labels, a teacher's scores, and how fast its
+    scoring head moves."""
+
+    panel: ClassVar[str] = "Reranker"
+
+    loss: Literal["softmax", "bce"] = option(
+        "softmax", "Label loss: softmax (listwise; pairwise with one negative) or bce (pointwise)."
+    )
+    teacher: str | None = option(
+        None,
+        "Teacher model (bi-encoder or cross-encoder folder) whose scores of each group's passages the "
+        "reranker also learns (listwise KL), beside the labels.",
+    )
+    teacher_weight: float = option(1.0, "Weight of the teacher's KL term beside the label loss.", low=0)
+    head_lr: float | None = option(
+        None,
+        "Learning rate of the scoring head (default: --lr); a new head learns faster with more.",
+        low=0,
+        low_open=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class CETConfig:
     """CET's two models and how their losses weight each other."""
 

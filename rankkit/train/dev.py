@@ -22,16 +22,27 @@ class DevSet:
     candidates: Run  # per query, the documents to rerank
     doc_texts: Mapping[str, str]
     measures: tuple[str, ...] = ("nDCG@10", "R@100")
+    source: str = "the dev run"  # where the candidates come from (the run's file name), for reports
+
+    def _read(self) -> dict[str, list[str]]:
+        """Each dev query's candidates that have text, in the run's order."""
+        return {
+            qid: [h.docid for h in hits if h.docid in self.doc_texts]
+            for qid, hits in self.candidates.items()
+            if qid in self.queries
+        }
+
+    def first_stage(self) -> dict[str, float]:
+        """The figures of the candidates in their own order: what a reranker must beat."""
+        ranked: Run = {qid: [Hit(d, -rank) for rank, d in enumerate(docids)] for qid, docids in self._read().items()}
+        return evaluate(ranked, self.qrels, resolve_measures(None, self.measures)).aggregate
 
     def evaluator(self, score_pairs: PairScorer) -> Callable[[], dict[str, float]]:
         measures = resolve_measures(None, self.measures)
 
         def run() -> dict[str, float]:
             reranked: Run = {}
-            for qid, hits in self.candidates.items():
-                if qid not in self.queries:
-                    continue
-                docids = [h.docid for h in hits if h.docid in self.doc_texts]
+            for qid, docids in self._read().items():
                 scores = score_pairs([self.queries[qid]] * len(docids), [self.doc_texts[d] for d in docids])
                 reranked[qid] = [Hit(d, float(s)) for d, s in zip(docids, scores)]
             return evaluate(reranked, self.qrels, measures).aggregate

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rankkit.errors import RankkitError
@@ -59,7 +60,10 @@ class TrainData:
             return mined_set, doc_texts, None
         dev_qrels_read = read_qrels(dev_qrels)
         warn_dev_overlap(mined_set, dev_qrels_read, str(dev_qrels))
-        return mined_set, doc_texts, DevSet(read_queries(dev_queries), dev_qrels_read, dev_candidates, doc_texts)
+        dev = DevSet(
+            read_queries(dev_queries), dev_qrels_read, dev_candidates, doc_texts, source=Path(self.dev_run).name
+        )
+        return mined_set, doc_texts, dev
 
 
 def warn_dev_overlap(mined_set: Any, dev_qrels: Any, where: str) -> None:

@@ -3,8 +3,9 @@ clipping, mixed precision on CUDA, checkpoints with exact resume, dev evaluation
 data-parallel under torchrun (see rankkit/train/distributed.py), rank 0 writing every file.
 
 A task trains one or more parts (CET trains two models at once), each with its own optimizer,
-schedule and clipping; the parts' losses are summed for one backward pass, so a part's loss may
-use another part's scores only detached."""
+schedule and clipping. Its loss is one or more named terms (CET: one per model; a reranker: labels
+and teacher), summed for one backward pass and logged apart, so a term may use another part's
+scores only detached."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ NOT_RESUME_OPTIONS = frozenset({"output", "overwrite", "plot", "eval_every", "ch
 
 class Task(Protocol):
     """What a trainer gives the loop: the parts to optimise (name -> module) with their learning
-    rates, the loss of each part on a batch, and a saver."""
+    rates, the named loss terms of a batch, and a saver. A task may also give some parameters of a
+    part their own rate (`parameter_rates`: part -> parameter name -> rate), e.g. a new head."""
 
     parts: dict[str, torch.nn.Module]
     learning_rates: dict[str, float]
@@ -69,12 +71,21 @@ def _autocast(task: Task, dtype: torch.dtype | None) -> contextlib.AbstractConte
     return torch.autocast(task.device.type, dtype=dtype)
 
 
-def _adamw(module: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and norms (parameters with one dimension)."""
-    decay = [p for p in module.parameters() if p.ndim > 1]
-    no_decay = [p for p in module.parameters() if p.ndim <= 1]
+def _adamw(
+    module: torch.nn.Module, lr: float, weight_decay: float, own_rates: dict[str, float] | None = None
+) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norms (parameters with one dimension); the
+    parameters named in `own_rates` learn at their own rate, the rest at `lr`."""
+    groups: dict[tuple[float, bool], list[torch.nn.Parameter]] = {}
+    for name, parameter in module.named_parameters():
+        rate = (own_rates or {}).get(name, lr)
+        groups.setdefault((rate, parameter.ndim > 1), []).append(parameter)
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+        [
+            {"params": params, "lr": rate, "weight_decay": weight_decay if decays else 0.0}
+            for (rate, decays), params in groups.items()
+        ],
+        lr=lr,
     )
 
 
@@ -307,7 +318,10 @@ def _train(
     total_steps = config.max_steps or math.ceil(config.epochs * per_epoch / config.grad_accum)
     torch.manual_seed(config.seed)
     optimizers = {
-        name: _adamw(part, task.learning_rates[name], config.weight_decay) for name, part in task.parts.items()
+        name: _adamw(
+            part, task.learning_rates[name], config.weight_decay, getattr(task, "parameter_rates", {}).get(name)
+        )
+        for name, part in task.parts.items()
     }
     schedulers = {
         name: torch.optim.lr_scheduler.LambdaLR(o, warmup_linear_decay(total_steps, config.warmup_ratio))
@@ -342,7 +356,7 @@ def _train(
     try:
         while step < total_steps:
             started, groups = time.perf_counter(), 0
-            part_losses = dict.fromkeys(task.parts, 0.0)
+            terms: dict[str, float] = {}
             for _ in range(config.grad_accum):
                 batch = next(stream)
                 shard = distributed.shard_of_batch(batch)
@@ -351,12 +365,12 @@ def _train(
                 weight = distributed.weight_of_shard(shard, batch)  # 1 in one process
                 scaler.scale(sum(losses.values()) * weight / config.grad_accum).backward()
                 for name, loss in losses.items():
-                    part_losses[name] += float(loss.detach()) * weight / config.grad_accum
+                    terms[name] = terms.get(name, 0.0) + float(loss.detach()) * weight / config.grad_accum
                 groups += len(batch)
-            part_losses = dict(zip(part_losses, distributed.mean_over_ranks(list(part_losses.values()), task.device)))
+            terms = dict(zip(terms, distributed.mean_over_ranks(list(terms.values()), task.device)))
             record = {
                 "step": step + 1,
-                "loss": sum(part_losses.values()),
+                "loss": sum(terms.values()),
                 "lr": schedulers[_first(task)].get_last_lr()[0],
             }
             with _interrupts_held():  # weights, schedules and step count change together
@@ -368,8 +382,8 @@ def _train(
                     optimizer.zero_grad(set_to_none=True)
                     schedulers[name].step()
                 scaler.update()
-                if len(task.parts) > 1:
-                    record.update({f"loss_{name}": value for name, value in part_losses.items()})
+                if len(terms) > 1:
+                    record.update({f"loss_{name}": value for name, value in terms.items()})
                 step += 1
                 rng_at_step, unlogged = _rng_state(), record
             record["groups_per_s"] = groups / (time.perf_counter() - started)
