@@ -89,6 +89,39 @@ def make_spread_model(folder: Path) -> Path:
     return folder
 
 
+GPT2_EOS = "<|endoftext|>"
+
+
+def make_tiny_gpt2(folder: Path, eos: str | None = GPT2_EOS) -> Path:
+    """A 2-layer GPT-2 with random weights and a 400-token byte-level BPE tokenizer trained on the
+    sample passages: like GPT-2, no padding token (and, with eos=None, no end-of-sequence token)."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    from rankkit.data.corpus import read_doc_texts
+
+    torch.manual_seed(0)
+    bpe = ByteLevelBPETokenizer()
+    texts = list(read_doc_texts(SAMPLE_DIR / "collection.tsv").values())
+    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=[eos] if eos else [])
+    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, eos_token=eos, bos_token=eos, unk_token=eos)
+    assert tokenizer.pad_token is None
+    tokenizer.save_pretrained(folder)
+    eos_id = tokenizer.convert_tokens_to_ids(eos) if eos else None
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=128,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+    )
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    return folder
+
+
 def assert_file_error(excinfo: pytest.ExceptionInfo, path: Path, line: int | None, *fragments: str) -> None:
     """The error names the file (and line), says how to fix it, and contains every fragment."""
     message = str(excinfo.value)

@@ -1,7 +1,8 @@
 """A reranker from a GPT-2-style model, which has no padding token: it pads with its end-of-sequence
 token (as transformers' docs advise for GPT2ForSequenceClassification), so pairs of different
 lengths batch, train and save; a model with neither token is one error naming it and the fix.
-The model is a tiny random GPT-2 with a byte-level BPE tokenizer trained here (no downloads)."""
+The model is a tiny random GPT-2 with a byte-level BPE tokenizer trained on the sample
+passages (conftest.make_tiny_gpt2; no downloads)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import GPT2_EOS as EOS
+from conftest import make_tiny_gpt2
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -17,39 +20,11 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.errors import RankkitError
 
-EOS = "<|endoftext|>"
 PAIRS = [
     ("why is the sky blue", "Rayleigh scattering of sunlight by the molecules of the air."),
     ("sky", "blue"),
     ("what is bm25", "A ranking function that scores documents by term frequency, with saturation and length."),
 ]
-
-
-def make_tiny_gpt2(folder: Path, eos: str | None = EOS) -> Path:
-    """A 2-layer GPT-2 with random weights and a 400-token byte-level BPE tokenizer trained on the
-    sample passages: like GPT-2, no padding token (and, with eos=None, no end-of-sequence token)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
-
-    torch.manual_seed(0)
-    bpe = ByteLevelBPETokenizer()
-    texts = list(read_doc_texts(SAMPLE_DIR / "collection.tsv").values())
-    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=[eos] if eos else [])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe, eos_token=eos, bos_token=eos, unk_token=eos)
-    assert tokenizer.pad_token is None
-    tokenizer.save_pretrained(folder)
-    eos_id = tokenizer.convert_tokens_to_ids(eos) if eos else None
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        n_positions=128,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
