@@ -4,8 +4,10 @@ status and the message it now gives, then fuzzes every reader (tests/test_fuzz_r
 counts inputs and crashes. Nothing here is typed by hand: each row is what the command printed.
 
     flock /tmp/rankkit-cpu.lock .venv/bin/python benchmarks/reliability.py [--fuzz-examples 500]
+    .venv/bin/python benchmarks/reliability.py --only disk-full,second-pass   # those rows, printed, not saved
 
-Writes benchmarks/results/reliability.json and .md. A few minutes on 2 cores (the MiniLM model
+Writes benchmarks/results/reliability.json and .md. The disk-full rows fill a real disk: a small
+tmpfs in a private mount namespace (`unshare -rm`; skipped where the kernel does not allow it). A few minutes on 2 cores (the MiniLM model
 encodes the 80-passage sample; two short training runs; one JVM per BM25 command).
 """
 
@@ -671,6 +673,162 @@ def nan_rows(ws: Workspace) -> None:
     )
 
 
+def tmpfs_allowed() -> bool:
+    """Whether this user may mount a tmpfs in a private mount namespace (unshare -rm)."""
+    if not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=4k tmpfs "$0"', tempfile.mkdtemp()],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+FULL_DISK_SCRIPT = """
+mount -t tmpfs -o size="$SIZE_KB"k tmpfs "$DISK" || exit 97
+if [ -n "$EARLIER" ]; then cp -a "$EARLIER" "$DISK/" || exit 98; fi
+(cd "$DISK" && find . -type f -exec sha256sum {} + | sort) > "$REPORT.before"
+"$@"
+status=$?
+(cd "$DISK" && find . -type f -exec sha256sum {} + | sort) > "$REPORT.after"
+(cd "$DISK" && ls -A) > "$REPORT.left"
+exit $status
+"""
+
+
+def kib_of(path: Path) -> int:
+    """What `path` takes on a tmpfs, in KiB (4 KiB pages per file)."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(-(-p.stat().st_size // 4096) * 4 for p in files)
+
+
+def on_full_disk(
+    ws: Workspace, name: str, args: Callable[[Path], list], earlier: Path | None = None, free_kib: int = 64
+) -> tuple[subprocess.CompletedProcess, str]:
+    """`rankkit ARGS(disk)` with `disk` a real full disk: a tmpfs holding a copy of `earlier` (the
+    output the command may replace) and `free_kib` KiB free. Returns the result and the check:
+    whether the copy of `earlier` is unchanged, and what is left on the disk."""
+    disk, report = ws / f"disk-{name}", ws / f"disk-{name}"
+    disk.mkdir()
+    env = {
+        **os.environ,
+        "COLUMNS": "100",
+        "DISK": str(disk),
+        "EARLIER": str(earlier or ""),
+        "REPORT": str(report),
+        "SIZE_KB": str(free_kib + (kib_of(earlier) if earlier else 0)),
+    }
+    result = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", FULL_DISK_SCRIPT, "sh", RANKKIT, *map(str, args(disk))],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    before, after = (Path(f"{report}.{when}").read_text().splitlines() for when in ("before", "after"))
+    left = Path(f"{report}.left").read_text().split()
+    kept = (
+        ""
+        if earlier is None
+        else ("earlier output unchanged; " if set(before) <= set(after) else "EARLIER OUTPUT CHANGED; ")
+    )
+    return result, f"{kept}left on the disk: {', '.join(left) or 'nothing'}"
+
+
+def disk_full_rows(ws: Workspace, bm25: Path, dense: Path, run50: Path, mined: Path) -> None:
+    """A full disk in every command that writes an output: one line naming it and the fix, the
+    earlier output kept, temporary files removed."""
+    if not tmpfs_allowed():
+        print("disk full: skipped (unshare -rm cannot mount a tmpfs here)", flush=True)
+        return
+    reviews = REPO_ROOT / "rankkit" / "sentiment" / "sample" / "reviews.csv"
+    trained = ws / "trained"  # data_loss_rows trains it; --only disk-full trains it here
+    if not (trained / "model").is_dir():
+        assert rankkit(*train_args(ws, mined, trained, "--max-steps", 1)).returncode == 0
+    cases: list[tuple[str, Callable[[Path], list], Path | None, int]] = [
+        (
+            "index build --kind bm25 (Lucene's own IOException)",
+            lambda d: ["index", "build", SAMPLE["collection.tsv"], "--kind", "bm25", "-o", d / "bm25"],
+            None,
+            12,
+        ),
+        (
+            "index build --kind dense -o INDEX --overwrite",
+            lambda d: [
+                "index",
+                "build",
+                SAMPLE["collection.tsv"],
+                "--kind",
+                "dense",
+                "-o",
+                d / dense.name,
+                "--overwrite",
+            ],
+            dense,
+            64,
+        ),
+        (
+            "search -o RUN over an earlier RUN",
+            lambda d: ["search", "--index", bm25, "--queries", SAMPLE["queries.tsv"], "-o", d / run50.name, "-k", 50],
+            run50,
+            4,
+        ),
+        (
+            "mine -o FILE",
+            lambda d: (
+                ["mine", "--queries", SAMPLE["queries.tsv"], "--qrels", SAMPLE["qrels.txt"]]
+                + ["--corpus", SAMPLE["collection.tsv"], "--run", run50, "--max-rank", 50, "-o", d / "mined.jsonl"]
+            ),
+            None,
+            4,
+        ),
+        (
+            "sentiment train --method tfidf",
+            lambda d: (
+                ["sentiment", "train", "--reviews", reviews, "--rating-column", "rating"]
+                + ["--method", "tfidf", "-o", d / "sentiment"]
+            ),
+            None,
+            16,
+        ),
+        ("export beir", lambda d: ["export", "beir", "-o", d / "beir", "--split", "dev"], None, 16),
+        (
+            "train -o DIR --overwrite over a trained model",
+            lambda d: train_args(ws, mined, d / trained.name, "--max-steps", 1, "--overwrite"),
+            trained,
+            64,
+        ),
+        (
+            "train -o DIR --checkpoint-every 1 (a new DIR)",
+            lambda d: train_args(ws, mined, d / "checkpointed", "--max-steps", 2, "--checkpoint-every", 1),
+            None,
+            1024,
+        ),
+    ]
+    for number, (case, args, earlier, free_kib) in enumerate(cases):
+        result, check = on_full_disk(ws, str(number), args, earlier, free_kib)
+        row("disk full", f"{case}, on a full disk ({free_kib} KiB free)", result, ws, check)
+
+
+def second_pass_rows(ws: Workspace, mined: Path) -> None:
+    """sentiment train --method tfidf on a handful of reviews; train reranker from a GPT-2 model."""
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from conftest import make_tiny_gpt2
+
+    for count, ratings in ((4, [5, 1, 5, 1]), (3, [5, 1, 5])):
+        reviews = ws / f"reviews-{count}.csv"
+        reviews.write_text("text,rating\n" + "".join(f'"review number {i}",{r}\n' for i, r in enumerate(ratings)))
+        args = ["--reviews", reviews, "--rating-column", "rating", "--method", "tfidf", "-o", ws / f"s-{count}"]
+        result = rankkit("sentiment", "train", *args)
+        row("cli", f"sentiment train --method tfidf on a {count}-review file", result, ws)
+    gpt2 = make_tiny_gpt2(ws / "tiny-gpt2")
+    result = rankkit(
+        "train", "reranker", *train_args(ws, mined, ws / "gpt2-reranker", "--max-steps", 2)[2:], "--model", gpt2
+    )
+    row("cli", "train reranker --model M, M a GPT-2 model (no padding token)", result, ws)
+
+
 def fuzz(examples: int) -> dict:
     report = Path(tempfile.mkdtemp()) / "fuzz.json"
     started = time.time()
@@ -692,9 +850,18 @@ def fuzz(examples: int) -> dict:
     }
 
 
+GROUPS = ("data-loss", "cli", "index", "nan", "disk-full", "second-pass")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fuzz-examples", type=int, default=500, help="hypothesis examples per fuzz test")
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        default=list(GROUPS),
+        help=f"comma-separated row groups of {', '.join(GROUPS)}: run those rows, print them, and save nothing",
+    )
     args = parser.parse_args()
     started = time.time()
     ws = Workspace()
@@ -702,12 +869,23 @@ def main() -> None:
         bm25, dense = build_indexes(ws)
         run10, run50 = write_runs(ws, bm25)
         mined = mine_set(ws, run50)
-        data_loss_rows(ws, mined)
-        cli_rows(ws, bm25, dense, run10, run50)
-        index_rows(ws, bm25, dense)
-        nan_rows(ws)
+        chosen = set(args.only)
+        if "data-loss" in chosen:
+            data_loss_rows(ws, mined)
+        if "cli" in chosen:
+            cli_rows(ws, bm25, dense, run10, run50)
+        if "index" in chosen:
+            index_rows(ws, bm25, dense)
+        if "nan" in chosen:
+            nan_rows(ws)
+        if "disk-full" in chosen:
+            disk_full_rows(ws, bm25, dense, run50, mined)
+        if "second-pass" in chosen:
+            second_pass_rows(ws, mined)
     finally:
         shutil.rmtree(ws.root, ignore_errors=True)
+    if chosen != set(GROUPS):
+        return
     fuzzed = fuzz(args.fuzz_examples)
     tracebacks = sum(r["traceback"] for r in ROWS)
     per_reader = [

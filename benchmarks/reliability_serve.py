@@ -196,6 +196,29 @@ def seconds_until_closed(port: int, trickle: bytes | None, limit_s: float = 120)
     return f"closed by the server after {time.monotonic() - started:.1f} s"
 
 
+def framed_twice(port: int, wait_s: float = 5.0) -> str:
+    """A request framed by both Content-Length and Transfer-Encoding, a second request after its
+    chunked body in the same packet: which responses come back, and whether the server closes."""
+    body = b"0\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    request = post_request(port, body, b"Transfer-Encoding: chunked\r\n")
+    answer, closed = b"", False
+    with socket.create_connection((HOST, port), timeout=wait_s) as sock:
+        sock.sendall(request)
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+            closed = True
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = True
+    statuses = re.findall(rb"(?:^|\r\n)HTTP/1\.1 (\d{3})", answer)
+    return (
+        f"{len(statuses)} response(s) ({', '.join(s.decode() for s in statuses) or 'none'}): {status_line(answer)}; "
+        f"{'connection closed' if closed else f'connection still open after {wait_s:.0f} s'}"
+    )
+
+
 def metric(url: str, endpoint: str, status: int) -> int:
     text = httpx.get(url + "/metrics", headers={"X-API-Key": KEY}).text
     found = re.search(
@@ -403,14 +426,18 @@ def main() -> None:
         def serve_refused(*flags: str, env: dict[str, str] | None = None) -> Callable[[], str]:
             def probe() -> str:
                 port_flag = [] if "--port" in flags else ["--port", str(free_port())]
-                done = cli("serve", *flags, *port_flag, env=env)
+                try:
+                    done = cli("serve", *flags, *port_flag, env=env)
+                except subprocess.TimeoutExpired:
+                    return "still running after 120 s"
                 usage = re.search(r"Invalid value for [^│\n]*", done.stderr)  # Typer's boxed usage error
                 lines = [usage.group(0).strip()] if usage else done.stderr.strip().splitlines()
+                error = next((line for line in lines if line.startswith("error:")), None)  # after uvicorn's log
                 bound = "Uvicorn running" in done.stdout + done.stderr
                 return (
                     f"exit {done.returncode}, {'bound the port' if bound else 'before binding'}, "
                     f"{'traceback' if 'Traceback' in done.stderr else 'no traceback'}: "
-                    f"{lines[-1] if len(lines) == 1 else ' '.join(lines)[:300]}"
+                    f"{error or (lines[-1] if len(lines) == 1 else ' '.join(lines)[:300])}"
                 )
 
             return probe
@@ -455,6 +482,13 @@ def main() -> None:
         (truncated / "index.faiss").write_bytes((truncated / "index.faiss").read_bytes()[:99])
         garbage = Path(shutil.copytree(paths["reranker"], damaged / "reranker"))
         (garbage / "model.safetensors").write_bytes(b"garbage" * 100)
+        same_size = Path(shutil.copytree(paths["dense"], damaged / "dense-zeroed"))
+        (same_size / "index.faiss").write_bytes(bytes((same_size / "index.faiss").stat().st_size))
+        row(
+            "serve -i DENSE, its index.faiss zeroed within its recorded size (found only by the full load)",
+            "(second pass) binds, then 503 'failed' to everything, stays up",
+            serve_refused("--index", str(same_size)),
+        )
         for label, flags in (
             ("serve -i DENSE, its index.faiss truncated", ("--index", str(truncated))),
             ("serve --reranker MISSING_FOLDER", ("--index", str(paths["bm25"]), "--reranker", str(damaged / "none"))),
@@ -501,6 +535,12 @@ def main() -> None:
             "a client that half-closes (SHUT_WR) after a complete POST /search",
             "no response reaches it, yet /metrics counts a 200",
             half_close,
+        )
+        row(
+            "POST with Content-Length and Transfer-Encoding: chunked, a GET /health smuggled after the "
+            "chunked body (one packet)",
+            "(second pass) both answered, the connection kept open",
+            lambda: framed_twice(port),
         )
         row(
             "a zero-width-only query",
