@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -33,6 +34,7 @@ def rerank(
     from rankkit.data.queries import read_queries
     from rankkit.data.runs import read_run, write_run
     from rankkit.encode.crossencoder import CrossEncoder
+    from rankkit.encode.dev_record import describe_reranker
     from rankkit.retrieve.rerank import rerank_run
 
     cross_encoder = CrossEncoder(model, device=runtime.device, precision=runtime.precision)
@@ -42,6 +44,7 @@ def rerank(
             "head would score the passages and the ranking would be arbitrary. Fix: train one with "
             "`rankkit train reranker --model MODEL`, pass a cross-encoder folder, or --allow-new-head"
         )
+    print(f"reranker {model}: {describe_reranker(cross_encoder.model_dir)}", file=sys.stderr)
     candidates = read_run(run)
     needed = {h.docid for hits in candidates.values() for h in hits[:depth]}
     reranked = rerank_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit, read_run, write_run
 from rankkit.encode.crossencoder import CrossEncoder
+from rankkit.encode.dev_record import DevRecord
 from rankkit.errors import RankkitError
 from rankkit.eval.folds import kfold_queries
 from rankkit.retrieve.rerank import rerank_run
@@ -173,6 +175,24 @@ def test_cli_rerank_writes_a_trec_run(cross_encoder, sample_dir, sample_run, tmp
     }
     for qid in run:  # ranks 1..n in file order
         assert [int(f[3]) for f in lines if f[0] == qid] == list(range(1, len(run[qid]) + 1))
+
+
+@pytest.mark.parametrize("improves", [True, False, None])
+def test_cli_rerank_shows_the_rerankers_dev_record(cross_encoder, sample_dir, sample_run, tmp_path, improves):
+    model = tmp_path / "model"
+    shutil.copytree(cross_encoder, model)
+    if improves is not None:
+        DevRecord("nDCG@10", 0.7 if improves else 0.2, 0.6, 100, "bm25.trec").write(model)
+    args = ["rerank", "--run", str(sample_run), "--queries", str(sample_dir / "queries.tsv")]
+    args += ["--corpus", str(sample_dir / "collection.tsv"), "--model", str(model), "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    if improves is None:
+        assert "no dev record" in result.stderr
+    else:
+        shown = "dev nDCG@10 0.7000 against 0.6000" if improves else "dev nDCG@10 0.2000 against 0.6000"
+        assert shown in result.stderr and "bm25.trec, 100 queries" in result.stderr
+        assert ("NOT better than" in result.stderr) is not improves
 
 
 def test_cli_rerank_with_unknown_queries_exits_2(cross_encoder, sample_dir, tmp_path):
