@@ -166,7 +166,34 @@ def test_a_checkpoint_on_a_full_disk_names_the_checkpoint(tmp_path, monkeypatch)
     with pytest.raises(DiskFullError) as caught:
         _fit(output, checkpoint_every=1)
     assert_disk_full(str(caught.value), output / "checkpoints" / "step-1", "nothing was written")
-    assert hidden_leftovers(output / "checkpoints") == []
+    # a new output with no checkpoint to resume from is removed (config.json, the log, checkpoints/)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_run_keeps_the_checkpoint_it_can_resume_from(tmp_path, monkeypatch):
+    from test_data_loss import _interrupted
+
+    state = _interrupted(tmp_path / "out", monkeypatch)  # a RankkitError after step-2 was saved
+    assert state.is_file() and (tmp_path / "out" / "config.json").is_file()
+
+
+def test_a_failed_run_into_an_existing_output_leaves_it(tmp_path, monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    from test_data_loss import _fit
+    from test_training import LinearTask
+
+    from rankkit.train.config import TrainConfig
+
+    output = tmp_path / "out"
+    output.mkdir()
+    earlier = json.dumps(asdict(TrainConfig(output=str(output))))  # an earlier run's unfinished output
+    (output / "config.json").write_text(earlier)
+    monkeypatch.setattr(LinearTask, "loss", lambda self, batch: (_ for _ in ()).throw(RuntimeError("diverged")))
+    with pytest.raises(RuntimeError, match="diverged"):
+        _fit(output)
+    assert (output / "config.json").is_file()
 
 
 # --- the commands -------------------------------------------------------------------------------------

@@ -389,6 +389,22 @@ def atomic_dir(
             raise
 
 
+@contextlib.contextmanager
+def removed_if_new_and_failed(path: str | Path, keep: Callable[[Path], bool]) -> Iterator[None]:
+    """For an output written in place (training without --overwrite, which resumes from its
+    checkpoints): if the block fails and `path` was absent or empty before it, remove `path` again
+    unless `keep(path)` finds something worth keeping (a checkpoint to resume from), so a run that
+    fails before it has anything to resume leaves nothing behind."""
+    path = Path(path)
+    new = not path.exists() or path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    try:
+        yield
+    except BaseException:
+        if new and path.is_dir() and not path.is_symlink() and not keep(path):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     with open(path, "rb") as handle:

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from rankkit.data.files import atomic_dir, atomic_write, output_lock
+from rankkit.data.files import atomic_dir, atomic_write, output_lock, removed_if_new_and_failed
 from rankkit.encode.precision import training_autocast_dtype
 from rankkit.errors import RankkitError
 from rankkit.train import distributed
@@ -259,7 +259,8 @@ def fit(
     a failed run keeps the old output; only a folder that `replaceable` recognises is replaced.
 
     The run holds config.output's lock (rankkit.data.files.output_lock) throughout, so a second
-    run into the same output at the same time is refused.
+    run into the same output at the same time is refused. A run into a new or empty folder that
+    fails before its first checkpoint removes what it wrote (config.json, the log, checkpoints/).
 
     Under torchrun (WORLD_SIZE > 1) each process trains on its share of every batch (see
     rankkit/train/distributed.py) and rank 0 alone writes; config.batch_size is the global batch,
@@ -280,9 +281,14 @@ def fit(
         else:
             _check_output(output, replaceable, what)
             distributed.barrier()  # every rank has looked at the folder before rank 0 writes into it
-            if distributed.is_main():
-                output.mkdir(parents=True, exist_ok=True)
-            _train(output, output, task, epoch_batches, config, evaluate, options, finish)
+            with (
+                removed_if_new_and_failed(output, keep=lambda folder: _latest_checkpoint(folder) is not None)
+                if distributed.is_main()
+                else contextlib.nullcontext()
+            ):
+                if distributed.is_main():
+                    output.mkdir(parents=True, exist_ok=True)
+                _train(output, output, task, epoch_batches, config, evaluate, options, finish)
         distributed.barrier()  # the model is in place before any rank returns
     return output / "model"
 
