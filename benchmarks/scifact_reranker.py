@@ -1,10 +1,12 @@
-"""SciFact reranker (issue 9): a cross-encoder from the default MiniLM (a new scoring head), trained
-on the train split's MinedSet of benchmarks/scifact_finetune.py, reranking BM25's top 100 of the
-100 dev queries; against BM25 itself and against bi-encoders (untrained MiniLM, and `--biencoder`,
-the fine-tuned one) rescoring the very same candidates. Paired t-tests against BM25 and against
-the untrained bi-encoder.
+"""SciFact reranker: a cross-encoder from the default MiniLM (a new scoring head), trained on the
+train split's MinedSet (benchmarks/scifact_finetune.py's candidates, `--count` negatives per query),
+optionally learning a teacher's scores beside the labels (`--teacher`, e.g. the fine-tuned
+bi-encoder), reranking BM25's top 100 of the 100 dev queries; against BM25 itself and against
+bi-encoders (untrained MiniLM, and `--biencoder`, the fine-tuned one) rescoring the very same
+candidates. Paired t-tests against BM25 and against the untrained bi-encoder.
 
-    .venv/bin/python benchmarks/scifact_reranker.py --biencoder work/scifact/models/CONFIG/model
+    .venv/bin/python benchmarks/scifact_reranker.py --biencoder work/scifact/models/CONFIG/model \
+        --teacher work/scifact/models/CONFIG/model --head-lr 1e-3
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from common import save_result  # type: ignore[import-not-found]
-from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, scifact_setup, train_minedset  # type: ignore[import-not-found]
+from common import machine_facts, save_result  # type: ignore[import-not-found]
+from scifact_finetune import CACHE, MEASURES, scifact_setup, train_minedset  # type: ignore[import-not-found]
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit, Run, read_run, write_run
@@ -25,7 +27,7 @@ from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.mining.minedset import MinedSet
 from rankkit.retrieve.rerank import rerank_run
-from rankkit.train.config import TrainConfig
+from rankkit.train.config import RerankerConfig, TrainConfig
 from rankkit.train.reranker import train_reranker
 
 DEPTH = 100
@@ -51,6 +53,14 @@ def main() -> None:
     parser.add_argument("--min-rank", type=int, default=1)
     parser.add_argument("--count", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--teacher", help="model whose scores the reranker also learns (rankkit train reranker --teacher)"
+    )
+    parser.add_argument("--teacher-weight", type=float, default=1.0)
+    parser.add_argument("--head-lr", type=float, default=None)
+    parser.add_argument("--loss", default="softmax", choices=("softmax", "bce"))
+    parser.add_argument("--name", default="scifact_reranker", help="result file name")
+    parser.add_argument("--precision", default="auto", help="training precision (rankkit train reranker's default)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     started = time.time()
@@ -68,8 +78,8 @@ def main() -> None:
         clock = time.time()
         runs["fine-tuned bi-encoder"] = bi_encoder_rerank(args.biencoder, bm25, dev_queries, doc_texts)
         seconds["fine-tuned bi-encoder"] = {"rerank_s": round(time.time() - clock, 1)}
-    out = CACHE / f"reranker-lr{args.lr:g}-ep{args.epochs}-neg{args.negatives}-bs{args.batch_size}"
-    clock = time.time()
+    out = CACHE / f"reranker-{args.name}"
+    clock, cpu = time.time(), time.process_time()
     model_dir = train_reranker(
         MinedSet.read(mined_path),
         doc_texts,
@@ -80,16 +90,22 @@ def main() -> None:
             negatives=args.negatives,
             lr=args.lr,
             seed=args.seed,
-            precision=TRAIN_PRECISION,
+            precision=args.precision,
             overwrite=True,
         ),
+        RerankerConfig(loss=args.loss, teacher=args.teacher, teacher_weight=args.teacher_weight, head_lr=args.head_lr),
     )
-    train_s = time.time() - clock
+    train_s, train_cpu_s = time.time() - clock, time.process_time() - cpu
     clock = time.time()
     runs["cross-encoder (fine-tuned)"] = rerank_run(
         bm25, dev_queries, doc_texts, CrossEncoder(model_dir, precision="bf16"), DEPTH
     )
-    seconds["cross-encoder (fine-tuned)"] = {"train_s": round(train_s, 1), "rerank_s": round(time.time() - clock, 1)}
+    seconds["cross-encoder (fine-tuned)"] = {
+        "train_s": round(train_s, 1),
+        "train_cpu_s": round(train_cpu_s, 1),
+        "rerank_s": round(time.time() - clock, 1),
+        "load_average": machine_facts()["load_average"],
+    }
     write_run(runs["cross-encoder (fine-tuned)"], out / "dev-reranked.trec", tag="ce")
     measures = resolve_measures(None, MEASURES)
     evaluations = {name: evaluate(run, dev_qrels, measures) for name, run in runs.items()}
@@ -104,7 +120,7 @@ def main() -> None:
         rows.append({**row, **seconds.get(name, {})})
         print(json.dumps(rows[-1]), flush=True)
     save_result(
-        "scifact_reranker",
+        args.name,
         rows,
         title="SciFact dev: rerankers over BM25's top 100",
         params=vars(args),

@@ -29,6 +29,7 @@ pytest.importorskip("pyserini", reason="the BM25 index needs the bm25 extra (pys
 from serve_fakes import GatedEngine  # noqa: E402
 
 from rankkit.data.collection import SAMPLE_DIR  # noqa: E402
+from rankkit.encode.dev_record import RECORD_FILE, DevRecord  # noqa: E402
 from rankkit.errors import RankkitError  # noqa: E402
 from rankkit.serve import Client  # noqa: E402
 
@@ -139,6 +140,7 @@ def servers(tmp_path_factory, tiny_model):
         )
         build_bm25_index(corpus, bm25)
         CrossEncoder(tiny_model, device="cpu").save(reranker)
+        DevRecord("nDCG@10", 0.5, 0.6, 8, "bm25.trec").write(reranker)  # a reranker worse than its first stage
         started["main"] = ServerProcess(
             ["--index", str(dense), "--index", str(bm25), "--reranker", str(reranker), "--api-key", KEY],
             root / "main.log",
@@ -207,8 +209,18 @@ def test_health_needs_no_key(main_server):
         "status": "ready",
         "modes": ["dense", "bm25", "hybrid"],
         "reranker": True,
+        "reranker_dev": {"measure": "nDCG@10", "reranker": 0.5, "first_stage": 0.6, "queries": 8, "improves": False},
         "documents": 80,
     }
+
+
+def test_serve_logs_how_its_reranker_did_on_dev(main_server):
+    line = "dev nDCG@10 0.5000 against 0.6000 for its first stage (bm25.trec, 8 queries): NOT better than"
+    assert line in main_server.output()
+
+
+def test_serve_without_a_reranker_reports_no_dev_record(servers):
+    assert httpx.get(servers["doomed"].url + "/health").json()["reranker_dev"] is None
 
 
 @pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
@@ -1180,6 +1192,7 @@ MODEL_DAMAGE = {
         (2**62).to_bytes(8, "little") + (f / "model.safetensors").read_bytes()[8:]
     ),
     "invalid config.json": lambda f: (f / "config.json").write_text("{not json"),
+    "damaged dev record": lambda f: (f / RECORD_FILE).write_text("{not json"),
 }
 
 

@@ -418,16 +418,16 @@ def test_bce_and_softmax_losses_on_one_batch(tiny_model, sample):
     torch.manual_seed(0)
     model = CrossEncoder(tiny_model, device="cpu", max_length=32)
     model.model.eval()
-    scores = RerankerTask(model, "softmax", LR).scorer.group_scores(groups).detach()
-    softmax = RerankerTask(model, "softmax", LR).loss(groups)["model"]
-    bce = RerankerTask(model, "bce", LR).loss(groups)["model"].detach()
+    scores = RerankerTask(model, RerankerConfig(), LR).scorer.group_scores(groups).detach()
+    softmax = RerankerTask(model, RerankerConfig(loss="softmax"), LR).loss(groups)["labels"]
+    bce = RerankerTask(model, RerankerConfig(loss="bce"), LR).loss(groups)["labels"].detach()
     assert float(softmax.detach()) == pytest.approx(float(-torch.log_softmax(scores, -1)[:, 0].mean()), abs=1e-5)
     labels = torch.tensor([[1.0, 0.0, 0.0]] * 2)
     assert float(bce) == pytest.approx(
         float(torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)), abs=1e-5
     )
     with pytest.raises(RankkitError, match="unknown reranker loss"):
-        RerankerTask(model, "hinge", LR)  # type: ignore[arg-type]
+        RerankerTask(model, RerankerConfig(loss="hinge"), LR)  # type: ignore[arg-type]
 
 
 def test_training_needs_every_docid_in_the_corpus(tmp_path, tiny_model, sample):

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankkit.data.runs import Hit
+from rankkit.encode.dev_record import DevRecord
 from rankkit.errors import RankkitError
 from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
@@ -184,6 +185,19 @@ class Guard:
             f"request body over {self.config.max_body_bytes} bytes",
             "send a smaller body (fewer queries or passages)",
         )(scope, receive, send)
+
+
+def _reranker_dev(record: DevRecord | None) -> dict[str, Any] | None:
+    """The reranker's dev record for /health (no file names: /health is public)."""
+    if record is None:
+        return None
+    return {
+        "measure": record.measure,
+        "reranker": record.reranker,
+        "first_stage": record.first_stage,
+        "queries": record.queries,
+        "improves": record.improves,
+    }
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
@@ -541,6 +555,7 @@ def create_app(
                 "status": "ready",
                 "modes": engine.modes,
                 "reranker": engine.reranker is not None,
+                "reranker_dev": _reranker_dev(engine.reranker_record),
                 "documents": len(engine.doc_texts) or None,
             }
         )

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit
+from rankkit.encode.dev_record import DevRecord
 from rankkit.index.manifest import Manifest
 from rankkit.retrieve.fusion import fuse, fusion_weights
 from rankkit.serve.config import ServeConfig
@@ -23,6 +24,7 @@ class SearchEngine:
         check_something_to_serve(config)
         self.config = config
         self.dense = self.bm25 = self.reranker = self.sentiment = None
+        self.reranker_record: DevRecord | None = None  # the reranker's dev figure against its first stage
         # one thread per kind of work: pyserini's JVM and torch each stay on one thread
         self.executors = {
             name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
@@ -67,6 +69,7 @@ class SearchEngine:
                 .submit(CrossEncoder, config.reranker, config.device, precision=config.precision)
                 .result()
             )
+            self.reranker_record = DevRecord.read(self.reranker.model_dir)
         if config.sentiment_model is not None:
             self.sentiment = self.executors["sentiment"].submit(load_sentiment, config).result()
         self.doc_texts = self._load_texts() if config.texts else {}

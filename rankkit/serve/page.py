@@ -16,7 +16,7 @@ STYLE = """
   button { font-size: 1rem; padding: .4rem 1rem; }
   .hit { border-bottom: 1px solid #ddd; padding: .6rem 0; }
   .meta { color: #666; font-size: .85rem; }
-  #status.error { color: #b00020; }
+  #status.error, .warn { color: #b00020; }
   #k { width: 4rem; }
   #api-key { width: 9rem; }
 """
@@ -40,11 +40,29 @@ async function loadModes() {
     const response = await fetch("/health");
     const data = await response.json();
     if (!response.ok || !Array.isArray(data.modes) || !data.modes.length) return;
+    showReranker(data);
     modeSelect.replaceChildren(...data.modes.map((mode, i) => option(mode, i ? mode : mode + " (default)")));
     modeSelect.value = data.modes[0];
   } catch (error) {
     // still loading or unreachable: keep the page's own choices
   }
+}
+
+// Beside the rerank box: how the server's reranker did on its dev set, or that nothing says.
+function showReranker(data) {
+  const note = document.getElementById("reranker-note");
+  if (!data.reranker) {
+    note.textContent = "(no reranker)";
+    return;
+  }
+  const dev = data.reranker_dev;
+  if (!dev) {
+    note.textContent = "(reranker without a dev record: its quality is unknown)";
+    return;
+  }
+  const figures = dev.measure + " " + dev.reranker.toFixed(3) + " vs " + dev.first_stage.toFixed(3) + " first stage";
+  note.textContent = dev.improves ? "(dev " + figures + ")" : "(WORSE on dev: " + figures + ")";
+  note.className = dev.improves ? "meta" : "meta warn";
 }
 
 function selectMode(mode) {
@@ -134,7 +152,7 @@ SEARCH_PAGE = (
     <option value="bm25">bm25</option><option value="hybrid">hybrid</option>
   </select>
   <label>k <input id="k" name="k" type="number" value="10" min="1" max="1000"></label>
-  <label><input id="rerank" type="checkbox"> rerank</label>
+  <label><input id="rerank" type="checkbox"> rerank</label> <span id="reranker-note" class="meta"></span>
   <input id="api-key" type="password" placeholder="API key (if any)">
   <button id="go" type="submit">Search</button>
 </form>

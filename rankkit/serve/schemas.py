@@ -80,10 +80,21 @@ class RerankResponse(BaseModel):
     passages: list[RerankedPassage]
 
 
+class RerankerDev(BaseModel):
+    """The reranker's dev record: its figure beside its first stage's on the same dev candidates."""
+
+    measure: str
+    reranker: float
+    first_stage: float
+    queries: int
+    improves: bool
+
+
 class HealthResponse(BaseModel):
     status: Literal["ready", "loading", "failed"]
     modes: list[str] | None = None
     reranker: bool | None = None
+    reranker_dev: RerankerDev | None = None  # null: no reranker, or one that records no dev figure
     documents: int | None = None
     error: str | None = None
 

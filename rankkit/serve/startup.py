@@ -4,6 +4,7 @@ with one line instead of binding, printing a traceback and staying up half-broke
 from __future__ import annotations
 
 import socket
+import sys
 
 from rankkit.errors import RankkitError
 from rankkit.serve.config import ServeConfig
@@ -58,7 +59,10 @@ def check_startup(config: ServeConfig) -> None:
         if kind == "dense":
             resolve_model_dir(config.model or manifest.query_model or manifest.model)
     if config.reranker is not None:
-        resolve_model_dir(config.reranker)
+        from rankkit.encode.dev_record import describe_reranker
+
+        # a damaged record is refused here; the line says whether the reranker beat its first stage
+        print(f"reranker {config.reranker}: {describe_reranker(resolve_model_dir(config.reranker))}", file=sys.stderr)
 
 
 def check_port(host: str, port: int) -> None:
