@@ -10,6 +10,7 @@ import hmac
 import logging
 import time
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
@@ -191,13 +192,8 @@ def _reranker_dev(record: DevRecord | None) -> dict[str, Any] | None:
     """The reranker's dev record for /health (no file names: /health is public)."""
     if record is None:
         return None
-    return {
-        "measure": record.measure,
-        "reranker": record.reranker,
-        "first_stage": record.first_stage,
-        "queries": record.queries,
-        "improves": record.improves,
-    }
+    figures = {key: value for key, value in asdict(record).items() if key != "candidates"}
+    return {**figures, "improves": record.improves}
 
 
 def _validation_error(exc: RequestValidationError) -> JSONResponse:
