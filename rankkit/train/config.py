@@ -51,7 +51,11 @@ class TrainConfig(Output, Epochs, Schedule, Runtime):
     checkpoint_every: int = option(0, "Steps between checkpoints (resume by rerunning the same command).", low=0)
     eval_every: int = option(0, "Steps between dev evaluations (needs the dev set).", low=0)
     weight_decay: float = 0.01
-    max_length: int | None = None
+    max_length: int | None = option(
+        None,
+        "Tokens per text or (query, passage) pair, longer ones cut (default: the model's); fewer train faster.",
+        low=1,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
