@@ -108,6 +108,9 @@ def main() -> None:
             "teacher: the fine-tuned SciFact bi-encoder (scifact_finetune.py, lr 5e-5, 2 epochs, 1 negative), "
             "cosine x 20 as the KL target.",
             "threads: torch threads of the run (two runs at 1 thread shared the 2 cores).",
+            "Rows B-E were run by the first draft of this script, which computed the same two loss terms inline "
+            "(batch 8, 7 of 32 negatives per group, bf16 autocast); load average 3.0-3.8 during B (other jobs "
+            "beside it), 1.5-2.0 during C, D and E. D and E ran at the same time at one thread each.",
         ],
     )
 
