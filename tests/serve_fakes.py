@@ -20,7 +20,7 @@ class GatedEngine:
         self.gate, self.entered = threading.Event(), threading.Event()
         self.batch_sizes: list[int] = []
         self.executors = {"dense": concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rankkit-dense")}
-        self.dense, self.bm25, self.reranker = object(), None, None
+        self.dense, self.bm25, self.reranker, self.reranker_record = object(), None, None, None
         self.bm25_batch = self.rerank_batch = None
         self.modes, self.doc_texts = ["dense"], {}
 

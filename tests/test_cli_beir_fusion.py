@@ -14,6 +14,7 @@ from test_cli import fails, invoke, ok
 from rankkit.data.collection import collection, export_beir
 from rankkit.data.qrels import read_qrels
 from rankkit.data.runs import read_run
+from rankkit.encode.dev_record import RECORD_FILE
 from rankkit.retrieve.fusion import FusionConfig, normalised_fuse
 
 pytest.importorskip("pyserini", reason="BM25 through pyserini (bm25 extra)")
@@ -335,9 +336,10 @@ def test_recipe_mine_and_train_on_a_beir_split(beir, indexes, runs, tmp_path, ti
             "cpu",
         )
         assert f"saved the trained {kind}" in result.stdout
-        assert "warning" not in result.stderr
+        assert "are also training queries" not in result.stderr  # the dev split was kept out of training
         log = [json.loads(line) for line in (tmp_path / kind / "train_log.jsonl").read_text().splitlines()]
         assert any("nDCG@10" in json.dumps(entry) for entry in log)
+    assert (tmp_path / "reranker" / "model" / RECORD_FILE).is_file()  # its dev record, read on the dev split
     assert set(dev).isdisjoint(train)
 
 

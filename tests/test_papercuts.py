@@ -266,7 +266,8 @@ class Element {
 }
 const elements = {};
 for (const [id, tag] of [["search-form", "form"], ["query", "input"], ["mode", "select"], ["k", "input"],
-                         ["rerank", "input"], ["api-key", "input"], ["status", "p"], ["results", "div"]]) {
+                         ["rerank", "input"], ["api-key", "input"], ["status", "p"], ["results", "div"],
+                         ["reranker-note", "span"]]) {
   elements[id] = new Element(tag, id);
 }
 elements.k.value = "10";
@@ -292,12 +293,13 @@ setTimeout(async () => {
   elements.query.value = "sky blue"; elements.mode.value = "hybrid"; elements.k.value = "5";
   await elements["search-form"].listeners.submit({ preventDefault() {} });
   console.log(JSON.stringify({ labels, onLoad: calls.slice(0, before), submitted: calls.slice(before), urls,
-                               status: elements.status.textContent }));
+                               status: elements.status.textContent, note: elements["reranker-note"].textContent,
+                               noteClass: elements["reranker-note"].className }));
 }, 50);
 """
 
 
-def run_page(tmp_path: Path, search: str, modes: list[str]) -> dict:
+def run_page(tmp_path: Path, search: str, modes: list[str], **health_fields) -> dict:
     node = shutil.which("node")
     if node is None:
         pytest.skip("the page's script runs under Node.js, which is not installed")
@@ -305,7 +307,7 @@ def run_page(tmp_path: Path, search: str, modes: list[str]) -> dict:
 
     (tmp_path / "page.js").write_text(SCRIPT)
     (tmp_path / "harness.js").write_text(PAGE_HARNESS)
-    health = json.dumps({"status": "ready", "modes": modes})
+    health = json.dumps({"status": "ready", "modes": modes, **health_fields})
     done = subprocess.run(
         [node, str(tmp_path / "harness.js"), str(tmp_path / "page.js"), search, health],
         capture_output=True,
@@ -327,6 +329,28 @@ def test_page_labels_the_servers_modes(tmp_path):
     page = run_page(tmp_path, "", ["dense", "bm25", "hybrid"])
     assert page["labels"] == [["dense", "dense (default)"], ["bm25", "bm25"], ["hybrid", "hybrid"]]
     page = run_page(tmp_path, "", ["bm25"])
+    assert page["labels"] == [["bm25", "bm25 (default)"]]
+
+
+DEV = {"measure": "nDCG@10", "reranker": 0.702, "first_stage": 0.676, "queries": 100, "improves": True}
+
+
+@pytest.mark.parametrize(
+    "health, note, warns",
+    [
+        ({"reranker": False, "reranker_dev": None}, "(no reranker)", False),
+        ({"reranker": True, "reranker_dev": None}, "(reranker without a dev record: its quality is unknown)", False),
+        ({"reranker": True, "reranker_dev": DEV}, "(dev nDCG@10 0.702 vs 0.676 first stage)", False),
+        (
+            {"reranker": True, "reranker_dev": {**DEV, "reranker": 0.199, "improves": False}},
+            "(WORSE on dev: nDCG@10 0.199 vs 0.676 first stage)",
+            True,
+        ),
+    ],
+)
+def test_page_shows_the_rerankers_dev_record(tmp_path, health, note, warns):
+    page = run_page(tmp_path, "", ["bm25"], **health)
+    assert page["note"] == note and ("warn" in page["noteClass"]) is warns
     assert page["labels"] == [["bm25", "bm25 (default)"]]
 
 

@@ -40,9 +40,9 @@ async function loadModes() {
     const response = await fetch("/health");
     const data = await response.json();
     if (!response.ok || !Array.isArray(data.modes) || !data.modes.length) return;
-    showReranker(data);
     modeSelect.replaceChildren(...data.modes.map((mode, i) => option(mode, i ? mode : mode + " (default)")));
     modeSelect.value = data.modes[0];
+    showReranker(data);
   } catch (error) {
     // still loading or unreachable: keep the page's own choices
   }
