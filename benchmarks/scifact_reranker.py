@@ -43,6 +43,26 @@ def bi_encoder_rerank(model: str | Path, run: Run, queries: dict[str, str], doc_
     }
 
 
+def train_from_args(args: argparse.Namespace, mined: MinedSet, doc_texts: dict[str, str], out: Path) -> Path:
+    """`rankkit train reranker` with the script's training arguments, into `out` (replaced)."""
+    return train_reranker(
+        mined,
+        doc_texts,
+        TrainConfig(
+            output=str(out),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            negatives=args.negatives,
+            lr=args.lr,
+            seed=args.seed,
+            precision=args.precision,
+            max_length=args.max_length,
+            overwrite=True,
+        ),
+        RerankerConfig(loss=args.loss, teacher=args.teacher, teacher_weight=args.teacher_weight, head_lr=args.head_lr),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--biencoder", help="fine-tuned bi-encoder folder to compare on the same candidates")
@@ -81,22 +101,7 @@ def main() -> None:
         seconds["fine-tuned bi-encoder"] = {"rerank_s": round(time.time() - clock, 1)}
     out = CACHE / f"reranker-{args.name}"
     clock, cpu = time.time(), time.process_time()
-    model_dir = train_reranker(
-        MinedSet.read(mined_path),
-        doc_texts,
-        TrainConfig(
-            output=str(out),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            negatives=args.negatives,
-            lr=args.lr,
-            seed=args.seed,
-            precision=args.precision,
-            max_length=args.max_length,
-            overwrite=True,
-        ),
-        RerankerConfig(loss=args.loss, teacher=args.teacher, teacher_weight=args.teacher_weight, head_lr=args.head_lr),
-    )
+    model_dir = train_from_args(args, MinedSet.read(mined_path), doc_texts, out)
     train_s, train_cpu_s = time.time() - clock, time.process_time() - cpu
     clock = time.time()
     runs["cross-encoder (fine-tuned)"] = rerank_run(

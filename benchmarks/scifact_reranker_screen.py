@@ -15,6 +15,7 @@ import time
 
 from common import machine_facts, results_dir, save_result  # type: ignore[import-not-found]
 from scifact_finetune import CACHE, scifact_setup, train_minedset  # type: ignore[import-not-found]
+from scifact_reranker import train_from_args  # type: ignore[import-not-found]
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import read_run
@@ -22,9 +23,7 @@ from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.eval import evaluate, resolve_measures
 from rankkit.mining.minedset import MinedSet
 from rankkit.retrieve.rerank import rerank_run
-from rankkit.train.config import RerankerConfig, TrainConfig
 from rankkit.train.loop import LOG_FILE
-from rankkit.train.reranker import train_reranker
 
 NAME = "scifact_reranker_screening"
 
@@ -44,6 +43,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--depth", type=int, default=30, help="BM25 dev candidates reranked")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     started = time.time()
@@ -52,21 +52,7 @@ def main() -> None:
     doc_texts = read_doc_texts(data.paths.corpus)
     out = CACHE / f"screen-{args.name}"
     clock = time.time()
-    model_dir = train_reranker(
-        mined,
-        doc_texts,
-        TrainConfig(
-            output=str(out),
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            negatives=args.negatives,
-            lr=args.lr,
-            max_length=args.max_length,
-            precision=args.precision,
-            overwrite=True,
-        ),
-        RerankerConfig(loss=args.loss, teacher=args.teacher, teacher_weight=args.teacher_weight, head_lr=args.head_lr),
-    )
+    model_dir = train_from_args(args, mined, doc_texts, out)
     train_s = time.time() - clock
     losses = [json.loads(line)["loss"] for line in (out / LOG_FILE).read_text().splitlines()]
     bm25 = {q: hits[: args.depth] for q, hits in read_run(data.runs[0]).items() if q in data.dev_queries}
