@@ -9,7 +9,7 @@ from types import FrameType
 
 import typer
 
-from rankkit.cli import cet, export, index, sentiment, train, tune
+from rankkit.cli import cet, export, index, models, sentiment, train, tune
 from rankkit.cli.distill import distill
 from rankkit.cli.evaluate import evaluate
 from rankkit.cli.mine import mine
@@ -32,6 +32,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(tune.app, name="tune")
 app.add_typer(export.app, name="export")
 app.add_typer(sentiment.app, name="sentiment")
+app.add_typer(models.app, name="models")
 app.command()(search)
 app.command("eval")(evaluate)
 app.command()(quickstart)

@@ -22,8 +22,8 @@ console = Console(soft_wrap=True)  # a long index path stays on one line
 @friendly_errors
 @with_options
 def build(config: IndexBuild) -> None:
-    """Build a BM25 or dense index folder (atomically: nothing is left half-written), or one shard
-    of a dense index's embeddings."""
+    """Build an index folder of any kind (atomically: nothing is left half-written), or one shard
+    of a dense index's embeddings. Each kind takes only its own options."""
     from rankkit.index.build import build_index
 
     manifest, out = build_index(config)
@@ -73,5 +73,5 @@ def verify(index: Path = typer.Argument(..., help="Index folder.")) -> None:
     for note in report.notes:
         console.print(f"[yellow]warning:[/] {note}")
     checked = f"{report.files_checked} files, sizes and SHA-256" if report.checksums else "layout only"
-    vectors = "; vectors finite" if report.kind != "bm25" and not report.notes else ""
-    console.print(f"ok: {report.kind} index {index} ({checked}; opened, document count matches{vectors})")
+    verified = f"; {report.verified}" if report.verified else ""
+    console.print(f"ok: {report.kind} index {index} ({checked}; opened, document count matches{verified})")

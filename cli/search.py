@@ -46,7 +46,7 @@ def search(
         )
     if queries is not None and output is None:
         raise RankkitError("--queries needs --output RUN_FILE. Fix: add -o run.trec")
-    retriever = open_retriever(index, dense, bm25, fusion, weight)
+    retriever = open_retriever(index, dense, bm25, fusion=fusion, weights=weight)
     if query is not None:
         from rich.markup import escape
         from rich.text import Text

@@ -1,4 +1,5 @@
-"""The main job end to end: BM25 and dense indexes, search, evaluation, on one collection folder
+"""The main job end to end: BM25 and dense indexes (and a SPLADE one with --sparse-model), search,
+evaluation, on one collection folder
 (the bundled sample by default, any folder in the ../shared/data layout, or a BEIR folder with
 one of its qrels splits). A folder of the user's own text files (.txt, .md), which has no queries,
 gets both indexes and the commands that search them instead of an evaluation."""
@@ -19,15 +20,16 @@ from rankkit.data.files import atomic_write
 from rankkit.data.folder import CORPUS_FILES, text_files
 from rankkit.data.runs import write_run
 from rankkit.errors import RankkitError
-from rankkit.index.bm25 import build_bm25_index
+from rankkit.index.build import build_index
+from rankkit.index.options import IndexBuild
 from rankkit.options import Output, Runtime, option, same_option
-from rankkit.retrieve.bm25 import BM25Retriever
+from rankkit.retrieve import open_retriever
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
+from rankkit.retrieve.options import DenseQuery
 from rankkit.retrieve.progress import search_with_progress
 
-if TYPE_CHECKING:  # torch, faiss and the evaluation libraries are imported when a quickstart runs
-    from rankkit.encode.biencoder import BiEncoder
+if TYPE_CHECKING:  # the evaluation libraries are imported when a quickstart runs
     from rankkit.eval.measures import Evaluation
 
 
@@ -47,6 +49,11 @@ class QuickstartConfig(Runtime):
     )
     output: str = same_option(Output, "output", "quickstart-output", "Folder for the indexes, runs and report.")
     model: str = option("default", "Dense model; default: the packaged all-MiniLM-L6-v2.")
+    sparse_model: str | None = option(
+        None,
+        "SPLADE model (e.g. splade-tiny, after `rankkit models fetch splade-tiny`): also build a "
+        "SPLADE index, search it, and fuse it into the hybrid run.",
+    )
     factory: str = "Flat"
     k: int = 1000
     fusion: FusionConfig = field(default_factory=FusionConfig)  # how the hybrid run fuses BM25 and dense
@@ -60,9 +67,9 @@ def quickstart_measures(max_grade: int) -> list[str]:
 
 @dataclass(frozen=True)
 class QuickstartResult:
-    """What a quickstart made: its folder, the index folders (bm25, dense), the evaluation of each
-    system (bm25, dense, hybrid; empty for a folder of text files, which has no queries) and the
-    commands that search the indexes."""
+    """What a quickstart made: its folder, the index folders by kind (bm25, dense, splade), the
+    evaluation of each system (each kind and hybrid; empty for a folder of text files, which has
+    no queries) and the commands that search the indexes."""
 
     out: Path
     indexes: dict[str, Path]
@@ -93,14 +100,10 @@ def example_query(corpus: Path, look_at: int = 100) -> str:
 
 
 def search_commands(indexes: dict[str, Path], query: str) -> list[str]:
-    """`rankkit search` for each index and for both (hybrid)."""
+    """`rankkit search` for each index and for all of them (hybrid)."""
     q = shlex.quote(query)
-    bm25, dense = (shlex.quote(str(indexes[kind])) for kind in ("bm25", "dense"))
-    return [
-        f"rankkit search -i {bm25} -q {q}",
-        f"rankkit search -i {dense} -q {q}",
-        f"rankkit search -i {bm25} -i {dense} -q {q}",
-    ]
+    each = [f"-i {shlex.quote(str(folder))}" for folder in indexes.values()]
+    return [*(f"rankkit search {index} -q {q}" for index in each), f"rankkit search {' '.join(each)} -q {q}"]
 
 
 def _text_folder_error(exc: RankkitError) -> RankkitError:
@@ -113,16 +116,21 @@ def _text_folder_error(exc: RankkitError) -> RankkitError:
     )
 
 
-def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> tuple[dict[str, Path], BiEncoder]:
-    from rankkit.encode.biencoder import BiEncoder
-    from rankkit.index.dense import DenseBuildConfig, build_dense_index
-
-    out = Path(config.output)
-    indexes = {"bm25": out / "indexes" / f"{name}-bm25", "dense": out / "indexes" / f"{name}-dense"}
-    build_bm25_index(corpus, indexes["bm25"], overwrite=True)
-    encoder = BiEncoder(config.model, device=config.device, precision=config.precision)
-    build_dense_index(corpus, indexes["dense"], encoder, DenseBuildConfig(factory=config.factory), overwrite=True)
-    return indexes, encoder
+def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> dict[str, Path]:
+    """The quickstart's indexes by kind, each built as `rankkit index build` builds it."""
+    runtime = {"device": config.device, "precision": config.precision}
+    kinds = {
+        "bm25": {},
+        "dense": {"model": config.model, "factory": config.factory, **runtime},
+        **({"splade": {"model": config.sparse_model, **runtime}} if config.sparse_model else {}),
+    }
+    folders = Path(config.output) / "indexes"
+    return {
+        kind: build_index(
+            IndexBuild(corpus=str(corpus), kind=kind, output=str(folders / f"{name}-{kind}"), overwrite=True, **options)
+        )[1]
+        for kind, options in kinds.items()
+    }
 
 
 def _write_config(config: QuickstartConfig, root: Path) -> None:
@@ -131,23 +139,20 @@ def _write_config(config: QuickstartConfig, root: Path) -> None:
 
 
 def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
-    """Build both indexes, search every query with BM25, dense and hybrid, evaluate; writes
+    """Build the indexes, search every query with each and with all fused (hybrid), evaluate; writes
     indexes/, runs/, report.json and config.json under config.output. For a folder of text files,
     which has no queries, only the indexes and config.json, and the result says how to search them."""
     from rankkit.eval.measures import evaluate, resolve_measures
-    from rankkit.index.dense import DenseIndex
-    from rankkit.retrieve.dense import DenseRetriever
 
     if is_text_folder(config.data):
         return _quickstart_text_folder(config)
     paths = collection(config.data, config.split)
     out = Path(config.output)
     queries, qrels = queries_and_qrels(paths)
-    indexes, encoder = _build_indexes(paths.corpus, paths.name, config)
-    bm25_dir, dense_dir = indexes["bm25"], indexes["dense"]
-    bm25 = BM25Retriever(bm25_dir)
-    dense = DenseRetriever(DenseIndex(dense_dir), encoder)
-    systems = {"bm25": bm25, "dense": dense, "hybrid": HybridRetriever([bm25, dense], config=config.fusion)}
+    indexes = _build_indexes(paths.corpus, paths.name, config)
+    query = DenseQuery(device=config.device, precision=config.precision)
+    systems = {kind: open_retriever([folder], query) for kind, folder in indexes.items()}
+    systems["hybrid"] = HybridRetriever(list(systems.values()), config=config.fusion)
     max_grade = max(g for judged in qrels.values() for g in judged.values())
     measures = resolve_measures(None, quickstart_measures(max_grade))
     evaluations = {}
@@ -172,6 +177,6 @@ def _quickstart_text_folder(config: QuickstartConfig) -> QuickstartResult:
         text_files(root)
     except RankkitError as exc:
         raise _text_folder_error(exc) from None
-    indexes, _ = _build_indexes(root, root.resolve().name, config)
+    indexes = _build_indexes(root, root.resolve().name, config)
     _write_config(config, root)
     return QuickstartResult(Path(config.output), indexes, search_commands=search_commands(indexes, example_query(root)))

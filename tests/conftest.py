@@ -71,6 +71,32 @@ def make_tiny_model(
     return folder
 
 
+def make_tiny_splade(folder: Path, seed: int = 0) -> Path:
+    """Save a 2-layer BERT masked-language model with random weights and MiniLM's tokenizer: a
+    SPLADE model. Its output bias of -4 leaves about 90 terms per sample passage and 10 per query
+    (at 0 every one of the 30,522 terms would get a weight)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_dir("default"))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        initializer_range=0.2,  # logits of about 1
+    )
+    model = BertForMaskedLM(config)
+    with torch.no_grad():
+        model.cls.predictions.bias.fill_(-4.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def make_spread_model(folder: Path) -> Path:
     """The tiny model with its transformer weights scaled up (and a wide init for a new scoring
     head), so that a randomly initialised cross-encoder scores passages far apart instead of within
@@ -157,6 +183,12 @@ def temp_leftovers(folder: Path) -> list[str]:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random bi-encoder folder (hidden size 32, mean pooling, normalised)."""
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_splade(tmp_path_factory) -> Path:
+    """A tiny random SPLADE model folder (see make_tiny_splade)."""
+    return make_tiny_splade(tmp_path_factory.mktemp("tiny-splade"))
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,11 @@ class GatedEngine:
         self.gate, self.entered = threading.Event(), threading.Event()
         self.batch_sizes: list[int] = []
         self.executors = {"dense": concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rankkit-dense")}
-        self.dense, self.bm25, self.reranker, self.reranker_record = object(), None, None, None
-        self.bm25_batch = self.rerank_batch = None
+        self.retrievers, self.reranker, self.reranker_record = {"dense": object()}, None, None
         self.modes, self.doc_texts = ["dense"], {}
+
+    def workers(self, batch_wait_s: float):
+        return {"dense": (self.dense_batch, batch_wait_s)}
 
     def dense_batch(self, items):
         self.batch_sizes.append(len(items))

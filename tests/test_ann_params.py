@@ -141,7 +141,7 @@ def test_serve_and_mine_pass_the_search_parameters_on(ivf_index, tiny_model, sam
 
     engine = SearchEngine(ServeConfig(indexes=(str(ivf_index),), texts=False, device="cpu", nprobe=3))
     try:
-        assert faiss.extract_index_ivf(engine.dense.index.index).nprobe == 3
+        assert faiss.extract_index_ivf(engine.retrievers["dense"].index.index).nprobe == 3
     finally:
         engine.close()
     recipe = MiningRecipe(

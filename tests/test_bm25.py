@@ -90,19 +90,21 @@ def test_query_without_matching_terms(bm25):
 def test_k1_and_b_change_scores(bm25_index, bm25):
     query = "what causes the phases of the moon"
     default = bm25.search(query, 10)
-    other = BM25Retriever(bm25_index, k1=2.0, b=1.0).search(query, 10)
+    other = BM25Retriever(bm25_index, BM25Params(k1=2.0, b=1.0)).search(query, 10)
     assert [h.score for h in default] != pytest.approx([h.score for h in other])
-    again = BM25Retriever(bm25_index, k1=BM25Params.k1, b=BM25Params.b).search(query, 10)
+    again = BM25Retriever(bm25_index, BM25Params()).search(query, 10)
     assert again == default
 
 
 def test_b_controls_length_normalisation(bm25_index):
     """'harpsichord' occurs once in s076 (49 words) and once in s077 (64 words): with b=0 length
     is ignored and both score the same; with b=1 the shorter document scores higher."""
-    flat = {h.docid: h.score for h in BM25Retriever(bm25_index, k1=1.2, b=0.0).search("harpsichord", 10)}
+    flat = {h.docid: h.score for h in BM25Retriever(bm25_index, BM25Params(k1=1.2, b=0.0)).search("harpsichord", 10)}
     assert set(flat) == {"s076", "s077"}
     assert flat["s076"] == pytest.approx(flat["s077"])
-    normalised = {h.docid: h.score for h in BM25Retriever(bm25_index, k1=1.2, b=1.0).search("harpsichord", 10)}
+    normalised = {
+        h.docid: h.score for h in BM25Retriever(bm25_index, BM25Params(k1=1.2, b=1.0)).search("harpsichord", 10)
+    }
     assert normalised["s076"] > normalised["s077"]
 
 
@@ -125,7 +127,7 @@ def test_dense_index_to_lucene_searcher(tmp_path, corpus, tiny_model):
     dense = tmp_path / "dense"
     build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
     with pytest.raises(RankkitError, match="not a BM25 one") as info:
-        open_lucene_searcher(dense, 0.9, 0.4)
+        open_lucene_searcher(dense)
     assert "Fix:" in str(info.value)
 
 
@@ -153,7 +155,7 @@ def test_open_retriever_chooses_bm25(bm25_index, tmp_path, corpus, tiny_model):
     assert isinstance(hybrid.retrievers[1], DenseRetriever)
     hits = hybrid.search("how does yeast make bread rise", 10)
     assert len(hits) == 10
-    expected = BM25Retriever(bm25_index, k1=1.5, b=0.6).search("how does yeast make bread rise", 10)
+    expected = BM25Retriever(bm25_index, BM25Params(k1=1.5, b=0.6)).search("how does yeast make bread rise", 10)
     assert hybrid.retrievers[0].search("how does yeast make bread rise", 10) == expected
 
 

@@ -98,7 +98,7 @@ def test_serve_engine_passes_the_options(two_gpus, dense_index):
     engine = SearchEngine(ServeConfig(indexes=(str(dense_index),), device="cpu", texts=False, gpu_shard=True))
     try:
         assert [(c.shard, c.fp16) for c in two_gpus] == [(True, False)]
-        assert len(engine.dense_batch([("how do stars form", 3)])[0]) == 3
+        assert len(engine.search_batch("dense", [("how do stars form", 3)])[0]) == 3
     finally:
         engine.close()
 

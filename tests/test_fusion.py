@@ -202,9 +202,10 @@ def test_hybrid_and_serve_fuse_alike():
     assert hybrid.weights == pytest.approx([0.7, 0.3])
     engine = SearchEngine.__new__(SearchEngine)  # the fusion step alone, nothing loaded
     engine.config = ServeConfig(fusion=config)
+    engine.retrievers = {"bm25": bm25, "dense": dense}
     assert engine.config.hybrid_depth == 2
     for qid in TOY_DENSE:
-        served = engine.fuse(TOY_DENSE[qid][:2], TOY_BM25[qid][:2], 2)
+        served = engine.fuse([TOY_BM25[qid][:2], TOY_DENSE[qid][:2]], 2)
         assert hybrid.search(qid, 2) == served
     assert dense.asked == bm25.asked == [2, 2]  # the depth each, as the server asks
     assert hybrid.batch_search({"a": "q1", "b": "q2"}, 2) == {"a": hybrid.search("q1", 2), "b": hybrid.search("q2", 2)}

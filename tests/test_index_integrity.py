@@ -130,7 +130,7 @@ def test_document_count_that_disagrees(built_dense, built_bm25, tmp_path):
     bm25 = _copy(built_bm25, tmp_path)
     _edit_manifest(bm25, count=79)
     with pytest.raises(RankkitError, match="the manifest says 79 documents, but the Lucene index holds 80"):
-        open_lucene_searcher(bm25, 0.9, 0.4)
+        open_lucene_searcher(bm25)
 
 
 @pytest.mark.parametrize("damage", ["segment missing", "segment truncated", "segment garbage", "lucene missing"])
@@ -153,7 +153,7 @@ def test_damaged_bm25_index(built_bm25, tmp_path, damage):
     assert str(named) in str(info.value) and "rebuild" in str(info.value)
     if damage != "segment garbage":
         with pytest.raises(RankkitError, match="rebuild"):
-            open_lucene_searcher(folder, 0.9, 0.4)
+            open_lucene_searcher(folder)
 
 
 def test_lucene_errors_are_caught_at_the_boundary(built_bm25, tmp_path):
@@ -167,7 +167,7 @@ def test_lucene_errors_are_caught_at_the_boundary(built_bm25, tmp_path):
     for segment in (folder / "lucene").glob("segments_*"):
         segment.unlink()
     with pytest.raises(RankkitError, match="lucene: Lucene cannot open it.*rebuild"):
-        open_lucene_searcher(folder, 0.9, 0.4)
+        open_lucene_searcher(folder)
 
 
 def test_manifest_that_records_no_files_is_refused(built_dense, tmp_path):

@@ -349,7 +349,7 @@ def test_shard_options_that_belong_to_the_merge(tmp_path, corpus, tiny_model):
         tmp_path / "sample",
         "--shard",
         "0/2",
-        expect="only dense indexes are encoded in shards",
+        expect="--shard does not apply to a bm25 index",
     )
 
 

@@ -322,7 +322,7 @@ def test_page_names_the_default_mode():
     from rankkit.serve.page import SEARCH_PAGE
 
     assert '<option value="">default</option>' not in SEARCH_PAGE
-    assert "default (dense, else bm25)" in SEARCH_PAGE  # before /health answers
+    assert "default (the first index)" in SEARCH_PAGE  # before /health answers
 
 
 def test_page_labels_the_servers_modes(tmp_path):

@@ -106,20 +106,23 @@ class ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory, tiny_model):
+def servers(tmp_path_factory, tiny_model, tiny_splade):
     """Three servers of the sample, started as soon as their indexes exist so that start-ups
-    overlap: `main` (dense index with the tiny model, BM25 index, tiny cross-encoder, API key);
+    overlap: `main` (dense index with the tiny model, BM25 index, SPLADE index with the tiny
+    SPLADE model, tiny cross-encoder, API key);
     `small` (dense only, --max-queue 1 --batch-max 1, a small body limit, a 1 s --client-timeout,
     no key); `doomed` (dense + BM25, for the shutdown test)."""
     from rankkit.encode import BiEncoder
     from rankkit.encode.crossencoder import CrossEncoder
+    from rankkit.encode.splade import SpladeEncoder
     from rankkit.index.bm25 import build_bm25_index
     from rankkit.index.dense import build_dense_index
+    from rankkit.index.splade import build_splade_index
 
     root = tmp_path_factory.mktemp("serve")
     corpus = SAMPLE_DIR / "collection.tsv"
-    dense, bm25, reranker = root / "dense", root / "bm25", root / "reranker"
-    INDEXES.update(dense=dense, bm25=bm25, reranker=reranker)
+    dense, bm25, splade, reranker = root / "dense", root / "bm25", root / "splade", root / "reranker"
+    INDEXES.update(dense=dense, bm25=bm25, splade=splade, reranker=reranker)
     started: dict[str, ServerProcess] = {}
     try:
         build_dense_index(corpus, dense, BiEncoder(tiny_model, device="cpu"))
@@ -139,10 +142,11 @@ def servers(tmp_path_factory, tiny_model):
             root / "small.log",
         )
         build_bm25_index(corpus, bm25)
+        build_splade_index(corpus, splade, SpladeEncoder(tiny_splade, device="cpu"))
         CrossEncoder(tiny_model, device="cpu").save(reranker)
         DevRecord("nDCG@10", 0.5, 0.6, 8, "bm25.trec").write(reranker)  # a reranker worse than its first stage
         started["main"] = ServerProcess(
-            ["--index", str(dense), "--index", str(bm25), "--reranker", str(reranker), "--api-key", KEY],
+            ["-i", str(dense), "-i", str(bm25), "-i", str(splade), "--reranker", str(reranker), "--api-key", KEY],
             root / "main.log",
         )
         started["doomed"] = ServerProcess(["--index", str(dense), "--index", str(bm25)], root / "doomed.log")
@@ -207,7 +211,7 @@ def test_health_needs_no_key(main_server):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "modes": ["dense", "bm25", "hybrid"],
+        "modes": ["dense", "bm25", "splade", "hybrid"],
         "reranker": True,
         "reranker_dev": {"measure": "nDCG@10", "reranker": 0.5, "first_stage": 0.6, "queries": 8, "improves": False},
         "documents": 80,
@@ -223,7 +227,7 @@ def test_serve_without_a_reranker_reports_no_dev_record(servers):
     assert httpx.get(servers["doomed"].url + "/health").json()["reranker_dev"] is None
 
 
-@pytest.mark.parametrize("mode", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("mode", ["bm25", "dense", "splade", "hybrid"])
 def test_search_each_mode(http, mode, collection):
     response = http.post("/search", json={"query": SKY, "k": 7, "mode": mode})
     assert response.status_code == 200, response.text
@@ -550,7 +554,7 @@ def test_mode_not_loaded(servers):
     error = assert_error(
         httpx.post(servers["small"].url + "/search", json={"query": SKY, "mode": "bm25"}), 400, "mode_unavailable"
     )
-    assert "-i DENSE_INDEX -i BM25_INDEX" in error["fix"]
+    assert "-i INDEX for each index to serve" in error["fix"]
     assert_error(
         httpx.post(servers["small"].url + "/rerank", json={"query": SKY, "passages": [{"text": "x"}]}),
         400,
@@ -1153,9 +1157,9 @@ def assert_refused(done: subprocess.CompletedProcess, *words: str) -> None:
         assert word in done.stderr, done.stderr
 
 
-def test_serve_refuses_two_indexes_of_one_kind_before_binding(servers):
+def test_serve_refuses_an_index_given_twice_before_binding(servers):
     done = serve_cli("-i", str(INDEXES["dense"]), "-i", str(INDEXES["dense"]), "--port", str(free_port()))
-    assert_refused(done, "are both dense indexes; a server serves one index of each kind", "Fix")
+    assert_refused(done, "given twice with -i", "Fix: pass each index once")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import socket
 
 import pytest
@@ -15,7 +16,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rankkit.errors import RankkitError  # noqa: E402
-from rankkit.index.integrity import REQUIRED_FILES  # noqa: E402
+from rankkit.index.kinds import index_kind  # noqa: E402
 from rankkit.index.manifest import CorpusInfo, Manifest  # noqa: E402
 from rankkit.serve.app import Server, create_app, is_json_media_type  # noqa: E402
 from rankkit.serve.config import ServeConfig  # noqa: E402
@@ -82,7 +83,7 @@ def test_check_api_key_accepts():
 def write_manifest(folder, kind: str) -> None:
     """A manifest over placeholder files of the kind's layout (what check_startup checks)."""
     folder.mkdir()
-    for name in REQUIRED_FILES[kind]:
+    for name in index_kind(kind).required_files:
         (folder / name).mkdir() if name == "lucene" else (folder / name).write_text("x")
     if kind == "bm25":
         (folder / "lucene" / "segments_1").write_text("x")
@@ -113,11 +114,21 @@ def test_check_port_refuses_a_port_in_use():
     check_port("127.0.0.1", port)  # free again
 
 
-def test_check_startup_refuses_two_indexes_of_one_kind(tmp_path):
-    write_manifest(tmp_path / "a", "dense")
-    write_manifest(tmp_path / "b", "dense")
-    with pytest.raises(RankkitError, match=r"are both dense indexes; a server serves one index of each kind"):
-        check_startup(ServeConfig(indexes=(str(tmp_path / "a"), str(tmp_path / "b"))))
+def test_two_indexes_of_one_kind_are_two_modes_and_one_folder_twice_is_refused(tmp_path):
+    for name, kind in (("a", "dense"), ("b", "dense"), ("c", "bm25")):
+        write_manifest(tmp_path / name, kind)
+    folders = [str(tmp_path / name) for name in "abc"]
+    assert ServeConfig(indexes=tuple(folders)).index_modes == {
+        "dense:a": folders[0],
+        "dense:b": folders[1],
+        "bm25": folders[2],
+    }
+    with pytest.raises(RankkitError, match=r"c: given twice with -i. Fix: pass each index once"):
+        check_startup(ServeConfig(indexes=(folders[2], folders[2])))
+    (tmp_path / "other").mkdir()
+    shutil.copytree(tmp_path / "a", tmp_path / "other" / "a")
+    with pytest.raises(RankkitError, match=r"would both be served as the mode 'dense:a'. Fix: pass each index once"):
+        check_startup(ServeConfig(indexes=(folders[0], str(tmp_path / "other" / "a"))))
 
 
 def test_security_headers_keep_a_policy_the_response_set():

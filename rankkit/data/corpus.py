@@ -168,6 +168,18 @@ def read_corpus_rows(
     return documents if rows is None else islice(documents, rows.start, rows.stop)
 
 
+def document_chunks(docs: Iterable[Document], size: int) -> Iterator[list[Document]]:
+    """`docs` in lists of `size` (the last one shorter): what an index encodes at a time."""
+    chunk: list[Document] = []
+    for doc in docs:
+        chunk.append(doc)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def read_doc_texts(
     path: str | Path, fmt: CorpusFormat | None = None, docids: Collection[str] | None = None
 ) -> dict[str, str]:

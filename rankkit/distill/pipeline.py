@@ -118,9 +118,9 @@ def gather_candidates(
     """Each query's candidates (top `depth`) and the texts of every document they name."""
     if config.candidates or config.index or isinstance(teacher, RunTeacher):
         if config.index:
-            from rankkit.retrieve import open_retriever
+            from rankkit.retrieve import DenseQuery, open_retriever
 
-            retriever = open_retriever([config.index], device=config.device)
+            retriever = open_retriever([config.index], DenseQuery(device=config.device))
             run, source = retriever.batch_search(queries, config.depth), retriever.name
         elif config.candidates:
             run, source = read_run(config.candidates), Path(config.candidates).name

@@ -14,6 +14,7 @@ from rankkit.index.integrity import check_count, check_sizes, index_error
 from rankkit.index.java import configure_java, start_jvm
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
+from rankkit.retrieve.options import BM25Params
 
 LUCENE_DIR = "lucene"
 BATCH = 10_000
@@ -30,8 +31,8 @@ def _pyserini_indexer() -> Any:
 
 class LuceneBM25Searcher:
     """Anserini's SimpleSearcher over a Lucene index, called exactly as pyserini's LuceneSearcher
-    calls it for a plain query string (no fields, no query generator, no RM3): `search` and
-    `batch_search` return Anserini's hits (ScoredDoc: docid, score, ...), best first."""
+    calls it for a plain query string (no fields, no query generator): `search` and `batch_search`
+    return Anserini's hits (ScoredDoc: docid, score, ...), best first."""
 
     def __init__(self, index_dir: str):
         start_jvm()
@@ -43,6 +44,11 @@ class LuceneBM25Searcher:
 
     def set_bm25(self, k1: float, b: float) -> None:
         self.object.set_bm25(float(k1), float(b))
+
+    def set_rm3(self, fb_terms: int, fb_docs: int, original_query_weight: float) -> None:
+        """RM3 feedback over the stored document vectors, as pyserini's LuceneSearcher.set_rm3
+        sets it for an index with term vectors (rankkit's BM25 indexes store them)."""
+        self.object.set_rm3(None, int(fb_terms), int(fb_docs), float(original_query_weight), False, True)
 
     def search(self, query: str, k: int = 10) -> list[Any]:
         return list(self.object.search(query, int(k)))
@@ -119,8 +125,8 @@ def _check_committed(out: str | Path, lucene: Path, count: int) -> None:
         )
 
 
-def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> LuceneBM25Searcher:
-    """A searcher over a rankkit BM25 index folder, with BM25(k1, b)."""
+def open_lucene_searcher(folder: str | Path, params: BM25Params = BM25Params()) -> LuceneBM25Searcher:
+    """A searcher over a rankkit BM25 index folder, with BM25(k1, b) and RM3 as `params` say."""
     manifest = Manifest.read(folder)
     if manifest.kind != "bm25":
         raise RankkitError(f"{folder}: a {manifest.kind} index, not a BM25 one. Fix: pass a BM25 index")
@@ -132,5 +138,7 @@ def open_lucene_searcher(folder: str | Path, k1: float, b: float) -> LuceneBM25S
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise index_error(folder, manifest, LUCENE_DIR, f"Lucene cannot open it ({reason})") from None
     check_count(folder, manifest, searcher.num_docs, "the Lucene index")
-    searcher.set_bm25(float(k1), float(b))
+    searcher.set_bm25(params.k1, params.b)
+    if params.rm3:
+        searcher.set_rm3(params.rm3_fb_terms, params.rm3_fb_docs, params.rm3_original_query_weight)
     return searcher

@@ -18,14 +18,13 @@ from typing import Iterator
 import faiss
 import numpy as np
 
-from rankkit.data.corpus import CorpusFormat, Document, detect_corpus_format, read_corpus_rows
+from rankkit.data.corpus import CorpusFormat, detect_corpus_format, document_chunks, read_corpus_rows
 from rankkit.data.files import atomic_dir
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.faiss_device import GpuOptions, to_cpu, to_search_device
 from rankkit.index.integrity import (
-    SHARD_KIND,
     VECTOR_CHUNK,
     check_checksums,
     check_count,
@@ -35,7 +34,7 @@ from rankkit.index.integrity import (
     index_error,
     row_chunks,
 )
-from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
+from rankkit.index.manifest import SHARD_KIND, CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
 INDEX_FILE = "index.faiss"
@@ -66,17 +65,6 @@ class DenseBuildConfig:
     seed: int = 0
 
 
-def _chunks(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
-    chunk: list[Document] = []
-    for doc in docs:
-        chunk.append(doc)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def encode_corpus(
     corpus: str | Path, fmt: CorpusFormat, encoder: BiEncoder, folder: Path, chunk_size: int, rows: range | None = None
 ) -> int:
@@ -90,7 +78,7 @@ def encode_corpus(
         open(folder / DOCIDS_FILE, "w", encoding="utf-8") as ids,
         corpus_bar(corpus_size(corpus, fmt, rows)[1], "encoding corpus", "char") as progress,
     ):
-        for chunk in _chunks(read_corpus_rows(corpus, fmt, rows, word_ids=True), chunk_size):
+        for chunk in document_chunks(read_corpus_rows(corpus, fmt, rows, word_ids=True), chunk_size):
             if any("\n" in d.docid for d in chunk):
                 raise RankkitError("a docid contains a newline. Fix: use single-line document ids")
             texts = [d.contents for d in chunk]

@@ -15,28 +15,16 @@ import numpy as np
 
 from rankkit.data.files import not_a_file, sha256_file
 from rankkit.errors import RankkitError
-from rankkit.index.manifest import Manifest, shard_name, shard_of
+from rankkit.index.kinds.registry import build_command, registered
+from rankkit.index.manifest import Manifest
 
 VECTOR_CHUNK = 50_000  # vectors checked at a time: memory-mapped files stream
-SHARD_KIND = "dense-shard"  # one shard of a dense index's embeddings (see shards.py)
-REQUIRED_FILES = {
-    "dense": ("index.faiss", "docids.txt"),
-    "bm25": ("lucene",),
-    SHARD_KIND: ("embeddings.f32", "docids.txt"),
-}
 
 
 def rebuild_fix(folder: str | Path, manifest: Manifest) -> str:
     """The fix for a damaged index: the build command that makes it again."""
-    folder = Path(folder)
-    kind, name, options = manifest.kind, folder.name, ""
-    if kind == "dense":
-        options = f" --factory {manifest.index_type} --model {manifest.model}"
-    elif kind == SHARD_KIND:
-        shard = shard_of(manifest)
-        kind, name = "dense", name.removesuffix(shard_name("", shard))
-        options = f" --model {manifest.model} --shard {shard}"
-    command = f"rankkit index build {manifest.corpus.path} --kind {kind} -o {folder.parent / name} --overwrite{options}"
+    kind = registered().get(manifest.kind)
+    command = (kind.rebuild if kind else build_command)(Path(folder), manifest)
     return f"Fix: rebuild the index ({command})"
 
 
@@ -48,14 +36,15 @@ def index_error(folder: str | Path, manifest: Manifest, file: str | None, proble
 def check_layout(folder: str | Path, manifest: Manifest) -> None:
     """The files the manifest's kind needs are present (a dense manifest over a Lucene folder is caught)."""
     folder = Path(folder)
-    if manifest.kind not in REQUIRED_FILES:
+    kinds = registered()
+    if manifest.kind not in kinds:
         raise index_error(folder, manifest, "manifest.json", f"unknown index kind {manifest.kind!r}")
-    for name in REQUIRED_FILES[manifest.kind]:
+    for name in kinds[manifest.kind].required_files:
         if not (folder / name).exists():
             others = [
-                kind
-                for kind, names in REQUIRED_FILES.items()
-                if kind != manifest.kind and all((folder / n).exists() for n in names)
+                other.name
+                for other in kinds.values()
+                if other.name != manifest.kind and all((folder / n).exists() for n in other.required_files)
             ]
             hint = f" (the folder holds the files of a {others[0]} index)" if others else ""
             raise index_error(

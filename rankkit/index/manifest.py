@@ -14,6 +14,7 @@ from rankkit.data.files import atomic_write, not_a_file, sha256_file
 from rankkit.errors import RankkitError
 
 MANIFEST = "manifest.json"
+SHARD_KIND = "dense-shard"  # the kind of one shard of a dense index's embeddings (see shards.py)
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from rankkit.index.dense import (
     source_fields,
     write_dense_index,
 )
-from rankkit.index.integrity import SHARD_KIND, check_sizes, index_error
-from rankkit.index.manifest import CorpusInfo, Manifest, Shard, is_index_folder, shard_of
+from rankkit.index.integrity import check_sizes, index_error
+from rankkit.index.manifest import SHARD_KIND, CorpusInfo, Manifest, Shard, is_index_folder, shard_of
 from rankkit.index.progress import corpus_size
 
 SHARD_PATTERN = re.compile(r"(\d+)/(\d+)")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rankkit.index.integrity import SHARD_KIND, check_checksums, check_sizes
+from rankkit.index.integrity import check_checksums, check_sizes
+from rankkit.index.kinds import index_kind
 from rankkit.index.manifest import Manifest
 
 
@@ -18,29 +19,18 @@ class VerifyReport:
     files_checked: int = 0
     checksums: bool = True  # every recorded file's SHA-256 was compared (always, since check_sizes refuses none)
     notes: list[str] = field(default_factory=list)
+    verified: str = ""  # what the kind checked beyond the files (e.g. "vectors finite"), when it noted nothing
 
 
 def verify(folder: str | Path) -> VerifyReport:
-    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it,
-    compare its document count with the manifest's and check its stored vectors are finite.
+    """Check an index fully: layout, sizes and SHA-256 of every recorded file, then open it as its
+    kind does, comparing what it holds (documents, vectors) with the manifest.
     Raises RankkitError on the first problem."""
     folder = Path(folder)
     manifest = Manifest.read(folder)
     check_sizes(folder, manifest)
     report = VerifyReport(folder, manifest.kind, files_checked=check_checksums(folder, manifest))
-    if manifest.kind == "dense":
-        from rankkit.index.dense import DenseIndex, check_stored_vectors
-
-        DenseIndex(folder)  # reads the FAISS file and docids, checks both counts
-        report.notes += check_stored_vectors(folder, manifest)
-    elif manifest.kind == SHARD_KIND:
-        from rankkit.index.dense import check_stored_vectors
-        from rankkit.index.shards import read_shard
-
-        read_shard(folder)  # checks the counts of docids and vectors
-        report.notes += check_stored_vectors(folder, manifest)
-    else:
-        from rankkit.index.bm25 import open_lucene_searcher
-
-        open_lucene_searcher(folder, 0.9, 0.4)  # opens the Lucene segments, checks the count
+    kind = index_kind(manifest.kind, folder)
+    report.notes += kind.verify(folder, manifest)
+    report.verified = "" if report.notes else kind.verified
     return report

@@ -3,13 +3,13 @@ order. `rankkit mine` is this recipe's options; rankkit.mining.run carries it ou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from rankkit.data.collection import collection_files, required_files
 from rankkit.mining.export import ExportFormat
 from rankkit.options import Output, option, same_option
-from rankkit.retrieve.options import DenseQuery
+from rankkit.retrieve.options import BM25Params, DenseQuery
 from rankkit.train.config import Schedule
 
 DATA_HELP = (
@@ -36,6 +36,7 @@ class MiningRecipe(DenseQuery):
     indexes: tuple[str, ...] = option((), "Index folder to mine from (repeatable).", flags=("--index", "-i"))
     runs: tuple[str, ...] = option((), "Existing TREC run to mine from (repeatable).", flags=("--run",))
     depth: int = option(200, "Candidates retrieved per query from each index.", low=1)
+    bm25: BM25Params = field(default_factory=BM25Params)  # a BM25 index's k1, b and RM3
     min_rank: int = option(1, "Window: first rank kept.", low=1)
     max_rank: int = option(200, "Window: last rank kept.", low=1)
     count: int = option(8, "Negatives kept per query.", low=1)

@@ -7,8 +7,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.files import atomic_write
 from rankkit.data.qrels import read_qrels
@@ -80,14 +78,14 @@ def _candidates(recipe: MiningRecipe, queries: dict[str, str]) -> tuple[Candidat
             f"the window ends at rank {recipe.max_rank} but only {recipe.depth} candidates are "
             f"retrieved. Fix: pass --depth {recipe.max_rank} or a smaller --max-rank"
         )
-    sources, encoders = [], {}
+    sources, scorers = [], []
     for folder in recipe.indexes:
-        retriever = open_retriever([folder], recipe)
+        retriever = open_retriever([folder], recipe, recipe.bm25)
         sources.append(candidates_from_retriever(retriever, queries, recipe.depth))
-        if hasattr(retriever, "encoder"):
-            encoders[retriever.name] = retriever.encoder
+        if hasattr(retriever, "score_pairs"):  # a model-encoded index scores any pair as its search does
+            scorers.append(retriever)
     sources += [candidates_from_run(read_run(path), Path(path).name) for path in recipe.runs]
-    return merge_candidates(*sources), encoders
+    return merge_candidates(*sources), scorers
 
 
 def run_mining(recipe: MiningRecipe) -> MinedSet:
@@ -101,14 +99,13 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     qrels = read_qrels(files["qrels"])
     # only judged queries can be mined: the others (e.g. a BEIR folder's dev queries) are not retrieved
     queries = {qid: text for qid, text in read_queries(files["queries"]).items() if qid in qrels}
-    candidates, encoders = _candidates(recipe, queries)
+    candidates, scorers = _candidates(recipe, queries)
     needed = {c.docid for found in candidates.values() for c in found} | {d for j in qrels.values() for d in j}
     doc_texts = read_doc_texts(files["corpus"], docids=needed)
     positive_scores = None
-    if encoders and len(recipe.indexes) == 1 and not recipe.runs:
-        # a dense source scores positives exactly, even those it did not retrieve
-        encoder = next(iter(encoders.values()))
-        positive_scores = dense_positive_scores(encoder, queries, qrels, doc_texts, recipe.min_grade)
+    if scorers and len(recipe.indexes) == 1 and not recipe.runs:
+        # a dense or SPLADE source scores positives exactly, even those it did not retrieve
+        positive_scores = best_positive_scores(scorers[0], queries, qrels, doc_texts, recipe.min_grade)
     positive_teacher = None
     if recipe.teacher is not None:
         from rankkit.encode.crossencoder import CrossEncoder
@@ -141,16 +138,16 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
     return mined
 
 
-def dense_positive_scores(
-    encoder, queries: dict[str, str], qrels: dict, doc_texts: dict[str, str], min_grade: int
+def best_positive_scores(
+    scorer, queries: dict[str, str], qrels: dict, doc_texts: dict[str, str], min_grade: int
 ) -> dict[str, float]:
-    """Each query's best positive score under a bi-encoder (dot product of normalised embeddings)."""
+    """Each query's best positive score under a retriever's own scoring (`score_pairs`: a dense
+    index's dot product, a SPLADE index's impact product)."""
     pairs = [(qid, d) for qid in queries for d, g in qrels.get(qid, {}).items() if g >= min_grade and d in doc_texts]
     if not pairs:
         return {}
-    q_vectors = encoder.encode([queries[qid] for qid, _ in pairs], role="query")
-    d_vectors = encoder.encode([doc_texts[d] for _, d in pairs])
+    scores = scorer.score_pairs([queries[qid] for qid, _ in pairs], [doc_texts[d] for _, d in pairs])
     best: dict[str, float] = {}
-    for (qid, _), score in zip(pairs, np.sum(q_vectors * d_vectors, axis=1)):
+    for (qid, _), score in zip(pairs, scores):
         best[qid] = max(best.get(qid, float("-inf")), float(score))
     return best

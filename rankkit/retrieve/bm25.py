@@ -1,4 +1,4 @@
-"""BM25 retrieval over a Lucene index (pyserini's LuceneSearcher)."""
+"""BM25 retrieval (with RM3 when asked) over a Lucene index (pyserini's LuceneSearcher)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _too_many_terms(exc: Exception, qid: str | None = None) -> RankkitError | No
 
 
 class BM25Retriever:
-    def __init__(self, folder: str | Path, k1: float = BM25Params.k1, b: float = BM25Params.b, threads: int = 2):
-        self.searcher = open_lucene_searcher(folder, k1, b)
+    def __init__(self, folder: str | Path, params: BM25Params = BM25Params(), threads: int = 2):
+        self.searcher = open_lucene_searcher(folder, params)
         self.threads = threads
         self.name = f"bm25:{Path(folder).name}"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
+
 from rankkit.data.runs import Hit, Run
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
@@ -50,6 +52,11 @@ class DenseRetriever:
         index = DenseIndex(folder, search_params, gpu)
         model = model or index.manifest.query_model or index.manifest.model
         return cls(index, BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt))
+
+    def score_pairs(self, queries: list[str], passages: list[str]) -> list[float]:
+        """Each (query, passage)'s score as search computes it: the dot product of their embeddings."""
+        q_vectors = self.encoder.encode(queries, role="query")
+        return np.sum(q_vectors * self.encoder.encode(passages), axis=1).tolist()
 
     def search(self, query: str, k: int = 10) -> list[Hit]:
         return self.index.search(self.encoder.encode([check_query(query)], role="query"), check_k(k))[0]

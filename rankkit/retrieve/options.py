@@ -1,11 +1,14 @@
-"""The option groups of searching an index: dense query settings and BM25's parameters."""
+"""The option groups of searching an index (dense query settings, BM25's parameters and RM3), and
+QueryOptions, the groups a command hands to every index it opens."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rankkit.options import Runtime, option
+
+Group = TypeVar("Group")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,3 +55,19 @@ class BM25Params:
 
     k1: float = option(0.9, "BM25 k1: term-frequency saturation.", low=0)
     b: float = option(0.4, "BM25 b: document-length normalisation.", low=0, high=1)
+    rm3: bool = option(False, "BM25: expand each query with RM3 pseudo-relevance feedback (pyserini's RM3).")
+    rm3_fb_terms: int = option(10, "RM3: expansion terms taken from the feedback documents.", low=1)
+    rm3_fb_docs: int = option(10, "RM3: top documents used as feedback.", low=1)
+    rm3_original_query_weight: float = option(0.5, "RM3: weight of the original query terms.", low=0, high=1)
+
+
+class QueryOptions:
+    """The query option groups a command was given (DenseQuery, BM25Params, ...): each index kind
+    takes the group it needs, or that group's defaults when the command has none. A config that
+    inherits a group (a MiningRecipe is a DenseQuery) counts as that group."""
+
+    def __init__(self, *groups: Any):
+        self.groups = groups
+
+    def get(self, group: type[Group]) -> Group:
+        return next((given for given in self.groups if isinstance(given, group)), None) or group()

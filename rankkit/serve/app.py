@@ -22,11 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from rankkit.data.runs import Hit
 from rankkit.encode.dev_record import DevRecord
 from rankkit.errors import RankkitError
+from rankkit.index.kinds import registered
 from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
 from rankkit.serve.config import ServeConfig
 from rankkit.serve.docs import add_docs
-from rankkit.serve.engine import SearchEngine
+from rankkit.serve.engine import HYBRID, SearchEngine
 from rankkit.serve.errors import ApiError, error_response
 from rankkit.serve.metrics import Metrics
 from rankkit.serve.openapi import document_api
@@ -219,10 +220,6 @@ def _validation_error(exc: RequestValidationError) -> JSONResponse:
         )
     if kind == "missing":
         return error_response(422, "missing_field", f"field {where!r} is required", "add it; see /docs")
-    if kind == "literal_error" and where.endswith("mode"):
-        return error_response(
-            422, "unknown_mode", f"unknown mode {first.get('input')!r}", "use one of bm25, dense, hybrid"
-        )
     return error_response(
         422, "invalid_field", f"{where or 'body'}: {first.get('msg')}", "send the field with the type /docs shows"
     )
@@ -237,34 +234,17 @@ class Server:
         self.batchers: dict[str, MicroBatcher] = {}
 
     def start(self, engine: SearchEngine) -> None:
-        # only dense encoding gains from waiting for company; BM25 and rerank batch what queued
-        # while their worker was busy (measured in benchmarks/results/serve_load.md: a 3 ms wait
-        # tripled BM25's 1-client latency and lowered its 16-client throughput)
-        waits = {
-            "dense": self.config.batch_wait_ms / 1000,
-            "bm25": 0.0,
-            "rerank": 0.0,
-            "sentiment": self.config.batch_wait_ms / 1000,
-        }
-        work = {
-            "dense": (engine.dense, engine.dense_batch),
-            "bm25": (engine.bm25, engine.bm25_batch),
-            "rerank": (engine.reranker, engine.rerank_batch),
-            # an engine without the attribute (a test double, say) serves no sentiment
-            "sentiment": (getattr(engine, "sentiment", None), getattr(engine, "sentiment_batch", None)),
-        }
-        for name, (loaded, process) in work.items():
-            if loaded is not None:
-                batcher = MicroBatcher(
-                    process,
-                    engine.executors[name],
-                    self.config.batch_max,
-                    waits[name],
-                    self.config.max_queue,
-                    self.metrics.observe_batch,
-                )
-                batcher.start()
-                self.batchers[name] = batcher
+        for name, (process, wait_s) in engine.workers(self.config.batch_wait_ms / 1000).items():
+            batcher = MicroBatcher(
+                process,
+                engine.executors[name],
+                self.config.batch_max,
+                wait_s,
+                self.config.max_queue,
+                self.metrics.observe_batch,
+            )
+            batcher.start()
+            self.batchers[name] = batcher
         self.engine = engine
 
     def ready_engine(self) -> SearchEngine:
@@ -329,17 +309,21 @@ class Server:
     def choose_mode(self, engine: SearchEngine, mode: str | None) -> str:
         if not engine.modes:  # a server for /sentiment only
             raise ApiError(
-                400, "no_index", "this server loaded no index", "start it with -i INDEX (a dense and/or a BM25 index)"
+                400, "no_index", "this server loaded no index", "start it with -i INDEX (any number of indexes)"
             )
         mode = mode or engine.modes[0]
-        if mode not in engine.modes:
+        if mode in engine.modes:
+            return mode
+        if mode == HYBRID or mode.partition(":")[0] in registered():
             raise ApiError(
                 400,
                 "mode_unavailable",
                 f"mode {mode!r} needs an index this server did not load (available: {', '.join(engine.modes)})",
-                "use an available mode, or start the server with -i DENSE_INDEX -i BM25_INDEX",
+                "use an available mode, or start the server with -i INDEX for each index to serve",
             )
-        return mode
+        raise ApiError(
+            422, "unknown_mode", f"unknown mode {mode!r}", f"use one of this server's modes: {', '.join(engine.modes)}"
+        )
 
     async def search(self, request: SearchRequest) -> SearchResponse:
         engine = self.ready_engine()
@@ -359,10 +343,10 @@ class Server:
                     "start the server with the index's corpus file in place and texts on",
                 )
         depth = max(request.k, request.rerank_depth if request.rerank else 0)
-        if mode == "hybrid":
+        if mode == HYBRID:
             pool = max(depth, self.config.hybrid_depth)
-            dense, bm25 = await asyncio.gather(self.submit("dense", (query, pool)), self.submit("bm25", (query, pool)))
-            hits: list[Hit] = engine.fuse(dense, bm25, depth)
+            lists = await asyncio.gather(*(self.submit(each, (query, pool)) for each in engine.retrievers))
+            hits: list[Hit] = engine.fuse(lists, depth)
         else:
             hits = await self.submit(mode, (query, depth))
         if request.rerank:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from rankkit.errors import RankkitError
 from rankkit.options import option
 from rankkit.retrieve.fusion import FusionConfig
-from rankkit.retrieve.options import DenseQuery
+from rankkit.retrieve.options import BM25Params, DenseQuery, QueryOptions
 
 API_KEY_ENV = "RANKKIT_API_KEY"
 
@@ -64,11 +66,12 @@ class ServeLimits:
 
 @dataclass(frozen=True, kw_only=True)
 class ServeConfig(ServeLimits, DenseQuery):
-    """A server: its indexes (one of each kind), models, address and limits."""
+    """A server: its indexes (any number, of any kinds), models, address and limits."""
 
     indexes: tuple[str, ...] = option(
         (),
-        "Index folder to serve (repeatable: one dense and one BM25 index; each index's manifest says its kind).",
+        "Index folder to serve (repeatable: each is a search mode, and two or more are also fused as "
+        "the mode hybrid; each index's manifest says its kind).",
         flags=("--index", "-i"),
     )
     reranker: str | None = option(None, "Cross-encoder folder for reranking (/rerank, rerank: true).")
@@ -83,24 +86,37 @@ class ServeConfig(ServeLimits, DenseQuery):
     )
     texts: bool = option(True, "Load passage texts (needed for text in results and reranking).")
     fusion: FusionConfig = field(default_factory=FusionConfig)  # hybrid: the same fusion as `rankkit search`
+    bm25: BM25Params = field(default_factory=BM25Params)  # a BM25 index's k1, b and RM3
 
     @property
     def hybrid_depth(self) -> int:
         """Hits each retriever contributes to a hybrid query (as in `rankkit search`)."""
         return self.fusion.depth
 
+    def query_options(self) -> QueryOptions:
+        """The query option groups every served index takes its own from (as `rankkit search`'s)."""
+        return QueryOptions(self, self.bm25)
+
     @functools.cached_property
-    def index_by_kind(self) -> dict[str, str]:
-        """The served index folders by kind (dense, bm25), as their manifests say; two of one kind are refused."""
+    def index_modes(self) -> dict[str, str]:
+        """The served index folders by search mode: an index's kind when it is the only one of its
+        kind, else KIND:FOLDER_NAME. A folder given twice is refused."""
         from rankkit.index.manifest import Manifest
 
-        found: dict[str, str] = {}
+        given: set[Path] = set()
         for folder in self.indexes:
-            kind = Manifest.read(folder).kind
-            if kind in found:
+            if Path(folder).resolve() in given:
+                raise RankkitError(f"{folder}: given twice with -i. Fix: pass each index once")
+            given.add(Path(folder).resolve())
+        kinds = [(folder, Manifest.read(folder).kind) for folder in self.indexes]
+        of_kind = Counter(kind for _, kind in kinds)
+        modes: dict[str, str] = {}
+        for folder, kind in kinds:
+            mode = kind if of_kind[kind] == 1 else f"{kind}:{Path(folder).name}"
+            if mode in modes:
                 raise RankkitError(
-                    f"{found[kind]} and {folder} are both {kind} indexes; a server serves one index "
-                    "of each kind. Fix: pass one dense and/or one BM25 index with -i"
+                    f"{modes[mode]} and {folder} would both be served as the mode {mode!r}. "
+                    "Fix: pass each index once, from folders with different names"
                 )
-            found[kind] = folder
-        return found
+            modes[mode] = folder
+        return modes

@@ -1,20 +1,27 @@
 """The search engine behind the HTTP API: the loaded indexes and models, and the work each
-endpoint needs, done in worker threads (one per kind of work), micro-batched."""
+endpoint needs, done in worker threads (one per served index, one for the reranker, one for
+sentiment), micro-batched."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.runs import Hit
 from rankkit.encode.dev_record import DevRecord
+from rankkit.index.kinds import kind_of, open_index
 from rankkit.index.manifest import Manifest
+from rankkit.retrieve.base import Retriever
 from rankkit.retrieve.fusion import fuse, fusion_weights
+from rankkit.retrieve.hybrid import retriever_kind
 from rankkit.serve.config import ServeConfig
 from rankkit.serve.sentiment import classify_batch, load_sentiment
 from rankkit.serve.startup import check_something_to_serve
+
+HYBRID = "hybrid"  # the mode that fuses every served index
 
 
 class SearchEngine:
@@ -23,12 +30,14 @@ class SearchEngine:
     def __init__(self, config: ServeConfig):
         check_something_to_serve(config)
         self.config = config
-        self.dense = self.bm25 = self.reranker = self.sentiment = None
+        self.reranker = self.sentiment = None
         self.reranker_record: DevRecord | None = None  # the reranker's dev figure against its first stage
-        # one thread per kind of work: pyserini's JVM and torch each stay on one thread
+        self.retrievers: dict[str, Retriever] = {}  # by search mode, one per served index
+        # one thread per index and per kind of other work: pyserini's JVM and torch each stay on one thread
+        modes = list(config.index_modes) if config.indexes else []
         self.executors = {
             name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
-            for name in ("dense", "bm25", "rerank", "sentiment")
+            for name in (*modes, "rerank", "sentiment")
         }
         try:
             self._load()
@@ -38,29 +47,9 @@ class SearchEngine:
 
     def _load(self) -> None:
         config = self.config
-        folders = config.index_by_kind if config.indexes else {}
-        if "dense" in folders:
-            from rankkit.index.faiss_device import GpuOptions
-            from rankkit.retrieve.dense import DenseRetriever
-
-            self.dense = (
-                self.executors["dense"]
-                .submit(
-                    DenseRetriever.from_folder,
-                    folders["dense"],
-                    config.model,
-                    config.device,
-                    precision=config.precision,
-                    search_params=config.search_params(),
-                    query_prompt=config.query_prompt,
-                    gpu=GpuOptions(config.gpu_shard, config.gpu_fp16),
-                )
-                .result()
-            )
-        if "bm25" in folders:
-            from rankkit.retrieve.bm25 import BM25Retriever
-
-            self.bm25 = self.executors["bm25"].submit(BM25Retriever, folders["bm25"]).result()
+        query = config.query_options()
+        for mode, folder in (config.index_modes if config.indexes else {}).items():
+            self.retrievers[mode] = self.executors[mode].submit(open_index, folder, query).result()
         if config.reranker is not None:
             from rankkit.encode.crossencoder import CrossEncoder
 
@@ -84,19 +73,32 @@ class SearchEngine:
 
     @property
     def modes(self) -> list[str]:
-        return [m for m, ok in (("dense", self.dense), ("bm25", self.bm25), ("hybrid", self.dense and self.bm25)) if ok]
+        """One mode per served index (the first is the default), and hybrid when there are two or more."""
+        return [*self.retrievers, *([HYBRID] if len(self.retrievers) > 1 else [])]
 
-    def dense_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
-        """One encode and one FAISS search for a micro-batch of (query, k)."""
-        assert self.dense is not None
-        vectors = self.dense.encoder.encode([q for q, _ in items], role="query")
-        found = self.dense.index.search(vectors, max(k for _, k in items))
-        return [hits[:k] for hits, (_, k) in zip(found, items)]
+    def workers(self, batch_wait_s: float) -> dict[str, tuple[Callable[[Sequence[Any]], list[Any]], float]]:
+        """Each worker's batch function and how long it waits to fill a micro-batch: an index whose
+        queries a model encodes gains from waiting for company; Lucene's BM25 and the reranker
+        batch what queued while they were busy (measured in benchmarks/results/serve_load.md: a
+        3 ms wait tripled BM25's 1-client latency and lowered its 16-client throughput)."""
+        work: dict[str, tuple[Callable[[Sequence[Any]], list[Any]], float]] = {
+            mode: (
+                functools.partial(self.search_batch, mode),
+                batch_wait_s if kind_of(self.config.index_modes[mode]).query_model else 0.0,
+            )
+            for mode in self.retrievers
+        }
+        if self.reranker is not None:
+            work["rerank"] = (self.rerank_batch, 0.0)
+        if self.sentiment is not None:
+            work["sentiment"] = (self.sentiment_batch, batch_wait_s)
+        return work
 
-    def bm25_batch(self, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
-        assert self.bm25 is not None
+    def search_batch(self, mode: str, items: Sequence[tuple[str, int]]) -> list[list[Hit]]:
+        """A micro-batch of (query, k) searched in one call of the mode's index (one encode for a
+        dense or SPLADE index)."""
         depth = max(k for _, k in items)
-        run = self.bm25.batch_search({str(i): q for i, (q, _) in enumerate(items)}, depth)
+        run = self.retrievers[mode].batch_search({str(i): query for i, (query, _) in enumerate(items)}, depth)
         return [run[str(i)][:k] for i, (_, k) in enumerate(items)]
 
     def rerank_batch(self, items: Sequence[tuple[str, list[str]]]) -> list[list[float]]:
@@ -109,9 +111,11 @@ class SearchEngine:
             start += len(passages)
         return out
 
-    def fuse(self, dense: list[Hit], bm25: list[Hit], k: int) -> list[Hit]:
+    def fuse(self, rankings: Sequence[list[Hit]], k: int) -> list[Hit]:
+        """The served indexes' lists (in self.retrievers' order) fused as `rankkit search` fuses them."""
         fusion = self.config.fusion
-        return fuse([dense, bm25], fusion_weights(["dense", "bm25"], fusion), k, fusion)
+        kinds = [retriever_kind(retriever) for retriever in self.retrievers.values()]
+        return fuse(rankings, fusion_weights(kinds, fusion), k, fusion)
 
     def sentiment_batch(self, texts: Sequence[str]) -> list[float]:
         return classify_batch(self.sentiment, texts)

@@ -148,8 +148,7 @@ SEARCH_PAGE = (
 <form id="search-form">
   <input id="query" name="query" type="search" placeholder="Search..." autofocus required>
   <select id="mode" name="mode" aria-label="mode">
-    <option value="">default (dense, else bm25)</option><option value="dense">dense</option>
-    <option value="bm25">bm25</option><option value="hybrid">hybrid</option>
+    <option value="">default (the first index)</option>
   </select>
   <label>k <input id="k" name="k" type="number" value="10" min="1" max="1000"></label>
   <label><input id="rerank" type="checkbox"> rerank</label> <span id="reranker-note" class="meta"></span>

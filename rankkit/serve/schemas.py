@@ -9,7 +9,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-Mode = Literal["bm25", "dense", "hybrid"]
+Mode = Annotated[
+    str,
+    Field(
+        description="A search mode of this server (GET /health lists them): an index's kind (bm25, dense, splade), "
+        "KIND:FOLDER when it serves two of a kind, or hybrid (every index fused); default: the first."
+    ),
+]
 
 
 def _integral_float_to_int(value: Any) -> Any:
@@ -27,7 +33,7 @@ class Strict(BaseModel):
 class SearchRequest(Strict):
     query: str = Field(description="The query text.")
     k: Int = Field(10, description="Hits to return.")
-    mode: Mode | None = Field(None, description="bm25, dense or hybrid; default: dense when loaded, else bm25.")
+    mode: Mode | None = None
     rerank: bool = Field(False, description="Rerank the top rerank_depth hits with the cross-encoder.")
     rerank_depth: Int = Field(50, description="How many hits to rerank (at most the server's --max-passages).")
     text: bool = Field(False, description="Include passage texts.")

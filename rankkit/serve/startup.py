@@ -35,29 +35,32 @@ def check_api_key(key: str | None) -> None:
 def check_something_to_serve(config: ServeConfig) -> None:
     """At least one index or a sentiment model."""
     if not config.indexes and config.sentiment_model is None:
-        raise RankkitError(
-            "nothing to serve. Fix: pass --index INDEX (-i; a dense and/or a BM25 index), or --sentiment-model DIR"
-        )
+        raise RankkitError("nothing to serve. Fix: pass --index INDEX (-i, once per index), or --sentiment-model DIR")
 
 
 def check_startup(config: ServeConfig) -> None:
     """Everything the server is asked to serve exists and fits, checked as `rankkit search` checks
     it (the same one-line errors): at least one index or model, a usable API key, rankkit indexes
-    of which no two share a kind, each index's files (sizes as its manifest records them), and the
-    model folders it will load (config.json and the weights' headers). What then loads in the
+    of registered kinds, none given twice, each index's files (sizes as its manifest records them)
+    and what its kind checks before serving (a query model's folder), and the model folders it
+    will load (config.json and the weights' headers). What then loads in the
     background is slow and rarely fails (a file damaged within its recorded size, a model's
     weights that do not load): if it does, the server stops with exit status 2 (see server.run)."""
+    from pathlib import Path
+
     from rankkit.encode.models import resolve_model_dir
     from rankkit.index.integrity import check_sizes
+    from rankkit.index.kinds import index_kind
     from rankkit.index.manifest import Manifest
 
     check_something_to_serve(config)
     check_api_key(config.api_key)
-    for kind, folder in config.index_by_kind.items():  # refuses a folder that is no index, or two of one kind
+    query = config.query_options()
+    for folder in config.index_modes.values():  # refuses a folder that is no index, or one given twice
         manifest = Manifest.read(folder)
+        kind = index_kind(manifest.kind, folder)
         check_sizes(folder, manifest)
-        if kind == "dense":
-            resolve_model_dir(config.model or manifest.query_model or manifest.model)
+        kind.check_served(Path(folder), manifest, query)
     if config.reranker is not None:
         from rankkit.encode.dev_record import describe_reranker
 
