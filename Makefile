@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[bm25,serve,dev]"
+	$(BIN)/rankkit models fetch splade-tiny
 	touch $(STAMP)
 
 # faiss-gpu replaces faiss-cpu: both install the module `faiss`, so never keep both.

@@ -7,18 +7,19 @@ micro-batch sizes under 1..64 concurrent clients, against the same work done in-
     .venv/bin/python benchmarks/bench_serve.py --poison-every 30 --levels 64 ...   # 1 poisoned request in 30
 
 What it does, all in one run:
-  1. indexes: reuses indexes/dl19-dense (Flat, default model) and indexes/dl19-bm25 when their
+  1. indexes: one per kind in --modes (BM25 always), reused from indexes/dl19-KIND (dense: Flat,
+     default model; splade: splade-tiny) when their
      manifests point at dl19's collection (same sha256), else builds them into --work-dir.
   2. waits (unless --wait-load 0) until the 1-minute load average is below --wait-load, polling
      every 30 s for at most --wait-max-min minutes, then runs anyway (the notes say so).
-  3. starts `python -m rankkit.cli serve -i D -i B --precision fp32 --host 127.0.0.1 --port P`
+  3. starts `python -m rankkit.cli serve -i INDEX ... --precision fp32 --host 127.0.0.1 --port P`
      (loopback only) as a subprocess and, in this process, a rankkit.serve.engine.SearchEngine
      with the same ServeConfig; waits for GET /health == ready. Queries are encoded in fp32, as in
      the recorded runs (the default, auto, is bf16 on a CPU with native bfloat16).
   4. checks that the server's top-10 docids equal the in-process engine's for all 43 queries and
      every mode.
   5. 1 client, paired: for each mode, each round runs the same query three ways, order rotated
-     over all permutations: in-process (dense_batch / bm25_batch of one query; hybrid: both at
+     over all permutations: in-process (the engine's search_batch of one query; hybrid: every index at
      depth 100, then fuse), over HTTP with http.client (lean, keep-alive) and with httpx.Client,
      for --paired-seconds; p50 of each -> the HTTP overhead.
   6. load levels: for each mode and each of --levels concurrent clients, --seconds of closed-loop
@@ -115,7 +116,11 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=15.0, help="seconds per load level (default 15)")
     parser.add_argument("--levels", default="1,4,16,64", help="concurrent clients per level (default 1,4,16,64)")
-    parser.add_argument("--modes", default="bm25,dense,hybrid")
+    parser.add_argument(
+        "--modes",
+        default="bm25,dense,hybrid",
+        help="modes to load (an index of each kind named is served; hybrid fuses them all)",
+    )
     parser.add_argument(
         "--paired-seconds",
         type=float,
@@ -209,6 +214,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+DEFAULT_MODELS = {"dense": "default", "splade": "splade-tiny"}  # the model each kind is built with here
+
+
 def index_matches(folder: Path, kind: str, corpus: CorpusInfo) -> bool:
     from rankkit.encode.models import DEFAULT_MODEL
 
@@ -218,13 +226,19 @@ def index_matches(folder: Path, kind: str, corpus: CorpusInfo) -> bool:
         return False
     if manifest.kind != kind or manifest.corpus.sha256 != corpus.sha256:
         return False
-    return kind == "bm25" or (manifest.model == DEFAULT_MODEL and manifest.index_type == "Flat")
+    if kind == "dense":
+        return manifest.model == DEFAULT_MODEL and manifest.index_type == "Flat"
+    return kind == "bm25" or manifest.model == DEFAULT_MODELS.get(kind)
 
 
 def ensure_indexes(
-    args: argparse.Namespace, collection: Path, kinds: tuple[str, ...] = ("dense", "bm25")
-) -> tuple[Path | None, Path, dict[str, str]]:
-    """The dl19 indexes of `kinds` (BM25 always; dense unless only BM25 is measured)."""
+    args: argparse.Namespace, collection: Path, kinds: tuple[str, ...]
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The dl19 index of each kind, reused from --index-dir or --work-dir when it matches, else
+    built into --work-dir as `rankkit index build` builds it."""
+    from rankkit.index.build import build_index
+    from rankkit.index.options import IndexBuild
+
     corpus = CorpusInfo.of(collection, "tsv")
     found: dict[str, Path] = {}
     info: dict[str, str] = {}
@@ -237,17 +251,10 @@ def ensure_indexes(
             folder = args.work_dir / f"dl19-{kind}"
             print(f"building {folder} from {collection} ...", flush=True)
             t0 = time.perf_counter()
-            if kind == "dense":
-                from rankkit.encode import DEFAULT_MODEL, BiEncoder
-                from rankkit.index.dense import build_dense_index
-
-                build_dense_index(collection, folder, BiEncoder(DEFAULT_MODEL), overwrite=True)
-            else:
-                from rankkit.index.bm25 import build_bm25_index
-
-                build_bm25_index(collection, folder, overwrite=True)
+            model = {"model": DEFAULT_MODELS[kind]} if kind in DEFAULT_MODELS else {}
+            build_index(IndexBuild(corpus=str(collection), kind=kind, output=str(folder), overwrite=True, **model))
             found[kind], info[f"{kind}_index"] = folder, f"built {folder} in {time.perf_counter() - t0:.0f} s"
-    return found.get("dense"), found["bm25"], info
+    return found, info
 
 
 def wait_for_quiet(threshold: float, max_minutes: float) -> dict[str, Any]:
@@ -312,9 +319,9 @@ class Process:
         return self.process.returncode
 
 
-def rankkit_server(dense: Path | None, bm25: Path, log: Path, *extra: str) -> Process:
+def rankkit_server(folders: list[Path], log: Path, *extra: str) -> Process:
     port = free_port()
-    indexes = (["-i", str(dense)] if dense else []) + ["-i", str(bm25)]
+    indexes = [arg for folder in folders for arg in ("-i", str(folder))]
     argv = [
         sys.executable,
         "-m",
@@ -364,12 +371,10 @@ class InProcess:
 
     def search(self, mode: str, query: str) -> list[Any]:
         engine = self.engine
-        if mode == "dense":
-            return engine.dense_batch([(query, K)])[0]
-        if mode == "bm25":
-            return engine.bm25_batch([(query, K)])[0]
+        if mode != "hybrid":
+            return engine.search_batch(mode, [(query, K)])[0]
         pool = max(K, self.hybrid_depth)
-        return engine.fuse(engine.dense_batch([(query, pool)])[0], engine.bm25_batch([(query, pool)])[0], K)
+        return engine.fuse([engine.search_batch(each, [(query, pool)])[0] for each in engine.retrievers], K)
 
 
 def rankkit_body(mode: str, text: bool = False) -> Callable[[str], dict]:
@@ -679,9 +684,13 @@ def main() -> None:
     logs = args.work_dir / "logs"
     collection = dl19_dir() / "collection.tsv"
     queries = list(read_queries(dl19_dir() / "queries.tsv").values())
-    kinds = ("bm25",) if set(modes) == {"bm25"} else ("dense", "bm25")
-    dense_dir, bm25_dir, index_info = ensure_indexes(args, collection, kinds)
-    print(f"dense index {dense_dir}, BM25 index {bm25_dir}; {len(queries)} queries", flush=True)
+    kinds = tuple(dict.fromkeys(["bm25", *(m for m in modes if m != "hybrid")]))  # BM25 always (pyserini's row)
+    if "hybrid" in modes and len(kinds) < 2:
+        kinds = ("dense", "bm25")
+    folders, index_info = ensure_indexes(args, collection, kinds)
+    bm25_dir = folders["bm25"]
+    served = list(folders.values())
+    print(f"indexes {', '.join(map(str, served))}; {len(queries)} queries", flush=True)
 
     quiet = wait_for_quiet(args.wait_load, args.wait_max_min)
     print(f"load: {quiet}", flush=True)
@@ -703,9 +712,7 @@ def main() -> None:
         torch.set_num_threads(args.omp_threads)
         faiss.omp_set_num_threads(args.omp_threads)
 
-    config = ServeConfig(
-        indexes=(*([str(dense_dir)] if dense_dir else []), str(bm25_dir)), precision=PRECISION, host=HOST
-    )
+    config = ServeConfig(indexes=tuple(map(str, served)), precision=PRECISION, host=HOST)
     t0 = time.perf_counter()
     engine = SearchEngine(config)
     local = InProcess(engine, config.hybrid_depth)
@@ -719,9 +726,7 @@ def main() -> None:
 
     def rankkit_phase(label: str, extra_args: list[str], levels: list[int], text_levels: list[int]) -> None:
         """Start a server, check its answers, run the paired 1-client comparison and the load levels."""
-        server = rankkit_server(
-            dense_dir, bm25_dir, logs / f"{re.sub(r'[^A-Za-z0-9.=-]+', '_', label)}.log", *extra_args
-        )
+        server = rankkit_server(served, logs / f"{re.sub(r'[^A-Za-z0-9.=-]+', '_', label)}.log", *extra_args)
         ready_s = float("nan")
         try:
             ready_s = server.wait_ready(rankkit_ready)
@@ -786,9 +791,9 @@ def main() -> None:
     extra["In-process vs HTTP, 1 client (paired, order rotated)"] = pairs
 
     # ---- overload
-    over_mode = "dense" if dense_dir else "bm25"
+    over_mode = "dense" if "dense" in folders else "bm25"
     overload_rows = []
-    over = rankkit_server(dense_dir, bm25_dir, logs / "overload.log", "--max-queue", str(args.overload_max_queue))
+    over = rankkit_server(served, logs / "overload.log", "--max-queue", str(args.overload_max_queue))
     try:
         over.wait_ready(rankkit_ready)
         check_same_hits(
@@ -940,7 +945,7 @@ def main() -> None:
         )
     extra = {"Goals": goals, **extra}
     notes += [
-        f"server: `python -m rankkit.cli serve {'-i ' + str(dense_dir) + ' ' if dense_dir else ''}-i {bm25_dir} "
+        f"server: `python -m rankkit.cli serve {' '.join('-i ' + str(folder) for folder in served)} "
         f"--precision {PRECISION} --host {HOST} --port P` "
         "(defaults: --batch-wait-ms 3, --batch-max 32, --max-queue 256), "
         + (
@@ -965,7 +970,7 @@ def main() -> None:
         "HTTP with http.client (lean, keep-alive) -> http_p50_ms / overhead_pct, and with httpx.Client -> "
         "httpx_p50_ms (what a Python httpx user sees; the difference is client-side cost).",
         "in-process: rankkit.serve.engine.SearchEngine with the same ServeConfig in the benchmark process; one "
-        "call = dense_batch / bm25_batch of one (query, 10) (hybrid: both with depth 100, then fuse, one after "
+        "call = the engine's search_batch of one (query, 10) (hybrid: every index with depth 100, then fuse, one after "
         "the other; the server runs the two at once on two worker threads).",
         (
             f"'{variant}': the same server with --batch-wait-ms {args.variant_wait_ms:g} instead of 3, to see how "

@@ -42,7 +42,9 @@ def query(
     text: str = typer.Argument(..., help="The query."),
     url: str = typer.Option("http://127.0.0.1:8000", help="Server URL."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Hits to show."),
-    mode: Optional[str] = typer.Option(None, help="bm25, dense or hybrid (default: the server's first)."),
+    mode: Optional[str] = typer.Option(
+        None, help="One of the server's modes (GET /health lists them; default: its first)."
+    ),
     rerank: bool = typer.Option(False, help="Rerank the hits with the server's cross-encoder."),
     api_key: Optional[str] = typer.Option(
         None, envvar=API_KEY_ENV, show_envvar=True, help="The server's API key (X-API-Key)."

@@ -128,7 +128,14 @@ def test_a_registered_kind_is_served_with_its_own_mode(words_index, tmp_path, sa
 
 def test_unknown_kind_names_the_registered_ones(sample_dir, tmp_path):
     fails("index", "build", sample_dir / "collection.tsv", "--kind", "nosuch", expect="unknown index kind 'nosuch'")
-    fails("index", "build", sample_dir / "collection.tsv", "--kind", "nosuch", expect="bm25, dense, splade")
+    fails(
+        "index",
+        "build",
+        sample_dir / "collection.tsv",
+        "--kind",
+        "nosuch",
+        expect="bm25 (Lucene through pyserini, BM25 and RM3); dense",
+    )
     with pytest.raises(RankkitError, match="dense-shard"):
         from rankkit.index.build import build_index
 

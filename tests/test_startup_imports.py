@@ -51,7 +51,7 @@ from rankkit.data.runs import write_run
 from rankkit.index.manifest import CorpusInfo, Manifest
 from rankkit.retrieve import open_retriever
 from rankkit.retrieve.texts import hit_texts
-import rankkit.index.bm25
+import rankkit.index.lucene
 
 folder = Path(sys.argv[1]) / "bm25"
 (folder / "lucene").mkdir(parents=True)
@@ -69,7 +69,7 @@ def start_jvm():
     raise JvmNeeded
 
 
-rankkit.index.bm25.start_jvm = start_jvm
+rankkit.index.lucene.start_jvm = start_jvm
 try:
     open_retriever([folder])
 except JvmNeeded:

@@ -10,13 +10,12 @@ from typing import Any, Sequence
 from rankkit.data.corpus import CorpusFormat, detect_corpus_format, read_corpus
 from rankkit.data.files import atomic_dir
 from rankkit.errors import RankkitError
-from rankkit.index.integrity import check_count, check_sizes, index_error
 from rankkit.index.java import configure_java, start_jvm
+from rankkit.index.lucene import LUCENE_DIR, check_committed, open_lucene
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 from rankkit.retrieve.options import BM25Params
 
-LUCENE_DIR = "lucene"
 BATCH = 10_000
 
 
@@ -95,7 +94,7 @@ def build_bm25_index(
             indexer.close()
         if count == 0:
             raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
-        _check_committed(out, lucene, count)
+        check_committed(out, lucene, count, LuceneBM25Searcher)
         manifest = Manifest(
             kind="bm25",
             count=count,
@@ -107,37 +106,9 @@ def build_bm25_index(
     return manifest
 
 
-def _check_committed(out: str | Path, lucene: Path, count: int) -> None:
-    """Every document added is in the committed index: Anserini's SimpleIndexer.close() logs and
-    swallows Lucene's IOException (a full disk among them), leaving a partial index or none. On a
-    full disk atomic_dir turns this error into its own."""
-    try:
-        searcher = LuceneBM25Searcher(str(lucene))
-    except Exception:  # jnius.JavaException: no segments were committed
-        committed = 0
-    else:
-        committed = searcher.num_docs
-        searcher.object.close()
-    if committed != count:
-        raise RankkitError(
-            f"{out}: Lucene committed {committed} of the {count} documents (it logged why above). "
-            "Fix: mend what Lucene's error says (a full disk: free space, or -o a folder on another disk), then rebuild"
-        )
-
-
 def open_lucene_searcher(folder: str | Path, params: BM25Params = BM25Params()) -> LuceneBM25Searcher:
     """A searcher over a rankkit BM25 index folder, with BM25(k1, b) and RM3 as `params` say."""
-    manifest = Manifest.read(folder)
-    if manifest.kind != "bm25":
-        raise RankkitError(f"{folder}: a {manifest.kind} index, not a BM25 one. Fix: pass a BM25 index")
-    check_sizes(folder, manifest)
-    start_jvm()  # a missing pyserini or Java is reported as such, not as a damaged index
-    try:
-        searcher = LuceneBM25Searcher(str(Path(folder) / LUCENE_DIR))
-    except Exception as exc:  # jnius.JavaException: corrupt or missing segments
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise index_error(folder, manifest, LUCENE_DIR, f"Lucene cannot open it ({reason})") from None
-    check_count(folder, manifest, searcher.num_docs, "the Lucene index")
+    searcher, _ = open_lucene(folder, "bm25", "BM25", LuceneBM25Searcher)
     searcher.set_bm25(params.k1, params.b)
     if params.rm3:
         searcher.set_rm3(params.rm3_fb_terms, params.rm3_fb_docs, params.rm3_original_query_weight)

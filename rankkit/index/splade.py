@@ -18,13 +18,12 @@ from rankkit.data.corpus import CorpusFormat, document_chunks, read_corpus_rows
 from rankkit.data.files import atomic_dir
 from rankkit.encode.splade import SpladeEncoder, quantize
 from rankkit.errors import RankkitError
-from rankkit.index.integrity import check_count, check_sizes, index_error
 from rankkit.index.java import start_jvm
+from rankkit.index.lucene import LUCENE_DIR, check_committed, open_lucene
 from rankkit.index.manifest import CorpusInfo, Manifest, is_index_folder
 from rankkit.index.progress import corpus_bar, corpus_size
 
 KIND = "splade"
-LUCENE_DIR = "lucene"
 VECTORS_DIR = "vectors"  # the JsonVectorCollection Anserini indexes; removed after
 CHUNK = 2_000  # passages encoded and written at a time
 MAX_QUERY_TERMS = 1024  # Lucene's limit of clauses in one query: a longer query keeps its heaviest terms
@@ -82,13 +81,7 @@ def build_splade_index(
             raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
         index_vectors(folder / VECTORS_DIR, folder / LUCENE_DIR, threads)
         shutil.rmtree(folder / VECTORS_DIR)
-        committed = _committed(folder / LUCENE_DIR)
-        if committed != count:
-            raise RankkitError(
-                f"{out}: Lucene committed {committed} of the {count} passages (it logged why above). "
-                "Fix: mend what Lucene's error says (a full disk: free space, or -o a folder on another disk), "
-                "then rebuild"
-            )
+        check_committed(out, folder / LUCENE_DIR, count, ImpactSearcher)
         manifest = Manifest(
             kind=KIND,
             count=count,
@@ -102,16 +95,6 @@ def build_splade_index(
         )
         manifest = manifest.write(folder)
     return manifest
-
-
-def _committed(lucene: Path) -> int:
-    """The passages in the committed impact index (0 when Lucene committed none)."""
-    try:
-        searcher = ImpactSearcher(str(lucene))
-    except Exception:  # jnius.JavaException: no segments were committed
-        return 0
-    searcher.object.close()
-    return searcher.num_docs
 
 
 class ImpactSearcher:
@@ -154,15 +137,4 @@ class ImpactSearcher:
 
 def open_impact_searcher(folder: str | Path) -> tuple[ImpactSearcher, Manifest]:
     """A searcher over a rankkit SPLADE index folder, its files and count checked, and its manifest."""
-    manifest = Manifest.read(folder)
-    if manifest.kind != KIND:
-        raise RankkitError(f"{folder}: a {manifest.kind} index, not a SPLADE one. Fix: pass a SPLADE index")
-    check_sizes(folder, manifest)
-    start_jvm()  # a missing pyserini or Java is reported as such, not as a damaged index
-    try:
-        searcher = ImpactSearcher(str(Path(folder) / LUCENE_DIR))
-    except Exception as exc:  # jnius.JavaException: corrupt or missing segments
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise index_error(folder, manifest, LUCENE_DIR, f"Lucene cannot open it ({reason})") from None
-    check_count(folder, manifest, searcher.num_docs, "the Lucene index")
-    return searcher, manifest
+    return open_lucene(folder, KIND, "SPLADE", ImpactSearcher)

@@ -56,7 +56,12 @@ class FusionConfig:
         "z-scores).",
         flags=("--fusion",),
     )
-    alpha: float = option(0.65, "Hybrid convex/zscore: the dense list's weight (BM25 gets 1 - alpha).", low=0, high=1)
+    alpha: float = option(
+        0.65,
+        "Hybrid convex/zscore of one dense and one BM25 index: the dense list's weight (BM25 gets 1 - alpha); other mixes weigh each list 1.",
+        low=0,
+        high=1,
+    )
     rrf_k: int = DEFAULT_RRF_K
     depth: int = option(
         DEFAULT_DEPTH, "Hybrid: hits each retriever contributes before fusion.", low=1, flags=("--fusion-depth",)

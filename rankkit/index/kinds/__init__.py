@@ -3,7 +3,6 @@ any kind a module registers."""
 
 from rankkit.index.kinds.registry import (
     IndexKind,
-    buildable_kinds,
     index_kind,
     kind_of,
     open_index,
@@ -11,4 +10,4 @@ from rankkit.index.kinds.registry import (
     registered,
 )
 
-__all__ = ["IndexKind", "buildable_kinds", "index_kind", "kind_of", "open_index", "register", "registered"]
+__all__ = ["IndexKind", "index_kind", "kind_of", "open_index", "register", "registered"]

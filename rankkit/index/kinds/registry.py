@@ -85,19 +85,14 @@ def registered() -> dict[str, IndexKind]:
     return _KINDS
 
 
-def buildable_kinds() -> list[str]:
-    return [name for name, kind in registered().items() if kind.build is not None]
-
-
 def index_kind(name: str, folder: str | Path | None = None) -> IndexKind:
     """The registered kind `name`; an unknown one is an error naming the kinds there are."""
     try:
         return registered()[name]
     except KeyError:
         where = f"{folder}: " if folder is not None else ""
-        raise RankkitError(
-            f"{where}unknown index kind {name!r}. Fix: use one of {', '.join(buildable_kinds())}"
-        ) from None
+        kinds = "; ".join(f"{kind.name} ({kind.description})" for kind in registered().values() if kind.build)
+        raise RankkitError(f"{where}unknown index kind {name!r}. Fix: use one of {kinds}") from None
 
 
 def kind_of(folder: str | Path) -> IndexKind:
