@@ -537,11 +537,20 @@ def test_reranker_trains_with_a_teacher_and_logs_both_terms(tmp_path, tiny_model
         assert record["loss_teacher"] >= 0
 
 
-def test_a_run_file_is_refused_as_a_rerankers_teacher(tmp_path, sample):
+def test_a_rerankers_teacher_may_be_a_run_that_scores_every_passage(tmp_path, sample):
     _, _, docs, _, mined = sample
+    passages = {q.qid: [*q.positives, *(n.docid for n in q.negatives)] for q in mined.queries if q.negatives}
     run = tmp_path / "teacher.trec"
-    run.write_text("q1 Q0 d1 1 3.0 t\n")
-    with pytest.raises(RankkitError, match="teacher.trec: a reranker's teacher is a model folder"):
+    run.write_text(
+        "".join(
+            f"{qid} Q0 {d} {rank} {10.0 - rank} t\n" for qid, found in passages.items() for rank, d in enumerate(found)
+        )
+    )
+    scores = teacher_scores(mined, docs, str(run), "cpu", "fp32")
+    assert scores == {(qid, d): 10.0 - rank for qid, found in passages.items() for rank, d in enumerate(found)}
+    qid, found = next(iter(passages.items()))
+    run.write_text(f"{qid} Q0 {found[0]} 1 3.0 t\n")  # scores one passage only
+    with pytest.raises(RankkitError, match=f"teacher run teacher.trec has no score for document {found[1]!r}"):
         teacher_scores(mined, docs, str(run), "cpu", "fp32")
 
 

@@ -70,8 +70,8 @@ class RerankerConfig:
     )
     teacher: str | None = option(
         None,
-        "Teacher model (bi-encoder or cross-encoder folder) whose scores of each group's passages the "
-        "reranker also learns (listwise KL), beside the labels.",
+        "Teacher whose scores of each group's passages the reranker also learns (listwise KL), beside "
+        "the labels: a bi-encoder or cross-encoder folder, or a TREC run scoring every passage of the groups.",
     )
     teacher_weight: float = option(1.0, "Weight of the teacher's KL term beside the label loss.", low=0)
     head_lr: float | None = option(

@@ -70,14 +70,10 @@ class RerankerTask:
 def teacher_scores(
     mined: MinedSet, doc_texts: Mapping[str, str], teacher: str, device: str | None, precision: str
 ) -> dict[tuple[str, str], float]:
-    """The teacher's score of every (query, positive or negative) of the MinedSet, scored once."""
+    """The teacher's score of every (query, positive or negative) of the MinedSet, scored once: a
+    model's, or a TREC run's (which must hold every passage of the groups: see RunTeacher)."""
     from rankkit.distill.teacher import open_teacher
 
-    if Path(teacher).is_file():
-        raise RankkitError(
-            f"{teacher}: a reranker's teacher is a model folder (bi-encoder or cross-encoder), not a run file. "
-            "Fix: pass the model that made the run"
-        )
     queries = {q.qid: q.query for q in mined.queries}
     candidates = {q.qid: [*q.positives, *(n.docid for n in q.negatives)] for q in mined.queries if q.negatives}
     scores = open_teacher(teacher, device, precision=precision).score(queries, candidates, doc_texts)
