@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,40 @@ def test_bm25_rm3_matches_pyserinis_rm3(bm25_index, sample_dir, tmp_path):
     run = tmp_path / "rm3.trec"
     ok("search", "-i", bm25_index, "--rm3", "--rm3-fb-docs", "3", "--queries", sample_dir / "queries.tsv", "-o", run)
     assert run.read_text()
+
+
+def test_mine_and_serve_take_rm3(bm25_index, sample_dir, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from rankkit.retrieve.bm25 import BM25Retriever
+    from rankkit.retrieve.options import BM25Params
+    from rankkit.serve.app import create_app
+    from rankkit.serve.config import ServeConfig
+
+    mined = tmp_path / "mined.jsonl"
+    ok(
+        "mine",
+        "--data",
+        sample_dir,
+        "-i",
+        bm25_index,
+        "--rm3",
+        "--rm3-fb-docs",
+        "3",
+        "-o",
+        mined,
+        "--depth",
+        "20",
+        "--max-rank",
+        "20",
+    )
+    assert MinedSet.read(mined).config["bm25"] == {**BM25Params().__dict__, "rm3": True, "rm3_fb_docs": 3}
+    rm3 = BM25Params(rm3=True, rm3_fb_docs=3)
+    expected = [(h.docid, round(h.score, 4)) for h in BM25Retriever(bm25_index, rm3).search("how do stars form", 5)]
+    with TestClient(create_app(ServeConfig(indexes=(str(bm25_index),), bm25=rm3, texts=False))) as client:
+        while client.get("/health").json()["status"] == "loading":
+            time.sleep(0.05)
+        hits = client.post("/search", json={"query": "how do stars form", "k": 5}).json()["hits"]
+    assert [(h["docid"], round(h["score"], 4)) for h in hits] == expected
+    plain = BM25Retriever(bm25_index).search("how do stars form", 5)
+    assert expected != [(h.docid, round(h.score, 4)) for h in plain]  # RM3's expanded query scores otherwise
