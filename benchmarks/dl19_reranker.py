@@ -49,8 +49,9 @@ TEACHER = "all-mpnet-base-v2"
 TEACHER_SCALE = 20.0  # the bi-encoder teacher's cosines on the student's score scale (open_teacher's default)
 
 
-def training_data(args: argparse.Namespace, dl19: Path) -> tuple[Path, Path, Path, Path]:
-    """Queries, BM25 candidate run, teacher run and pseudo-qrels of the MS MARCO dev queries."""
+def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Path, Path, Path], bool]:
+    """Queries, BM25 candidate run, teacher run and pseudo-qrels of the MS MARCO dev queries (those
+    of an earlier run with the same queries are reused: the second value says so)."""
     bm25_index = REPO_ROOT / "work" / "sparse" / "dl19" / "bm25"
     if not is_index_folder(bm25_index):
         build_index(IndexBuild(corpus=str(dl19 / "collection.tsv"), kind="bm25", output=str(bm25_index)))
@@ -59,6 +60,8 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[Path, Path, Pat
     WORK.mkdir(parents=True, exist_ok=True)
     files = [WORK / name for name in ("queries.tsv", "bm25.trec", "teacher.trec", "pseudo-qrels.txt")]
     queries_file, bm25_file, teacher_file, qrels_file = files
+    if all(f.is_file() for f in files) and list(read_queries(queries_file)) == list(queries):
+        return (queries_file, bm25_file, teacher_file, qrels_file), True  # the teacher is slow: keep its scores
     queries_file.write_text("".join(f"{qid}\t{text}\n" for qid, text in queries.items()))
     bm25 = open_retriever([bm25_index]).batch_search(queries, args.depth)
     write_run(bm25, bm25_file, tag="bm25")
@@ -72,7 +75,7 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[Path, Path, Pat
     }
     write_run(teacher_run, teacher_file, tag="teacher")
     qrels_file.write_text("".join(f"{qid} 0 {hits[0].docid} 1\n" for qid, hits in teacher_run.items()))
-    return queries_file, bm25_file, teacher_file, qrels_file
+    return (queries_file, bm25_file, teacher_file, qrels_file), False
 
 
 def main() -> None:
@@ -94,8 +97,18 @@ def main() -> None:
     started = time.time()
     dl19 = shared_data_root() / "dl19"
 
+    queries = read_queries(dl19 / "queries.tsv")
+    qrels = read_qrels(dl19 / "qrels.txt")
+    measures = resolve_measures("trec-dl")
+    bm25 = {qid: hits[:100] for qid, hits in read_run(dl19 / "run.bm25.top100.trec").items()}
+    texts = read_doc_texts(dl19 / "collection.tsv", docids={h.docid for hits in bm25.values() for h in hits})
+    runs = {  # the baselines first: a failure shows before the long training
+        "BM25 (shared run, top 100)": bm25,
+        "mpnet teacher rescoring": bi_encoder_rerank(TEACHER, bm25, queries, texts),
+    }
+    print({name: round(evaluate(run, qrels, measures).aggregate["nDCG@10"], 4) for name, run in runs.items()})
     t0, cpu0 = time.perf_counter(), time.process_time()
-    queries_file, bm25_file, teacher_file, qrels_file = training_data(args, dl19)
+    (queries_file, bm25_file, teacher_file, qrels_file), reused = training_data(args, dl19)
     data_s, data_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     mined_file = WORK / "mined.jsonl"
     run_mining(
@@ -107,7 +120,6 @@ def main() -> None:
             count=args.count,
             max_rank=args.depth,
             output=str(mined_file),
-            overwrite=True,
         )
     )
     mined = MinedSet.read(mined_file)
@@ -117,19 +129,10 @@ def main() -> None:
     args.teacher = str(teacher_file)
     model = train_from_args(args, mined, doc_texts, WORK / "reranker")
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    runs["cross-encoder (no DL19 labels)"] = rerank_run(
+        bm25, queries, texts, CrossEncoder(model, precision=args.precision), depth=100
+    )
 
-    queries = read_queries(dl19 / "queries.tsv")
-    qrels = read_qrels(dl19 / "qrels.txt")
-    measures = resolve_measures("trec-dl")
-    bm25 = {qid: hits[:100] for qid, hits in read_run(dl19 / "run.bm25.top100.trec").items()}
-    texts = read_doc_texts(dl19 / "collection.tsv", docids={h.docid for hits in bm25.values() for h in hits})
-    runs = {
-        "BM25 (shared run, top 100)": bm25,
-        "mpnet teacher rescoring": bi_encoder_rerank(TEACHER, bm25, queries, texts),
-        "cross-encoder (no DL19 labels)": rerank_run(
-            bm25, queries, texts, CrossEncoder(model, precision=args.precision), depth=100
-        ),
-    }
     for name, run in runs.items():
         write_run(run, WORK / f"{name.split()[0].lower()}.dl19.trec", tag=name.split()[0])
     evals = {name: evaluate(run, qrels, measures) for name, run in runs.items()}
@@ -150,8 +153,12 @@ def main() -> None:
         notes=[
             f"training data: the first {args.queries} MS MARCO dev queries (texts only), BM25 top {args.depth} "
             f"over the DL19 pool (15,939 passages); {len(mined.queries)} groups mined; teacher {TEACHER} "
-            f"cosine x {TEACHER_SCALE:g}; positive = the teacher's top candidate. Data and teacher scoring "
-            f"{data_s:.0f} s wall, {data_cpu:.0f} s CPU.",
+            f"cosine x {TEACHER_SCALE:g}; positive = the teacher's top candidate. Data and teacher scoring: "
+            + (
+                "reused from an earlier run of the same queries."
+                if reused
+                else f"{data_s:.0f} s wall, {data_cpu:.0f} s CPU."
+            ),
             f"training: {train_s:.0f} s wall, {train_cpu:.0f} s CPU (this process), settings from the SciFact "
             "recipe (lr 1e-4, head lr 1e-3, 128-token pairs, batch 8, 7 negatives), none chosen on DL19.",
             "evaluation: the 43 DL19 queries, BM25's top 100 of the shared run (every one of its passages is "
