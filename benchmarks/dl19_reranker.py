@@ -16,6 +16,8 @@ here, never trained or tuned on).
    nDCG@10 with paired t-tests against BM25 and the teacher.
 
     .venv/bin/python benchmarks/dl19_reranker.py --queries 3000
+    .venv/bin/python benchmarks/dl19_reranker.py --queries 6980 --min-teacher-cosine 0.5 --epochs 4 \
+        --name dl19_reranker-related
 """
 
 from __future__ import annotations
@@ -78,10 +80,26 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Pat
     return (queries_file, bm25_file, teacher_file, qrels_file), False
 
 
+def related_only(qrels_file: Path, teacher_file: Path, min_cosine: float) -> Path:
+    """Pseudo-qrels of the queries whose teacher top candidate reaches `min_cosine`: those with a
+    related passage in the pool (the others only teach which unrelated passage is least so)."""
+    teacher = read_run(teacher_file)
+    kept = WORK / f"pseudo-qrels.min{min_cosine:g}.txt"
+    lines = qrels_file.read_text().splitlines(keepends=True)
+    kept.write_text("".join(line for line in lines if teacher[line.split()[0]][0].score / TEACHER_SCALE >= min_cosine))
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=3000, help="MS MARCO dev queries trained on (the first N)")
     parser.add_argument("--depth", type=int, default=10, help="BM25 candidates per training query")
+    parser.add_argument(
+        "--min-teacher-cosine",
+        type=float,
+        default=0.0,
+        help="train only on queries whose teacher top candidate reaches this cosine",
+    )
     parser.add_argument("--count", type=int, default=7, help="negatives mined per query")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -93,6 +111,7 @@ def main() -> None:
     parser.add_argument("--loss", default="softmax", choices=["softmax", "bce"])
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="dl19_reranker", help="results/NAME.md and .json")
     args = parser.parse_args()
     started = time.time()
     dl19 = shared_data_root() / "dl19"
@@ -110,6 +129,8 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     (queries_file, bm25_file, teacher_file, qrels_file), reused = training_data(args, dl19)
     data_s, data_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if args.min_teacher_cosine > 0:
+        qrels_file = related_only(qrels_file, teacher_file, args.min_teacher_cosine)
     mined_file = WORK / "mined.jsonl"
     run_mining(
         MiningRecipe(
@@ -146,12 +167,13 @@ def main() -> None:
                 row[f"vs {baseline.split()[0]}"] = f"{test.mean_difference:+.4f} (p {test.p_value:.3f})"
         rows.append(row)
     save_result(
-        "dl19_reranker",
+        args.name,
         rows,
         title="DL19 cross-encoder trained without DL19 labels (MS MARCO dev queries, mpnet teacher)",
         params=vars(args),
         notes=[
-            f"training data: the first {args.queries} MS MARCO dev queries (texts only), BM25 top {args.depth} "
+            f"training data: the first {args.queries} MS MARCO dev queries (texts only; those whose teacher top "
+            f"candidate reaches cosine {args.min_teacher_cosine:g}), BM25 top {args.depth} "
             f"over the DL19 pool (15,939 passages); {len(mined.queries)} groups mined; teacher {TEACHER} "
             f"cosine x {TEACHER_SCALE:g}; positive = the teacher's top candidate. Data and teacher scoring: "
             + (

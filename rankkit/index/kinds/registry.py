@@ -43,7 +43,7 @@ class IndexKind:
       manifest (raising RankkitError); returns notes on what could not be checked.
     - `build(config)`: write the index `config` describes; returns its manifest and folder; None
       for a kind another command writes.
-    - `build_options`: the option group of `index build` this kind takes (others are refused).
+    - `build_options`: the option groups of `index build` this kind takes (others are refused).
     - `rebuild(folder, manifest)`: the command that builds this index again (the fix of a damaged one).
     - `check_served(folder, manifest, query)`: the cheap checks `serve` runs before it binds.
     - `query_model`: queries are encoded by a model, so a server waits a moment to batch them.
@@ -64,11 +64,8 @@ class IndexKind:
     not_searchable: str = ""  # the fix for searching a kind with no `open`
 
 
-BUILT_IN = (
-    "rankkit.index.kinds.bm25",
-    "rankkit.index.kinds.dense",
-    "rankkit.index.kinds.splade",
-)  # each registers its kind(s)
+# the modules of the built-in kinds; each registers its kind(s) when imported
+BUILT_IN = ("rankkit.index.kinds.bm25", "rankkit.index.kinds.dense", "rankkit.index.kinds.splade")
 _KINDS: dict[str, IndexKind] = {}
 
 
