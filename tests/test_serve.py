@@ -1029,10 +1029,13 @@ def test_openapi_declares_the_key_limits_and_error_responses(main_server):
     assert schemas["BatchSearchRequest"]["properties"]["queries"]["minItems"] == 1
     assert schemas["BatchSearchRequest"]["properties"]["queries"]["maxItems"] == 64
     assert schemas["RerankRequest"]["properties"]["passages"]["minItems"] == 1
+    for request in ("SearchRequest", "BatchSearchRequest"):  # this server's modes, so fuzzers send no other
+        assert schemas[request]["properties"]["mode"]["enum"] == ["dense", "bm25", "splade", "hybrid", None]
 
 
 def test_openapi_of_a_keyless_server_declares_no_security(servers):
     spec = httpx.get(servers["small"].url + "/openapi.json").json()
+    assert spec["components"]["schemas"]["SearchRequest"]["properties"]["mode"]["enum"] == ["dense", None]
     assert "securitySchemes" not in spec["components"]
     assert "401" not in spec["paths"]["/search"]["post"]["responses"]
 

@@ -143,7 +143,7 @@ def test_csp_hash():
     assert csp_hash("") == "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
 
 
-CONFIG = ServeConfig(indexes=("x",), max_query_chars=40)
+CONFIG = ServeConfig(max_query_chars=40)  # no index: the schema reads no manifest
 
 
 @functools.cache

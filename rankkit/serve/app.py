@@ -25,9 +25,9 @@ from rankkit.errors import RankkitError
 from rankkit.index.kinds import registered
 from rankkit.retrieve.rerank import splice_reranked
 from rankkit.serve.batcher import MicroBatcher, Overloaded
-from rankkit.serve.config import ServeConfig
+from rankkit.serve.config import HYBRID, ServeConfig
 from rankkit.serve.docs import add_docs
-from rankkit.serve.engine import HYBRID, SearchEngine
+from rankkit.serve.engine import SearchEngine
 from rankkit.serve.errors import ApiError, error_response
 from rankkit.serve.metrics import Metrics
 from rankkit.serve.openapi import document_api

@@ -14,6 +14,7 @@ from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.options import BM25Params, DenseQuery, QueryOptions
 
 API_KEY_ENV = "RANKKIT_API_KEY"
+HYBRID = "hybrid"  # the search mode that fuses every served index
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +93,14 @@ class ServeConfig(ServeLimits, DenseQuery):
     def hybrid_depth(self) -> int:
         """Hits each retriever contributes to a hybrid query (as in `rankkit search`)."""
         return self.fusion.depth
+
+    @property
+    def modes(self) -> list[str]:
+        """The search modes: one per index (see index_modes; the first is the default), and hybrid
+        over two or more."""
+        if not self.indexes:
+            return []
+        return [*self.index_modes, *([HYBRID] if len(self.indexes) > 1 else [])]
 
     def query_options(self) -> QueryOptions:
         """The query option groups every served index takes its own from (as `rankkit search`'s)."""

@@ -21,8 +21,6 @@ from rankkit.serve.config import ServeConfig
 from rankkit.serve.sentiment import classify_batch, load_sentiment
 from rankkit.serve.startup import check_something_to_serve
 
-HYBRID = "hybrid"  # the mode that fuses every served index
-
 
 class SearchEngine:
     """Loads what the config names; every method runs in a worker thread, never in the event loop."""
@@ -73,8 +71,7 @@ class SearchEngine:
 
     @property
     def modes(self) -> list[str]:
-        """One mode per served index (the first is the default), and hybrid when there are two or more."""
-        return [*self.retrievers, *([HYBRID] if len(self.retrievers) > 1 else [])]
+        return self.config.modes
 
     def workers(self, batch_wait_s: float) -> dict[str, tuple[Callable[[Sequence[Any]], list[Any]], float]]:
         """Each worker's batch function and how long it waits to fill a micro-batch: an index whose

@@ -40,11 +40,18 @@ def _limits(config: ServeConfig) -> dict[str, dict[str, dict[str, Any]]]:
     """Per schema, per property: the constraints the server enforces."""
     query = {"minLength": 1, "maxLength": config.max_query_chars, "pattern": VISIBLE_PATTERN}
     k = {"minimum": 1, "maximum": config.max_k}
+    mode = {"mode": {"enum": [*config.modes, None]}} if config.modes else {}  # this server's modes, or none
     return {
-        "SearchRequest": {"query": query, "k": k, "rerank_depth": {"minimum": 1, "maximum": config.max_passages}},
+        "SearchRequest": {
+            "query": query,
+            "k": k,
+            "rerank_depth": {"minimum": 1, "maximum": config.max_passages},
+            **mode,
+        },
         "BatchSearchRequest": {
             "queries": {"minItems": 1, "maxItems": config.max_batch_queries, "items": query},
             "k": k,
+            **mode,
         },
         "RerankRequest": {"query": query, "passages": {"minItems": 1, "maxItems": config.max_passages}},
         "SentimentRequest": {"texts": {"minItems": 1, "maxItems": config.max_batch_queries, "items": query}},
