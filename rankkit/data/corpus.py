@@ -34,6 +34,11 @@ class Document:
         return f"{self.title} {self.text}" if self.title else self.text
 
 
+def corpus_format(corpus: str | Path) -> CorpusFormat:
+    """The format of a corpus to index, guessed from its contents; ir_datasets corpora are read as TSV."""
+    return "tsv" if irds.is_irds(str(corpus)) else detect_corpus_format(corpus)
+
+
 def detect_corpus_format(path: str | Path) -> CorpusFormat:
     """Guess the format from the extension and, for JSONL, the keys of the first record; a
     folder is a folder of text files."""

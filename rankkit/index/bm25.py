@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from rankkit.data.corpus import CorpusFormat, detect_corpus_format, read_corpus
+from rankkit.data.corpus import CorpusFormat, corpus_format, read_corpus
 from rankkit.data.files import atomic_dir
 from rankkit.errors import RankkitError
 from rankkit.index.java import configure_java, start_jvm
@@ -69,7 +69,7 @@ def build_bm25_index(
 ) -> Manifest:
     """Index `corpus` with Lucene (Anserini's default English analyzer, positions and raw text
     stored) into the folder `out`, atomically. Returns its manifest."""
-    fmt = fmt or ("tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus))
+    fmt = fmt or corpus_format(corpus)
     corpus_info = CorpusInfo.of(corpus, fmt)
     indexer_class = _pyserini_indexer()
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:

@@ -18,7 +18,7 @@ from typing import Iterator
 import faiss
 import numpy as np
 
-from rankkit.data.corpus import CorpusFormat, detect_corpus_format, document_chunks, read_corpus_rows
+from rankkit.data.corpus import CorpusFormat, corpus_format, document_chunks, read_corpus_rows
 from rankkit.data.files import atomic_dir
 from rankkit.data.runs import Hit
 from rankkit.encode.biencoder import BiEncoder
@@ -101,11 +101,6 @@ def _non_finite_output(corpus: str | Path, encoder: BiEncoder, docid: str) -> Ra
         f"{docid!r}, which search would never return. Fix: use a model whose outputs are finite (damaged "
         f"or diverged weights give NaN: re-download or retrain it){fp32}"
     )
-
-
-def corpus_format(corpus: str | Path) -> CorpusFormat:
-    """The format of a corpus file, guessed from its contents; ir_datasets corpora are read as TSV."""
-    return "tsv" if str(corpus).startswith("irds:") else detect_corpus_format(corpus)
 
 
 def load_embeddings(folder: str | Path) -> np.ndarray:

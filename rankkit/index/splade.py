@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rankkit.data.corpus import CorpusFormat, document_chunks, read_corpus_rows
+from rankkit.data.corpus import CorpusFormat, corpus_format, document_chunks, read_corpus_rows
 from rankkit.data.files import atomic_dir
 from rankkit.encode.splade import SpladeEncoder, quantize
 from rankkit.errors import RankkitError
@@ -71,8 +71,6 @@ def build_splade_index(
 ) -> Manifest:
     """Encode `corpus` with the SPLADE `encoder` and write an impact index folder to `out`,
     atomically. Returns its manifest."""
-    from rankkit.index.dense import corpus_format
-
     fmt = fmt or corpus_format(corpus)
     corpus_info = CorpusInfo.of(corpus, fmt)
     with atomic_dir(out, overwrite=overwrite, replaceable=is_index_folder, what="a rankkit index") as folder:

@@ -98,8 +98,6 @@ class ServeConfig(ServeLimits, DenseQuery):
     def modes(self) -> list[str]:
         """The search modes: one per index (see index_modes; the first is the default), and hybrid
         over two or more."""
-        if not self.indexes:
-            return []
         return [*self.index_modes, *([HYBRID] if len(self.indexes) > 1 else [])]
 
     def query_options(self) -> QueryOptions:

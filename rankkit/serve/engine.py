@@ -32,10 +32,9 @@ class SearchEngine:
         self.reranker_record: DevRecord | None = None  # the reranker's dev figure against its first stage
         self.retrievers: dict[str, Retriever] = {}  # by search mode, one per served index
         # one thread per index and per kind of other work: pyserini's JVM and torch each stay on one thread
-        modes = list(config.index_modes) if config.indexes else []
         self.executors = {
             name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"rankkit-{name}")
-            for name in (*modes, "rerank", "sentiment")
+            for name in (*config.index_modes, "rerank", "sentiment")
         }
         try:
             self._load()
@@ -46,7 +45,7 @@ class SearchEngine:
     def _load(self) -> None:
         config = self.config
         query = config.query_options()
-        for mode, folder in (config.index_modes if config.indexes else {}).items():
+        for mode, folder in config.index_modes.items():
             self.retrievers[mode] = self.executors[mode].submit(open_index, folder, query).result()
         if config.reranker is not None:
             from rankkit.encode.crossencoder import CrossEncoder
@@ -81,9 +80,9 @@ class SearchEngine:
         work: dict[str, tuple[Callable[[Sequence[Any]], list[Any]], float]] = {
             mode: (
                 functools.partial(self.search_batch, mode),
-                batch_wait_s if kind_of(self.config.index_modes[mode]).query_model else 0.0,
+                batch_wait_s if kind_of(folder).query_model else 0.0,
             )
-            for mode in self.retrievers
+            for mode, folder in self.config.index_modes.items()
         }
         if self.reranker is not None:
             work["rerank"] = (self.rerank_batch, 0.0)
