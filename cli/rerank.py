@@ -11,7 +11,7 @@ from rankkit.cli.errors import friendly_errors
 from rankkit.cli.groups import with_options
 from rankkit.cli.options import AT_LEAST_1
 from rankkit.errors import RankkitError
-from rankkit.options import Runtime
+from rankkit.options import Inference
 
 
 @friendly_errors
@@ -24,7 +24,7 @@ def rerank(
     output: Path = typer.Option(..., "--output", "-o", help="Reranked TREC run to write."),
     depth: int = typer.Option(100, callback=AT_LEAST_1, help="Rerank this many top hits per query."),
     tag: str = typer.Option("rerank", help="Run tag."),
-    runtime: Runtime = Runtime(),
+    runtime: Inference = Inference(),
     allow_new_head: bool = typer.Option(
         False, help="Rerank even with a model that has no trained scoring head (a new random one: arbitrary scores)."
     ),
@@ -37,7 +37,7 @@ def rerank(
     from rankkit.encode.dev_record import describe_reranker
     from rankkit.retrieve.rerank import rerank_run
 
-    cross_encoder = CrossEncoder(model, device=runtime.device, precision=runtime.precision)
+    cross_encoder = CrossEncoder(model, device=runtime.device, precision=runtime.precision, inference=runtime)
     if cross_encoder.new_head and not allow_new_head:
         raise RankkitError(
             f"{model}: has no trained scoring head (it is not a cross-encoder), so a new random "

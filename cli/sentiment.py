@@ -99,9 +99,9 @@ def evaluate(
     from rankkit.sentiment.model import load_sentiment_model
 
     labelled = _read(reviews, columns)
-    probability = load_sentiment_model(classifier.model, classifier.device, classifier.precision).predict_proba(
-        labelled.texts
-    )
+    probability = load_sentiment_model(
+        classifier.model, classifier.device, classifier.precision, classifier
+    ).predict_proba(labelled.texts)
     measured = sentiment_metrics(labelled.labels, probability)
     measured["left_out_rows"] = [{"line": p.line, "reason": p.reason} for p in labelled.problems]
     console.print(format_metrics(measured))
@@ -130,6 +130,8 @@ def predict(
         Console(stderr=True, highlight=False, soft_wrap=True).print(found.summary())
     write_predictions(
         found,
-        load_sentiment_model(classifier.model, classifier.device, classifier.precision).predict_proba(found.texts),
+        load_sentiment_model(classifier.model, classifier.device, classifier.precision, classifier).predict_proba(
+            found.texts
+        ),
         output,
     )

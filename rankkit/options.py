@@ -142,6 +142,59 @@ class Runtime:
     )
 
 
+Backend = Literal["torch", "onnx", "openvino"]
+Quantize = Literal["none", "int8"]
+# the quality gate's defaults, set from measurement (benchmarks/results/backend_quality.md): they pass
+# every export whose nDCG@10 stayed within 0.005 of PyTorch fp32 on DL19 and SciFact dev
+GATE_MIN_COSINE = 0.97
+GATE_MIN_OVERLAP = 0.85
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inference(Runtime):
+    """Which engine runs a model for inference, and the quality an exported model must keep: every
+    command that runs a bi-encoder, cross-encoder or SPLADE model without training it."""
+
+    panel: ClassVar[str] = "Model runtime"
+
+    backend: Backend = option(
+        "torch",
+        "Engine that runs the model: torch, onnx (ONNX Runtime) or openvino, on the CPU. The model is "
+        "exported once into rankkit's cache ($RANKKIT_CACHE/exports) and reused.",
+    )
+    quantize: Quantize = option(
+        "none",
+        "none, or int8: onnx quantises the weights (dynamic int8), openvino calibrates on a sample of the "
+        "texts (static int8). Needs --backend onnx or openvino.",
+    )
+    gate_min_cosine: float = option(
+        GATE_MIN_COSINE,
+        "Quality gate of an exported model: the lowest cosine to PyTorch fp32's vectors (cross-encoders: "
+        "the lowest score correlation per query) on a sample of the texts; an export below it is refused.",
+        low=-1,
+        high=1,
+    )
+    gate_min_overlap: float = option(
+        GATE_MIN_OVERLAP,
+        "Quality gate of an exported model: the mean overlap of its top 10 with PyTorch fp32's top 10 "
+        "on the sample; an export below it is refused.",
+        low=0,
+        high=1,
+    )
+
+    @property
+    def exported(self) -> bool:
+        """Whether the model runs as an export (any backend but torch, or quantised)."""
+        return self.backend != "torch" or self.quantize != "none"
+
+    def inference_options(self) -> dict[str, Any]:
+        """This group's values (device and precision included), to give another config the same."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(Inference)}
+
+
+TORCH_INFERENCE = Inference()  # PyTorch without quantisation: what a model runs on when no backend is named
+
+
 @dataclass(frozen=True, kw_only=True)
 class Output:
     """What a command writes and whether it may replace an earlier output."""

@@ -22,7 +22,7 @@ from rankkit.data.runs import write_run
 from rankkit.errors import RankkitError
 from rankkit.index.build import build_index
 from rankkit.index.options import IndexBuild
-from rankkit.options import Output, Runtime, option, same_option
+from rankkit.options import Inference, Output, option, same_option
 from rankkit.retrieve import open_retriever
 from rankkit.retrieve.fusion import FusionConfig
 from rankkit.retrieve.hybrid import HybridRetriever
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the evaluation libraries are imported when a quickstart run
 
 
 @dataclass(frozen=True, kw_only=True)
-class QuickstartConfig(Runtime):
+class QuickstartConfig(Inference):
     """The main job on one collection folder: which folder, where the output goes, the dense model."""
 
     data: str | None = option(
@@ -118,7 +118,7 @@ def _text_folder_error(exc: RankkitError) -> RankkitError:
 
 def _build_indexes(corpus: Path, name: str, config: QuickstartConfig) -> dict[str, Path]:
     """The quickstart's indexes by kind, each built as `rankkit index build` builds it."""
-    runtime = {"device": config.device, "precision": config.precision}
+    runtime = config.inference_options()
     kinds = {
         "bm25": {},
         "dense": {"model": config.model, "factory": config.factory, **runtime},
@@ -150,7 +150,7 @@ def run_quickstart(config: QuickstartConfig) -> QuickstartResult:
     out = Path(config.output)
     queries, qrels = queries_and_qrels(paths)
     indexes = _build_indexes(paths.corpus, paths.name, config)
-    query = DenseQuery(device=config.device, precision=config.precision)
+    query = DenseQuery(**config.inference_options())
     systems = {kind: open_retriever([folder], query) for kind, folder in indexes.items()}
     systems["hybrid"] = HybridRetriever(list(systems.values()), config=config.fusion)
     max_grade = max(g for judged in qrels.values() for g in judged.values())

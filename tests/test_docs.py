@@ -40,6 +40,7 @@ PAGES = [
     "sentiment.md",
     "serving.md",
     "scaling.md",
+    "backends.md",
     "file-formats.md",
     "python-api.md",
 ]

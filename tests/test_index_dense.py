@@ -100,7 +100,14 @@ def test_manifest_fields(flat_index, corpus, tiny_model):
     assert manifest.pooling == "mean"
     assert manifest.normalized is True
     assert manifest.max_length == 64
-    assert manifest.settings == {"seed": 0, "precision": "fp32", "search_params": {}, "passage_prompt": ""}
+    assert manifest.settings == {
+        "seed": 0,
+        "precision": "fp32",
+        "search_params": {},
+        "passage_prompt": "",
+        "backend": "torch",
+        "quantize": "none",
+    }
     assert manifest.corpus.sha256 == sha256_file(corpus)
     assert manifest.corpus.format == "tsv"
     assert manifest.corpus.size_bytes == corpus.stat().st_size

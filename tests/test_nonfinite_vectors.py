@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rankkit.encode.backend import Runner
 from rankkit.errors import RankkitError
 from rankkit.index.dense import (
     DOCIDS_FILE,
@@ -44,6 +45,7 @@ class RandomEncoder:
 
     def __init__(self, poison: Callable[[np.ndarray, Sequence[str]], None] = lambda vectors, texts: None):
         self.poison = poison
+        self.runner = Runner(forward=lambda inputs: None)  # what the manifest records: PyTorch
 
     def encode(self, texts: Sequence[str], on_batch=None, **_: object) -> np.ndarray:
         vectors = np.stack(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from rankkit.errors import RankkitError
-from rankkit.options import Output, Runtime, check_options, option, same_option
+from rankkit.options import Inference, Output, check_options, option, same_option
 from rankkit.train.config import Schedule, TrainConfig
 
 Mode = Literal["contrastive", "plain"]
@@ -47,7 +47,7 @@ class NegativeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DistillConfig(Output, Schedule, Runtime):
+class DistillConfig(Output, Schedule, Inference):
     """A distillation run. Runtime's precision is the teacher's (inference) and the student's
     (training autocast) alike."""
 

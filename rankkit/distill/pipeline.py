@@ -282,6 +282,7 @@ def _distill(config: DistillConfig) -> Path:
         config.teacher_scale,
         bi_encoder_scale=1.0 / config.temperature,
         precision=config.precision,
+        inference=config,
     )
     candidates, doc_texts = gather_candidates(config, teacher, scorer, queries)
     if not candidates:

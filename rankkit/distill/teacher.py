@@ -13,6 +13,7 @@ import numpy as np
 from rankkit.data.runs import Run, read_run
 from rankkit.encode.models import resolve_model_dir
 from rankkit.errors import RankkitError
+from rankkit.options import TORCH_INFERENCE, Inference
 
 if TYPE_CHECKING:
     from rankkit.encode.biencoder import BiEncoder
@@ -71,10 +72,17 @@ def dot_product_scores(
 class BiEncoderTeacher:
     """Dot products of the teacher's embeddings (cosines for normalised models) times `scale`."""
 
-    def __init__(self, model: str, device: str | None = None, scale: float = 1.0, precision: str = "fp32"):
+    def __init__(
+        self,
+        model: str,
+        device: str | None = None,
+        scale: float = 1.0,
+        precision: str = "fp32",
+        inference: Inference = TORCH_INFERENCE,
+    ):
         from rankkit.encode.biencoder import BiEncoder
 
-        self.encoder = BiEncoder(model, device=device, precision=precision)
+        self.encoder = BiEncoder(model, device=device, precision=precision, inference=inference)
         self.name, self.scale = self.encoder.name, scale
 
     def score(
@@ -84,10 +92,17 @@ class BiEncoderTeacher:
 
 
 class CrossEncoderTeacher:
-    def __init__(self, model: str, device: str | None = None, scale: float = 1.0, precision: str = "fp32"):
+    def __init__(
+        self,
+        model: str,
+        device: str | None = None,
+        scale: float = 1.0,
+        precision: str = "fp32",
+        inference: Inference = TORCH_INFERENCE,
+    ):
         from rankkit.encode.crossencoder import CrossEncoder
 
-        self.model = CrossEncoder(model, device=device, precision=precision)
+        self.model = CrossEncoder(model, device=device, precision=precision, inference=inference)
         self.name, self.scale = self.model.name, scale
 
     def score(
@@ -133,13 +148,15 @@ def open_teacher(
     scale: float | None = None,
     bi_encoder_scale: float = 20.0,
     precision: str = "fp32",
+    inference: Inference = TORCH_INFERENCE,
 ) -> Teacher:
-    """A TREC run file, or a model (folder, packaged name or hub id) of either kind.
+    """A TREC run file, or a model (folder, packaged name or hub id) of either kind, run on
+    `inference`'s backend.
 
     A bi-encoder's cosines are multiplied by `bi_encoder_scale` (the student's 1 / temperature)
     unless `scale` is given, so teacher and student scores live on one scale."""
     if Path(spec).is_file():
         return RunTeacher(spec, scale if scale is not None else 1.0)
     if model_kind(spec) == "cross-encoder":
-        return CrossEncoderTeacher(spec, device, scale if scale is not None else 1.0, precision)
-    return BiEncoderTeacher(spec, device, scale if scale is not None else bi_encoder_scale, precision)
+        return CrossEncoderTeacher(spec, device, scale if scale is not None else 1.0, precision, inference)
+    return BiEncoderTeacher(spec, device, scale if scale is not None else bi_encoder_scale, precision, inference)

@@ -51,3 +51,18 @@ def right_padded(
     }
     inputs["attention_mask"] = torch.tensor([[1] * n + [0] * (width - n) for n in lengths], device=device)
     return inputs
+
+
+def padded_batches(
+    encoded: Mapping[str, Sequence[Sequence[int]]],
+    lengths: Sequence[int],
+    max_tokens: int,
+    max_batch_size: int,
+    pad_id: int,
+    device: torch.device,
+) -> list[dict[str, torch.Tensor]]:
+    """Model inputs of every length-sorted batch of `encoded` (an export's calibration inputs)."""
+    return [
+        right_padded(encoded, batch, pad_id, device)
+        for batch in length_sorted_batches(lengths, max_tokens, max_batch_size)
+    ]

@@ -4,17 +4,27 @@ computed in rankkit's length-sorted token-budget batches (see rankkit.encode.sta
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
-from rankkit.encode.device import choose_device
+from rankkit.encode.backend import (
+    Forward,
+    Runner,
+    TorchForward,
+    backend_device,
+    backend_precision,
+    exported_runner,
+    sample_texts,
+)
+from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
-from rankkit.encode.precision import PRECISIONS, resolve_precision
+from rankkit.encode.precision import PRECISIONS
+from rankkit.encode.quality_gate import vector_agreement
 from rankkit.encode.stack import describe_pooling, load_stack, prompt_length, resolve_prompt
+from rankkit.options import TORCH_INFERENCE, Inference
 
 Role = Literal["query", "passage"]
 UNBOUNDED_LENGTH = 100_000  # tokenizers without a limit report about 1e30
@@ -33,6 +43,9 @@ class BiEncoder:
             that will be trained stays fp32.
         query_prompt, passage_prompt: prepended to queries / passages instead of the prompts in the
             model's config_sentence_transformers.json ('' for none).
+        inference: the backend that runs the transformer (rankkit.encode.backend) and its quality gate.
+        sample: texts the quality gate (and OpenVINO's int8 calibration) of an export uses; default:
+            rankkit's sample passages. An index build passes passages of its corpus.
     """
 
     def __init__(
@@ -45,12 +58,14 @@ class BiEncoder:
         precision: str = "fp32",
         query_prompt: str | None = None,
         passage_prompt: str | None = None,
+        inference: Inference = TORCH_INFERENCE,
+        sample: Sequence[str] | None = None,
     ):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
-        self.device = choose_device(device)
-        self.precision = resolve_precision(precision, self.device)  # what a manifest records: never 'auto'
-        dtype = PRECISIONS[self.precision]
+        self.device = backend_device(inference, device)
+        self.precision = backend_precision(inference, precision, self.device)  # recorded in manifests: never auto
+        dtype = torch.float32 if inference.exported else PRECISIONS[self.precision]  # an export starts from fp32
         self.stack = load_stack(self.model_dir, self.device)
         self.tokenizer = self.stack.tokenizer
         self.model = self.stack[0].auto_model.to(self.device, dtype)  # the head modules stay float32
@@ -69,6 +84,23 @@ class BiEncoder:
         self.max_tokens = max_tokens
         self.max_batch_size = max_batch_size
         self._fingerprint: str | None = None
+        self.runner = Runner(TorchForward(self.model, "last_hidden_state"), precision=self.precision)
+        if inference.exported:
+            texts = list(sample) if sample else sample_texts()
+            self.runner = exported_runner(
+                self.model,
+                model_dir=self.model_dir,
+                fingerprint=self.fingerprint,
+                task="feature-extraction",
+                input_names=("input_ids", "attention_mask"),
+                inference=inference,
+                precision=self.precision,
+                sample_inputs=lambda: self._sample_batches(texts),
+                measure=lambda forward: vector_agreement(
+                    self._vectors(texts, TorchForward(self.model, "last_hidden_state")), self._vectors(texts, forward)
+                ),
+                what=f"{self.name} on {inference.backend}",
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -81,10 +113,9 @@ class BiEncoder:
         length-sorted chunks, so a short text is never padded to the longest of a training batch."""
         if not texts:
             return torch.zeros((0, self.dimension), device=self.device)
-        encoded, lengths, skip = self._tokenize(texts, role)
         chunks, order = [], []
-        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-            chunks.append(self._forward(encoded, batch, skip))
+        for batch, vectors in self._batches(texts, role, self.runner.forward):
+            chunks.append(vectors)
             order.extend(batch)
         return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
 
@@ -106,16 +137,35 @@ class BiEncoder:
         float32 array [len(texts), dimension], in input order. `on_batch` is called with the
         indices of each batch once it is encoded (for a caller's progress bar)."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
-            return out
-        encoded, lengths, skip = self._tokenize(texts, role)
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as progress:
-            for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-                out[batch] = self._forward(encoded, batch, skip).cpu().numpy()
+            for batch, vectors in self._batches(texts, role, self.runner.forward):
+                out[batch] = vectors.cpu().numpy()
                 progress.update(len(batch))
                 if on_batch is not None:
                     on_batch(batch)
         return out
+
+    def _vectors(self, texts: Sequence[str], forward: Forward) -> np.ndarray:
+        """Passage vectors of `texts` through another forward pass (the quality gate's comparison)."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        with torch.inference_mode():
+            for batch, vectors in self._batches(texts, "passage", forward):
+                out[batch] = vectors.cpu().numpy()
+        return out
+
+    def _batches(self, texts: Sequence[str], role: Role, forward: Forward) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """(indices, vectors) of `texts` in length-sorted token-budget batches."""
+        if not texts:
+            return
+        encoded, lengths, skip = self._tokenize(texts, role)
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            yield batch, self._forward(encoded, batch, skip, forward)
+
+    def _sample_batches(self, texts: Sequence[str]) -> list[dict[str, torch.Tensor]]:
+        """Padded model inputs of passages `texts` as encode batches them (OpenVINO's int8 calibration)."""
+        encoded, lengths, _ = self._tokenize(texts, "passage")
+        pad = self.tokenizer.pad_token_id or 0
+        return padded_batches(encoded, lengths, self.max_tokens, self.max_batch_size, pad, self.device)
 
     def token_lengths(self, texts: Sequence[str], role: Role = "passage") -> list[int]:
         """Token counts of `texts` as encode computes them (prompt included, truncated to max_length)."""
@@ -135,10 +185,13 @@ class BiEncoder:
         skip = prompt_length(self.tokenizer, prompt) if prompt else 0
         return dict(encoded), [len(ids) for ids in encoded["input_ids"]], skip
 
-    def _forward(self, encoded: dict[str, list[list[int]]], batch: list[int], skip: int) -> torch.Tensor:
-        """Float32 vectors of the texts `batch` indexes: the transformer, then the model's modules after it."""
+    def _forward(
+        self, encoded: dict[str, list[list[int]]], batch: list[int], skip: int, forward: Forward
+    ) -> torch.Tensor:
+        """Float32 vectors of the texts `batch` indexes: the transformer through `forward`, then the
+        model's modules after it."""
         features = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
-        features["token_embeddings"] = self.model(**features).last_hidden_state.float()
+        features["token_embeddings"] = forward(features).float()
         if skip:
             features["prompt_length"] = skip
         for module in self.head:

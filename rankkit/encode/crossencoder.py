@@ -16,11 +16,21 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
-from rankkit.encode.device import choose_device
-from rankkit.encode.models import model_display_name, read_json, resolve_model_dir
-from rankkit.encode.precision import PRECISIONS, resolve_precision
+from rankkit.encode.backend import (
+    Forward,
+    Runner,
+    TorchForward,
+    backend_device,
+    backend_precision,
+    exported_runner,
+    sample_texts,
+)
+from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
+from rankkit.encode.models import model_display_name, model_fingerprint, read_json, resolve_model_dir
+from rankkit.encode.precision import PRECISIONS
+from rankkit.encode.quality_gate import score_agreement
 from rankkit.errors import RankkitError
+from rankkit.options import TORCH_INFERENCE, Inference
 
 DEFAULT_MAX_LENGTH = 256
 IDENTITY_ACTIVATION = "torch.nn.modules.linear.Identity"
@@ -43,9 +53,14 @@ def pad_with_eos(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, mod
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
+GATE_QUERIES, GATE_PASSAGES, GATE_QUERY_WORDS = 8, 32, 8  # the quality gate's pairs, from sample texts
+
+
 class CrossEncoder:
     """`precision` 'bf16' is for scoring only (see rankkit.encode.precision); a cross-encoder that
-    will be trained stays 'fp32'."""
+    will be trained stays 'fp32'. `inference` picks the backend that scores (rankkit.encode.backend);
+    the quality gate of an export scores pairs made from `sample` texts (default: rankkit's sample
+    passages): the first words of a few of them as queries, against the others."""
 
     def __init__(
         self,
@@ -55,12 +70,14 @@ class CrossEncoder:
         max_tokens: int = 4096,
         max_batch_size: int = 64,
         precision: str = "fp32",
+        inference: Inference = TORCH_INFERENCE,
+        sample: Sequence[str] | None = None,
     ):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
-        self.device = choose_device(device)
-        self.precision = resolve_precision(precision, self.device)  # what a manifest records: never 'auto'
-        dtype = PRECISIONS[self.precision]
+        self.device = backend_device(inference, device)
+        self.precision = backend_precision(inference, precision, self.device)  # recorded: never auto
+        dtype = torch.float32 if inference.exported else PRECISIONS[self.precision]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
@@ -79,30 +96,78 @@ class CrossEncoder:
         limit = max_length or configured or saved or DEFAULT_MAX_LENGTH
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
+        self.runner = Runner(TorchForward(self.model, "logits"), precision=self.precision)
+        if inference.exported and self.new_head:
+            raise RankkitError(
+                f"{self.model_dir}: no trained scoring head (a new, random one was made), so there is no "
+                f"cross-encoder to export for --backend {inference.backend}. Fix: train it first "
+                "(rankkit train reranker) and pass the trained folder, or use --backend torch"
+            )
+        if inference.exported:
+            self.runner = self._exported_runner(inference, list(sample) if sample else sample_texts())
 
-    def logits(self, queries: Sequence[str], passages: Sequence[str]) -> torch.Tensor:
+    def _exported_runner(self, inference: Inference, texts: list[str]) -> Runner:
+        queries = [" ".join(text.split()[:GATE_QUERY_WORDS]) for text in texts[:GATE_QUERIES]]
+        passages = texts[:GATE_PASSAGES]
+        pairs = [(query, passage) for query in queries for passage in passages]
+        groups = [range(i * len(passages), (i + 1) * len(passages)) for i in range(len(queries))]
+        input_names = ("input_ids", "attention_mask") + (
+            ("token_type_ids",) if "token_type_ids" in self.tokenizer.model_input_names else ()
+        )
+        torch_forward = TorchForward(self.model, "logits")
+
+        def sample_inputs() -> list[dict[str, torch.Tensor]]:
+            encoded = self._tokenize([q for q, _ in pairs], [p for _, p in pairs])
+            lengths = [len(ids) for ids in encoded["input_ids"]]
+            pad = self.tokenizer.pad_token_id or 0
+            return padded_batches(encoded, lengths, self.max_tokens, self.max_batch_size, pad, self.device)
+
+        return exported_runner(
+            self.model,
+            model_dir=self.model_dir,
+            fingerprint=model_fingerprint(self.model_dir),
+            task="sequence-classification",
+            input_names=input_names,
+            inference=inference,
+            precision=self.precision,
+            sample_inputs=sample_inputs,
+            measure=lambda forward: score_agreement(
+                self.score(pairs, forward=torch_forward), self.score(pairs, forward=forward), groups
+            ),
+            what=f"cross-encoder {self.name} on {inference.backend}",
+        )
+
+    def _tokenize(self, queries: Sequence[str], passages: Sequence[str]) -> dict[str, list[list[int]]]:
+        """Unpadded token ids of the pairs, the passage truncated to fit max_length."""
+        return dict(
+            self.tokenizer(
+                list(queries),
+                list(passages),
+                truncation="only_second",
+                max_length=self.max_length,
+                return_attention_mask=False,
+            )
+        )
+
+    def logits(self, queries: Sequence[str], passages: Sequence[str], forward: Forward | None = None) -> torch.Tensor:
         """Scores of pairs with gradients, for training: shape [len(queries)]. Computed in
         length-sorted chunks within the token budget, so a short pair is never padded to the
-        longest pair of a training batch."""
+        longest pair of a training batch. `forward`: another forward pass than the encoder's."""
         if not queries:
             return torch.zeros(0, device=self.device)
-        encoded = self.tokenizer(
-            list(queries),
-            list(passages),
-            truncation="only_second",
-            max_length=self.max_length,
-            return_attention_mask=False,
-        )
+        encoded = self._tokenize(queries, passages)
         lengths = [len(ids) for ids in encoded["input_ids"]]
         chunks, order = [], []
         for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
             inputs = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
-            chunks.append(self.model(**inputs).logits.squeeze(-1))
+            chunks.append((forward or self.runner.forward)(inputs).squeeze(-1))
             order.extend(batch)
         return torch.cat(chunks)[torch.tensor(inverse_order(order), device=self.device)]
 
     @torch.inference_mode()
-    def score(self, pairs: Sequence[tuple[str, str]], show_progress: bool = False) -> np.ndarray:
+    def score(
+        self, pairs: Sequence[tuple[str, str]], show_progress: bool = False, forward: Forward | None = None
+    ) -> np.ndarray:
         """Scores (logits) of (query, passage) pairs, batched by similar length, in input order."""
         out = np.zeros(len(pairs), dtype=np.float32)
         if not pairs:
@@ -111,7 +176,7 @@ class CrossEncoder:
         budget = self.max_tokens * 4  # about 4 characters per token
         with tqdm(total=len(pairs), desc="scoring pairs", disable=not show_progress) as progress:
             for batch in length_sorted_batches(lengths, budget, self.max_batch_size):
-                scores = self.logits([pairs[i][0] for i in batch], [pairs[i][1] for i in batch])
+                scores = self.logits([pairs[i][0] for i in batch], [pairs[i][1] for i in batch], forward)
                 out[batch] = scores.float().cpu().numpy()
                 progress.update(len(batch))
         return out

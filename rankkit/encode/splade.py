@@ -19,16 +19,27 @@ import json
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
+from rankkit.encode.backend import (
+    Forward,
+    Runner,
+    TorchForward,
+    backend_device,
+    backend_precision,
+    exported_runner,
+    sample_texts,
+)
+from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
 from rankkit.encode.biencoder import UNBOUNDED_LENGTH, Role
-from rankkit.encode.device import choose_device
 from rankkit.encode.models import model_display_name, model_fingerprint, read_json, resolve_model_dir
-from rankkit.encode.precision import PRECISIONS, resolve_precision
+from rankkit.encode.precision import PRECISIONS
+from rankkit.encode.quality_gate import vector_agreement
 from rankkit.encode.stack import resolve_prompt
 from rankkit.errors import RankkitError
+from rankkit.options import TORCH_INFERENCE, Inference
 
 MLM_ARCHITECTURE_SUFFIX = "ForMaskedLM"
 SPLADE_POOLING = "SpladePooling"
@@ -107,6 +118,8 @@ class SpladeEncoder:
         max_tokens: token budget of one batch (rows x padded length); the logits of a batch take
             max_tokens x vocabulary size floats.
         precision: 'fp32', or 'bf16' (see rankkit.encode.precision); weights are pooled in float32.
+        inference: the backend that runs the model (rankkit.encode.backend) and its quality gate,
+            measured on `sample` texts (default: rankkit's sample passages).
     """
 
     def __init__(
@@ -117,6 +130,8 @@ class SpladeEncoder:
         max_tokens: int = 2048,
         max_batch_size: int = 64,
         precision: str = "fp32",
+        inference: Inference = TORCH_INFERENCE,
+        sample: Sequence[str] | None = None,
     ):
         self.name = model_display_name(model)
         self.model_dir = resolve_model_dir(model)
@@ -127,11 +142,12 @@ class SpladeEncoder:
                 "folder (a *ForMaskedLM architecture, e.g. splade-tiny) or a sentence-transformers "
                 "SparseEncoder folder with a SpladePooling module"
             )
-        self.device = choose_device(device)
-        self.precision = resolve_precision(precision, self.device)  # what a manifest records: never 'auto'
+        self.device = backend_device(inference, device)
+        self.precision = backend_precision(inference, precision, self.device)  # recorded: never auto
+        dtype = torch.float32 if inference.exported else PRECISIONS[self.precision]
         stack = _load_sparse_encoder(self.model_dir, self.device)
         transformer, head = stack[0], stack[1]
-        self.model = transformer.auto_model.to(self.device, PRECISIONS[self.precision]).eval()
+        self.model = transformer.auto_model.to(self.device, dtype).eval()
         self.tokenizer = transformer.tokenizer
         self.pooling: str = head.pooling_strategy
         self.activation: str = head.activation_function
@@ -147,6 +163,24 @@ class SpladeEncoder:
         self.max_tokens = max_tokens
         self.max_batch_size = max_batch_size
         self._fingerprint: str | None = None
+        self.runner = Runner(TorchForward(self.model, "logits"), precision=self.precision)
+        if inference.exported:
+            texts = list(sample) if sample else sample_texts()
+            torch_forward = TorchForward(self.model, "logits")
+            self.runner = exported_runner(
+                self.model,
+                model_dir=self.model_dir,
+                fingerprint=model_fingerprint(self.model_dir),
+                task="fill-mask",
+                input_names=("input_ids", "attention_mask"),
+                inference=inference,
+                precision=self.precision,
+                sample_inputs=lambda: self._sample_batches(texts),
+                measure=lambda forward: vector_agreement(
+                    self._pooled(texts, torch_forward), self._pooled(texts, forward)
+                ),
+                what=f"SPLADE model {self.name} on {inference.backend}",
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -172,6 +206,20 @@ class SpladeEncoder:
         called with the indices of each batch once it is encoded (for a caller's progress bar)."""
         if not texts:
             return []
+        encoded, lengths = self._tokenize(texts, role)
+        rows: list[dict[str, float]] = []
+        order: list[int] = []
+        with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as progress:
+            for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+                rows.extend(self._weights(self._forward(encoded, batch, self.runner.forward)))
+                order.extend(batch)
+                progress.update(len(batch))
+                if on_batch is not None:
+                    on_batch(batch)
+        return [rows[row] for row in inverse_order(order)]
+
+    def _tokenize(self, texts: Sequence[str], role: Role) -> tuple[dict[str, list[list[int]]], list[int]]:
+        """Unpadded token ids of the prompted `texts` and their lengths."""
         prompt = self.prompts[role]
         encoded = dict(
             self.tokenizer(
@@ -182,26 +230,31 @@ class SpladeEncoder:
                 return_token_type_ids=False,
             )
         )
-        lengths = [len(ids) for ids in encoded["input_ids"]]
-        rows: list[dict[str, float]] = []
-        order: list[int] = []
-        with tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress) as progress:
-            for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
-                rows.extend(self._weights(self._forward(encoded, batch)))
-                order.extend(batch)
-                progress.update(len(batch))
-                if on_batch is not None:
-                    on_batch(batch)
-        return [rows[row] for row in inverse_order(order)]
+        return encoded, [len(ids) for ids in encoded["input_ids"]]
 
-    def _forward(self, encoded: dict[str, list[list[int]]], batch: list[int]) -> torch.Tensor:
+    def _forward(self, encoded: dict[str, list[list[int]]], batch: list[int], forward: Forward) -> torch.Tensor:
         """Pooled float32 weights [len(batch), vocab] of the texts `batch` indexes."""
         features = right_padded(encoded, batch, self.tokenizer.pad_token_id or 0, self.device)
-        pooled = splade_pool(self.model(**features).logits, features["attention_mask"], self.pooling, self.activation)
+        pooled = splade_pool(forward(features).float(), features["attention_mask"], self.pooling, self.activation)
         if self.max_active_dims is not None and self.max_active_dims < pooled.shape[1]:
             top = pooled.topk(self.max_active_dims, dim=1)  # as SparseEncoder keeps its top max_active_dims
             pooled = torch.zeros_like(pooled).scatter_(1, top.indices, top.values)
         return pooled.cpu()
+
+    @torch.inference_mode()
+    def _pooled(self, texts: Sequence[str], forward: Forward) -> np.ndarray:
+        """Dense pooled weights of passages `texts` through `forward` (the quality gate's comparison)."""
+        encoded, lengths = self._tokenize(texts, "passage")
+        out = np.zeros((len(texts), len(self.vocabulary)), dtype=np.float32)
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            out[batch] = self._forward(encoded, batch, forward).numpy()
+        return out
+
+    def _sample_batches(self, texts: Sequence[str]) -> list[dict[str, torch.Tensor]]:
+        """Padded model inputs of passages `texts` as encode batches them (OpenVINO's int8 calibration)."""
+        encoded, lengths = self._tokenize(texts, "passage")
+        pad = self.tokenizer.pad_token_id or 0
+        return padded_batches(encoded, lengths, self.max_tokens, self.max_batch_size, pad, self.device)
 
     def _weights(self, pooled: torch.Tensor) -> list[dict[str, float]]:
         out = []

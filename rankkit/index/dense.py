@@ -231,6 +231,10 @@ def _query_model(encoder: BiEncoder, query_encoder: BiEncoder | None) -> dict:
     return dict(query_model=query_encoder.name, query_model_fingerprint=query_encoder.fingerprint)
 
 
+# the settings of how passages were encoded, carried over when saved vectors are reused or merged
+ENCODING_SETTINGS = ("precision", "passage_prompt", "backend", "quantize", "agreement")
+
+
 def encoder_fields(encoder: BiEncoder, query_encoder: BiEncoder | None) -> tuple[dict, dict]:
     """The manifest fields (model, dimension, pooling, ...) and encoding settings (precision,
     passage prompt) of vectors `encoder` computes; the towers are checked before any encoding."""
@@ -243,7 +247,11 @@ def encoder_fields(encoder: BiEncoder, query_encoder: BiEncoder | None) -> tuple
         max_length=encoder.max_length,
         **_query_model(encoder, query_encoder),
     )
-    return model, {"precision": encoder.precision, "passage_prompt": encoder.prompts["passage"]}
+    return model, {
+        "precision": encoder.precision,
+        "passage_prompt": encoder.prompts["passage"],
+        **encoder.runner.describe(),
+    }
 
 
 def source_fields(source: Manifest) -> tuple[dict, dict]:
@@ -258,8 +266,8 @@ def source_fields(source: Manifest) -> tuple[dict, dict]:
         query_model=source.query_model,
         query_model_fingerprint=source.query_model_fingerprint,
     )
-    prompts = {key: source.settings[key] for key in ("passage_prompt",) if key in source.settings}
-    return model, {"precision": source.settings.get("precision", "fp32"), **prompts}
+    encoding = {key: source.settings[key] for key in ENCODING_SETTINGS if key in source.settings}
+    return model, {"precision": "fp32", **encoding}
 
 
 def same_corpus(a: CorpusInfo, b: CorpusInfo) -> bool:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from rankkit.errors import RankkitError
-from rankkit.options import Output, Runtime, option, option_spec, same_option
+from rankkit.options import Inference, Output, option, option_spec, same_option
 
 DEFAULT_INDEX_DIR = Path("indexes")
 
 
 @dataclass(frozen=True, kw_only=True)
-class EncoderBuild(Runtime):
+class EncoderBuild(Inference):
     """The model an index encodes its corpus with (dense and SPLADE indexes)."""
 
     panel: ClassVar[str] = "Index model"

@@ -89,7 +89,12 @@ def build_splade_index(
             model_fingerprint=encoder.fingerprint,
             pooling=encoder.pooling,
             max_length=encoder.max_length,
-            settings={"precision": encoder.precision, "activation": encoder.activation, "quantization": QUANTIZATION},
+            settings={
+                "precision": encoder.precision,
+                "activation": encoder.activation,
+                "quantization": QUANTIZATION,
+                **encoder.runner.describe(),
+            },
         )
         manifest = manifest.write(folder)
     return manifest

@@ -111,7 +111,7 @@ def run_mining(recipe: MiningRecipe) -> MinedSet:
         from rankkit.encode.crossencoder import CrossEncoder
         from rankkit.mining.teacher import add_teacher_scores
 
-        teacher = CrossEncoder(recipe.teacher, device=recipe.device, precision=recipe.precision)
+        teacher = CrossEncoder(recipe.teacher, device=recipe.device, precision=recipe.precision, inference=recipe)
         positive_teacher = add_teacher_scores(candidates, queries, qrels, doc_texts, teacher.score, recipe.min_grade)
     mined = mine(
         queries,

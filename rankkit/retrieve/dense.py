@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
 from rankkit.data.runs import Hit, Run
+from rankkit.encode.backend import backend_note
 from rankkit.encode.biencoder import BiEncoder
 from rankkit.errors import RankkitError
 from rankkit.index.dense import DenseIndex
 from rankkit.index.faiss_device import GpuOptions
+from rankkit.options import TORCH_INFERENCE, Inference
 from rankkit.retrieve.base import check_k, check_query
 
 
@@ -37,6 +40,9 @@ class DenseRetriever:
         check_model_matches(index, encoder)
         self.index, self.encoder, self.batch_size = index, encoder, batch_size
         self.name = f"dense:{index.folder.name}"
+        note = backend_note(index.manifest.settings, encoder.runner, str(index.folder))
+        if note:
+            print(note, file=sys.stderr)
 
     @classmethod
     def from_folder(
@@ -48,10 +54,12 @@ class DenseRetriever:
         precision: str = "fp32",
         query_prompt: str | None = None,
         gpu: GpuOptions = GpuOptions(),
+        inference: Inference = TORCH_INFERENCE,
     ) -> "DenseRetriever":
         index = DenseIndex(folder, search_params, gpu)
         model = model or index.manifest.query_model or index.manifest.model
-        return cls(index, BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt))
+        encoder = BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt, inference=inference)
+        return cls(index, encoder)
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> list[float]:
         """Each (query, passage)'s score as search computes it: the dot product of their embeddings."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from rankkit.options import Runtime, option
+from rankkit.options import Inference, option
 
 Group = TypeVar("Group")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DenseQuery(Runtime):
+class DenseQuery(Inference):
     """How queries are encoded and a dense index is searched (search, serve, mine, tune fusion)."""
 
     panel: ClassVar[str] = "Dense search"

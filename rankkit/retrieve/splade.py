@@ -3,22 +3,32 @@ in its Lucene impact index."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Mapping
 
 from rankkit.data.runs import Hit, Run
+from rankkit.encode.backend import backend_note
 from rankkit.encode.splade import SpladeEncoder, quantize
 from rankkit.errors import RankkitError
 from rankkit.index.splade import open_impact_searcher
+from rankkit.options import TORCH_INFERENCE, Inference
 from rankkit.retrieve.base import check_k, check_query
 
 
 class SpladeRetriever:
     """Search a SPLADE index with the model that built it (its fingerprint is checked)."""
 
-    def __init__(self, folder: str | Path, device: str | None = None, precision: str = "fp32", threads: int = 2):
+    def __init__(
+        self,
+        folder: str | Path,
+        device: str | None = None,
+        precision: str = "fp32",
+        threads: int = 2,
+        inference: Inference = TORCH_INFERENCE,
+    ):
         self.searcher, manifest = open_impact_searcher(folder)
-        self.encoder = SpladeEncoder(manifest.model or "", device=device, precision=precision)
+        self.encoder = SpladeEncoder(manifest.model or "", device=device, precision=precision, inference=inference)
         if self.encoder.fingerprint != manifest.model_fingerprint:
             raise RankkitError(
                 f"{folder} was built with the SPLADE model {manifest.model!r} (fingerprint "
@@ -27,6 +37,9 @@ class SpladeRetriever:
             )
         self.threads = threads
         self.name = f"splade:{Path(folder).name}"
+        note = backend_note(manifest.settings, self.encoder.runner, str(folder))
+        if note:
+            print(note, file=sys.stderr)
 
     def query_impacts(self, texts: list[str]) -> list[dict[str, int]]:
         """Each query's {term: integer impact}, as the index's passages were quantised."""

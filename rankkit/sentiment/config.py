@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal, get_args
 
-from rankkit.options import Output, Runtime, option, same_option
+from rankkit.options import Inference, Output, Runtime, option, same_option
 from rankkit.sentiment.data import DEFAULT_THRESHOLD, LabelSpec
 from rankkit.train.config import Epochs, Schedule
 
@@ -32,7 +32,7 @@ class ReviewColumns:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SentimentModelRun(Runtime):
+class SentimentModelRun(Inference):
     """A trained sentiment model to apply (`sentiment eval`, `sentiment predict`), where it runs."""
 
     panel: ClassVar[str] = "Sentiment model"

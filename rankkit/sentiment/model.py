@@ -25,11 +25,21 @@ import numpy as np
 import torch
 
 from rankkit.data.files import atomic_write
-from rankkit.encode.batching import inverse_order, length_sorted_batches, right_padded
-from rankkit.encode.device import choose_device
-from rankkit.encode.models import resolve_model_dir
-from rankkit.encode.precision import inference_dtype
+from rankkit.encode.backend import (
+    Forward,
+    Runner,
+    TorchForward,
+    backend_device,
+    backend_precision,
+    exported_runner,
+    sample_texts,
+)
+from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
+from rankkit.encode.models import model_fingerprint, resolve_model_dir
+from rankkit.encode.precision import PRECISIONS
+from rankkit.encode.quality_gate import score_agreement
 from rankkit.errors import RankkitError
+from rankkit.options import TORCH_INFERENCE, Inference
 from rankkit.sentiment.config import DEFAULT_MAX_LENGTH
 from rankkit.sentiment.data import LABEL_NAMES
 from rankkit.sentiment.normalize import normalize_all
@@ -164,6 +174,7 @@ class TransformerSentiment:
         max_tokens: int = 4096,
         max_batch_size: int = 64,
         pooling: str = "mean",
+        inference: Inference = TORCH_INFERENCE,
     ):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -171,16 +182,53 @@ class TransformerSentiment:
             raise RankkitError(f"unknown pooling {pooling!r}. Fix: use one of {', '.join(POOLINGS)}")
         self.pooling = pooling
         self.model_dir = resolve_model_dir(model)
-        self.device = choose_device(device)
+        self.device = backend_device(inference, device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         labels = dict(enumerate(LABEL_NAMES))
         self.model = AutoModelForSequenceClassification.from_pretrained(
             self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
         )
-        self.model.to(self.device, inference_dtype(precision, self.device)).eval()
+        precision = backend_precision(inference, precision, self.device)
+        self.model.to(self.device, torch.float32 if inference.exported else PRECISIONS[precision]).eval()
         limit = getattr(self.model.config, "max_position_embeddings", max_length)
         self.max_length = min(max_length, limit)
         self.normalize, self.max_tokens, self.max_batch_size = normalize, max_tokens, max_batch_size
+        self.classifier: Runner | None = None  # predict_proba's exported forward pass, if any
+        if inference.exported:
+            texts = sample_texts()
+            self.classifier = exported_runner(
+                self.model,
+                model_dir=self.model_dir,
+                fingerprint=model_fingerprint(self.model_dir),
+                task="sequence-classification",
+                input_names=("input_ids", "attention_mask")
+                + (("token_type_ids",) if "token_type_ids" in self.tokenizer.model_input_names else ()),
+                inference=inference,
+                precision=precision,
+                sample_inputs=lambda: padded_batches(
+                    *self._tokenize(texts), self.max_tokens, self.max_batch_size, self._pad_id, self.device
+                ),
+                measure=lambda forward: score_agreement(
+                    self._probabilities(texts, TorchForward(self.model, "logits")),
+                    self._probabilities(texts, forward),
+                    [range(len(texts))],
+                ),
+                what=f"sentiment model {self.model_dir} on {inference.backend}",
+            )
+
+    @property
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id or 0
+
+    @torch.inference_mode()
+    def _probabilities(self, texts: Sequence[str], forward: Forward) -> np.ndarray:
+        """P(positive) of `texts` through the classifier's forward pass `forward`."""
+        encoded, lengths = self._tokenize(texts)
+        out = np.zeros(len(texts), dtype=np.float32)
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+            logits = forward(right_padded(encoded, batch, self._pad_id, self.device)).float()
+            out[batch] = torch.softmax(logits, -1)[:, 1].cpu().numpy()
+        return out
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[dict, list[int]]:
         encoded = self.tokenizer(
@@ -224,7 +272,9 @@ class TransformerSentiment:
             self.model.train(training)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """P(positive) of each text (dropout off)."""
+        """P(positive) of each text (dropout off), on the model's backend."""
+        if self.classifier is not None:
+            return self._probabilities(texts, self.classifier.forward)
         return self._outputs(texts)[0]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -251,7 +301,9 @@ def sentiment_model_folder(folder: str | Path) -> Path:
     return folder
 
 
-def load_sentiment_model(folder: str | Path, device: str | None = None, precision: str = "fp32") -> SentimentModel:
+def load_sentiment_model(
+    folder: str | Path, device: str | None = None, precision: str = "fp32", inference: Inference = TORCH_INFERENCE
+) -> SentimentModel:
     """The model a `rankkit sentiment train` folder holds (its model/ folder, or the run folder above it)."""
     folder = sentiment_model_folder(folder)
     meta = json.loads((folder / META_FILE).read_text())
@@ -268,4 +320,5 @@ def load_sentiment_model(folder: str | Path, device: str | None = None, precisio
         max_length=int(meta["max_length"]),
         normalize=bool(meta["normalize"]),
         precision=precision,
+        inference=inference,
     )

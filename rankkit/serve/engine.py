@@ -52,7 +52,7 @@ class SearchEngine:
 
             self.reranker = (
                 self.executors["rerank"]
-                .submit(CrossEncoder, config.reranker, config.device, precision=config.precision)
+                .submit(CrossEncoder, config.reranker, config.device, precision=config.precision, inference=config)
                 .result()
             )
             self.reranker_record = DevRecord.read(self.reranker.model_dir)

@@ -48,7 +48,7 @@ class SentimentResponse(BaseModel):
 def load_sentiment(config: "ServeConfig") -> "SentimentModel":
     from rankkit.sentiment.model import load_sentiment_model
 
-    return load_sentiment_model(config.sentiment_model, config.device, config.precision)  # type: ignore[arg-type]
+    return load_sentiment_model(config.sentiment_model, config.device, config.precision, config)  # type: ignore[arg-type]
 
 
 def classify_batch(model: "SentimentModel", texts: Sequence[str]) -> list[float]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 def build(config: IndexBuild) -> tuple[Manifest, Path]:
     """A dense index, or with --shard one shard of its embeddings (in the shard's own folder)."""
+    from rankkit.encode.backend import sample_texts
     from rankkit.encode.biencoder import BiEncoder
     from rankkit.encode.device import launcher_device
     from rankkit.index.dense import DenseBuildConfig, build_dense_index
@@ -39,7 +40,14 @@ def build(config: IndexBuild) -> tuple[Manifest, Path]:
     encoder = (
         None
         if config.embeddings_from
-        else BiEncoder(config.model, device=device, precision=config.precision, passage_prompt=config.passage_prompt)
+        else BiEncoder(
+            config.model,
+            device=device,
+            precision=config.precision,
+            passage_prompt=config.passage_prompt,
+            inference=config,
+            sample=sample_texts(config.corpus, config.format) if config.exported else None,
+        )
     )
     query_encoder = BiEncoder(config.query_model, device=device) if config.query_model else None
     if split is not None:
@@ -71,6 +79,7 @@ def open_dense(folder: Path, query: QueryOptions) -> Retriever:
         model=dense.model,
         device=dense.device,
         precision=dense.precision,
+        inference=dense,
         search_params=dense.search_params(),
         query_prompt=dense.query_prompt,
         gpu=GpuOptions(dense.gpu_shard, dense.gpu_fp16),

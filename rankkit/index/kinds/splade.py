@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rankkit.index.kinds.registry import IndexKind, build_command, register
 from rankkit.index.options import EncoderBuild, LuceneBuild
-from rankkit.options import Runtime
+from rankkit.options import Inference
 
 if TYPE_CHECKING:
     from rankkit.index.manifest import Manifest
@@ -20,12 +20,14 @@ DEFAULT_MODEL = "splade-tiny"  # `rankkit models fetch splade-tiny`
 
 
 def build(config: IndexBuild) -> tuple[Manifest, Path]:
+    from rankkit.encode.backend import sample_texts
     from rankkit.encode.splade import SpladeEncoder
     from rankkit.index.splade import build_splade_index
 
     out = config.folder()
     model = DEFAULT_MODEL if config.model == "default" else config.model
-    encoder = SpladeEncoder(model, device=config.device, precision=config.precision)
+    sample = sample_texts(config.corpus, config.format) if config.exported else None
+    encoder = SpladeEncoder(model, device=config.device, precision=config.precision, inference=config, sample=sample)
     manifest = build_splade_index(config.corpus, out, encoder, config.format, config.threads, config.overwrite)
     return manifest, out
 
@@ -33,8 +35,8 @@ def build(config: IndexBuild) -> tuple[Manifest, Path]:
 def open_splade(folder: Path, query: QueryOptions) -> Retriever:
     from rankkit.retrieve.splade import SpladeRetriever
 
-    runtime = query.get(Runtime)
-    return SpladeRetriever(folder, device=runtime.device, precision=runtime.precision)
+    runtime = query.get(Inference)
+    return SpladeRetriever(folder, device=runtime.device, precision=runtime.precision, inference=runtime)
 
 
 def verify(folder: Path, manifest: Manifest) -> list[str]:

@@ -1,0 +1,229 @@
+"""Inference backends: who runs a transformer's forward pass for rankkit's encoders.
+
+Every encoder (bi-encoder, cross-encoder, SPLADE) batches, pads and post-processes its texts
+itself and hands each padded batch to a *forward pass*: a callable from model inputs (torch
+tensors: input_ids, attention_mask[, token_type_ids]) to the one output it reads
+(last_hidden_state or logits). PyTorch, ONNX Runtime and OpenVINO each provide one, so rankkit's
+length-sorted token-budget batching and the model's sentence-transformers modules run unchanged
+on every backend (ONNX Runtime and OpenVINO take dynamic shapes).
+
+An exported forward pass comes from the export cache (rankkit.encode.export_cache) and must pass
+the quality gate (rankkit.encode.quality_gate) against PyTorch fp32 on sample texts; its
+agreement is recorded in the cache and in what `describe()` returns for manifests.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from rankkit.encode.device import choose_device
+from rankkit.encode.export import ONNX_FILE, OPENVINO_FILE, OPSET, convert_openvino, export_onnx, quantize_onnx
+from rankkit.encode.export_cache import ExportKey, cached_export, record_agreement
+from rankkit.encode.precision import resolve_precision
+from rankkit.encode.quality_gate import Agreement, check_agreement
+from rankkit.errors import RankkitError
+from rankkit.options import Inference
+
+Inputs = dict[str, torch.Tensor]
+Forward = Callable[[Inputs], torch.Tensor]
+TASK_OUTPUT = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits", "fill-mask": "logits"}
+
+
+class TorchForward:
+    """The PyTorch model itself (any device, fp32 or bf16 weights)."""
+
+    def __init__(self, model: torch.nn.Module, output: str):
+        self.model, self.output = model, output
+
+    def __call__(self, inputs: Inputs) -> torch.Tensor:
+        return getattr(self.model(**inputs), self.output)
+
+
+class OnnxForward:
+    """An ONNX file run by ONNX Runtime on the CPU with `threads` intra-op threads."""
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [node.name for node in self.session.get_inputs()]
+
+    def __call__(self, inputs: Inputs) -> torch.Tensor:
+        feeds = {name: inputs[name].cpu().numpy() for name in self.input_names}
+        return torch.from_numpy(self.session.run(None, feeds)[0])
+
+
+class OpenVinoForward:
+    """An OpenVINO IR compiled for the CPU with `threads` inference threads, in fp32 (or bf16 where
+    `precision` says so); one infer request per calling thread."""
+
+    def __init__(self, path: Path, threads: int, precision: str):
+        import openvino
+
+        config = {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
+        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
+        self._requests = threading.local()
+
+    def __call__(self, inputs: Inputs) -> torch.Tensor:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        result = request.infer({name: inputs[name].cpu().numpy() for name in self.input_names})
+        return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+
+
+@dataclass
+class Runner:
+    """A model's forward pass on its backend, and what a manifest records about it."""
+
+    forward: Forward
+    backend: str = "torch"
+    quantize: str = "none"
+    precision: str = "fp32"
+    export_folder: Path | None = None
+    agreement: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        """backend, quantize and (for an export) the quality gate's agreement, for manifests."""
+        described: dict[str, Any] = {"backend": self.backend, "quantize": self.quantize}
+        if self.export_folder is not None:
+            described["agreement"] = self.agreement
+        return described
+
+
+def backend_device(inference: Inference, device: str | None) -> torch.device:
+    """The device a model runs on: an exported model runs on the CPU (auto means cpu there)."""
+    if not inference.exported:
+        return choose_device(device)
+    if device not in (None, "auto", "cpu"):
+        raise RankkitError(
+            f"--backend {inference.backend} runs on the CPU, not on {device}. "
+            "Fix: pass --device cpu, or --backend torch to run on a GPU"
+        )
+    return torch.device("cpu")
+
+
+def backend_precision(inference: Inference, precision: str, device: torch.device) -> str:
+    """The precision a backend computes in: torch and openvino as --precision says (auto: bf16
+    where native), onnx in fp32 (its int8 is --quantize)."""
+    if inference.quantize != "none" and inference.backend == "torch":
+        raise RankkitError("--quantize int8 needs an exported model. Fix: add --backend onnx or --backend openvino")
+    if inference.backend == "onnx" or inference.quantize == "int8":
+        if precision == "bf16":
+            raise RankkitError(
+                f"--precision bf16 does not apply to --backend {inference.backend}"
+                f"{' --quantize int8' if inference.quantize == 'int8' else ''}. Fix: use --precision auto or fp32"
+            )
+        return "fp32"
+    return resolve_precision(precision, device)
+
+
+def exported_runner(
+    model: torch.nn.Module,
+    *,
+    model_dir: Path,
+    fingerprint: str,
+    task: str,
+    input_names: Sequence[str],
+    inference: Inference,
+    precision: str,
+    sample_inputs: Callable[[], list[Inputs]],
+    measure: Callable[[Forward], Agreement],
+    what: str,
+) -> Runner:
+    """The forward pass of `model` (fp32, on the CPU) exported for `inference`'s backend: taken from
+    the export cache or exported into it, and checked by the quality gate. `sample_inputs` gives
+    padded batches of sample texts (OpenVINO's int8 calibration); `measure(forward)` compares the
+    encoder's outputs through `forward` with its PyTorch fp32 outputs on the sample."""
+    output = TASK_OUTPUT[task]
+    key = ExportKey(fingerprint, task, inference.backend, inference.quantize)
+
+    def write(folder: Path) -> dict[str, Any]:
+        print(f"exporting {what} for {inference.backend} ({inference.quantize}) ...", file=sys.stderr)
+        onnx_path = folder / ONNX_FILE["none"]
+        export_onnx(model, output, input_names, onnx_path)
+        calibration = None
+        if inference.backend == "onnx" and inference.quantize == "int8":
+            quantize_onnx(onnx_path, folder / ONNX_FILE["int8"])
+            onnx_path.unlink()
+        elif inference.backend == "openvino":
+            if inference.quantize == "int8":
+                calibration = [{name: batch[name].numpy() for name in input_names} for batch in sample_inputs()]
+            convert_openvino(onnx_path, folder / OPENVINO_FILE[inference.quantize], calibration)
+            onnx_path.unlink()
+            onnx_path.parent.rmdir()
+        return {
+            "file": _model_file(inference),
+            "task": task,
+            "opset": OPSET,
+            "calibration_batches": len(calibration) if calibration is not None else None,
+        }
+
+    folder, record = cached_export(key, model_dir, write)
+    forward = open_forward(folder / record["file"], inference, precision)
+    agreement = record.get("agreement", {}).get(precision)
+    if agreement is None:
+        agreement = measure(forward).as_record()
+        record_agreement(folder, precision, agreement)
+    check_agreement(Agreement(**agreement), inference.gate_min_cosine, inference.gate_min_overlap, what)
+    return Runner(forward, inference.backend, inference.quantize, precision, folder, agreement)
+
+
+def open_forward(path: Path, inference: Inference, precision: str, threads: int | None = None) -> Forward:
+    """The ONNX Runtime or OpenVINO forward pass of an exported file."""
+    threads = threads or torch.get_num_threads()
+    if inference.backend == "onnx":
+        return OnnxForward(path, threads)
+    return OpenVinoForward(path, threads, precision)
+
+
+def _model_file(inference: Inference) -> str:
+    files = ONNX_FILE if inference.backend == "onnx" else OPENVINO_FILE
+    return files[inference.quantize]
+
+
+def sample_texts(corpus: str | Path | None = None, fmt: str | None = None, limit: int = 256) -> list[str]:
+    """The quality gate's texts: the first `limit` passages of `corpus` (an index build's), else
+    rankkit's bundled sample passages."""
+    from itertools import islice
+
+    from rankkit.data.collection import SAMPLE_DIR
+    from rankkit.data.corpus import read_corpus
+
+    source = corpus if corpus is not None else SAMPLE_DIR / "collection.tsv"
+    return [doc.contents for doc in islice(read_corpus(source, fmt), limit)]
+
+
+def backend_note(settings: dict[str, Any], runner: Runner, what: str) -> str | None:
+    """A line for a user who searches an index with another backend or quantisation than it was
+    built with (allowed): both, and the agreement with PyTorch fp32 the build recorded."""
+    built = (settings.get("backend", "torch"), settings.get("quantize", "none"))
+    if built == (runner.backend, runner.quantize):
+        return None
+    agreement = settings.get("agreement")
+    recorded = (
+        f"; its export agreed with PyTorch fp32 at min cosine {agreement['min_cosine']}, "
+        f"top-10 overlap {agreement['top10_overlap']}"
+        if agreement
+        else ""
+    )
+    return (
+        f"{what}: passages were encoded with backend {built[0]} (quantize {built[1]}){recorded}; "
+        f"queries are encoded with {runner.backend} (quantize {runner.quantize})"
+    )
