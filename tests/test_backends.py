@@ -181,8 +181,8 @@ def test_gate_refuses_a_corrupted_quantisation(tiny_model, export_cache, monkeyp
     ):
         BiEncoder(tiny_model, inference=exported("onnx", "int8"))
     [folder] = export_cache.iterdir()
-    agreement = json.loads((folder / "export.json").read_text())["agreement"]["fp32"]
-    assert agreement["min_cosine"] < 0.97
+    [(measured, agreement)] = json.loads((folder / "export.json").read_text())["agreement"].items()
+    assert measured.startswith("fp32-") and agreement["min_cosine"] < 0.97
     BiEncoder(tiny_model, inference=exported("onnx", "int8", gate_min_cosine=-1.0, gate_min_overlap=0.0))
 
 
@@ -210,6 +210,27 @@ def test_index_build_and_search_with_backends(tiny_model, sample_dir, tmp_path):
     )
     ranked = re.findall(r"\bs\d{3}\b", same.stdout)
     assert len(ranked) == 3 and ranked == re.findall(r"\bs\d{3}\b", other.stdout)
+
+
+def test_openvino_int8_is_calibrated_on_the_index_corpus_and_searched_with_that_export(
+    tiny_model, sample_dir, tmp_path, export_cache
+):
+    """Static int8 depends on its calibration texts: the export is keyed by them; a search on the
+    same backend calibrates on the index's corpus too, so it finds the build's export."""
+    index = tmp_path / "dense-ov8"
+    backend = ["--backend", "openvino", "--quantize", "int8", "--gate-min-cosine", "-1", "--gate-min-overlap", "0"]
+    built = runner.invoke(
+        app,
+        ["index", "build", str(sample_dir / "collection.tsv"), "--model", str(tiny_model), "-o", str(index), *backend],
+    )
+    assert built.exit_code == 0, built.output
+    exports = sorted(export_cache.iterdir())
+    searched = runner.invoke(app, ["search", "-i", str(index), "--query", "why is the sky blue", *backend])
+    assert searched.exit_code == 0, searched.output
+    assert sorted(export_cache.iterdir()) == exports and len(exports) == 1
+    other = BiEncoder(tiny_model, sample=TEXTS, inference=exported("openvino", "int8", gate_min_cosine=-1.0))
+    assert other.runner.export_folder not in exports  # other calibration texts: another export
+    assert len(list(export_cache.iterdir())) == 2
 
 
 def test_every_model_command_takes_the_backend_options():

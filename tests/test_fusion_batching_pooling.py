@@ -120,11 +120,21 @@ def test_hybrid_retriever_needs_two_retrievers_and_one_weight_each(retrievers, w
 
 def test_batches_by_hand():
     lengths = [5, 20, 3, 20, 8, 1, 12]
-    # longest first: 1 (20), 3 (20), 6 (12), 4 (8), 0 (5), 2 (3), 5 (1)
-    # [1, 3]: 2 x 20 = 40 fits; adding 6 would pad to 3 x 20 = 60 > 40
-    # [6, 4, 0]: 3 x 12 = 36 fits; a fourth row is over max_batch_size = 3
-    # [2, 5]: 2 x 3 = 6
-    assert list(length_sorted_batches(lengths, max_tokens=40, max_batch_size=3)) == [[1, 3], [6, 4, 0], [2, 5]]
+    # longest first: 1 (20), 3 (20), 6 (12), 4 (8), 0 (5), 2 (3), 5 (1); at most 40 padded tokens
+    # and 3 rows a batch. Cost: padded tokens + batch_cost per batch.
+    # batch_cost 0: no padding at all, except between equal lengths (a tie keeps the larger batch)
+    assert list(length_sorted_batches(lengths, 40, 3, batch_cost=0)) == [[1, 3], [6], [4], [0], [2], [5]]
+    # batch_cost 32: [1, 3] 40 + [6, 4] 24 + [0, 2, 5] 15 + 3 x 32 = 175; filling each batch greedily,
+    # [1, 3] [6, 4, 0] [2, 5], costs 40 + 36 + 6 + 96 = 178
+    assert list(length_sorted_batches(lengths, 40, 3, batch_cost=32)) == [[1, 3], [6, 4], [0, 2, 5]]
+    # a batch costing more than any padding: the fewest batches the limits allow
+    assert len(list(length_sorted_batches(lengths, 40, 3, batch_cost=1000))) == 3
+
+
+def test_short_texts_are_not_padded_to_a_few_long_ones():
+    lengths = [60] + [8] * 40  # one long query among short ones, as in a batch of queries
+    batches = list(length_sorted_batches(lengths, 4096, 64, batch_cost=32))
+    assert batches == [[0], list(range(1, 41))]  # 60 + 320 + 64, where one batch would pad to 41 x 60
 
 
 def test_single_over_budget_text_gets_its_own_batch():
@@ -134,7 +144,8 @@ def test_single_over_budget_text_gets_its_own_batch():
 
 
 def test_max_batch_size_caps_rows_even_within_budget():
-    assert list(length_sorted_batches([1] * 5, max_tokens=1000, max_batch_size=2)) == [[0, 1], [2, 3], [4]]
+    batches = list(length_sorted_batches([1] * 5, max_tokens=1000, max_batch_size=2))
+    assert [len(batch) for batch in batches] in ([2, 2, 1], [1, 2, 2]) and sorted(sum(batches, [])) == [0, 1, 2, 3, 4]
 
 
 def test_no_texts_no_batches():

@@ -14,6 +14,7 @@ agreement is recorded in the cache and in what `describe()` returns for manifest
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -143,16 +144,19 @@ def exported_runner(
     input_names: Sequence[str],
     inference: Inference,
     precision: str,
+    sample: Sequence[str],
     sample_inputs: Callable[[], list[Inputs]],
     measure: Callable[[Forward], Agreement],
     what: str,
 ) -> Runner:
     """The forward pass of `model` (fp32, on the CPU) exported for `inference`'s backend: taken from
-    the export cache or exported into it, and checked by the quality gate. `sample_inputs` gives
-    padded batches of sample texts (OpenVINO's int8 calibration); `measure(forward)` compares the
-    encoder's outputs through `forward` with its PyTorch fp32 outputs on the sample."""
+    the export cache or exported into it, and checked by the quality gate. `sample` are the gate's
+    texts, `sample_inputs()` their padded batches (OpenVINO's int8 calibration), and
+    `measure(forward)` compares the encoder's outputs on them through `forward` with PyTorch fp32's."""
     output = TASK_OUTPUT[task]
-    key = ExportKey(fingerprint, task, inference.backend, inference.quantize)
+    texts = hashlib.sha256("\n".join(sample).encode()).hexdigest()[:12]
+    calibrated = inference.backend == "openvino" and inference.quantize == "int8"
+    key = ExportKey(fingerprint, task, inference.backend, inference.quantize, texts if calibrated else "")
 
     def write(folder: Path) -> dict[str, Any]:
         print(f"exporting {what} for {inference.backend} ({inference.quantize}) ...", file=sys.stderr)
@@ -177,10 +181,11 @@ def exported_runner(
 
     folder, record = cached_export(key, model_dir, write)
     forward = open_forward(folder / record["file"], inference, precision)
-    agreement = record.get("agreement", {}).get(precision)
+    measured = f"{precision}-{texts}"  # the gate's numbers depend on the precision and the sample
+    agreement = record.get("agreement", {}).get(measured)
     if agreement is None:
         agreement = measure(forward).as_record()
-        record_agreement(folder, precision, agreement)
+        record_agreement(folder, measured, agreement)
     check_agreement(Agreement(**agreement), inference.gate_min_cosine, inference.gate_min_overlap, what)
     return Runner(forward, inference.backend, inference.quantize, precision, folder, agreement)
 

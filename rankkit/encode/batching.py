@@ -7,21 +7,41 @@ from typing import Iterator, Mapping, Sequence
 
 import torch
 
+# what one more batch costs, in padded tokens: the per-call overhead and the lower efficiency of
+# small matrix products (set by benchmarks/bench_encode.py --batch-costs)
+BATCH_COST = 32
 
-def length_sorted_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int) -> Iterator[list[int]]:
-    """Yield lists of indices into `lengths`, longest first; each batch's padded size
-    (rows x longest row) stays within max_tokens, and holds at most max_batch_size rows."""
+
+def length_sorted_batches(
+    lengths: Sequence[int], max_tokens: int, max_batch_size: int, batch_cost: int = BATCH_COST
+) -> Iterator[list[int]]:
+    """Yield lists of indices into `lengths`, longest first; each batch's padded size (rows x
+    longest row) stays within max_tokens (a longer text alone is its own batch), and holds at most
+    max_batch_size rows.
+
+    Among such splits of the length-sorted texts, the one that computes the fewest padded tokens
+    plus `batch_cost` per batch (dynamic programming over the sorted lengths): a few long texts
+    beside many short ones, as in a batch of queries, get their own batch instead of padding the
+    short ones to their length."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batch: list[int] = []
-    for index in order:
-        # sorted longest first, so the batch's first row is its longest
-        width = lengths[batch[0]] if batch else lengths[index]
-        if batch and ((len(batch) + 1) * width > max_tokens or len(batch) >= max_batch_size):
-            yield batch
-            batch = []
-        batch.append(index)
-    if batch:
-        yield batch
+    width = [lengths[i] for i in order]
+    best = [0] + [0] * len(order)  # best[i]: the least cost of batching the first i sorted texts
+    start = [0] * (len(order) + 1)  # start[i]: where the last batch of that best split begins
+    for end in range(1, len(order) + 1):
+        best[end] = -1
+        for first in range(end - 1, max(end - max_batch_size, 0) - 1, -1):
+            rows = end - first
+            if rows > 1 and rows * width[first] > max_tokens:
+                break  # an earlier first row is as wide or wider: no wider batch fits either
+            cost = best[first] + rows * width[first] + batch_cost
+            if best[end] < 0 or cost <= best[end]:  # on a tie, the larger batch
+                best[end], start[end] = cost, first
+    bounds, end = [], len(order)
+    while end > 0:
+        bounds.append((start[end], end))
+        end = start[end]
+    for first, end in reversed(bounds):
+        yield order[first:end]
 
 
 def inverse_order(order: Sequence[int]) -> list[int]:

@@ -95,6 +95,7 @@ class BiEncoder:
                 input_names=("input_ids", "attention_mask"),
                 inference=inference,
                 precision=self.precision,
+                sample=texts,
                 sample_inputs=lambda: self._sample_batches(texts),
                 measure=lambda forward: vector_agreement(
                     self._vectors(texts, TorchForward(self.model, "last_hidden_state")), self._vectors(texts, forward)

@@ -130,6 +130,7 @@ class CrossEncoder:
             input_names=input_names,
             inference=inference,
             precision=self.precision,
+            sample=texts,
             sample_inputs=sample_inputs,
             measure=lambda forward: score_agreement(
                 self.score(pairs, forward=torch_forward), self.score(pairs, forward=forward), groups

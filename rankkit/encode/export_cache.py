@@ -1,5 +1,6 @@
-"""The cache of exported models: one folder per (model fingerprint, task, backend, quantisation)
-under $RANKKIT_CACHE/exports, written once and reused.
+"""The cache of exported models: one folder per (model fingerprint, task, backend, quantisation,
+and calibration texts where they shape the export) under $RANKKIT_CACHE/exports, written once
+and reused.
 
 A folder is built under a temporary name and renamed into place only when complete, so an
 interrupted export leaves nothing a later run would take for an export. Its export.json records
@@ -29,16 +30,19 @@ _TORCH_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack"
 
 @dataclass(frozen=True)
 class ExportKey:
-    """What identifies an export: the same model (by fingerprint), task, backend and quantisation."""
+    """What identifies an export: the same model (by fingerprint), task, backend and quantisation,
+    and for a calibrated export (OpenVINO int8) the calibration texts (by their hash)."""
 
     fingerprint: str
     task: str
     backend: str
     quantize: str
+    calibration: str = ""
 
     @property
     def folder_name(self) -> str:
-        return f"{self.fingerprint}-{self.task}-{self.backend}-{self.quantize}"
+        name = f"{self.fingerprint}-{self.task}-{self.backend}-{self.quantize}"
+        return f"{name}-{self.calibration}" if self.calibration else name
 
 
 def exports_root() -> Path:
@@ -79,10 +83,11 @@ def cached_export(key: ExportKey, model_dir: Path, write: Callable[[Path], dict[
     return final, record
 
 
-def record_agreement(folder: Path, precision: str, agreement: dict[str, Any]) -> None:
-    """Add the quality gate's measurement at `precision` to an export's record (atomically)."""
+def record_agreement(folder: Path, measured: str, agreement: dict[str, Any]) -> None:
+    """Add the quality gate's measurement (`measured`: at which precision, on which texts) to an
+    export's record (atomically)."""
     record = read_record(folder) or {}
-    record.setdefault("agreement", {})[precision] = agreement
+    record.setdefault("agreement", {})[measured] = agreement
     _write_json(folder / RECORD, record)
 
 

@@ -175,6 +175,7 @@ class SpladeEncoder:
                 input_names=("input_ids", "attention_mask"),
                 inference=inference,
                 precision=self.precision,
+                sample=texts,
                 sample_inputs=lambda: self._sample_batches(texts),
                 measure=lambda forward: vector_agreement(
                     self._pooled(texts, torch_forward), self._pooled(texts, forward)

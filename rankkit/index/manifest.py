@@ -24,6 +24,14 @@ class CorpusInfo:
     sha256: str
     size_bytes: int
 
+    def sample(self) -> list[str] | None:
+        """The passages an index build showed an exported model (its quality gate and OpenVINO's
+        int8 calibration), while the corpus is still where it was: a query encoder on the same
+        backend then finds the build's export in the cache."""
+        from rankkit.encode.backend import sample_texts
+
+        return sample_texts(self.path, self.format) if Path(self.path).exists() else None
+
     @classmethod
     def of(cls, path: str | Path, fmt: str) -> "CorpusInfo":
         if str(path).startswith("irds:"):

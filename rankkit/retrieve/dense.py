@@ -58,7 +58,10 @@ class DenseRetriever:
     ) -> "DenseRetriever":
         index = DenseIndex(folder, search_params, gpu)
         model = model or index.manifest.query_model or index.manifest.model
-        encoder = BiEncoder(model, device=device, precision=precision, query_prompt=query_prompt, inference=inference)
+        sample = index.manifest.corpus.sample() if inference.exported else None
+        encoder = BiEncoder(
+            model, device=device, precision=precision, query_prompt=query_prompt, inference=inference, sample=sample
+        )
         return cls(index, encoder)
 
     def score_pairs(self, queries: list[str], passages: list[str]) -> list[float]:

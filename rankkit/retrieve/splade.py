@@ -28,7 +28,10 @@ class SpladeRetriever:
         inference: Inference = TORCH_INFERENCE,
     ):
         self.searcher, manifest = open_impact_searcher(folder)
-        self.encoder = SpladeEncoder(manifest.model or "", device=device, precision=precision, inference=inference)
+        sample = manifest.corpus.sample() if inference.exported else None
+        self.encoder = SpladeEncoder(
+            manifest.model or "", device=device, precision=precision, inference=inference, sample=sample
+        )
         if self.encoder.fingerprint != manifest.model_fingerprint:
             raise RankkitError(
                 f"{folder} was built with the SPLADE model {manifest.model!r} (fingerprint "

@@ -205,6 +205,7 @@ class TransformerSentiment:
                 + (("token_type_ids",) if "token_type_ids" in self.tokenizer.model_input_names else ()),
                 inference=inference,
                 precision=precision,
+                sample=texts,
                 sample_inputs=lambda: padded_batches(
                     *self._tokenize(texts), self.max_tokens, self.max_batch_size, self._pad_id, self.device
                 ),
