@@ -34,6 +34,8 @@ from rankkit.options import Inference
 
 Inputs = dict[str, torch.Tensor]
 Forward = Callable[[Inputs], torch.Tensor]
+SMALL_CALL_TOKENS = 64  # padded tokens up to which a call runs on one thread (EngineForward)
+ORT_SPINNING = False  # ONNX Runtime's threads spin while waiting for work: fast alone, slow beside other work
 TASK_OUTPUT = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits", "fill-mask": "logits"}
 
 
@@ -47,46 +49,80 @@ class TorchForward:
         return getattr(self.model(**inputs), self.output)
 
 
-class OnnxForward:
-    """An ONNX file run by ONNX Runtime on the CPU with `threads` intra-op threads."""
+class EngineForward:
+    """An exported model run by an engine on the CPU: calls of at most SMALL_CALL_TOKENS padded
+    tokens (a query, a few queries) on a one-thread instance of the engine, larger ones on a
+    `threads`-thread instance. On two shared cores, two threads that split a tiny matrix product
+    cost more than they save, and far more when other work holds the cores
+    (benchmarks/results/backend_threads.md)."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        self._engines: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: Inputs) -> torch.Tensor:
+        threads = 1 if inputs["input_ids"].numel() <= SMALL_CALL_TOKENS else self.threads
+        engine = self._engines.get(threads)
+        if engine is None:
+            with self._lock:
+                engine = self._engines.get(threads) or self._engines.setdefault(threads, self.open(threads))
+        feeds = {name: inputs[name].cpu().numpy() for name in self.input_names}
+        return torch.from_numpy(self.run(engine, feeds))
+
+    def open(self, threads: int) -> Any:
+        raise NotImplementedError
+
+    def run(self, engine: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxForward(EngineForward):
+    """An ONNX file run by ONNX Runtime (intra-op threads that do not spin while they wait)."""
 
     def __init__(self, path: Path, threads: int):
+        super().__init__(threads)
+        self.path = path
+        self.input_names = [node.name for node in self.open(threads).get_inputs()]
+
+    def open(self, threads: int) -> Any:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_names = [node.name for node in self.session.get_inputs()]
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if ORT_SPINNING else "0")
+        return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, inputs: Inputs) -> torch.Tensor:
-        feeds = {name: inputs[name].cpu().numpy() for name in self.input_names}
-        return torch.from_numpy(self.session.run(None, feeds)[0])
+    def run(self, engine: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return engine.run(None, feeds)[0]
 
 
-class OpenVinoForward:
-    """An OpenVINO IR compiled for the CPU with `threads` inference threads, in fp32 (or bf16 where
-    `precision` says so); one infer request per calling thread."""
+class OpenVinoForward(EngineForward):
+    """An OpenVINO IR compiled for the CPU, in fp32 (or bf16 where `precision` says so); one infer
+    request per calling thread."""
 
     def __init__(self, path: Path, threads: int, precision: str):
+        super().__init__(threads)
+        self.path, self.precision = path, precision
+        self.input_names = [port.get_any_name() for port in self.open(threads).inputs]
+        self._requests = threading.local()
+
+    def open(self, threads: int) -> Any:
         import openvino
 
         config = {
             "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY",
         }
-        self.compiled = openvino.Core().compile_model(str(path), "CPU", config)
-        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
-        self._requests = threading.local()
+        return openvino.Core().compile_model(str(self.path), "CPU", config)
 
-    def __call__(self, inputs: Inputs) -> torch.Tensor:
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        result = request.infer({name: inputs[name].cpu().numpy() for name in self.input_names})
-        return torch.from_numpy(np.array(result[self.compiled.output(0)]))
+    def run(self, engine: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        requests = self._requests.__dict__.setdefault("by_engine", {})
+        request = requests.get(id(engine)) or requests.setdefault(id(engine), engine.create_infer_request())
+        return np.array(request.infer(feeds)[engine.output(0)])
 
 
 @dataclass

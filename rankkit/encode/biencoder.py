@@ -19,7 +19,7 @@ from rankkit.encode.backend import (
     exported_runner,
     sample_texts,
 )
-from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
+from rankkit.encode.batching import BATCH_COST, inverse_order, length_sorted_batches, padded_batches, right_padded
 from rankkit.encode.models import model_display_name, model_fingerprint, resolve_model_dir
 from rankkit.encode.precision import PRECISIONS
 from rankkit.encode.quality_gate import vector_agreement
@@ -83,6 +83,7 @@ class BiEncoder:
         self.dimension = int(self.stack.get_embedding_dimension())
         self.max_tokens = max_tokens
         self.max_batch_size = max_batch_size
+        self.batch_cost = BATCH_COST
         self._fingerprint: str | None = None
         self.runner = Runner(TorchForward(self.model, "last_hidden_state"), precision=self.precision)
         if inference.exported:
@@ -159,7 +160,7 @@ class BiEncoder:
         if not texts:
             return
         encoded, lengths, skip = self._tokenize(texts, role)
-        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size):
+        for batch in length_sorted_batches(lengths, self.max_tokens, self.max_batch_size, self.batch_cost):
             yield batch, self._forward(encoded, batch, skip, forward)
 
     def _sample_batches(self, texts: Sequence[str]) -> list[dict[str, torch.Tensor]]:
