@@ -186,6 +186,10 @@ def parse_args() -> argparse.Namespace:
         "--wait-load", type=float, default=2.5, help="wait until the 1-min load average is below this (0: don't wait)"
     )
     parser.add_argument("--wait-max-min", type=float, default=40.0)
+    parser.add_argument(
+        "--backend", default="torch", help="the servers' (and the in-process engine's) --backend (default torch)"
+    )
+    parser.add_argument("--quantize", default="none", help="their --quantize (default none)")
     parser.add_argument("--name", default="serve_load")
     return parser.parse_args()
 
@@ -319,6 +323,9 @@ class Process:
         return self.process.returncode
 
 
+BACKEND_ARGS: list[str] = []  # --backend and --quantize of every rankkit server (set by main)
+
+
 def rankkit_server(folders: list[Path], log: Path, *extra: str) -> Process:
     port = free_port()
     indexes = [arg for folder in folders for arg in ("-i", str(folder))]
@@ -334,6 +341,7 @@ def rankkit_server(folders: list[Path], log: Path, *extra: str) -> Process:
         HOST,
         "--port",
         str(port),
+        *BACKEND_ARGS,
         *extra,
     ]
     return Process(argv, log, port, "/health")
@@ -712,7 +720,10 @@ def main() -> None:
         torch.set_num_threads(args.omp_threads)
         faiss.omp_set_num_threads(args.omp_threads)
 
-    config = ServeConfig(indexes=tuple(map(str, served)), precision=PRECISION, host=HOST)
+    BACKEND_ARGS.extend(["--backend", args.backend, "--quantize", args.quantize])
+    config = ServeConfig(
+        indexes=tuple(map(str, served)), precision=PRECISION, host=HOST, backend=args.backend, quantize=args.quantize
+    )
     t0 = time.perf_counter()
     engine = SearchEngine(config)
     local = InProcess(engine, config.hybrid_depth)
