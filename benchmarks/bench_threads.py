@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=60, help="calls per configuration and size")
     parser.add_argument("--load", type=int, default=0, help="busy background processes while timing")
+    parser.add_argument("--sizes", default="1 query,4 queries,43 queries,32 passages", help="comma-separated calls")
     parser.add_argument("--name", default=None)
     args = parser.parse_args()
     started = time.time()
@@ -61,6 +62,7 @@ def main() -> None:
         subprocess.Popen([sys.executable, "-c", LOAD_CODE], env={**os.environ, **SINGLE_THREAD_ENV})
         for _ in range(args.load)
     ]
+    sizes = {name: sizes[name] for name in args.sizes.split(",")}
     rows = []
     try:
         for backend, quantize in EXPORTS:

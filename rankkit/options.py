@@ -144,10 +144,11 @@ class Runtime:
 
 Backend = Literal["torch", "onnx", "openvino"]
 Quantize = Literal["none", "int8"]
-# the quality gate's defaults, set from measurement (benchmarks/results/backend_quality.md): they pass
-# every export whose nDCG@10 stayed within 0.005 of PyTorch fp32 on DL19 and SciFact dev
-GATE_MIN_COSINE = 0.97
-GATE_MIN_OVERLAP = 0.85
+# the quality gate's defaults, set from measurement (benchmarks/results/backend_quality.md): of the
+# exports measured on DL19 and SciFact dev, they pass those whose nDCG@10 stayed within 0.005 of
+# PyTorch fp32 (the fp32 exports, OpenVINO int8 on DL19) and refuse the others (the other int8 ones)
+GATE_MIN_COSINE = 0.99
+GATE_MIN_OVERLAP = 0.95
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +182,10 @@ class Inference(Runtime):
         low=0,
         high=1,
     )
+
+    # not an option: a server answers one query at a time on cores it shares, where one thread per
+    # small call wins (rankkit.encode.backend.EngineForward); batch jobs use every thread
+    small_calls_on_one_thread: bool = False
 
     @property
     def exported(self) -> bool:

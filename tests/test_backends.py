@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from rankkit.cli.app import app
@@ -109,6 +110,22 @@ def test_splade_backend_gives_torch_weights(tiny_splade, backend):
         assert max(abs(got[t] - want[t]) for t in want) < 1e-4
 
 
+def test_a_server_runs_single_queries_on_one_engine_thread(tiny_model):
+    from rankkit.encode.backend import OnnxForward
+    from rankkit.serve.config import ServeConfig
+
+    assert ServeConfig().small_calls_on_one_thread and not Inference().small_calls_on_one_thread
+    encoder = BiEncoder(tiny_model, inference=exported("onnx"))
+    path = encoder.runner.export_folder / "onnx" / "model.onnx"
+    forward = OnnxForward(path, threads=2, small_call_tokens=32)
+    query = {"input_ids": torch.tensor([[101, 2054, 102]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    batch = {"input_ids": torch.full((4, 20), 2054), "attention_mask": torch.ones(4, 20, dtype=torch.long)}
+    single = forward(query)
+    assert set(forward._engines) == {1, 2}  # the query ran on a one-thread engine
+    np.testing.assert_allclose(single, OnnxForward(path, threads=2)(query), atol=1e-6)
+    assert forward(batch).shape == (4, 20, 32)
+
+
 def test_backend_option_errors(tiny_model):
     with pytest.raises(RankkitError, match="--quantize int8 needs an exported model. Fix: add --backend onnx"):
         BiEncoder(tiny_model, inference=exported("torch", "int8"))
@@ -158,6 +175,10 @@ def test_damaged_export_is_exported_again(tiny_model, export_cache, capsys):
     encoder = BiEncoder(tiny_model, inference=exported("onnx"))
     assert "does not match its checksum; exporting again" in capsys.readouterr().err
     np.testing.assert_allclose(encoder.encode(TEXTS), BiEncoder(tiny_model).encode(TEXTS), atol=1e-5)
+    (folder / "export.json").write_text("{ not json")  # an unreadable record: the folder is made again
+    again = BiEncoder(tiny_model, inference=exported("onnx"))
+    assert json.loads((folder / "export.json").read_text())["file"] == "onnx/model.onnx"
+    np.testing.assert_allclose(again.encode(TEXTS), encoder.encode(TEXTS), atol=1e-6)
 
 
 def test_gate_refuses_a_corrupted_quantisation(tiny_model, export_cache, monkeypatch):
@@ -228,7 +249,8 @@ def test_openvino_int8_is_calibrated_on_the_index_corpus_and_searched_with_that_
     searched = runner.invoke(app, ["search", "-i", str(index), "--query", "why is the sky blue", *backend])
     assert searched.exit_code == 0, searched.output
     assert sorted(export_cache.iterdir()) == exports and len(exports) == 1
-    other = BiEncoder(tiny_model, sample=TEXTS, inference=exported("openvino", "int8", gate_min_cosine=-1.0))
+    gate = {"gate_min_cosine": -1.0, "gate_min_overlap": 0.0}
+    other = BiEncoder(tiny_model, sample=TEXTS, inference=exported("openvino", "int8", **gate))
     assert other.runner.export_folder not in exports  # other calibration texts: another export
     assert len(list(export_cache.iterdir())) == 2
 

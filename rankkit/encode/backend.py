@@ -34,8 +34,10 @@ from rankkit.options import Inference
 
 Inputs = dict[str, torch.Tensor]
 Forward = Callable[[Inputs], torch.Tensor]
-SMALL_CALL_TOKENS = 64  # padded tokens up to which a call runs on one thread (EngineForward)
-ORT_SPINNING = False  # ONNX Runtime's threads spin while waiting for work: fast alone, slow beside other work
+SMALL_CALL_TOKENS = 32  # a server's calls of up to this many padded tokens (a query) run on one thread
+# ONNX Runtime's threads spin while they wait for work (its default): 20% faster on large calls on
+# an idle machine, 20% slower beside other work, faster on small calls in both
+ORT_SPINNING = True
 TASK_OUTPUT = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits", "fill-mask": "logits"}
 
 
@@ -50,19 +52,18 @@ class TorchForward:
 
 
 class EngineForward:
-    """An exported model run by an engine on the CPU: calls of at most SMALL_CALL_TOKENS padded
-    tokens (a query, a few queries) on a one-thread instance of the engine, larger ones on a
-    `threads`-thread instance. On two shared cores, two threads that split a tiny matrix product
-    cost more than they save, and far more when other work holds the cores
-    (benchmarks/results/backend_threads.md)."""
+    """An exported model run by an engine on the CPU with `threads` threads; with
+    `small_call_tokens`, calls of at most that many padded tokens (one query) run on a one-thread
+    instance of the engine: beside other work on two cores, two threads that split a tiny matrix
+    product cost more than they save (benchmarks/results/backend_threads-loaded.md)."""
 
-    def __init__(self, threads: int):
-        self.threads = threads
+    def __init__(self, threads: int, small_call_tokens: int = 0):
+        self.threads, self.small_call_tokens = threads, small_call_tokens
         self._engines: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def __call__(self, inputs: Inputs) -> torch.Tensor:
-        threads = 1 if inputs["input_ids"].numel() <= SMALL_CALL_TOKENS else self.threads
+        threads = 1 if inputs["input_ids"].numel() <= self.small_call_tokens else self.threads
         engine = self._engines.get(threads)
         if engine is None:
             with self._lock:
@@ -78,12 +79,13 @@ class EngineForward:
 
 
 class OnnxForward(EngineForward):
-    """An ONNX file run by ONNX Runtime (intra-op threads that do not spin while they wait)."""
+    """An ONNX file run by ONNX Runtime."""
 
-    def __init__(self, path: Path, threads: int):
-        super().__init__(threads)
+    def __init__(self, path: Path, threads: int, small_call_tokens: int = 0):
+        super().__init__(threads, small_call_tokens)
         self.path = path
-        self.input_names = [node.name for node in self.open(threads).get_inputs()]
+        self._engines[threads] = self.open(threads)
+        self.input_names = [node.name for node in self._engines[threads].get_inputs()]
 
     def open(self, threads: int) -> Any:
         import onnxruntime
@@ -103,10 +105,11 @@ class OpenVinoForward(EngineForward):
     """An OpenVINO IR compiled for the CPU, in fp32 (or bf16 where `precision` says so); one infer
     request per calling thread."""
 
-    def __init__(self, path: Path, threads: int, precision: str):
-        super().__init__(threads)
+    def __init__(self, path: Path, threads: int, precision: str, small_call_tokens: int = 0):
+        super().__init__(threads, small_call_tokens)
         self.path, self.precision = path, precision
-        self.input_names = [port.get_any_name() for port in self.open(threads).inputs]
+        self._engines[threads] = self.open(threads)
+        self.input_names = [port.get_any_name() for port in self._engines[threads].inputs]
         self._requests = threading.local()
 
     def open(self, threads: int) -> Any:
@@ -195,7 +198,7 @@ def exported_runner(
     key = ExportKey(fingerprint, task, inference.backend, inference.quantize, texts if calibrated else "")
 
     def write(folder: Path) -> dict[str, Any]:
-        print(f"exporting {what} for {inference.backend} ({inference.quantize}) ...", file=sys.stderr)
+        print(f"exporting {what} (quantize {inference.quantize}) once, into {folder.parent} ...", file=sys.stderr)
         onnx_path = folder / ONNX_FILE["none"]
         export_onnx(model, output, input_names, onnx_path)
         calibration = None
@@ -226,12 +229,13 @@ def exported_runner(
     return Runner(forward, inference.backend, inference.quantize, precision, folder, agreement)
 
 
-def open_forward(path: Path, inference: Inference, precision: str, threads: int | None = None) -> Forward:
-    """The ONNX Runtime or OpenVINO forward pass of an exported file."""
-    threads = threads or torch.get_num_threads()
+def open_forward(path: Path, inference: Inference, precision: str) -> Forward:
+    """The ONNX Runtime or OpenVINO forward pass of an exported file, on torch's thread count."""
+    threads = torch.get_num_threads()
+    small_call_tokens = SMALL_CALL_TOKENS if inference.small_calls_on_one_thread else 0
     if inference.backend == "onnx":
-        return OnnxForward(path, threads)
-    return OpenVinoForward(path, threads, precision)
+        return OnnxForward(path, threads, small_call_tokens)
+    return OpenVinoForward(path, threads, precision, small_call_tokens)
 
 
 def _model_file(inference: Inference) -> str:

@@ -8,8 +8,8 @@ from typing import Iterator, Mapping, Sequence
 import torch
 
 # what one more batch costs, in padded tokens: the per-call overhead and the lower efficiency of
-# small matrix products (set by benchmarks/bench_encode.py --batch-costs)
-BATCH_COST = 32
+# small matrix products (set by benchmarks/bench_batch_cost.py: results/batch_cost.md)
+BATCH_COST = 128
 
 
 def length_sorted_batches(

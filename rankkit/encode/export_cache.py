@@ -60,6 +60,7 @@ def cached_export(key: ExportKey, model_dir: Path, write: Callable[[Path], dict[
         if damaged is None:
             return final, record
         print(f"export cache: {final / damaged} does not match its checksum; exporting again", file=sys.stderr)
+    if final.exists():  # damaged, or its record unreadable: derived data, made again
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".{key.folder_name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"

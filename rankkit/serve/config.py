@@ -69,6 +69,8 @@ class ServeLimits:
 class ServeConfig(ServeLimits, DenseQuery):
     """A server: its indexes (any number, of any kinds), models, address and limits."""
 
+    small_calls_on_one_thread: bool = True  # one query per call on one engine thread (see Inference)
+
     indexes: tuple[str, ...] = option(
         (),
         "Index folder to serve (repeatable: each is a search mode, and two or more are also fused as "
