@@ -229,6 +229,13 @@ def exported_runner(
     return Runner(forward, inference.backend, inference.quantize, precision, folder, agreement)
 
 
+def classifier_inputs(tokenizer) -> tuple[str, ...]:
+    """The inputs a sequence classifier's export takes: token_type_ids too where its tokenizer
+    makes them (BERT's pairs), as rankkit's tokenising then feeds them."""
+    segments = ("token_type_ids",) if "token_type_ids" in tokenizer.model_input_names else ()
+    return ("input_ids", "attention_mask", *segments)
+
+
 def open_forward(path: Path, inference: Inference, precision: str) -> Forward:
     """The ONNX Runtime or OpenVINO forward pass of an exported file, on torch's thread count."""
     threads = torch.get_num_threads()

@@ -22,6 +22,7 @@ from rankkit.encode.backend import (
     TorchForward,
     backend_device,
     backend_precision,
+    classifier_inputs,
     exported_runner,
     sample_texts,
 )
@@ -111,9 +112,6 @@ class CrossEncoder:
         passages = texts[:GATE_PASSAGES]
         pairs = [(query, passage) for query in queries for passage in passages]
         groups = [range(i * len(passages), (i + 1) * len(passages)) for i in range(len(queries))]
-        input_names = ("input_ids", "attention_mask") + (
-            ("token_type_ids",) if "token_type_ids" in self.tokenizer.model_input_names else ()
-        )
         torch_forward = TorchForward(self.model, "logits")
 
         def sample_inputs() -> list[dict[str, torch.Tensor]]:
@@ -127,7 +125,7 @@ class CrossEncoder:
             model_dir=self.model_dir,
             fingerprint=model_fingerprint(self.model_dir),
             task="sequence-classification",
-            input_names=input_names,
+            input_names=classifier_inputs(self.tokenizer),
             inference=inference,
             precision=self.precision,
             sample=texts,

@@ -31,6 +31,7 @@ from rankkit.encode.backend import (
     TorchForward,
     backend_device,
     backend_precision,
+    classifier_inputs,
     exported_runner,
     sample_texts,
 )
@@ -201,8 +202,7 @@ class TransformerSentiment:
                 model_dir=self.model_dir,
                 fingerprint=model_fingerprint(self.model_dir),
                 task="sequence-classification",
-                input_names=("input_ids", "attention_mask")
-                + (("token_type_ids",) if "token_type_ids" in self.tokenizer.model_input_names else ()),
+                input_names=classifier_inputs(self.tokenizer),
                 inference=inference,
                 precision=precision,
                 sample=texts,
