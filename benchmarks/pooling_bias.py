@@ -13,8 +13,17 @@ adds CET's weights with the light provenance selection model. (c)'s teacher is t
 condition-(a) model: it scores the dense candidates and those it scores at or above the positive
 are dropped (RocketQA-style denoising with the only teacher these labels can train).
 
+With `--ranker cross-encoder` the four are cross-encoders fine-tuned from `--model` (`rankkit
+train reranker --loss pairwise`), read by reranking BM25's top `depth` of the held-out queries, and
+(d) is CET as its reference runs it: a second cross-encoder as the selection model. As the
+reference starts from a cross-encoder trained on MS MARCO, start from one that already ranks (a
+few dozen queries do not teach a new head): e.g. the SciFact reranker of
+benchmarks/scifact_reranker.py, trained on SciFact's train split, which none of these collections is.
+
     python benchmarks/pooling_bias.py --quick      # two small collections, a few minutes
     python benchmarks/pooling_bias.py              # every collection (about an hour of CPU)
+    python benchmarks/pooling_bias.py --quick --ranker cross-encoder --debias-ratio 10 \
+        --model work/scifact/reranker-scifact_reranker/model --precision auto
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from rankkit.data import collection, read_doc_texts, read_qrels, read_queries, s
 from rankkit.data.qrels import Qrels
 from rankkit.data.runs import Run
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.eval.folds import kfold_queries
 from rankkit.index.bm25 import build_bm25_index
@@ -51,10 +61,12 @@ from rankkit.mining.mine import MiningConfig
 from rankkit.mining.teacher import add_teacher_scores
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
+from rankkit.retrieve.rerank import rerank_run
 from rankkit.train.biencoder import train_biencoder
 from rankkit.train.cet import train_cet
-from rankkit.train.config import CETConfig, TrainConfig
-from rankkit.train.selection import ProvenanceScorer
+from rankkit.train.config import CETConfig, RerankerConfig, TrainConfig
+from rankkit.train.reranker import train_reranker
+from rankkit.train.suspects import load_cet_models
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
 QUICK = ("adi", "medline")
@@ -66,6 +78,17 @@ NOTES = [
     "(d) CET: relevance bi-encoder + provenance selection model (an MLP over each document's rank and score "
     "in BM25's top-`depth`, the pooling retriever: with_pooling_provenance), debias ratio T and selection lr "
     "as in the parameters; same negatives as (b).",
+]
+CROSS_ENCODER_NOTES = [
+    "Labels: relevant documents in BM25's top `pool`, at most `m` per query; the rest unlabeled.",
+    "Every system is tested on held-out queries (k-fold by query) against the full judgments; the "
+    "cross-encoders rerank BM25's top `depth` (R@100 is BM25's for each of them).",
+    "p vs b: two-sided paired t-test against (b) dense negatives, over the held-out queries.",
+    "(a)-(d): cross-encoders fine-tuned from --model (the 'start' row: it reranks BM25's top `depth` "
+    "untouched), pairwise softmax loss (rankkit train reranker --loss pairwise), pairs cut at --max-length tokens.",
+    "(c) teacher: the fold's (a) cross-encoder; dense candidates it scores >= the positive are dropped.",
+    "(d) CET as its reference runs it: relevance and selection models both cross-encoders, each pair's loss "
+    "weighted by 1 + exp(s / T) of the other model's score of the negative; same negatives as (b).",
 ]
 CONDITIONS = ("a: bm25 negatives", "b: dense negatives", "c: dense + denoise", "d: dense + CET")
 
@@ -91,7 +114,10 @@ def dense_run_of(
     return run
 
 
-def bi_encoder_teacher(model_dir: Path, max_length: int):
+def teacher_of(model_dir: Path, ranker: str, max_length: int):
+    """The (query, passage) scoring function of a trained condition-(a) model."""
+    if ranker == "cross-encoder":
+        return CrossEncoder(model_dir, max_length=max_length).score
     encoder = BiEncoder(model_dir, max_length=max_length)
 
     def score(pairs):
@@ -101,17 +127,23 @@ def bi_encoder_teacher(model_dir: Path, max_length: int):
 
 
 def cet_weights(
-    name: str, fold: int, selection_dir: Path, mined: MinedSet, full: Qrels, min_grade: int, temperature: float
+    name: str,
+    fold: int,
+    cet_folder: Path,
+    mined: MinedSet,
+    doc_texts: dict[str, str],
+    full: Qrels,
+    min_grade: int,
 ) -> dict:
     """The weights CET's trained selection model gives the relevance model's pairs, for the
     negatives that are in fact relevant (false negatives) and the rest: CET should weigh the
     former less."""
-    selection = ProvenanceScorer.load(selection_dir, mined)
+    _, selection, temperature = load_cet_models(cet_folder, mined)
     by_kind: dict[bool, list[float]] = {True: [], False: []}
     for q in mined.queries:
         docids = [c.docid for c in q.negatives]
-        weights = 1.0 + np.exp(selection.score_documents(q.qid, [], docids, []) / temperature)
-        for docid, weight in zip(docids, weights):
+        scores = selection.score_documents(q.qid, [q.query] * len(docids), docids, [doc_texts[d] for d in docids])
+        for docid, weight in zip(docids, 1.0 + np.exp(scores / temperature)):
             by_kind[full.get(q.qid, {}).get(docid, 0) >= min_grade].append(float(weight))
     every = by_kind[True] + by_kind[False]
     return {
@@ -140,7 +172,9 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
     dense_run = dense_run_of("default", paths.corpus, queries, work, args.depth, args.max_length)
     observed = shallow_labels(bm25_run, full, args.pool, args.m, min_grade)
     measures = resolve_measures(None, ["nDCG@10", f"R(rel={min_grade})@100"])
-    per_condition_runs: dict[str, Run] = {c: {} for c in ("BM25", "MiniLM untrained", *CONDITIONS)}
+    cross = args.ranker == "cross-encoder"
+    baselines = ("BM25", "MiniLM untrained", *(["start (cross-encoder)"] if cross else []))
+    per_condition_runs: dict[str, Run] = {c: {} for c in (*baselines, *CONDITIONS)}
     fn_rows, weight_rows = [], []
     for fold, (train_q, test_q) in enumerate(kfold_queries(judged, args.folds, args.seed)):
         train_queries = {q: queries[q] for q in train_q if q in observed}
@@ -162,17 +196,17 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                 }
             )
 
-        def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:  # fp32 as recorded (auto: bf16 where native)
+        def train(mined: MinedSet, tag: str, cet: bool = False) -> Path:
             config = TrainConfig(
                 output=str(work / f"{name}-{fold}-{tag}"),
-                model="default",
+                model=args.model,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 negatives=args.negatives,
                 lr=args.lr,
                 seed=args.seed,
                 max_length=args.max_length,
-                precision="fp32",
+                precision=args.precision,
                 overwrite=True,
             )
             if cet:
@@ -181,13 +215,16 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                     doc_texts,
                     config,
                     CETConfig(
-                        relevance="bi-encoder",
-                        selection="provenance",
+                        relevance=args.ranker,
+                        selection="cross-encoder" if cross else "provenance",
                         debias_ratio=args.debias_ratio,
-                        selection_lr=args.selection_lr,
+                        selection_lr=None if cross else args.selection_lr,
+                        head_lr=args.head_lr if cross else None,
                     ),
                 )
                 return model_dir / "relevance"
+            if cross:
+                return train_reranker(mined, doc_texts, config, RerankerConfig(loss="pairwise", head_lr=args.head_lr))
             return train_biencoder(mined, doc_texts, config, loss="pairwise")
 
         model_a = train(mined_a, "a")
@@ -197,7 +234,7 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
             train_queries,
             observed,
             doc_texts,
-            bi_encoder_teacher(model_a, args.max_length),
+            teacher_of(model_a, args.ranker, args.max_length),
         )
         mined_c = mine(
             train_queries,
@@ -214,17 +251,20 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
             CONDITIONS[2]: train(mined_c, "c"),
             CONDITIONS[3]: train(mined_d, "d", cet=True),
         }
-        weight_rows.append(
-            cet_weights(
-                name, fold, models[CONDITIONS[3]].parent / "selection", mined_d, full, min_grade, args.debias_ratio
-            )
-        )
+        weight_rows.append(cet_weights(name, fold, models[CONDITIONS[3]].parent, mined_d, doc_texts, full, min_grade))
         per_condition_runs["BM25"].update({q: bm25_run[q] for q in test_queries})
         per_condition_runs["MiniLM untrained"].update({q: dense_run[q] for q in test_queries})
+        if cross:
+            models = {"start (cross-encoder)": Path(args.model), **models}
         for condition, model_dir in models.items():
-            per_condition_runs[condition].update(
-                dense_run_of(model_dir, paths.corpus, test_queries, work, 100, args.max_length)
-            )
+            if cross:
+                model = CrossEncoder(model_dir, max_length=args.max_length, precision=args.precision)
+                pool = {q: bm25_run[q] for q in test_queries}
+                per_condition_runs[condition].update(rerank_run(pool, test_queries, doc_texts, model, args.depth))
+            else:
+                per_condition_runs[condition].update(
+                    dense_run_of(model_dir, paths.corpus, test_queries, work, 100, args.max_length)
+                )
         print(f"{name} fold {fold}: done", flush=True)
     evaluations = {c: evaluate(run, {q: full[q] for q in run}, measures) for c, run in per_condition_runs.items()}
     rows = []
@@ -278,6 +318,17 @@ def main() -> None:
         help="the provenance MLP's learning rate (it must move within a few dozen steps)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ranker",
+        choices=("bi-encoder", "cross-encoder"),
+        default="bi-encoder",
+        help="what the four conditions train (cross-encoder: CET's selection model is one too)",
+    )
+    parser.add_argument(
+        "--model", default="default", help="starting checkpoint (cross-encoders: best one with a trained head)"
+    )
+    parser.add_argument("--head-lr", type=float, default=None, help="cross-encoders: the scoring head's rate")
+    parser.add_argument("--precision", default="fp32", help="training and scoring precision (auto: bf16 where native)")
     args = parser.parse_args()
     if args.quick:
         args.epochs = 1
@@ -298,8 +349,9 @@ def main() -> None:
                 "cpu_seconds": round(time.process_time() - cpu_started, 1),
                 "collections done": f"{done} of {len(names)}",
             }
+            suffix = "_cross_encoder" if args.ranker == "cross-encoder" else ""
             save_result(
-                "pooling_bias_quick" if args.quick else "pooling_bias",
+                ("pooling_bias_quick" if args.quick else "pooling_bias") + suffix,
                 rows,
                 title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET "
                 "(held-out folds, full qrels)",
@@ -311,7 +363,7 @@ def main() -> None:
                     "(full qrels)": weight_rows,
                     "Collections": infos,
                 },
-                notes=NOTES,
+                notes=CROSS_ENCODER_NOTES if args.ranker == "cross-encoder" else NOTES,
             )
 
 

@@ -13,18 +13,28 @@ schedule, negatives per step and seed:
   CET      naive's negatives, relevance bi-encoder + provenance selection model over each
            document's rank and score in BM25's top 100 (the pooling retriever).
 
-Each is read on the 100 dev queries (never mined or trained on), retrieving from the full corpus:
-nDCG@10 and R@100 with a two-sided paired t-test against naive. Without complete judgments the
-false negatives are unknown; the table of CET's weights compares the negatives the teacher flags
-with the rest, as a check of agreement between the two corrections.
+With `--ranker cross-encoder`, CET as its reference runs it: the three are cross-encoders from
+MiniLM with a new scoring head (pairwise softmax, `rankkit train reranker --loss pairwise`), and
+CET's selection model is a second cross-encoder trained beside the relevance one, each pair's loss
+weighted by the other model's score of the negative.
+
+Each is read on the 100 dev queries (never mined or trained on): bi-encoders retrieve from the full
+corpus, cross-encoders rerank BM25's top 100; nDCG@10 and R@100 with a two-sided paired t-test
+against naive. Without complete judgments the false negatives are unknown; the table of CET's
+weights compares the negatives the teacher flags with the rest, as a check of agreement between
+the two corrections.
 
     .venv/bin/python benchmarks/scifact_cet.py --teacher work/scifact/models/CONFIG/model
+    .venv/bin/python benchmarks/scifact_cet.py --teacher work/scifact/models/CONFIG/model \
+        --ranker cross-encoder --lr 1e-4 --head-lr 1e-3 --epochs 2 --negatives 3 --batch-size 8 \
+        --debias-ratio 10 --precision auto
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -34,17 +44,20 @@ from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, dense_search, sci
 
 from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels
-from rankkit.data.runs import read_run, write_run
+from rankkit.data.runs import Run, read_run, write_run
 from rankkit.distill.teacher import dot_product_scores
 from rankkit.encode.biencoder import BiEncoder
+from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.eval import evaluate, paired_compare, resolve_measures
 from rankkit.mining import MarginFilter, MinedSet, RankWindow, TopN, candidates_from_run, mine, with_pooling_provenance
 from rankkit.mining.candidates import Candidates
 from rankkit.mining.mine import MiningConfig
+from rankkit.retrieve.rerank import rerank_run
 from rankkit.train.biencoder import train_biencoder
 from rankkit.train.cet import train_cet
-from rankkit.train.config import CETConfig, TrainConfig
-from rankkit.train.selection import ProvenanceScorer
+from rankkit.train.config import CETConfig, RerankerConfig, TrainConfig
+from rankkit.train.reranker import train_reranker
+from rankkit.train.suspects import load_cet_models
 
 CONDITIONS = ("naive", "denoise", "CET")
 
@@ -66,15 +79,23 @@ def teacher_scores(
     return best
 
 
-def cet_weight_rows(selection_dir: Path, mined_cet: MinedSet, mined_denoised: MinedSet, ratio: float) -> list[dict]:
+def selection_scores(cet_folder: Path, mined: MinedSet, doc_texts: dict[str, str]) -> dict[tuple[str, str], float]:
+    """CET's trained selection model's score of every negative of the MinedSet."""
+    _, selection, _ = load_cet_models(cet_folder, mined)
+    scores = {}
+    for q in mined.queries:
+        docids = [n.docid for n in q.negatives]
+        found = selection.score_documents(q.qid, [q.query] * len(docids), docids, [doc_texts[d] for d in docids])
+        scores.update({(q.qid, d): float(score) for d, score in zip(docids, found)})
+    return scores
+
+
+def cet_weight_rows(selection: dict[tuple[str, str], float], mined_denoised: MinedSet, ratio: float) -> list[dict]:
     """CET's pair weights 1 + exp(s_sel / T) for the naive negatives the teacher drops and keeps."""
     kept = {(q.qid, n.docid) for q in mined_denoised.queries for n in q.negatives}
-    selection = ProvenanceScorer.load(selection_dir, mined_cet)
     weights: dict[str, list[float]] = {"dropped by the teacher": [], "kept by the teacher": []}
-    for q in mined_cet.queries:
-        docids = [n.docid for n in q.negatives]
-        for docid, w in zip(docids, 1.0 + np.exp(selection.score_documents(q.qid, [], docids, []) / ratio)):
-            weights["kept by the teacher" if (q.qid, docid) in kept else "dropped by the teacher"].append(float(w))
+    for pair, score in selection.items():
+        weights["kept by the teacher" if pair in kept else "dropped by the teacher"].append(1.0 + np.exp(score / ratio))
     return [
         {
             "negatives": name,
@@ -84,6 +105,35 @@ def cet_weight_rows(selection_dir: Path, mined_cet: MinedSet, mined_denoised: Mi
         }
         for name, values in weights.items()
     ]
+
+
+def train_condition(
+    condition: str, mined: MinedSet, doc_texts: dict[str, str], config: TrainConfig, args: argparse.Namespace
+) -> Path:
+    """The condition's ranker (CET: its relevance model), trained as the --ranker says."""
+    cross = args.ranker == "cross-encoder"
+    if condition == "CET":
+        cet = CETConfig(
+            relevance=args.ranker,
+            selection="cross-encoder" if cross else "provenance",
+            debias_ratio=args.debias_ratio,
+            selection_lr=None if cross else args.selection_lr,
+            temperature=args.temperature,
+            head_lr=args.head_lr if cross else None,
+        )
+        return train_cet(mined, doc_texts, config, cet) / "relevance"
+    if cross:
+        return train_reranker(mined, doc_texts, config, RerankerConfig(loss="pairwise", head_lr=args.head_lr))
+    return train_biencoder(mined, doc_texts, config, temperature=args.temperature, loss="pairwise")
+
+
+def dev_run(model: Path, args: argparse.Namespace, paths, dev_queries, bm25_run: Run, doc_texts, work: Path) -> Run:
+    """A bi-encoder retrieves from the full corpus; a cross-encoder reranks BM25's top 100."""
+    if args.ranker == "cross-encoder":
+        bm25 = {q: hits for q, hits in bm25_run.items() if q in dev_queries}
+        return rerank_run(bm25, dev_queries, doc_texts, CrossEncoder(model, precision="auto"), 100)
+    shutil.rmtree(work, ignore_errors=True)  # dense_search reuses an index it finds: this model's is new
+    return dense_search(paths.corpus, model, work, dev_queries)
 
 
 def main() -> None:
@@ -100,7 +150,17 @@ def main() -> None:
     parser.add_argument("--selection-lr", type=float, default=5e-2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--ranker",
+        choices=("bi-encoder", "cross-encoder"),
+        default="bi-encoder",
+        help="what the three conditions train (cross-encoder: CET's selection model is one too)",
+    )
+    parser.add_argument("--head-lr", type=float, default=1e-3, help="cross-encoders: the new scoring head's rate")
+    parser.add_argument("--precision", default=TRAIN_PRECISION, help="training precision")
     args = parser.parse_args()
+    result_name = "scifact_cet" if args.ranker == "bi-encoder" else "scifact_cet_cross_encoder"
+    work = CACHE / ("cet" if args.ranker == "bi-encoder" else "cet-cross-encoder")
     started = time.time()
     data = scifact_setup(args.threads)
     paths, dev_queries, dev_qrels = data.paths, data.dev_queries, data.dev_qrels
@@ -132,37 +192,26 @@ def main() -> None:
     timings, models = {}, {}
     for condition, mined in zip(CONDITIONS, (naive, denoised, with_provenance)):
         config = TrainConfig(
-            output=str(CACHE / "cet" / condition),
+            output=str(work / condition),
             epochs=args.epochs,
             batch_size=args.batch_size,
             negatives=args.negatives,
             lr=args.lr,
             seed=args.seed,
-            precision=TRAIN_PRECISION,
+            precision=args.precision,
+            max_length=128 if args.ranker == "cross-encoder" else None,
             overwrite=True,
         )
-        clock = time.time()
-        if condition == "CET":
-            folder = train_cet(
-                mined,
-                doc_texts,
-                config,
-                CETConfig(
-                    relevance="bi-encoder",
-                    selection="provenance",
-                    debias_ratio=args.debias_ratio,
-                    selection_lr=args.selection_lr,
-                    temperature=args.temperature,
-                ),
-            )
-            models[condition] = folder / "relevance"
-        else:
-            models[condition] = train_biencoder(mined, doc_texts, config, temperature=args.temperature, loss="pairwise")
-        train_s = time.time() - clock
-        run = dense_search(paths.corpus, models[condition], CACHE / "cet" / f"{condition}-index", dev_queries)
-        write_run(run, CACHE / "cet" / f"{condition}.trec", tag=condition)
+        clock, cpu = time.time(), time.process_time()
+        models[condition] = train_condition(condition, mined, doc_texts, config, args)
+        timings[condition] = {
+            "train_s": round(time.time() - clock, 1),
+            "train_cpu_s": round(time.process_time() - cpu, 1),
+            "load_average": machine_facts()["load_average"],
+        }
+        run = dev_run(models[condition], args, paths, dev_queries, bm25_run, doc_texts, work / f"{condition}-index")
+        write_run(run, work / f"{condition}.trec", tag=condition)
         evaluations[condition] = evaluate(run, dev_qrels, measures)
-        timings[condition] = round(train_s, 1)
         print(condition, json.dumps(evaluations[condition].aggregate), flush=True)
     rows = []
     for name, ev in evaluations.items():
@@ -172,29 +221,39 @@ def main() -> None:
                 comparison = paired_compare(m, "naive", evaluations["naive"], name, ev)
                 row[f"{m} diff vs naive"] = round(comparison.mean_difference, 4)
                 row[f"{m} p vs naive"] = round(comparison.p_value, 4)
-        row["train_s"] = timings.get(name)
-        rows.append(row)
+        if name in CONDITIONS and args.ranker == "cross-encoder":
+            comparison = paired_compare("nDCG@10", "BM25", evaluations["BM25"], name, ev)
+            row["nDCG@10 diff vs BM25"] = round(comparison.mean_difference, 4)
+            row["nDCG@10 p vs BM25"] = round(comparison.p_value, 4)
+        rows.append({**row, **timings.get(name, {})})
     mined_rows = [
         {"MinedSet": name, "queries": m.stats["queries_mined"], "negatives": m.stats["negatives"]}
         for name, m in (("naive / CET", naive), ("denoise", denoised))
     ]
+    trained = "cross-encoders reranking BM25's top 100" if args.ranker == "cross-encoder" else "bi-encoders"
     save_result(
-        "scifact_cet",
+        result_name,
         rows,
-        title="SciFact: naive dense negatives vs teacher-denoised vs CET (train -> dev)",
+        title=f"SciFact: naive dense negatives vs teacher-denoised vs CET, {trained} (train -> dev)",
         params={**vars(args), "load_average": machine_facts()["load_average"]},
         started=started,
         extra_tables={
             "MinedSets": mined_rows,
             "CET's pair weights for the naive negatives the teacher drops and keeps": cet_weight_rows(
-                models["CET"].parent / "selection", with_provenance, denoised, args.debias_ratio
+                selection_scores(models["CET"].parent, with_provenance, doc_texts),
+                denoised,
+                args.debias_ratio,
             ),
         },
         notes=[
             "Same loss (pairwise softmax), schedule, negatives per step and seed for the three; CET adds "
-            "its pair weights from a provenance selection model (BM25 rank and score of each document).",
-            "Read on SciFact dev (100 queries, never mined or trained on): full-corpus retrieval with the "
-            "trained model (bf16, FAISS Flat); p: two-sided paired t-test against naive.",
+            "its pair weights from its selection model: a provenance MLP (BM25 rank and score of each "
+            "document) for bi-encoders, a second cross-encoder trained beside the first for cross-encoders.",
+            "Read on SciFact dev (100 queries, never mined or trained on): bi-encoders retrieve from the full "
+            "corpus (bf16, FAISS Flat), cross-encoders rerank BM25's top 100 (so R@100 is BM25's); "
+            "p: two-sided paired t-test against naive (and against BM25 for cross-encoders).",
+            "Cross-encoders: all-MiniLM-L6-v2's encoder with a new head learning at --head-lr, pairs cut at 128 "
+            "tokens; train_cpu_s: CPU seconds of the process while it trained (all threads).",
             "SciFact has no complete judgments, so the false negatives among the mined ones are unknown.",
         ],
     )

@@ -23,6 +23,7 @@ from rankkit.encode.quality_gate import Agreement, check_agreement, score_agreem
 from rankkit.encode.splade import SpladeEncoder
 from rankkit.errors import RankkitError
 from rankkit.options import Inference
+from rankkit.sentiment.model import TransformerSentiment, load_sentiment_model
 
 runner = CliRunner()
 TEXTS = ["why is the sky blue", "Rayleigh scattering of sunlight makes the sky look blue.", "bread rises"]
@@ -108,6 +109,32 @@ def test_splade_backend_gives_torch_weights(tiny_splade, backend):
     for got, want in zip(weights, reference):
         assert set(got) == set(want)
         assert max(abs(got[t] - want[t]) for t in want) < 1e-4
+
+
+def test_splade_hashes_its_weights_once(tiny_splade, monkeypatch):
+    from rankkit.encode import splade as splade_module
+
+    reads = []
+    real = splade_module.model_fingerprint
+    monkeypatch.setattr(splade_module, "model_fingerprint", lambda folder: reads.append(folder) or real(folder))
+    encoder = SpladeEncoder(tiny_splade, precision="fp32", inference=exported("onnx"))
+    assert encoder.fingerprint and encoder.files_fingerprint == real(tiny_splade)
+    assert len(reads) == 1  # the export's key and the index's fingerprint share one read
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_sentiment_backend_gives_torch_probabilities(tiny_model, tmp_path, backend):
+    TransformerSentiment(tiny_model, device="cpu").save(tmp_path / "sentiment")  # its trained head saved with it
+    reviews = ["valo product", "khub kharap jinis ekdom, taka nosto", "ok", "darun, abar kinbo"]
+    reference = load_sentiment_model(tmp_path / "sentiment").predict_proba(reviews)
+    model = load_sentiment_model(tmp_path / "sentiment", inference=exported(backend))
+    np.testing.assert_allclose(model.predict_proba(reviews), reference, atol=1e-5)
+    assert model.classifier is not None and model.classifier.describe()["backend"] == backend
+
+
+def test_sentiment_classifier_without_a_trained_head_is_not_exported(tiny_model):
+    with pytest.raises(RankkitError, match="no trained classification head.*--backend torch"):
+        TransformerSentiment(tiny_model, inference=exported("onnx"))
 
 
 def test_a_server_runs_single_queries_on_one_engine_thread(tiny_model):

@@ -20,6 +20,7 @@ from rankkit.data.corpus import read_doc_texts
 from rankkit.data.qrels import read_qrels, write_qrels
 from rankkit.data.queries import read_queries
 from rankkit.data.runs import Hit
+from rankkit.encode.crossencoder import CrossEncoder
 from rankkit.errors import RankkitError
 from rankkit.mining import Candidate, MinedQuery, MinedSet, TopN, candidates_from_run, mine
 from rankkit.train import TrainConfig
@@ -383,6 +384,18 @@ def test_train_cet_bi_encoder_relevance_with_cross_encoder_selection(tmp_path, t
     check_report(
         score_suspects(mined, docs, relevance, selection, temperature), mined, temperature, relevance, selection, docs
     )
+
+
+def test_cet_cross_encoder_heads_learn_at_head_lr(tiny_model, shallow):
+    mined, _, _, _, _ = shallow
+    head = {"classifier.weight": 1e-2, "classifier.bias": 1e-2}
+    relevance = CrossEncoderScorer(CrossEncoder(tiny_model, device="cpu"))
+    selection = CrossEncoderScorer(CrossEncoder(tiny_model, device="cpu"))
+    task = CETTask(relevance, selection, 2.0, 1e-4, 1e-4, head_lr=1e-2)
+    assert task.parameter_rates == {"relevance": head, "selection": head}
+    provenance = ProvenanceScorer(ProvenanceFeatures(mined))
+    assert CETTask(relevance, provenance, 2.0, 1e-4, 1e-3, head_lr=1e-2).parameter_rates == {"relevance": head}
+    assert CETTask(relevance, selection, 2.0, 1e-4, 1e-4).parameter_rates == {}
 
 
 def test_load_cet_models_needs_a_cet_folder(tmp_path, shallow):

@@ -31,7 +31,7 @@ from rankkit.train.config import RerankerConfig
 from rankkit.train.examples import Group, batches, epoch_groups
 from rankkit.train.loop import CHECKPOINTS, LOG_FILE, _adamw, fit, warmup_linear_decay
 from rankkit.train.losses import listwise_kl_loss, softmax_cross_entropy_loss
-from rankkit.train.reranker import RerankerTask, head_parameters, teacher_scores
+from rankkit.train.reranker import RerankerTask, teacher_scores
 
 LR = 1e-4
 
@@ -420,8 +420,12 @@ def test_bce_and_softmax_losses_on_one_batch(tiny_model, sample):
     model.model.eval()
     scores = RerankerTask(model, RerankerConfig(), LR).scorer.group_scores(groups).detach()
     softmax = RerankerTask(model, RerankerConfig(loss="softmax"), LR).loss(groups)["labels"]
+    pairwise = RerankerTask(model, RerankerConfig(loss="pairwise"), LR).loss(groups)["labels"].detach()
     bce = RerankerTask(model, RerankerConfig(loss="bce"), LR).loss(groups)["labels"].detach()
     assert float(softmax.detach()) == pytest.approx(float(-torch.log_softmax(scores, -1)[:, 0].mean()), abs=1e-5)
+    # mean over the 2 x 2 (positive, negative) pairs of -log(e^p / (e^p + e^n))
+    pairs = [float(torch.log1p(torch.exp(scores[g, n] - scores[g, 0]))) for g in range(2) for n in (1, 2)]
+    assert float(pairwise) == pytest.approx(sum(pairs) / 4, abs=1e-5)
     labels = torch.tensor([[1.0, 0.0, 0.0]] * 2)
     assert float(bce) == pytest.approx(
         float(torch.nn.functional.binary_cross_entropy_with_logits(scores, labels)), abs=1e-5
@@ -498,8 +502,8 @@ def test_damaged_dev_record_is_one_error_naming_it(tmp_path):
 
 def test_new_head_learns_at_its_own_rate(tiny_model):
     model = CrossEncoder(tiny_model, device="cpu")
-    assert head_parameters(model.model) == ["classifier.weight", "classifier.bias"]
     task = RerankerTask(model, RerankerConfig(head_lr=1e-2), LR)
+    assert task.parameter_rates["model"] == {"classifier.weight": 1e-2, "classifier.bias": 1e-2}
     optimizer = _adamw(model.model, LR, 0.01, task.parameter_rates["model"])
     rates = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     named = dict(model.model.named_parameters())

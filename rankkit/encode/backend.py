@@ -236,6 +236,24 @@ def classifier_inputs(tokenizer) -> tuple[str, ...]:
     return ("input_ids", "attention_mask", *segments)
 
 
+def sequence_classifier(model_dir: Path, **config: Any) -> tuple[torch.nn.Module, bool]:
+    """A transformers sequence classifier from `model_dir`, and whether its head is new: random,
+    because the folder lacks weights beyond a pooler some encoders omit (an encoder checkpoint).
+    Such a head differs each load, so its export could not be reused: exporting it is refused."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
+    try:
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, output_loading_info=True, **config
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model, any("pooler" not in key for key in loading["missing_keys"])
+
+
 def open_forward(path: Path, inference: Inference, precision: str) -> Forward:
     """The ONNX Runtime or OpenVINO forward pass of an exported file, on torch's thread count."""
     threads = torch.get_num_threads()

@@ -13,8 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from rankkit.encode.backend import (
     Forward,
@@ -25,6 +24,7 @@ from rankkit.encode.backend import (
     classifier_inputs,
     exported_runner,
     sample_texts,
+    sequence_classifier,
 )
 from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
 from rankkit.encode.models import model_display_name, model_fingerprint, read_json, resolve_model_dir
@@ -80,16 +80,7 @@ class CrossEncoder:
         self.precision = backend_precision(inference, precision, self.device)  # recorded: never auto
         dtype = torch.float32 if inference.exported else PRECISIONS[self.precision]
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "newly initialised head" is expected from an encoder checkpoint
-        try:
-            self.model, loading = AutoModelForSequenceClassification.from_pretrained(
-                self.model_dir, num_labels=1, output_loading_info=True
-            )
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        # weights the folder lacks, beyond a pooler some encoders omit: the scoring head is new and random
-        self.new_head = any("pooler" not in key for key in loading["missing_keys"])
+        self.model, self.new_head = sequence_classifier(self.model_dir, num_labels=1)
         pad_with_eos(self.tokenizer, self.model, self.model_dir)
         self.model.to(self.device, dtype).eval()
         saved = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 100_000 else None

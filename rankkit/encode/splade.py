@@ -14,6 +14,7 @@ token-budget batches and pools the logits as SpladePooling does. Weights equal
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -162,7 +163,6 @@ class SpladeEncoder:
         self.vocabulary = _vocabulary(self.tokenizer, self.model.config.vocab_size)
         self.max_tokens = max_tokens
         self.max_batch_size = max_batch_size
-        self._fingerprint: str | None = None
         self.runner = Runner(TorchForward(self.model, "logits"), precision=self.precision)
         if inference.exported:
             texts = list(sample) if sample else sample_texts()
@@ -170,7 +170,7 @@ class SpladeEncoder:
             self.runner = exported_runner(
                 self.model,
                 model_dir=self.model_dir,
-                fingerprint=model_fingerprint(self.model_dir),
+                fingerprint=self.files_fingerprint,
                 task="fill-mask",
                 input_names=("input_ids", "attention_mask"),
                 inference=inference,
@@ -183,15 +183,18 @@ class SpladeEncoder:
                 what=f"SPLADE model {self.name} on {inference.backend}",
             )
 
-    @property
+    @functools.cached_property
+    def files_fingerprint(self) -> str:
+        """The model files' fingerprint (model_fingerprint), read once: it hashes every weight."""
+        return model_fingerprint(self.model_dir)
+
+    @functools.cached_property
     def fingerprint(self) -> str:
         """The model files' fingerprint joined with the pooling settings, which live in a module
         folder that model_fingerprint does not read (a sum-pooled copy must not match)."""
-        if self._fingerprint is None:
-            digest = hashlib.sha256(model_fingerprint(self.model_dir).encode())
-            digest.update(json.dumps([self.pooling, self.activation, self.max_active_dims]).encode())
-            self._fingerprint = digest.hexdigest()[:16]
-        return self._fingerprint
+        digest = hashlib.sha256(self.files_fingerprint.encode())
+        digest.update(json.dumps([self.pooling, self.activation, self.max_active_dims]).encode())
+        return digest.hexdigest()[:16]
 
     @torch.inference_mode()
     def encode(

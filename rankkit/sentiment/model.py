@@ -34,6 +34,7 @@ from rankkit.encode.backend import (
     classifier_inputs,
     exported_runner,
     sample_texts,
+    sequence_classifier,
 )
 from rankkit.encode.batching import inverse_order, length_sorted_batches, padded_batches, right_padded
 from rankkit.encode.models import model_fingerprint, resolve_model_dir
@@ -177,7 +178,7 @@ class TransformerSentiment:
         pooling: str = "mean",
         inference: Inference = TORCH_INFERENCE,
     ):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
         if pooling not in POOLINGS:
             raise RankkitError(f"unknown pooling {pooling!r}. Fix: use one of {', '.join(POOLINGS)}")
@@ -186,9 +187,15 @@ class TransformerSentiment:
         self.device = backend_device(inference, device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         labels = dict(enumerate(LABEL_NAMES))
-        self.model = AutoModelForSequenceClassification.from_pretrained(
+        self.model, new_head = sequence_classifier(
             self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
         )
+        if inference.exported and new_head:
+            raise RankkitError(
+                f"{self.model_dir}: no trained classification head (a new, random one was made), so there is "
+                f"no sentiment classifier to export for --backend {inference.backend}. Fix: train it first "
+                "(rankkit sentiment train) and pass the trained folder, or use --backend torch"
+            )
         precision = backend_precision(inference, precision, self.device)
         self.model.to(self.device, torch.float32 if inference.exported else PRECISIONS[precision]).eval()
         limit = getattr(self.model.config, "max_position_embeddings", max_length)

@@ -41,12 +41,19 @@ class CETTask:
         debias_ratio: float,
         relevance_lr: float,
         selection_lr: float,
+        head_lr: float | None = None,
     ):
+        """head_lr: the learning rate of each cross-encoder's scoring head (default: its model's rate)."""
         if debias_ratio <= 0:
             raise RankkitError(f"CET debias ratio T={debias_ratio} must be positive. Fix: pass e.g. --debias-ratio 2")
         self.relevance, self.selection, self.debias_ratio = relevance, selection, debias_ratio
         self.parts = {"relevance": relevance.module, "selection": selection.module}
         self.learning_rates = {"relevance": relevance_lr, "selection": selection_lr}
+        self.parameter_rates = {
+            name: scorer.head_rates(head_lr)
+            for name, scorer in (("relevance", relevance), ("selection", selection))
+            if head_lr and isinstance(scorer, CrossEncoderScorer)
+        }
         self.device = relevance.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
@@ -109,7 +116,7 @@ def train_cet(
     relevance = _relevance_scorer(config, cet, config.model)
     selection = _selection_scorer(config, cet, mined, cet.selection_model)
     selection_lr = cet.selection_lr or (1e-3 if cet.selection == "provenance" else config.lr)
-    task = CETTask(relevance, selection, cet.debias_ratio, config.lr, selection_lr)
+    task = CETTask(relevance, selection, cet.debias_ratio, config.lr, selection_lr, cet.head_lr)
     evaluate = dev.evaluator(relevance.score_texts) if dev else None  # type: ignore[attr-defined]
     return fit(
         task,

@@ -59,14 +59,30 @@ class TrainConfig(Output, Epochs, Schedule, Runtime):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RerankerConfig:
+class HeadRate:
+    """How fast a cross-encoder's scoring head learns: the reranker and CET's cross-encoders."""
+
+    panel: ClassVar[str] = "Training schedule"
+
+    head_lr: float | None = option(
+        None,
+        "Learning rate of a cross-encoder's scoring head (default: --lr); a new head learns faster with more.",
+        low=0,
+        low_open=True,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankerConfig(HeadRate):
     """What a cross-encoder reranker learns from: its labels, a teacher's scores, and how fast its
     scoring head moves."""
 
     panel: ClassVar[str] = "Reranker"
 
-    loss: Literal["softmax", "bce"] = option(
-        "softmax", "Label loss: softmax (listwise; pairwise with one negative) or bce (pointwise)."
+    loss: Literal["softmax", "pairwise", "bce"] = option(
+        "softmax",
+        "Label loss: softmax (listwise), pairwise (mean over (positive, negative) pairs: CET's loss "
+        "without its weights) or bce (pointwise); the first two agree with one negative.",
     )
     teacher: str | None = option(
         None,
@@ -74,16 +90,10 @@ class RerankerConfig:
         "the labels: a bi-encoder or cross-encoder folder, or a TREC run scoring every passage of the groups.",
     )
     teacher_weight: float = option(1.0, "Weight of the teacher's KL term beside the label loss.", low=0)
-    head_lr: float | None = option(
-        None,
-        "Learning rate of the scoring head (default: --lr); a new head learns faster with more.",
-        low=0,
-        low_open=True,
-    )
 
 
 @dataclass(frozen=True, kw_only=True)
-class CETConfig:
+class CETConfig(HeadRate):
     """CET's two models and how their losses weight each other."""
 
     panel: ClassVar[str] = "CET"

@@ -1,5 +1,5 @@
 """Fine-tune a cross-encoder reranker on a MinedSet: a label loss (listwise softmax CE, pairwise
-with one negative, or pointwise BCE), optionally beside a teacher's scores of the same groups
+softmax over each (positive, negative) pair, or pointwise BCE), optionally beside a teacher's scores of the same groups
 (listwise KL); the scoring head may learn at its own rate.
 
 With a dev set, the trained model's folder records its dev figure beside the first stage's on the
@@ -25,32 +25,33 @@ from rankkit.train.config import RerankerConfig, TrainConfig
 from rankkit.train.dev import DevSet
 from rankkit.train.examples import Group, batches, check_mined, epoch_groups
 from rankkit.train.loop import LOG_FILE, fit
-from rankkit.train.losses import listwise_kl_loss, pointwise_bce_loss, softmax_cross_entropy_loss
+from rankkit.train.losses import (
+    listwise_kl_loss,
+    pointwise_bce_loss,
+    softmax_cross_entropy_loss,
+    weighted_pairwise_softmax_loss,
+)
 from rankkit.train.scorers import CrossEncoderScorer
 
 TeacherScores = Mapping[tuple[str, str], float]  # (qid, docid) -> score
 
 
-def head_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of a sequence-classification model's parameters beyond its encoder: the scoring head."""
-    encoder = f"{model.base_model_prefix}."
-    return [name for name, _ in model.named_parameters() if not name.startswith(encoder)]
-
-
 class RerankerTask:
     def __init__(self, model: CrossEncoder, config: RerankerConfig, lr: float, teacher: TeacherScores | None = None):
-        if config.loss not in ("softmax", "bce"):
-            raise RankkitError(f"unknown reranker loss {config.loss!r}. Fix: use softmax or bce")
+        if config.loss not in ("softmax", "pairwise", "bce"):
+            raise RankkitError(f"unknown reranker loss {config.loss!r}. Fix: use softmax, pairwise or bce")
         self.model, self.config, self.teacher = model, config, teacher
         self.scorer = CrossEncoderScorer(model)
         self.parts, self.learning_rates = {"model": model.model}, {"model": lr}
-        self.parameter_rates = {"model": dict.fromkeys(head_parameters(model.model), config.head_lr or lr)}
+        self.parameter_rates = {"model": self.scorer.head_rates(config.head_lr or lr)}
         self.device = model.device
 
     def loss(self, batch: list[Group]) -> dict[str, torch.Tensor]:
         scores = self.scorer.group_scores(batch).float()
         if self.config.loss == "softmax":
             terms = {"labels": softmax_cross_entropy_loss(scores)}
+        elif self.config.loss == "pairwise":
+            terms = {"labels": weighted_pairwise_softmax_loss(scores[:, 0], scores[:, 1:])}
         else:
             labels = torch.zeros_like(scores)
             labels[:, 0] = 1.0

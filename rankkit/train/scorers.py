@@ -36,6 +36,11 @@ class CrossEncoderScorer:
     def __init__(self, model: CrossEncoder):
         self.model, self.module, self.device = model, model.model, model.device
 
+    def head_rates(self, rate: float) -> dict[str, float]:
+        """A learning rate for each parameter of the scoring head: those beyond the encoder."""
+        encoder = f"{self.module.base_model_prefix}."
+        return {name: rate for name, _ in self.module.named_parameters() if not name.startswith(encoder)}
+
     def group_scores(self, batch: list[Group]) -> torch.Tensor:
         """Each group's positive in column 0, then its negatives."""
         width = 1 + len(batch[0].negatives)
