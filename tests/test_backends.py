@@ -111,6 +111,32 @@ def test_splade_backend_gives_torch_weights(tiny_splade, backend):
         assert max(abs(got[t] - want[t]) for t in want) < 1e-4
 
 
+def test_openvino_pads_each_call_to_its_length_step_and_returns_the_real_positions(tiny_model, monkeypatch):
+    from rankkit.encode import backend
+
+    encoder = BiEncoder(tiny_model, precision="fp32", inference=exported("openvino"))
+    forward, engine = encoder.runner.forward, encoder.runner.forward._engines[encoder.runner.forward.threads]
+    inputs = dict(encoder.tokenizer(TEXTS[1:2], return_tensors="np"))  # 2 + a dozen tokens: not a multiple of 16
+    length = inputs["input_ids"].shape[1]
+    assert length % backend.OPENVINO_LENGTH_STEP
+    shapes = []
+    request = engine.create_infer_request()
+
+    class Recording:  # the engine's request, noting the shape it is given
+        def infer(self, feeds):
+            shapes.append(feeds["input_ids"].shape)
+            return request.infer(feeds)
+
+    forward._requests.by_engine = {id(engine): Recording()}
+    feeds = {name: inputs[name] for name in forward.input_names}
+    padded = forward.run(engine, feeds)
+    assert shapes == [(1, -(-length // backend.OPENVINO_LENGTH_STEP) * backend.OPENVINO_LENGTH_STEP)]
+    monkeypatch.setattr(backend, "OPENVINO_LENGTH_STEP", 1)
+    unpadded = forward.run(engine, feeds)
+    assert shapes[-1] == (1, length) and padded.shape == unpadded.shape == (1, length, padded.shape[-1])
+    np.testing.assert_allclose(padded, unpadded, atol=1e-5)
+
+
 def test_splade_hashes_its_weights_once(tiny_splade, monkeypatch):
     from rankkit.encode import splade as splade_module
 

@@ -38,6 +38,12 @@ SMALL_CALL_TOKENS = 32  # a server's calls of up to this many padded tokens (a q
 # ONNX Runtime's threads spin while they wait for work (its default): 20% faster on large calls on
 # an idle machine, 20% slower beside other work, faster on small calls in both
 ORT_SPINNING = True
+# OpenVINO prepares its kernels again whenever the input shape changes: a call of up to
+# OPENVINO_PAD_ROWS texts (one query) is padded up to a multiple of OPENVINO_LENGTH_STEP tokens, so that
+# queries share a few shapes: 1.4x faster single queries in int8, while padding batches costs more
+# than it saves (benchmarks/results/openvino_shapes.md)
+OPENVINO_LENGTH_STEP = 16
+OPENVINO_PAD_ROWS = 1
 TASK_OUTPUT = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits", "fill-mask": "logits"}
 
 
@@ -125,7 +131,12 @@ class OpenVinoForward(EngineForward):
     def run(self, engine: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
         requests = self._requests.__dict__.setdefault("by_engine", {})
         request = requests.get(id(engine)) or requests.setdefault(id(engine), engine.create_infer_request())
-        return np.array(request.infer(feeds)[engine.output(0)])
+        rows, length = feeds["input_ids"].shape
+        extra = -length % OPENVINO_LENGTH_STEP  # masked positions: the real tokens' outputs do not change
+        if rows <= OPENVINO_PAD_ROWS and extra:
+            feeds = {name: np.pad(array, ((0, 0), (0, extra))) for name, array in feeds.items()}
+        output = request.infer(feeds)[engine.output(0)]
+        return np.array(output[:, :length] if output.ndim == 3 else output)
 
 
 @dataclass
