@@ -40,8 +40,8 @@ SMALL_CALL_TOKENS = 32  # a server's calls of up to this many padded tokens (a q
 ORT_SPINNING = True
 # OpenVINO prepares its kernels again whenever the input shape changes: a call of up to
 # OPENVINO_PAD_ROWS texts (one query) is padded up to a multiple of OPENVINO_LENGTH_STEP tokens, so that
-# queries share a few shapes: 1.4x faster single queries in int8, while padding batches costs more
-# than it saves (benchmarks/results/openvino_shapes.md)
+# queries share a few shapes: 1.2x faster single queries in int8, while padding batches costs more
+# than it saves (benchmarks/results/openvino_shapes.md, openvino_shapes-every-call.md)
 OPENVINO_LENGTH_STEP = 16
 OPENVINO_PAD_ROWS = 1
 TASK_OUTPUT = {"feature-extraction": "last_hidden_state", "sequence-classification": "logits", "fill-mask": "logits"}
@@ -263,6 +263,19 @@ def sequence_classifier(model_dir: Path, **config: Any) -> tuple[torch.nn.Module
     finally:
         hf_logging.set_verbosity(verbosity)
     return model, any("pooler" not in key for key in loading["missing_keys"])
+
+
+def require_trained_head(
+    new_head: bool, model_dir: Path, inference: Inference, head: str, what: str, train: str
+) -> None:
+    """Refuse to export a sequence classifier whose `head` is new (see sequence_classifier):
+    `what` names the model, `train` the command that trains its head."""
+    if inference.exported and new_head:
+        raise RankkitError(
+            f"{model_dir}: no trained {head} head (a new, random one was made), so there is no "
+            f"{what} to export for --backend {inference.backend}. Fix: train it first "
+            f"({train}) and pass the trained folder, or use --backend torch"
+        )
 
 
 def open_forward(path: Path, inference: Inference, precision: str) -> Forward:

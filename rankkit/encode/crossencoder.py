@@ -23,6 +23,7 @@ from rankkit.encode.backend import (
     backend_precision,
     classifier_inputs,
     exported_runner,
+    require_trained_head,
     sample_texts,
     sequence_classifier,
 )
@@ -89,12 +90,9 @@ class CrossEncoder:
         self.max_length = min(limit, getattr(self.model.config, "max_position_embeddings", limit))
         self.max_tokens, self.max_batch_size = max_tokens, max_batch_size
         self.runner = Runner(TorchForward(self.model, "logits"), precision=self.precision)
-        if inference.exported and self.new_head:
-            raise RankkitError(
-                f"{self.model_dir}: no trained scoring head (a new, random one was made), so there is no "
-                f"cross-encoder to export for --backend {inference.backend}. Fix: train it first "
-                "(rankkit train reranker) and pass the trained folder, or use --backend torch"
-            )
+        require_trained_head(
+            self.new_head, self.model_dir, inference, "scoring", "cross-encoder", "rankkit train reranker"
+        )
         if inference.exported:
             self.runner = self._exported_runner(inference, list(sample) if sample else sample_texts())
 

@@ -33,6 +33,7 @@ from rankkit.encode.backend import (
     backend_precision,
     classifier_inputs,
     exported_runner,
+    require_trained_head,
     sample_texts,
     sequence_classifier,
 )
@@ -190,12 +191,9 @@ class TransformerSentiment:
         self.model, new_head = sequence_classifier(
             self.model_dir, num_labels=2, id2label=labels, label2id={v: k for k, v in labels.items()}
         )
-        if inference.exported and new_head:
-            raise RankkitError(
-                f"{self.model_dir}: no trained classification head (a new, random one was made), so there is "
-                f"no sentiment classifier to export for --backend {inference.backend}. Fix: train it first "
-                "(rankkit sentiment train) and pass the trained folder, or use --backend torch"
-            )
+        require_trained_head(
+            new_head, self.model_dir, inference, "classification", "sentiment classifier", "rankkit sentiment train"
+        )
         precision = backend_precision(inference, precision, self.device)
         self.model.to(self.device, torch.float32 if inference.exported else PRECISIONS[precision]).eval()
         limit = getattr(self.model.config, "max_position_embeddings", max_length)
