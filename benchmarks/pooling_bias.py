@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cet_conditions import train_condition  # type: ignore[import-not-found]
 from common import save_result  # type: ignore[import-not-found]
 
 from rankkit.data import collection, read_doc_texts, read_qrels, read_queries, shared_data_root
@@ -62,10 +63,7 @@ from rankkit.mining.teacher import add_teacher_scores
 from rankkit.retrieve.bm25 import BM25Retriever
 from rankkit.retrieve.dense import DenseRetriever
 from rankkit.retrieve.rerank import rerank_run
-from rankkit.train.biencoder import train_biencoder
-from rankkit.train.cet import train_cet
-from rankkit.train.config import CETConfig, RerankerConfig, TrainConfig
-from rankkit.train.reranker import train_reranker
+from rankkit.train.config import TrainConfig
 from rankkit.train.suspects import load_cet_models
 
 FULL = ("adi", "medline", "cranfield", "cisi", "vaswani", "dl19")
@@ -209,23 +207,16 @@ def run_collection(name: str, args: argparse.Namespace, work: Path) -> tuple[lis
                 precision=args.precision,
                 overwrite=True,
             )
-            if cet:
-                model_dir = train_cet(
-                    mined,
-                    doc_texts,
-                    config,
-                    CETConfig(
-                        relevance=args.ranker,
-                        selection="cross-encoder" if cross else "provenance",
-                        debias_ratio=args.debias_ratio,
-                        selection_lr=None if cross else args.selection_lr,
-                        head_lr=args.head_lr if cross else None,
-                    ),
-                )
-                return model_dir / "relevance"
-            if cross:
-                return train_reranker(mined, doc_texts, config, RerankerConfig(loss="pairwise", head_lr=args.head_lr))
-            return train_biencoder(mined, doc_texts, config, loss="pairwise")
+            return train_condition(
+                mined,
+                doc_texts,
+                config,
+                ranker=args.ranker,
+                cet=cet,
+                debias_ratio=args.debias_ratio,
+                selection_lr=args.selection_lr,
+                head_lr=args.head_lr,
+            )
 
         model_a = train(mined_a, "a")
         candidates_c = candidates_from_run(dense_run, "dense")

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from cet_conditions import train_condition  # type: ignore[import-not-found]
 from common import machine_facts, save_result  # type: ignore[import-not-found]
 from scifact_finetune import CACHE, MEASURES, TRAIN_PRECISION, dense_search, scifact_setup  # type: ignore[import-not-found]
 
@@ -53,10 +54,7 @@ from rankkit.mining import MarginFilter, MinedSet, RankWindow, TopN, candidates_
 from rankkit.mining.candidates import Candidates
 from rankkit.mining.mine import MiningConfig
 from rankkit.retrieve.rerank import rerank_run
-from rankkit.train.biencoder import train_biencoder
-from rankkit.train.cet import train_cet
-from rankkit.train.config import CETConfig, RerankerConfig, TrainConfig
-from rankkit.train.reranker import train_reranker
+from rankkit.train.config import TrainConfig
 from rankkit.train.suspects import load_cet_models
 
 CONDITIONS = ("naive", "denoise", "CET")
@@ -105,26 +103,6 @@ def cet_weight_rows(selection: dict[tuple[str, str], float], mined_denoised: Min
         }
         for name, values in weights.items()
     ]
-
-
-def train_condition(
-    condition: str, mined: MinedSet, doc_texts: dict[str, str], config: TrainConfig, args: argparse.Namespace
-) -> Path:
-    """The condition's ranker (CET: its relevance model), trained as the --ranker says."""
-    cross = args.ranker == "cross-encoder"
-    if condition == "CET":
-        cet = CETConfig(
-            relevance=args.ranker,
-            selection="cross-encoder" if cross else "provenance",
-            debias_ratio=args.debias_ratio,
-            selection_lr=None if cross else args.selection_lr,
-            temperature=args.temperature,
-            head_lr=args.head_lr if cross else None,
-        )
-        return train_cet(mined, doc_texts, config, cet) / "relevance"
-    if cross:
-        return train_reranker(mined, doc_texts, config, RerankerConfig(loss="pairwise", head_lr=args.head_lr))
-    return train_biencoder(mined, doc_texts, config, temperature=args.temperature, loss="pairwise")
 
 
 def dev_run(model: Path, args: argparse.Namespace, paths, dev_queries, bm25_run: Run, doc_texts, work: Path) -> Run:
@@ -203,7 +181,17 @@ def main() -> None:
             overwrite=True,
         )
         clock, cpu = time.time(), time.process_time()
-        models[condition] = train_condition(condition, mined, doc_texts, config, args)
+        models[condition] = train_condition(
+            mined,
+            doc_texts,
+            config,
+            ranker=args.ranker,
+            cet=condition == "CET",
+            debias_ratio=args.debias_ratio,
+            selection_lr=args.selection_lr,
+            head_lr=args.head_lr,
+            temperature=args.temperature,
+        )
         timings[condition] = {
             "train_s": round(time.time() - clock, 1),
             "train_cpu_s": round(time.process_time() - cpu, 1),
