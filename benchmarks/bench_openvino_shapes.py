@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import subprocess
 import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from bench_encode import LOAD_CODE, SINGLE_THREAD_ENV  # noqa: E402
+from bench_encode import start_load, stop_load  # noqa: E402
 from common import dl19_dir, machine_facts, median, quiet_torch, save_result  # noqa: E402
 
 from rankkit.data.corpus import read_corpus  # noqa: E402
@@ -53,10 +52,7 @@ def main() -> None:
         "query batch": ([queries], "query"),
         "passages": ([passages], "passage"),
     }
-    load = [
-        subprocess.Popen([sys.executable, "-c", LOAD_CODE], env={**os.environ, **SINGLE_THREAD_ENV})
-        for _ in range(args.load)
-    ]
+    load = start_load(args.load)
     rows = []
     if args.pad_batches:
         backends.OPENVINO_PAD_ROWS = sys.maxsize
@@ -91,8 +87,7 @@ def main() -> None:
                     print(rows[-1], flush=True)
     finally:
         backends.OPENVINO_LENGTH_STEP, backends.OPENVINO_PAD_ROWS = 16, 1
-        for process in load:
-            process.kill()
+        stop_load(load)
     save_result(
         args.name
         or ("openvino_shapes" + ("-every-call" if args.pad_batches else "") + ("-loaded" if args.load else "")),

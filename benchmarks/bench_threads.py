@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from bench_encode import LOAD_CODE, SINGLE_THREAD_ENV  # noqa: E402
+from bench_encode import start_load, stop_load  # noqa: E402
 from common import dl19_dir, median, quiet_torch, save_result  # noqa: E402
 
 from rankkit.data.corpus import read_corpus  # noqa: E402
@@ -58,10 +56,7 @@ def main() -> None:
     passages = [d.contents for d in itertools.islice(read_corpus(dl19_dir() / "collection.tsv"), 32)]
     sizes = {"1 query": (queries[:1], "query"), "4 queries": (queries[1:5], "query"),
              "43 queries": (queries, "query"), "32 passages": (passages, "passage")}  # fmt: skip
-    load = [
-        subprocess.Popen([sys.executable, "-c", LOAD_CODE], env={**os.environ, **SINGLE_THREAD_ENV})
-        for _ in range(args.load)
-    ]
+    load = start_load(args.load)
     sizes = {name: sizes[name] for name in args.sizes.split(",")}
     rows = []
     try:
@@ -93,8 +88,7 @@ def main() -> None:
                     )
                     print(rows[-1], flush=True)
     finally:
-        for process in load:
-            process.kill()
+        stop_load(load)
     save_result(
         args.name or ("backend_threads" + ("-loaded" if args.load else "")),
         rows,
