@@ -12,12 +12,17 @@ here, never trained or tuned on).
 4. `rankkit train reranker --teacher TEACHER_RUN`: the label loss on the pseudo-positive and the
    listwise KL to the teacher's scores; the settings are the SciFact recipe's (docs/training.md),
    not chosen on DL19.
-5. DL19: BM25's top 100 reranked by the trained cross-encoder and rescored by the teacher itself;
+5. Dev (what settings are chosen on): the last `--dev-queries` queries whose teacher top candidate
+   reaches cosine 0.5 are held out of training; each system reranks their BM25 candidates, read as
+   RR@10 of the teacher's top candidate (agreement with the teacher, no human labels).
+6. DL19: BM25's top 100 reranked by the trained cross-encoder and rescored by the teacher itself;
    nDCG@10 with paired t-tests against BM25 and the teacher.
 
-    .venv/bin/python benchmarks/dl19_reranker.py --queries 3000
+`--model` starts from a cross-encoder that already ranks (its head kept), such as the SciFact
+reranker of benchmarks/scifact_reranker.py, instead of MiniLM with a new head.
+
     .venv/bin/python benchmarks/dl19_reranker.py --queries 6980 --min-teacher-cosine 0.5 --epochs 4 \
-        --name dl19_reranker-related
+        --model work/scifact/reranker-scifact_reranker/model --name dl19_reranker-scifact-start
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from rankkit.retrieve.rerank import rerank_run
 WORK = REPO_ROOT / "work" / "dl19-reranker"
 TEACHER = "all-mpnet-base-v2"
 TEACHER_SCALE = 20.0  # the bi-encoder teacher's cosines on the student's score scale (open_teacher's default)
+DEV_MIN_COSINE = 0.5  # dev queries have a related passage in the pool (the teacher's top candidate reaches it)
 
 
 def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Path, Path, Path], bool]:
@@ -80,14 +86,43 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Pat
     return (queries_file, bm25_file, teacher_file, qrels_file), False
 
 
-def related_only(qrels_file: Path, teacher_file: Path, min_cosine: float) -> Path:
-    """Pseudo-qrels of the queries whose teacher top candidate reaches `min_cosine`: those with a
-    related passage in the pool (the others only teach which unrelated passage is least so)."""
+def split_pseudo_qrels(qrels_file: Path, teacher_file: Path, min_cosine: float, dev_count: int) -> tuple[Path, Path]:
+    """Training and dev pseudo-qrels. Dev: the last `dev_count` queries whose teacher top candidate
+    reaches DEV_MIN_COSINE, the same queries whatever `min_cosine` is. Training: the other queries
+    whose top candidate reaches `min_cosine`, those with a related passage in the pool (the others
+    only teach which unrelated passage is least so)."""
     teacher = read_run(teacher_file)
-    kept = WORK / f"pseudo-qrels.min{min_cosine:g}.txt"
+
+    def top_cosine(line: str) -> float:
+        return teacher[line.split()[0]][0].score / TEACHER_SCALE
+
     lines = qrels_file.read_text().splitlines(keepends=True)
-    kept.write_text("".join(line for line in lines if teacher[line.split()[0]][0].score / TEACHER_SCALE >= min_cosine))
-    return kept
+    related = [line for line in lines if top_cosine(line) >= DEV_MIN_COSINE]
+    if not 0 < dev_count < len(related):
+        raise SystemExit(f"--dev-queries {dev_count}: {len(related)} queries can be dev queries; hold out fewer")
+    dev = related[-dev_count:]
+    held_out = set(dev)
+    train = [line for line in lines if top_cosine(line) >= min_cosine and line not in held_out]
+    train_file, dev_file = WORK / f"pseudo-qrels.min{min_cosine:g}.train.txt", WORK / "pseudo-qrels.dev.txt"
+    train_file.write_text("".join(train))
+    dev_file.write_text("".join(dev))
+    return train_file, dev_file
+
+
+def dev_agreement(
+    queries_file: Path, bm25_file: Path, dev_qrels: Path, dl19: Path, rerankers: dict[str, CrossEncoder]
+) -> dict[str, float]:
+    """RR@10 of the teacher's top candidate among the held-out queries' BM25 candidates, for BM25's
+    own order and each reranker's (keyed by the system's name before its parenthesis)."""
+    qrels = read_qrels(dev_qrels)
+    queries = {qid: text for qid, text in read_queries(queries_file).items() if qid in qrels}
+    bm25 = {qid: hits for qid, hits in read_run(bm25_file).items() if qid in qrels}
+    texts = read_doc_texts(dl19 / "collection.tsv", docids={h.docid for hits in bm25.values() for h in hits})
+    measures = resolve_measures(None, ["RR@10"])
+    runs = {"BM25": bm25} | {
+        name.split(" (")[0]: rerank_run(bm25, queries, texts, model, depth=100) for name, model in rerankers.items()
+    }
+    return {name: round(evaluate(run, qrels, measures).aggregate["RR@10"], 4) for name, run in runs.items()}
 
 
 def main() -> None:
@@ -99,6 +134,10 @@ def main() -> None:
         type=float,
         default=0.0,
         help="train only on queries whose teacher top candidate reaches this cosine",
+    )
+    parser.add_argument("--dev-queries", type=int, default=100, help="queries held out of training, for dev")
+    parser.add_argument(
+        "--model", default="default", help="starting checkpoint: MiniLM with a new head, or a cross-encoder folder"
     )
     parser.add_argument("--count", type=int, default=7, help="negatives mined per query")
     parser.add_argument("--epochs", type=int, default=1)
@@ -129,13 +168,12 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), time.process_time()
     (queries_file, bm25_file, teacher_file, qrels_file), reused = training_data(args, dl19)
     data_s, data_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    if args.min_teacher_cosine > 0:
-        qrels_file = related_only(qrels_file, teacher_file, args.min_teacher_cosine)
+    train_qrels, dev_qrels = split_pseudo_qrels(qrels_file, teacher_file, args.min_teacher_cosine, args.dev_queries)
     mined_file = WORK / "mined.jsonl"
     run_mining(
         MiningRecipe(
             queries=str(queries_file),
-            qrels=str(qrels_file),
+            qrels=str(train_qrels),
             corpus=str(dl19 / "collection.tsv"),
             runs=(str(bm25_file),),
             count=args.count,
@@ -148,11 +186,14 @@ def main() -> None:
     doc_texts = read_doc_texts(dl19 / "collection.tsv", docids=needed)
     t0, cpu0 = time.perf_counter(), time.process_time()
     args.teacher = str(teacher_file)
-    model = train_from_args(args, mined, doc_texts, WORK / "reranker")
+    model = train_from_args(args, mined, doc_texts, WORK / "reranker", model=args.model)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    runs["cross-encoder (no DL19 labels)"] = rerank_run(
-        bm25, queries, texts, CrossEncoder(model, precision=args.precision), depth=100
-    )
+    rerankers = {"cross-encoder (no DL19 labels)": CrossEncoder(model, precision=args.precision)}
+    if args.model != "default":
+        rerankers = {"start cross-encoder": CrossEncoder(args.model, precision=args.precision), **rerankers}
+    dev = dev_agreement(queries_file, bm25_file, dev_qrels, dl19, rerankers)
+    for name, reranker in rerankers.items():
+        runs[name] = rerank_run(bm25, queries, texts, reranker, depth=100)
 
     for name, run in runs.items():
         write_run(run, WORK / f"{name.split()[0].lower()}.dl19.trec", tag=name.split()[0])
@@ -160,9 +201,13 @@ def main() -> None:
     reranker = "cross-encoder (no DL19 labels)"
     rows = []
     for name, evaluation in evals.items():
-        row = {"system": name, "nDCG@10": round(evaluation.aggregate["nDCG@10"], 4)}
-        for baseline in ("BM25 (shared run, top 100)", "mpnet teacher rescoring"):
-            if name == reranker:
+        row = {
+            "system": name,
+            f"dev RR@10 ({args.dev_queries} queries)": dev.get(name.split(" (")[0], ""),
+            "nDCG@10": round(evaluation.aggregate["nDCG@10"], 4),
+        }
+        for baseline in ("BM25 (shared run, top 100)", "mpnet teacher rescoring", "start cross-encoder"):
+            if name == reranker and baseline in evals:
                 test = paired_compare("nDCG@10", baseline, evals[baseline], name, evaluation)
                 row[f"vs {baseline.split()[0]}"] = f"{test.mean_difference:+.4f} (p {test.p_value:.3f})"
         rows.append(row)
@@ -181,8 +226,11 @@ def main() -> None:
                 if reused
                 else f"{data_s:.0f} s wall, {data_cpu:.0f} s CPU."
             ),
-            f"training: {train_s:.0f} s wall, {train_cpu:.0f} s CPU (this process), settings from the SciFact "
-            "recipe (lr 1e-4, head lr 1e-3, 128-token pairs, batch 8, 7 negatives), none chosen on DL19.",
+            f"dev: the last {args.dev_queries} queries whose teacher top candidate reaches cosine "
+            f"{DEV_MIN_COSINE:g}, held out of training; RR@10 of the teacher's top candidate among their BM25 "
+            f"top {args.depth} (agreement with the teacher).",
+            f"training: {train_s:.0f} s wall, {train_cpu:.0f} s CPU (this process), from {args.model} "
+            "(default: MiniLM with a new head); settings from the parameters above, none chosen on DL19.",
             "evaluation: the 43 DL19 queries, BM25's top 100 of the shared run (every one of its passages is "
             "in the pool), TREC DL measures (nDCG@10 graded).",
         ],

@@ -43,13 +43,17 @@ def bi_encoder_rerank(model: str | Path, run: Run, queries: dict[str, str], doc_
     }
 
 
-def train_from_args(args: argparse.Namespace, mined: MinedSet, doc_texts: dict[str, str], out: Path) -> Path:
-    """`rankkit train reranker` with the script's training arguments, into `out` (replaced)."""
+def train_from_args(
+    args: argparse.Namespace, mined: MinedSet, doc_texts: dict[str, str], out: Path, model: str = "default"
+) -> Path:
+    """`rankkit train reranker` from `model` (a cross-encoder folder keeps its head) with the script's
+    training arguments, into `out` (replaced)."""
     return train_reranker(
         mined,
         doc_texts,
         TrainConfig(
             output=str(out),
+            model=model,
             epochs=args.epochs,
             batch_size=args.batch_size,
             negatives=args.negatives,
