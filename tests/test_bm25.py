@@ -176,3 +176,24 @@ def test_query_with_too_many_terms(bm25):
     with pytest.raises(RankkitError, match="Fix: shorten the query"):  # a batch of one
         bm25.batch_search({"q2": long_query}, 10)
     assert bm25.search("how do stars form", 3)  # the searcher still works afterwards
+
+
+def test_documents_without_text_are_left_out_with_a_note(tmp_path, capsys):
+    # regression: Anserini skips a document without text, and the committed-count check refused the
+    # whole index (cranfield has two such documents)
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("a\tfirst doc\nb\t\nc\tthird doc\nd\t   \n")
+    manifest = build_bm25_index(corpus, tmp_path / "index")
+    assert manifest.count == 2
+    assert manifest.settings["documents_without_text"] == 2
+    assert "2 documents without text are not in the index: b, d" in capsys.readouterr().err
+    hits = BM25Retriever(tmp_path / "index").search("third doc", k=10)
+    assert [hit.docid for hit in hits] == ["c", "a"]
+
+
+def test_corpus_without_any_text_is_refused(tmp_path):
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("a\t\nb\t \n")
+    with pytest.raises(RankkitError, match="no documents with text"):
+        build_bm25_index(corpus, tmp_path / "index")
+    assert not (tmp_path / "index").exists()

@@ -4,6 +4,7 @@ imports neither torch nor transformers nor faiss (pyserini's Python searchers im
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -77,30 +78,35 @@ def build_bm25_index(
         indexer = indexer_class(
             args=["-index", str(lucene), "-storePositions", "-storeDocvectors", "-storeRaw"], threads=threads
         )
-        count, batch = 0, []
+        count, batch, empty = 0, [], []
         try:
             with corpus_bar(corpus_size(corpus, fmt)[0], "indexing corpus", "doc") as progress:
                 for doc in read_corpus(corpus, fmt, word_ids=True):
-                    batch.append({"id": doc.docid, "contents": doc.contents})
+                    if doc.contents.strip():
+                        batch.append({"id": doc.docid, "contents": doc.contents})
+                    else:  # Anserini skips a document without text: nothing in it can match
+                        empty.append(doc.docid)
                     if len(batch) == BATCH:
                         indexer.add_batch_dict(batch)
                         count, batch = count + len(batch), []
-                        progress.update(BATCH)
+                    progress.update(1)
                 if batch:
                     indexer.add_batch_dict(batch)
                     count += len(batch)
-                    progress.update(len(batch))
         finally:
             indexer.close()
         if count == 0:
-            raise RankkitError(f"{corpus}: no documents. Fix: give a corpus with at least one document")
+            raise RankkitError(f"{corpus}: no documents with text. Fix: give a corpus with at least one")
         check_committed(out, lucene, count, LuceneBM25Searcher)
+        if empty:
+            shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
+            print(f"note: {len(empty)} documents without text are not in the index: {shown}", file=sys.stderr)
         manifest = Manifest(
             kind="bm25",
             count=count,
             corpus=corpus_info,
             index_type="lucene",
-            settings={"analyzer": "anserini-default-english"},
+            settings={"analyzer": "anserini-default-english", "documents_without_text": len(empty)},
         )
         manifest = manifest.write(folder)
     return manifest
