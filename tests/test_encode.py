@@ -160,7 +160,7 @@ def test_cross_encoder_logits_in_chunks_match_one_padded_batch(tiny_model):
     queries = ["why is the sky blue"] * len(TEXTS)
     chunked = CrossEncoder(tiny_model, device="cpu", max_tokens=64, max_batch_size=3)
     whole = chunked.tokenizer(
-        queries, TEXTS, truncation="only_second", max_length=chunked.max_length, padding=True, return_tensors="pt"
+        queries, TEXTS, truncation="longest_first", max_length=chunked.max_length, padding=True, return_tensors="pt"
     )
     expected = chunked.model(**whole).logits.squeeze(-1)
     logits = chunked.logits(queries, TEXTS)
@@ -168,3 +168,20 @@ def test_cross_encoder_logits_in_chunks_match_one_padded_batch(tiny_model):
     logits.sum().backward()
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in chunked.model.parameters())
     assert chunked.logits([], []).shape == (0,)
+
+
+def test_cross_encoder_scores_a_query_longer_than_its_max_length(tiny_model):
+    # regression: cutting only the passage failed ("Sequence to truncate too short") when the query
+    # alone filled max_length, as some CISI queries do at 128 tokens
+    from rankkit.encode.crossencoder import CrossEncoder
+
+    model = CrossEncoder(tiny_model, device="cpu", max_length=16)
+    long_query = " ".join(["information retrieval of library catalogues"] * 10)
+    encoded = model._tokenize([long_query, "why is the sky blue"], TEXTS[:2])
+    assert [len(ids) for ids in encoded["input_ids"]] == [16, 16]
+    ids = encoded["input_ids"][0]
+    passage_start = ids.index(model.tokenizer.sep_token_id) + 1
+    assert ids[passage_start] == model.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"][0]  # both kept
+    scores = model.score([(long_query, TEXTS[0]), ("why is the sky blue", TEXTS[1])])
+    assert np.isfinite(scores).all()
+    assert model.logits([long_query], [TEXTS[0]]).shape == (1,)

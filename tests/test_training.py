@@ -342,7 +342,7 @@ def test_saved_reranker_loads_in_sentence_transformers_and_transformers(trained_
         inputs = tokenizer(
             [q for q, _ in pairs],
             [p for _, p in pairs],
-            truncation="only_second",
+            truncation="longest_first",
             max_length=tokenizer.model_max_length,
             padding=True,
             return_tensors="pt",

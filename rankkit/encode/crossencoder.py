@@ -126,12 +126,14 @@ class CrossEncoder:
         )
 
     def _tokenize(self, queries: Sequence[str], passages: Sequence[str]) -> dict[str, list[list[int]]]:
-        """Unpadded token ids of the pairs, the passage truncated to fit max_length."""
+        """Unpadded token ids of the pairs cut to max_length, as sentence-transformers cuts them: the
+        longer text loses tokens first, so the passage is cut unless the query is long too (a query
+        longer than max_length is cut with it, where cutting only the passage would fail)."""
         return dict(
             self.tokenizer(
                 list(queries),
                 list(passages),
-                truncation="only_second",
+                truncation="longest_first",
                 max_length=self.max_length,
                 return_attention_mask=False,
             )
