@@ -320,6 +320,7 @@ def main() -> None:
     )
     parser.add_argument("--head-lr", type=float, default=None, help="cross-encoders: the scoring head's rate")
     parser.add_argument("--precision", default="fp32", help="training and scoring precision (auto: bf16 where native)")
+    parser.add_argument("--name", default=None, help="results name (default pooling_bias[_quick][_cross_encoder])")
     args = parser.parse_args()
     if args.quick:
         args.epochs = 1
@@ -342,7 +343,7 @@ def main() -> None:
             }
             suffix = "_cross_encoder" if args.ranker == "cross-encoder" else ""
             save_result(
-                ("pooling_bias_quick" if args.quick else "pooling_bias") + suffix,
+                args.name or ("pooling_bias_quick" if args.quick else "pooling_bias") + suffix,
                 rows,
                 title="Pooling bias: negatives from BM25 vs dense, naive vs denoised vs CET "
                 "(held-out folds, full qrels)",
