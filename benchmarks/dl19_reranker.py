@@ -68,7 +68,7 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Pat
     WORK.mkdir(parents=True, exist_ok=True)
     files = [WORK / name for name in ("queries.tsv", "bm25.trec", "teacher.trec", "pseudo-qrels.txt")]
     queries_file, bm25_file, teacher_file, qrels_file = files
-    if all(f.is_file() for f in files) and list(read_queries(queries_file)) == list(queries):
+    if is_cached(files, list(queries), args.depth):
         return (queries_file, bm25_file, teacher_file, qrels_file), True  # the teacher is slow: keep its scores
     queries_file.write_text("".join(f"{qid}\t{text}\n" for qid, text in queries.items()))
     bm25 = open_retriever([bm25_index]).batch_search(queries, args.depth)
@@ -84,6 +84,15 @@ def training_data(args: argparse.Namespace, dl19: Path) -> tuple[tuple[Path, Pat
     write_run(teacher_run, teacher_file, tag="teacher")
     qrels_file.write_text("".join(f"{qid} 0 {hits[0].docid} 1\n" for qid, hits in teacher_run.items()))
     return (queries_file, bm25_file, teacher_file, qrels_file), False
+
+
+def is_cached(files: list[Path], qids: list[str], depth: int) -> bool:
+    """Whether the data files (queries, BM25 run, teacher run, pseudo-qrels) are those of the same
+    queries at the same candidate depth."""
+    if not all(f.is_file() for f in files):
+        return False
+    queries_file, bm25_file = files[:2]
+    return list(read_queries(queries_file)) == qids and max(map(len, read_run(bm25_file).values())) == depth
 
 
 def split_pseudo_qrels(qrels_file: Path, teacher_file: Path, min_cosine: float, dev_count: int) -> tuple[Path, Path]:

@@ -52,3 +52,16 @@ def test_holding_out_every_related_query_is_refused(dl19_reranker, tmp_path):
     qrels, teacher = write_inputs(tmp_path, {"1": 0.6, "2": 0.2})
     with pytest.raises(SystemExit, match="1 queries can be dev queries"):
         dl19_reranker.split_pseudo_qrels(qrels, teacher, min_cosine=0.0, dev_count=1)
+
+
+def test_cached_data_is_reused_only_for_the_same_queries_and_depth(dl19_reranker, tmp_path):
+    files = [tmp_path / name for name in ("queries.tsv", "bm25.trec", "teacher.trec", "pseudo-qrels.txt")]
+    files[0].write_text("1\tfirst query\n2\tsecond query\n")
+    files[1].write_text("".join(f"{qid} Q0 d{rank} {rank} {10 - rank} bm25\n" for qid in "12" for rank in (1, 2, 3)))
+    files[2].write_text("")
+    assert not dl19_reranker.is_cached(files, ["1", "2"], depth=3)  # pseudo-qrels missing
+    files[3].write_text("1 0 d1 1\n2 0 d2 1\n")
+    assert dl19_reranker.is_cached(files, ["1", "2"], depth=3)
+    assert not dl19_reranker.is_cached(files, ["1", "2"], depth=30)  # deeper candidates: score again
+    assert not dl19_reranker.is_cached(files, ["1", "2"], depth=2)
+    assert not dl19_reranker.is_cached(files, ["1", "3"], depth=3)
