@@ -8,7 +8,8 @@ here, never trained or tuned on).
 2. Teacher: all-mpnet-base-v2 (the `teacher` extra) scores every candidate (cosine x 20, each
    passage encoded once), written as a TREC run.
 3. Labels come from the teacher too: its top candidate of each query is the query's positive
-   (pseudo-qrels), and `rankkit mine` takes `--count` negatives from the BM25 candidates.
+   (pseudo-qrels), and `rankkit mine` takes the top `--count` negatives from the BM25 candidates
+   within rank `--mine-depth`.
 4. `rankkit train reranker --teacher TEACHER_RUN`: the label loss on the pseudo-positive and the
    listwise KL to the teacher's scores; the settings are the SciFact recipe's (docs/training.md),
    not chosen on DL19.
@@ -22,7 +23,7 @@ here, never trained or tuned on).
 reranker of benchmarks/scifact_reranker.py, instead of MiniLM with a new head.
 
     .venv/bin/python benchmarks/dl19_reranker.py --queries 6980 --min-teacher-cosine 0.5 --epochs 4 \
-        --model work/scifact/reranker-scifact_reranker/model --name dl19_reranker-scifact-start
+        --model work/scifact/reranker-scifact_reranker/model --name dl19_reranker-scifact-start-depth100
 """
 
 from __future__ import annotations
@@ -137,7 +138,12 @@ def dev_agreement(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=3000, help="MS MARCO dev queries trained on (the first N)")
-    parser.add_argument("--depth", type=int, default=10, help="BM25 candidates per training query")
+    parser.add_argument(
+        "--depth", type=int, default=100, help="BM25 candidates per query (teacher-scored; dev reranks them)"
+    )
+    parser.add_argument(
+        "--mine-depth", type=int, default=None, help="BM25 ranks the negatives are mined from (default: --depth)"
+    )
     parser.add_argument(
         "--min-teacher-cosine",
         type=float,
@@ -148,7 +154,7 @@ def main() -> None:
     parser.add_argument(
         "--model", default="default", help="starting checkpoint: MiniLM with a new head, or a cross-encoder folder"
     )
-    parser.add_argument("--count", type=int, default=7, help="negatives mined per query")
+    parser.add_argument("--count", type=int, default=32, help="negatives mined per query (--negatives drawn a step)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--negatives", type=int, default=7)
@@ -186,7 +192,7 @@ def main() -> None:
             corpus=str(dl19 / "collection.tsv"),
             runs=(str(bm25_file),),
             count=args.count,
-            max_rank=args.depth,
+            max_rank=args.mine_depth or args.depth,
             output=str(mined_file),
         )
     )
@@ -228,7 +234,8 @@ def main() -> None:
         notes=[
             f"training data: the first {args.queries} MS MARCO dev queries (texts only; those whose teacher top "
             f"candidate reaches cosine {args.min_teacher_cosine:g}), BM25 top {args.depth} "
-            f"over the DL19 pool (15,939 passages); {len(mined.queries)} groups mined; teacher {TEACHER} "
+            f"over the DL19 pool (15,939 passages); {len(mined.queries)} groups mined (the top {args.count} "
+            f"negatives within BM25 rank {args.mine_depth or args.depth}); teacher {TEACHER} "
             f"cosine x {TEACHER_SCALE:g}; positive = the teacher's top candidate. Data and teacher scoring: "
             + (
                 "reused from an earlier run of the same queries."
