@@ -185,6 +185,7 @@ def main() -> None:
     data_s, data_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     train_qrels, dev_qrels = split_pseudo_qrels(qrels_file, teacher_file, args.min_teacher_cosine, args.dev_queries)
     mined_file = WORK / "mined.jsonl"
+    mine_depth = args.mine_depth or args.depth
     run_mining(
         MiningRecipe(
             queries=str(queries_file),
@@ -192,7 +193,7 @@ def main() -> None:
             corpus=str(dl19 / "collection.tsv"),
             runs=(str(bm25_file),),
             count=args.count,
-            max_rank=args.mine_depth or args.depth,
+            max_rank=mine_depth,
             output=str(mined_file),
         )
     )
@@ -235,7 +236,7 @@ def main() -> None:
             f"training data: the first {args.queries} MS MARCO dev queries (texts only; those whose teacher top "
             f"candidate reaches cosine {args.min_teacher_cosine:g}), BM25 top {args.depth} "
             f"over the DL19 pool (15,939 passages); {len(mined.queries)} groups mined (the top {args.count} "
-            f"negatives within BM25 rank {args.mine_depth or args.depth}); teacher {TEACHER} "
+            f"negatives within BM25 rank {mine_depth}); teacher {TEACHER} "
             f"cosine x {TEACHER_SCALE:g}; positive = the teacher's top candidate. Data and teacher scoring: "
             + (
                 "reused from an earlier run of the same queries."
